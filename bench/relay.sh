@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# Relay benchmark: how much latency and throughput does the cocoon chain
+# (client -> proxy -> worker) cost compared with a plain nginx hop, in front of
+# the same fast fixed-answer backend? See bench/README.md.
+#
+#   bench/relay.sh [--nginx-only] [--help]
+#
+# Env:
+#   BENCH_SECONDS  seconds per measured wrk run (default 8)
+#   COCOON_BIN     cocoon binary (default: target/release/cocoon under the repo)
+#   BENCH_KEEP=1   keep the temporary runtime dir (configs, pids, data dir)
+#
+# Raw wrk output and logs go to bench/out/relay-<timestamp>/ (git-ignored).
+# Exit status: 0 ok; 1 setup error; 3 when any run had non-2xx responses or
+# socket errors (the figures are printed anyway, with a loud warning).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+LUA="$HERE/chat_stream.lua"
+
+NGINX_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --nginx-only) NGINX_ONLY=1 ;;
+    -h|--help)
+      sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      exit 0 ;;
+    *) echo "relay: unknown argument: $arg (try --help)" >&2; exit 1 ;;
+  esac
+done
+
+BENCH_SECONDS="${BENCH_SECONDS:-8}"
+if ! [[ "$BENCH_SECONDS" =~ ^[0-9]+$ ]] || (( BENCH_SECONDS < 1 )); then
+  echo "relay: BENCH_SECONDS must be a positive integer, got '$BENCH_SECONDS'" >&2
+  exit 1
+fi
+if (( BENCH_SECONDS < 8 )); then
+  echo "relay: note: BENCH_SECONDS=$BENCH_SECONDS is below the 8 s the figures are meant for (smoke run)" >&2
+fi
+
+COCOON_BIN="${COCOON_BIN:-$REPO/target/release/cocoon}"
+case "$COCOON_BIN" in /*) ;; *) COCOON_BIN="$REPO/$COCOON_BIN" ;; esac
+if (( ! NGINX_ONLY )) && [[ ! -x "$COCOON_BIN" ]]; then
+  echo "relay: cocoon binary not found: $COCOON_BIN" >&2
+  echo "relay: build it first:  cargo build --release -p cocoon" >&2
+  echo "relay: (or set COCOON_BIN, or run with --nginx-only for the nginx baselines alone)" >&2
+  exit 1
+fi
+
+# ------------------------------------------------------------------ tools
+
+need=()
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if (( ${#need[@]} )); then
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "relay: installing ${need[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "relay: missing ${need[*]}; install them (Debian: apt-get install -y ${need[*]})" >&2
+    exit 1
+  fi
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+# ---------------------------------------------------------- dirs, cleanup
+
+RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cocoon-relay.XXXXXX")"
+OUT_DIR="$REPO/bench/out/relay-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT_DIR"
+PIDS=()      # background processes we started, in start order
+NAMES=()
+
+stop_pid() {  # pid name: SIGTERM, up to 10 s, then SIGKILL
+  local pid=$1 name=$2 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  echo "relay: $name (pid $pid) ignored SIGTERM for 10 s; killing" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    stop_pid "${PIDS[$i]}" "${NAMES[$i]}"
+  done
+  cp "$RUN_DIR"/*.log "$RUN_DIR"/*.conf "$OUT_DIR"/ 2>/dev/null || true
+  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
+    echo "relay: runtime dir kept at $RUN_DIR"
+  else
+    rm -rf "$RUN_DIR"
+  fi
+}
+trap cleanup EXIT
+trap 'echo "relay: interrupted" >&2; exit 130' INT
+trap 'echo "relay: terminated" >&2; exit 143' TERM
+
+start_bg() {  # name logfile cmd...
+  local name=$1 log=$2; shift 2
+  "$@" >"$log" 2>&1 &
+  PIDS+=($!)
+  NAMES+=("$name")
+}
+
+# Distinct free loopback ports (held open together while choosing).
+read -r P_DIRECT P_HOP P_COCOON < <(python3 - <<'EOF'
+import socket
+socks = []
+for _ in range(3):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(*(s.getsockname()[1] for s in socks))
+EOF
+)
+
+# -------------------------------------------------------- backend answer
+
+# The SSE answer: 50 content chunks, a finish chunk, a usage chunk, [DONE].
+# One line per event, each "\n\n"-terminated as nginx's config parser expands
+# the \n escapes inside quoted strings.
+sse_events() {
+  local base='"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model"'
+  local i
+  printf 'data: {%s,"choices":[{"index":0,"delta":{"role":"assistant","content":"tok1 "},"finish_reason":null}]}\\n\\n\n' "$base"
+  for ((i = 2; i <= 50; i++)); do
+    printf 'data: {%s,"choices":[{"index":0,"delta":{"content":"tok%d "},"finish_reason":null}]}\\n\\n\n' "$base" "$i"
+  done
+  printf 'data: {%s,"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\\n\\n\n' "$base"
+  printf 'data: {%s,"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":50,"total_tokens":51}}\\n\\n\n' "$base"
+  printf 'data: [DONE]\\n\\n\n'
+}
+# nginx caps one config token at about 4 KB, so the ~10 KB answer is cut into
+# `set $sseN '...';` pieces of 15 events, and `return 200` joins them.
+sse_nginx_directives() {
+  local n=0 group=() line
+  local vars=""
+  flush() {
+    if (( ${#group[@]} )); then
+      printf "            set \$sse%d '%s';\n" "$n" "$(printf '%s' "${group[@]}")"
+      vars+="\$sse$n"
+      n=$((n + 1))
+      group=()
+    fi
+  }
+  while IFS= read -r line; do
+    group+=("$line")
+    (( ${#group[@]} == 15 )) && flush
+  done < <(sse_events)
+  flush
+  printf "            return 200 \"%s\";\n" "$vars"
+}
+MODELS_JSON='{"object":"list","data":[{"id":"bench-model","object":"model","created":1700000000,"owned_by":"bench"}]}'
+
+nginx_common() {  # name
+  local name=$1
+  [[ $EUID -eq 0 ]] && echo "user $(id -un);"
+  cat <<EOF
+worker_processes 1;
+pid $RUN_DIR/$name.pid;
+error_log $RUN_DIR/$name-error.log warn;
+events { worker_connections 4096; }
+EOF
+}
+
+nginx_http_common() {  # name
+  local name=$1
+  mkdir -p "$RUN_DIR/$name-tmp"
+  cat <<EOF
+    access_log off;
+    client_body_temp_path $RUN_DIR/$name-tmp/body;
+    proxy_temp_path $RUN_DIR/$name-tmp/proxy;
+    fastcgi_temp_path $RUN_DIR/$name-tmp/fastcgi;
+    uwsgi_temp_path $RUN_DIR/$name-tmp/uwsgi;
+    scgi_temp_path $RUN_DIR/$name-tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+EOF
+}
+
+{
+  nginx_common direct
+  echo "http {"
+  nginx_http_common direct
+  cat <<EOF
+    server {
+        listen 127.0.0.1:$P_DIRECT;
+        location = /v1/models {
+            default_type application/json;
+            return 200 '$MODELS_JSON';
+        }
+        location = /v1/chat/completions {
+            default_type text/event-stream;
+            add_header Cache-Control no-cache;
+$(sse_nginx_directives)
+        }
+        location / {
+            default_type application/json;
+            return 404 '{"error":{"message":"not found","type":"not_found_error"}}';
+        }
+    }
+}
+EOF
+} >"$RUN_DIR/direct.conf"
+
+{
+  nginx_common hop
+  echo "http {"
+  nginx_http_common hop
+  cat <<EOF
+    upstream backend {
+        server 127.0.0.1:$P_DIRECT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$P_HOP;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+EOF
+} >"$RUN_DIR/hop.conf"
+
+start_nginx() {  # name
+  local name=$1
+  "$NGINX" -q -t -p "$RUN_DIR/" -e "$RUN_DIR/$name-error.log" -c "$RUN_DIR/$name.conf" \
+    || { echo "relay: nginx config $name.conf is invalid" >&2; exit 1; }
+  start_bg "nginx-$name" "$RUN_DIR/$name-nginx.log" \
+    "$NGINX" -p "$RUN_DIR/" -e "$RUN_DIR/$name-error.log" -c "$RUN_DIR/$name.conf" -g 'daemon off;'
+}
+
+# ------------------------------------------------------------ HTTP checks
+
+# wait_models name port model pid: poll GET /v1/models until it lists model.
+wait_models() {
+  local name=$1 port=$2 model=$3 pid=$4 auth=${5:-}
+  python3 - "$name" "$port" "$model" "$pid" "$auth" <<'EOF'
+import json, os, sys, time, urllib.request
+name, port, model, pid, auth = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
+op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+headers = {"Authorization": f"Bearer {auth}"} if auth else {}
+deadline = time.monotonic() + 60
+last = "no answer"
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit(f"relay: {name} exited before becoming ready (see its log)")
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models", headers=headers)
+        with op.open(req, timeout=2) as r:
+            ids = [m.get("id") for m in json.load(r).get("data") or []]
+        if model in ids:
+            sys.exit(0)
+        last = f"models: {ids}"
+    except Exception as e:
+        last = repr(e)
+    time.sleep(0.2)
+sys.exit(f"relay: {name} did not list {model} at :{port}/v1/models within 60 s ({last})")
+EOF
+}
+
+# preflight name port: one streamed request, checked for shape; prints a summary.
+preflight() {
+  local name=$1 port=$2 auth=${3:-}
+  python3 - "$name" "$port" "$auth" <<'EOF'
+import json, sys, urllib.request, urllib.error
+name, port, auth = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+body = json.dumps({"model": "bench-model", "stream": True,
+                   "messages": [{"role": "user", "content": "hi"}]}).encode()
+headers = {"Content-Type": "application/json"}
+if auth:
+    headers["Authorization"] = f"Bearer {auth}"
+req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions",
+                             data=body, headers=headers, method="POST")
+try:
+    with op.open(req, timeout=30) as r:
+        status, ctype, raw = r.status, r.headers.get("Content-Type", ""), r.read()
+except urllib.error.HTTPError as e:
+    sys.exit(f"relay: {name}: preflight got HTTP {e.code}: {e.read()[:300]!r}")
+events = [e for e in raw.decode("utf-8", "replace").split("\n\n") if e.strip()]
+content = 0
+usage = False
+for e in events:
+    if e.startswith("data: {"):
+        doc = json.loads(e[6:])
+        for c in doc.get("choices") or []:
+            if (c.get("delta") or {}).get("content"):
+                content += 1
+        usage = usage or bool(doc.get("usage"))
+problems = []
+if not ctype.startswith("text/event-stream"):
+    problems.append(f"content-type {ctype!r}")
+if not events or events[-1].strip() != "data: [DONE]":
+    problems.append("no final [DONE]")
+if content != 50:
+    problems.append(f"{content} content chunks, expected 50")
+note = "; ".join(problems) if problems else "ok"
+print(f"  preflight {name:<13} HTTP {status}, {len(raw)} bytes, {content} content chunks, "
+      f"usage chunk {'yes' if usage else 'no'}: {note}")
+sys.exit(1 if problems else 0)
+EOF
+}
+
+# ------------------------------------------------------------------- wrk
+
+declare -A RPS P50 P99 NON2XX SOCKERR BYTES
+WARN=()
+
+run_wrk() {  # key label port threads conns
+  local key=$1 label=$2 port=$3 threads=$4 conns=$5
+  local url="http://127.0.0.1:$port/v1/chat/completions"
+  local out="$OUT_DIR/wrk-$key-c$conns.txt"
+  printf '  %-16s -t%d -c%-3d %2ds ... ' "$label" "$threads" "$conns" "$BENCH_SECONDS"
+  wrk -t"$threads" -c"$conns" -d"${BENCH_SECONDS}s" --timeout 10s --latency -s "$LUA" "$url" >"$out" 2>&1 || {
+    echo "FAILED"; cat "$out" >&2; exit 1; }
+  local line
+  line="$(grep '^BENCH_RESULT ' "$out" || true)"
+  if [[ -z "$line" ]]; then
+    echo "FAILED (no BENCH_RESULT line)"; cat "$out" >&2; exit 1
+  fi
+  local -A r=()
+  local kv
+  for kv in ${line#BENCH_RESULT }; do r[${kv%%=*}]=${kv#*=}; done
+  local k="$key/$conns"
+  RPS[$k]="$(awk -v n="${r[requests]}" -v d="${r[duration_us]}" 'BEGIN{printf "%.0f", n / (d / 1e6)}')"
+  P50[$k]="$(awk -v x="${r[p50_us]}" 'BEGIN{printf "%.3f", x / 1000}')"
+  P99[$k]="$(awk -v x="${r[p99_us]}" 'BEGIN{printf "%.3f", x / 1000}')"
+  BYTES[$k]="$(awk -v b="${r[bytes]}" -v n="${r[requests]}" 'BEGIN{printf "%.0f", n ? b / n : 0}')"
+  NON2XX[$k]="${r[non2xx]}"
+  SOCKERR[$k]=$(( r[connect] + r[read] + r[write] + r[timeout] ))
+  # Cross-check with wrk's own human-readable line.
+  local human
+  human="$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")"
+  if [[ -n "$human" && "$human" != "${r[non2xx]}" ]]; then NON2XX[$k]="$human"; fi
+  echo "${RPS[$k]} req/s, p50 ${P50[$k]} ms, p99 ${P99[$k]} ms"
+  local non2xx=${NON2XX[$k]} sockerr=${SOCKERR[$k]}
+  if (( non2xx > 0 )); then
+    WARN+=("$label -c$conns: $non2xx Non-2xx or 3xx responses out of ${r[requests]} (see $out)")
+  fi
+  if (( sockerr > 0 )); then
+    WARN+=("$label -c$conns: socket errors connect ${r[connect]}, read ${r[read]}, write ${r[write]}, timeout ${r[timeout]} (see $out)")
+  fi
+}
+
+bench_target() {  # key label port
+  local key=$1 label=$2 port=$3
+  # Short unmeasured warm-up: connections, caches, lazy init.
+  wrk -t1 -c4 -d1s --timeout 10s -s "$LUA" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
+  run_wrk "$key" "$label" "$port" 1 4
+  run_wrk "$key" "$label" "$port" 2 32
+}
+
+# ------------------------------------------------------------------ main
+
+echo "relay benchmark: $(date -u +%FT%TZ), $(nproc) cores, $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), ${BENCH_SECONDS}s per run"
+echo "  raw output: $OUT_DIR"
+
+TARGETS=()
+
+start_nginx direct
+wait_models "nginx direct" "$P_DIRECT" bench-model "${PIDS[-1]}"
+preflight "nginx direct" "$P_DIRECT"
+TARGETS+=("direct|nginx direct|$P_DIRECT")
+
+start_nginx hop
+wait_models "nginx 1 hop" "$P_HOP" bench-model "${PIDS[-1]}"
+preflight "nginx 1 hop" "$P_HOP"
+TARGETS+=("hop|nginx 1 hop|$P_HOP")
+
+if (( ! NGINX_ONLY )); then
+  mkdir -p "$RUN_DIR/cocoon-data"
+  echo "  starting $COCOON_BIN devnet"
+  start_bg cocoon "$RUN_DIR/cocoon.log" \
+    "$COCOON_BIN" devnet --backend "http://127.0.0.1:$P_DIRECT" \
+      --client-port "$P_COCOON" --data-dir "$RUN_DIR/cocoon-data"
+  if ! wait_models "cocoon chain" "$P_COCOON" bench-model "${PIDS[-1]}"; then
+    echo "--- cocoon.log (tail) ---" >&2; tail -n 40 "$RUN_DIR/cocoon.log" >&2; exit 1
+  fi
+  if ! preflight "cocoon chain" "$P_COCOON"; then
+    WARN+=("cocoon chain: preflight response differs from the backend's (see above)")
+  fi
+  TARGETS+=("cocoon|cocoon chain|$P_COCOON")
+fi
+
+echo "measuring (1 s warm-up, then -t1 -c4 and -t2 -c32, ${BENCH_SECONDS}s each):"
+for t in "${TARGETS[@]}"; do
+  IFS='|' read -r key label port <<<"$t"
+  bench_target "$key" "$label" "$port"
+done
+
+# ----------------------------------------------------------------- report
+
+{
+  echo
+  printf '%-16s | %5s | %9s | %8s | %8s | %10s | %7s\n' target conns 'req/s' 'p50 ms' 'p99 ms' 'bytes/resp' 'non-2xx'
+  printf '%s\n' '-----------------+-------+-----------+----------+----------+------------+--------'
+  for t in "${TARGETS[@]}"; do
+    IFS='|' read -r key label port <<<"$t"
+    for c in 4 32; do
+      k="$key/$c"
+      printf '%-16s | %5s | %9s | %8s | %8s | %10s | %7s\n' \
+        "$label" "$c" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${BYTES[$k]}" "${NON2XX[$k]}"
+    done
+  done
+  echo
+  awk -v a="${P50[hop/4]}" -v b="${P50[direct/4]}" -v c="${P99[hop/4]}" -v d="${P99[direct/4]}" \
+      -v r="${RPS[hop/32]}" -v s="${RPS[direct/32]}" \
+      'BEGIN{printf "nginx hop adds: p50 %+.3f ms, p99 %+.3f ms over direct at 4 conns; throughput ratio hop / direct = %.2f\n", a-b, c-d, r/s}'
+  if [[ -n "${RPS[cocoon/4]:-}" ]]; then
+    awk -v a="${P50[cocoon/4]}" -v b="${P50[direct/4]}" -v c="${P99[cocoon/4]}" -v d="${P99[direct/4]}" \
+        -v r="${RPS[cocoon/32]}" -v s="${RPS[hop/32]}" \
+        'BEGIN{printf "chain adds: p50 %+.3f ms, p99 %+.3f ms over direct at 4 conns; throughput ratio chain / nginx-hop = %.2f\n", a-b, c-d, r/s}'
+  else
+    echo "chain adds: (not measured: --nginx-only)"
+  fi
+} | tee "$OUT_DIR/summary.txt"
+
+if (( ${#WARN[@]} )); then
+  {
+    echo
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+    echo "!!! WARNING: some requests FAILED; the figures above are not valid   !!!"
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+    printf '!!! %s\n' "${WARN[@]}"
+  } | tee -a "$OUT_DIR/summary.txt" >&2
+  exit 3
+fi

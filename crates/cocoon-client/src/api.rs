@@ -1,0 +1,497 @@
+//! The OpenAI-compatible HTTP API: `/v1/models`, `/v1/chat/completions`, `/v1/completions`
+//! (JSON and SSE), plus `/stats` and `/metrics`.
+//!
+//! The body is parsed only for what routing needs (`model`, `stream`, `max_tokens`) and the
+//! Cocoon extras (`max_coefficient`, `timeout`, `request_guid`, `enable_debug`), which are
+//! removed before the request travels on. Everything else reaches the worker unchanged.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use cocoon_net::metrics::unix_time_f64;
+use cocoon_proto::{codes, *};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::proxies::PendingGuard;
+use crate::ClientShared;
+
+/// Extra time the client waits beyond the request timeout, so the proxy's precise timeout error
+/// arrives before ours.
+const TIMEOUT_SLACK: Duration = Duration::from_secs(2);
+/// Response headers that describe the hop, not the content, and are recomputed here.
+const HOP_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+];
+
+/// An OpenAI-style error response.
+pub(crate) fn api_error(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: impl Into<String>,
+) -> Response {
+    let body =
+        serde_json::json!({"error": {"message": message.into(), "type": kind, "code": code}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Maps a proxy/worker error code to what the app sees.
+fn proxy_error(code: i32, message: &str) -> Response {
+    let (status, kind, name) = match code {
+        codes::BAD_REQUEST => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "bad_request",
+        ),
+        codes::PAYMENT_REQUIRED => (
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_quota",
+            "insufficient_balance",
+        ),
+        codes::MODEL_NOT_FOUND => (
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+        ),
+        codes::NO_WORKER_AVAILABLE => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "no_worker_available",
+        ),
+        codes::TIMEOUT => (StatusCode::GATEWAY_TIMEOUT, "timeout", "timeout"),
+        _ => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_failed"),
+    };
+    api_error(status, kind, name, message)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `GET /v1/models`: every model with a live worker on any connected proxy.
+pub(crate) async fn models(State(shared): State<Arc<ClientShared>>) -> Response {
+    let mut names = std::collections::BTreeSet::new();
+    for proxy in shared.pool.connected() {
+        let query = ClientGetWorkerTypesV2 {}.to_bytes();
+        match proxy.query(&query, Duration::from_secs(5)).await {
+            Ok(answer) => match ClientWorkerTypesV2::from_bytes(&answer) {
+                Ok(types) => names.extend(
+                    types
+                        .types
+                        .into_iter()
+                        .filter(|t| !t.workers.is_empty())
+                        .map(|t| t.name),
+                ),
+                Err(error) => debug!(%error, "bad worker types answer"),
+            },
+            Err(error) => debug!(%error, "worker types query failed"),
+        }
+    }
+    let data: Vec<Value> = names
+        .into_iter()
+        .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "cocoon"}))
+        .collect();
+    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
+}
+
+/// The Cocoon extras, removed from the body before it travels on.
+struct Extras {
+    max_coefficient: i32,
+    timeout: f64,
+    request_guid: Option<String>,
+    enable_debug: bool,
+}
+
+fn take_extras(
+    shared: &ClientShared,
+    object: &mut serde_json::Map<String, Value>,
+) -> Result<Extras, String> {
+    let max_coefficient = match object.remove("max_coefficient") {
+        None | Some(Value::Null) => shared.config.default_max_coefficient,
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .filter(|n| *n >= 0)
+            .ok_or("'max_coefficient' must be a non-negative integer (1000 = 1.0×)")?,
+        Some(_) => {
+            return Err("'max_coefficient' must be a non-negative integer (1000 = 1.0×)".into())
+        }
+    };
+    let timeout = match object.remove("timeout") {
+        None | Some(Value::Null) => shared.config.default_timeout_secs,
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .ok_or("'timeout' must be a positive number of seconds")?,
+        Some(_) => return Err("'timeout' must be a positive number of seconds".into()),
+    };
+    let request_guid = match object.remove("request_guid") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(guid)) => Some(guid),
+        Some(_) => return Err("'request_guid' must be a string".into()),
+    };
+    let enable_debug = match object.remove("enable_debug") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => flag,
+        Some(_) => return Err("'enable_debug' must be a boolean".into()),
+    };
+    Ok(Extras {
+        max_coefficient,
+        timeout,
+        request_guid,
+        enable_debug,
+    })
+}
+
+fn timing_header(headers: &mut HeaderMap, name: &'static str, value: f64) {
+    if value > 0.0 {
+        if let Ok(value) = HeaderValue::from_str(&format!("{value:.6}")) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+fn final_timing_headers(headers: &mut HeaderMap, info: &ClientQueryFinalInfo) {
+    if let Some(t) = &info.timings {
+        timing_header(headers, "x-cocoon-proxy-start", t.proxy_start_time);
+        timing_header(headers, "x-cocoon-proxy-end", t.proxy_end_time);
+        timing_header(headers, "x-cocoon-worker-start", t.worker_start_time);
+        timing_header(headers, "x-cocoon-worker-end", t.worker_end_time);
+    }
+}
+
+/// `POST /v1/chat/completions` and `POST /v1/completions`.
+pub(crate) async fn completion(
+    State(shared): State<Arc<ClientShared>>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let client_start = unix_time_f64();
+    shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let response = run_completion(&shared, uri.path(), body, client_start).await;
+    if !response.status().is_success() {
+        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+async fn run_completion(
+    shared: &Arc<ClientShared>,
+    path: &str,
+    body: Bytes,
+    client_start: f64,
+) -> Response {
+    let mut value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(error) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_json",
+                format!("request body is not valid JSON: {error}"),
+            )
+        }
+    };
+    let Some(object) = value.as_object_mut() else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_json",
+            "request body must be a JSON object",
+        );
+    };
+    let model = match object.get("model") {
+        Some(Value::String(model)) if !model.is_empty() => model.clone(),
+        _ => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "missing_model",
+                "'model' must be a non-empty string",
+            )
+        }
+    };
+    let max_tokens = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| object.get(*k).and_then(Value::as_u64))
+        .map(|n| n.min(i32::MAX as u64) as i32)
+        .unwrap_or(0);
+    let had_extras = ["max_coefficient", "timeout", "request_guid", "enable_debug"]
+        .iter()
+        .any(|k| object.contains_key(*k));
+    let extras = match take_extras(shared, object) {
+        Ok(extras) => extras,
+        Err(message) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_extra",
+                message,
+            )
+        }
+    };
+    // Forward the app's bytes untouched unless extras had to be removed.
+    let payload = if had_extras {
+        match serde_json::to_vec(&value) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return api_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal",
+                    error.to_string(),
+                )
+            }
+        }
+    } else {
+        body.to_vec()
+    };
+    let Some(proxy) = shared.pool.pick() else {
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "no_proxy",
+            "not connected to any proxy yet; check the client's log and its proxies setting",
+        );
+    };
+    let request_id: [u8; 32] = rand::random();
+    let log_id = extras
+        .request_guid
+        .clone()
+        .unwrap_or_else(|| hex(&request_id[..6]));
+    let http_request = HttpRequest {
+        method: "POST".into(),
+        url: path.into(),
+        http_version: "HTTP/1.1".into(),
+        headers: vec![HttpHeader {
+            name: "Content-Type".into(),
+            value: "application/json".into(),
+        }],
+        payload,
+    };
+    let query = ClientRunQueryEx {
+        model_name: model.clone(),
+        query: http_request.to_bytes(),
+        max_coefficient: extras.max_coefficient,
+        max_tokens,
+        timeout: extras.timeout,
+        request_id,
+        min_config_version: 0,
+        enable_debug: extras.enable_debug.then_some(true),
+    };
+    let (mut answers, guard) = shared.pool.register(request_id, proxy.id());
+    if let Err(error) = proxy.send_packet(&query.to_bytes()) {
+        return api_error(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            "proxy_unavailable",
+            format!("proxy connection failed: {error}"),
+        );
+    }
+    debug!(request = %log_id, %model, bytes = http_request.payload.len(), "request sent");
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs_f64(extras.timeout) + TIMEOUT_SLACK;
+    let first = match tokio::time::timeout_at(deadline, answers.recv()).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => {
+            return api_error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "proxy_unavailable",
+                "proxy connection lost",
+            )
+        }
+        Err(_) => {
+            return api_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "timeout",
+                format!("no answer within {:.1} s", extras.timeout),
+            )
+        }
+    };
+    let head = match first {
+        ClientQueryAnswer::Answer(head) => head,
+        ClientQueryAnswer::Error(error) => {
+            info!(request = %log_id, code = error.error_code, "request failed");
+            return proxy_error(error.error_code, &error.error);
+        }
+        ClientQueryAnswer::Part(_) => {
+            return api_error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "protocol",
+                "proxy sent a part before the answer head",
+            )
+        }
+    };
+    let http_response = match HttpResponse::from_bytes(&head.answer) {
+        Ok(response) => response,
+        Err(error) => {
+            return api_error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "protocol",
+                format!("malformed http.response from worker: {error}"),
+            )
+        }
+    };
+    let status = u16::try_from(http_response.status_code)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::new();
+    let mut is_sse = false;
+    for header in &http_response.headers {
+        if HOP_HEADERS
+            .iter()
+            .any(|h| header.name.eq_ignore_ascii_case(h))
+        {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(header.name.as_bytes()),
+            HeaderValue::from_str(&header.value),
+        ) {
+            if name == axum::http::header::CONTENT_TYPE {
+                is_sse = header.value.starts_with("text/event-stream");
+            }
+            headers.append(name, value);
+        }
+    }
+    timing_header(&mut headers, "x-cocoon-client-start", client_start);
+    if let Ok(value) = HeaderValue::from_str(&hex(&request_id)) {
+        headers.insert(HeaderName::from_static("x-cocoon-request-id"), value);
+    }
+    if let Some(info) = &head.final_info {
+        shared.stats.add_tokens(&info.tokens_used);
+        final_timing_headers(&mut headers, info);
+        timing_header(&mut headers, "x-cocoon-client-end", unix_time_f64());
+        debug!(request = %log_id, status = status.as_u16(), bytes = http_response.payload.len(), tokens = info.tokens_used.total_tokens_used, "request done");
+        return (status, headers, http_response.payload).into_response();
+    }
+    if is_sse {
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+    }
+    let stream = AnswerStream {
+        first: Some(http_response.payload),
+        answers,
+        _guard: guard,
+        deadline,
+        is_sse,
+        done: false,
+        shared: shared.clone(),
+        log_id,
+    };
+    (
+        status,
+        headers,
+        Body::from_stream(futures_util::stream::unfold(stream, AnswerStream::next)),
+    )
+        .into_response()
+}
+
+/// The rest of a streamed answer, part by part as the proxy relays it.
+struct AnswerStream {
+    first: Option<Vec<u8>>,
+    answers: mpsc::UnboundedReceiver<ClientQueryAnswer>,
+    _guard: PendingGuard,
+    deadline: tokio::time::Instant,
+    is_sse: bool,
+    done: bool,
+    shared: Arc<ClientShared>,
+    log_id: String,
+}
+
+impl AnswerStream {
+    fn error_event(&self, code: i32, message: &str) -> Bytes {
+        if !self.is_sse {
+            // A JSON body cannot carry an error after it started; the truncated body is the
+            // signal, and the log says why.
+            return Bytes::new();
+        }
+        let kind = if code == codes::TIMEOUT {
+            "timeout"
+        } else {
+            "upstream_error"
+        };
+        let event = serde_json::json!({"error": {"message": message, "type": kind, "code": code}});
+        Bytes::from(format!("data: {event}\n\n"))
+    }
+
+    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, AnswerStream)> {
+        if let Some(first) = self.first.take() {
+            if !first.is_empty() {
+                return Some((Ok(Bytes::from(first)), self));
+            }
+        }
+        loop {
+            if self.done {
+                return None;
+            }
+            let answer = match tokio::time::timeout_at(self.deadline, self.answers.recv()).await {
+                Ok(Some(answer)) => answer,
+                Ok(None) => {
+                    self.done = true;
+                    let event = self.error_event(codes::UPSTREAM_FAILED, "proxy connection lost");
+                    return Some((Ok(event), self));
+                }
+                Err(_) => {
+                    self.done = true;
+                    info!(request = %self.log_id, "stream timed out");
+                    let event = self.error_event(codes::TIMEOUT, "request timed out");
+                    return Some((Ok(event), self));
+                }
+            };
+            match answer {
+                ClientQueryAnswer::Part(part) => {
+                    if let Some(info) = &part.final_info {
+                        self.done = true;
+                        self.shared.stats.add_tokens(&info.tokens_used);
+                        debug!(request = %self.log_id, tokens = info.tokens_used.total_tokens_used, "stream done");
+                    }
+                    if !part.answer.is_empty() {
+                        return Some((Ok(Bytes::from(part.answer)), self));
+                    }
+                }
+                ClientQueryAnswer::Error(error) => {
+                    self.done = true;
+                    self.shared
+                        .stats
+                        .failed_streams
+                        .fetch_add(1, Ordering::Relaxed);
+                    info!(request = %self.log_id, code = error.error_code, "stream ended with an error");
+                    let event = self.error_event(error.error_code, &error.error);
+                    return Some((Ok(event), self));
+                }
+                ClientQueryAnswer::Answer(_) => {
+                    debug!(request = %self.log_id, "ignoring a second answer head");
+                }
+            }
+        }
+    }
+}
+
+/// Anything else: a clear 404 instead of an empty one.
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unknown_url",
+        format!("unknown path {}; this API serves /v1/models, /v1/chat/completions, /v1/completions, /stats and /metrics", uri.path()),
+    )
+}

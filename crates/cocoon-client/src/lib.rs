@@ -1,0 +1,306 @@
+//! The COCOON client as a library: an OpenAI-compatible HTTP API on localhost whose requests
+//! travel to proxies over attested COCOON connections.
+//!
+//! Entry point: [`start`] binds the API port and returns a [`RunningClient`]; it stops on its
+//! [`Shutdown`].
+
+mod api;
+mod config;
+mod proxies;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderValue;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use cocoon_net::metrics::PrometheusText;
+use cocoon_net::{Connector, Shutdown, TlsIdentity};
+use cocoon_proto::TokensUsed;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::{info, warn};
+
+pub use crate::config::*;
+use crate::proxies::ProxyPool;
+
+/// Request bodies above this are refused: a packet carries at most 16 MiB.
+const MAX_BODY: usize = 15 << 20;
+
+/// Failures that stop a client from starting.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The config has problems (one per line).
+    #[error("invalid client config:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    /// The API port could not be bound.
+    #[error("cannot listen on {address}: {source} (is another client running? use --client-port or `listen` to pick another port)")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS identity or configuration failure.
+    #[error(transparent)]
+    Net(#[from] cocoon_net::NetError),
+}
+
+/// Counters for `/metrics` and `/stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub requests: AtomicU64,
+    pub failed: AtomicU64,
+    pub failed_streams: AtomicU64,
+    pub prompt_tokens: AtomicU64,
+    pub completion_tokens: AtomicU64,
+    pub total_tokens: AtomicU64,
+}
+
+impl Stats {
+    pub fn add_tokens(&self, tokens: &TokensUsed) {
+        let add = |counter: &AtomicU64, value: i64| {
+            counter.fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
+        };
+        add(
+            &self.prompt_tokens,
+            tokens.prompt_tokens_used + tokens.cached_tokens_used,
+        );
+        add(
+            &self.completion_tokens,
+            tokens.completion_tokens_used + tokens.reasoning_tokens_used,
+        );
+        add(&self.total_tokens, tokens.total_tokens_used);
+    }
+}
+
+/// State shared by the API handlers.
+pub(crate) struct ClientShared {
+    pub config: ClientConfig,
+    pub pool: Arc<ProxyPool>,
+    pub stats: Stats,
+    pub started: Instant,
+}
+
+/// A started client.
+pub struct RunningClient {
+    /// Where the OpenAI-compatible API listens.
+    pub api_addr: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningClient {
+    /// The base URL for OpenAI SDKs.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.api_addr)
+    }
+
+    /// Resolves when the client stopped.
+    pub async fn wait(&mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        warn!("cors_origins contains \"*\": any web page can use this client's API and spend its stake");
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([
+                axum::http::header::CONTENT_TYPE,
+                axum::http::header::AUTHORIZATION,
+            ]),
+    )
+}
+
+/// Checks the config, binds the API port, and starts connecting to proxies.
+pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningClient, ClientError> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(ClientError::Config(problems));
+    }
+    let identity = TlsIdentity::generate_self_signed()?;
+    let connector = Connector::new(
+        &identity,
+        config.peer_policy.build(),
+        config.max_pow_difficulty,
+    )?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ClientError::Bind {
+            address: config.listen,
+            source,
+        })?;
+    let api_addr = listener.local_addr().map_err(cocoon_net::NetError::Io)?;
+    let pool = Arc::new(ProxyPool::new(
+        config.proxies.clone(),
+        connector,
+        config.owner_address.clone(),
+        config.secret.clone(),
+        Duration::from_secs_f64(config.max_reconnect_secs),
+    ));
+    let shared = Arc::new(ClientShared {
+        pool: pool.clone(),
+        stats: Stats::default(),
+        started: Instant::now(),
+        config,
+    });
+    let mut app = axum::Router::new()
+        .route("/v1/models", get(api::models))
+        .route("/v1/chat/completions", post(api::completion))
+        .route("/v1/completions", post(api::completion))
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(shared.clone());
+    if let Some(cors) = cors(&shared.config.cors_origins) {
+        app = app.layer(cors);
+    }
+    info!(%api_addr, proxies = ?shared.config.proxies, "client API listening");
+    let task = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for slot in 0..shared.config.proxies.len() {
+            tasks.spawn(pool.clone().maintain(slot, shutdown.clone()));
+        }
+        let grace = Duration::from_secs_f64(shared.config.grace_period_secs);
+        let drain_shutdown = shutdown.clone();
+        let drain_pool = pool.clone();
+        let drained = async move {
+            drain_shutdown.draining().await;
+            if !drain_shutdown.is_killed() {
+                info!(in_flight = drain_pool.in_flight(), "draining");
+                let deadline = Instant::now() + grace;
+                while drain_pool.in_flight() > 0
+                    && Instant::now() < deadline
+                    && !drain_shutdown.is_killed()
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        // Stop accepting at once; in-flight responses finish while `drained` waits.
+        let serve = axum::serve(listener, app).with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move { shutdown.draining().await }
+        });
+        let serve = async move {
+            if let Err(error) = serve.await {
+                warn!(%error, "API server failed");
+            }
+        };
+        tokio::select! {
+            _ = async { tokio::join!(serve, drained) } => {}
+            _ = shutdown.killed() => {}
+        }
+        tasks.shutdown().await;
+        info!("client stopped");
+    });
+    Ok(RunningClient {
+        api_addr,
+        task: Some(task),
+    })
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
+    let s = &shared.stats;
+    let proxies: Vec<serde_json::Value> = shared
+        .pool
+        .status()
+        .into_iter()
+        .map(|(address, connected)| serde_json::json!({"address": address, "connected": connected}))
+        .collect();
+    axum::Json(serde_json::json!({
+        "role": "client",
+        "uptime_secs": shared.started.elapsed().as_secs_f64(),
+        "connections": { "proxies": shared.pool.connected().len(), "configured": proxies },
+        "requests": {
+            "total": load(&s.requests),
+            "in_flight": shared.pool.in_flight(),
+            "failed": load(&s.failed),
+            "failed_streams": load(&s.failed_streams),
+        },
+        "tokens": {
+            "prompt": load(&s.prompt_tokens),
+            "completion": load(&s.completion_tokens),
+            "total": load(&s.total_tokens),
+        },
+    }))
+}
+
+async fn metrics(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
+    let s = &shared.stats;
+    let mut text = PrometheusText::new();
+    text.gauge(
+        "cocoon_client_uptime_seconds",
+        "Seconds since start.",
+        shared.started.elapsed().as_secs_f64(),
+    )
+    .gauge(
+        "cocoon_client_proxy_connections",
+        "Connected proxies.",
+        shared.pool.connected().len() as f64,
+    )
+    .counter(
+        "cocoon_client_requests_total",
+        "API completion requests.",
+        load(&s.requests),
+    )
+    .counter(
+        "cocoon_client_requests_failed_total",
+        "Requests answered with an error status.",
+        load(&s.failed),
+    )
+    .counter(
+        "cocoon_client_streams_failed_total",
+        "Streams that ended with an error event.",
+        load(&s.failed_streams),
+    )
+    .gauge(
+        "cocoon_client_requests_in_flight",
+        "Requests waiting for answers.",
+        shared.pool.in_flight() as f64,
+    )
+    .labelled(
+        "cocoon_client_tokens_total",
+        "counter",
+        "Tokens paid for, by kind.",
+        &[
+            (
+                vec![("kind", "prompt".into())],
+                load(&s.prompt_tokens) as f64,
+            ),
+            (
+                vec![("kind", "completion".into())],
+                load(&s.completion_tokens) as f64,
+            ),
+            (vec![("kind", "total".into())], load(&s.total_tokens) as f64),
+        ],
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text.finish(),
+    )
+}

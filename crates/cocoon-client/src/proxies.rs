@@ -1,0 +1,267 @@
+//! The client's proxy connections: one slot per configured proxy, each kept connected and
+//! authorised with backoff; requests go to the first healthy slot in config order, so an
+//! unreachable proxy is skipped and a recovered one takes over again.
+//!
+//! Answers are routed to waiting requests by request id. When a connection drops, every request
+//! on it ends with a synthetic error so no HTTP caller hangs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use cocoon_net::{Connection, ConnectionHandle, Connector, Incoming, NetError, Shutdown};
+use cocoon_proto::{codes, *};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+struct PendingRequest {
+    connection: u64,
+    sender: mpsc::UnboundedSender<ClientQueryAnswer>,
+}
+
+/// All proxy slots and the requests waiting on them.
+pub(crate) struct ProxyPool {
+    addresses: Vec<String>,
+    slots: Mutex<Vec<Option<ConnectionHandle>>>,
+    pending: Mutex<HashMap<[u8; 32], PendingRequest>>,
+    connector: Connector,
+    params: ClientParams,
+    secret: String,
+    max_reconnect: Duration,
+}
+
+/// Removes a request's routing entry when its HTTP response is done or dropped.
+pub(crate) struct PendingGuard {
+    pool: Arc<ProxyPool>,
+    request_id: [u8; 32],
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.pool.pending().remove(&self.request_id);
+    }
+}
+
+impl ProxyPool {
+    pub fn new(
+        addresses: Vec<String>,
+        connector: Connector,
+        owner_address: String,
+        secret: String,
+        max_reconnect: Duration,
+    ) -> ProxyPool {
+        let slots = Mutex::new(vec![None; addresses.len()]);
+        ProxyPool {
+            addresses,
+            slots,
+            pending: Mutex::new(HashMap::new()),
+            connector,
+            params: ClientParams {
+                client_owner_address: owner_address,
+                is_test: Some(true),
+                proto_version: Some(ProtoVersionRange {
+                    min: codes::MIN_PROTO_VERSION,
+                    max: codes::PROTO_VERSION,
+                }),
+            },
+            secret,
+            max_reconnect,
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Vec<Option<ConnectionHandle>>> {
+        // Slot updates are single assignments; a poisoned lock still holds valid slots.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<[u8; 32], PendingRequest>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first connected proxy in config order.
+    pub fn pick(&self) -> Option<ConnectionHandle> {
+        self.slots()
+            .iter()
+            .flatten()
+            .find(|h| !h.is_closed())
+            .cloned()
+    }
+
+    /// Every connected proxy.
+    pub fn connected(&self) -> Vec<ConnectionHandle> {
+        self.slots()
+            .iter()
+            .flatten()
+            .filter(|h| !h.is_closed())
+            .cloned()
+            .collect()
+    }
+
+    /// (address, connected) per slot, for `/stats`.
+    pub fn status(&self) -> Vec<(String, bool)> {
+        let slots = self.slots();
+        self.addresses
+            .iter()
+            .zip(slots.iter())
+            .map(|(a, s)| (a.clone(), s.as_ref().is_some_and(|h| !h.is_closed())))
+            .collect()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending().len()
+    }
+
+    /// Registers a request before it is sent, so no answer can arrive unrouted.
+    pub fn register(
+        self: &Arc<Self>,
+        request_id: [u8; 32],
+        connection: u64,
+    ) -> (mpsc::UnboundedReceiver<ClientQueryAnswer>, PendingGuard) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.pending()
+            .insert(request_id, PendingRequest { connection, sender });
+        (
+            receiver,
+            PendingGuard {
+                pool: self.clone(),
+                request_id,
+            },
+        )
+    }
+
+    fn route(&self, answer: ClientQueryAnswer) {
+        let request_id = match &answer {
+            ClientQueryAnswer::Answer(a) => a.request_id,
+            ClientQueryAnswer::Part(p) => p.request_id,
+            ClientQueryAnswer::Error(e) => e.request_id,
+        };
+        let pending = self.pending();
+        match pending.get(&request_id) {
+            Some(request) => {
+                let _ = request.sender.send(answer);
+            }
+            None => debug!("answer for a request nobody waits for (client went away)"),
+        }
+    }
+
+    fn fail_connection(&self, connection: u64, reason: &str) {
+        let pending = self.pending();
+        for (request_id, request) in pending.iter().filter(|(_, r)| r.connection == connection) {
+            let _ = request
+                .sender
+                .send(ClientQueryAnswer::Error(ClientQueryAnswerErrorEx {
+                    request_id: *request_id,
+                    error_code: codes::UPSTREAM_FAILED,
+                    error: format!("connection to proxy lost: {reason}"),
+                    final_info: None,
+                }));
+        }
+    }
+
+    /// Keeps slot `slot` connected until shutdown.
+    pub async fn maintain(self: Arc<Self>, slot: usize, shutdown: Shutdown) {
+        let address = self.addresses[slot].clone();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if shutdown.is_draining() {
+                return;
+            }
+            let attempt = async {
+                let connection = self.connector.connect(&address).await?;
+                self.handshake(&connection).await?;
+                Ok::<Connection, NetError>(connection)
+            };
+            let result = tokio::select! {
+                result = attempt => result,
+                _ = shutdown.draining() => return,
+            };
+            match result {
+                Ok(connection) => {
+                    backoff = FIRST_BACKOFF;
+                    info!(proxy = %address, "connected to proxy");
+                    self.serve(slot, connection, &shutdown).await;
+                    info!(proxy = %address, "proxy connection closed");
+                }
+                Err(error) => {
+                    warn!(proxy = %address, %error, retry_in_ms = backoff.as_millis() as u64, "cannot reach proxy");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.draining() => return,
+                    }
+                    backoff = (backoff * 2).min(self.max_reconnect);
+                }
+            }
+        }
+    }
+
+    async fn handshake(&self, connection: &Connection) -> Result<(), NetError> {
+        let handle = &connection.handle;
+        let connect = ClientConnectToProxy {
+            params: self.params.clone(),
+            min_config_version: 0,
+        };
+        let answer = handle.query(&connect.to_bytes(), QUERY_TIMEOUT).await?;
+        let connected = ClientConnectedToProxy::from_bytes(&answer)
+            .map_err(|e| NetError::Closed(format!("bad connectedToProxy: {e}")))?;
+        if connected.params.proto_version.unwrap_or(0) < codes::MIN_PROTO_VERSION {
+            return Err(NetError::Closed(
+                "proxy speaks a protocol version below 1".into(),
+            ));
+        }
+        let authorize = match connected.auth {
+            ProxyConnectionAuth::Short { .. } => {
+                ClientToProxyQuery::AuthorizeShort(ClientAuthorizeWithProxyShort {
+                    data: self.secret.as_bytes().to_vec(),
+                })
+            }
+            ProxyConnectionAuth::Long { .. } => {
+                ClientToProxyQuery::AuthorizeLong(ClientAuthorizeWithProxyLong {})
+            }
+        };
+        let answer = handle.query(&authorize.to_bytes(), QUERY_TIMEOUT).await?;
+        match AuthorizationWithProxy::from_bytes(&answer) {
+            Ok(AuthorizationWithProxy::Success { .. }) => Ok(()),
+            Ok(AuthorizationWithProxy::Failed { error_code, error }) => Err(NetError::Remote {
+                code: error_code,
+                message: error,
+            }),
+            Err(error) => Err(NetError::Closed(format!(
+                "bad authorization answer: {error}"
+            ))),
+        }
+    }
+
+    async fn serve(&self, slot: usize, connection: Connection, shutdown: &Shutdown) {
+        let Connection {
+            handle,
+            mut incoming,
+        } = connection;
+        let _close = handle.close_on_drop();
+        self.slots()[slot] = Some(handle.clone());
+        loop {
+            let message = tokio::select! {
+                message = incoming.recv() => message,
+                _ = shutdown.killed() => break,
+            };
+            let Some(message) = message else { break };
+            match message {
+                Incoming::Packet(data) => match ClientQueryAnswer::from_bytes(&data) {
+                    Ok(answer) => self.route(answer),
+                    Err(error) => {
+                        warn!(%error, bytes = data.len(), "malformed packet from proxy; dropping connection");
+                        break;
+                    }
+                },
+                Incoming::Query(query) => {
+                    let _ = query.fail(codes::BAD_REQUEST, "clients answer no queries");
+                }
+            }
+        }
+        handle.close("client stopped reading");
+        self.slots()[slot] = None;
+        self.fail_connection(handle.id(), &handle.close_reason().unwrap_or_default());
+    }
+}

@@ -1,0 +1,77 @@
+//! COCOON v2 transport: TCP → proof-of-work gate → mutual TLS 1.3 → multiplexed packet
+//! connection (the sans-io [`cocoon_proto::session::Session`] driven by tokio tasks).
+//!
+//! Who is acceptable as a peer is a pluggable [`PeerPolicy`]; the development policy lives in
+//! [`policy::danger`]. Attested policies plug into the same seam.
+//!
+//! **Architecture invariant:** this crate knows nothing of OpenAI, models or money. It moves
+//! opaque TL payloads between authenticated peers.
+
+mod connection;
+mod endpoint;
+mod identity;
+pub mod metrics;
+pub mod policy;
+mod pow_gate;
+pub mod shutdown;
+mod tls;
+
+pub use connection::{
+    CloseOnDrop, Connection, ConnectionHandle, ConnectionStats, Incoming, IncomingQuery,
+};
+pub use endpoint::{Acceptor, Connector, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use identity::{TlsIdentity, CERTIFICATE_VALIDITY};
+pub use policy::{PeerIdentity, PeerPolicy, PolicyError, PolicyKind};
+pub use shutdown::{Shutdown, ShutdownTrigger};
+
+/// Everything that can go wrong on a connection.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Socket-level failure.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The proof-of-work exchange was malformed.
+    #[error("proof of work: {0}")]
+    Pow(String),
+    /// The server asked for more work than we are willing to do.
+    #[error("server demands proof of work of {difficulty} bits, more than the allowed {max}")]
+    PowTooHard {
+        /// Bits asked for.
+        difficulty: i32,
+        /// Our limit.
+        max: i32,
+    },
+    /// The client's proof-of-work answer was wrong.
+    #[error("proof of work answer rejected")]
+    PowRejected,
+    /// TLS configuration or handshake failure.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The peer's certificate was refused by the policy.
+    #[error("peer refused by policy: {0}")]
+    Policy(#[from] PolicyError),
+    /// Could not create our own identity.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// The peer violated the packet protocol.
+    #[error("protocol: {0}")]
+    Session(#[from] cocoon_proto::session::SessionError),
+    /// A deadline passed.
+    #[error("timed out")]
+    Timeout,
+    /// The connection is closed.
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// The peer answered a query with an error.
+    #[error("remote error {code}: {message}")]
+    Remote {
+        /// Error code from `tcp.queryError`.
+        code: i32,
+        /// Message from `tcp.queryError`.
+        message: String,
+    },
+    /// The peer does not read fast enough; its connection was dropped to protect memory.
+    #[error("peer too slow: {0} bytes queued")]
+    SlowPeer(usize),
+}

@@ -1,0 +1,190 @@
+//! Peer policies: the pluggable decision of which certificates a connection accepts.
+//!
+//! Every hop is mutually authenticated with self-signed Ed25519 certificates. What makes a peer
+//! acceptable is a policy: the development policy (in [`danger`]) accepts any well-formed
+//! self-signed certificate; attested policies (RA-TLS with TDX quotes) plug into the same trait.
+
+use std::fmt::Debug;
+use std::time::SystemTime;
+
+use x509_parser::oid_registry::OID_SIG_ED25519;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Who the peer is, as proven by its certificate and the TLS handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The peer's Ed25519 public key (the certificate's subject key).
+    pub public_key: [u8; 32],
+    /// The attested image hash, when the policy verified an attestation.
+    pub image_hash: Option<[u8; 32]>,
+    /// Name of the policy that accepted the peer.
+    pub policy: &'static str,
+}
+
+/// Why a peer certificate was refused.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The DER could not be parsed as an X.509 certificate.
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+    /// The peer sent a chain; only a single self-signed certificate is allowed.
+    #[error("certificate chain of depth {0} (only depth 0 is allowed)")]
+    ChainNotAllowed(usize),
+    /// The certificate's key is not Ed25519.
+    #[error("certificate key is not Ed25519")]
+    NotEd25519,
+    /// Issuer and subject differ, or the self-signature does not verify.
+    #[error("certificate is not validly self-signed")]
+    NotSelfSigned,
+    /// The current time is outside the certificate's validity window.
+    #[error("certificate is not valid at this time")]
+    Expired,
+    /// The certificate carries a critical extension this policy does not understand.
+    #[error("unknown critical extension {0}")]
+    UnknownCriticalExtension(String),
+    /// A policy-specific refusal (attestation, allow-lists).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Decides whether a peer certificate is acceptable. Implementations must be cheap to call
+/// repeatedly (they run once per handshake) and must never panic on hostile input.
+pub trait PeerPolicy: Send + Sync + Debug {
+    /// Short name for logs and `/stats`.
+    fn name(&self) -> &'static str;
+    /// Checks the end-entity certificate (DER) at time `now` and returns the peer's identity.
+    fn verify_peer(&self, cert_der: &[u8], now: SystemTime) -> Result<PeerIdentity, PolicyError>;
+}
+
+/// Parsed facts about a certificate that every policy needs.
+#[derive(Debug)]
+pub struct CertificateFacts {
+    /// Ed25519 public key from the subject public key info.
+    pub public_key: [u8; 32],
+}
+
+/// Parses a certificate and checks the parts every policy shares: Ed25519 key, self-signed,
+/// valid at `now`. Unknown critical extensions are returned for the caller to judge, because
+/// which extensions are known depends on the policy.
+pub fn check_self_signed(
+    cert_der: &[u8],
+    now: SystemTime,
+) -> Result<(CertificateFacts, Vec<String>), PolicyError> {
+    let (rest, cert) =
+        X509Certificate::from_der(cert_der).map_err(|e| PolicyError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(PolicyError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm != OID_SIG_ED25519 {
+        return Err(PolicyError::NotEd25519);
+    }
+    let public_key: [u8; 32] = spki
+        .subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| PolicyError::NotEd25519)?;
+    if cert.issuer() != cert.subject() || cert.verify_signature(None).is_err() {
+        return Err(PolicyError::NotSelfSigned);
+    }
+    let now_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let validity = cert.validity();
+    if now_secs < validity.not_before.timestamp() || now_secs > validity.not_after.timestamp() {
+        return Err(PolicyError::Expired);
+    }
+    let unknown_critical = cert
+        .extensions()
+        .iter()
+        .filter(|ext| ext.critical && !is_standard_extension(&ext.oid.to_id_string()))
+        .map(|ext| ext.oid.to_id_string())
+        .collect();
+    Ok((CertificateFacts { public_key }, unknown_critical))
+}
+
+/// Extensions every COCOON certificate may carry as critical.
+fn is_standard_extension(oid: &str) -> bool {
+    matches!(
+        oid,
+        "2.5.29.19" // basicConstraints
+            | "2.5.29.15" // keyUsage
+            | "2.5.29.37" // extendedKeyUsage
+            | "2.5.29.14" // subjectKeyIdentifier
+            | "2.5.29.17" // subjectAltName
+    )
+}
+
+/// Extracts the raw SubjectPublicKeyInfo DER from a certificate, for verifying handshake
+/// signatures against the key itself rather than through a PKI path.
+pub(crate) fn subject_public_key_info(cert_der: &[u8]) -> Result<Vec<u8>, PolicyError> {
+    let (_, cert) =
+        X509Certificate::from_der(cert_der).map_err(|e| PolicyError::Malformed(e.to_string()))?;
+    Ok(cert.public_key().raw.to_vec())
+}
+
+/// Policies that weaken security for development. Selecting one is logged loudly; none can be
+/// chosen by a peer.
+pub mod danger {
+    use super::*;
+
+    /// Accepts any well-formed, currently valid, self-signed Ed25519 certificate without any
+    /// attestation. For development and tests only.
+    #[derive(Debug, Default, Clone)]
+    pub struct AcceptAnySelfSigned;
+
+    impl AcceptAnySelfSigned {
+        /// Creates the policy and warns in the log that peers are not attested.
+        pub fn new() -> Self {
+            tracing::warn!(
+                "danger: peer policy `any` accepts every self-signed certificate without attestation"
+            );
+            AcceptAnySelfSigned
+        }
+    }
+
+    impl PeerPolicy for AcceptAnySelfSigned {
+        fn name(&self) -> &'static str {
+            "any"
+        }
+
+        fn verify_peer(
+            &self,
+            cert_der: &[u8],
+            now: SystemTime,
+        ) -> Result<PeerIdentity, PolicyError> {
+            let (facts, unknown_critical) = check_self_signed(cert_der, now)?;
+            if let Some(oid) = unknown_critical.into_iter().next() {
+                return Err(PolicyError::UnknownCriticalExtension(oid));
+            }
+            Ok(PeerIdentity {
+                public_key: facts.public_key,
+                image_hash: None,
+                policy: self.name(),
+            })
+        }
+    }
+}
+
+/// The peer policies a daemon's config can name. Every unsafe choice is spelled `danger_*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// Accept any well-formed self-signed peer, no attestation (development only).
+    DangerAny,
+}
+
+impl PolicyKind {
+    /// Instantiates the policy.
+    pub fn build(self) -> std::sync::Arc<dyn PeerPolicy> {
+        match self {
+            PolicyKind::DangerAny => std::sync::Arc::new(danger::AcceptAnySelfSigned::new()),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Shutdown signalling shared by every daemon: *drain* (stop accepting, finish in-flight work
+//! within a grace period) or *kill* (drop everything now; tests use it to simulate a crash).
+
+use tokio::sync::watch;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Running,
+    Draining,
+    Killed,
+}
+
+/// The sending side, held by whoever decides to stop (signal handler, test).
+#[derive(Debug)]
+pub struct ShutdownTrigger(watch::Sender<Phase>);
+
+/// The receiving side, cloned into every daemon task.
+#[derive(Clone, Debug)]
+pub struct Shutdown(watch::Receiver<Phase>);
+
+impl ShutdownTrigger {
+    /// A new pair.
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (sender, receiver) = watch::channel(Phase::Running);
+        (ShutdownTrigger(sender), Shutdown(receiver))
+    }
+
+    /// Asks for a graceful stop.
+    pub fn drain(&self) {
+        self.0.send_if_modified(|phase| {
+            let changed = *phase < Phase::Draining;
+            if changed {
+                *phase = Phase::Draining;
+            }
+            changed
+        });
+    }
+
+    /// Asks for an immediate stop: connections are dropped without draining.
+    pub fn kill(&self) {
+        self.0.send_replace(Phase::Killed);
+    }
+
+    /// Another receiver.
+    pub fn subscribe(&self) -> Shutdown {
+        Shutdown(self.0.subscribe())
+    }
+}
+
+impl Shutdown {
+    /// A receiver that never fires (for callers that stop by dropping the runtime).
+    pub fn never() -> Shutdown {
+        let (sender, receiver) = watch::channel(Phase::Running);
+        std::mem::forget(sender);
+        Shutdown(receiver)
+    }
+
+    /// Resolves when a drain or kill was asked for.
+    pub async fn draining(&self) {
+        let mut receiver = self.0.clone();
+        let _ = receiver.wait_for(|phase| *phase >= Phase::Draining).await;
+    }
+
+    /// Resolves when a kill was asked for.
+    pub async fn killed(&self) {
+        let mut receiver = self.0.clone();
+        let _ = receiver.wait_for(|phase| *phase >= Phase::Killed).await;
+    }
+
+    /// Whether a drain or kill was asked for.
+    pub fn is_draining(&self) -> bool {
+        *self.0.borrow() >= Phase::Draining
+    }
+
+    /// Whether a kill was asked for.
+    pub fn is_killed(&self) -> bool {
+        *self.0.borrow() >= Phase::Killed
+    }
+}
+
+/// Waits for SIGINT or SIGTERM, then asks `trigger` to drain; a second signal kills.
+pub async fn drain_on_signals(trigger: ShutdownTrigger) {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+    for round in 0..2 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        if round == 0 {
+            tracing::info!(
+                "shutdown requested: draining in-flight requests (signal again to stop now)"
+            );
+            trigger.drain();
+        } else {
+            tracing::warn!("second signal: stopping now");
+            trigger.kill();
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! rustls configuration for COCOON hops: TLS 1.3 only, two AES-GCM suites, mutual
+//! authentication with self-signed Ed25519 certificates judged by a [`PeerPolicy`], and no
+//! session resumption (every connection proves its identity afresh).
+//!
+//! Certificates are loaded through resolvers and handshake signatures are verified against the
+//! raw subject key, because RA-TLS certificates carry critical extensions that the stock
+//! WebPKI path would refuse.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
+use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{NoServerSessionStorage, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme,
+};
+
+use crate::policy::{subject_public_key_info, PeerPolicy, PolicyError};
+use crate::{NetError, TlsIdentity};
+
+/// The crypto provider: ring, restricted to the reference's TLS 1.3 suites.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    let base = rustls::crypto::ring::default_provider();
+    Arc::new(CryptoProvider {
+        cipher_suites: vec![
+            rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
+            rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384,
+        ],
+        ..base
+    })
+}
+
+fn unix_time_to_system(now: UnixTime) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs())
+}
+
+fn policy_error_to_tls(error: PolicyError) -> TlsError {
+    let certificate_error = match error {
+        PolicyError::Expired => CertificateError::Expired,
+        other => CertificateError::Other(rustls::OtherError(Arc::new(other))),
+    };
+    TlsError::InvalidCertificate(certificate_error)
+}
+
+/// Bridges a [`PeerPolicy`] into rustls's verifier traits, for both directions.
+#[derive(Debug)]
+struct PolicyVerifier {
+    policy: Arc<dyn PeerPolicy>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl PolicyVerifier {
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), TlsError> {
+        if !intermediates.is_empty() {
+            return Err(policy_error_to_tls(PolicyError::ChainNotAllowed(
+                intermediates.len(),
+            )));
+        }
+        self.policy
+            .verify_peer(end_entity.as_ref(), unix_time_to_system(now))
+            .map(|_| ())
+            .map_err(policy_error_to_tls)
+    }
+
+    fn verify_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        let spki = subject_public_key_info(cert.as_ref()).map_err(policy_error_to_tls)?;
+        verify_tls13_signature_with_raw_key(
+            message,
+            &SubjectPublicKeyInfoDer::from(spki.as_slice()),
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+}
+
+impl ServerCertVerifier for PolicyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        self.verify(end_entity, intermediates, now)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        Err(TlsError::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.verify_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+impl ClientCertVerifier for PolicyVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, TlsError> {
+        self.verify(end_entity, intermediates, now)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        Err(TlsError::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.verify_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// Always presents the same certificate, without inspecting it (see the module docs).
+#[derive(Debug)]
+struct FixedCertResolver(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for FixedCertResolver {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+impl ResolvesClientCert for FixedCertResolver {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Builds the server side of a hop.
+pub(crate) fn server_config(
+    identity: &TlsIdentity,
+    policy: Arc<dyn PeerPolicy>,
+) -> Result<rustls::ServerConfig, NetError> {
+    let provider = provider();
+    let verifier = Arc::new(PolicyVerifier {
+        policy,
+        provider: provider.clone(),
+    });
+    let key = identity.certified_key(&provider)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(NetError::Tls)?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(FixedCertResolver(key)));
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok(config)
+}
+
+/// Builds the client side of a hop.
+pub(crate) fn client_config(
+    identity: &TlsIdentity,
+    policy: Arc<dyn PeerPolicy>,
+) -> Result<rustls::ClientConfig, NetError> {
+    let provider = provider();
+    let verifier = Arc::new(PolicyVerifier {
+        policy,
+        provider: provider.clone(),
+    });
+    let key = identity.certified_key(&provider)?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(NetError::Tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(Arc::new(FixedCertResolver(key)));
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}

@@ -1,0 +1,104 @@
+//! Proxy configuration (TOML), fully checked before any port is bound.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cocoon_net::PolicyKind;
+use serde::{Deserialize, Serialize};
+
+/// Default port for clients, next to the client's 10000.
+pub const DEFAULT_CLIENT_PORT: u16 = 10001;
+/// Default port for workers.
+pub const DEFAULT_WORKER_PORT: u16 = 10002;
+/// Default port for `/metrics` and `/stats`.
+pub const DEFAULT_HTTP_PORT: u16 = 10003;
+/// The reference's server default: about a million hashes, well under a second for an honest
+/// client, a real cost for a connection flood.
+pub const DEFAULT_POW_DIFFICULTY: i32 = 20;
+/// Longest per-request timeout a client may ask for.
+pub const DEFAULT_MAX_REQUEST_TIMEOUT_SECS: f64 = 600.0;
+/// Time given to in-flight requests after SIGTERM.
+pub const DEFAULT_GRACE_PERIOD_SECS: f64 = 30.0;
+
+/// Everything a proxy needs to run.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where clients connect (PoW + TLS + COCOON packets).
+    #[serde(default = "default_client_listen")]
+    pub client_listen: SocketAddr,
+    /// Where workers connect.
+    #[serde(default = "default_worker_listen")]
+    pub worker_listen: SocketAddr,
+    /// Plain HTTP for `/metrics` and `/stats` (keep it on loopback).
+    #[serde(default = "default_http_listen")]
+    pub http_listen: SocketAddr,
+    /// Which peers are accepted. Must be set explicitly: the only policy until attestation
+    /// lands is `danger_any`.
+    pub peer_policy: PolicyKind,
+    /// Proof-of-work bits demanded of every connecting peer.
+    #[serde(default = "default_pow")]
+    pub pow_difficulty: i32,
+    /// Upper bound on a client's requested timeout, in seconds.
+    #[serde(default = "default_max_timeout")]
+    pub max_request_timeout_secs: f64,
+    /// Grace period for draining on shutdown, in seconds.
+    #[serde(default = "default_grace")]
+    pub grace_period_secs: f64,
+}
+
+fn default_client_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_CLIENT_PORT))
+}
+fn default_worker_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_WORKER_PORT))
+}
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT))
+}
+fn default_pow() -> i32 {
+    DEFAULT_POW_DIFFICULTY
+}
+fn default_max_timeout() -> f64 {
+    DEFAULT_MAX_REQUEST_TIMEOUT_SECS
+}
+fn default_grace() -> f64 {
+    DEFAULT_GRACE_PERIOD_SECS
+}
+
+impl ProxyConfig {
+    /// A config for the given policy with every other field at its default.
+    pub fn new(peer_policy: PolicyKind) -> ProxyConfig {
+        ProxyConfig {
+            client_listen: default_client_listen(),
+            worker_listen: default_worker_listen(),
+            http_listen: default_http_listen(),
+            peer_policy,
+            pow_difficulty: DEFAULT_POW_DIFFICULTY,
+            max_request_timeout_secs: DEFAULT_MAX_REQUEST_TIMEOUT_SECS,
+            grace_period_secs: DEFAULT_GRACE_PERIOD_SECS,
+        }
+    }
+
+    /// Every problem with the config, one per line; empty when it is usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(0..=64).contains(&self.pow_difficulty) {
+            problems.push(format!(
+                "pow_difficulty = {} is outside 0..=64",
+                self.pow_difficulty
+            ));
+        }
+        if !(self.max_request_timeout_secs.is_finite() && self.max_request_timeout_secs > 0.0) {
+            problems.push("max_request_timeout_secs must be a positive number".into());
+        }
+        if !(self.grace_period_secs.is_finite() && self.grace_period_secs >= 0.0) {
+            problems.push("grace_period_secs must be zero or positive".into());
+        }
+        problems
+    }
+
+    pub(crate) fn grace_period(&self) -> Duration {
+        Duration::from_secs_f64(self.grace_period_secs)
+    }
+}

@@ -1,0 +1,673 @@
+//! The proxy's heart: the worker registry, worker selection, and the life of each request
+//! (assign → relay → finish, with one retry when a worker fails before its first answer byte).
+//!
+//! All routing state sits under one short-held mutex; nothing is awaited while it is held.
+//! Messages are encoded after the lock is released.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use cocoon_net::metrics::unix_time_f64;
+use cocoon_net::ConnectionHandle;
+use cocoon_proto::{codes, *};
+
+use crate::ledger::{Ledger, Reservation};
+
+/// A request is tried on at most this many workers, and only while no answer byte reached the
+/// client (after that, replaying would duplicate output).
+const MAX_ATTEMPTS: u32 = 2;
+/// Weight of the newest latency sample in a worker's decaying mean.
+const LATENCY_DECAY: f64 = 0.2;
+/// Starting latency estimate for a new worker, in seconds.
+pub(crate) const INITIAL_LATENCY_SECS: f64 = 0.5;
+/// Tokens reserved when a client does not say how many it will need.
+pub const DEFAULT_RESERVED_TOKENS: u64 = 4096;
+
+/// One connected worker (one connection; a worker with several proxies has one entry each).
+#[derive(Debug)]
+pub(crate) struct WorkerEntry {
+    pub handle: ConnectionHandle,
+    pub owner: String,
+    pub model: String,
+    pub coefficient: i32,
+    /// Per-connection cap: ceil(max_active_requests / proxy_cnt).
+    pub max_active: u32,
+    pub running: u32,
+    /// The worker finished its handshake.
+    pub ready: bool,
+    /// The worker says it can serve (backend up).
+    pub enabled: bool,
+    pub avg_latency_secs: f64,
+    pub served: u64,
+    pub failed: u64,
+    pub tokens: u64,
+}
+
+/// One request in flight.
+struct RequestEntry {
+    client: ConnectionHandle,
+    client_request_id: [u8; 32],
+    model: String,
+    query: Arc<Vec<u8>>,
+    max_coefficient: i32,
+    timeout_secs: f64,
+    deadline: Instant,
+    worker: u64,
+    tried: Vec<u64>,
+    relayed_any: bool,
+    reservation: Option<Reservation>,
+    started: Instant,
+    start_time: f64,
+    enable_debug: bool,
+}
+
+#[derive(Default)]
+struct State {
+    workers: HashMap<u64, WorkerEntry>,
+    /// Keyed by the request id the *worker* sees (fresh per attempt).
+    requests: HashMap<[u8; 32], RequestEntry>,
+}
+
+/// Counters for `/metrics` and `/stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub client_connections: AtomicU64,
+    pub prompt_tokens: AtomicU64,
+    pub cached_tokens: AtomicU64,
+    pub completion_tokens: AtomicU64,
+    pub reasoning_tokens: AtomicU64,
+    pub total_tokens: AtomicU64,
+}
+
+/// Shared proxy state.
+pub(crate) struct Router {
+    state: Mutex<State>,
+    pub ledger: Arc<dyn Ledger>,
+    pub counters: Counters,
+    pub max_request_timeout_secs: f64,
+}
+
+/// What to send after the lock is released.
+enum Outgoing {
+    ToClient(ConnectionHandle, ClientQueryAnswer),
+    ToWorker(ConnectionHandle, ProxyRunQueryEx),
+}
+
+fn send_all(outgoing: Vec<Outgoing>) {
+    for message in outgoing {
+        let (handle, bytes) = match &message {
+            Outgoing::ToClient(handle, answer) => (handle, answer.to_bytes()),
+            Outgoing::ToWorker(handle, query) => (handle, query.to_bytes()),
+        };
+        if let Err(error) = handle.send_packet(&bytes) {
+            tracing::debug!(connection = handle.id(), %error, "dropping message for a closed peer");
+        }
+    }
+}
+
+fn short_id(id: &[u8; 32]) -> String {
+    id[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn error_answer(
+    request_id: [u8; 32],
+    code: i32,
+    message: String,
+    tokens: TokensUsed,
+) -> ClientQueryAnswer {
+    ClientQueryAnswer::Error(ClientQueryAnswerErrorEx {
+        request_id,
+        error_code: code,
+        error: message,
+        final_info: Some(ClientQueryFinalInfo {
+            tokens_used: tokens,
+            debug: None,
+            timings: None,
+        }),
+    })
+}
+
+impl Router {
+    pub fn new(ledger: Arc<dyn Ledger>, max_request_timeout_secs: f64) -> Router {
+        Router {
+            state: Mutex::new(State::default()),
+            ledger,
+            counters: Counters::default(),
+            max_request_timeout_secs,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the maps consistent before anything can panic.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- workers ----
+
+    pub fn add_worker(&self, id: u64, entry: WorkerEntry) {
+        self.lock().workers.insert(id, entry);
+    }
+
+    pub fn update_worker(&self, id: u64, update: impl FnOnce(&mut WorkerEntry)) {
+        if let Some(worker) = self.lock().workers.get_mut(&id) {
+            update(worker);
+        }
+    }
+
+    /// Forgets a worker and fails or retries what it was running.
+    pub fn remove_worker(&self, id: u64, reason: &str) {
+        let mut outgoing = Vec::new();
+        {
+            let mut state = self.lock();
+            state.workers.remove(&id);
+            let orphaned: Vec<[u8; 32]> = state
+                .requests
+                .iter()
+                .filter(|(_, r)| r.worker == id)
+                .map(|(k, _)| *k)
+                .collect();
+            for request_id in orphaned {
+                self.attempt_failed(
+                    &mut state,
+                    request_id,
+                    codes::UPSTREAM_FAILED,
+                    format!("worker disconnected: {reason}"),
+                    TokensUsed::default(),
+                    &mut outgoing,
+                );
+            }
+        }
+        send_all(outgoing);
+    }
+
+    /// Models with at least one ready, enabled worker, for `client.getWorkerTypesV2`.
+    pub fn worker_types(&self) -> ClientWorkerTypesV2 {
+        let state = self.lock();
+        let mut by_model: HashMap<&str, Vec<ClientWorkerInstanceV2>> = HashMap::new();
+        for worker in state.workers.values().filter(|w| w.ready && w.enabled) {
+            by_model
+                .entry(worker.model.as_str())
+                .or_default()
+                .push(ClientWorkerInstanceV2 {
+                    coefficient: worker.coefficient,
+                    active_requests: worker.running as i32,
+                    max_active_requests: worker.max_active as i32,
+                });
+        }
+        let mut types: Vec<ClientWorkerTypeV2> = by_model
+            .into_iter()
+            .map(|(name, workers)| ClientWorkerTypeV2 {
+                name: name.to_string(),
+                workers,
+            })
+            .collect();
+        types.sort_by(|a, b| a.name.cmp(&b.name));
+        ClientWorkerTypesV2 { types }
+    }
+
+    /// A JSON view of the workers for `/stats`.
+    pub fn workers_json(&self) -> Vec<serde_json::Value> {
+        let state = self.lock();
+        let mut workers: Vec<_> = state
+            .workers
+            .iter()
+            .map(|(id, w)| {
+                serde_json::json!({
+                    "connection": id,
+                    "remote": w.handle.remote_addr().to_string(),
+                    "owner": w.owner,
+                    "model": w.model,
+                    "coefficient": w.coefficient,
+                    "ready": w.ready,
+                    "enabled": w.enabled,
+                    "running": w.running,
+                    "max_active": w.max_active,
+                    "avg_latency_ms": w.avg_latency_secs * 1000.0,
+                    "served": w.served,
+                    "failed": w.failed,
+                    "tokens": w.tokens,
+                })
+            })
+            .collect();
+        workers.sort_by_key(|w| w["connection"].as_u64());
+        workers
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().requests.len()
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.lock().workers.len()
+    }
+
+    /// Least expected wait among eligible workers: running × decaying mean latency; ties go to
+    /// the faster, then the less used worker.
+    fn pick_worker(
+        state: &State,
+        model: &str,
+        max_coefficient: i32,
+        exclude: &[u64],
+    ) -> Result<u64, (i32, String)> {
+        let mut any_for_model = false;
+        let mut best: Option<(u64, (f64, f64, u64))> = None;
+        for (id, worker) in &state.workers {
+            if worker.model != model || !worker.ready {
+                continue;
+            }
+            any_for_model = true;
+            if !worker.enabled
+                || worker.running >= worker.max_active
+                || worker.coefficient > max_coefficient
+                || exclude.contains(id)
+            {
+                continue;
+            }
+            let score = (
+                worker.running as f64 * worker.avg_latency_secs,
+                worker.avg_latency_secs,
+                worker.served,
+            );
+            if best.as_ref().is_none_or(|(_, b)| score < *b) {
+                best = Some((*id, score));
+            }
+        }
+        match best {
+            Some((id, _)) => Ok(id),
+            None if any_for_model => Err((
+                codes::NO_WORKER_AVAILABLE,
+                format!("no worker for model '{model}' can take a request now (all busy, disabled or above max_coefficient {max_coefficient})"),
+            )),
+            None => Err((
+                codes::MODEL_NOT_FOUND,
+                format!("model '{model}' is not served by any worker"),
+            )),
+        }
+    }
+
+    // ---- requests ----
+
+    /// A client asked to run a query.
+    pub fn start_request(
+        &self,
+        client: &ConnectionHandle,
+        client_key: &Arc<str>,
+        query: ClientRunQueryEx,
+    ) {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let mut outgoing = Vec::new();
+        let timeout_secs = if query.timeout.is_finite() && query.timeout > 0.0 {
+            query.timeout.min(self.max_request_timeout_secs)
+        } else {
+            self.max_request_timeout_secs
+        };
+        let reserve = if query.max_tokens > 0 {
+            query.max_tokens as u64
+        } else {
+            DEFAULT_RESERVED_TOKENS
+        };
+        let reservation = match self.ledger.reserve(client_key, reserve) {
+            Ok(reservation) => reservation,
+            Err(error) => {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                send_all(vec![Outgoing::ToClient(
+                    client.clone(),
+                    error_answer(
+                        query.request_id,
+                        codes::PAYMENT_REQUIRED,
+                        error.to_string(),
+                        TokensUsed::default(),
+                    ),
+                )]);
+                return;
+            }
+        };
+        {
+            let mut state = self.lock();
+            match Self::pick_worker(&state, &query.model_name, query.max_coefficient, &[]) {
+                Ok(worker_id) => {
+                    let entry = RequestEntry {
+                        client: client.clone(),
+                        client_request_id: query.request_id,
+                        model: query.model_name,
+                        query: Arc::new(query.query),
+                        max_coefficient: query.max_coefficient,
+                        timeout_secs,
+                        deadline: Instant::now() + Duration::from_secs_f64(timeout_secs),
+                        worker: worker_id,
+                        tried: vec![worker_id],
+                        relayed_any: false,
+                        reservation: Some(reservation),
+                        started: Instant::now(),
+                        start_time: unix_time_f64(),
+                        enable_debug: query.enable_debug.unwrap_or(false),
+                    };
+                    tracing::debug!(request = %short_id(&entry.client_request_id), model = %entry.model, bytes = entry.query.len(), worker = worker_id, "request assigned");
+                    Self::assign(&mut state, entry, worker_id, &mut outgoing);
+                }
+                Err((code, message)) => {
+                    drop(state);
+                    self.ledger.release(reservation);
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(request = %short_id(&query.request_id), code, "request refused");
+                    outgoing.push(Outgoing::ToClient(
+                        client.clone(),
+                        error_answer(query.request_id, code, message, TokensUsed::default()),
+                    ));
+                }
+            }
+        }
+        send_all(outgoing);
+    }
+
+    /// Sends a request to `worker_id` under a fresh worker-side request id.
+    fn assign(
+        state: &mut State,
+        entry: RequestEntry,
+        worker_id: u64,
+        outgoing: &mut Vec<Outgoing>,
+    ) {
+        let worker_request_id: [u8; 32] = rand::random();
+        let Some(worker) = state.workers.get_mut(&worker_id) else {
+            return;
+        };
+        worker.running += 1;
+        let remaining = entry
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64();
+        outgoing.push(Outgoing::ToWorker(
+            worker.handle.clone(),
+            ProxyRunQueryEx {
+                query: entry.query.as_ref().clone(),
+                signed_payment: SignedPayment::Empty,
+                coefficient: worker.coefficient as i64,
+                // The worker gets slightly less time so its own timeout fires first and we
+                // relay a precise error instead of a generic one.
+                timeout: remaining * 0.95,
+                request_id: worker_request_id,
+                enable_debug: entry.enable_debug.then_some(true),
+            },
+        ));
+        state.requests.insert(worker_request_id, entry);
+    }
+
+    /// The worker's attempt failed: retry elsewhere if nothing was relayed yet, else end the
+    /// request with an error.
+    fn attempt_failed(
+        &self,
+        state: &mut State,
+        worker_request_id: [u8; 32],
+        code: i32,
+        message: String,
+        tokens: TokensUsed,
+        outgoing: &mut Vec<Outgoing>,
+    ) {
+        let Some(mut entry) = state.requests.remove(&worker_request_id) else {
+            return;
+        };
+        if let Some(worker) = state.workers.get_mut(&entry.worker) {
+            worker.running = worker.running.saturating_sub(1);
+            worker.failed += 1;
+        }
+        let retryable = !entry.relayed_any
+            && (entry.tried.len() as u32) < MAX_ATTEMPTS
+            && Instant::now() < entry.deadline;
+        if retryable {
+            if let Ok(next) =
+                Self::pick_worker(state, &entry.model, entry.max_coefficient, &entry.tried)
+            {
+                tracing::info!(request = %short_id(&entry.client_request_id), from = entry.worker, to = next, code, "retrying on another worker");
+                self.counters.retried.fetch_add(1, Ordering::Relaxed);
+                entry.worker = next;
+                entry.tried.push(next);
+                Self::assign(state, entry, next, outgoing);
+                return;
+            }
+        }
+        tracing::info!(request = %short_id(&entry.client_request_id), code, "request failed");
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        outgoing.push(Outgoing::ToClient(
+            entry.client.clone(),
+            error_answer(entry.client_request_id, code, message, tokens),
+        ));
+        self.settle(&mut entry, None, &tokens);
+    }
+
+    /// Charges or releases the reservation and records the tokens.
+    fn settle(&self, entry: &mut RequestEntry, worker: Option<&WorkerEntry>, tokens: &TokensUsed) {
+        if let Some(reservation) = entry.reservation.take() {
+            if tokens.total_tokens_used > 0 {
+                let worker_key = worker.map(|w| w.owner.as_str()).unwrap_or("unknown-worker");
+                self.ledger.charge(reservation, worker_key, tokens);
+            } else {
+                self.ledger.release(reservation);
+            }
+        }
+        let add = |counter: &AtomicU64, value: i64| {
+            counter.fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
+        };
+        add(&self.counters.prompt_tokens, tokens.prompt_tokens_used);
+        add(&self.counters.cached_tokens, tokens.cached_tokens_used);
+        add(
+            &self.counters.completion_tokens,
+            tokens.completion_tokens_used,
+        );
+        add(
+            &self.counters.reasoning_tokens,
+            tokens.reasoning_tokens_used,
+        );
+        add(&self.counters.total_tokens, tokens.total_tokens_used);
+    }
+
+    /// A worker sent an answer, a part or an error for one of its requests.
+    pub fn on_worker_answer(&self, worker_id: u64, answer: ProxyQueryAnswer) {
+        let mut outgoing = Vec::with_capacity(1);
+        {
+            let mut state = self.lock();
+            let request_id = match &answer {
+                ProxyQueryAnswer::Answer(a) => a.request_id,
+                ProxyQueryAnswer::Part(p) => p.request_id,
+                ProxyQueryAnswer::Error(e) => e.request_id,
+            };
+            match state.requests.get(&request_id) {
+                Some(entry) if entry.worker == worker_id => {}
+                // Late answers for timed-out or re-assigned requests, or another worker's ids.
+                _ => return,
+            }
+            match answer {
+                ProxyQueryAnswer::Error(error) => {
+                    let tokens = error
+                        .final_info
+                        .as_ref()
+                        .map(|f| f.tokens_used)
+                        .unwrap_or_default();
+                    self.attempt_failed(
+                        &mut state,
+                        request_id,
+                        error.error_code,
+                        error.error,
+                        tokens,
+                        &mut outgoing,
+                    );
+                }
+                ProxyQueryAnswer::Answer(ProxyQueryAnswerEx {
+                    answer, final_info, ..
+                }) => {
+                    self.relay(
+                        &mut state,
+                        request_id,
+                        worker_id,
+                        answer,
+                        final_info,
+                        true,
+                        &mut outgoing,
+                    );
+                }
+                ProxyQueryAnswer::Part(ProxyQueryAnswerPartEx {
+                    answer, final_info, ..
+                }) => {
+                    self.relay(
+                        &mut state,
+                        request_id,
+                        worker_id,
+                        answer,
+                        final_info,
+                        false,
+                        &mut outgoing,
+                    );
+                }
+            }
+        }
+        send_all(outgoing);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn relay(
+        &self,
+        state: &mut State,
+        request_id: [u8; 32],
+        worker_id: u64,
+        answer: Vec<u8>,
+        final_info: Option<ProxyQueryFinalInfo>,
+        is_head: bool,
+        outgoing: &mut Vec<Outgoing>,
+    ) {
+        let is_final = final_info.is_some();
+        let client_final = if let Some(info) = final_info {
+            let Some(mut entry) = state.requests.remove(&request_id) else {
+                return;
+            };
+            let elapsed = entry.started.elapsed().as_secs_f64();
+            let worker = state.workers.get_mut(&worker_id);
+            let tokens = info.tokens_used;
+            let client_info = ClientQueryFinalInfo {
+                tokens_used: tokens,
+                debug: entry.enable_debug.then(|| FinalInfoDebug {
+                    worker_debug: info.worker_debug.clone().unwrap_or_default(),
+                    proxy_debug: format!(
+                        "{{\"worker_connection\":{worker_id},\"attempts\":{}}}",
+                        entry.tried.len()
+                    ),
+                }),
+                timings: Some(ClientTimings {
+                    proxy_start_time: entry.start_time,
+                    proxy_end_time: unix_time_f64(),
+                    worker_start_time: info
+                        .timings
+                        .as_ref()
+                        .map(|t| t.worker_start_time)
+                        .unwrap_or(0.0),
+                    worker_end_time: info
+                        .timings
+                        .as_ref()
+                        .map(|t| t.worker_end_time)
+                        .unwrap_or(0.0),
+                }),
+            };
+            if let Some(worker) = worker {
+                worker.running = worker.running.saturating_sub(1);
+                worker.served += 1;
+                worker.tokens += u64::try_from(tokens.total_tokens_used).unwrap_or(0);
+                worker.avg_latency_secs =
+                    worker.avg_latency_secs * (1.0 - LATENCY_DECAY) + elapsed * LATENCY_DECAY;
+            }
+            let worker = state.workers.get(&worker_id);
+            self.settle(&mut entry, worker, &tokens);
+            self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(request = %short_id(&entry.client_request_id), tokens = tokens.total_tokens_used, elapsed_ms = elapsed * 1000.0, "request finished");
+            Some((entry.client, entry.client_request_id, client_info))
+        } else {
+            None
+        };
+        let (client, client_request_id, final_info) = match client_final {
+            Some((client, id, info)) => (client, id, Some(info)),
+            None => {
+                let Some(entry) = state.requests.get_mut(&request_id) else {
+                    return;
+                };
+                entry.relayed_any = true;
+                (entry.client.clone(), entry.client_request_id, None)
+            }
+        };
+        debug_assert!(is_final == final_info.is_some());
+        let message = if is_head {
+            ClientQueryAnswer::Answer(ClientQueryAnswerEx {
+                request_id: client_request_id,
+                answer,
+                final_info,
+            })
+        } else {
+            ClientQueryAnswer::Part(ClientQueryAnswerPartEx {
+                request_id: client_request_id,
+                answer,
+                final_info,
+            })
+        };
+        outgoing.push(Outgoing::ToClient(client, message));
+    }
+
+    /// Ends requests whose deadline passed. Called periodically.
+    pub fn expire(&self, now: Instant) {
+        let mut outgoing = Vec::new();
+        {
+            let mut state = self.lock();
+            let expired: Vec<[u8; 32]> = state
+                .requests
+                .iter()
+                .filter(|(_, r)| r.deadline <= now)
+                .map(|(k, _)| *k)
+                .collect();
+            for request_id in expired {
+                let Some(mut entry) = state.requests.remove(&request_id) else {
+                    continue;
+                };
+                if let Some(worker) = state.workers.get_mut(&entry.worker) {
+                    worker.running = worker.running.saturating_sub(1);
+                    worker.failed += 1;
+                }
+                self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(request = %short_id(&entry.client_request_id), timeout_secs = entry.timeout_secs, "request timed out");
+                outgoing.push(Outgoing::ToClient(
+                    entry.client.clone(),
+                    error_answer(
+                        entry.client_request_id,
+                        codes::TIMEOUT,
+                        format!("request timed out after {:.1} s", entry.timeout_secs),
+                        TokensUsed::default(),
+                    ),
+                ));
+                self.settle(&mut entry, None, &TokensUsed::default());
+            }
+        }
+        send_all(outgoing);
+    }
+
+    /// Forgets requests of a client that went away (their reservations are released; a
+    /// worker's late answers are then ignored).
+    pub fn client_gone(&self, client_connection: u64) {
+        let mut state = self.lock();
+        let gone: Vec<[u8; 32]> = state
+            .requests
+            .iter()
+            .filter(|(_, r)| r.client.id() == client_connection)
+            .map(|(k, _)| *k)
+            .collect();
+        for request_id in gone {
+            if let Some(mut entry) = state.requests.remove(&request_id) {
+                if let Some(worker) = state.workers.get_mut(&entry.worker) {
+                    worker.running = worker.running.saturating_sub(1);
+                }
+                self.settle(&mut entry, None, &TokensUsed::default());
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The COCOON proxy as a library: accepts workers and clients, picks a worker per request,
+//! relays the answer stream, and keeps the books (through the [`ledger::Ledger`] seam).
+//!
+//! Entry point: [`start`] binds every port (so callers learn the real addresses, which tests
+//! need for ephemeral ports) and returns a [`RunningProxy`]; [`RunningProxy::wait`] resolves
+//! when the proxy has stopped after a drain or kill on its [`Shutdown`].
+
+mod config;
+mod core;
+pub mod ledger;
+mod peers;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use cocoon_net::metrics::PrometheusText;
+use cocoon_net::{Acceptor, Shutdown, TlsIdentity};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+pub use crate::config::*;
+use crate::core::Router;
+use crate::ledger::{Ledger, MemoryLedger};
+use crate::peers::{hex, ProxyIdentity};
+
+/// How often deadlines are checked. Timeouts are seconds long, so 100 ms is precise enough
+/// and costs nothing.
+const EXPIRY_TICK: Duration = Duration::from_millis(100);
+
+/// Failures that stop a proxy from starting.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The config has problems (one per line).
+    #[error("invalid proxy config:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    /// A port could not be bound.
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS identity or configuration failure.
+    #[error(transparent)]
+    Net(#[from] cocoon_net::NetError),
+}
+
+/// A started proxy.
+pub struct RunningProxy {
+    /// Where clients connect.
+    pub client_addr: SocketAddr,
+    /// Where workers connect.
+    pub worker_addr: SocketAddr,
+    /// Where `/metrics` and `/stats` are served.
+    pub http_addr: SocketAddr,
+    /// The proxy's TLS public key.
+    pub public_key: [u8; 32],
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningProxy {
+    /// Resolves when the proxy stopped.
+    pub async fn wait(&mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+struct Shared {
+    router: Arc<Router>,
+    started: Instant,
+    public_key: [u8; 32],
+    policy: &'static str,
+}
+
+async fn bind(what: &'static str, address: SocketAddr) -> Result<TcpListener, ProxyError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ProxyError::Bind {
+            what,
+            address,
+            source,
+        })
+}
+
+/// Checks the config, binds every port and starts serving.
+pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningProxy, ProxyError> {
+    start_with_ledger(config, Arc::new(MemoryLedger::new()), shutdown).await
+}
+
+/// [`start`] with a caller-provided ledger.
+pub async fn start_with_ledger(
+    config: ProxyConfig,
+    ledger: Arc<dyn Ledger>,
+    shutdown: Shutdown,
+) -> Result<RunningProxy, ProxyError> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(ProxyError::Config(problems));
+    }
+    let identity = TlsIdentity::generate_self_signed()?;
+    let policy = config.peer_policy.build();
+    let policy_name = policy.name();
+    let acceptor = Acceptor::new(&identity, policy, config.pow_difficulty)?;
+    let client_listener = bind("clients", config.client_listen).await?;
+    let worker_listener = bind("workers", config.worker_listen).await?;
+    let http_listener = bind("http", config.http_listen).await?;
+    let client_addr = client_listener
+        .local_addr()
+        .map_err(cocoon_net::NetError::Io)?;
+    let worker_addr = worker_listener
+        .local_addr()
+        .map_err(cocoon_net::NetError::Io)?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(cocoon_net::NetError::Io)?;
+    let router = Arc::new(Router::new(ledger, config.max_request_timeout_secs));
+    let shared = Arc::new(Shared {
+        router: router.clone(),
+        started: Instant::now(),
+        public_key: identity.public_key,
+        policy: policy_name,
+    });
+    let proxy_identity = Arc::new(ProxyIdentity {
+        public_key: identity.public_key,
+    });
+    info!(%client_addr, %worker_addr, %http_addr, policy = policy_name, pow_bits = config.pow_difficulty, key = %hex(&identity.public_key[..8]), "proxy listening");
+    let grace = config.grace_period();
+    let task = tokio::spawn(async move {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(serve_http(http_listener, shared.clone(), shutdown.clone()));
+        tasks.spawn(expire_loop(router.clone(), shutdown.clone()));
+        tasks.spawn(accept_loop(
+            client_listener,
+            acceptor.clone(),
+            router.clone(),
+            proxy_identity.clone(),
+            shutdown.clone(),
+            PeerKind::Client,
+        ));
+        tasks.spawn(accept_loop(
+            worker_listener,
+            acceptor,
+            router.clone(),
+            proxy_identity,
+            shutdown.clone(),
+            PeerKind::Worker,
+        ));
+        shutdown.draining().await;
+        if !shutdown.is_killed() {
+            info!(
+                in_flight = router.in_flight(),
+                grace_secs = grace.as_secs_f64(),
+                "draining"
+            );
+            let deadline = Instant::now() + grace;
+            while router.in_flight() > 0 && Instant::now() < deadline && !shutdown.is_killed() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if router.in_flight() > 0 {
+                warn!(
+                    in_flight = router.in_flight(),
+                    "grace period over; dropping unfinished requests"
+                );
+            }
+        }
+        tasks.shutdown().await;
+        info!("proxy stopped");
+    });
+    Ok(RunningProxy {
+        client_addr,
+        worker_addr,
+        http_addr,
+        public_key: identity.public_key,
+        task: Some(task),
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum PeerKind {
+    Client,
+    Worker,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Acceptor,
+    router: Arc<Router>,
+    identity: Arc<ProxyIdentity>,
+    shutdown: Shutdown,
+    kind: PeerKind,
+) {
+    // Peers live in this set, so stopping the loop (proxy stopped) ends them too.
+    let mut peers = JoinSet::new();
+    loop {
+        let accepted: std::io::Result<(TcpStream, SocketAddr)> = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.draining() => break,
+            Some(_) = peers.join_next(), if !peers.is_empty() => continue,
+        };
+        let (socket, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let identity = identity.clone();
+        let shutdown = shutdown.clone();
+        peers.spawn(async move {
+            let connection = match acceptor.accept(socket).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    warn!(%remote, ?kind, %error, "handshake failed");
+                    return;
+                }
+            };
+            match kind {
+                PeerKind::Client => {
+                    router
+                        .counters
+                        .client_connections
+                        .fetch_add(1, Ordering::Relaxed);
+                    peers::serve_client(router, identity, connection, shutdown).await
+                }
+                PeerKind::Worker => {
+                    peers::serve_worker(router, identity, connection, shutdown).await
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Established peers keep serving in-flight requests until the proxy task ends.
+    while peers.join_next().await.is_some() {}
+}
+
+async fn expire_loop(router: Arc<Router>, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(EXPIRY_TICK);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => router.expire(Instant::now()),
+            _ = shutdown.killed() => return,
+        }
+    }
+}
+
+async fn serve_http(listener: TcpListener, shared: Arc<Shared>, shutdown: Shutdown) {
+    let app = axum::Router::new()
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .with_state(shared);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.killed().await })
+        .await;
+    if let Err(error) = result {
+        warn!(%error, "http server failed");
+    }
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let router = &shared.router;
+    let c = &router.counters;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    axum::Json(serde_json::json!({
+        "role": "proxy",
+        "uptime_secs": shared.started.elapsed().as_secs_f64(),
+        "public_key": hex(&shared.public_key),
+        "peer_policy": shared.policy,
+        "connections": { "clients": load(&c.client_connections), "workers": router.worker_count() },
+        "requests": {
+            "total": load(&c.requests),
+            "in_flight": router.in_flight(),
+            "succeeded": load(&c.succeeded),
+            "failed": load(&c.failed),
+            "retried": load(&c.retried),
+            "timed_out": load(&c.timed_out),
+        },
+        "tokens": {
+            "prompt": load(&c.prompt_tokens),
+            "cached": load(&c.cached_tokens),
+            "completion": load(&c.completion_tokens),
+            "reasoning": load(&c.reasoning_tokens),
+            "total": load(&c.total_tokens),
+        },
+        "workers": router.workers_json(),
+        "ledger": router.ledger.snapshot(),
+    }))
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let router = &shared.router;
+    let c = &router.counters;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut text = PrometheusText::new();
+    text.gauge(
+        "cocoon_proxy_uptime_seconds",
+        "Seconds since start.",
+        shared.started.elapsed().as_secs_f64(),
+    )
+    .gauge(
+        "cocoon_proxy_client_connections",
+        "Connected clients.",
+        load(&c.client_connections) as f64,
+    )
+    .gauge(
+        "cocoon_proxy_worker_connections",
+        "Connected workers.",
+        router.worker_count() as f64,
+    )
+    .counter(
+        "cocoon_proxy_requests_total",
+        "Requests received from clients.",
+        load(&c.requests),
+    )
+    .counter(
+        "cocoon_proxy_requests_succeeded_total",
+        "Requests answered in full.",
+        load(&c.succeeded),
+    )
+    .counter(
+        "cocoon_proxy_requests_failed_total",
+        "Requests that ended with an error.",
+        load(&c.failed),
+    )
+    .counter(
+        "cocoon_proxy_requests_retried_total",
+        "Requests moved to another worker.",
+        load(&c.retried),
+    )
+    .counter(
+        "cocoon_proxy_requests_timed_out_total",
+        "Requests that hit their timeout.",
+        load(&c.timed_out),
+    )
+    .gauge(
+        "cocoon_proxy_requests_in_flight",
+        "Requests running now.",
+        router.in_flight() as f64,
+    )
+    .labelled(
+        "cocoon_proxy_tokens_total",
+        "counter",
+        "Tokens reported by workers, by kind.",
+        &[
+            (
+                vec![("kind", "prompt".into())],
+                load(&c.prompt_tokens) as f64,
+            ),
+            (
+                vec![("kind", "cached".into())],
+                load(&c.cached_tokens) as f64,
+            ),
+            (
+                vec![("kind", "completion".into())],
+                load(&c.completion_tokens) as f64,
+            ),
+            (
+                vec![("kind", "reasoning".into())],
+                load(&c.reasoning_tokens) as f64,
+            ),
+            (vec![("kind", "total".into())], load(&c.total_tokens) as f64),
+        ],
+    );
+    let workers = router.workers_json();
+    let per_worker = |field: &str| -> Vec<(Vec<(&str, String)>, f64)> {
+        workers
+            .iter()
+            .map(|w| {
+                (
+                    vec![
+                        ("connection", w["connection"].to_string()),
+                        ("model", w["model"].as_str().unwrap_or_default().to_string()),
+                    ],
+                    w[field].as_f64().unwrap_or(0.0),
+                )
+            })
+            .collect()
+    };
+    text.labelled(
+        "cocoon_proxy_worker_running",
+        "gauge",
+        "Requests running on each worker.",
+        &per_worker("running"),
+    )
+    .labelled(
+        "cocoon_proxy_worker_latency_seconds",
+        "gauge",
+        "Decaying mean request latency per worker.",
+        &per_worker("avg_latency_ms")
+            .into_iter()
+            .map(|(l, v)| (l, v / 1000.0))
+            .collect::<Vec<_>>(),
+    );
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text.finish(),
+    )
+}

@@ -1,0 +1,316 @@
+//! Serving one connected peer: the client hop (handshake, auth, queries) and the worker hop
+//! (registration handshake, answers, enable/disable, coefficient changes).
+
+use std::sync::Arc;
+
+use cocoon_net::{Connection, Incoming, IncomingQuery, Shutdown};
+use cocoon_proto::{codes, *};
+use tracing::{debug, info, warn};
+
+use crate::core::{Router, WorkerEntry};
+
+/// Identity facts the proxy tells peers about itself.
+pub(crate) struct ProxyIdentity {
+    pub public_key: [u8; 32],
+}
+
+impl ProxyIdentity {
+    fn params(&self, proto_version: i32) -> ProxyParams {
+        ProxyParams {
+            proxy_public_key: self.public_key,
+            proxy_owner_address: String::new(),
+            proxy_sc_address: String::new(),
+            is_test: Some(true),
+            proto_version: Some(proto_version),
+        }
+    }
+}
+
+fn negotiate(range: Option<&ProtoVersionRange>) -> Result<i32, String> {
+    let remote_max = range.map(|r| r.max).unwrap_or(0);
+    let version = remote_max.min(codes::PROTO_VERSION);
+    if version < codes::MIN_PROTO_VERSION {
+        return Err(format!(
+            "protocol version {remote_max} is too old: this proxy needs at least {}",
+            codes::MIN_PROTO_VERSION
+        ));
+    }
+    Ok(version)
+}
+
+fn answer(query: IncomingQuery, result: Result<Vec<u8>, (i32, String)>) {
+    let outcome = match result {
+        Ok(bytes) => query.answer(&bytes),
+        Err((code, message)) => query.fail(code, &message),
+    };
+    if let Err(error) = outcome {
+        debug!(%error, "could not answer a query");
+    }
+}
+
+/// Serves a client connection until it closes or the proxy is killed.
+pub(crate) async fn serve_client(
+    router: Arc<Router>,
+    identity: Arc<ProxyIdentity>,
+    connection: Connection,
+    shutdown: Shutdown,
+) {
+    let Connection {
+        handle,
+        mut incoming,
+    } = connection;
+    let connection_id = handle.id();
+    let _close = handle.close_on_drop();
+    info!(connection = connection_id, remote = %handle.remote_addr(), "client connected");
+    let mut client_key: Option<Arc<str>> = None;
+    let mut authorized = false;
+    loop {
+        let message = tokio::select! {
+            message = incoming.recv() => message,
+            _ = shutdown.killed() => break,
+        };
+        let Some(message) = message else { break };
+        match message {
+            Incoming::Query(query) => {
+                let result = match ClientToProxyQuery::from_bytes(&query.data) {
+                    Ok(ClientToProxyQuery::ConnectToProxy(connect)) => {
+                        match negotiate(connect.params.proto_version.as_ref()) {
+                            Ok(version) => {
+                                let key = if connect.params.client_owner_address.is_empty() {
+                                    hex(&handle.peer().public_key)
+                                } else {
+                                    connect.params.client_owner_address.clone()
+                                };
+                                client_key = Some(key.into());
+                                Ok(ClientConnectedToProxy {
+                                    params: identity.params(version),
+                                    client_sc_address: String::new(),
+                                    auth: ProxyConnectionAuth::Short {
+                                        secret_hash: [0; 32],
+                                        nonce: rand::random(),
+                                    },
+                                    signed_payment: SignedPayment::Empty,
+                                }
+                                .to_bytes())
+                            }
+                            Err(message) => Err((codes::BAD_REQUEST, message)),
+                        }
+                    }
+                    Ok(ClientToProxyQuery::AuthorizeShort(_))
+                    | Ok(ClientToProxyQuery::AuthorizeLong(_)) => {
+                        if client_key.is_none() {
+                            Err((
+                                codes::BAD_REQUEST,
+                                "connectToProxy must come first".to_string(),
+                            ))
+                        } else {
+                            // Without a chain there is no balance to check: every connected
+                            // client may spend (the payments issue adds the real check).
+                            authorized = true;
+                            Ok(AuthorizationWithProxy::Success {
+                                signed_payment: SignedPayment::Empty,
+                                tokens_committed_to_db: 0,
+                                max_tokens: i64::MAX,
+                            }
+                            .to_bytes())
+                        }
+                    }
+                    Ok(ClientToProxyQuery::GetWorkerTypesV2(_)) => {
+                        Ok(router.worker_types().to_bytes())
+                    }
+                    Err(error) => Err((codes::BAD_REQUEST, format!("unknown query: {error}"))),
+                };
+                answer(query, result);
+            }
+            Incoming::Packet(data) => match ClientRunQueryEx::from_bytes(&data) {
+                Ok(run) => match (&client_key, authorized) {
+                    (Some(key), true) => router.start_request(&handle, key, run),
+                    _ => {
+                        warn!(
+                            connection = connection_id,
+                            "client sent a query before authorizing; closing"
+                        );
+                        handle.close("query before authorization");
+                        break;
+                    }
+                },
+                Err(error) => {
+                    warn!(connection = connection_id, %error, bytes = data.len(), "malformed packet from client; closing");
+                    handle.close("malformed packet");
+                    break;
+                }
+            },
+        }
+    }
+    handle.close("proxy stopped serving the client");
+    router.client_gone(connection_id);
+    router
+        .counters
+        .client_connections
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    info!(connection = connection_id, reason = ?handle.close_reason(), "client disconnected");
+}
+
+/// Serves a worker connection until it closes or the proxy is killed.
+pub(crate) async fn serve_worker(
+    router: Arc<Router>,
+    identity: Arc<ProxyIdentity>,
+    connection: Connection,
+    shutdown: Shutdown,
+) {
+    let Connection {
+        handle,
+        mut incoming,
+    } = connection;
+    let id = handle.id();
+    let _close = handle.close_on_drop();
+    info!(connection = id, remote = %handle.remote_addr(), "worker connected");
+    let mut registered = false;
+    loop {
+        let message = tokio::select! {
+            message = incoming.recv() => message,
+            _ = shutdown.killed() => break,
+        };
+        let Some(message) = message else { break };
+        match message {
+            Incoming::Query(query) => {
+                let result = match WorkerToProxyQuery::from_bytes(&query.data) {
+                    Ok(WorkerToProxyQuery::ConnectToProxy(connect)) => {
+                        register_worker(&router, &identity, &handle, connect.params).map(|bytes| {
+                            registered = true;
+                            bytes
+                        })
+                    }
+                    Ok(WorkerToProxyQuery::CompareBalance(_)) => {
+                        Ok(WorkerCompareBalanceWithProxyResult {
+                            signed_payment: SignedPayment::Empty,
+                            tokens_committed_to_db: 0,
+                            max_tokens: 0,
+                            error_code: 0,
+                        }
+                        .to_bytes())
+                    }
+                    Ok(WorkerToProxyQuery::HandshakeComplete(complete)) if registered => {
+                        router.update_worker(id, |w| {
+                            w.ready = true;
+                            w.enabled = !complete.is_disabled;
+                        });
+                        info!(
+                            connection = id,
+                            enabled = !complete.is_disabled,
+                            "worker ready"
+                        );
+                        Ok(WorkerProxyHandshakeCompleted {}.to_bytes())
+                    }
+                    Ok(WorkerToProxyQuery::HandshakeComplete(_)) => Err((
+                        codes::BAD_REQUEST,
+                        "connectToProxy must come first".to_string(),
+                    )),
+                    Err(error) => Err((codes::BAD_REQUEST, format!("unknown query: {error}"))),
+                };
+                answer(query, result);
+            }
+            Incoming::Packet(data) => match WorkerToProxyMessage::from_bytes(&data) {
+                Ok(WorkerToProxyMessage::Answer(answer)) => router.on_worker_answer(id, answer),
+                Ok(WorkerToProxyMessage::EnabledDisabled(change)) => {
+                    info!(
+                        connection = id,
+                        disabled = change.disabled != 0,
+                        "worker changed availability"
+                    );
+                    router.update_worker(id, |w| w.enabled = change.disabled == 0);
+                }
+                Ok(WorkerToProxyMessage::NewCoefficient(change)) => {
+                    if (0..=MAX_COEFFICIENT).contains(&change.new_coefficient) {
+                        router.update_worker(id, |w| w.coefficient = change.new_coefficient);
+                    } else {
+                        warn!(
+                            connection = id,
+                            coefficient = change.new_coefficient,
+                            "ignoring out-of-range coefficient"
+                        );
+                    }
+                }
+                Err(error) => {
+                    warn!(connection = id, %error, bytes = data.len(), "malformed packet from worker; closing");
+                    handle.close("malformed packet");
+                    break;
+                }
+            },
+        }
+    }
+    handle.close("proxy stopped serving the worker");
+    let reason = handle.close_reason().unwrap_or_default();
+    router.remove_worker(id, &reason);
+    info!(connection = id, %reason, "worker disconnected");
+}
+
+/// Highest price coefficient a worker may ask (1000 = 1.0×).
+const MAX_COEFFICIENT: i32 = 1_000_000_000;
+
+fn register_worker(
+    router: &Router,
+    identity: &ProxyIdentity,
+    handle: &cocoon_net::ConnectionHandle,
+    params: WorkerParams,
+) -> Result<Vec<u8>, (i32, String)> {
+    let version = negotiate(params.proto_version.as_ref()).map_err(|m| (codes::BAD_REQUEST, m))?;
+    if params.model.is_empty() {
+        return Err((
+            codes::BAD_REQUEST,
+            "worker announced an empty model name".into(),
+        ));
+    }
+    if !(0..=MAX_COEFFICIENT).contains(&params.coefficient) {
+        return Err((
+            codes::BAD_REQUEST,
+            format!(
+                "coefficient {} outside 0..={MAX_COEFFICIENT}",
+                params.coefficient
+            ),
+        ));
+    }
+    let (max_active, proxy_cnt) = params
+        .limits
+        .as_ref()
+        .map(|l| {
+            (
+                l.max_active_requests.max(1) as u32,
+                l.proxy_cnt.max(1) as u32,
+            )
+        })
+        .unwrap_or((1, 1));
+    let owner = if params.worker_owner_address.is_empty() {
+        hex(&handle.peer().public_key)
+    } else {
+        params.worker_owner_address.clone()
+    };
+    info!(connection = handle.id(), model = %params.model, coefficient = params.coefficient, max_active, proxy_cnt, "worker registered");
+    router.add_worker(
+        handle.id(),
+        WorkerEntry {
+            handle: handle.clone(),
+            owner,
+            model: params.model,
+            coefficient: params.coefficient,
+            max_active: max_active.div_ceil(proxy_cnt),
+            running: 0,
+            ready: false,
+            enabled: false,
+            avg_latency_secs: crate::core::INITIAL_LATENCY_SECS,
+            served: 0,
+            failed: 0,
+            tokens: 0,
+        },
+    );
+    Ok(WorkerConnectedToProxy {
+        params: identity.params(version),
+        worker_sc_address: String::new(),
+    }
+    .to_bytes())
+}
+
+/// Lower-case hex, for keys in logs and ledgers.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

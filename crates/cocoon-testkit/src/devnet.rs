@@ -1,0 +1,392 @@
+//! An in-process devnet: one proxy, N workers, one client, on loopback, started by a small
+//! builder. Tests use it with ephemeral ports; `cocoon devnet` uses it with the real ports.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let devnet = cocoon_testkit::Devnet::builder().workers(2).start().await.unwrap();
+//! println!("{}", devnet.client_base_url());
+//! devnet.stop().await;
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cocoon_client::{ClientConfig, RunningClient};
+use cocoon_net::{PolicyKind, ShutdownTrigger};
+use cocoon_proxy::{ProxyConfig, RunningProxy};
+use cocoon_worker::{Backend, RunningWorker, WorkerConfig};
+
+use crate::mock_backend::{MockBackend, MockBackendConfig};
+
+/// Where the workers' backend comes from.
+#[derive(Clone, Debug)]
+enum BackendChoice {
+    /// One mock backend per worker (so tests can slow or break one).
+    MockPerWorker(MockBackendConfig),
+    /// An external OpenAI-compatible server shared by all workers; one worker per model it
+    /// lists.
+    Url(String),
+}
+
+/// Configures a devnet before starting it.
+#[derive(Clone, Debug)]
+pub struct DevnetBuilder {
+    workers: usize,
+    backend: BackendChoice,
+    client_listen: SocketAddr,
+    pow_difficulty: i32,
+    backend_check: Duration,
+    max_active_requests: u32,
+    grace_period: Duration,
+}
+
+/// One worker of a devnet.
+pub struct DevnetWorker {
+    /// Its config as started.
+    pub config: WorkerConfig,
+    /// Where its `/stats` is served.
+    pub http_addr: SocketAddr,
+    /// Its own mock backend, when the devnet uses mocks.
+    pub backend: Option<MockBackend>,
+    trigger: ShutdownTrigger,
+    running: Option<RunningWorker>,
+}
+
+impl DevnetWorker {
+    /// Kills the worker now, as a crash would: links drop, running requests vanish.
+    pub fn kill(&mut self) {
+        self.trigger.kill();
+    }
+
+    /// Whether it was killed or stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.running.is_none() || self.trigger.subscribe().is_killed()
+    }
+
+    /// Fetches its `/stats` JSON.
+    pub async fn stats(&self) -> serde_json::Value {
+        http_get_json(self.http_addr, "/stats").await
+    }
+}
+
+/// A running devnet. Dropping it kills everything; [`Devnet::stop`] drains gracefully.
+pub struct Devnet {
+    /// The proxy's addresses.
+    pub proxy: RunningProxy,
+    /// The proxy's config as started (real ports).
+    pub proxy_config: ProxyConfig,
+    /// The workers.
+    pub workers: Vec<DevnetWorker>,
+    /// The client.
+    pub client: RunningClient,
+    /// The client's config as started (real ports).
+    pub client_config: ClientConfig,
+    proxy_trigger: ShutdownTrigger,
+    client_trigger: ShutdownTrigger,
+}
+
+impl Default for DevnetBuilder {
+    fn default() -> Self {
+        DevnetBuilder {
+            workers: 1,
+            backend: BackendChoice::MockPerWorker(MockBackendConfig::default()),
+            client_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            // Low enough that tests connect instantly, high enough that the gate is exercised.
+            pow_difficulty: 8,
+            backend_check: Duration::from_millis(100),
+            max_active_requests: 64,
+            grace_period: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DevnetBuilder {
+    /// Number of workers (each with its own mock backend when mocks are used).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// The mock backends' behaviour.
+    pub fn mock(mut self, config: MockBackendConfig) -> Self {
+        self.backend = BackendChoice::MockPerWorker(config);
+        self
+    }
+
+    /// Use an external backend instead of mocks: one worker per model it lists.
+    pub fn backend_url(mut self, url: &str) -> Self {
+        self.backend = BackendChoice::Url(url.to_string());
+        self
+    }
+
+    /// The client API address (port 0 = ephemeral).
+    pub fn client_listen(mut self, address: SocketAddr) -> Self {
+        self.client_listen = address;
+        self
+    }
+
+    /// Proof-of-work bits the proxy demands.
+    pub fn pow_difficulty(mut self, bits: i32) -> Self {
+        self.pow_difficulty = bits;
+        self
+    }
+
+    /// How often workers probe their backend.
+    pub fn backend_check(mut self, every: Duration) -> Self {
+        self.backend_check = every;
+        self
+    }
+
+    /// Per-worker concurrency cap.
+    pub fn max_active_requests(mut self, max: u32) -> Self {
+        self.max_active_requests = max;
+        self
+    }
+
+    /// Drain grace period of every daemon.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace_period = grace;
+        self
+    }
+
+    /// Starts proxy, workers and client, and waits until every worker is registered and the
+    /// client is connected.
+    pub async fn start(self) -> Result<Devnet, String> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let grace = self.grace_period.as_secs_f64();
+        let mut proxy_config = ProxyConfig::new(PolicyKind::DangerAny);
+        proxy_config.client_listen = loopback;
+        proxy_config.worker_listen = loopback;
+        proxy_config.http_listen = loopback;
+        proxy_config.pow_difficulty = self.pow_difficulty;
+        proxy_config.grace_period_secs = grace;
+        let (proxy_trigger, proxy_shutdown) = ShutdownTrigger::new();
+        let proxy = cocoon_proxy::start(proxy_config.clone(), proxy_shutdown)
+            .await
+            .map_err(|e| e.to_string())?;
+        proxy_config.client_listen = proxy.client_addr;
+        proxy_config.worker_listen = proxy.worker_addr;
+        proxy_config.http_listen = proxy.http_addr;
+
+        let mut backends: Vec<(String, String, Option<MockBackend>)> = Vec::new();
+        match &self.backend {
+            BackendChoice::MockPerWorker(mock) => {
+                for _ in 0..self.workers {
+                    let backend = MockBackend::start(mock.clone())
+                        .await
+                        .map_err(|e| format!("mock backend: {e}"))?;
+                    let model = mock.models.first().cloned().unwrap_or_default();
+                    backends.push((backend.url(), model, Some(backend)));
+                }
+            }
+            BackendChoice::Url(url) => {
+                let models = Backend::new(url, None)
+                    .models()
+                    .await
+                    .map_err(|e| format!("backend {url}: {e}"))?;
+                if models.is_empty() {
+                    return Err(format!("backend {url} lists no models at /v1/models"));
+                }
+                for model in models.into_iter().take(self.workers.max(1)) {
+                    backends.push((url.clone(), model, None));
+                }
+            }
+        }
+        let mut workers = Vec::new();
+        for (url, model, backend) in backends {
+            let mut config = WorkerConfig::new(
+                vec![proxy.worker_addr.to_string()],
+                &url,
+                &model,
+                PolicyKind::DangerAny,
+            );
+            config.http_listen = loopback;
+            config.backend_check_secs = self.backend_check.as_secs_f64();
+            config.max_active_requests = self.max_active_requests;
+            config.grace_period_secs = grace;
+            config.max_reconnect_secs = 1.0;
+            let (trigger, shutdown) = ShutdownTrigger::new();
+            let running = cocoon_worker::start(config.clone(), shutdown)
+                .await
+                .map_err(|e| e.to_string())?;
+            config.http_listen = running.http_addr;
+            workers.push(DevnetWorker {
+                config,
+                http_addr: running.http_addr,
+                backend,
+                trigger,
+                running: Some(running),
+            });
+        }
+
+        let mut client_config =
+            ClientConfig::new(vec![proxy.client_addr.to_string()], PolicyKind::DangerAny);
+        client_config.listen = self.client_listen;
+        client_config.grace_period_secs = grace;
+        client_config.max_reconnect_secs = 1.0;
+        let (client_trigger, client_shutdown) = ShutdownTrigger::new();
+        let client = cocoon_client::start(client_config.clone(), client_shutdown)
+            .await
+            .map_err(|e| e.to_string())?;
+        client_config.listen = client.api_addr;
+        let devnet = Devnet {
+            proxy,
+            proxy_config,
+            workers,
+            client,
+            client_config,
+            proxy_trigger,
+            client_trigger,
+        };
+        devnet.wait_ready(Duration::from_secs(30)).await?;
+        Ok(devnet)
+    }
+}
+
+impl Devnet {
+    /// A builder with one mock-backed worker.
+    pub fn builder() -> DevnetBuilder {
+        DevnetBuilder::default()
+    }
+
+    /// The OpenAI base URL, e.g. `http://127.0.0.1:10000/v1`.
+    pub fn client_base_url(&self) -> String {
+        self.client.base_url()
+    }
+
+    /// The client's API address.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client.api_addr
+    }
+
+    /// Fetches the proxy's `/stats`.
+    pub async fn proxy_stats(&self) -> serde_json::Value {
+        http_get_json(self.proxy.http_addr, "/stats").await
+    }
+
+    /// Fetches the client's `/stats`.
+    pub async fn client_stats(&self) -> serde_json::Value {
+        http_get_json(self.client.api_addr, "/stats").await
+    }
+
+    /// Waits until every live worker is ready at the proxy and `/v1/models` lists its model.
+    pub async fn wait_ready(&self, limit: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let expected: std::collections::BTreeSet<String> = self
+            .workers
+            .iter()
+            .filter(|w| !w.is_stopped())
+            .map(|w| w.config.model.clone())
+            .collect();
+        loop {
+            let models = http_get_json(self.client.api_addr, "/v1/models").await;
+            let listed: std::collections::BTreeSet<String> = models["data"]
+                .as_array()
+                .map(|d| {
+                    d.iter()
+                        .filter_map(|m| m["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let stats = self.proxy_stats().await;
+            let ready = stats["workers"]
+                .as_array()
+                .map(|w| {
+                    w.iter()
+                        .filter(|w| w["ready"] == true && w["enabled"] == true)
+                        .count()
+                })
+                .unwrap_or(0);
+            if expected.is_subset(&listed)
+                && ready >= self.workers.iter().filter(|w| !w.is_stopped()).count()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "devnet not ready after {limit:?}: models {listed:?}, {ready} workers ready"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Asks every daemon to drain and waits until all stopped.
+    pub async fn stop(mut self) {
+        self.client_trigger.drain();
+        self.proxy_trigger.drain();
+        for worker in &self.workers {
+            worker.trigger.drain();
+        }
+        for worker in &mut self.workers {
+            if let Some(mut running) = worker.running.take() {
+                running.wait().await;
+            }
+        }
+        self.client.wait().await;
+        self.proxy.wait().await;
+    }
+
+    /// Asks every daemon to drain without waiting (for signal handlers).
+    pub fn drain(&self) {
+        self.client_trigger.drain();
+        self.proxy_trigger.drain();
+        for worker in &self.workers {
+            worker.trigger.drain();
+        }
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        self.client_trigger.kill();
+        self.proxy_trigger.kill();
+        for worker in &self.workers {
+            worker.trigger.kill();
+        }
+    }
+}
+
+/// A minimal GET returning JSON (Null on any failure), so the builder needs no HTTP client
+/// crate of its own.
+pub async fn http_get_json(address: SocketAddr, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let (head, body) = response.split_at(split + 4);
+        let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+        let body = if head.contains("transfer-encoding: chunked") {
+            dechunk(body)?
+        } else {
+            body.to_vec()
+        };
+        serde_json::from_slice(&body).ok()
+    };
+    tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..line_end]).ok()?.trim(), 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
+}

@@ -1,0 +1,161 @@
+//! Worker configuration (TOML), fully checked before anything starts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cocoon_net::PolicyKind;
+use serde::{Deserialize, Serialize};
+
+/// Default port for `/metrics` and `/stats`.
+pub const DEFAULT_HTTP_PORT: u16 = 10004;
+/// 1000 = 1.0×, the reference's unit.
+pub const DEFAULT_COEFFICIENT: i32 = 1000;
+/// A GPU server handles tens of concurrent sequences; the proxy never sends more than this.
+pub const DEFAULT_MAX_ACTIVE_REQUESTS: u32 = 64;
+/// The reference client's limit: refuse proxies that demand more work than this.
+pub const DEFAULT_MAX_POW_DIFFICULTY: i32 = 28;
+/// How often the backend's `/v1/models` is polled.
+pub const DEFAULT_BACKEND_CHECK_SECS: f64 = 5.0;
+/// Time given to in-flight requests after SIGTERM.
+pub const DEFAULT_GRACE_PERIOD_SECS: f64 = 30.0;
+/// Longest wait between reconnection attempts to a proxy.
+pub const DEFAULT_MAX_RECONNECT_SECS: f64 = 10.0;
+
+/// Everything a worker needs to run.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Proxies to serve, as "host:port" of their worker ports.
+    pub proxies: Vec<String>,
+    /// Base URL of the OpenAI-compatible backend, e.g. "http://127.0.0.1:8000".
+    pub backend_url: String,
+    /// Optional bearer token for the backend.
+    #[serde(default)]
+    pub backend_api_key: Option<String>,
+    /// The model name this worker serves (as the backend calls it).
+    pub model: String,
+    /// Which proxies are accepted. Must be set explicitly (only `danger_any` exists until
+    /// attestation lands).
+    pub peer_policy: PolicyKind,
+    /// Price coefficient, 1000 = 1.0×.
+    #[serde(default = "default_coefficient")]
+    pub coefficient: i32,
+    /// Requests this worker runs at once, over all proxies.
+    #[serde(default = "default_max_active")]
+    pub max_active_requests: u32,
+    /// Owner wallet address (informational until payments land).
+    #[serde(default)]
+    pub owner_address: String,
+    /// Plain HTTP for `/metrics` and `/stats`.
+    #[serde(default = "default_http_listen")]
+    pub http_listen: SocketAddr,
+    /// Refuse proxies demanding more proof-of-work bits than this.
+    #[serde(default = "default_max_pow")]
+    pub max_pow_difficulty: i32,
+    /// Seconds between backend health checks.
+    #[serde(default = "default_check")]
+    pub backend_check_secs: f64,
+    /// Grace period for draining on shutdown, in seconds.
+    #[serde(default = "default_grace")]
+    pub grace_period_secs: f64,
+    /// Longest wait between reconnection attempts, in seconds.
+    #[serde(default = "default_reconnect")]
+    pub max_reconnect_secs: f64,
+}
+
+fn default_coefficient() -> i32 {
+    DEFAULT_COEFFICIENT
+}
+fn default_max_active() -> u32 {
+    DEFAULT_MAX_ACTIVE_REQUESTS
+}
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT))
+}
+fn default_max_pow() -> i32 {
+    DEFAULT_MAX_POW_DIFFICULTY
+}
+fn default_check() -> f64 {
+    DEFAULT_BACKEND_CHECK_SECS
+}
+fn default_grace() -> f64 {
+    DEFAULT_GRACE_PERIOD_SECS
+}
+fn default_reconnect() -> f64 {
+    DEFAULT_MAX_RECONNECT_SECS
+}
+
+impl WorkerConfig {
+    /// A config with defaults for everything but the essentials.
+    pub fn new(
+        proxies: Vec<String>,
+        backend_url: &str,
+        model: &str,
+        peer_policy: PolicyKind,
+    ) -> WorkerConfig {
+        WorkerConfig {
+            proxies,
+            backend_url: backend_url.to_string(),
+            backend_api_key: None,
+            model: model.to_string(),
+            peer_policy,
+            coefficient: DEFAULT_COEFFICIENT,
+            max_active_requests: DEFAULT_MAX_ACTIVE_REQUESTS,
+            owner_address: String::new(),
+            http_listen: default_http_listen(),
+            max_pow_difficulty: DEFAULT_MAX_POW_DIFFICULTY,
+            backend_check_secs: DEFAULT_BACKEND_CHECK_SECS,
+            grace_period_secs: DEFAULT_GRACE_PERIOD_SECS,
+            max_reconnect_secs: DEFAULT_MAX_RECONNECT_SECS,
+        }
+    }
+
+    /// Every problem with the config; empty when usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.proxies.is_empty() {
+            problems.push("proxies: at least one proxy address is needed".into());
+        }
+        for proxy in &self.proxies {
+            if !proxy.contains(':') {
+                problems.push(format!("proxies: '{proxy}' is not host:port"));
+            }
+        }
+        match self.backend_url.parse::<http::Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {}
+            Ok(_) => problems.push(format!(
+                "backend_url '{}' must be an http:// URL with a host (TLS backends are not supported yet; put them on loopback)",
+                self.backend_url
+            )),
+            Err(error) => problems.push(format!("backend_url '{}': {error}", self.backend_url)),
+        }
+        if self.model.trim().is_empty() {
+            problems.push("model must not be empty".into());
+        }
+        if !(0..=1_000_000_000).contains(&self.coefficient) {
+            problems.push(format!(
+                "coefficient {} outside 0..=1000000000",
+                self.coefficient
+            ));
+        }
+        if self.max_active_requests == 0 {
+            problems.push("max_active_requests must be at least 1".into());
+        }
+        for (name, value) in [
+            ("backend_check_secs", self.backend_check_secs),
+            ("max_reconnect_secs", self.max_reconnect_secs),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                problems.push(format!("{name} must be a positive number"));
+            }
+        }
+        if !(self.grace_period_secs.is_finite() && self.grace_period_secs >= 0.0) {
+            problems.push("grace_period_secs must be zero or positive".into());
+        }
+        problems
+    }
+
+    pub(crate) fn backend_check(&self) -> Duration {
+        Duration::from_secs_f64(self.backend_check_secs)
+    }
+}

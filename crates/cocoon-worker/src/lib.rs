@@ -1,0 +1,412 @@
+//! The COCOON worker as a library: dials its proxies, serves their requests through an
+//! OpenAI-compatible backend, streams answers back part by part, and reports exact usage.
+//!
+//! Entry point: [`start`] returns a [`RunningWorker`]; it stops on its [`Shutdown`].
+
+mod backend;
+mod config;
+mod link;
+mod request;
+pub mod usage;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use cocoon_net::metrics::PrometheusText;
+use cocoon_net::{ConnectionHandle, Connector, Shutdown, TlsIdentity};
+use cocoon_proto::*;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+pub use crate::backend::{Backend, BackendError};
+pub use crate::config::*;
+
+/// Failures that stop a worker from starting.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The config has problems (one per line).
+    #[error("invalid worker config:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    /// The HTTP port could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS identity or configuration failure.
+    #[error(transparent)]
+    Net(#[from] cocoon_net::NetError),
+}
+
+/// Counters for `/metrics` and `/stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub requests: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub rejected_busy: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub prompt_tokens: AtomicU64,
+    pub cached_tokens: AtomicU64,
+    pub completion_tokens: AtomicU64,
+    pub reasoning_tokens: AtomicU64,
+    pub total_tokens: AtomicU64,
+}
+
+impl Stats {
+    pub fn add_tokens(&self, tokens: &TokensUsed) {
+        let add = |counter: &AtomicU64, value: i64| {
+            counter.fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
+        };
+        add(&self.prompt_tokens, tokens.prompt_tokens_used);
+        add(&self.cached_tokens, tokens.cached_tokens_used);
+        add(&self.completion_tokens, tokens.completion_tokens_used);
+        add(&self.reasoning_tokens, tokens.reasoning_tokens_used);
+        add(&self.total_tokens, tokens.total_tokens_used);
+    }
+}
+
+/// State shared by the worker's tasks.
+pub(crate) struct WorkerShared {
+    pub config: WorkerConfig,
+    pub backend: Backend,
+    pub connector: Connector,
+    pub shutdown: Shutdown,
+    pub backend_healthy: AtomicBool,
+    pub links: Mutex<HashMap<usize, ConnectionHandle>>,
+    pub stats: Stats,
+    pub started: Instant,
+}
+
+/// Decrements the in-flight count when a request task ends, however it ends.
+struct InFlight(Arc<WorkerShared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl WorkerShared {
+    /// Starts a request unless the worker is full, draining or its backend is down; refusals go
+    /// back as errors so the proxy can retry elsewhere.
+    pub fn admit(self: &Arc<Self>, link: &ConnectionHandle, query: ProxyRunQueryEx) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let refusal = if self.shutdown.is_draining() {
+            Some((codes::SHUTTING_DOWN, "worker is shutting down"))
+        } else if self.stats.in_flight.load(Ordering::Relaxed)
+            >= self.config.max_active_requests as u64
+        {
+            Some((
+                codes::NO_WORKER_AVAILABLE,
+                "worker is at max_active_requests",
+            ))
+        } else if !self.backend_healthy.load(Ordering::Relaxed) {
+            Some((codes::NO_WORKER_AVAILABLE, "worker's backend is down"))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            self.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
+            let error = ProxyQueryAnswer::Error(ProxyQueryAnswerErrorEx {
+                request_id: query.request_id,
+                error_code: code,
+                error: message.into(),
+                final_info: Some(ProxyQueryFinalInfo {
+                    tokens_used: TokensUsed::default(),
+                    worker_debug: None,
+                    timings: None,
+                }),
+            });
+            let _ = link.send_packet(&error.to_bytes());
+            return;
+        }
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let guard = InFlight(self.clone());
+        let shared = self.clone();
+        let link = link.clone();
+        // Request tasks end with their request (bounded by its timeout), and a killed link
+        // makes their next send fail, so none outlives the worker for long.
+        tokio::spawn(async move {
+            let _guard = guard;
+            tokio::select! {
+                _ = request::run_request(shared.clone(), link, query) => {}
+                _ = shared.shutdown.killed() => {}
+            }
+        });
+    }
+}
+
+/// Tells one proxy whether we can serve.
+pub(crate) fn announce_health(link: &ConnectionHandle, healthy: bool) {
+    let message = WorkerEnabledDisabled {
+        disabled: i32::from(!healthy),
+    };
+    let _ = link.send_packet(&message.to_bytes());
+}
+
+/// A started worker.
+pub struct RunningWorker {
+    /// Where `/metrics` and `/stats` are served.
+    pub http_addr: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningWorker {
+    /// Resolves when the worker stopped.
+    pub async fn wait(&mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Checks the config, binds the HTTP port, and starts dialing proxies.
+pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWorker, WorkerError> {
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(WorkerError::Config(problems));
+    }
+    let identity = TlsIdentity::generate_self_signed()?;
+    let connector = Connector::new(
+        &identity,
+        config.peer_policy.build(),
+        config.max_pow_difficulty,
+    )?;
+    let listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| WorkerError::Bind {
+            address: config.http_listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(cocoon_net::NetError::Io)?;
+    let backend = Backend::new(&config.backend_url, config.backend_api_key.clone());
+    let shared = Arc::new(WorkerShared {
+        backend,
+        connector,
+        shutdown: shutdown.clone(),
+        backend_healthy: AtomicBool::new(false),
+        links: Mutex::new(HashMap::new()),
+        stats: Stats::default(),
+        started: Instant::now(),
+        config,
+    });
+    info!(model = %shared.config.model, backend = %shared.backend.url(), proxies = ?shared.config.proxies, %http_addr, "worker starting");
+    // Know the backend's state before registering, so proxies never route to a dead one.
+    check_backend(&shared).await;
+    let task = tokio::spawn(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(serve_http(listener, shared.clone()));
+        tasks.spawn(health_loop(shared.clone()));
+        for (slot, address) in shared.config.proxies.clone().into_iter().enumerate() {
+            tasks.spawn(link::maintain_link(shared.clone(), slot, address));
+        }
+        shutdown.draining().await;
+        if !shutdown.is_killed() {
+            let grace = Duration::from_secs_f64(shared.config.grace_period_secs);
+            let deadline = Instant::now() + grace;
+            info!(
+                in_flight = shared.stats.in_flight.load(Ordering::Relaxed),
+                "draining"
+            );
+            while shared.stats.in_flight.load(Ordering::Relaxed) > 0
+                && Instant::now() < deadline
+                && !shutdown.is_killed()
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        for link in shared
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            link.close("worker stopped");
+        }
+        tasks.shutdown().await;
+        info!("worker stopped");
+    });
+    Ok(RunningWorker {
+        http_addr,
+        task: Some(task),
+    })
+}
+
+async fn check_backend(shared: &WorkerShared) {
+    let healthy = match shared.backend.models().await {
+        Ok(models) if models.iter().any(|m| m == &shared.config.model) => true,
+        Ok(models) => {
+            warn!(model = %shared.config.model, ?models, "backend does not list our model");
+            false
+        }
+        Err(error) => {
+            warn!(%error, "backend health check failed");
+            false
+        }
+    };
+    let was = shared.backend_healthy.swap(healthy, Ordering::Relaxed);
+    if was != healthy {
+        info!(healthy, "backend health changed");
+        for link in shared
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            announce_health(link, healthy);
+        }
+    }
+}
+
+async fn health_loop(shared: Arc<WorkerShared>) {
+    let mut tick = tokio::time::interval(shared.config.backend_check());
+    loop {
+        tokio::select! {
+            _ = tick.tick() => check_backend(&shared).await,
+            _ = shared.shutdown.draining() => return,
+        }
+    }
+}
+
+async fn serve_http(listener: TcpListener, shared: Arc<WorkerShared>) {
+    let shutdown = shared.shutdown.clone();
+    let app = axum::Router::new()
+        .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .with_state(shared);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.killed().await })
+        .await;
+    if let Err(error) = result {
+        warn!(%error, "http server failed");
+    }
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
+    let s = &shared.stats;
+    let proxies: Vec<serde_json::Value> = shared
+        .links
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(slot, link)| {
+            serde_json::json!({
+                "address": shared.config.proxies.get(*slot),
+                "remote": link.remote_addr().to_string(),
+                "bytes_sent": load(&link.stats().bytes_sent),
+                "bytes_received": load(&link.stats().bytes_received),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({
+        "role": "worker",
+        "uptime_secs": shared.started.elapsed().as_secs_f64(),
+        "model": shared.config.model,
+        "coefficient": shared.config.coefficient,
+        "backend": { "url": shared.backend.url(), "healthy": shared.backend_healthy.load(Ordering::Relaxed) },
+        "connections": { "proxies": proxies.len(), "configured": shared.config.proxies.len(), "links": proxies },
+        "requests": {
+            "total": load(&s.requests),
+            "in_flight": load(&s.in_flight),
+            "max_active": shared.config.max_active_requests,
+            "succeeded": load(&s.succeeded),
+            "failed": load(&s.failed),
+            "refused": load(&s.rejected_busy),
+        },
+        "tokens": {
+            "prompt": load(&s.prompt_tokens),
+            "cached": load(&s.cached_tokens),
+            "completion": load(&s.completion_tokens),
+            "reasoning": load(&s.reasoning_tokens),
+            "total": load(&s.total_tokens),
+        },
+    }))
+}
+
+async fn metrics(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
+    let s = &shared.stats;
+    let mut text = PrometheusText::new();
+    text.gauge(
+        "cocoon_worker_uptime_seconds",
+        "Seconds since start.",
+        shared.started.elapsed().as_secs_f64(),
+    )
+    .gauge(
+        "cocoon_worker_backend_healthy",
+        "1 when the backend answers /v1/models with our model.",
+        f64::from(u8::from(shared.backend_healthy.load(Ordering::Relaxed))),
+    )
+    .gauge(
+        "cocoon_worker_proxy_connections",
+        "Registered proxy links.",
+        shared.links.lock().unwrap_or_else(|p| p.into_inner()).len() as f64,
+    )
+    .counter(
+        "cocoon_worker_requests_total",
+        "Requests received from proxies.",
+        load(&s.requests),
+    )
+    .counter(
+        "cocoon_worker_requests_succeeded_total",
+        "Requests answered in full.",
+        load(&s.succeeded),
+    )
+    .counter(
+        "cocoon_worker_requests_failed_total",
+        "Requests that ended with an error.",
+        load(&s.failed),
+    )
+    .counter(
+        "cocoon_worker_requests_refused_total",
+        "Requests refused (busy, draining, backend down).",
+        load(&s.rejected_busy),
+    )
+    .gauge(
+        "cocoon_worker_requests_in_flight",
+        "Requests running now.",
+        load(&s.in_flight) as f64,
+    )
+    .labelled(
+        "cocoon_worker_tokens_total",
+        "counter",
+        "Tokens counted from backend usage, by kind.",
+        &[
+            (
+                vec![("kind", "prompt".into())],
+                load(&s.prompt_tokens) as f64,
+            ),
+            (
+                vec![("kind", "cached".into())],
+                load(&s.cached_tokens) as f64,
+            ),
+            (
+                vec![("kind", "completion".into())],
+                load(&s.completion_tokens) as f64,
+            ),
+            (
+                vec![("kind", "reasoning".into())],
+                load(&s.reasoning_tokens) as f64,
+            ),
+            (vec![("kind", "total".into())], load(&s.total_tokens) as f64),
+        ],
+    );
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text.finish(),
+    )
+}

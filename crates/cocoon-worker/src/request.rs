@@ -1,0 +1,378 @@
+//! Running one request: decode the `http.request`, check it against the allow-list, forward it
+//! to the backend, and stream the answer back to the proxy part by part as it arrives, with
+//! exact usage in the final part.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_net::metrics::unix_time_f64;
+use cocoon_net::ConnectionHandle;
+use cocoon_proto::{codes, *};
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tracing::{debug, info};
+
+use crate::usage::{tokens_from_json_body, SseUsageTracker};
+use crate::validate::{validate_request, Endpoint};
+use crate::WorkerShared;
+
+/// Largest non-streamed answer we relay; answers are text, this is generous.
+const MAX_JSON_ANSWER: usize = 64 << 20;
+/// Used when a proxy sends a nonsensical timeout.
+const FALLBACK_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct Reply<'a> {
+    link: &'a ConnectionHandle,
+    request_id: [u8; 32],
+    start_time: f64,
+}
+
+impl Reply<'_> {
+    fn final_info(&self, tokens: TokensUsed) -> ProxyQueryFinalInfo {
+        ProxyQueryFinalInfo {
+            tokens_used: tokens,
+            worker_debug: None,
+            timings: Some(WorkerTimings {
+                worker_start_time: self.start_time,
+                worker_end_time: unix_time_f64(),
+            }),
+        }
+    }
+
+    fn send(&self, message: ProxyQueryAnswer) -> Result<(), ()> {
+        self.link.send_packet(&message.to_bytes()).map_err(|error| {
+            debug!(%error, "proxy link closed; abandoning request");
+        })
+    }
+
+    fn head(&self, response: HttpResponse, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
+        self.send(ProxyQueryAnswer::Answer(ProxyQueryAnswerEx {
+            request_id: self.request_id,
+            answer: response.to_bytes(),
+            final_info: final_tokens.map(|t| self.final_info(t)),
+        }))
+    }
+
+    fn part(&self, data: Vec<u8>, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
+        self.send(ProxyQueryAnswer::Part(ProxyQueryAnswerPartEx {
+            request_id: self.request_id,
+            answer: data,
+            final_info: final_tokens.map(|t| self.final_info(t)),
+        }))
+    }
+
+    fn error(&self, code: i32, message: String, tokens: TokensUsed) -> Result<(), ()> {
+        self.send(ProxyQueryAnswer::Error(ProxyQueryAnswerErrorEx {
+            request_id: self.request_id,
+            error_code: code,
+            error: message,
+            final_info: Some(self.final_info(tokens)),
+        }))
+    }
+
+    /// A complete HTTP answer made by the worker itself (validation errors).
+    fn http_error(&self, status: u16, kind: &str, message: &str) -> Result<(), ()> {
+        let body = serde_json::json!({"error": {"message": message, "type": kind, "code": status}});
+        self.head(
+            HttpResponse {
+                http_version: "HTTP/1.1".into(),
+                status_code: status as i32,
+                reason: http::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("")
+                    .into(),
+                headers: vec![HttpHeader {
+                    name: "Content-Type".into(),
+                    value: "application/json".into(),
+                }],
+                payload: body.to_string().into_bytes(),
+            },
+            Some(TokensUsed::default()),
+        )
+    }
+}
+
+fn short_id(id: &[u8; 32]) -> String {
+    id[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs one `proxy.runQueryEx` to completion.
+pub(crate) async fn run_request(
+    shared: Arc<WorkerShared>,
+    link: ConnectionHandle,
+    query: ProxyRunQueryEx,
+) {
+    let started = Instant::now();
+    let reply = Reply {
+        link: &link,
+        request_id: query.request_id,
+        start_time: unix_time_f64(),
+    };
+    let id = short_id(&query.request_id);
+    let stats = &shared.stats;
+    let outcome = serve(&shared, &reply, &query, &id).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(tokens) => {
+            stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            stats.add_tokens(&tokens);
+            debug!(request = %id, tokens = tokens.total_tokens_used, elapsed_ms, "request served");
+        }
+        Err(()) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            debug!(request = %id, elapsed_ms, "request failed");
+        }
+    }
+}
+
+async fn serve(
+    shared: &WorkerShared,
+    reply: &Reply<'_>,
+    query: &ProxyRunQueryEx,
+    id: &str,
+) -> Result<TokensUsed, ()> {
+    let request = match HttpRequest::from_bytes(&query.query) {
+        Ok(request) => request,
+        Err(error) => {
+            reply.error(
+                codes::BAD_REQUEST,
+                format!("invalid http.request: {error}"),
+                TokensUsed::default(),
+            )?;
+            return Err(());
+        }
+    };
+    let Some(endpoint) = Endpoint::from_path(&request.url) else {
+        reply.http_error(
+            404,
+            "invalid_request_error",
+            &format!(
+                "unsupported path '{}': workers serve /v1/chat/completions and /v1/completions",
+                request.url
+            ),
+        )?;
+        return Err(());
+    };
+    if !request.method.eq_ignore_ascii_case("POST") {
+        reply.http_error(
+            405,
+            "invalid_request_error",
+            &format!("{} needs POST", endpoint.path()),
+        )?;
+        return Err(());
+    }
+    let validated = match validate_request(endpoint, &request.payload) {
+        Ok(validated) => validated,
+        Err(message) => {
+            info!(request = %id, "rejected by the allow-list");
+            reply.http_error(400, "invalid_request_error", &message)?;
+            return Err(());
+        }
+    };
+    if validated.model != shared.config.model {
+        reply.http_error(
+            400,
+            "invalid_request_error",
+            &format!(
+                "this worker serves '{}', not '{}'",
+                shared.config.model, validated.model
+            ),
+        )?;
+        return Err(());
+    }
+    let timeout = if query.timeout.is_finite() && query.timeout > 0.0 {
+        Duration::from_secs_f64(query.timeout.min(3600.0))
+    } else {
+        FALLBACK_TIMEOUT
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    debug!(request = %id, endpoint = endpoint.path(), bytes = validated.body.len(), stream = validated.stream, "forwarding to backend");
+    let response = match shared
+        .backend
+        .post(endpoint.path(), validated.body, timeout)
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            reply.error(
+                codes::UPSTREAM_FAILED,
+                error.to_string(),
+                TokensUsed::default(),
+            )?;
+            return Err(());
+        }
+    };
+    let status = response.status();
+    let is_sse = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut head = HttpResponse {
+        http_version: "HTTP/1.1".into(),
+        status_code: status.as_u16() as i32,
+        reason: status.canonical_reason().unwrap_or("").into(),
+        headers: response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                vec![HttpHeader {
+                    name: "Content-Type".into(),
+                    value: v.to_string(),
+                }]
+            })
+            .unwrap_or_default(),
+        payload: Vec::new(),
+    };
+    let mut body = response.into_body();
+    if !is_sse {
+        let collected = tokio::time::timeout_at(deadline, collect_limited(&mut body)).await;
+        return match collected {
+            Ok(Ok(bytes)) => {
+                let tokens = tokens_from_json_body(&bytes).unwrap_or_default();
+                if status.is_success() && tokens.total_tokens_used == 0 {
+                    info!(request = %id, "backend answer carries no usage; nothing to bill");
+                }
+                head.payload = bytes;
+                reply.head(head, Some(tokens))?;
+                Ok(tokens)
+            }
+            Ok(Err(message)) => {
+                reply.error(codes::UPSTREAM_FAILED, message, TokensUsed::default())?;
+                Err(())
+            }
+            Err(_) => {
+                reply.error(
+                    codes::TIMEOUT,
+                    "backend did not finish in time".into(),
+                    TokensUsed::default(),
+                )?;
+                Err(())
+            }
+        };
+    }
+    stream_sse(
+        reply,
+        head,
+        body,
+        !validated.client_wants_usage,
+        deadline,
+        id,
+    )
+    .await
+}
+
+async fn collect_limited(body: &mut Incoming) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("backend answer broke: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > MAX_JSON_ANSWER {
+                return Err(format!(
+                    "backend answer larger than {MAX_JSON_ANSWER} bytes"
+                ));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
+/// Next data chunk: Ok(Some) data, Ok(None) end of body, Err broken.
+async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, String> {
+    loop {
+        match body.frame().await {
+            None => return Ok(None),
+            Some(Err(error)) => return Err(format!("backend stream broke: {error}")),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// Whether the body is over without waiting: lets the last chunk travel as the final part
+/// instead of being followed by an empty one.
+fn ended_now(body: &mut Incoming) -> Option<Result<Option<Bytes>, String>> {
+    use hyper::body::Body;
+    if body.is_end_stream() {
+        return Some(Ok(None));
+    }
+    next_data(body).now_or_never()
+}
+
+async fn stream_sse(
+    reply: &Reply<'_>,
+    head: HttpResponse,
+    mut body: Incoming,
+    strip_usage: bool,
+    deadline: tokio::time::Instant,
+    id: &str,
+) -> Result<TokensUsed, ()> {
+    let mut tracker = SseUsageTracker::new(strip_usage);
+    let mut out = Vec::new();
+    // The head travels with the first complete event, so the app's first byte is content.
+    let mut head = Some(head);
+    let send =
+        |head: &mut Option<HttpResponse>, data: Vec<u8>, tokens: Option<TokensUsed>| match head
+            .take()
+        {
+            Some(mut response) => {
+                response.payload = data;
+                reply.head(response, tokens)
+            }
+            None => reply.part(data, tokens),
+        };
+    // A chunk already read but not yet handled (read ahead to detect the end).
+    let mut next: Option<Result<Option<Bytes>, String>> = None;
+    loop {
+        let chunk = match next.take() {
+            Some(chunk) => chunk,
+            None => match tokio::time::timeout_at(deadline, next_data(&mut body)).await {
+                Ok(chunk) => chunk,
+                Err(_) => {
+                    let tokens = tracker.usage().unwrap_or_default();
+                    reply.error(
+                        codes::TIMEOUT,
+                        "backend did not finish in time".into(),
+                        tokens,
+                    )?;
+                    return Err(());
+                }
+            },
+        };
+        let finished = match chunk {
+            Ok(Some(data)) => {
+                tracker.push(&data, &mut out);
+                next = ended_now(&mut body);
+                matches!(next, Some(Ok(None)))
+            }
+            Ok(None) => true,
+            Err(message) => {
+                info!(request = %id, %message, "backend stream failed");
+                let tokens = tracker.usage().unwrap_or_default();
+                reply.error(codes::UPSTREAM_FAILED, message, tokens)?;
+                return Err(());
+            }
+        };
+        if finished {
+            tracker.finish(&mut out);
+            let tokens = tracker.usage().unwrap_or_default();
+            if tokens.total_tokens_used == 0 {
+                info!(request = %id, events = tracker.events(), "stream carried no usage; nothing to bill");
+            }
+            send(&mut head, std::mem::take(&mut out), Some(tokens))?;
+            return Ok(tokens);
+        }
+        if !out.is_empty() {
+            send(&mut head, std::mem::take(&mut out), None)?;
+        }
+    }
+}

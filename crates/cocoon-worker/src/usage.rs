@@ -1,0 +1,187 @@
+//! Token counting from the backend's own `usage` report, for JSON answers and for SSE streams
+//! alike (the reference cannot read SSE, so streamed answers went unbilled there).
+//!
+//! The SSE side is an incremental event splitter: bytes go in as the backend sends them,
+//! complete events come out unchanged, usage is picked from whichever event carries it, and a
+//! usage-only event is dropped when the app did not ask for it (we force it on the backend).
+
+use cocoon_proto::TokensUsed;
+use serde_json::Value;
+
+/// Converts an OpenAI `usage` object into the wire's four categories.
+pub fn tokens_from_usage(usage: &Value) -> Option<TokensUsed> {
+    let field = |v: &Value, name: &str| v.get(name).and_then(Value::as_i64);
+    let prompt = field(usage, "prompt_tokens")?;
+    let completion = field(usage, "completion_tokens").unwrap_or(0);
+    let cached = usage
+        .get("prompt_tokens_details")
+        .and_then(|d| field(d, "cached_tokens"))
+        .unwrap_or(0)
+        .clamp(0, prompt.max(0));
+    let reasoning = usage
+        .get("completion_tokens_details")
+        .and_then(|d| field(d, "reasoning_tokens"))
+        .unwrap_or(0)
+        .clamp(0, completion.max(0));
+    let total = field(usage, "total_tokens").unwrap_or(prompt + completion);
+    Some(TokensUsed {
+        prompt_tokens_used: prompt - cached,
+        cached_tokens_used: cached,
+        completion_tokens_used: completion - reasoning,
+        reasoning_tokens_used: reasoning,
+        total_tokens_used: total,
+    })
+}
+
+/// Usage from a complete JSON answer body.
+pub fn tokens_from_json_body(body: &[u8]) -> Option<TokensUsed> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    tokens_from_usage(value.get("usage")?)
+}
+
+/// Splits an SSE byte stream into events, reading usage on the way.
+#[derive(Debug, Default)]
+pub struct SseUsageTracker {
+    pending: Vec<u8>,
+    strip_usage_only_events: bool,
+    usage: Option<TokensUsed>,
+    events: u64,
+}
+
+fn find_event_end(data: &[u8]) -> Option<(usize, usize)> {
+    // Events end with a blank line; backends use "\n\n", the spec also allows "\r\n\r\n".
+    let mut i = 0;
+    while i + 1 < data.len() {
+        if data[i] == b'\n' {
+            if data[i + 1] == b'\n' {
+                return Some((i, 2));
+            }
+            if data[i + 1] == b'\r' && data.get(i + 2) == Some(&b'\n') {
+                return Some((i, 3));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+impl SseUsageTracker {
+    /// A tracker; `strip_usage_only_events` drops `choices: []` usage chunks from the output.
+    pub fn new(strip_usage_only_events: bool) -> SseUsageTracker {
+        SseUsageTracker {
+            strip_usage_only_events,
+            ..SseUsageTracker::default()
+        }
+    }
+
+    /// Feeds bytes; appends every complete event to `out` (unless stripped).
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let mut input: &[u8] = data;
+        let owned;
+        if !self.pending.is_empty() {
+            self.pending.extend_from_slice(data);
+            owned = std::mem::take(&mut self.pending);
+            input = &owned;
+        }
+        let mut start = 0;
+        while let Some((end, separator)) = find_event_end(&input[start..]) {
+            let event = &input[start..start + end + separator];
+            self.events += 1;
+            if !self.inspect(event) {
+                out.extend_from_slice(event);
+            }
+            start += end + separator;
+        }
+        self.pending.extend_from_slice(&input[start..]);
+    }
+
+    /// Flushes an unterminated trailing event, if any.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() && !self.inspect(&rest) {
+            out.extend_from_slice(&rest);
+        }
+    }
+
+    /// Records usage from an event; returns true when the event should be dropped.
+    fn inspect(&mut self, event: &[u8]) -> bool {
+        // Cheap pre-filter: only events mentioning usage are parsed.
+        if !contains(event, b"\"usage\"") {
+            return false;
+        }
+        let mut drop_event = false;
+        for line in event.split(|b| *b == b'\n') {
+            let Some(data) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_slice::<Value>(data.trim_ascii()) else {
+                continue;
+            };
+            if let Some(tokens) = value.get("usage").and_then(tokens_from_usage) {
+                self.usage = Some(tokens);
+                let no_choices = value
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| c.is_empty());
+                drop_event = self.strip_usage_only_events && no_choices;
+            }
+        }
+        drop_event
+    }
+
+    /// The last usage seen.
+    pub fn usage(&self) -> Option<TokensUsed> {
+        self.usage
+    }
+
+    /// Events seen so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7,\"prompt_tokens_details\":{\"cached_tokens\":1}}}\n\n\
+data: [DONE]\n\n";
+
+    #[test]
+    fn counts_usage_across_any_split_and_strips_when_asked() {
+        for strip in [false, true] {
+            for split in 0..STREAM.len() {
+                let mut tracker = SseUsageTracker::new(strip);
+                let mut out = Vec::new();
+                tracker.push(&STREAM.as_bytes()[..split], &mut out);
+                tracker.push(&STREAM.as_bytes()[split..], &mut out);
+                tracker.finish(&mut out);
+                let usage = tracker.usage().expect("usage found");
+                assert_eq!(usage.prompt_tokens_used, 4);
+                assert_eq!(usage.cached_tokens_used, 1);
+                assert_eq!(usage.completion_tokens_used, 2);
+                assert_eq!(usage.total_tokens_used, 7);
+                let text = String::from_utf8(out).unwrap();
+                assert_eq!(text.contains("\"usage\""), !strip);
+                assert!(text.ends_with("data: [DONE]\n\n"));
+                assert_eq!(tracker.events(), 4);
+            }
+        }
+    }
+
+    #[test]
+    fn json_usage_with_reasoning() {
+        let body = br#"{"usage":{"prompt_tokens":10,"completion_tokens":20,"total_tokens":30,"completion_tokens_details":{"reasoning_tokens":5}}}"#;
+        let usage = tokens_from_json_body(body).unwrap();
+        assert_eq!(usage.completion_tokens_used, 15);
+        assert_eq!(usage.reasoning_tokens_used, 5);
+        assert_eq!(usage.prompt_tokens_used, 10);
+        assert!(tokens_from_json_body(b"not json").is_none());
+    }
+}

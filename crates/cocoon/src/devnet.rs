@@ -1,0 +1,113 @@
+//! `cocoon devnet`: the whole network on one machine, for newcomers and tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use cocoon_testkit::{Devnet, MockBackendConfig};
+
+/// Options of `cocoon devnet`.
+#[derive(Args, Debug)]
+pub struct DevnetArgs {
+    /// OpenAI-compatible backend for the worker (vLLM, SGLang, llama.cpp server, Ollama), e.g.
+    /// http://127.0.0.1:8000. One worker is started per model it lists. Without it, a
+    /// deterministic mock backend serves the model "mock-model".
+    #[arg(long)]
+    backend: Option<String>,
+    /// Port of the client's OpenAI-compatible API.
+    #[arg(long, default_value_t = cocoon_client::DEFAULT_API_PORT)]
+    client_port: u16,
+    /// Where the devnet keeps its state and writes the configs it used.
+    #[arg(long, default_value = "cocoon-devnet")]
+    data_dir: PathBuf,
+    /// Workers to start when using the mock backend.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Proof-of-work bits the proxy demands (the reference's default is 20).
+    #[arg(long, default_value_t = cocoon_proxy::DEFAULT_POW_DIFFICULTY)]
+    pow_difficulty: i32,
+}
+
+fn write_toml<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<PathBuf> {
+    let path = dir.join(name);
+    let text = toml::to_string_pretty(value).context("cannot serialise config")?;
+    let header = "# Written by `cocoon devnet` with the addresses it used; run the role alone with\n# `cocoon <role> --config <this file>`. peer_policy = \"danger_any\" accepts unattested peers:\n# development only.\n";
+    std::fs::write(&path, format!("{header}{text}"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+pub async fn run(args: DevnetArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let mut builder = Devnet::builder()
+        .client_listen(SocketAddr::from(([127, 0, 0, 1], args.client_port)))
+        .pow_difficulty(args.pow_difficulty)
+        .backend_check(std::time::Duration::from_secs(1))
+        .grace_period(std::time::Duration::from_secs(10));
+    let backend_note = match &args.backend {
+        Some(url) => {
+            builder = builder.backend_url(url);
+            format!("backend {url}")
+        }
+        None => {
+            builder = builder
+                .workers(args.workers.max(1))
+                .mock(MockBackendConfig::default());
+            "deterministic MOCK backend (model \"mock-model\"; the built-in engine comes later; pass --backend URL for a real model server)".to_string()
+        }
+    };
+    eprintln!("starting devnet: {backend_note}");
+    let devnet = builder
+        .start()
+        .await
+        .map_err(|e| anyhow::anyhow!("devnet failed to start: {e}"))?;
+    let proxy_path = write_toml(&args.data_dir, "proxy.toml", &devnet.proxy_config)?;
+    for (index, worker) in devnet.workers.iter().enumerate() {
+        write_toml(
+            &args.data_dir,
+            &format!("worker-{index}.toml"),
+            &worker.config,
+        )?;
+    }
+    write_toml(&args.data_dir, "client.toml", &devnet.client_config)?;
+    let model = devnet
+        .workers
+        .first()
+        .map(|w| w.config.model.clone())
+        .unwrap_or_default();
+    println!("Cocoon devnet is up (fake TEE: peer policy danger_any; {backend_note})");
+    println!("  OpenAI API   {}", devnet.client_base_url());
+    println!(
+        "  proxy        clients {}  workers {}  stats http://{}/stats",
+        devnet.proxy.client_addr, devnet.proxy.worker_addr, devnet.proxy.http_addr
+    );
+    for (index, worker) in devnet.workers.iter().enumerate() {
+        println!(
+            "  worker {index}     model {}  backend {}  stats http://{}/stats",
+            worker.config.model, worker.config.backend_url, worker.http_addr
+        );
+    }
+    println!(
+        "  configs      {}/{{proxy,worker-N,client}}.toml",
+        proxy_path.parent().unwrap_or(Path::new(".")).display()
+    );
+    println!(
+        "Try: curl -s {}/chat/completions -H 'content-type: application/json' -d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"What is the capital of France?\"}}]}}'",
+        devnet.client_base_url()
+    );
+    println!("Ctrl-C drains and stops.");
+    let (trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
+    tokio::spawn(cocoon_net::shutdown::drain_on_signals(trigger));
+    shutdown.draining().await;
+    if shutdown.is_killed() {
+        return Ok(());
+    }
+    tokio::select! {
+        _ = devnet.stop() => {}
+        _ = shutdown.killed() => {}
+    }
+    eprintln!("devnet stopped");
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! `cocoon`: the one binary. Thin by design: it parses the command line, loads configs, and
+//! calls the daemon libraries.
+
+mod devnet;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use cocoon_net::shutdown::drain_on_signals;
+use cocoon_net::ShutdownTrigger;
+use serde::de::DeserializeOwned;
+
+/// Cocoon: confidential AI inference, paid in Toncoin.
+///
+/// Start with `cocoon devnet`: it runs a proxy, a worker and a client on this machine and
+/// prints the OpenAI-compatible URL to point any OpenAI SDK at.
+#[derive(Parser, Debug)]
+#[command(name = "cocoon", version, about, long_about)]
+struct Cli {
+    /// Log filter (tracing syntax), e.g. "info" or "cocoon_proxy=debug". Also read from
+    /// COCOON_LOG.
+    #[arg(long, global = true, env = "COCOON_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a proxy, a worker and a client on loopback, in one process.
+    Devnet(devnet::DevnetArgs),
+    /// Run a proxy: accepts workers and clients, routes requests, keeps the books.
+    Proxy {
+        /// TOML config (see docs/configuration.md; `cocoon devnet` writes an example).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a worker: serves a model from an OpenAI-compatible backend to its proxies.
+    Worker {
+        /// TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Override the config's backend_url (vLLM, SGLang, llama.cpp server, Ollama...).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// Run a client: an OpenAI-compatible API on localhost backed by the network.
+    Client {
+        /// TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Override the API port (default 10000).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+}
+
+fn init_logging(filter: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid log filter '{filter}'"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+/// Reads and parses a TOML config, naming the file and every problem.
+pub(crate) fn load_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Devnet(args) => devnet::run(args).await,
+        Command::Proxy { config } => {
+            let config: cocoon_proxy::ProxyConfig = load_config(&config)?;
+            let (trigger, shutdown) = ShutdownTrigger::new();
+            let mut proxy = cocoon_proxy::start(config, shutdown).await?;
+            println!(
+                "proxy up: clients {} | workers {} | stats http://{}/stats",
+                proxy.client_addr, proxy.worker_addr, proxy.http_addr
+            );
+            tokio::spawn(drain_on_signals(trigger));
+            proxy.wait().await;
+            Ok(())
+        }
+        Command::Worker { config, backend } => {
+            let mut config: cocoon_worker::WorkerConfig = load_config(&config)?;
+            if let Some(backend) = backend {
+                config.backend_url = backend;
+            }
+            let (trigger, shutdown) = ShutdownTrigger::new();
+            let mut worker = cocoon_worker::start(config, shutdown).await?;
+            println!("worker up: stats http://{}/stats", worker.http_addr);
+            tokio::spawn(drain_on_signals(trigger));
+            worker.wait().await;
+            Ok(())
+        }
+        Command::Client { config, port } => {
+            let mut config: cocoon_client::ClientConfig = load_config(&config)?;
+            if let Some(port) = port {
+                config.listen.set_port(port);
+            }
+            let (trigger, shutdown) = ShutdownTrigger::new();
+            let mut client = cocoon_client::start(config, shutdown).await?;
+            println!("client up: OpenAI API at {}", client.base_url());
+            tokio::spawn(drain_on_signals(trigger));
+            client.wait().await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# End-to-end test: the real `openai` Python SDK against `cocoon devnet`.
+#
+#   tests/e2e/run.sh [extra pytest args]
+#
+# Env:
+#   COCOON_BIN  the cocoon binary (default: target/debug/cocoon under the repo)
+#   PYTHON      interpreter used to create the venv (default: python3)
+#
+# Creates/uses the venv $REPO/.venv, installs tests/e2e/requirements.txt into
+# it (only when the requirements changed since the last install), and runs
+# pytest -q. Exits non-zero on any failure, including "no tests collected".
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+VENV="$REPO/.venv"
+REQ="$HERE/requirements.txt"
+STAMP="$VENV/.e2e-requirements.sha256"
+PYTHON="${PYTHON:-python3}"
+
+export COCOON_BIN="${COCOON_BIN:-$REPO/target/debug/cocoon}"
+case "$COCOON_BIN" in
+  /*) ;;
+  *) COCOON_BIN="$REPO/$COCOON_BIN" ;;
+esac
+if [[ ! -x "$COCOON_BIN" ]]; then
+  echo "e2e: cocoon binary not found or not executable: $COCOON_BIN" >&2
+  echo "e2e: build it first (cargo build -p cocoon) or set COCOON_BIN" >&2
+  exit 1
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "e2e: creating venv at $VENV"
+  if ! "$PYTHON" -m venv "$VENV"; then
+    echo "e2e: '$PYTHON -m venv' failed (on Debian: apt-get install -y python3-venv)" >&2
+    exit 1
+  fi
+fi
+
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if [[ "$want" != "$have" ]] || ! "$VENV/bin/python" -c 'import openai, pytest' 2>/dev/null; then
+  echo "e2e: installing $(grep -cv '^\s*\(#\|$\)' "$REQ") pinned requirements into $VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+  echo "$want" > "$STAMP"
+fi
+
+cd "$REPO"
+set +e
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$HERE" "$@"
+rc=$?
+set -e
+if [[ $rc -eq 5 ]]; then
+  echo "e2e: pytest collected no tests; treating as failure" >&2
+  exit 1
+fi
+exit $rc
