@@ -76,7 +76,7 @@ impl Acceptor {
         pow_gate::server_gate(&mut tcp, self.pow_difficulty).await?;
         let stream = self.tls.accept(tcp).await?;
         let peer = peer_from_certs(self.policy.as_ref(), stream.get_ref().1.peer_certificates())?;
-        let session = Session::server(self.session.clone(), 0);
+        let session = Session::server(self.session, 0);
         let connection = spawn_connection(stream, session, peer, remote);
         connection.handle.ready().await?;
         Ok(connection)
@@ -135,7 +135,7 @@ impl Connector {
         let name = ServerName::IpAddress(remote.ip().into());
         let stream = self.tls.connect(name, tcp).await?;
         let peer = peer_from_certs(self.policy.as_ref(), stream.get_ref().1.peer_certificates())?;
-        let session = Session::client(self.session.clone(), 0, rand::random());
+        let session = Session::client(self.session, 0, rand::random());
         let connection = spawn_connection(stream, session, peer, remote);
         connection.handle.ready().await?;
         Ok(connection)

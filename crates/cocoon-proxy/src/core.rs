@@ -417,7 +417,9 @@ impl Router {
             worker.running = worker.running.saturating_sub(1);
             worker.failed += 1;
         }
+        // A timed-out attempt used up the request's time; another worker could not do better.
         let retryable = !entry.relayed_any
+            && code != codes::TIMEOUT
             && (entry.tried.len() as u32) < MAX_ATTEMPTS
             && Instant::now() < entry.deadline;
         if retryable {

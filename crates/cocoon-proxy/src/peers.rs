@@ -176,10 +176,9 @@ pub(crate) async fn serve_worker(
             Incoming::Query(query) => {
                 let result = match WorkerToProxyQuery::from_bytes(&query.data) {
                     Ok(WorkerToProxyQuery::ConnectToProxy(connect)) => {
-                        register_worker(&router, &identity, &handle, connect.params).map(|bytes| {
-                            registered = true;
-                            bytes
-                        })
+                        let result = register_worker(&router, &identity, &handle, connect.params);
+                        registered |= result.is_ok();
+                        result
                     }
                     Ok(WorkerToProxyQuery::CompareBalance(_)) => {
                         Ok(WorkerCompareBalanceWithProxyResult {

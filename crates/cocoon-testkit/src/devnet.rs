@@ -17,6 +17,7 @@ use cocoon_net::{PolicyKind, ShutdownTrigger};
 use cocoon_proxy::{ProxyConfig, RunningProxy};
 use cocoon_worker::{Backend, RunningWorker, WorkerConfig};
 
+use crate::http::get_json as http_get_json;
 use crate::mock_backend::{MockBackend, MockBackendConfig};
 
 /// Where the workers' backend comes from.
@@ -345,48 +346,5 @@ impl Drop for Devnet {
         for worker in &self.workers {
             worker.trigger.kill();
         }
-    }
-}
-
-/// A minimal GET returning JSON (Null on any failure), so the builder needs no HTTP client
-/// crate of its own.
-pub async fn http_get_json(address: SocketAddr, path: &str) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.ok()?;
-        let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let (head, body) = response.split_at(split + 4);
-        let head = String::from_utf8_lossy(head).to_ascii_lowercase();
-        let body = if head.contains("transfer-encoding: chunked") {
-            dechunk(body)?
-        } else {
-            body.to_vec()
-        };
-        serde_json::from_slice(&body).ok()
-    };
-    tokio::time::timeout(Duration::from_secs(10), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(serde_json::Value::Null)
-}
-
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&body[..line_end]).ok()?.trim(), 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
     }
 }

@@ -64,7 +64,8 @@ pub struct MockBackendConfig {
     pub chunk_size: usize,
     /// Pause between consecutive token chunks of a stream.
     pub chunk_delay: Duration,
-    /// Pause before any response (headers included) is sent.
+    /// Pause before a completion response (headers included) is sent; `/v1/models` and
+    /// `/health` stay fast, as a real server's health probe does.
     pub headers_delay: Duration,
 }
 
@@ -368,9 +369,6 @@ async fn handle_request(shared: &Arc<Shared>, request: Request<Incoming>) -> Res
         }
     };
     let config = &shared.config;
-    if !config.headers_delay.is_zero() {
-        tokio::time::sleep(config.headers_delay).await;
-    }
     if shared.down.load(Ordering::SeqCst) {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -406,6 +404,10 @@ async fn handle_request(shared: &Arc<Shared>, request: Request<Incoming>) -> Res
     };
     if method != Method::POST {
         return method_not_allowed(&method, &path);
+    }
+    // Only completions are slow, like a real model server whose health probe stays fast.
+    if !config.headers_delay.is_zero() {
+        tokio::time::sleep(config.headers_delay).await;
     }
     completion_response(shared, endpoint, &body)
 }

@@ -198,11 +198,11 @@ async fn serve(
     {
         Ok(response) => response,
         Err(error) => {
-            reply.error(
-                codes::UPSTREAM_FAILED,
-                error.to_string(),
-                TokensUsed::default(),
-            )?;
+            let code = match error {
+                crate::BackendError::Timeout => codes::TIMEOUT,
+                crate::BackendError::Unreachable(_) => codes::UPSTREAM_FAILED,
+            };
+            reply.error(code, error.to_string(), TokensUsed::default())?;
             return Err(());
         }
     };

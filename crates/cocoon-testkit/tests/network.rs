@@ -1,0 +1,542 @@
+//! End to end in one process: HTTP → client → proxy → worker → mock backend, over real TCP,
+//! PoW and TLS. Token counts are checked against the mock's deterministic rules.
+
+use std::time::Duration;
+
+use cocoon_testkit::http::{sse_events, TestHttp};
+use cocoon_testkit::mock_backend::{
+    mock_completion_text, mock_completion_tokens, mock_prompt_tokens,
+};
+use cocoon_testkit::{Devnet, MockBackendConfig};
+use serde_json::{json, Value};
+
+fn chat(content: &str, stream: bool) -> Value {
+    json!({"model": "mock-model", "stream": stream, "messages": [{"role": "user", "content": content}]})
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Index of the worker currently running a request.
+async fn busy_worker(devnet: &Devnet) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = futures_stats(devnet).await;
+        if let Some(index) = stats
+            .iter()
+            .position(|s| s["requests"]["in_flight"].as_u64() == Some(1))
+        {
+            return index;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no worker picked up the request"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn futures_stats(devnet: &Devnet) -> Vec<Value> {
+    let mut all = Vec::new();
+    for worker in &devnet.workers {
+        all.push(worker.stats().await);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_requests_streaming_and_not_have_exact_usage() {
+    let mock = MockBackendConfig::default();
+    let devnet = Devnet::builder()
+        .workers(2)
+        .mock(mock.clone())
+        .start()
+        .await
+        .unwrap();
+    let http = TestHttp::new();
+    let address = devnet.client_addr();
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let http = http.clone();
+        let mock = mock.clone();
+        tasks.push(tokio::spawn(async move {
+            let words = "word ".repeat(1 + (i as usize % 7));
+            let stream = i % 2 == 0;
+            let completions = i % 4 == 1;
+            let mut body = if completions {
+                json!({"model": "mock-model", "prompt": words, "stream": stream})
+            } else {
+                chat(&words, stream)
+            };
+            if i % 3 == 0 {
+                body["max_tokens"] = json!(1 + i % 5);
+            }
+            if stream && i % 8 == 0 {
+                body["stream_options"] = json!({"include_usage": true});
+            }
+            let path = if completions {
+                "/v1/completions"
+            } else {
+                "/v1/chat/completions"
+            };
+            let answer = http.post(address, path, &body).await.unwrap();
+            assert_eq!(answer.status, 200, "{}", answer.text());
+            let prompt = mock_prompt_tokens(&body);
+            let completion = mock_completion_tokens(&mock, &body);
+            let expected_text = mock_completion_text(&mock, completion);
+            if stream {
+                assert_eq!(answer.header("content-type"), Some("text/event-stream"));
+                let events = sse_events(&answer.body);
+                let text: String = events
+                    .iter()
+                    .filter_map(|e| {
+                        let choice = &e["choices"][0];
+                        choice["delta"]["content"]
+                            .as_str()
+                            .or(choice["text"].as_str())
+                            .map(str::to_string)
+                    })
+                    .collect();
+                assert_eq!(text, expected_text);
+                let usage: Vec<&Value> = events
+                    .iter()
+                    .filter(|e| !e["usage"].is_null())
+                    .map(|e| &e["usage"])
+                    .collect();
+                if body["stream_options"]["include_usage"] == true {
+                    assert_eq!(usage.len(), 1, "exactly one usage chunk when asked");
+                    assert_eq!(usage[0]["prompt_tokens"], prompt);
+                    assert_eq!(usage[0]["completion_tokens"], completion);
+                } else {
+                    assert!(
+                        usage.is_empty(),
+                        "no usage chunk unless asked: {}",
+                        answer.text()
+                    );
+                }
+                assert!(answer.text().ends_with("data: [DONE]\n\n"));
+            } else {
+                let json = answer.json();
+                assert_eq!(json["usage"]["prompt_tokens"], prompt);
+                assert_eq!(json["usage"]["completion_tokens"], completion);
+                let text = json["choices"][0]["message"]["content"]
+                    .as_str()
+                    .or(json["choices"][0]["text"].as_str())
+                    .unwrap();
+                assert_eq!(text, expected_text);
+            }
+            prompt + completion
+        }));
+    }
+    let mut expected_total = 0;
+    for task in tasks {
+        expected_total += task.await.unwrap();
+    }
+    let proxy = devnet.proxy_stats().await;
+    assert_eq!(proxy["requests"]["succeeded"], 40);
+    assert_eq!(proxy["requests"]["in_flight"], 0);
+    assert_eq!(
+        proxy["tokens"]["total"], expected_total,
+        "proxy counted every token, streamed or not"
+    );
+    let worker_total: u64 = futures_stats(&devnet)
+        .await
+        .iter()
+        .map(|s| s["tokens"]["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(worker_total, expected_total);
+    let ledger = &proxy["ledger"];
+    let charged: u64 = ledger["clients"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["charged_tokens"].as_u64().unwrap())
+        .sum();
+    let earned: u64 = ledger["workers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|w| w["earned_tokens"].as_u64().unwrap())
+        .sum();
+    let reserved: u64 = ledger["clients"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["reserved_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        (charged, earned, reserved),
+        (expected_total, expected_total, 0)
+    );
+    let client = devnet.client_stats().await;
+    assert_eq!(client["tokens"]["total"], expected_total);
+    // Both workers served: the proxy spreads load.
+    for stats in futures_stats(&devnet).await {
+        assert!(
+            stats["requests"]["succeeded"].as_u64().unwrap() > 0,
+            "{stats}"
+        );
+    }
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_arrives_chunk_by_chunk() {
+    let mock = MockBackendConfig {
+        chunk_delay: Duration::from_millis(150),
+        ..MockBackendConfig::default()
+    };
+    let devnet = Devnet::builder().mock(mock).start().await.unwrap();
+    let http = TestHttp::new();
+    let mut stream = http
+        .post_stream(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("hi", true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stream.status, 200);
+    // The first content arrives while the backend is still producing: count chunks that
+    // arrive before the stream ends, each carrying at most a couple of events.
+    let mut chunks = 0;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next_chunk().await {
+        chunks += 1;
+        body.extend_from_slice(&chunk);
+    }
+    assert!(
+        chunks >= 8,
+        "expected the 8 delayed tokens in separate chunks, got {chunks}"
+    );
+    assert_eq!(
+        sse_events(&body).len(),
+        1 + 8 + 1,
+        "role chunk, 8 tokens, finish chunk"
+    );
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_openai_shaped_with_the_right_status() {
+    let devnet = Devnet::builder().start().await.unwrap();
+    let http = TestHttp::new();
+    let address = devnet.client_addr();
+
+    let models = http.get(address, "/v1/models").await.unwrap();
+    assert_eq!(models.status, 200);
+    assert_eq!(models.header("content-type"), Some("application/json"));
+    assert_eq!(models.json()["data"][0]["id"], "mock-model");
+
+    let mut unknown_model = chat("hi", false);
+    unknown_model["model"] = json!("no-such-model");
+    let answer = http
+        .post(address, "/v1/chat/completions", &unknown_model)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 404, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "model_not_found");
+
+    let mut unknown_field = chat("hi", false);
+    unknown_field["bogus_field"] = json!(1);
+    let answer = http
+        .post(address, "/v1/chat/completions", &unknown_field)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert!(answer.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("bogus_field"));
+
+    let answer = http
+        .post_bytes(address, "/v1/chat/completions", b"{not json".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"]["type"], "invalid_request_error");
+
+    let mut cheap = chat("hi", false);
+    cheap["max_coefficient"] = json!(500);
+    let answer = http
+        .post(address, "/v1/chat/completions", &cheap)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status, 503,
+        "worker coefficient 1000 is above the client's 500"
+    );
+
+    // Extras are consumed by the client, never forwarded (the worker would refuse them).
+    let mut extras = chat("hi", false);
+    extras["max_coefficient"] = json!(4000);
+    extras["timeout"] = json!(30);
+    extras["request_guid"] = json!("guid-1");
+    let answer = http
+        .post(address, "/v1/chat/completions", &extras)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    for header in [
+        "x-cocoon-client-start",
+        "x-cocoon-client-end",
+        "x-cocoon-proxy-start",
+        "x-cocoon-proxy-end",
+        "x-cocoon-worker-start",
+        "x-cocoon-worker-end",
+    ] {
+        let value: f64 = answer
+            .header(header)
+            .unwrap_or_else(|| panic!("{header} missing"))
+            .parse()
+            .unwrap();
+        assert!(value > 1.0e9, "{header} is a unix timestamp");
+    }
+
+    let answer = http.get(address, "/v2/nothing").await.unwrap();
+    assert_eq!(answer.status, 404);
+    assert!(answer.json()["error"]["message"].as_str().is_some());
+
+    let metrics = http.get(address, "/metrics").await.unwrap();
+    assert!(metrics.text().contains("cocoon_client_requests_total"));
+    let proxy_metrics = http.get(devnet.proxy.http_addr, "/metrics").await.unwrap();
+    assert!(proxy_metrics.text().contains("cocoon_proxy_requests_total"));
+    let worker_metrics = http
+        .get(devnet.workers[0].http_addr, "/metrics")
+        .await
+        .unwrap();
+    assert!(worker_metrics
+        .text()
+        .contains("cocoon_worker_tokens_total{kind=\"total\"}"));
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_before_first_byte_is_retried_on_another() {
+    let mock = MockBackendConfig {
+        headers_delay: Duration::from_millis(700),
+        ..MockBackendConfig::default()
+    };
+    let mut devnet = Devnet::builder()
+        .workers(2)
+        .mock(mock.clone())
+        .start()
+        .await
+        .unwrap();
+    let http = TestHttp::new();
+    let address = devnet.client_addr();
+    let request = tokio::spawn(async move {
+        http.post(
+            address,
+            "/v1/chat/completions",
+            &chat("one two three", false),
+        )
+        .await
+        .unwrap()
+    });
+    let busy = busy_worker(&devnet).await;
+    devnet.workers[busy].kill();
+    let answer = request.await.unwrap();
+    assert_eq!(
+        answer.status,
+        200,
+        "retried transparently: {}",
+        answer.text()
+    );
+    assert_eq!(answer.json()["usage"]["prompt_tokens"], 3);
+    let proxy = devnet.proxy_stats().await;
+    assert_eq!(proxy["requests"]["retried"], 1);
+    assert_eq!(proxy["requests"]["succeeded"], 1);
+    let other = 1 - busy;
+    assert_eq!(
+        devnet.workers[other].stats().await["requests"]["succeeded"],
+        1
+    );
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_after_first_byte_ends_the_stream_with_an_error() {
+    let mock = MockBackendConfig {
+        chunk_delay: Duration::from_millis(200),
+        ..MockBackendConfig::default()
+    };
+    let mut devnet = Devnet::builder()
+        .workers(2)
+        .mock(mock)
+        .start()
+        .await
+        .unwrap();
+    let http = TestHttp::new();
+    let mut stream = http
+        .post_stream(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("hi", true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stream.status, 200);
+    let first = stream.next_chunk().await.expect("first chunk");
+    assert!(!first.is_empty());
+    let busy = busy_worker(&devnet).await;
+    devnet.workers[busy].kill();
+    let rest = stream.rest().await;
+    let events = sse_events(&rest);
+    let error = events
+        .iter()
+        .find(|e| !e["error"].is_null())
+        .unwrap_or_else(|| panic!("no error event in {}", String::from_utf8_lossy(&rest)));
+    assert_eq!(error["error"]["code"], 502);
+    let proxy = devnet.proxy_stats().await;
+    assert_eq!(
+        proxy["requests"]["retried"], 0,
+        "no replay once bytes reached the app"
+    );
+    assert_eq!(proxy["requests"]["failed"], 1);
+    assert_eq!(
+        proxy["ledger"]["clients"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()["reserved_tokens"],
+        0
+    );
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_down_disables_the_worker_and_clients_get_503() {
+    let devnet = Devnet::builder().start().await.unwrap();
+    let http = TestHttp::new();
+    let address = devnet.client_addr();
+    let backend = devnet.workers[0].backend.as_ref().unwrap();
+    backend.set_down(true);
+    wait_until("the proxy to see the worker disabled", || async {
+        devnet.proxy_stats().await["workers"][0]["enabled"] == false
+    })
+    .await;
+    let answer = http
+        .post(address, "/v1/chat/completions", &chat("hi", false))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "no_worker_available");
+    assert_eq!(
+        http.get(address, "/v1/models").await.unwrap().json()["data"],
+        json!([]),
+        "a disabled worker's model is not listed"
+    );
+    backend.set_down(false);
+    wait_until("the worker to come back", || async {
+        devnet.proxy_stats().await["workers"][0]["enabled"] == true
+    })
+    .await;
+    let answer = http
+        .post(address, "/v1/chat/completions", &chat("hi", false))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_gives_504() {
+    let mock = MockBackendConfig {
+        headers_delay: Duration::from_secs(3),
+        ..MockBackendConfig::default()
+    };
+    let devnet = Devnet::builder().mock(mock).start().await.unwrap();
+    let http = TestHttp::new();
+    let mut body = chat("hi", false);
+    body["timeout"] = json!(0.5);
+    let answer = http
+        .post(devnet.client_addr(), "/v1/chat/completions", &body)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "timeout");
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_fails_over_to_the_next_proxy() {
+    let devnet = Devnet::builder().start().await.unwrap();
+    // A port nobody listens on, first in the list.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = devnet.client_config.clone();
+    config.proxies = vec![dead.to_string(), devnet.proxy.client_addr.to_string()];
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let (trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
+    let mut client = cocoon_client::start(config, shutdown).await.unwrap();
+    let http = TestHttp::new();
+    let address = client.api_addr;
+    wait_until("the second client to connect", || async {
+        http.get(address, "/stats")
+            .await
+            .map(|a| a.json()["connections"]["proxies"] == 1)
+            .unwrap_or(false)
+    })
+    .await;
+    let answer = http
+        .post(address, "/v1/chat/completions", &chat("hi", false))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    trigger.drain();
+    client.wait().await;
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_finishes_in_flight_streams() {
+    let mock = MockBackendConfig {
+        chunk_delay: Duration::from_millis(100),
+        ..MockBackendConfig::default()
+    };
+    let devnet = Devnet::builder().mock(mock.clone()).start().await.unwrap();
+    let http = TestHttp::new();
+    let mut stream = http
+        .post_stream(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("hi", true),
+        )
+        .await
+        .unwrap();
+    let first = stream.next_chunk().await.unwrap();
+    devnet.drain();
+    let mut body = first.to_vec();
+    body.extend(stream.rest().await);
+    let text: String = sse_events(&body)
+        .iter()
+        .filter_map(|e| {
+            e["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        text,
+        mock_completion_text(&mock, 8),
+        "the in-flight stream finished during the drain"
+    );
+    assert!(String::from_utf8_lossy(&body).ends_with("data: [DONE]\n\n"));
+    devnet.stop().await;
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust workspace (unit, property and in-process end-to-end tests) and
+# the end-to-end test with the real `openai` Python SDK against `cocoon devnet`.
+# Needs only cargo and python3; the Python packages go into ./.venv from PyPI.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== building"
+cargo build --workspace --all-targets --locked
+
+echo "== rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+echo "== openai SDK end to end"
+COCOON_BIN="$PWD/target/debug/cocoon" bash tests/e2e/run.sh
