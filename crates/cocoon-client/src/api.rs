@@ -113,45 +113,79 @@ struct Extras {
     enable_debug: bool,
 }
 
-fn take_extras(
-    shared: &ClientShared,
-    object: &mut serde_json::Map<String, Value>,
-) -> Result<Extras, String> {
-    let max_coefficient = match object.remove("max_coefficient") {
-        None | Some(Value::Null) => shared.config.default_max_coefficient,
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .and_then(|n| i32::try_from(n).ok())
-            .filter(|n| *n >= 0)
-            .ok_or("'max_coefficient' must be a non-negative integer (1000 = 1.0×)")?,
-        Some(_) => {
-            return Err("'max_coefficient' must be a non-negative integer (1000 = 1.0×)".into())
+/// The few body fields the client reads. Deserialising into this skips every other field
+/// without building it, so a long prompt costs one scan, not a tree of allocations.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct RequestProbe {
+    model: Option<Value>,
+    max_tokens: Option<Value>,
+    max_completion_tokens: Option<Value>,
+    max_coefficient: Option<Value>,
+    timeout: Option<Value>,
+    request_guid: Option<Value>,
+    enable_debug: Option<Value>,
+}
+
+/// Body fields that belong to the client, not to the worker.
+const EXTRA_FIELDS: [&str; 4] = ["max_coefficient", "timeout", "request_guid", "enable_debug"];
+
+impl RequestProbe {
+    fn has_extras(&self) -> bool {
+        self.max_coefficient.is_some()
+            || self.timeout.is_some()
+            || self.request_guid.is_some()
+            || self.enable_debug.is_some()
+    }
+
+    fn extras(&self, shared: &ClientShared) -> Result<Extras, String> {
+        let max_coefficient = match &self.max_coefficient {
+            None | Some(Value::Null) => shared.config.default_max_coefficient,
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .filter(|n| *n >= 0)
+                .ok_or("'max_coefficient' must be a non-negative integer (1000 = 1.0×)")?,
+            Some(_) => {
+                return Err("'max_coefficient' must be a non-negative integer (1000 = 1.0×)".into())
+            }
+        };
+        let timeout = match &self.timeout {
+            None | Some(Value::Null) => shared.config.default_timeout_secs,
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .ok_or("'timeout' must be a positive number of seconds")?,
+            Some(_) => return Err("'timeout' must be a positive number of seconds".into()),
+        };
+        let request_guid = match &self.request_guid {
+            None | Some(Value::Null) => None,
+            Some(Value::String(guid)) => Some(guid.clone()),
+            Some(_) => return Err("'request_guid' must be a string".into()),
+        };
+        let enable_debug = match &self.enable_debug {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(flag)) => *flag,
+            Some(_) => return Err("'enable_debug' must be a boolean".into()),
+        };
+        Ok(Extras {
+            max_coefficient,
+            timeout,
+            request_guid,
+            enable_debug,
+        })
+    }
+}
+
+/// The body without the client's extras.
+fn strip_extras(body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if let Some(object) = value.as_object_mut() {
+        for key in EXTRA_FIELDS {
+            object.remove(key);
         }
-    };
-    let timeout = match object.remove("timeout") {
-        None | Some(Value::Null) => shared.config.default_timeout_secs,
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .ok_or("'timeout' must be a positive number of seconds")?,
-        Some(_) => return Err("'timeout' must be a positive number of seconds".into()),
-    };
-    let request_guid = match object.remove("request_guid") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(guid)) => Some(guid),
-        Some(_) => return Err("'request_guid' must be a string".into()),
-    };
-    let enable_debug = match object.remove("enable_debug") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => flag,
-        Some(_) => return Err("'enable_debug' must be a boolean".into()),
-    };
-    Ok(Extras {
-        max_coefficient,
-        timeout,
-        request_guid,
-        enable_debug,
-    })
+    }
+    serde_json::to_vec(&value).map_err(|e| e.to_string())
 }
 
 fn timing_header(headers: &mut HeaderMap, name: &'static str, value: f64) {
@@ -192,26 +226,26 @@ async fn run_completion(
     body: Bytes,
     client_start: f64,
 ) -> Response {
-    let mut value: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
+    let probe: RequestProbe = match serde_json::from_slice(&body) {
+        Ok(probe) => probe,
         Err(error) => {
+            let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            let message = if !is_object {
+                "request body must be a JSON object".to_string()
+            } else if error.is_data() {
+                format!("invalid request body: {error}")
+            } else {
+                format!("request body is not valid JSON: {error}")
+            };
             return api_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "invalid_json",
-                format!("request body is not valid JSON: {error}"),
-            )
+                message,
+            );
         }
     };
-    let Some(object) = value.as_object_mut() else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_json",
-            "request body must be a JSON object",
-        );
-    };
-    let model = match object.get("model") {
+    let model = match &probe.model {
         Some(Value::String(model)) if !model.is_empty() => model.clone(),
         _ => {
             return api_error(
@@ -222,15 +256,12 @@ async fn run_completion(
             )
         }
     };
-    let max_tokens = ["max_completion_tokens", "max_tokens"]
+    let max_tokens = [&probe.max_completion_tokens, &probe.max_tokens]
         .iter()
-        .find_map(|k| object.get(*k).and_then(Value::as_u64))
+        .find_map(|v| v.as_ref().and_then(Value::as_u64))
         .map(|n| n.min(i32::MAX as u64) as i32)
         .unwrap_or(0);
-    let had_extras = ["max_coefficient", "timeout", "request_guid", "enable_debug"]
-        .iter()
-        .any(|k| object.contains_key(*k));
-    let extras = match take_extras(shared, object) {
+    let extras = match probe.extras(shared) {
         Ok(extras) => extras,
         Err(message) => {
             return api_error(
@@ -242,15 +273,15 @@ async fn run_completion(
         }
     };
     // Forward the app's bytes untouched unless extras had to be removed.
-    let payload = if had_extras {
-        match serde_json::to_vec(&value) {
+    let payload = if probe.has_extras() {
+        match strip_extras(&body) {
             Ok(bytes) => bytes,
             Err(error) => {
                 return api_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
                     "internal",
-                    error.to_string(),
+                    error,
                 )
             }
         }

@@ -25,6 +25,10 @@ const MAX_PENDING_OUTPUT: usize = 64 << 20;
 /// (backpressure onto TCP).
 const INCOMING_CAPACITY: usize = 1024;
 const READ_BUFFER: usize = 64 << 10;
+/// How long the writer of a closed connection may still spend delivering output queued before
+/// the close (a last answer, say). A peer that does not drain its socket in that time is
+/// abandoned, so a stuck reader cannot hold the writer task and the socket forever.
+const CLOSE_FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -345,7 +349,12 @@ async fn read_loop<R: AsyncRead>(
                     }
                 }
                 for event in events.drain(..) {
-                    dispatch(handle, &incoming, event).await?;
+                    // A daemon that stopped reading `incoming` must not keep this task (and the
+                    // socket) alive after the connection was closed.
+                    tokio::select! {
+                        result = dispatch(handle, &incoming, event) => result?,
+                        _ = wait_true(&mut closed) => return Ok(()),
+                    }
                 }
             }
             _ = sleep => {
@@ -413,8 +422,18 @@ async fn write_loop<W: AsyncWrite>(handle: &ConnectionHandle, writer: W) -> Resu
                 _ = wait_true(&mut closed) => continue,
             }
         }
-        writer.write_all(&buffer).await?;
-        writer.flush().await?;
+        let write = async {
+            writer.write_all(&buffer).await?;
+            writer.flush().await
+        };
+        let abandon = async {
+            wait_true(&mut closed).await;
+            tokio::time::sleep(CLOSE_FLUSH_GRACE).await
+        };
+        tokio::select! {
+            result = write => result?,
+            _ = abandon => return Ok(()),
+        }
         handle
             .0
             .stats

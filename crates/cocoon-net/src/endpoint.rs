@@ -28,6 +28,24 @@ fn peer_from_certs(
     Ok(policy.verify_peer(cert.as_ref(), SystemTime::now())?)
 }
 
+/// Waits for the `tcp.connect`/`tcp.connected` exchange. If it fails, or the handshake deadline
+/// drops this future first, the connection is closed: its tasks are already running and would
+/// otherwise hold the socket until the session's idle timeout.
+async fn finish_handshake(connection: Connection) -> Result<Connection, NetError> {
+    struct CloseUnlessReady(Option<crate::ConnectionHandle>);
+    impl Drop for CloseUnlessReady {
+        fn drop(&mut self) {
+            if let Some(handle) = self.0.take() {
+                handle.close("handshake did not complete");
+            }
+        }
+    }
+    let mut guard = CloseUnlessReady(Some(connection.handle.clone()));
+    connection.handle.ready().await?;
+    guard.0 = None;
+    Ok(connection)
+}
+
 /// Accepts inbound hops.
 #[derive(Clone)]
 pub struct Acceptor {
@@ -77,9 +95,7 @@ impl Acceptor {
         let stream = self.tls.accept(tcp).await?;
         let peer = peer_from_certs(self.policy.as_ref(), stream.get_ref().1.peer_certificates())?;
         let session = Session::server(self.session, 0);
-        let connection = spawn_connection(stream, session, peer, remote);
-        connection.handle.ready().await?;
-        Ok(connection)
+        finish_handshake(spawn_connection(stream, session, peer, remote)).await
     }
 }
 
@@ -136,8 +152,6 @@ impl Connector {
         let stream = self.tls.connect(name, tcp).await?;
         let peer = peer_from_certs(self.policy.as_ref(), stream.get_ref().1.peer_certificates())?;
         let session = Session::client(self.session, 0, rand::random());
-        let connection = spawn_connection(stream, session, peer, remote);
-        connection.handle.ready().await?;
-        Ok(connection)
+        finish_handshake(spawn_connection(stream, session, peer, remote)).await
     }
 }

@@ -268,6 +268,25 @@ async fn errors_are_openai_shaped_with_the_right_status() {
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["error"]["type"], "invalid_request_error");
 
+    let answer = http
+        .post_bytes(address, "/v1/chat/completions", b"[1, 2]".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert_eq!(
+        answer.json()["error"]["message"],
+        "request body must be a JSON object"
+    );
+
+    let mut bad_extra = chat("hi", false);
+    bad_extra["timeout"] = json!("soon");
+    let answer = http
+        .post(address, "/v1/chat/completions", &bad_extra)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["error"]["code"], "invalid_extra");
+
     let mut cheap = chat("hi", false);
     cheap["max_coefficient"] = json!(500);
     let answer = http

@@ -136,13 +136,32 @@ pub fn validate_request(endpoint: Endpoint, body: &[u8]) -> Result<ValidatedRequ
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let body = if stream && !client_wants_usage {
-        let options = object
-            .entry("stream_options")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(options) = options {
-            options.insert("include_usage".into(), Value::Bool(true));
+        if object.contains_key("stream_options") {
+            let options = object
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(options) = options {
+                options.insert("include_usage".into(), Value::Bool(true));
+            }
+            serde_json::to_vec(&object).map_err(|e| e.to_string())?
+        } else {
+            // The common case: splice the option in after the opening brace instead of
+            // re-serialising the whole (possibly long) prompt. The body is a valid object, so
+            // its first non-blank byte is `{`.
+            let open = body
+                .iter()
+                .position(|b| *b == b'{')
+                .ok_or("request body must be a JSON object")?;
+            let empty = object.is_empty();
+            let mut spliced = Vec::with_capacity(body.len() + 48);
+            spliced.extend_from_slice(&body[..=open]);
+            spliced.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
+            if !empty {
+                spliced.push(b',');
+            }
+            spliced.extend_from_slice(&body[open + 1..]);
+            spliced
         }
-        serde_json::to_vec(&object).map_err(|e| e.to_string())?
     } else {
         body.to_vec()
     };
@@ -236,6 +255,20 @@ mod tests {
         assert!(request.stream && !request.client_wants_usage);
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         assert_eq!(body["stream_options"]["include_usage"], Value::Bool(true));
+        assert_eq!(body["stream"], Value::Bool(true));
+        assert_eq!(body["messages"][0]["content"], "x");
+
+        let request = validate_request(
+            Endpoint::ChatCompletions,
+            br#" {"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_obfuscation":false}}"#,
+        )
+        .unwrap();
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body["stream_options"]["include_usage"], Value::Bool(true));
+        assert_eq!(
+            body["stream_options"]["include_obfuscation"],
+            Value::Bool(false)
+        );
     }
 
     #[test]
