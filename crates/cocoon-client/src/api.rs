@@ -226,13 +226,19 @@ async fn run_completion(
     body: Bytes,
     client_start: f64,
 ) -> Response {
+    // serde would read a JSON array into the probe struct field by field; refuse it first.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_json",
+            "request body must be a JSON object",
+        );
+    }
     let probe: RequestProbe = match serde_json::from_slice(&body) {
         Ok(probe) => probe,
         Err(error) => {
-            let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-            let message = if !is_object {
-                "request body must be a JSON object".to_string()
-            } else if error.is_data() {
+            let message = if error.is_data() {
                 format!("invalid request body: {error}")
             } else {
                 format!("request body is not valid JSON: {error}")
@@ -406,7 +412,7 @@ async fn run_completion(
         headers.insert(HeaderName::from_static("x-cocoon-request-id"), value);
     }
     if let Some(info) = &head.final_info {
-        shared.stats.add_tokens(&info.tokens_used);
+        shared.stats.tokens.add(&info.tokens_used);
         final_timing_headers(&mut headers, info);
         timing_header(&mut headers, "x-cocoon-client-end", unix_time_f64());
         debug!(request = %log_id, status = status.as_u16(), bytes = http_response.payload.len(), tokens = info.tokens_used.total_tokens_used, "request done");
@@ -492,7 +498,7 @@ impl AnswerStream {
                 ClientQueryAnswer::Part(part) => {
                     if let Some(info) = &part.final_info {
                         self.done = true;
-                        self.shared.stats.add_tokens(&info.tokens_used);
+                        self.shared.stats.tokens.add(&info.tokens_used);
                         debug!(request = %self.log_id, tokens = info.tokens_used.total_tokens_used, "stream done");
                     }
                     if !part.answer.is_empty() {

@@ -17,9 +17,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use cocoon_net::metrics::PrometheusText;
+use cocoon_net::metrics::{PrometheusText, TokenCounters};
 use cocoon_net::{Connector, Shutdown, TlsIdentity};
-use cocoon_proto::TokensUsed;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
@@ -56,26 +55,7 @@ pub(crate) struct Stats {
     pub requests: AtomicU64,
     pub failed: AtomicU64,
     pub failed_streams: AtomicU64,
-    pub prompt_tokens: AtomicU64,
-    pub completion_tokens: AtomicU64,
-    pub total_tokens: AtomicU64,
-}
-
-impl Stats {
-    pub fn add_tokens(&self, tokens: &TokensUsed) {
-        let add = |counter: &AtomicU64, value: i64| {
-            counter.fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
-        };
-        add(
-            &self.prompt_tokens,
-            tokens.prompt_tokens_used + tokens.cached_tokens_used,
-        );
-        add(
-            &self.completion_tokens,
-            tokens.completion_tokens_used + tokens.reasoning_tokens_used,
-        );
-        add(&self.total_tokens, tokens.total_tokens_used);
-    }
+    pub tokens: TokenCounters,
 }
 
 /// State shared by the API handlers.
@@ -239,11 +219,7 @@ async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
             "failed": load(&s.failed),
             "failed_streams": load(&s.failed_streams),
         },
-        "tokens": {
-            "prompt": load(&s.prompt_tokens),
-            "completion": load(&s.completion_tokens),
-            "total": load(&s.total_tokens),
-        },
+        "tokens": s.tokens.totals(),
     }))
 }
 
@@ -279,22 +255,11 @@ async fn metrics(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
         "cocoon_client_requests_in_flight",
         "Requests waiting for answers.",
         shared.pool.in_flight() as f64,
-    )
-    .labelled(
+    );
+    s.tokens.write_prometheus(
+        &mut text,
         "cocoon_client_tokens_total",
-        "counter",
         "Tokens paid for, by kind.",
-        &[
-            (
-                vec![("kind", "prompt".into())],
-                load(&s.prompt_tokens) as f64,
-            ),
-            (
-                vec![("kind", "completion".into())],
-                load(&s.completion_tokens) as f64,
-            ),
-            (vec![("kind", "total".into())], load(&s.total_tokens) as f64),
-        ],
     );
     (
         [(

@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use cocoon_net::reconnect::{keep_connected, next_incoming};
 use cocoon_net::{Connection, ConnectionHandle, Connector, Incoming, NetError, Shutdown};
 use cocoon_proto::{codes, *};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 struct PendingRequest {
     connection: u64,
@@ -163,38 +163,20 @@ impl ProxyPool {
 
     /// Keeps slot `slot` connected until shutdown.
     pub async fn maintain(self: Arc<Self>, slot: usize, shutdown: Shutdown) {
-        let address = self.addresses[slot].clone();
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            if shutdown.is_draining() {
-                return;
-            }
-            let attempt = async {
-                let connection = self.connector.connect(&address).await?;
-                self.handshake(&connection).await?;
-                Ok::<Connection, NetError>(connection)
-            };
-            let result = tokio::select! {
-                result = attempt => result,
-                _ = shutdown.draining() => return,
-            };
-            match result {
-                Ok(connection) => {
-                    backoff = FIRST_BACKOFF;
-                    info!(proxy = %address, "connected to proxy");
-                    self.serve(slot, connection, &shutdown).await;
-                    info!(proxy = %address, "proxy connection closed");
-                }
-                Err(error) => {
-                    warn!(proxy = %address, %error, retry_in_ms = backoff.as_millis() as u64, "cannot reach proxy");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.draining() => return,
-                    }
-                    backoff = (backoff * 2).min(self.max_reconnect);
-                }
-            }
-        }
+        let pool = &*self;
+        let address = self.addresses[slot].as_str();
+        keep_connected(
+            address,
+            &shutdown,
+            self.max_reconnect,
+            move || async move {
+                let connection = pool.connector.connect(address).await?;
+                pool.handshake(&connection).await?;
+                Ok(connection)
+            },
+            |connection| self.serve(slot, connection, &shutdown),
+        )
+        .await;
     }
 
     async fn handshake(&self, connection: &Connection) -> Result<(), NetError> {
@@ -241,12 +223,7 @@ impl ProxyPool {
         } = connection;
         let _close = handle.close_on_drop();
         self.slots()[slot] = Some(handle.clone());
-        loop {
-            let message = tokio::select! {
-                message = incoming.recv() => message,
-                _ = shutdown.killed() => break,
-            };
-            let Some(message) = message else { break };
+        while let Some(message) = next_incoming(&mut incoming, shutdown).await {
             match message {
                 Incoming::Packet(data) => match ClientQueryAnswer::from_bytes(&data) {
                     Ok(answer) => self.route(answer),

@@ -13,6 +13,7 @@ mod identity;
 pub mod metrics;
 pub mod policy;
 mod pow_gate;
+pub mod reconnect;
 pub mod shutdown;
 mod tls;
 

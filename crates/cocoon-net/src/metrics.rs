@@ -73,3 +73,73 @@ pub fn unix_time_f64() -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+/// Token totals by the wire's four categories, shared by every daemon's `/stats` and
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub struct TokenCounters {
+    prompt: std::sync::atomic::AtomicU64,
+    cached: std::sync::atomic::AtomicU64,
+    completion: std::sync::atomic::AtomicU64,
+    reasoning: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+}
+
+/// A snapshot of [`TokenCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TokenTotals {
+    /// Prompt tokens not served from cache.
+    pub prompt: u64,
+    /// Prompt tokens served from cache.
+    pub cached: u64,
+    /// Completion tokens that are not reasoning.
+    pub completion: u64,
+    /// Reasoning tokens.
+    pub reasoning: u64,
+    /// All tokens, as the backend reported them.
+    pub total: u64,
+}
+
+impl TokenCounters {
+    /// Adds one usage report (negative counts from a hostile peer count as zero).
+    pub fn add(&self, tokens: &cocoon_proto::TokensUsed) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let add = |counter: &std::sync::atomic::AtomicU64, value: i64| {
+            counter.fetch_add(u64::try_from(value).unwrap_or(0), Relaxed);
+        };
+        add(&self.prompt, tokens.prompt_tokens_used);
+        add(&self.cached, tokens.cached_tokens_used);
+        add(&self.completion, tokens.completion_tokens_used);
+        add(&self.reasoning, tokens.reasoning_tokens_used);
+        add(&self.total, tokens.total_tokens_used);
+    }
+
+    /// The current totals.
+    pub fn totals(&self) -> TokenTotals {
+        use std::sync::atomic::Ordering::Relaxed;
+        TokenTotals {
+            prompt: self.prompt.load(Relaxed),
+            cached: self.cached.load(Relaxed),
+            completion: self.completion.load(Relaxed),
+            reasoning: self.reasoning.load(Relaxed),
+            total: self.total.load(Relaxed),
+        }
+    }
+
+    /// Writes the totals as one labelled counter family.
+    pub fn write_prometheus(&self, text: &mut PrometheusText, name: &str, help: &str) {
+        let t = self.totals();
+        text.labelled(
+            name,
+            "counter",
+            help,
+            &[
+                (vec![("kind", "prompt".into())], t.prompt as f64),
+                (vec![("kind", "cached".into())], t.cached as f64),
+                (vec![("kind", "completion".into())], t.completion as f64),
+                (vec![("kind", "reasoning".into())], t.reasoning as f64),
+                (vec![("kind", "total".into())], t.total as f64),
+            ],
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cocoon_net::metrics::unix_time_f64;
+use cocoon_net::metrics::{unix_time_f64, TokenCounters};
 use cocoon_net::ConnectionHandle;
 use cocoon_proto::{codes, *};
 
@@ -79,11 +79,7 @@ pub(crate) struct Counters {
     pub retried: AtomicU64,
     pub timed_out: AtomicU64,
     pub client_connections: AtomicU64,
-    pub prompt_tokens: AtomicU64,
-    pub cached_tokens: AtomicU64,
-    pub completion_tokens: AtomicU64,
-    pub reasoning_tokens: AtomicU64,
-    pub total_tokens: AtomicU64,
+    pub tokens: TokenCounters,
 }
 
 /// Shared proxy state.
@@ -453,20 +449,7 @@ impl Router {
                 self.ledger.release(reservation);
             }
         }
-        let add = |counter: &AtomicU64, value: i64| {
-            counter.fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
-        };
-        add(&self.counters.prompt_tokens, tokens.prompt_tokens_used);
-        add(&self.counters.cached_tokens, tokens.cached_tokens_used);
-        add(
-            &self.counters.completion_tokens,
-            tokens.completion_tokens_used,
-        );
-        add(
-            &self.counters.reasoning_tokens,
-            tokens.reasoning_tokens_used,
-        );
-        add(&self.counters.total_tokens, tokens.total_tokens_used);
+        self.counters.tokens.add(tokens);
     }
 
     /// A worker sent an answer, a part or an error for one of its requests.

@@ -289,13 +289,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "retried": load(&c.retried),
             "timed_out": load(&c.timed_out),
         },
-        "tokens": {
-            "prompt": load(&c.prompt_tokens),
-            "cached": load(&c.cached_tokens),
-            "completion": load(&c.completion_tokens),
-            "reasoning": load(&c.reasoning_tokens),
-            "total": load(&c.total_tokens),
-        },
+        "tokens": c.tokens.totals(),
         "workers": router.workers_json(),
         "ledger": router.ledger.snapshot(),
     }))
@@ -350,30 +344,11 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "cocoon_proxy_requests_in_flight",
         "Requests running now.",
         router.in_flight() as f64,
-    )
-    .labelled(
+    );
+    c.tokens.write_prometheus(
+        &mut text,
         "cocoon_proxy_tokens_total",
-        "counter",
         "Tokens reported by workers, by kind.",
-        &[
-            (
-                vec![("kind", "prompt".into())],
-                load(&c.prompt_tokens) as f64,
-            ),
-            (
-                vec![("kind", "cached".into())],
-                load(&c.cached_tokens) as f64,
-            ),
-            (
-                vec![("kind", "completion".into())],
-                load(&c.completion_tokens) as f64,
-            ),
-            (
-                vec![("kind", "reasoning".into())],
-                load(&c.reasoning_tokens) as f64,
-            ),
-            (vec![("kind", "total".into())], load(&c.total_tokens) as f64),
-        ],
     );
     let workers = router.workers_json();
     let per_worker = |field: &str| -> Vec<(Vec<(&str, String)>, f64)> {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cocoon_net::reconnect::next_incoming;
 use cocoon_net::{Connection, Incoming, IncomingQuery, Shutdown};
 use cocoon_proto::{codes, *};
 use tracing::{debug, info, warn};
@@ -64,12 +65,7 @@ pub(crate) async fn serve_client(
     info!(connection = connection_id, remote = %handle.remote_addr(), "client connected");
     let mut client_key: Option<Arc<str>> = None;
     let mut authorized = false;
-    loop {
-        let message = tokio::select! {
-            message = incoming.recv() => message,
-            _ = shutdown.killed() => break,
-        };
-        let Some(message) = message else { break };
+    while let Some(message) = next_incoming(&mut incoming, &shutdown).await {
         match message {
             Incoming::Query(query) => {
                 let result = match ClientToProxyQuery::from_bytes(&query.data) {
@@ -166,12 +162,7 @@ pub(crate) async fn serve_worker(
     let _close = handle.close_on_drop();
     info!(connection = id, remote = %handle.remote_addr(), "worker connected");
     let mut registered = false;
-    loop {
-        let message = tokio::select! {
-            message = incoming.recv() => message,
-            _ = shutdown.killed() => break,
-        };
-        let Some(message) = message else { break };
+    while let Some(message) = next_incoming(&mut incoming, &shutdown).await {
         match message {
             Incoming::Query(query) => {
                 let result = match WorkerToProxyQuery::from_bytes(&query.data) {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use cocoon_net::metrics::PrometheusText;
+use cocoon_net::metrics::{PrometheusText, TokenCounters};
 use cocoon_net::{ConnectionHandle, Connector, Shutdown, TlsIdentity};
 use cocoon_proto::*;
 use tokio::net::TcpListener;
@@ -56,24 +56,7 @@ pub(crate) struct Stats {
     pub failed: AtomicU64,
     pub rejected_busy: AtomicU64,
     pub in_flight: AtomicU64,
-    pub prompt_tokens: AtomicU64,
-    pub cached_tokens: AtomicU64,
-    pub completion_tokens: AtomicU64,
-    pub reasoning_tokens: AtomicU64,
-    pub total_tokens: AtomicU64,
-}
-
-impl Stats {
-    pub fn add_tokens(&self, tokens: &TokensUsed) {
-        let add = |counter: &AtomicU64, value: i64| {
-            counter.fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
-        };
-        add(&self.prompt_tokens, tokens.prompt_tokens_used);
-        add(&self.cached_tokens, tokens.cached_tokens_used);
-        add(&self.completion_tokens, tokens.completion_tokens_used);
-        add(&self.reasoning_tokens, tokens.reasoning_tokens_used);
-        add(&self.total_tokens, tokens.total_tokens_used);
-    }
+    pub tokens: TokenCounters,
 }
 
 /// State shared by the worker's tasks.
@@ -328,13 +311,7 @@ async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
             "failed": load(&s.failed),
             "refused": load(&s.rejected_busy),
         },
-        "tokens": {
-            "prompt": load(&s.prompt_tokens),
-            "cached": load(&s.cached_tokens),
-            "completion": load(&s.completion_tokens),
-            "reasoning": load(&s.reasoning_tokens),
-            "total": load(&s.total_tokens),
-        },
+        "tokens": s.tokens.totals(),
     }))
 }
 
@@ -380,30 +357,11 @@ async fn metrics(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
         "cocoon_worker_requests_in_flight",
         "Requests running now.",
         load(&s.in_flight) as f64,
-    )
-    .labelled(
+    );
+    s.tokens.write_prometheus(
+        &mut text,
         "cocoon_worker_tokens_total",
-        "counter",
         "Tokens counted from backend usage, by kind.",
-        &[
-            (
-                vec![("kind", "prompt".into())],
-                load(&s.prompt_tokens) as f64,
-            ),
-            (
-                vec![("kind", "cached".into())],
-                load(&s.cached_tokens) as f64,
-            ),
-            (
-                vec![("kind", "completion".into())],
-                load(&s.completion_tokens) as f64,
-            ),
-            (
-                vec![("kind", "reasoning".into())],
-                load(&s.reasoning_tokens) as f64,
-            ),
-            (vec![("kind", "total".into())], load(&s.total_tokens) as f64),
-        ],
     );
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -5,49 +5,32 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cocoon_net::reconnect::{keep_connected, next_incoming};
 use cocoon_net::{Connection, Incoming, NetError};
 use cocoon_proto::{codes, *};
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::WorkerShared;
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Keeps one proxy link alive until shutdown.
 pub(crate) async fn maintain_link(shared: Arc<WorkerShared>, slot: usize, address: String) {
-    let mut backoff = FIRST_BACKOFF;
     let max_backoff = Duration::from_secs_f64(shared.config.max_reconnect_secs);
-    loop {
-        if shared.shutdown.is_draining() {
-            return;
-        }
-        let attempt = async {
-            let connection = shared.connector.connect(&address).await?;
-            handshake(&shared, &connection).await?;
-            Ok::<Connection, NetError>(connection)
-        };
-        let connection = tokio::select! {
-            result = attempt => result,
-            _ = shared.shutdown.draining() => return,
-        };
-        match connection {
-            Ok(connection) => {
-                backoff = FIRST_BACKOFF;
-                info!(proxy = %address, "registered with proxy");
-                serve(&shared, slot, connection).await;
-                info!(proxy = %address, "proxy link closed");
-            }
-            Err(error) => {
-                warn!(proxy = %address, %error, retry_in_ms = backoff.as_millis() as u64, "cannot reach proxy");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shared.shutdown.draining() => return,
-                }
-                backoff = (backoff * 2).min(max_backoff);
-            }
-        }
-    }
+    let worker = &*shared;
+    let address = address.as_str();
+    keep_connected(
+        address,
+        &shared.shutdown,
+        max_backoff,
+        move || async move {
+            let connection = worker.connector.connect(address).await?;
+            handshake(worker, &connection).await?;
+            Ok(connection)
+        },
+        |connection| serve(&shared, slot, connection),
+    )
+    .await;
 }
 
 async fn handshake(shared: &WorkerShared, connection: &Connection) -> Result<(), NetError> {
@@ -107,12 +90,7 @@ async fn serve(shared: &Arc<WorkerShared>, slot: usize, connection: Connection) 
         .insert(slot, handle.clone());
     // Health may have changed while we were registering.
     crate::announce_health(&handle, shared.backend_healthy.load(Ordering::Relaxed));
-    loop {
-        let message = tokio::select! {
-            message = incoming.recv() => message,
-            _ = shared.shutdown.killed() => break,
-        };
-        let Some(message) = message else { break };
+    while let Some(message) = next_incoming(&mut incoming, &shared.shutdown).await {
         match message {
             Incoming::Packet(data) => match ProxyRunQueryEx::from_bytes(&data) {
                 Ok(query) => shared.admit(&handle, query),

@@ -119,7 +119,7 @@ pub(crate) async fn run_request(
     match outcome {
         Ok(tokens) => {
             stats.succeeded.fetch_add(1, Ordering::Relaxed);
-            stats.add_tokens(&tokens);
+            stats.tokens.add(&tokens);
             debug!(request = %id, tokens = tokens.total_tokens_used, elapsed_ms, "request served");
         }
         Err(()) => {
