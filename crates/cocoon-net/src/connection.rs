@@ -56,13 +56,13 @@ impl IncomingQuery {
     /// Sends `tcp.queryAnswer`.
     pub fn answer(self, data: &[u8]) -> Result<(), NetError> {
         self.handle
-            .with_session(|session| session.send_query_answer(self.id, data))
+            .with_state(|state| state.session.send_query_answer(self.id, data))
     }
 
     /// Sends `tcp.queryError`.
     pub fn fail(self, code: i32, message: &str) -> Result<(), NetError> {
         self.handle
-            .with_session(|session| session.send_query_error(self.id, code, message))
+            .with_state(|state| state.session.send_query_error(self.id, code, message))
     }
 }
 
@@ -146,9 +146,11 @@ impl ConnectionHandle {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with_session<T>(
+    /// Runs `f` on the open connection's state (refusing when closed or when the peer lets
+    /// output pile up), then wakes the writer.
+    fn with_state<T>(
         &self,
-        f: impl FnOnce(&mut Session) -> Result<T, cocoon_proto::session::SessionError>,
+        f: impl FnOnce(&mut State) -> Result<T, cocoon_proto::session::SessionError>,
     ) -> Result<T, NetError> {
         let mut state = self.lock();
         if let Some(reason) = &state.close_reason {
@@ -160,7 +162,7 @@ impl ConnectionHandle {
             self.close("peer does not read its data");
             return Err(NetError::SlowPeer(pending));
         }
-        let result = f(&mut state.session)?;
+        let result = f(&mut state)?;
         drop(state);
         self.0.writer_wake.notify_one();
         Ok(result)
@@ -168,22 +170,17 @@ impl ConnectionHandle {
 
     /// Queues a one-way `tcp.packet`. Never blocks: the writer task sends it.
     pub fn send_packet(&self, data: &[u8]) -> Result<(), NetError> {
-        self.with_session(|session| session.send_packet(data))
+        self.with_state(|state| state.session.send_packet(data))
     }
 
     /// Sends a `tcp.query` and waits for its answer.
     pub async fn query(&self, data: &[u8], timeout: Duration) -> Result<Vec<u8>, NetError> {
         let (sender, receiver) = oneshot::channel();
-        let id = {
-            let mut state = self.lock();
-            if let Some(reason) = &state.close_reason {
-                return Err(NetError::Closed(reason.clone()));
-            }
+        let id = self.with_state(|state| {
             let id = state.session.send_query(data)?;
             state.pending_queries.insert(id, sender);
-            id
-        };
-        self.0.writer_wake.notify_one();
+            Ok(id)
+        })?;
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(NetError::Closed("connection dropped".into())),

@@ -59,6 +59,22 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Serve the deterministic mock OpenAI backend (what `cocoon devnet` uses without
+    /// --backend), e.g. to try a standalone worker.
+    MockBackend {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: std::net::SocketAddr,
+        /// Model name to serve.
+        #[arg(long, default_value = "mock-model")]
+        model: String,
+        /// Completion tokens per answer.
+        #[arg(long, default_value_t = 8)]
+        tokens: usize,
+        /// Milliseconds between streamed tokens.
+        #[arg(long, default_value_t = 0)]
+        token_delay_ms: u64,
+    },
 }
 
 fn init_logging(filter: &str) -> Result<()> {
@@ -80,14 +96,23 @@ pub(crate) fn load_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(cli.command))
+    let result = init_logging(&cli.log).and_then(|()| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(run(cli.command))
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the cause chain on one line; no backtrace for configuration mistakes.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(command: Command) -> Result<()> {
@@ -115,6 +140,28 @@ async fn run(command: Command) -> Result<()> {
             println!("worker up: stats http://{}/stats", worker.http_addr);
             tokio::spawn(drain_on_signals(trigger));
             worker.wait().await;
+            Ok(())
+        }
+        Command::MockBackend {
+            listen,
+            model,
+            tokens,
+            token_delay_ms,
+        } => {
+            let config = cocoon_testkit::MockBackendConfig {
+                models: vec![model],
+                chunk_count: tokens,
+                chunk_delay: std::time::Duration::from_millis(token_delay_ms),
+                ..cocoon_testkit::MockBackendConfig::default()
+            };
+            let backend = cocoon_testkit::MockBackend::start_on(config, listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            println!("mock backend up: {}/v1", backend.url());
+            let (trigger, shutdown) = ShutdownTrigger::new();
+            tokio::spawn(drain_on_signals(trigger));
+            shutdown.draining().await;
+            backend.stop().await;
             Ok(())
         }
         Command::Client { config, port } => {
