@@ -329,6 +329,23 @@ impl Devnet {
         self.proxy.wait().await;
     }
 
+    /// Kills the proxy as a crash would and waits until it is gone.
+    pub async fn kill_proxy(&mut self) {
+        self.proxy_trigger.kill();
+        self.proxy.wait().await;
+    }
+
+    /// Starts a fresh proxy on the same ports, e.g. after [`Devnet::kill_proxy`]; workers and
+    /// the client find it again on their own.
+    pub async fn restart_proxy(&mut self) -> Result<(), String> {
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        self.proxy = cocoon_proxy::start(self.proxy_config.clone(), shutdown)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.proxy_trigger = trigger;
+        Ok(())
+    }
+
     /// Asks every daemon to drain without waiting (for signal handlers).
     pub fn drain(&self) {
         self.client_trigger.drain();

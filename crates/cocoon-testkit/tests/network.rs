@@ -559,3 +559,40 @@ async fn drain_finishes_in_flight_streams() {
     assert!(String::from_utf8_lossy(&body).ends_with("data: [DONE]\n\n"));
     devnet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_and_clients_reconnect_when_the_proxy_comes_back() {
+    let mut devnet = Devnet::builder().start().await.unwrap();
+    let http = TestHttp::new();
+    let address = devnet.client_addr();
+    assert_eq!(
+        http.post(address, "/v1/chat/completions", &chat("hi", false))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    devnet.kill_proxy().await;
+    let answer = http
+        .post(address, "/v1/chat/completions", &chat("hi", false))
+        .await
+        .unwrap();
+    assert!(
+        answer.status == 502 || answer.status == 503,
+        "no proxy: {} {}",
+        answer.status,
+        answer.text()
+    );
+    devnet.restart_proxy().await.unwrap();
+    wait_until("worker and client to reconnect", || async {
+        http.post(address, "/v1/chat/completions", &chat("hi", false))
+            .await
+            .map(|a| a.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    let stats = devnet.proxy_stats().await;
+    assert_eq!(stats["connections"]["workers"], 1);
+    assert_eq!(stats["connections"]["clients"], 1);
+    devnet.stop().await;
+}

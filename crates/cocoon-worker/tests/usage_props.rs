@@ -11,7 +11,11 @@ fn run(chunks: &[&[u8]], strip: bool) -> (Vec<u8>, Option<i64>, u64) {
         tracker.push(chunk, &mut out);
     }
     tracker.finish(&mut out);
-    (out, tracker.usage().map(|u| u.total_tokens_used), tracker.events())
+    (
+        out,
+        tracker.usage().map(|u| u.total_tokens_used),
+        tracker.events(),
+    )
 }
 
 fn event() -> impl Strategy<Value = String> {
