@@ -14,6 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use cocoon_net::config::MAX_SECONDS;
 use cocoon_net::metrics::unix_time_f64;
 use cocoon_proto::{codes, *};
 use serde_json::Value;
@@ -127,6 +128,9 @@ struct RequestProbe {
     enable_debug: Option<Value>,
 }
 
+/// What a valid `timeout` extra is.
+const TIMEOUT_RULE: &str = "'timeout' must be a number of seconds above 0 and at most 86400";
+
 /// Body fields that belong to the client, not to the worker.
 const EXTRA_FIELDS: [&str; 4] = ["max_coefficient", "timeout", "request_guid", "enable_debug"];
 
@@ -154,9 +158,9 @@ impl RequestProbe {
             None | Some(Value::Null) => shared.config.default_timeout_secs,
             Some(Value::Number(n)) => n
                 .as_f64()
-                .filter(|t| t.is_finite() && *t > 0.0)
-                .ok_or("'timeout' must be a positive number of seconds")?,
-            Some(_) => return Err("'timeout' must be a positive number of seconds".into()),
+                .filter(|t| t.is_finite() && *t > 0.0 && *t <= MAX_SECONDS)
+                .ok_or(TIMEOUT_RULE)?,
+            Some(_) => return Err(TIMEOUT_RULE.into()),
         };
         let request_guid = match &self.request_guid {
             None | Some(Value::Null) => None,
@@ -209,11 +213,22 @@ fn final_timing_headers(headers: &mut HeaderMap, info: &ClientQueryFinalInfo) {
 pub(crate) async fn completion(
     State(shared): State<Arc<ClientShared>>,
     uri: Uri,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let client_start = unix_time_f64();
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let response = run_completion(&shared, uri.path(), body, client_start).await;
+    let response = match axum::body::to_bytes(body, crate::MAX_BODY).await {
+        Ok(body) => run_completion(&shared, uri.path(), body, client_start).await,
+        Err(_) => api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!(
+                "request body is larger than {} MiB (a COCOON packet carries at most 16 MiB)",
+                crate::MAX_BODY >> 20
+            ),
+        ),
+    };
     if !response.status().is_success() {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
     }

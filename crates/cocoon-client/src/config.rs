@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use cocoon_net::config::{check_seconds, MAX_SECONDS};
 use cocoon_net::PolicyKind;
 use serde::{Deserialize, Serialize};
 
@@ -108,17 +109,27 @@ impl ClientConfig {
                 problems.push(format!("proxies: '{proxy}' is not host:port"));
             }
         }
-        for (name, value) in [
-            ("default_timeout_secs", self.default_timeout_secs),
-            ("max_reconnect_secs", self.max_reconnect_secs),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                problems.push(format!("{name} must be a positive number"));
-            }
-        }
-        if !(self.grace_period_secs.is_finite() && self.grace_period_secs >= 0.0) {
-            problems.push("grace_period_secs must be zero or positive".into());
-        }
+        check_seconds(
+            &mut problems,
+            "default_timeout_secs",
+            self.default_timeout_secs,
+            false,
+            MAX_SECONDS,
+        );
+        check_seconds(
+            &mut problems,
+            "max_reconnect_secs",
+            self.max_reconnect_secs,
+            false,
+            MAX_SECONDS,
+        );
+        check_seconds(
+            &mut problems,
+            "grace_period_secs",
+            self.grace_period_secs,
+            true,
+            MAX_SECONDS,
+        );
         if self.default_max_coefficient < 0 {
             problems.push("default_max_coefficient must not be negative".into());
         }

@@ -27,7 +27,7 @@ pub use crate::config::*;
 use crate::proxies::ProxyPool;
 
 /// Request bodies above this are refused: a packet carries at most 16 MiB.
-const MAX_BODY: usize = 15 << 20;
+pub(crate) const MAX_BODY: usize = 15 << 20;
 
 /// Failures that stop a client from starting.
 #[non_exhaustive]
@@ -147,7 +147,8 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
         .fallback(api::not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // The completion handler enforces MAX_BODY itself, with an OpenAI-shaped error.
+        .layer(DefaultBodyLimit::disable())
         .with_state(shared.clone());
     if let Some(cors) = cors(&shared.config.cors_origins) {
         app = app.layer(cors);

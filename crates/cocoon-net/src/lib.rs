@@ -7,6 +7,7 @@
 //! **Architecture invariant:** this crate knows nothing of OpenAI, models or money. It moves
 //! opaque TL payloads between authenticated peers.
 
+pub mod config;
 mod connection;
 mod endpoint;
 mod identity;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cocoon_net::config::{check_seconds, MAX_SECONDS};
 use cocoon_net::PolicyKind;
 use serde::{Deserialize, Serialize};
 
@@ -89,12 +90,20 @@ impl ProxyConfig {
                 self.pow_difficulty
             ));
         }
-        if !(self.max_request_timeout_secs.is_finite() && self.max_request_timeout_secs > 0.0) {
-            problems.push("max_request_timeout_secs must be a positive number".into());
-        }
-        if !(self.grace_period_secs.is_finite() && self.grace_period_secs >= 0.0) {
-            problems.push("grace_period_secs must be zero or positive".into());
-        }
+        check_seconds(
+            &mut problems,
+            "max_request_timeout_secs",
+            self.max_request_timeout_secs,
+            false,
+            MAX_SECONDS,
+        );
+        check_seconds(
+            &mut problems,
+            "grace_period_secs",
+            self.grace_period_secs,
+            true,
+            MAX_SECONDS,
+        );
         problems
     }
 

@@ -324,6 +324,15 @@ async fn errors_are_openai_shaped_with_the_right_status() {
         assert!(value > 1.0e9, "{header} is a unix timestamp");
     }
 
+    let mut huge = chat("hi", false);
+    huge["messages"][0]["content"] = json!("x".repeat(16 << 20));
+    let answer = http
+        .post(address, "/v1/chat/completions", &huge)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.json()["error"]["code"], "request_too_large");
+
     let answer = http.get(address, "/v2/nothing").await.unwrap();
     assert_eq!(answer.status, 404);
     assert!(answer.json()["error"]["message"].as_str().is_some());

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cocoon_net::config::{check_seconds, MAX_SECONDS};
 use cocoon_net::PolicyKind;
 use serde::{Deserialize, Serialize};
 
@@ -141,17 +142,27 @@ impl WorkerConfig {
         if self.max_active_requests == 0 {
             problems.push("max_active_requests must be at least 1".into());
         }
-        for (name, value) in [
-            ("backend_check_secs", self.backend_check_secs),
-            ("max_reconnect_secs", self.max_reconnect_secs),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                problems.push(format!("{name} must be a positive number"));
-            }
-        }
-        if !(self.grace_period_secs.is_finite() && self.grace_period_secs >= 0.0) {
-            problems.push("grace_period_secs must be zero or positive".into());
-        }
+        check_seconds(
+            &mut problems,
+            "backend_check_secs",
+            self.backend_check_secs,
+            false,
+            MAX_SECONDS,
+        );
+        check_seconds(
+            &mut problems,
+            "max_reconnect_secs",
+            self.max_reconnect_secs,
+            false,
+            MAX_SECONDS,
+        );
+        check_seconds(
+            &mut problems,
+            "grace_period_secs",
+            self.grace_period_secs,
+            true,
+            MAX_SECONDS,
+        );
         problems
     }
 
