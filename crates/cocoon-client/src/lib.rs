@@ -18,7 +18,8 @@ use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use cocoon_net::metrics::{PrometheusText, TokenCounters};
-use cocoon_net::{Connector, Shutdown, TlsIdentity};
+use cocoon_net::shutdown::wait_for_drain;
+use cocoon_net::{Connector, Shutdown};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
@@ -114,12 +115,8 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
     if !problems.is_empty() {
         return Err(ClientError::Config(problems));
     }
-    let identity = TlsIdentity::generate_self_signed()?;
-    let connector = Connector::new(
-        &identity,
-        config.peer_policy.build(),
-        config.max_pow_difficulty,
-    )?;
+    let connector =
+        Connector::with_fresh_identity(config.peer_policy.build(), config.max_pow_difficulty)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ClientError::Bind {
@@ -164,16 +161,7 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
         let drain_pool = pool.clone();
         let drained = async move {
             drain_shutdown.draining().await;
-            if !drain_shutdown.is_killed() {
-                info!(in_flight = drain_pool.in_flight(), "draining");
-                let deadline = Instant::now() + grace;
-                while drain_pool.in_flight() > 0
-                    && Instant::now() < deadline
-                    && !drain_shutdown.is_killed()
-                {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
+            wait_for_drain(&drain_shutdown, grace, || drain_pool.in_flight()).await;
         };
         // Stop accepting at once; in-flight responses finish while `drained` waits.
         let serve = axum::serve(listener, app).with_graceful_shutdown({

@@ -128,6 +128,19 @@ impl Connector {
         })
     }
 
+    /// A connector with a freshly generated self-signed identity (what clients and workers
+    /// use: their identity lives as long as the process).
+    pub fn with_fresh_identity(
+        policy: Arc<dyn PeerPolicy>,
+        max_pow_difficulty: i32,
+    ) -> Result<Connector, NetError> {
+        Connector::new(
+            &TlsIdentity::generate_self_signed()?,
+            policy,
+            max_pow_difficulty,
+        )
+    }
+
     /// Overrides keepalive settings (tests use short ones).
     pub fn with_session_config(mut self, session: SessionConfig) -> Connector {
         self.session = session;

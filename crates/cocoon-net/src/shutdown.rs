@@ -104,3 +104,34 @@ pub async fn drain_on_signals(trigger: ShutdownTrigger) {
         }
     }
 }
+
+/// After a drain was asked for: waits until `in_flight()` reaches zero, the `grace` period
+/// ends, or a kill arrives; logs what was left behind. Returns the requests still in flight.
+pub async fn wait_for_drain(
+    shutdown: &Shutdown,
+    grace: std::time::Duration,
+    in_flight: impl Fn() -> usize,
+) -> usize {
+    /// Draining is rare and short; polling keeps every daemon's in-flight count a plain number.
+    const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+    if shutdown.is_killed() {
+        return in_flight();
+    }
+    tracing::info!(
+        in_flight = in_flight(),
+        grace_secs = grace.as_secs_f64(),
+        "draining"
+    );
+    let deadline = tokio::time::Instant::now() + grace;
+    while in_flight() > 0 && tokio::time::Instant::now() < deadline && !shutdown.is_killed() {
+        tokio::time::sleep(POLL).await;
+    }
+    let left = in_flight();
+    if left > 0 {
+        tracing::warn!(
+            in_flight = left,
+            "grace period over; dropping unfinished requests"
+        );
+    }
+    left
+}

@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use cocoon_net::metrics::PrometheusText;
+use cocoon_net::shutdown::wait_for_drain;
 use cocoon_net::{Acceptor, Shutdown, TlsIdentity};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -158,23 +159,7 @@ pub async fn start_with_ledger(
             PeerKind::Worker,
         ));
         shutdown.draining().await;
-        if !shutdown.is_killed() {
-            info!(
-                in_flight = router.in_flight(),
-                grace_secs = grace.as_secs_f64(),
-                "draining"
-            );
-            let deadline = Instant::now() + grace;
-            while router.in_flight() > 0 && Instant::now() < deadline && !shutdown.is_killed() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if router.in_flight() > 0 {
-                warn!(
-                    in_flight = router.in_flight(),
-                    "grace period over; dropping unfinished requests"
-                );
-            }
-        }
+        wait_for_drain(&shutdown, grace, || router.in_flight()).await;
         tasks.shutdown().await;
         info!("proxy stopped");
     });

@@ -20,7 +20,8 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use cocoon_net::metrics::{PrometheusText, TokenCounters};
-use cocoon_net::{ConnectionHandle, Connector, Shutdown, TlsIdentity};
+use cocoon_net::shutdown::wait_for_drain;
+use cocoon_net::{ConnectionHandle, Connector, Shutdown};
 use cocoon_proto::*;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -160,12 +161,8 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
     if !problems.is_empty() {
         return Err(WorkerError::Config(problems));
     }
-    let identity = TlsIdentity::generate_self_signed()?;
-    let connector = Connector::new(
-        &identity,
-        config.peer_policy.build(),
-        config.max_pow_difficulty,
-    )?;
+    let connector =
+        Connector::with_fresh_identity(config.peer_policy.build(), config.max_pow_difficulty)?;
     let listener = TcpListener::bind(config.http_listen)
         .await
         .map_err(|source| WorkerError::Bind {
@@ -195,20 +192,11 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
             tasks.spawn(link::maintain_link(shared.clone(), slot, address));
         }
         shutdown.draining().await;
-        if !shutdown.is_killed() {
-            let grace = Duration::from_secs_f64(shared.config.grace_period_secs);
-            let deadline = Instant::now() + grace;
-            info!(
-                in_flight = shared.stats.in_flight.load(Ordering::Relaxed),
-                "draining"
-            );
-            while shared.stats.in_flight.load(Ordering::Relaxed) > 0
-                && Instant::now() < deadline
-                && !shutdown.is_killed()
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        let grace = Duration::from_secs_f64(shared.config.grace_period_secs);
+        wait_for_drain(&shutdown, grace, || {
+            shared.stats.in_flight.load(Ordering::Relaxed) as usize
+        })
+        .await;
         for link in shared
             .links
             .lock()
