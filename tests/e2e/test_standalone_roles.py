@@ -35,8 +35,13 @@ def roles(tmp_path):
 client_listen = "127.0.0.1:{ports['clients']}"
 worker_listen = "127.0.0.1:{ports['workers']}"
 http_listen = "127.0.0.1:{ports['proxy_http']}"
-peer_policy = "danger_any"
 pow_difficulty = 12
+
+[tee]
+kind = "danger_fake"
+
+[worker_policy]
+policy = "danger_fake_tdx"
 """
     )
     (tmp_path / "worker.toml").write_text(
@@ -44,23 +49,30 @@ pow_difficulty = 12
 proxies = ["127.0.0.1:{ports['workers']}"]
 backend_url = "http://127.0.0.1:1"
 model = "standalone-model"
-peer_policy = "danger_any"
 http_listen = "127.0.0.1:{ports['worker_http']}"
 backend_check_secs = 0.2
+
+[tee]
+kind = "tdx"  # overridden by --tee fake below
+
+[proxy_policy]
+policy = "danger_fake_tdx"
 """
     )
     (tmp_path / "client.toml").write_text(
         f"""
 proxies = ["127.0.0.1:{ports['clients']}"]
-peer_policy = "danger_any"
 listen = "127.0.0.1:1"
+
+[proxy_policy]
+policy = "danger_fake_tdx"
 """
     )
     commands = [
         [_bin(), "mock-backend", "--listen", f"127.0.0.1:{ports['backend']}", "--model", "standalone-model"],
         [_bin(), "proxy", "--config", str(tmp_path / "proxy.toml")],
-        # --backend and --port override the configs' deliberately wrong values.
-        [_bin(), "worker", "--config", str(tmp_path / "worker.toml"), "--backend", f"http://127.0.0.1:{ports['backend']}"],
+        # --backend, --tee and --port override the configs' deliberately wrong values.
+        [_bin(), "worker", "--config", str(tmp_path / "worker.toml"), "--backend", f"http://127.0.0.1:{ports['backend']}", "--tee", "fake"],
         [_bin(), "client", "--config", str(tmp_path / "client.toml"), "--port", str(ports["api"])],
     ]
     processes = []
@@ -106,14 +118,22 @@ def test_roles_serve_requests_as_separate_processes(roles):
     assert chunks[-1].usage.total_tokens == 9
 
 
+TEE = '[tee]\nkind = "danger_fake"\n'
+WORKERS_ANY = '[worker_policy]\npolicy = "danger_any"\n'
+
+
 @pytest.mark.parametrize(
     "role,text,expected",
     [
-        ("proxy", 'peer_policy = "danger_any"\nbogus_key = 1\n', "bogus_key"),
-        ("proxy", "client_listen = 5\n", "client_listen"),
-        ("proxy", 'pow_difficulty = 99\npeer_policy = "danger_any"\n', "pow_difficulty = 99 is outside"),
-        ("worker", 'proxies = []\nbackend_url = "ftp://x"\nmodel = ""\npeer_policy = "danger_any"\n', "backend_url"),
-        ("client", 'proxies = ["nowhere"]\npeer_policy = "trust_me"\n', "peer_policy"),
+        ("proxy", "bogus_key = 1\n" + TEE + WORKERS_ANY, "bogus_key"),
+        ("proxy", "client_listen = 5\n" + TEE + WORKERS_ANY, "client_listen"),
+        ("proxy", "pow_difficulty = 99\n" + TEE + WORKERS_ANY, "pow_difficulty = 99 is outside"),
+        ("proxy", "pow_difficulty = 8\n" + TEE, "worker_policy"),
+        ("proxy", TEE + '[worker_policy]\npolicy = "tdx"\n', "collateral_dir is required"),
+        ("proxy", TEE + '[worker_policy]\npolicy = "danger_fake_tdx"\nimage_hashes = ["xyz"]\n', "image_hashes"),
+        ("proxy", '[tee]\nkind = "tdx"\ntsm_report_dir = "/nonexistent/tsm"\n' + WORKERS_ANY, "not an Intel TDX guest"),
+        ("worker", 'proxies = []\nbackend_url = "ftp://x"\nmodel = ""\n' + TEE + '[proxy_policy]\npolicy = "danger_any"\n', "backend_url"),
+        ("client", 'proxies = ["nowhere"]\n[proxy_policy]\npolicy = "trust_me"\n', "policy"),
     ],
 )
 def test_broken_configs_are_refused_clearly(tmp_path, role, text, expected):
@@ -122,5 +142,5 @@ def test_broken_configs_are_refused_clearly(tmp_path, role, text, expected):
     result = subprocess.run([_bin(), role, "--config", str(path)], capture_output=True, timeout=30)
     assert result.returncode != 0
     message = result.stderr.decode()
+    assert message.startswith("error: "), message
     assert expected in message, message
-    assert str(path) in message or "invalid" in message, message

@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
+use cocoon_attest::PeerPolicyConfig;
 use cocoon_net::config::{check_seconds, MAX_SECONDS};
-use cocoon_net::PolicyKind;
 use serde::{Deserialize, Serialize};
 
 /// The reference client's API port.
@@ -30,9 +30,8 @@ pub struct ClientConfig {
     /// Proxies to use, in order of preference ("host:port" of their client ports). The first
     /// reachable one serves; the others take over when it fails.
     pub proxies: Vec<String>,
-    /// Which proxies are accepted. Must be set explicitly (only `danger_any` exists until
-    /// attestation lands).
-    pub peer_policy: PolicyKind,
+    /// What proxies must prove, `[proxy_policy]`. Clients themselves are not TEEs.
+    pub proxy_policy: PeerPolicyConfig,
     /// Owner wallet address (identifies the client to proxies).
     #[serde(default)]
     pub owner_address: String,
@@ -82,11 +81,11 @@ fn default_reconnect() -> f64 {
 
 impl ClientConfig {
     /// A config with defaults for everything but the essentials.
-    pub fn new(proxies: Vec<String>, peer_policy: PolicyKind) -> ClientConfig {
+    pub fn new(proxies: Vec<String>, proxy_policy: PeerPolicyConfig) -> ClientConfig {
         ClientConfig {
             listen: default_listen(),
             proxies,
-            peer_policy,
+            proxy_policy,
             owner_address: String::new(),
             secret: String::new(),
             default_timeout_secs: DEFAULT_TIMEOUT_SECS,
@@ -100,7 +99,7 @@ impl ClientConfig {
 
     /// Every problem with the config; empty when usable.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems = self.proxy_policy.problems("proxy_policy");
         if self.proxies.is_empty() {
             problems.push("proxies: at least one proxy address is needed".into());
         }

@@ -17,6 +17,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use cocoon_attest::TeeConfig;
 use cocoon_net::metrics::{PrometheusText, TokenCounters};
 use cocoon_net::shutdown::wait_for_drain;
 use cocoon_net::{Connector, Shutdown};
@@ -48,6 +49,9 @@ pub enum ClientError {
     /// TLS identity or configuration failure.
     #[error(transparent)]
     Net(#[from] cocoon_net::NetError),
+    /// The client's certificate could not be built, or its policy could not be built.
+    #[error(transparent)]
+    Attest(#[from] cocoon_attest::AttestError),
 }
 
 /// Counters for `/metrics` and `/stats`.
@@ -115,8 +119,14 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
     if !problems.is_empty() {
         return Err(ClientError::Config(problems));
     }
-    let connector =
-        Connector::with_fresh_identity(config.peer_policy.build(), config.max_pow_difficulty)?;
+    // Clients are not TEEs: their certificate carries no quote, but it is short-lived like
+    // every RA-TLS certificate and renewed the same way.
+    let identity = TeeConfig::none().identity("cocoon-client")?;
+    let connector = Connector::new(
+        &identity.tls,
+        config.proxy_policy.build()?,
+        config.max_pow_difficulty,
+    )?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ClientError::Bind {
@@ -124,6 +134,7 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
             source,
         })?;
     let api_addr = listener.local_addr().map_err(cocoon_net::NetError::Io)?;
+    let connector_for_renewal = connector.clone();
     let pool = Arc::new(ProxyPool::new(
         config.proxies.clone(),
         connector,
@@ -153,6 +164,14 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
     info!(%api_addr, proxies = ?shared.config.proxies, "client API listening");
     let task = tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
+        let renewal_connector = connector_for_renewal;
+        tasks.spawn(cocoon_attest::renewal::keep_renewed(
+            TeeConfig::none(),
+            "cocoon-client",
+            cocoon_attest::renewal::RENEW_EVERY,
+            shutdown.clone(),
+            move |identity| renewal_connector.renew_identity(identity),
+        ));
         for slot in 0..shared.config.proxies.len() {
             tasks.spawn(pool.clone().maintain(slot, shutdown.clone()));
         }

@@ -50,6 +50,7 @@ async fn finish_handshake(connection: Connection) -> Result<Connection, NetError
 #[derive(Clone)]
 pub struct Acceptor {
     tls: TlsAcceptor,
+    cert: Arc<tls::CurrentCert>,
     policy: Arc<dyn PeerPolicy>,
     pow_difficulty: i32,
     session: SessionConfig,
@@ -65,9 +66,11 @@ impl Acceptor {
         policy: Arc<dyn PeerPolicy>,
         pow_difficulty: i32,
     ) -> Result<Acceptor, NetError> {
-        let config = tls::server_config(identity, policy.clone())?;
+        let cert = tls::current_cert(identity)?;
+        let config = tls::server_config(cert.clone(), policy.clone())?;
         Ok(Acceptor {
             tls: TlsAcceptor::from(Arc::new(config)),
+            cert,
             policy,
             pow_difficulty,
             session: SessionConfig::server_default(),
@@ -79,6 +82,12 @@ impl Acceptor {
     pub fn with_session_config(mut self, session: SessionConfig) -> Acceptor {
         self.session = session;
         self
+    }
+
+    /// Presents `identity` in handshakes from now on (certificate renewal); established
+    /// connections keep theirs.
+    pub fn renew_identity(&self, identity: &TlsIdentity) -> Result<(), NetError> {
+        tls::renew(&self.cert, identity)
     }
 
     /// Runs the server side of the handshake on an accepted socket.
@@ -103,6 +112,7 @@ impl Acceptor {
 #[derive(Clone)]
 pub struct Connector {
     tls: TlsConnector,
+    cert: Arc<tls::CurrentCert>,
     policy: Arc<dyn PeerPolicy>,
     max_pow_difficulty: i32,
     session: SessionConfig,
@@ -118,9 +128,11 @@ impl Connector {
         policy: Arc<dyn PeerPolicy>,
         max_pow_difficulty: i32,
     ) -> Result<Connector, NetError> {
-        let config = tls::client_config(identity, policy.clone())?;
+        let cert = tls::current_cert(identity)?;
+        let config = tls::client_config(cert.clone(), policy.clone())?;
         Ok(Connector {
             tls: TlsConnector::from(Arc::new(config)),
+            cert,
             policy,
             max_pow_difficulty,
             session: SessionConfig::client_default(),
@@ -128,23 +140,15 @@ impl Connector {
         })
     }
 
-    /// A connector with a freshly generated self-signed identity (what clients and workers
-    /// use: their identity lives as long as the process).
-    pub fn with_fresh_identity(
-        policy: Arc<dyn PeerPolicy>,
-        max_pow_difficulty: i32,
-    ) -> Result<Connector, NetError> {
-        Connector::new(
-            &TlsIdentity::generate_self_signed()?,
-            policy,
-            max_pow_difficulty,
-        )
-    }
-
     /// Overrides keepalive settings (tests use short ones).
     pub fn with_session_config(mut self, session: SessionConfig) -> Connector {
         self.session = session;
         self
+    }
+
+    /// Presents `identity` in handshakes from now on (certificate renewal).
+    pub fn renew_identity(&self, identity: &TlsIdentity) -> Result<(), NetError> {
+        tls::renew(&self.cert, identity)
     }
 
     /// Connects to `address` ("host:port") and completes every handshake layer.

@@ -23,7 +23,7 @@ pub use connection::{
 };
 pub use endpoint::{Acceptor, Connector, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use identity::{TlsIdentity, CERTIFICATE_VALIDITY};
-pub use policy::{PeerIdentity, PeerPolicy, PolicyError, PolicyKind};
+pub use policy::{PeerIdentity, PeerPolicy, PolicyError};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 
 /// Everything that can go wrong on a connection.

@@ -57,16 +57,30 @@ pub trait PeerPolicy: Send + Sync + Debug {
     fn verify_peer(&self, cert_der: &[u8], now: SystemTime) -> Result<PeerIdentity, PolicyError>;
 }
 
+/// RA-TLS extension carrying the raw TDX quote (critical).
+pub const OID_TDX_QUOTE: &str = "1.3.6.1.4.1.12345.1";
+/// RA-TLS extension carrying the serialised user claims (critical).
+pub const OID_TDX_USER_CLAIMS: &str = "1.3.6.1.4.1.12345.2";
+
 /// Parsed facts about a certificate that every policy needs.
 #[derive(Debug)]
 pub struct CertificateFacts {
     /// Ed25519 public key from the subject public key info.
     pub public_key: [u8; 32],
+    /// Contents of the TDX_QUOTE extension, when present.
+    pub quote: Option<Vec<u8>>,
+    /// Contents of the TDX_USER_CLAIMS extension, when present.
+    pub user_claims: Option<Vec<u8>>,
+    /// Start of validity, Unix seconds.
+    pub not_before: i64,
+    /// End of validity, Unix seconds.
+    pub not_after: i64,
 }
 
 /// Parses a certificate and checks the parts every policy shares: Ed25519 key, self-signed,
-/// valid at `now`. Unknown critical extensions are returned for the caller to judge, because
-/// which extensions are known depends on the policy.
+/// valid at `now`. The RA-TLS extensions are returned as facts (judging them is the
+/// attestation policy's job); other unknown critical extensions are returned for the caller to
+/// refuse, because which extensions are known depends on the policy.
 pub fn check_self_signed(
     cert_der: &[u8],
     now: SystemTime,
@@ -100,13 +114,34 @@ pub fn check_self_signed(
     if now_secs < validity.not_before.timestamp() || now_secs > validity.not_after.timestamp() {
         return Err(PolicyError::Expired);
     }
-    let unknown_critical = cert
-        .extensions()
-        .iter()
-        .filter(|ext| ext.critical && !is_standard_extension(&ext.oid.to_id_string()))
-        .map(|ext| ext.oid.to_id_string())
-        .collect();
-    Ok((CertificateFacts { public_key }, unknown_critical))
+    let mut facts = CertificateFacts {
+        public_key,
+        quote: None,
+        user_claims: None,
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+    };
+    let mut unknown_critical = Vec::new();
+    for ext in cert.extensions() {
+        let oid = ext.oid.to_id_string();
+        let slot = match oid.as_str() {
+            OID_TDX_QUOTE => &mut facts.quote,
+            OID_TDX_USER_CLAIMS => &mut facts.user_claims,
+            _ => {
+                if ext.critical && !is_standard_extension(&oid) {
+                    unknown_critical.push(oid);
+                }
+                continue;
+            }
+        };
+        if slot.is_some() {
+            return Err(PolicyError::Malformed(format!(
+                "extension {oid} appears twice"
+            )));
+        }
+        *slot = Some(ext.value.to_vec());
+    }
+    Ok((facts, unknown_critical))
 }
 
 /// Extensions every COCOON certificate may carry as critical.
@@ -127,6 +162,27 @@ pub(crate) fn subject_public_key_info(cert_der: &[u8]) -> Result<Vec<u8>, Policy
     let (_, cert) =
         X509Certificate::from_der(cert_der).map_err(|e| PolicyError::Malformed(e.to_string()))?;
     Ok(cert.public_key().raw.to_vec())
+}
+
+/// The policy of the proxy's client port. Clients are app backends, not TEEs: they prove
+/// nothing about their code and need not, because they are authenticated by the payment
+/// channel they sign for. They still present a well-formed self-signed certificate.
+#[derive(Debug, Default, Clone)]
+pub struct UnattestedClients;
+
+impl PeerPolicy for UnattestedClients {
+    fn name(&self) -> &'static str {
+        "unattested_clients"
+    }
+
+    fn verify_peer(&self, cert_der: &[u8], now: SystemTime) -> Result<PeerIdentity, PolicyError> {
+        danger::AcceptAnySelfSigned
+            .verify_peer(cert_der, now)
+            .map(|peer| PeerIdentity {
+                policy: self.name(),
+                ..peer
+            })
+    }
 }
 
 /// Policies that weaken security for development. Selecting one is logged loudly; none can be
@@ -168,23 +224,6 @@ pub mod danger {
                 image_hash: None,
                 policy: self.name(),
             })
-        }
-    }
-}
-
-/// The peer policies a daemon's config can name. Every unsafe choice is spelled `danger_*`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyKind {
-    /// Accept any well-formed self-signed peer, no attestation (development only).
-    DangerAny,
-}
-
-impl PolicyKind {
-    /// Instantiates the policy.
-    pub fn build(self) -> std::sync::Arc<dyn PeerPolicy> {
-        match self {
-            PolicyKind::DangerAny => std::sync::Arc::new(danger::AcceptAnySelfSigned::new()),
         }
     }
 }

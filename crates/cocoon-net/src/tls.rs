@@ -170,23 +170,37 @@ impl ClientCertVerifier for PolicyVerifier {
     }
 }
 
-/// Always presents the same certificate, without inspecting it (see the module docs).
+/// Presents this node's current certificate, without inspecting it (see the module docs).
+/// The certificate can be replaced while connections are being made: RA-TLS certificates are
+/// short-lived and renewed in place.
 #[derive(Debug)]
-struct FixedCertResolver(Arc<CertifiedKey>);
+pub(crate) struct CurrentCert(std::sync::RwLock<Arc<CertifiedKey>>);
 
-impl ResolvesServerCert for FixedCertResolver {
-    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+impl CurrentCert {
+    fn current(&self) -> Arc<CertifiedKey> {
+        // Replacing is a single assignment, so a poisoned lock still holds a whole key.
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Installs a new certificate for handshakes from now on.
+    pub(crate) fn replace(&self, key: Arc<CertifiedKey>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = key;
     }
 }
 
-impl ResolvesClientCert for FixedCertResolver {
+impl ResolvesServerCert for CurrentCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+impl ResolvesClientCert for CurrentCert {
     fn resolve(
         &self,
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+        Some(self.current())
     }
 
     fn has_certs(&self) -> bool {
@@ -194,9 +208,22 @@ impl ResolvesClientCert for FixedCertResolver {
     }
 }
 
+/// The certificate slot shared by a config and whoever renews it.
+pub(crate) fn current_cert(identity: &TlsIdentity) -> Result<Arc<CurrentCert>, NetError> {
+    Ok(Arc::new(CurrentCert(std::sync::RwLock::new(
+        identity.certified_key(&provider())?,
+    ))))
+}
+
+/// Loads a renewed identity into a slot.
+pub(crate) fn renew(slot: &CurrentCert, identity: &TlsIdentity) -> Result<(), NetError> {
+    slot.replace(identity.certified_key(&provider())?);
+    Ok(())
+}
+
 /// Builds the server side of a hop.
 pub(crate) fn server_config(
-    identity: &TlsIdentity,
+    cert: Arc<CurrentCert>,
     policy: Arc<dyn PeerPolicy>,
 ) -> Result<rustls::ServerConfig, NetError> {
     let provider = provider();
@@ -204,12 +231,11 @@ pub(crate) fn server_config(
         policy,
         provider: provider.clone(),
     });
-    let key = identity.certified_key(&provider)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(NetError::Tls)?
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(FixedCertResolver(key)));
+        .with_cert_resolver(cert);
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     Ok(config)
@@ -217,7 +243,7 @@ pub(crate) fn server_config(
 
 /// Builds the client side of a hop.
 pub(crate) fn client_config(
-    identity: &TlsIdentity,
+    cert: Arc<CurrentCert>,
     policy: Arc<dyn PeerPolicy>,
 ) -> Result<rustls::ClientConfig, NetError> {
     let provider = provider();
@@ -225,13 +251,53 @@ pub(crate) fn client_config(
         policy,
         provider: provider.clone(),
     });
-    let key = identity.certified_key(&provider)?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(NetError::Tls)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_cert_resolver(Arc::new(FixedCertResolver(key)));
+        .with_client_cert_resolver(cert);
     config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::danger::AcceptAnySelfSigned;
+
+    fn verifier() -> PolicyVerifier {
+        PolicyVerifier {
+            policy: Arc::new(AcceptAnySelfSigned),
+            provider: provider(),
+        }
+    }
+
+    #[test]
+    fn a_certificate_chain_is_refused_in_both_directions() {
+        let leaf = TlsIdentity::generate_self_signed().unwrap();
+        let other = TlsIdentity::generate_self_signed().unwrap();
+        let leaf_der = CertificateDer::from(leaf.cert_der.clone());
+        let chain = [CertificateDer::from(other.cert_der.clone())];
+        let now = UnixTime::now();
+        let expect_chain_error = |result: Result<(), TlsError>| match result {
+            Err(TlsError::InvalidCertificate(CertificateError::Other(other))) => {
+                assert!(other.to_string().contains("depth 1"), "{other}");
+            }
+            other => panic!("expected a chain refusal, got {other:?}"),
+        };
+        let name = ServerName::try_from("cocoon").unwrap();
+        expect_chain_error(
+            verifier()
+                .verify_server_cert(&leaf_der, &chain, &name, &[], now)
+                .map(|_| ()),
+        );
+        expect_chain_error(
+            verifier()
+                .verify_client_cert(&leaf_der, &chain, now)
+                .map(|_| ()),
+        );
+        // Depth 0 passes.
+        assert!(verifier().verify_client_cert(&leaf_der, &[], now).is_ok());
+    }
 }

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cocoon_attest::{PeerPolicyConfig, TeeConfig};
 use cocoon_net::config::{check_seconds, MAX_SECONDS};
-use cocoon_net::PolicyKind;
 use serde::{Deserialize, Serialize};
 
 /// Default port for clients, next to the client's 10000.
@@ -34,9 +34,17 @@ pub struct ProxyConfig {
     /// Plain HTTP for `/metrics` and `/stats` (keep it on loopback).
     #[serde(default = "default_http_listen")]
     pub http_listen: SocketAddr,
-    /// Which peers are accepted. Must be set explicitly: the only policy until attestation
-    /// lands is `danger_any`.
-    pub peer_policy: PolicyKind,
+    /// This proxy's own evidence, `[tee]`: `kind = "tdx"` inside a TD, `"danger_fake"` for
+    /// development.
+    pub tee: TeeConfig,
+    /// What workers must prove, `[worker_policy]`. Clients are not TEEs and are accepted
+    /// unattested (they are authenticated by their payment channel).
+    pub worker_policy: PeerPolicyConfig,
+    /// Models this proxy serves. A listed model with no live worker answers 503 (try later);
+    /// an unlisted one 404. Empty: any model a worker announces is served. (The chain's root
+    /// registry feeds this list in a later release.)
+    #[serde(default)]
+    pub models: Vec<String>,
     /// Proof-of-work bits demanded of every connecting peer.
     #[serde(default = "default_pow")]
     pub pow_difficulty: i32,
@@ -68,13 +76,15 @@ fn default_grace() -> f64 {
 }
 
 impl ProxyConfig {
-    /// A config for the given policy with every other field at its default.
-    pub fn new(peer_policy: PolicyKind) -> ProxyConfig {
+    /// A config with the given attestation and every other field at its default.
+    pub fn new(tee: TeeConfig, worker_policy: PeerPolicyConfig) -> ProxyConfig {
         ProxyConfig {
             client_listen: default_client_listen(),
             worker_listen: default_worker_listen(),
             http_listen: default_http_listen(),
-            peer_policy,
+            tee,
+            worker_policy,
+            models: Vec::new(),
             pow_difficulty: DEFAULT_POW_DIFFICULTY,
             max_request_timeout_secs: DEFAULT_MAX_REQUEST_TIMEOUT_SECS,
             grace_period_secs: DEFAULT_GRACE_PERIOD_SECS,
@@ -83,7 +93,11 @@ impl ProxyConfig {
 
     /// Every problem with the config, one per line; empty when it is usable.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems = self.tee.problems();
+        problems.extend(self.worker_policy.problems("worker_policy"));
+        if self.models.iter().any(|m| m.trim().is_empty()) {
+            problems.push("models: names must not be empty".into());
+        }
         if !(0..=64).contains(&self.pow_difficulty) {
             problems.push(format!(
                 "pow_difficulty = {} is outside 0..=64",

@@ -88,6 +88,8 @@ pub(crate) struct Router {
     pub ledger: Arc<dyn Ledger>,
     pub counters: Counters,
     pub max_request_timeout_secs: f64,
+    /// Models that are known even without a live worker (503 rather than 404).
+    known_models: Vec<String>,
 }
 
 /// What to send after the lock is released.
@@ -131,12 +133,17 @@ fn error_answer(
 }
 
 impl Router {
-    pub fn new(ledger: Arc<dyn Ledger>, max_request_timeout_secs: f64) -> Router {
+    pub fn new(
+        ledger: Arc<dyn Ledger>,
+        max_request_timeout_secs: f64,
+        known_models: Vec<String>,
+    ) -> Router {
         Router {
             state: Mutex::new(State::default()),
             ledger,
             counters: Counters::default(),
             max_request_timeout_secs,
+            known_models,
         }
     }
 
@@ -218,6 +225,7 @@ impl Router {
                 serde_json::json!({
                     "connection": id,
                     "remote": w.handle.remote_addr().to_string(),
+                    "image_hash": w.handle.peer().image_hash.map(|h| cocoon_attest::hex(&h)),
                     "owner": w.owner,
                     "model": w.model,
                     "coefficient": w.coefficient,
@@ -247,6 +255,7 @@ impl Router {
     /// Least expected wait among eligible workers: running × decaying mean latency; ties go to
     /// the faster, then the less used worker.
     fn pick_worker(
+        &self,
         state: &State,
         model: &str,
         max_coefficient: i32,
@@ -277,7 +286,7 @@ impl Router {
         }
         match best {
             Some((id, _)) => Ok(id),
-            None if any_for_model => Err((
+            None if any_for_model || self.known_models.iter().any(|m| m == model) => Err((
                 codes::NO_WORKER_AVAILABLE,
                 format!("no worker for model '{model}' can take a request now (all busy, disabled or above max_coefficient {max_coefficient})"),
             )),
@@ -327,7 +336,7 @@ impl Router {
         };
         {
             let mut state = self.lock();
-            match Self::pick_worker(&state, &query.model_name, query.max_coefficient, &[]) {
+            match self.pick_worker(&state, &query.model_name, query.max_coefficient, &[]) {
                 Ok(worker_id) => {
                     let entry = RequestEntry {
                         client: client.clone(),
@@ -420,7 +429,7 @@ impl Router {
             && Instant::now() < entry.deadline;
         if retryable {
             if let Ok(next) =
-                Self::pick_worker(state, &entry.model, entry.max_coefficient, &entry.tried)
+                self.pick_worker(state, &entry.model, entry.max_coefficient, &entry.tried)
             {
                 tracing::info!(request = %short_id(&entry.client_request_id), from = entry.worker, to = next, code, "retrying on another worker");
                 self.counters.retried.fetch_add(1, Ordering::Relaxed);

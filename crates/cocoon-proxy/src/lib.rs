@@ -20,7 +20,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use cocoon_net::metrics::PrometheusText;
 use cocoon_net::shutdown::wait_for_drain;
-use cocoon_net::{Acceptor, Shutdown, TlsIdentity};
+use cocoon_net::{Acceptor, Shutdown};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -54,6 +54,9 @@ pub enum ProxyError {
     /// TLS identity or configuration failure.
     #[error(transparent)]
     Net(#[from] cocoon_net::NetError),
+    /// This proxy's attestation could not be produced, or a policy could not be built.
+    #[error(transparent)]
+    Attest(#[from] cocoon_attest::AttestError),
 }
 
 /// A started proxy.
@@ -110,10 +113,16 @@ pub async fn start_with_ledger(
     if !problems.is_empty() {
         return Err(ProxyError::Config(problems));
     }
-    let identity = TlsIdentity::generate_self_signed()?;
-    let policy = config.peer_policy.build();
-    let policy_name = policy.name();
-    let acceptor = Acceptor::new(&identity, policy, config.pow_difficulty)?;
+    let identity = config.tee.identity("cocoon-proxy")?;
+    let worker_policy = config.worker_policy.build()?;
+    let policy_name = worker_policy.name();
+    let worker_acceptor = Acceptor::new(&identity.tls, worker_policy, config.pow_difficulty)?;
+    let client_acceptor = Acceptor::new(
+        &identity.tls,
+        Arc::new(cocoon_net::policy::UnattestedClients),
+        config.pow_difficulty,
+    )?;
+    let identity = identity.tls;
     let client_listener = bind("clients", config.client_listen).await?;
     let worker_listener = bind("workers", config.worker_listen).await?;
     let http_listener = bind("http", config.http_listen).await?;
@@ -126,7 +135,11 @@ pub async fn start_with_ledger(
     let http_addr = http_listener
         .local_addr()
         .map_err(cocoon_net::NetError::Io)?;
-    let router = Arc::new(Router::new(ledger, config.max_request_timeout_secs));
+    let router = Arc::new(Router::new(
+        ledger,
+        config.max_request_timeout_secs,
+        config.models.clone(),
+    ));
     let shared = Arc::new(Shared {
         router: router.clone(),
         started: Instant::now(),
@@ -138,13 +151,25 @@ pub async fn start_with_ledger(
     });
     info!(%client_addr, %worker_addr, %http_addr, policy = policy_name, pow_bits = config.pow_difficulty, key = %hex(&identity.public_key[..8]), "proxy listening");
     let grace = config.grace_period();
+    let tee = config.tee.clone();
     let task = tokio::spawn(async move {
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_http(http_listener, shared.clone(), shutdown.clone()));
         tasks.spawn(expire_loop(router.clone(), shutdown.clone()));
+        let renewal_acceptors = (worker_acceptor.clone(), client_acceptor.clone());
+        tasks.spawn(cocoon_attest::renewal::keep_renewed(
+            tee,
+            "cocoon-proxy",
+            cocoon_attest::renewal::RENEW_EVERY,
+            shutdown.clone(),
+            move |identity| {
+                renewal_acceptors.0.renew_identity(identity)?;
+                renewal_acceptors.1.renew_identity(identity)
+            },
+        ));
         tasks.spawn(accept_loop(
             client_listener,
-            acceptor.clone(),
+            client_acceptor,
             router.clone(),
             proxy_identity.clone(),
             shutdown.clone(),
@@ -152,7 +177,7 @@ pub async fn start_with_ledger(
         ));
         tasks.spawn(accept_loop(
             worker_listener,
-            acceptor,
+            worker_acceptor,
             router.clone(),
             proxy_identity,
             shutdown.clone(),
@@ -264,7 +289,8 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "role": "proxy",
         "uptime_secs": shared.started.elapsed().as_secs_f64(),
         "public_key": hex(&shared.public_key),
-        "peer_policy": shared.policy,
+        "worker_policy": shared.policy,
+        "client_policy": "unattested_clients",
         "connections": { "clients": load(&c.client_connections), "workers": router.worker_count() },
         "requests": {
             "total": load(&c.requests),

@@ -12,8 +12,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cocoon_attest::{PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
 use cocoon_client::{ClientConfig, RunningClient};
-use cocoon_net::{PolicyKind, ShutdownTrigger};
+use cocoon_net::ShutdownTrigger;
 use cocoon_proxy::{ProxyConfig, RunningProxy};
 use cocoon_worker::{Backend, RunningWorker, WorkerConfig};
 
@@ -40,6 +41,9 @@ pub struct DevnetBuilder {
     backend_check: Duration,
     max_active_requests: u32,
     grace_period: Duration,
+    worker_fake_mrtd: Option<String>,
+    required_worker_image_hashes: Vec<String>,
+    wait_for_workers: bool,
 }
 
 /// One worker of a devnet.
@@ -98,6 +102,9 @@ impl Default for DevnetBuilder {
             backend_check: Duration::from_millis(100),
             max_active_requests: 64,
             grace_period: Duration::from_secs(5),
+            worker_fake_mrtd: None,
+            required_worker_image_hashes: Vec::new(),
+            wait_for_workers: true,
         }
     }
 }
@@ -151,12 +158,36 @@ impl DevnetBuilder {
         self
     }
 
+    /// Gives every worker's fake TEE this MRTD (96 hex digits), changing its image hash.
+    pub fn worker_fake_mrtd(mut self, mrtd: &str) -> Self {
+        self.worker_fake_mrtd = Some(mrtd.to_string());
+        self
+    }
+
+    /// Makes the proxy accept only workers with one of these image hashes (64 hex digits).
+    pub fn require_worker_image_hashes(mut self, hashes: Vec<String>) -> Self {
+        self.required_worker_image_hashes = hashes;
+        self
+    }
+
+    /// Whether `start` waits for every worker to be ready (off when a test expects a worker
+    /// to be refused).
+    pub fn wait_for_workers(mut self, wait: bool) -> Self {
+        self.wait_for_workers = wait;
+        self
+    }
+
     /// Starts proxy, workers and client, and waits until every worker is registered and the
-    /// client is connected.
+    /// client is connected. Every hop is attested with the fake TEE.
     pub async fn start(self) -> Result<Devnet, String> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let grace = self.grace_period.as_secs_f64();
-        let mut proxy_config = ProxyConfig::new(PolicyKind::DangerAny);
+        let mut worker_policy = PeerPolicyConfig::of(PolicyKind::DangerFakeTdx);
+        worker_policy.image_hashes = self.required_worker_image_hashes.clone();
+        let mut proxy_config = ProxyConfig::new(TeeConfig::of(TeeKind::DangerFake), worker_policy);
+        if let BackendChoice::MockPerWorker(mock) = &self.backend {
+            proxy_config.models = mock.models.clone();
+        }
         proxy_config.client_listen = loopback;
         proxy_config.worker_listen = loopback;
         proxy_config.http_listen = loopback;
@@ -196,11 +227,14 @@ impl DevnetBuilder {
         }
         let mut workers = Vec::new();
         for (url, model, backend) in backends {
+            let mut tee = TeeConfig::of(TeeKind::DangerFake);
+            tee.danger_fake_mrtd = self.worker_fake_mrtd.clone();
             let mut config = WorkerConfig::new(
                 vec![proxy.worker_addr.to_string()],
                 &url,
                 &model,
-                PolicyKind::DangerAny,
+                tee,
+                PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
             );
             config.http_listen = loopback;
             config.backend_check_secs = self.backend_check.as_secs_f64();
@@ -221,8 +255,10 @@ impl DevnetBuilder {
             });
         }
 
-        let mut client_config =
-            ClientConfig::new(vec![proxy.client_addr.to_string()], PolicyKind::DangerAny);
+        let mut client_config = ClientConfig::new(
+            vec![proxy.client_addr.to_string()],
+            PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+        );
         client_config.listen = self.client_listen;
         client_config.grace_period_secs = grace;
         client_config.max_reconnect_secs = 1.0;
@@ -240,7 +276,13 @@ impl DevnetBuilder {
             proxy_trigger,
             client_trigger,
         };
-        devnet.wait_ready(Duration::from_secs(30)).await?;
+        if self.wait_for_workers {
+            devnet.wait_ready(Duration::from_secs(30)).await?;
+        } else {
+            devnet
+                .wait_client_connected(Duration::from_secs(30))
+                .await?;
+        }
         Ok(devnet)
     }
 }
@@ -311,6 +353,18 @@ impl Devnet {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until the client is connected to the proxy.
+    pub async fn wait_client_connected(&self, limit: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.client_stats().await["connections"]["proxies"] != 1 {
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("client not connected after {limit:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// Asks every daemon to drain and waits until all stopped.

@@ -605,3 +605,72 @@ async fn workers_and_clients_reconnect_when_the_proxy_comes_back() {
     assert_eq!(stats["connections"]["clients"], 1);
     devnet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_an_unapproved_image_is_refused_and_clients_get_503() {
+    let approved = {
+        let mut m = cocoon_attest::tdx::TdxMeasurements::zero();
+        m.mrtd = [0xaa; 48];
+        cocoon_attest::hex(&m.image_hash())
+    };
+    let devnet = Devnet::builder()
+        .worker_fake_mrtd(&"bb".repeat(48))
+        .require_worker_image_hashes(vec![approved])
+        .wait_for_workers(false)
+        .start()
+        .await
+        .unwrap();
+    let http = TestHttp::new();
+    let started = tokio::time::Instant::now();
+    let answer = http
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("hi", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "no_worker_available");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused promptly, no hang"
+    );
+    let proxy = devnet.proxy_stats().await;
+    assert_eq!(
+        proxy["connections"]["workers"], 0,
+        "the worker never got past the handshake"
+    );
+    assert_eq!(proxy["worker_policy"], "danger_fake_tdx");
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_image_is_served_and_its_hash_is_reported() {
+    let mrtd = "aa".repeat(48);
+    let expected = {
+        let mut m = cocoon_attest::tdx::TdxMeasurements::zero();
+        m.mrtd = [0xaa; 48];
+        cocoon_attest::hex(&m.image_hash())
+    };
+    let devnet = Devnet::builder()
+        .worker_fake_mrtd(&mrtd)
+        .require_worker_image_hashes(vec![expected.clone()])
+        .start()
+        .await
+        .unwrap();
+    let answer = TestHttp::new()
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("hi", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        devnet.proxy_stats().await["workers"][0]["image_hash"],
+        expected
+    );
+    devnet.stop().await;
+}

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cocoon_attest::{PeerPolicyConfig, TeeConfig};
 use cocoon_net::config::{check_seconds, MAX_SECONDS};
-use cocoon_net::PolicyKind;
 use serde::{Deserialize, Serialize};
 
 /// Default port for `/metrics` and `/stats`.
@@ -35,9 +35,10 @@ pub struct WorkerConfig {
     pub backend_api_key: Option<String>,
     /// The model name this worker serves (as the backend calls it).
     pub model: String,
-    /// Which proxies are accepted. Must be set explicitly (only `danger_any` exists until
-    /// attestation lands).
-    pub peer_policy: PolicyKind,
+    /// This worker's own evidence, `[tee]`.
+    pub tee: TeeConfig,
+    /// What proxies must prove, `[proxy_policy]`.
+    pub proxy_policy: PeerPolicyConfig,
     /// Price coefficient, 1000 = 1.0×.
     #[serde(default = "default_coefficient")]
     pub coefficient: i32,
@@ -92,14 +93,16 @@ impl WorkerConfig {
         proxies: Vec<String>,
         backend_url: &str,
         model: &str,
-        peer_policy: PolicyKind,
+        tee: TeeConfig,
+        proxy_policy: PeerPolicyConfig,
     ) -> WorkerConfig {
         WorkerConfig {
             proxies,
             backend_url: backend_url.to_string(),
             backend_api_key: None,
             model: model.to_string(),
-            peer_policy,
+            tee,
+            proxy_policy,
             coefficient: DEFAULT_COEFFICIENT,
             max_active_requests: DEFAULT_MAX_ACTIVE_REQUESTS,
             owner_address: String::new(),
@@ -113,7 +116,8 @@ impl WorkerConfig {
 
     /// Every problem with the config; empty when usable.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems = self.tee.problems();
+        problems.extend(self.proxy_policy.problems("proxy_policy"));
         if self.proxies.is_empty() {
             problems.push("proxies: at least one proxy address is needed".into());
         }

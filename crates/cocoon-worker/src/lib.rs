@@ -47,6 +47,9 @@ pub enum WorkerError {
     /// TLS identity or configuration failure.
     #[error(transparent)]
     Net(#[from] cocoon_net::NetError),
+    /// This worker's attestation could not be produced, or its policy could not be built.
+    #[error(transparent)]
+    Attest(#[from] cocoon_attest::AttestError),
 }
 
 /// Counters for `/metrics` and `/stats`.
@@ -161,8 +164,12 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
     if !problems.is_empty() {
         return Err(WorkerError::Config(problems));
     }
-    let connector =
-        Connector::with_fresh_identity(config.peer_policy.build(), config.max_pow_difficulty)?;
+    let identity = config.tee.identity("cocoon-worker")?;
+    let connector = Connector::new(
+        &identity.tls,
+        config.proxy_policy.build()?,
+        config.max_pow_difficulty,
+    )?;
     let listener = TcpListener::bind(config.http_listen)
         .await
         .map_err(|source| WorkerError::Bind {
@@ -188,6 +195,14 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(serve_http(listener, shared.clone()));
         tasks.spawn(health_loop(shared.clone()));
+        let renewal_connector = shared.connector.clone();
+        tasks.spawn(cocoon_attest::renewal::keep_renewed(
+            shared.config.tee.clone(),
+            "cocoon-worker",
+            cocoon_attest::renewal::RENEW_EVERY,
+            shutdown.clone(),
+            move |identity| renewal_connector.renew_identity(identity),
+        ));
         for (slot, address) in shared.config.proxies.clone().into_iter().enumerate() {
             tasks.spawn(link::maintain_link(shared.clone(), slot, address));
         }

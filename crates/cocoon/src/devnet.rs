@@ -32,7 +32,7 @@ pub struct DevnetArgs {
 fn write_toml<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<PathBuf> {
     let path = dir.join(name);
     let text = toml::to_string_pretty(value).context("cannot serialise config")?;
-    let header = "# Written by `cocoon devnet` with the addresses it used; run the role alone with\n# `cocoon <role> --config <this file>`. peer_policy = \"danger_any\" accepts unattested peers:\n# development only.\n";
+    let header = "# Written by `cocoon devnet` with the addresses it used; run the role alone with\n# `cocoon <role> --config <this file>`. The danger_* settings use a FAKE TEE: development only.\n";
     std::fs::write(&path, format!("{header}{text}"))
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
@@ -77,7 +77,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .first()
         .map(|w| w.config.model.clone())
         .unwrap_or_default();
-    println!("Cocoon devnet is up (fake TEE: peer policy danger_any; {backend_note})");
+    println!("Cocoon devnet is up (FAKE TEE on every hop, development only; {backend_note})");
     println!("  OpenAI API   {}", devnet.client_base_url());
     println!(
         "  proxy        clients {}  workers {}  stats http://{}/stats",

@@ -1,6 +1,7 @@
 //! `cocoon`: the one binary. Thin by design: it parses the command line, loads configs, and
 //! calls the daemon libraries.
 
+mod attest;
 mod devnet;
 
 /// mimalloc: the relay allocates a few small buffers per packet, and glibc's allocator showed up
@@ -40,6 +41,9 @@ enum Command {
         /// TOML config (see docs/configuration.md; `cocoon devnet` writes an example).
         #[arg(long, short)]
         config: PathBuf,
+        /// Override the config's [tee] kind: `tdx` inside a TD guest, `fake` for development.
+        #[arg(long, value_enum)]
+        tee: Option<attest::TeeChoice>,
     },
     /// Run a worker: serves a model from an OpenAI-compatible backend to its proxies.
     Worker {
@@ -49,7 +53,13 @@ enum Command {
         /// Override the config's backend_url (vLLM, SGLang, llama.cpp server, Ollama...).
         #[arg(long)]
         backend: Option<String>,
+        /// Override the config's [tee] kind: `tdx` inside a TD guest, `fake` for development.
+        #[arg(long, value_enum)]
+        tee: Option<attest::TeeChoice>,
     },
+    /// RA-TLS certificates: generate, inspect, probe a live port.
+    #[command(subcommand)]
+    Attest(attest::AttestCommand),
     /// Run a client: an OpenAI-compatible API on localhost backed by the network.
     Client {
         /// TOML config.
@@ -118,8 +128,12 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Devnet(args) => devnet::run(args).await,
-        Command::Proxy { config } => {
-            let config: cocoon_proxy::ProxyConfig = load_config(&config)?;
+        Command::Attest(command) => attest::run(command).await,
+        Command::Proxy { config, tee } => {
+            let mut config: cocoon_proxy::ProxyConfig = load_config(&config)?;
+            if let Some(tee) = tee {
+                config.tee.kind = tee.kind();
+            }
             let (trigger, shutdown) = ShutdownTrigger::new();
             let mut proxy = cocoon_proxy::start(config, shutdown).await?;
             println!(
@@ -130,8 +144,15 @@ async fn run(command: Command) -> Result<()> {
             proxy.wait().await;
             Ok(())
         }
-        Command::Worker { config, backend } => {
+        Command::Worker {
+            config,
+            backend,
+            tee,
+        } => {
             let mut config: cocoon_worker::WorkerConfig = load_config(&config)?;
+            if let Some(tee) = tee {
+                config.tee.kind = tee.kind();
+            }
             if let Some(backend) = backend {
                 config.backend_url = backend;
             }

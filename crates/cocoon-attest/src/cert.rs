@@ -1,0 +1,175 @@
+//! RA-TLS certificates in the reference's exact format: self-signed X.509 with an Ed25519 key,
+//! one day of validity, and these extensions, all critical: basicConstraints CA:FALSE,
+//! keyUsage digitalSignature, extendedKeyUsage serverAuth+clientAuth, subjectKeyIdentifier,
+//! TDX_QUOTE (1.3.6.1.4.1.12345.1, the raw quote) and TDX_USER_CLAIMS (1.3.6.1.4.1.12345.2,
+//! the serialised claims). The quote's report data is SHA-512 of the claims, which contain
+//! the certificate's key.
+
+use std::time::{Duration, SystemTime};
+
+use cocoon_net::policy::{check_self_signed, CertificateFacts, OID_TDX_QUOTE, OID_TDX_USER_CLAIMS};
+use cocoon_net::{PolicyError, TlsIdentity};
+use rcgen::{
+    CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, KeyPair, PKCS_ED25519,
+};
+use sha2::{Digest, Sha256};
+
+use crate::claims::UserClaims;
+use crate::policy::AttestError;
+use crate::provider::QuoteProvider;
+
+/// The reference's certificate lifetime; certificates are renewed well before it ends.
+pub const RA_TLS_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+/// Backdating of notBefore, so peers with slightly slow clocks accept a fresh certificate.
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// A node's RA-TLS identity and the evidence in it.
+#[derive(Clone, Debug)]
+pub struct RaTlsIdentity {
+    /// Certificate and key, ready for `cocoon-net`.
+    pub tls: TlsIdentity,
+    /// The quote in the certificate, if any.
+    pub quote: Option<Vec<u8>>,
+    /// When the certificate expires.
+    pub not_after: SystemTime,
+}
+
+fn oid(dotted: &str) -> Vec<u64> {
+    dotted
+        .split('.')
+        .filter_map(|part| part.parse().ok())
+        .collect()
+}
+
+fn critical(dotted: &str, content: Vec<u8>) -> CustomExtension {
+    let mut extension = CustomExtension::from_oid_content(&oid(dotted), content);
+    extension.set_criticality(true);
+    extension
+}
+
+/// DER of the standard extensions' values, written by hand so each can be marked critical
+/// exactly as the reference does.
+mod der {
+    /// basicConstraints CA:FALSE: an empty SEQUENCE.
+    pub const BASIC_CONSTRAINTS_NOT_CA: [u8; 2] = [0x30, 0x00];
+    /// keyUsage digitalSignature: BIT STRING, 7 unused bits, 0x80.
+    pub const KEY_USAGE_DIGITAL_SIGNATURE: [u8; 4] = [0x03, 0x02, 0x07, 0x80];
+    /// extendedKeyUsage: SEQUENCE { id-kp-serverAuth, id-kp-clientAuth }.
+    pub const EKU_SERVER_CLIENT: [u8; 22] = [
+        0x30, 0x14, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01, 0x06, 0x08, 0x2b,
+        0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02,
+    ];
+
+    /// An OCTET STRING.
+    pub fn octet_string(bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x04, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+}
+
+/// Generates a key, obtains a quote over its claims from `provider`, and builds the
+/// certificate. `name` becomes the subject CN (e.g. "cocoon-proxy").
+pub fn generate_identity(
+    provider: &dyn QuoteProvider,
+    name: &str,
+    now: SystemTime,
+) -> Result<RaTlsIdentity, AttestError> {
+    let key = KeyPair::generate_for(&PKCS_ED25519)
+        .map_err(|e| AttestError::Certificate(e.to_string()))?;
+    let claims = UserClaims::for_key(raw_public_key(&key)?);
+    let quote = provider.quote(&claims.report_data())?;
+    build_identity(key, quote, name, now, Vec::new())
+}
+
+fn raw_public_key(key: &KeyPair) -> Result<[u8; 32], AttestError> {
+    key.public_key_raw()
+        .try_into()
+        .map_err(|_| AttestError::Certificate("Ed25519 public key is not 32 bytes".into()))
+}
+
+/// Builds the certificate for `key` around an already obtained `quote`, plus `extra`
+/// extensions (tests use these to make certificates a policy must refuse).
+pub fn build_identity(
+    key: KeyPair,
+    quote: Option<Vec<u8>>,
+    name: &str,
+    now: SystemTime,
+    extra: Vec<CustomExtension>,
+) -> Result<RaTlsIdentity, AttestError> {
+    let public_key = raw_public_key(&key)?;
+    let claims = UserClaims::for_key(public_key);
+    let mut params = CertificateParams::default();
+    let mut subject = DistinguishedName::new();
+    subject.push(DnType::CommonName, name);
+    params.distinguished_name = subject;
+    params.not_before = (now - CLOCK_SKEW).into();
+    let not_after = now + RA_TLS_VALIDITY;
+    params.not_after = not_after.into();
+    params.is_ca = IsCa::NoCa;
+    // RFC 7093 method 1: the leftmost 160 bits of SHA-256 of the key.
+    let key_id = &Sha256::digest(public_key)[..20];
+    params.custom_extensions = vec![
+        critical("2.5.29.19", der::BASIC_CONSTRAINTS_NOT_CA.to_vec()),
+        critical("2.5.29.15", der::KEY_USAGE_DIGITAL_SIGNATURE.to_vec()),
+        critical("2.5.29.37", der::EKU_SERVER_CLIENT.to_vec()),
+        critical("2.5.29.14", der::octet_string(key_id)),
+    ];
+    if let Some(quote) = &quote {
+        params
+            .custom_extensions
+            .push(critical(OID_TDX_QUOTE, quote.clone()));
+        params
+            .custom_extensions
+            .push(critical(OID_TDX_USER_CLAIMS, claims.serialize()));
+    }
+    params.custom_extensions.extend(extra);
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| AttestError::Certificate(e.to_string()))?;
+    Ok(RaTlsIdentity {
+        tls: TlsIdentity {
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+            public_key,
+        },
+        quote,
+        not_after,
+    })
+}
+
+/// A critical extension with a dotted OID (for tests of unknown-extension handling).
+pub fn critical_extension(dotted: &str, content: Vec<u8>) -> CustomExtension {
+    critical(dotted, content)
+}
+
+/// Parses and checks a peer certificate's shared parts (self-signed Ed25519, valid at `now`,
+/// no unknown critical extension) and returns its facts, including the RA-TLS extensions.
+pub fn parse_certificate(
+    cert_der: &[u8],
+    now: SystemTime,
+) -> Result<CertificateFacts, AttestError> {
+    let (facts, unknown_critical) =
+        check_self_signed(cert_der, now).map_err(AttestError::Rejected)?;
+    if let Some(oid) = unknown_critical.into_iter().next() {
+        return Err(AttestError::Rejected(
+            PolicyError::UnknownCriticalExtension(oid),
+        ));
+    }
+    Ok(facts)
+}
+
+/// The claims a certificate's quote must vouch for: from the TDX_USER_CLAIMS extension when
+/// present (it must name the certificate's own key), else the key alone.
+pub fn certificate_claims(facts: &CertificateFacts) -> Result<UserClaims, AttestError> {
+    let claims = match &facts.user_claims {
+        Some(bytes) => UserClaims::parse(bytes).map_err(|e| AttestError::Claims(e.to_string()))?,
+        None => UserClaims::for_key(facts.public_key),
+    };
+    if claims.public_key != facts.public_key {
+        return Err(AttestError::Claims(
+            "user claims name another key than the certificate's".into(),
+        ));
+    }
+    Ok(claims)
+}

@@ -1,0 +1,257 @@
+//! The attestation parts of a daemon's TOML: its own evidence (`[tee]`) and what it demands of
+//! peers (`[…_policy]` tables). Checked fully before anything starts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cocoon_net::PeerPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::cert::{generate_identity, RaTlsIdentity};
+use crate::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
+use crate::policy::{danger, AllowLists, AttestError, AttestationPolicy};
+use crate::provider::{self, ConfigFsTsm, NoTee, QuoteProvider};
+use crate::tdx::TdxMeasurements;
+
+/// Where this node's evidence comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeeKind {
+    /// No TEE (clients).
+    None,
+    /// A fake TEE for development: quotes that prove nothing.
+    DangerFake,
+    /// Intel TDX through configfs-tsm.
+    Tdx,
+}
+
+fn default_tsm_dir() -> PathBuf {
+    PathBuf::from(provider::DEFAULT_TSM_REPORT_DIR)
+}
+
+/// `[tee]`: this node's own evidence.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeeConfig {
+    /// `none`, `danger_fake` or `tdx`.
+    pub kind: TeeKind,
+    /// With `danger_fake`: a fake MRTD (96 hex digits), so a development network can test
+    /// image-hash allow-lists. Without it the fake quote is the reference's 64-byte form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger_fake_mrtd: Option<String>,
+    /// With `tdx`: the configfs-tsm report directory.
+    #[serde(default = "default_tsm_dir")]
+    pub tsm_report_dir: PathBuf,
+}
+
+fn parse_hex<const N: usize>(what: &str, text: &str) -> Result<[u8; N], String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("{what} '{text}': {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("{what} '{text}' is {} bytes, expected {N}", b.len()))
+}
+
+impl TeeConfig {
+    /// A node without a TEE.
+    pub fn none() -> TeeConfig {
+        TeeConfig::of(TeeKind::None)
+    }
+
+    /// A config of the given kind with defaults.
+    pub fn of(kind: TeeKind) -> TeeConfig {
+        TeeConfig {
+            kind,
+            danger_fake_mrtd: None,
+            tsm_report_dir: default_tsm_dir(),
+        }
+    }
+
+    /// Every problem with this table.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(mrtd) = &self.danger_fake_mrtd {
+            if self.kind != TeeKind::DangerFake {
+                problems.push(
+                    "tee.danger_fake_mrtd only makes sense with kind = \"danger_fake\"".into(),
+                );
+            }
+            if let Err(e) = parse_hex::<48>("tee.danger_fake_mrtd", mrtd) {
+                problems.push(e);
+            }
+        }
+        problems
+    }
+
+    /// The quote provider this table describes (fails at once when TDX is absent).
+    pub fn provider(&self) -> Result<Box<dyn QuoteProvider>, AttestError> {
+        Ok(match self.kind {
+            TeeKind::None => Box::new(NoTee),
+            TeeKind::Tdx => Box::new(ConfigFsTsm::new(&self.tsm_report_dir)?),
+            TeeKind::DangerFake => {
+                let measurements = match &self.danger_fake_mrtd {
+                    Some(mrtd) => {
+                        let mut m = TdxMeasurements::zero();
+                        m.mrtd = parse_hex::<48>("tee.danger_fake_mrtd", mrtd)
+                            .map_err(AttestError::Config)?;
+                        Some(m)
+                    }
+                    None => None,
+                };
+                Box::new(provider::danger::FakeTdx::new(measurements))
+            }
+        })
+    }
+
+    /// A fresh RA-TLS identity named `name`.
+    pub fn identity(&self, name: &str) -> Result<RaTlsIdentity, AttestError> {
+        generate_identity(self.provider()?.as_ref(), name, SystemTime::now())
+    }
+}
+
+/// What a peer must prove.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// A DCAP-verified Intel TDX quote.
+    Tdx,
+    /// A fake quote (development only).
+    DangerFakeTdx,
+    /// Nothing: any self-signed certificate (development only).
+    DangerAny,
+}
+
+fn default_statuses() -> Vec<String> {
+    TcbPolicy::default().accepted_statuses
+}
+
+/// A peer policy table, e.g. `[worker_policy]` in a proxy's config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerPolicyConfig {
+    /// `tdx`, `danger_fake_tdx` or `danger_any`.
+    pub policy: PolicyKind,
+    /// Allowed image hashes (64 hex digits each); empty allows any. The chain's registry
+    /// feeds this list in a later release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_hashes: Vec<String>,
+    /// Allowed MRTDs (96 hex digits each); empty allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mrtd: Vec<String>,
+    /// Allowed RTMR sets, each four values of 96 hex digits; empty allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rtmr_sets: Vec<Vec<String>>,
+    /// TCB statuses accepted from DCAP (`tdx` only). Default: only "UpToDate".
+    #[serde(default = "default_statuses")]
+    pub accepted_tcb_statuses: Vec<String>,
+    /// When set, every advisory id of an accepted quote must be listed (`tdx` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_advisory_ids: Option<Vec<String>>,
+    /// Directory of DCAP collateral JSON files (`tdx` only; required for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collateral_dir: Option<PathBuf>,
+}
+
+impl PeerPolicyConfig {
+    /// A table of the given kind with empty allow-lists.
+    pub fn of(policy: PolicyKind) -> PeerPolicyConfig {
+        PeerPolicyConfig {
+            policy,
+            image_hashes: Vec::new(),
+            mrtd: Vec::new(),
+            rtmr_sets: Vec::new(),
+            accepted_tcb_statuses: default_statuses(),
+            allowed_advisory_ids: None,
+            collateral_dir: None,
+        }
+    }
+
+    fn allow_lists(&self, table: &str) -> Result<AllowLists, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut allow = AllowLists::default();
+        for hash in &self.image_hashes {
+            match parse_hex::<32>(&format!("{table}.image_hashes"), hash) {
+                Ok(h) => allow.image_hashes.push(h),
+                Err(e) => problems.push(e),
+            }
+        }
+        for mrtd in &self.mrtd {
+            match parse_hex::<48>(&format!("{table}.mrtd"), mrtd) {
+                Ok(m) => allow.mrtd.push(m),
+                Err(e) => problems.push(e),
+            }
+        }
+        for set in &self.rtmr_sets {
+            let parsed: Result<Vec<[u8; 48]>, String> = set
+                .iter()
+                .map(|r| parse_hex::<48>(&format!("{table}.rtmr_sets"), r))
+                .collect();
+            match parsed.map(<[[u8; 48]; 4]>::try_from) {
+                Ok(Ok(set)) => allow.rtmr_sets.push(set),
+                Ok(Err(_)) => {
+                    problems.push(format!("{table}.rtmr_sets: each set needs exactly 4 RTMRs"))
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        if problems.is_empty() {
+            Ok(allow)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Every problem with this table; `table` names it in messages.
+    pub fn problems(&self, table: &str) -> Vec<String> {
+        let mut problems = self.allow_lists(table).err().unwrap_or_default();
+        if self.policy == PolicyKind::Tdx {
+            match &self.collateral_dir {
+                None => problems.push(format!(
+                    "{table}.collateral_dir is required for policy = \"tdx\""
+                )),
+                Some(dir) if !dir.is_dir() => problems.push(format!(
+                    "{table}.collateral_dir {} is not a directory",
+                    dir.display()
+                )),
+                Some(_) => {}
+            }
+            if self.accepted_tcb_statuses.is_empty() {
+                problems.push(format!(
+                    "{table}.accepted_tcb_statuses is empty: no peer could ever connect"
+                ));
+            }
+        }
+        if self.policy == PolicyKind::DangerAny
+            && !(self.image_hashes.is_empty() && self.mrtd.is_empty() && self.rtmr_sets.is_empty())
+        {
+            problems.push(format!(
+                "{table}: allow-lists need an attesting policy; danger_any checks no measurements"
+            ));
+        }
+        problems
+    }
+
+    /// Builds the policy (call after `problems` came back empty).
+    pub fn build(&self) -> Result<Arc<dyn PeerPolicy>, AttestError> {
+        let allow = self
+            .allow_lists("policy")
+            .map_err(|p| AttestError::Config(p.join("; ")))?;
+        Ok(match self.policy {
+            PolicyKind::DangerAny => danger::any(),
+            PolicyKind::DangerFakeTdx => Arc::new(danger::fake_tdx(allow)),
+            PolicyKind::Tdx => {
+                let dir = self.collateral_dir.clone().ok_or_else(|| {
+                    AttestError::Config("collateral_dir is required for tdx".into())
+                })?;
+                let tcb = TcbPolicy {
+                    accepted_statuses: self.accepted_tcb_statuses.clone(),
+                    allowed_advisory_ids: self.allowed_advisory_ids.clone(),
+                };
+                Arc::new(AttestationPolicy::tdx(
+                    DcapVerifier::new(CollateralSource::Directory(dir), tcb),
+                    allow,
+                ))
+            }
+        })
+    }
+}

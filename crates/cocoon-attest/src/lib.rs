@@ -1,0 +1,29 @@
+//! Attestation for COCOON hops: RA-TLS certificates that carry an Intel TDX quote bound to the
+//! certificate's key, quote providers (TDX via configfs-tsm, and a fake for development), DCAP
+//! verification of peers' quotes against Intel's collateral, allow-lists of measurements and
+//! image hashes, and the policies that plug all of it into `cocoon-net`'s `PeerPolicy` seam.
+//!
+//! **Architecture invariant:** this is the only crate that parses quotes. Everything that
+//! weakens security (the fake TEE, the `any` and `fake_tdx` policies) lives in a `danger`
+//! module and is logged loudly when used; a peer can never choose it.
+
+mod cache;
+pub mod cert;
+pub mod claims;
+pub mod config;
+pub mod dcap;
+pub mod policy;
+pub mod provider;
+pub mod renewal;
+pub mod tdx;
+
+pub use cert::{generate_identity, parse_certificate, RaTlsIdentity};
+pub use claims::UserClaims;
+pub use config::{PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
+pub use policy::{AttestError, AttestationPolicy};
+pub use provider::QuoteProvider;
+
+/// Lower-case hex, for logs and `inspect` output.
+pub fn hex(bytes: &[u8]) -> String {
+    ::hex::encode(bytes)
+}

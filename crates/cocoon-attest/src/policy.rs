@@ -1,0 +1,216 @@
+//! Attestation policies: the decision, at handshake time, whether a peer's certificate proves
+//! what this node requires.
+//!
+//! - `tdx`: the certificate must carry a real TDX quote that DCAP-verifies against Intel's
+//!   collateral with an accepted TCB status, whose report data is SHA-512 of the claims naming
+//!   the certificate's key, and whose measurements and image hash pass the allow-lists.
+//! - `danger_fake_tdx` (in [`danger`]): the same binding and allow-lists over a fake quote.
+//! - `danger_any`: `cocoon-net`'s accept-any policy (no attestation).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cocoon_net::{PeerIdentity, PeerPolicy, PolicyError};
+
+use crate::cert::{certificate_claims, parse_certificate};
+use crate::dcap::{DcapError, DcapVerifier};
+use crate::hex;
+use crate::tdx::TdxMeasurements;
+
+/// Why attestation failed (or could not be produced). Each refusal has its own variant so
+/// operators and tests can tell them apart.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum AttestError {
+    /// This node cannot produce evidence (not a TD guest, configfs-tsm failed).
+    #[error("TEE unavailable: {0}")]
+    TeeUnavailable(String),
+    /// A certificate could not be built.
+    #[error("cannot build certificate: {0}")]
+    Certificate(String),
+    /// The certificate failed the checks every policy shares.
+    #[error("certificate refused: {0}")]
+    Rejected(PolicyError),
+    /// The user claims are malformed or name another key.
+    #[error("user claims: {0}")]
+    Claims(String),
+    /// The policy needs a quote and the certificate has none.
+    #[error("certificate carries no quote, but the policy requires attestation")]
+    MissingQuote,
+    /// A fake quote was presented to the `tdx` policy.
+    #[error("a fake quote is never accepted by the tdx policy")]
+    FakeQuoteRefused,
+    /// The `danger_fake_tdx` policy got something that is not a fake quote.
+    #[error("not a fake quote ({0} bytes)")]
+    NotAFakeQuote(usize),
+    /// The quote's report data is not SHA-512 of this certificate's claims: the quote was made
+    /// for another key.
+    #[error("quote is not bound to this certificate (report data mismatch)")]
+    ReportDataMismatch,
+    /// DCAP verification failed.
+    #[error("quote verification failed: {0}")]
+    Dcap(#[from] DcapError),
+    /// The image hash is not in the allow-list.
+    #[error("image hash {0} is not allowed")]
+    ImageHashNotAllowed(String),
+    /// MRTD is not in the allow-list.
+    #[error("MRTD {0} is not allowed")]
+    MrtdNotAllowed(String),
+    /// The RTMR set is not in the allow-list.
+    #[error("RTMR set is not allowed")]
+    RtmrNotAllowed,
+    /// The policy configuration is invalid.
+    #[error("attestation config: {0}")]
+    Config(String),
+}
+
+/// Allow-lists over measurements. An empty list allows everything of its kind.
+#[derive(Clone, Debug, Default)]
+pub struct AllowLists {
+    /// Allowed image hashes.
+    pub image_hashes: Vec<[u8; 32]>,
+    /// Allowed MRTD values.
+    pub mrtd: Vec<[u8; 48]>,
+    /// Allowed RTMR0..3 sets.
+    pub rtmr_sets: Vec<[[u8; 48]; 4]>,
+}
+
+impl AllowLists {
+    fn check(&self, measurements: &TdxMeasurements) -> Result<[u8; 32], AttestError> {
+        let image_hash = measurements.image_hash();
+        if !self.mrtd.is_empty() && !self.mrtd.contains(&measurements.mrtd) {
+            return Err(AttestError::MrtdNotAllowed(hex(&measurements.mrtd)));
+        }
+        if !self.rtmr_sets.is_empty() && !self.rtmr_sets.contains(&measurements.rtmr) {
+            return Err(AttestError::RtmrNotAllowed);
+        }
+        if !self.image_hashes.is_empty() && !self.image_hashes.contains(&image_hash) {
+            return Err(AttestError::ImageHashNotAllowed(hex(&image_hash)));
+        }
+        Ok(image_hash)
+    }
+}
+
+enum Evidence {
+    Tdx(Box<DcapVerifier>),
+    Fake,
+}
+
+impl std::fmt::Debug for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Evidence::Tdx(_) => "Tdx(DcapVerifier)",
+            Evidence::Fake => "Fake",
+        })
+    }
+}
+
+/// A policy that requires attestation (real or, in development, fake).
+#[derive(Debug)]
+pub struct AttestationPolicy {
+    evidence: Evidence,
+    allow: AllowLists,
+}
+
+/// The outcome of checking a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttestedPeer {
+    /// The certificate's key.
+    pub public_key: [u8; 32],
+    /// The peer's image hash.
+    pub image_hash: [u8; 32],
+    /// Its measurements.
+    pub measurements: TdxMeasurements,
+    /// TCB status from DCAP ("fake" for fake quotes).
+    pub tcb_status: String,
+}
+
+impl AttestationPolicy {
+    /// The `tdx` policy: DCAP through `verifier`, then the allow-lists.
+    pub fn tdx(verifier: DcapVerifier, allow: AllowLists) -> AttestationPolicy {
+        AttestationPolicy {
+            evidence: Evidence::Tdx(Box::new(verifier)),
+            allow,
+        }
+    }
+
+    /// Checks a certificate at `now`, with a specific error for each way it can fail.
+    pub fn check(&self, cert_der: &[u8], now: SystemTime) -> Result<AttestedPeer, AttestError> {
+        let facts = parse_certificate(cert_der, now)?;
+        let claims = certificate_claims(&facts)?;
+        let quote = facts.quote.as_deref().ok_or(AttestError::MissingQuote)?;
+        let (report_data, measurements, tcb_status) = match &self.evidence {
+            Evidence::Tdx(verifier) => {
+                if crate::provider::danger::parse_fake_quote(quote).is_some() {
+                    return Err(AttestError::FakeQuoteRefused);
+                }
+                let verified = verifier.verify(quote, now)?;
+                (
+                    verified.quote.report_data,
+                    verified.quote.measurements,
+                    verified.tcb_status,
+                )
+            }
+            Evidence::Fake => {
+                let (report_data, measurements) = crate::provider::danger::parse_fake_quote(quote)
+                    .ok_or(AttestError::NotAFakeQuote(quote.len()))?;
+                (report_data, measurements, "fake".to_string())
+            }
+        };
+        if report_data != claims.report_data() {
+            return Err(AttestError::ReportDataMismatch);
+        }
+        let image_hash = self.allow.check(&measurements)?;
+        Ok(AttestedPeer {
+            public_key: facts.public_key,
+            image_hash,
+            measurements,
+            tcb_status,
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self.evidence {
+            Evidence::Tdx(_) => "tdx",
+            Evidence::Fake => "danger_fake_tdx",
+        }
+    }
+}
+
+impl PeerPolicy for AttestationPolicy {
+    fn name(&self) -> &'static str {
+        AttestationPolicy::name(self)
+    }
+
+    fn verify_peer(&self, cert_der: &[u8], now: SystemTime) -> Result<PeerIdentity, PolicyError> {
+        match self.check(cert_der, now) {
+            Ok(peer) => Ok(PeerIdentity {
+                public_key: peer.public_key,
+                image_hash: Some(peer.image_hash),
+                policy: AttestationPolicy::name(self),
+            }),
+            Err(AttestError::Rejected(error)) => Err(error),
+            Err(error) => Err(PolicyError::Refused(error.to_string())),
+        }
+    }
+}
+
+/// Policies that prove nothing, for development.
+pub mod danger {
+    use super::*;
+
+    /// The `danger_fake_tdx` policy: fake quotes, bound to the certificate like real ones, with
+    /// the same allow-lists. Never accepts a real or missing quote.
+    pub fn fake_tdx(allow: AllowLists) -> AttestationPolicy {
+        tracing::warn!("danger: peer policy danger_fake_tdx accepts FAKE attestation");
+        AttestationPolicy {
+            evidence: Evidence::Fake,
+            allow,
+        }
+    }
+
+    /// The `danger_any` policy: no attestation at all.
+    pub fn any() -> Arc<dyn PeerPolicy> {
+        Arc::new(cocoon_net::policy::danger::AcceptAnySelfSigned::new())
+    }
+}
