@@ -143,6 +143,10 @@ pub enum DcapError {
         /// What the policy accepts.
         accepted: Vec<String>,
     },
+    /// The platform's TCB is below every level the TCB info lists (Intel QVL's
+    /// `TCB_NOT_SUPPORTED`): not even `OutOfDate` can be assigned, so no policy accepts it.
+    #[error("platform TCB not supported by the collateral: {0}")]
+    TcbNotSupported(String),
     /// The quote's TCB level carries advisory ids outside [`TcbPolicy::allowed_advisory_ids`];
     /// the list holds the ones not allowed.
     #[error("advisory ids not allowed: {0:?}")]
@@ -332,17 +336,7 @@ impl DcapVerifier {
                 // Policy is ours (below); dcap-qvl only verifies and reports.
                 &QuotePolicy::claims_only(now_secs),
             )
-            .map_err(|e| {
-                // The one policy dcap-qvl hard-codes; reported as the TCB refusal it is.
-                if e.to_string() == "TCB status is invalid: Revoked" {
-                    DcapError::TcbStatusNotAccepted {
-                        status: "Revoked".to_string(),
-                        accepted: self.tcb.accepted_statuses.clone(),
-                    }
-                } else {
-                    DcapError::SignatureInvalid(format!("{e:#}"))
-                }
-            })?;
+            .map_err(|e| self.classify_qvl_error(&e.to_string(), &format!("{e:#}")))?;
 
         // Defence in depth: the id dcap-qvl derived from the root it actually used.
         let verified_root: Option<[u8; 48]> =
@@ -377,16 +371,7 @@ impl DcapVerifier {
                 advisory_ids.push(id.clone());
             }
         }
-        if let Some(allowed) = &self.tcb.allowed_advisory_ids {
-            let refused: Vec<String> = advisory_ids
-                .iter()
-                .filter(|id| !allowed.iter().any(|a| a.eq_ignore_ascii_case(id)))
-                .cloned()
-                .collect();
-            if !refused.is_empty() {
-                return Err(DcapError::AdvisoryNotAllowed(refused));
-            }
-        }
+        check_advisories(&self.tcb, &advisory_ids)?;
 
         let image_hash = parsed.measurements.image_hash();
         let verified = VerifiedQuote {
@@ -397,6 +382,46 @@ impl DcapVerifier {
             valid_until: from_unix_secs(claims.earliest_expiration_date),
         };
         Ok((verified, from_unix_secs(claims.latest_issue_date)))
+    }
+}
+
+impl DcapVerifier {
+    /// Turns dcap-qvl's untyped refusal into our error. dcap-qvl says "no" with a message;
+    /// the two TCB verdicts it hard-codes are recognised by their exact text, everything
+    /// else is [`DcapError::SignatureInvalid`]. Misrecognising a message can only pick the
+    /// wrong refusal, never accept.
+    ///
+    /// `message` is the outermost message, `chain` the whole context chain.
+    fn classify_qvl_error(&self, message: &str, chain: &str) -> DcapError {
+        if message == "TCB status is invalid: Revoked" {
+            DcapError::TcbStatusNotAccepted {
+                status: "Revoked".to_string(),
+                accepted: self.tcb.accepted_statuses.clone(),
+            }
+        } else if message == "No matching TCB level found"
+            || message.contains("is below minimum required from TDX module TCB levels")
+        {
+            DcapError::TcbNotSupported(chain.to_string())
+        } else {
+            DcapError::SignatureInvalid(chain.to_string())
+        }
+    }
+}
+
+/// Refuses advisory ids outside the policy's allow-list, naming every one refused.
+fn check_advisories(tcb: &TcbPolicy, advisory_ids: &[String]) -> Result<(), DcapError> {
+    let Some(allowed) = &tcb.allowed_advisory_ids else {
+        return Ok(());
+    };
+    let refused: Vec<String> = advisory_ids
+        .iter()
+        .filter(|id| !allowed.iter().any(|a| a.eq_ignore_ascii_case(id)))
+        .cloned()
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(DcapError::AdvisoryNotAllowed(refused))
     }
 }
 
@@ -760,6 +785,24 @@ mod tests {
         assert_eq!(parse_rfc3339("2025-13-19T10:16:03Z"), None);
         assert_eq!(parse_rfc3339("garbage"), None);
         assert_eq!(parse_rfc3339(""), None);
+    }
+
+    #[test]
+    fn advisory_allow_list() {
+        let ids = vec!["INTEL-SA-00837".to_string(), "INTEL-SA-00960".to_string()];
+        let mut tcb = TcbPolicy::default();
+        assert!(check_advisories(&tcb, &ids).is_ok());
+        tcb.allowed_advisory_ids = Some(vec!["intel-sa-00837".to_string()]);
+        match check_advisories(&tcb, &ids) {
+            Err(DcapError::AdvisoryNotAllowed(refused)) => assert_eq!(refused, ["INTEL-SA-00960"]),
+            other => panic!("expected AdvisoryNotAllowed, got {other:?}"),
+        }
+        tcb.allowed_advisory_ids = Some(Vec::new());
+        assert!(check_advisories(&tcb, &[]).is_ok());
+        assert!(matches!(
+            check_advisories(&tcb, &ids),
+            Err(DcapError::AdvisoryNotAllowed(refused)) if refused == ids
+        ));
     }
 
     #[test]
