@@ -6,11 +6,10 @@
 //! attribute checks (debug TDs are refused). This module chooses the collateral, turns
 //! dcap-qvl's verdict into typed errors, applies our policy on top, and caches successes.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use dcap_qvl::configs::RingConfig;
 use dcap_qvl::verify::QuoteVerifier;
@@ -18,8 +17,14 @@ use dcap_qvl::{QuoteCollateralV3, QuotePolicy};
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256, Sha384};
 
+mod collateral;
+
 use crate::cache::LruCache;
 use crate::tdx::{parse_tdx_quote_full, ParsedQuote, QuoteError};
+use collateral::{
+    check_collateral_dates, from_unix_secs, rfc3339, unix_secs, CollateralFile, CollateralStore,
+    DirectoryStore,
+};
 
 /// Root key id of Intel's production SGX/TDX root CA ("Intel SGX Root CA", the one
 /// embedded in dcap-qvl): SHA-384 of its 65-byte uncompressed P-256 public key. See
@@ -61,6 +66,9 @@ impl Default for TcbPolicy {
 
 /// Where the verifier finds Intel collateral (TCB info, QE identity, CRLs and their
 /// issuer chains).
+// A source is built once per verifier and consumed by `DcapVerifier::new`, so the size of
+// `Fixed` costs nothing, and boxing it would make every caller write `Box::new`.
+#[allow(clippy::large_enum_variant)]
 pub enum CollateralSource {
     /// Every `*.json` file in the directory is a [`QuoteCollateralV3`] in dcap-qvl's JSON
     /// format (binary fields hex-encoded, as in dcap-qvl's `sample/` files). For each quote
@@ -218,10 +226,9 @@ impl DcapVerifier {
     /// A verifier trusting Intel's production root CA only.
     pub fn new(source: CollateralSource, tcb: TcbPolicy) -> Self {
         let collateral = match source {
-            CollateralSource::Directory(dir) => CollateralStore::Directory(DirectoryStore {
-                dir,
-                files: Mutex::new(HashMap::new()),
-            }),
+            CollateralSource::Directory(dir) => {
+                CollateralStore::Directory(DirectoryStore::new(dir))
+            }
             CollateralSource::Fixed(collateral) => {
                 CollateralStore::Fixed(Arc::new(CollateralFile::new(collateral)))
             }
@@ -267,8 +274,8 @@ impl DcapVerifier {
     /// certificates, CRLs, cache entries); the system clock is never read.
     ///
     /// A success is cached under SHA-256 of the quote until the collateral's earliest
-    /// expiry; failures are not cached, so a fixed collateral directory heals without a
-    /// restart. A cached success is not re-checked against collateral that changes later
+    /// expiry; failures are not cached, so refreshed collateral takes effect on the next
+    /// attempt without a restart. A cached success is not re-checked against collateral that changes later
     /// within its window; a change seen by a later cache miss clears the cache.
     pub fn verify(&self, raw_quote: &[u8], now: SystemTime) -> Result<VerifiedQuote, DcapError> {
         let key: [u8; 32] = Sha256::digest(raw_quote).into();
@@ -427,365 +434,15 @@ fn check_advisories(tcb: &TcbPolicy, advisory_ids: &[String]) -> Result<(), Dcap
 
 /// Locks a mutex, taking the data of a poisoned one: the cache and the file table stay
 /// consistent across a panic elsewhere (every update is a single insert or remove).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-enum CollateralStore {
-    Fixed(Arc<CollateralFile>),
-    Directory(DirectoryStore),
-}
-
-/// A collateral bundle with the facts used to choose it.
-struct CollateralFile {
-    collateral: QuoteCollateralV3,
-    /// FMSPC of its TCB info, upper-case hex; `None` if the TCB info does not parse (then
-    /// dcap-qvl will say why).
-    fmspc: Option<String>,
-    /// TCB info issueDate and nextUpdate, Unix seconds.
-    tcb_window: Option<(u64, u64)>,
-}
-
-impl CollateralFile {
-    fn new(collateral: QuoteCollateralV3) -> Self {
-        let tcb_info: Option<dcap_qvl::TcbInfo> = serde_json::from_str(&collateral.tcb_info).ok();
-        let fmspc = tcb_info.as_ref().map(|t| t.fmspc.to_ascii_uppercase());
-        let tcb_window = tcb_info.and_then(|t| {
-            Some((
-                parse_rfc3339(&t.issue_date)?,
-                parse_rfc3339(&t.next_update)?,
-            ))
-        });
-        CollateralFile {
-            collateral,
-            fmspc,
-            tcb_window,
-        }
-    }
-}
-
-struct DirectoryStore {
-    dir: PathBuf,
-    files: Mutex<HashMap<PathBuf, LoadedFile>>,
-}
-
-struct LoadedFile {
-    /// Modification time and length when read; a change of either triggers a re-read.
-    modified: Option<SystemTime>,
-    len: u64,
-    /// The parsed bundle, or why the file is unusable (kept so a bad file is not re-parsed
-    /// and re-logged on every quote).
-    parsed: Result<Arc<CollateralFile>, String>,
-}
-
-impl DirectoryStore {
-    /// Rescans the directory (one `stat` per file; files are re-read only when changed) and
-    /// picks the collateral for `quote_fmspc`. Returns whether anything changed.
-    fn select(
-        &self,
-        quote_fmspc: Option<&str>,
-        now: SystemTime,
-    ) -> Result<(Arc<CollateralFile>, bool), DcapError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| {
-            DcapError::NoCollateral(format!("cannot read {}: {e}", self.dir.display()))
-        })?;
-        let mut files = lock(&self.files);
-        let mut seen = Vec::new();
-        let mut changed = false;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let modified = meta.modified().ok();
-            let len = meta.len();
-            seen.push(path.clone());
-            if files
-                .get(&path)
-                .is_some_and(|f| f.modified == modified && f.len == len)
-            {
-                continue;
-            }
-            let parsed = load_collateral_json(&path)
-                .map(|c| Arc::new(CollateralFile::new(c)))
-                .map_err(|e| e.to_string());
-            match &parsed {
-                Ok(_) => tracing::debug!(path = %path.display(), "loaded DCAP collateral"),
-                Err(error) => tracing::warn!(%error, "unusable DCAP collateral file"),
-            }
-            files.insert(
-                path,
-                LoadedFile {
-                    modified,
-                    len,
-                    parsed,
-                },
-            );
-            changed = true;
-        }
-        let before = files.len();
-        files.retain(|path, _| seen.contains(path));
-        changed |= files.len() != before;
-
-        let usable: Vec<&Arc<CollateralFile>> = files
-            .values()
-            .filter_map(|f| f.parsed.as_ref().ok())
-            .collect();
-        let chosen = match quote_fmspc {
-            Some(fmspc) => choose_newest_valid(
-                usable
-                    .iter()
-                    .copied()
-                    .filter(|f| f.fmspc.as_deref() == Some(fmspc)),
-                unix_secs(now),
-            )
-            .ok_or_else(|| {
-                DcapError::NoCollateral(format!(
-                    "no collateral file for FMSPC {fmspc} in {}",
-                    self.dir.display()
-                ))
-            })?,
-            // Without a PCK certificate in the quote there is no FMSPC to match; a single
-            // file is then the operator's unambiguous choice.
-            None => match usable.as_slice() {
-                [only] => (*only).clone(),
-                _ => {
-                    return Err(DcapError::NoCollateral(format!(
-                        "the quote names no FMSPC and {} holds {} collateral files",
-                        self.dir.display(),
-                        usable.len()
-                    )))
-                }
-            },
-        };
-        Ok((chosen, changed))
-    }
-}
-
-/// Among bundles for one platform, the newest whose TCB info is valid at `now`, else the
-/// newest (whose expiry the date check then reports).
-fn choose_newest_valid<'a>(
-    candidates: impl Iterator<Item = &'a Arc<CollateralFile>>,
-    now: u64,
-) -> Option<Arc<CollateralFile>> {
-    candidates
-        .max_by_key(|f| match f.tcb_window {
-            Some((issued, next_update)) => (issued <= now && now <= next_update, issued),
-            None => (false, 0),
-        })
-        .cloned()
-}
-
-/// Fails with a typed error if any dated piece of the collateral, or a certificate in the
-/// quote's PCK chain, is outside its validity at `now`. Unparsable pieces are skipped:
-/// dcap-qvl refuses them with its own message.
-fn check_collateral_dates(
-    collateral: &QuoteCollateralV3,
-    quote: &dcap_qvl::quote::Quote,
-    now: SystemTime,
-) -> Result<(), DcapError> {
-    let now_secs = unix_secs(now);
-    let mut pieces: Vec<(String, u64, Option<u64>)> = Vec::new();
-    for (name, json) in [
-        ("TCB info", &collateral.tcb_info),
-        ("QE identity", &collateral.qe_identity),
-    ] {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Dates {
-            issue_date: String,
-            next_update: String,
-        }
-        if let Ok(dates) = serde_json::from_str::<Dates>(json) {
-            if let (Some(issued), Some(next)) = (
-                parse_rfc3339(&dates.issue_date),
-                parse_rfc3339(&dates.next_update),
-            ) {
-                pieces.push((name.to_string(), issued, Some(next)));
-            }
-        }
-    }
-    for (name, der) in [
-        ("root CA CRL", &collateral.root_ca_crl),
-        ("PCK CRL", &collateral.pck_crl),
-    ] {
-        if let Ok((_, crl)) = x509_parser::parse_x509_crl(der) {
-            pieces.push((
-                name.to_string(),
-                non_negative(crl.last_update().timestamp()),
-                crl.next_update().map(|t| non_negative(t.timestamp())),
-            ));
-        }
-    }
-    let pck_chain = match &collateral.pck_certificate_chain {
-        Some(chain) => Some(chain.as_bytes()),
-        None => quote.raw_cert_chain().ok(),
-    };
-    for pem_chain in [
-        Some(collateral.tcb_info_issuer_chain.as_bytes()),
-        Some(collateral.qe_identity_issuer_chain.as_bytes()),
-        Some(collateral.pck_crl_issuer_chain.as_bytes()),
-        pck_chain,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        for pem in x509_parser::pem::Pem::iter_from_buffer(pem_chain).flatten() {
-            if let Ok(cert) = pem.parse_x509() {
-                let validity = cert.validity();
-                pieces.push((
-                    format!("certificate \"{}\"", cert.subject()),
-                    non_negative(validity.not_before.timestamp()),
-                    Some(non_negative(validity.not_after.timestamp())),
-                ));
-            }
-        }
-    }
-
-    // Report the piece that expired first, which is the one to refresh.
-    if let Some((piece, _, Some(expired_at))) = pieces
-        .iter()
-        .filter(|(_, _, until)| until.is_some_and(|until| now_secs > until))
-        .min_by_key(|(_, _, until)| *until)
-    {
-        return Err(DcapError::CollateralExpired {
-            piece: piece.clone(),
-            expired_at: from_unix_secs(*expired_at),
-            now,
-        });
-    }
-    if let Some((piece, valid_from, _)) = pieces
-        .iter()
-        .filter(|(_, from, _)| now_secs < *from)
-        .max_by_key(|(_, from, _)| *from)
-    {
-        return Err(DcapError::CollateralNotYetValid {
-            piece: piece.clone(),
-            valid_from: from_unix_secs(*valid_from),
-            now,
-        });
-    }
-    Ok(())
-}
-
-fn non_negative(secs: i64) -> u64 {
-    u64::try_from(secs).unwrap_or(0)
-}
-
-/// Unix seconds of `time`; times before 1970 count as 0, which no collateral accepts.
-fn unix_secs(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn from_unix_secs(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-/// Parses the RFC 3339 UTC timestamps Intel's collateral uses (`2025-06-19T10:16:03Z`,
-/// optionally with fractional seconds, which are dropped). Offsets other than `Z` are not
-/// used by Intel and are refused.
-fn parse_rfc3339(text: &str) -> Option<u64> {
-    let bytes = text.as_bytes();
-    let number = |range: std::ops::Range<usize>| -> Option<u64> {
-        let digits = bytes.get(range)?;
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(digits).ok()?.parse().ok()
-    };
-    if bytes.get(4) != Some(&b'-')
-        || bytes.get(7) != Some(&b'-')
-        || !matches!(bytes.get(10), Some(b'T' | b't'))
-        || bytes.get(13) != Some(&b':')
-        || bytes.get(16) != Some(&b':')
-    {
-        return None;
-    }
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    let mut rest = bytes.get(19..)?;
-    if let [b'.', tail @ ..] = rest {
-        let digits = tail.iter().take_while(|b| b.is_ascii_digit()).count();
-        rest = tail.get(digits..)?;
-    }
-    if !matches!(rest, [b'Z' | b'z']) {
-        return None;
-    }
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let days = days_from_civil(year, month, day)?;
-    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm);
-/// `None` before 1970.
-fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
-    let year = i64::try_from(year).ok()? - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::try_from(month).ok()?;
-    let day = i64::try_from(day).ok()?;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    u64::try_from(era * 146_097 + day_of_era - 719_468).ok()
-}
-
-/// `time` as `YYYY-MM-DDTHH:MM:SSZ`, for error messages.
-fn rfc3339(time: SystemTime) -> String {
-    let secs = unix_secs(time);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Inverse of `days_from_civil` (Hinnant's civil_from_days).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_intel_timestamps() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2025-06-19T10:16:03Z"), Some(1_750_328_163));
-        assert_eq!(
-            parse_rfc3339("2025-06-19T10:16:03.123Z"),
-            Some(1_750_328_163)
-        );
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
-        assert_eq!(parse_rfc3339("2025-06-19T10:16:03+01:00"), None);
-        assert_eq!(parse_rfc3339("2025-13-19T10:16:03Z"), None);
-        assert_eq!(parse_rfc3339("garbage"), None);
-        assert_eq!(parse_rfc3339(""), None);
-    }
 
     #[test]
     fn advisory_allow_list() {
@@ -803,18 +460,5 @@ mod tests {
             check_advisories(&tcb, &ids),
             Err(DcapError::AdvisoryNotAllowed(refused)) if refused == ids
         ));
-    }
-
-    #[test]
-    fn formats_timestamps() {
-        assert_eq!(
-            rfc3339(from_unix_secs(1_750_328_163)),
-            "2025-06-19T10:16:03Z"
-        );
-        assert_eq!(
-            rfc3339(from_unix_secs(1_709_164_800)),
-            "2024-02-29T00:00:00Z"
-        );
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
     }
 }

@@ -358,8 +358,10 @@ fn advisory_allow_list_is_applied_to_verified_quotes() {
     // None of the TDX samples that verify carries advisory ids (the refusal itself is
     // unit-tested in `dcap::tests::advisory_allow_list`), so here: an empty allow-list
     // accepts an advisory-free quote, and an allow-list never rescues a refused status.
-    let mut tcb = TcbPolicy::default();
-    tcb.allowed_advisory_ids = Some(Vec::new());
+    let tcb = TcbPolicy {
+        allowed_advisory_ids: Some(Vec::new()),
+        ..TcbPolicy::default()
+    };
     let verified = verifier("tdx_quote", tcb)
         .verify(&fixture("tdx_quote"), at(NOW_V4))
         .unwrap();

@@ -19,13 +19,13 @@ use crate::{pow_gate, tls, Connection, NetError, TlsIdentity};
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn peer_from_certs(
-    policy: &dyn PeerPolicy,
+    verifier: &tls::PolicyVerifier,
     certs: Option<&[rustls::pki_types::CertificateDer<'_>]>,
 ) -> Result<crate::PeerIdentity, NetError> {
     let cert = certs
         .and_then(|c| c.first())
         .ok_or_else(|| PolicyError::Malformed("peer sent no certificate".into()))?;
-    Ok(policy.verify_peer(cert.as_ref(), SystemTime::now())?)
+    Ok(verifier.peer_identity(cert.as_ref(), SystemTime::now())?)
 }
 
 /// Waits for the `tcp.connect`/`tcp.connected` exchange. If it fails, or the handshake deadline
@@ -51,7 +51,7 @@ async fn finish_handshake(connection: Connection) -> Result<Connection, NetError
 pub struct Acceptor {
     tls: TlsAcceptor,
     cert: Arc<tls::CurrentCert>,
-    policy: Arc<dyn PeerPolicy>,
+    verifier: Arc<tls::PolicyVerifier>,
     pow_difficulty: i32,
     session: SessionConfig,
     /// Deadline for the whole handshake.
@@ -67,11 +67,12 @@ impl Acceptor {
         pow_difficulty: i32,
     ) -> Result<Acceptor, NetError> {
         let cert = tls::current_cert(identity)?;
-        let config = tls::server_config(cert.clone(), policy.clone())?;
+        let verifier = tls::PolicyVerifier::new(policy);
+        let config = tls::server_config(cert.clone(), verifier.clone())?;
         Ok(Acceptor {
             tls: TlsAcceptor::from(Arc::new(config)),
             cert,
-            policy,
+            verifier,
             pow_difficulty,
             session: SessionConfig::server_default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -102,7 +103,7 @@ impl Acceptor {
         tcp.set_nodelay(true)?;
         pow_gate::server_gate(&mut tcp, self.pow_difficulty).await?;
         let stream = self.tls.accept(tcp).await?;
-        let peer = peer_from_certs(self.policy.as_ref(), stream.get_ref().1.peer_certificates())?;
+        let peer = peer_from_certs(&self.verifier, stream.get_ref().1.peer_certificates())?;
         let session = Session::server(self.session, 0);
         finish_handshake(spawn_connection(stream, session, peer, remote)).await
     }
@@ -113,7 +114,7 @@ impl Acceptor {
 pub struct Connector {
     tls: TlsConnector,
     cert: Arc<tls::CurrentCert>,
-    policy: Arc<dyn PeerPolicy>,
+    verifier: Arc<tls::PolicyVerifier>,
     max_pow_difficulty: i32,
     session: SessionConfig,
     /// Deadline for the whole handshake.
@@ -129,11 +130,12 @@ impl Connector {
         max_pow_difficulty: i32,
     ) -> Result<Connector, NetError> {
         let cert = tls::current_cert(identity)?;
-        let config = tls::client_config(cert.clone(), policy.clone())?;
+        let verifier = tls::PolicyVerifier::new(policy);
+        let config = tls::client_config(cert.clone(), verifier.clone())?;
         Ok(Connector {
             tls: TlsConnector::from(Arc::new(config)),
             cert,
-            policy,
+            verifier,
             max_pow_difficulty,
             session: SessionConfig::client_default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -167,7 +169,7 @@ impl Connector {
         // also keeps SNI out of the handshake.
         let name = ServerName::IpAddress(remote.ip().into());
         let stream = self.tls.connect(name, tcp).await?;
-        let peer = peer_from_certs(self.policy.as_ref(), stream.get_ref().1.peer_certificates())?;
+        let peer = peer_from_certs(&self.verifier, stream.get_ref().1.peer_certificates())?;
         let session = Session::client(self.session, 0, rand::random());
         finish_handshake(spawn_connection(stream, session, peer, remote)).await
     }

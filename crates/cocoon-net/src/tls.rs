@@ -20,7 +20,7 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme,
 };
 
-use crate::policy::{subject_public_key_info, PeerPolicy, PolicyError};
+use crate::policy::{subject_public_key_info, PeerIdentity, PeerPolicy, PolicyError};
 use crate::{NetError, TlsIdentity};
 
 /// The crypto provider: ring, restricted to the reference's TLS 1.3 suites.
@@ -49,9 +49,60 @@ fn policy_error_to_tls(error: PolicyError) -> TlsError {
 
 /// Bridges a [`PeerPolicy`] into rustls's verifier traits, for both directions.
 #[derive(Debug)]
-struct PolicyVerifier {
+pub(crate) struct PolicyVerifier {
     policy: Arc<dyn PeerPolicy>,
     provider: Arc<CryptoProvider>,
+    /// Identities verified during handshakes, until the endpoint collects them: a policy may
+    /// be expensive (a cold DCAP verification), so it runs once per handshake.
+    verified: std::sync::Mutex<VerifiedPeers>,
+}
+
+/// A small map from certificate digest to the identity its verification produced.
+#[derive(Debug, Default)]
+struct VerifiedPeers {
+    entries: std::collections::VecDeque<([u8; 32], PeerIdentity)>,
+}
+
+/// Handshakes in progress at once that can hand over their result; beyond this the oldest is
+/// dropped and its endpoint simply verifies again.
+const VERIFIED_PEERS_CAPACITY: usize = 1024;
+
+fn cert_digest(cert_der: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(cert_der).into()
+}
+
+impl PolicyVerifier {
+    pub(crate) fn new(policy: Arc<dyn PeerPolicy>) -> Arc<PolicyVerifier> {
+        Arc::new(PolicyVerifier {
+            policy,
+            provider: provider(),
+            verified: std::sync::Mutex::new(VerifiedPeers::default()),
+        })
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, VerifiedPeers> {
+        // Entries are pushed and popped whole; a poisoned lock still holds a valid queue.
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The identity of a peer whose certificate this verifier accepted in the handshake just
+    /// completed (or, if that result was evicted, a fresh verification).
+    pub(crate) fn peer_identity(
+        &self,
+        cert_der: &[u8],
+        now: SystemTime,
+    ) -> Result<PeerIdentity, PolicyError> {
+        let digest = cert_digest(cert_der);
+        let mut verified = self.verified();
+        if let Some(index) = verified.entries.iter().position(|(d, _)| *d == digest) {
+            if let Some((_, identity)) = verified.entries.remove(index) {
+                return Ok(identity);
+            }
+        }
+        drop(verified);
+        self.policy.verify_peer(cert_der, now)
+    }
 }
 
 impl PolicyVerifier {
@@ -66,10 +117,18 @@ impl PolicyVerifier {
                 intermediates.len(),
             )));
         }
-        self.policy
+        let identity = self
+            .policy
             .verify_peer(end_entity.as_ref(), unix_time_to_system(now))
-            .map(|_| ())
-            .map_err(policy_error_to_tls)
+            .map_err(policy_error_to_tls)?;
+        let mut verified = self.verified();
+        if verified.entries.len() >= VERIFIED_PEERS_CAPACITY {
+            verified.entries.pop_front();
+        }
+        verified
+            .entries
+            .push_back((cert_digest(end_entity.as_ref()), identity));
+        Ok(())
     }
 
     fn verify_signature(
@@ -224,13 +283,9 @@ pub(crate) fn renew(slot: &CurrentCert, identity: &TlsIdentity) -> Result<(), Ne
 /// Builds the server side of a hop.
 pub(crate) fn server_config(
     cert: Arc<CurrentCert>,
-    policy: Arc<dyn PeerPolicy>,
+    verifier: Arc<PolicyVerifier>,
 ) -> Result<rustls::ServerConfig, NetError> {
     let provider = provider();
-    let verifier = Arc::new(PolicyVerifier {
-        policy,
-        provider: provider.clone(),
-    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(NetError::Tls)?
@@ -244,13 +299,9 @@ pub(crate) fn server_config(
 /// Builds the client side of a hop.
 pub(crate) fn client_config(
     cert: Arc<CurrentCert>,
-    policy: Arc<dyn PeerPolicy>,
+    verifier: Arc<PolicyVerifier>,
 ) -> Result<rustls::ClientConfig, NetError> {
     let provider = provider();
-    let verifier = Arc::new(PolicyVerifier {
-        policy,
-        provider: provider.clone(),
-    });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(NetError::Tls)?
@@ -266,11 +317,8 @@ mod tests {
     use super::*;
     use crate::policy::danger::AcceptAnySelfSigned;
 
-    fn verifier() -> PolicyVerifier {
-        PolicyVerifier {
-            policy: Arc::new(AcceptAnySelfSigned),
-            provider: provider(),
-        }
+    fn verifier() -> Arc<PolicyVerifier> {
+        PolicyVerifier::new(Arc::new(AcceptAnySelfSigned))
     }
 
     #[test]

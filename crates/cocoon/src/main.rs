@@ -2,6 +2,7 @@
 //! calls the daemon libraries.
 
 mod attest;
+mod bench;
 mod devnet;
 
 /// mimalloc: the relay allocates a few small buffers per packet, and glibc's allocator showed up
@@ -60,6 +61,9 @@ enum Command {
     /// RA-TLS certificates: generate, inspect, probe a live port.
     #[command(subcommand)]
     Attest(attest::AttestCommand),
+    /// Benchmarks that print figures (the relay benchmark is bench/relay.sh).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Run a client: an OpenAI-compatible API on localhost backed by the network.
     Client {
         /// TOML config.
@@ -129,6 +133,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Devnet(args) => devnet::run(args).await,
         Command::Attest(command) => attest::run(command).await,
+        Command::Bench(command) => bench::run(command).await,
         Command::Proxy { config, tee } => {
             let mut config: cocoon_proxy::ProxyConfig = load_config(&config)?;
             if let Some(tee) = tee {
