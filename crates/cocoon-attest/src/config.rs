@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cert::{generate_identity, RaTlsIdentity};
 use crate::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
+use crate::pccs::{CollateralFetcher, PccsClient};
 use crate::policy::{danger, AllowLists, AttestError, AttestationPolicy};
 use crate::provider::{self, ConfigFsTsm, NoTee, QuoteProvider};
 use crate::tdx::TdxMeasurements;
@@ -150,6 +151,21 @@ pub struct PeerPolicyConfig {
     /// Directory of DCAP collateral JSON files (`tdx` only; required for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collateral_dir: Option<PathBuf>,
+    /// A PCCS (or Intel PCS) to fill `collateral_dir` from when a peer's platform has no
+    /// usable collateral, and to refresh it; fetching never happens during a handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pccs_url: Option<String>,
+    /// PEM file with the CA of a PCCS that uses its own certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pccs_ca_file: Option<PathBuf>,
+}
+
+/// A built peer policy, and the collateral fetcher to run beside it when a PCCS is configured.
+pub struct BuiltPolicy {
+    /// The policy for `cocoon-net`.
+    pub policy: Arc<dyn PeerPolicy>,
+    /// Run it (`fetcher.run(shutdown)`) for as long as the daemon lives.
+    pub fetcher: Option<CollateralFetcher>,
 }
 
 impl PeerPolicyConfig {
@@ -163,6 +179,8 @@ impl PeerPolicyConfig {
             accepted_tcb_statuses: default_statuses(),
             allowed_advisory_ids: None,
             collateral_dir: None,
+            pccs_url: None,
+            pccs_ca_file: None,
         }
     }
 
@@ -215,11 +233,21 @@ impl PeerPolicyConfig {
                 )),
                 Some(_) => {}
             }
+            if let Err(error) = self.pccs_client() {
+                problems.push(format!("{table}: {error}"));
+            }
             if self.accepted_tcb_statuses.is_empty() {
                 problems.push(format!(
                     "{table}.accepted_tcb_statuses is empty: no peer could ever connect"
                 ));
             }
+        }
+        if self.policy != PolicyKind::Tdx
+            && (self.pccs_url.is_some() || self.collateral_dir.is_some())
+        {
+            problems.push(format!(
+                "{table}: collateral_dir and pccs_url only apply to policy = \"tdx\""
+            ));
         }
         if self.policy == PolicyKind::DangerAny
             && !(self.image_hashes.is_empty() && self.mrtd.is_empty() && self.rtmr_sets.is_empty())
@@ -231,14 +259,27 @@ impl PeerPolicyConfig {
         problems
     }
 
+    fn pccs_client(&self) -> Result<Option<PccsClient>, AttestError> {
+        let Some(url) = &self.pccs_url else {
+            return Ok(None);
+        };
+        let ca = match &self.pccs_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                AttestError::Config(format!("pccs_ca_file {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        PccsClient::new(url, ca.as_deref()).map(Some)
+    }
+
     /// Builds the policy (call after `problems` came back empty).
-    pub fn build(&self) -> Result<Arc<dyn PeerPolicy>, AttestError> {
+    pub fn build(&self) -> Result<BuiltPolicy, AttestError> {
         let allow = self
             .allow_lists("policy")
             .map_err(|p| AttestError::Config(p.join("; ")))?;
-        Ok(match self.policy {
-            PolicyKind::DangerAny => danger::any(),
-            PolicyKind::DangerFakeTdx => Arc::new(danger::fake_tdx(allow)),
+        let (policy, fetcher): (Arc<dyn PeerPolicy>, _) = match self.policy {
+            PolicyKind::DangerAny => (danger::any(), None),
+            PolicyKind::DangerFakeTdx => (Arc::new(danger::fake_tdx(allow)), None),
             PolicyKind::Tdx => {
                 let dir = self.collateral_dir.clone().ok_or_else(|| {
                     AttestError::Config("collateral_dir is required for tdx".into())
@@ -247,11 +288,24 @@ impl PeerPolicyConfig {
                     accepted_statuses: self.accepted_tcb_statuses.clone(),
                     allowed_advisory_ids: self.allowed_advisory_ids.clone(),
                 };
-                Arc::new(AttestationPolicy::tdx(
-                    DcapVerifier::new(CollateralSource::Directory(dir), tcb),
-                    allow,
-                ))
+                let verifier = DcapVerifier::new(CollateralSource::Directory(dir.clone()), tcb);
+                match self.pccs_client()? {
+                    Some(client) => {
+                        let (fetcher, requests) = CollateralFetcher::new(client, dir);
+                        (
+                            Arc::new(AttestationPolicy::tdx_with_fetcher(
+                                verifier, allow, requests,
+                            )) as Arc<dyn PeerPolicy>,
+                            Some(fetcher),
+                        )
+                    }
+                    None => (
+                        Arc::new(AttestationPolicy::tdx(verifier, allow)) as Arc<dyn PeerPolicy>,
+                        None,
+                    ),
+                }
             }
-        })
+        };
+        Ok(BuiltPolicy { policy, fetcher })
     }
 }

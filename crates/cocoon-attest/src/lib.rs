@@ -12,6 +12,7 @@ pub mod cert;
 pub mod claims;
 pub mod config;
 pub mod dcap;
+pub mod pccs;
 pub mod policy;
 pub mod provider;
 pub mod renewal;
@@ -19,7 +20,7 @@ pub mod tdx;
 
 pub use cert::{generate_identity, parse_certificate, RaTlsIdentity};
 pub use claims::UserClaims;
-pub use config::{PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
+pub use config::{BuiltPolicy, PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
 pub use policy::{AttestError, AttestationPolicy};
 pub use provider::QuoteProvider;
 

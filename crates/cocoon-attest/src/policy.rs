@@ -15,6 +15,7 @@ use cocoon_net::{PeerIdentity, PeerPolicy, PolicyError};
 use crate::cert::{certificate_claims, parse_certificate};
 use crate::dcap::{DcapError, DcapVerifier};
 use crate::hex;
+use crate::pccs::FetchRequests;
 use crate::tdx::TdxMeasurements;
 
 /// Why attestation failed (or could not be produced). Each refusal has its own variant so
@@ -62,6 +63,9 @@ pub enum AttestError {
     /// The policy configuration is invalid.
     #[error("attestation config: {0}")]
     Config(String),
+    /// Collateral could not be fetched from the PCCS.
+    #[error("collateral fetch: {0}")]
+    Collateral(String),
 }
 
 /// Allow-lists over measurements. An empty list allows everything of its kind.
@@ -92,14 +96,14 @@ impl AllowLists {
 }
 
 enum Evidence {
-    Tdx(Box<DcapVerifier>),
+    Tdx(Box<DcapVerifier>, Option<FetchRequests>),
     Fake,
 }
 
 impl std::fmt::Debug for Evidence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Evidence::Tdx(_) => "Tdx(DcapVerifier)",
+            Evidence::Tdx(..) => "Tdx(DcapVerifier)",
             Evidence::Fake => "Fake",
         })
     }
@@ -129,7 +133,20 @@ impl AttestationPolicy {
     /// The `tdx` policy: DCAP through `verifier`, then the allow-lists.
     pub fn tdx(verifier: DcapVerifier, allow: AllowLists) -> AttestationPolicy {
         AttestationPolicy {
-            evidence: Evidence::Tdx(Box::new(verifier)),
+            evidence: Evidence::Tdx(Box::new(verifier), None),
+            allow,
+        }
+    }
+
+    /// The `tdx` policy that asks a PCCS fetcher for collateral it lacks (the handshake
+    /// still fails; the peer's next attempt finds the collateral).
+    pub fn tdx_with_fetcher(
+        verifier: DcapVerifier,
+        allow: AllowLists,
+        fetcher: FetchRequests,
+    ) -> AttestationPolicy {
+        AttestationPolicy {
+            evidence: Evidence::Tdx(Box::new(verifier), Some(fetcher)),
             allow,
         }
     }
@@ -140,11 +157,19 @@ impl AttestationPolicy {
         let claims = certificate_claims(&facts)?;
         let quote = facts.quote.as_deref().ok_or(AttestError::MissingQuote)?;
         let (report_data, measurements, tcb_status) = match &self.evidence {
-            Evidence::Tdx(verifier) => {
+            Evidence::Tdx(verifier, fetcher) => {
                 if crate::provider::danger::parse_fake_quote(quote).is_some() {
                     return Err(AttestError::FakeQuoteRefused);
                 }
-                let verified = verifier.verify(quote, now)?;
+                let verified = match verifier.verify(quote, now) {
+                    Ok(verified) => verified,
+                    Err(error) => {
+                        if let (Some(fetcher), true) = (fetcher, needs_collateral(&error)) {
+                            fetcher.request(quote);
+                        }
+                        return Err(error.into());
+                    }
+                };
                 (
                     verified.quote.report_data,
                     verified.quote.measurements,
@@ -171,10 +196,18 @@ impl AttestationPolicy {
 
     fn name(&self) -> &'static str {
         match self.evidence {
-            Evidence::Tdx(_) => "tdx",
+            Evidence::Tdx(..) => "tdx",
             Evidence::Fake => "danger_fake_tdx",
         }
     }
+}
+
+/// Whether a refusal would go away with fresh collateral.
+fn needs_collateral(error: &DcapError) -> bool {
+    matches!(
+        error,
+        DcapError::NoCollateral(_) | DcapError::CollateralExpired { .. }
+    )
 }
 
 impl PeerPolicy for AttestationPolicy {

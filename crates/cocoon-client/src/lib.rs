@@ -122,11 +122,9 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
     // Clients are not TEEs: their certificate carries no quote, but it is short-lived like
     // every RA-TLS certificate and renewed the same way.
     let identity = TeeConfig::none().identity("cocoon-client")?;
-    let connector = Connector::new(
-        &identity.tls,
-        config.proxy_policy.build()?,
-        config.max_pow_difficulty,
-    )?;
+    let built = config.proxy_policy.build()?;
+    let collateral_fetcher = built.fetcher;
+    let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ClientError::Bind {
@@ -164,6 +162,9 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
     info!(%api_addr, proxies = ?shared.config.proxies, "client API listening");
     let task = tokio::spawn(async move {
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(fetcher) = collateral_fetcher {
+            tasks.spawn(fetcher.run(shutdown.clone()));
+        }
         let renewal_connector = connector_for_renewal;
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             TeeConfig::none(),

@@ -114,9 +114,10 @@ pub async fn start_with_ledger(
         return Err(ProxyError::Config(problems));
     }
     let identity = config.tee.identity("cocoon-proxy")?;
-    let worker_policy = config.worker_policy.build()?;
-    let policy_name = worker_policy.name();
-    let worker_acceptor = Acceptor::new(&identity.tls, worker_policy, config.pow_difficulty)?;
+    let built = config.worker_policy.build()?;
+    let policy_name = built.policy.name();
+    let collateral_fetcher = built.fetcher;
+    let worker_acceptor = Acceptor::new(&identity.tls, built.policy, config.pow_difficulty)?;
     let client_acceptor = Acceptor::new(
         &identity.tls,
         Arc::new(cocoon_net::policy::UnattestedClients),
@@ -156,6 +157,9 @@ pub async fn start_with_ledger(
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_http(http_listener, shared.clone(), shutdown.clone()));
         tasks.spawn(expire_loop(router.clone(), shutdown.clone()));
+        if let Some(fetcher) = collateral_fetcher {
+            tasks.spawn(fetcher.run(shutdown.clone()));
+        }
         let renewal_acceptors = (worker_acceptor.clone(), client_acceptor.clone());
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             tee,

@@ -165,11 +165,9 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         return Err(WorkerError::Config(problems));
     }
     let identity = config.tee.identity("cocoon-worker")?;
-    let connector = Connector::new(
-        &identity.tls,
-        config.proxy_policy.build()?,
-        config.max_pow_difficulty,
-    )?;
+    let built = config.proxy_policy.build()?;
+    let collateral_fetcher = built.fetcher;
+    let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = TcpListener::bind(config.http_listen)
         .await
         .map_err(|source| WorkerError::Bind {
@@ -195,6 +193,9 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(serve_http(listener, shared.clone()));
         tasks.spawn(health_loop(shared.clone()));
+        if let Some(fetcher) = collateral_fetcher {
+            tasks.spawn(fetcher.run(shutdown.clone()));
+        }
         let renewal_connector = shared.connector.clone();
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             shared.config.tee.clone(),

@@ -1,0 +1,428 @@
+//! Fetching DCAP collateral from a PCCS (or Intel's PCS) over HTTP(S), off the handshake path.
+//!
+//! Verification never touches the network: it reads collateral from a directory. The
+//! [`CollateralFetcher`] fills that directory — when a handshake found no usable collateral for
+//! a quote's platform (FMSPC), and again before fetched collateral expires — so the next
+//! attempt (peers reconnect with backoff) verifies offline.
+//!
+//! Requests follow the PCS v4 API: `sgx/certification/v4/pckcrl`, `…/rootcacrl`,
+//! `tdx/certification/v4/tcb` and `tdx/certification/v4/qe/identity`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dcap_qvl::QuoteCollateralV3;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::policy::AttestError;
+
+/// A PCCS request that takes longer than this fails (the next handshake retries).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Fetched collateral is refreshed this long before its earliest expiry.
+const REFRESH_AHEAD: Duration = Duration::from_secs(24 * 3600);
+/// The same platform is not fetched again within this time after a failure.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+/// Largest response accepted (CRLs and TCB info are tens of kilobytes).
+const MAX_RESPONSE: usize = 4 << 20;
+
+fn fetch_error(message: impl Into<String>) -> AttestError {
+    AttestError::Collateral(message.into())
+}
+
+/// A minimal HTTP(S) GET client for one PCCS base URL.
+#[derive(Clone)]
+pub struct PccsClient {
+    scheme_https: bool,
+    host: String,
+    port: u16,
+    base_path: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for PccsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PccsClient({}://{}:{}{})",
+            if self.scheme_https { "https" } else { "http" },
+            self.host,
+            self.port,
+            self.base_path
+        )
+    }
+}
+
+struct Response {
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct TcbInfoResponse<'a> {
+    #[serde(rename = "tcbInfo", borrow)]
+    tcb_info: &'a serde_json::value::RawValue,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+struct QeIdentityResponse<'a> {
+    #[serde(rename = "enclaveIdentity", borrow)]
+    enclave_identity: &'a serde_json::value::RawValue,
+    signature: String,
+}
+
+impl PccsClient {
+    /// A client for `url` (e.g. `https://pccs.example:8081` or Intel's
+    /// `https://api.trustedservices.intel.com`). HTTPS trusts the usual web roots plus
+    /// `extra_ca_pem` (a PCCS often has its own CA).
+    pub fn new(url: &str, extra_ca_pem: Option<&[u8]>) -> Result<PccsClient, AttestError> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| AttestError::Config(format!("pccs_url '{url}': {e}")))?;
+        let scheme_https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(AttestError::Config(format!(
+                    "pccs_url '{url}' must be http:// or https://"
+                )))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| AttestError::Config(format!("pccs_url '{url}' has no host")))?
+            .to_string();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme_https { 443 } else { 80 });
+        // Accept base URLs given with or without the API path, as PCCS docs show both.
+        let base_path = uri
+            .path()
+            .trim_end_matches('/')
+            .trim_end_matches("/sgx/certification/v4")
+            .trim_end_matches("/tdx/certification/v4")
+            .to_string();
+        let tls = if scheme_https {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            if let Some(pem) = extra_ca_pem {
+                for cert in parse_pem_certs(pem)? {
+                    roots
+                        .add(rustls::pki_types::CertificateDer::from(cert))
+                        .map_err(|e| AttestError::Config(format!("pccs CA certificate: {e}")))?;
+                }
+            }
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| AttestError::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        Ok(PccsClient {
+            scheme_https,
+            host,
+            port,
+            base_path,
+            tls,
+        })
+    }
+
+    async fn get(&self, path_and_query: &str) -> Result<Response, AttestError> {
+        tokio::time::timeout(REQUEST_TIMEOUT, self.get_inner(path_and_query))
+            .await
+            .map_err(|_| fetch_error(format!("PCCS request {path_and_query} timed out")))?
+    }
+
+    async fn get_inner(&self, path_and_query: &str) -> Result<Response, AttestError> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| {
+                fetch_error(format!(
+                    "cannot reach PCCS {}:{}: {e}",
+                    self.host, self.port
+                ))
+            })?;
+        let request = http::Request::get(format!("{}{path_and_query}", self.base_path))
+            .header(http::header::HOST, &self.host)
+            .header(http::header::USER_AGENT, "cocoon")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| fetch_error(e.to_string()))?;
+        let response = match &self.tls {
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| fetch_error(format!("PCCS host name: {e}")))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| fetch_error(format!("PCCS TLS: {e}")))?;
+                send(stream, request).await?
+            }
+            None => send(tcp, request).await?,
+        };
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| fetch_error(format!("PCCS response {path_and_query}: {e}")))?
+            .to_bytes()
+            .to_vec();
+        if !parts.status.is_success() {
+            return Err(fetch_error(format!(
+                "PCCS answered {} to {path_and_query}",
+                parts.status
+            )));
+        }
+        Ok(Response {
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Fetches the collateral a quote needs: its platform (FMSPC) and PCK CA are read from the
+    /// PCK certificate chain inside the quote.
+    pub async fn fetch(
+        &self,
+        raw_quote: &[u8],
+    ) -> Result<(String, QuoteCollateralV3), AttestError> {
+        let quote = dcap_qvl::quote::Quote::parse(raw_quote)
+            .map_err(|e| fetch_error(format!("quote: {e}")))?;
+        let fmspc = hex::encode_upper(
+            dcap_qvl::intel::quote_fmspc(&quote).map_err(|e| fetch_error(format!("FMSPC: {e}")))?,
+        );
+        let chain = dcap_qvl::intel::extract_cert_chain(&quote)
+            .map_err(|e| fetch_error(format!("PCK chain: {e}")))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| fetch_error("quote carries no PCK certificate"))?;
+        let ca = dcap_qvl::intel::pck_ca(leaf)
+            .map_err(|e| fetch_error(format!("PCK CA: {e}")))?
+            .as_id_str();
+
+        let pck_crl = self
+            .get(&format!(
+                "/sgx/certification/v4/pckcrl?ca={ca}&encoding=der"
+            ))
+            .await?;
+        let tcb = self
+            .get(&format!(
+                "/tdx/certification/v4/tcb?fmspc={fmspc}&update=standard"
+            ))
+            .await?;
+        let qe = self
+            .get("/tdx/certification/v4/qe/identity?update=standard")
+            .await?;
+        let root_crl = self.get("/sgx/certification/v4/rootcacrl").await?;
+
+        let tcb_body: TcbInfoResponse<'_> = serde_json::from_slice(&tcb.body)
+            .map_err(|e| fetch_error(format!("TCB info JSON: {e}")))?;
+        let qe_body: QeIdentityResponse<'_> = serde_json::from_slice(&qe.body)
+            .map_err(|e| fetch_error(format!("QE identity JSON: {e}")))?;
+        let collateral = QuoteCollateralV3 {
+            pck_crl_issuer_chain: header(&pck_crl, &["SGX-PCK-CRL-Issuer-Chain"])?,
+            // A PCCS serves the root CA CRL hex-encoded; Intel's PCS as DER.
+            root_ca_crl: match std::str::from_utf8(&root_crl.body)
+                .ok()
+                .and_then(|t| hex::decode(t.trim()).ok())
+            {
+                Some(der) => der,
+                None => root_crl.body.clone(),
+            },
+            pck_crl: pck_crl.body.clone(),
+            tcb_info_issuer_chain: header(
+                &tcb,
+                &["TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain"],
+            )?,
+            // The signature covers the exact bytes of the tcbInfo object: keep them raw.
+            tcb_info: tcb_body.tcb_info.get().to_string(),
+            tcb_info_signature: hex::decode(&tcb_body.signature)
+                .map_err(|e| fetch_error(format!("TCB info signature: {e}")))?,
+            qe_identity_issuer_chain: header(&qe, &["SGX-Enclave-Identity-Issuer-Chain"])?,
+            qe_identity: qe_body.enclave_identity.get().to_string(),
+            qe_identity_signature: hex::decode(&qe_body.signature)
+                .map_err(|e| fetch_error(format!("QE identity signature: {e}")))?,
+            pck_certificate_chain: None,
+        };
+        Ok((fmspc, collateral))
+    }
+}
+
+async fn send<S>(
+    stream: S,
+    request: http::Request<Empty<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, AttestError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| fetch_error(format!("PCCS HTTP: {e}")))?;
+    // The connection task ends with the response (one request per connection).
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| fetch_error(format!("PCCS HTTP: {e}")))
+}
+
+fn header(response: &Response, names: &[&str]) -> Result<String, AttestError> {
+    let value = names
+        .iter()
+        .find_map(|name| response.headers.get(*name))
+        .ok_or_else(|| fetch_error(format!("PCCS response lacks the {} header", names[0])))?;
+    let text = value
+        .to_str()
+        .map_err(|_| fetch_error("issuer chain header is not text"))?;
+    urlencoding::decode(text)
+        .map(|decoded| decoded.into_owned())
+        .map_err(|e| fetch_error(format!("issuer chain header: {e}")))
+}
+
+fn parse_pem_certs(pem: &[u8]) -> Result<Vec<Vec<u8>>, AttestError> {
+    let text = std::str::from_utf8(pem)
+        .map_err(|_| AttestError::Config("PCCS CA file is not PEM text".into()))?;
+    let mut certs = Vec::new();
+    for block in text.split("-----BEGIN CERTIFICATE-----").skip(1) {
+        let body = block
+            .split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap_or_default();
+        let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+        certs.push(
+            base64_decode(&b64)
+                .ok_or_else(|| AttestError::Config("PCCS CA file: bad base64".into()))?,
+        );
+    }
+    if certs.is_empty() {
+        return Err(AttestError::Config(
+            "PCCS CA file holds no certificate".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let value = ALPHABET.iter().position(|c| *c == byte)? as u32;
+        buffer = (buffer << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Keeps a collateral directory supplied from a PCCS. Handshakes that lack collateral send
+/// the quote here (never waiting for it); fetched collateral is written as
+/// `<FMSPC>-<ca>.json` (atomically) and refreshed a day before it expires.
+#[derive(Debug)]
+pub struct CollateralFetcher {
+    client: PccsClient,
+    dir: PathBuf,
+    requests: mpsc::Receiver<Vec<u8>>,
+}
+
+/// The handshake side of a [`CollateralFetcher`]: cheap to clone, never blocks.
+#[derive(Clone, Debug)]
+pub struct FetchRequests(mpsc::Sender<Vec<u8>>);
+
+impl FetchRequests {
+    /// Asks for collateral for this quote's platform; dropped when the queue is full.
+    pub fn request(&self, quote: &[u8]) {
+        let _ = self.0.try_send(quote.to_vec());
+    }
+}
+
+impl CollateralFetcher {
+    /// A fetcher for `client` filling `dir`, and the handle handshakes use to ask it.
+    pub fn new(client: PccsClient, dir: PathBuf) -> (CollateralFetcher, FetchRequests) {
+        let (sender, requests) = mpsc::channel(64);
+        (
+            CollateralFetcher {
+                client,
+                dir,
+                requests,
+            },
+            FetchRequests(sender),
+        )
+    }
+
+    /// Fetches one quote's collateral into the directory now; returns the file written.
+    pub async fn fetch_now(&self, quote: &[u8]) -> Result<PathBuf, AttestError> {
+        let (fmspc, collateral) = self.client.fetch(quote).await?;
+        let json =
+            serde_json::to_vec_pretty(&collateral).map_err(|e| fetch_error(e.to_string()))?;
+        let path = self.dir.join(format!("{fmspc}.json"));
+        let temporary = self.dir.join(format!(".{fmspc}.json.tmp"));
+        std::fs::write(&temporary, json)
+            .map_err(|e| fetch_error(format!("write {}: {e}", temporary.display())))?;
+        std::fs::rename(&temporary, &path)
+            .map_err(|e| fetch_error(format!("rename to {}: {e}", path.display())))?;
+        tracing::info!(fmspc, path = %path.display(), "fetched DCAP collateral");
+        Ok(path)
+    }
+
+    /// Serves fetch requests and refreshes fetched collateral until `shutdown` drains.
+    pub async fn run(mut self, shutdown: cocoon_net::Shutdown) {
+        // Per platform: the last quote seen (needed to fetch again) and when it is next due.
+        let mut known: HashMap<String, (Vec<u8>, tokio::time::Instant)> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                request = self.requests.recv() => {
+                    let Some(quote) = request else { return };
+                    let Ok(parsed) = dcap_qvl::quote::Quote::parse(&quote) else { continue };
+                    let Ok(fmspc) = dcap_qvl::intel::quote_fmspc(&parsed).map(hex::encode_upper) else { continue };
+                    let due = known.get(&fmspc).map(|(_, due)| *due);
+                    if due.is_some_and(|due| tokio::time::Instant::now() < due) {
+                        continue;
+                    }
+                    let next = self.fetch_and_schedule(&quote).await;
+                    known.insert(fmspc, (quote, next));
+                }
+                _ = tick.tick() => {
+                    let now = tokio::time::Instant::now();
+                    let due: Vec<String> = known.iter().filter(|(_, (_, at))| *at <= now).map(|(f, _)| f.clone()).collect();
+                    for fmspc in due {
+                        if let Some((quote, _)) = known.get(&fmspc).cloned() {
+                            let next = self.fetch_and_schedule(&quote).await;
+                            known.insert(fmspc, (quote, next));
+                        }
+                    }
+                }
+                _ = shutdown.draining() => return,
+            }
+        }
+    }
+
+    async fn fetch_and_schedule(&self, quote: &[u8]) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        match self.fetch_now(quote).await {
+            // Collateral lives about a month; refreshing daily keeps well ahead of expiry
+            // without needing to parse every piece's nextUpdate here.
+            Ok(_) => now + REFRESH_AHEAD,
+            Err(error) => {
+                tracing::warn!(%error, "collateral fetch failed; will retry");
+                now + RETRY_AFTER_FAILURE
+            }
+        }
+    }
+}
