@@ -128,6 +128,22 @@ pub mod danger {
         }
     }
 
+    /// Presents a fixed quote, whatever it is asked to vouch for: a quote taken from elsewhere.
+    /// Tests use it to build certificates a policy must refuse (a moved quote), and the
+    /// attestation bench to put a real sample quote in a certificate.
+    #[derive(Debug, Clone)]
+    pub struct ReplayQuote(pub Vec<u8>);
+
+    impl QuoteProvider for ReplayQuote {
+        fn name(&self) -> &'static str {
+            "danger_replay"
+        }
+
+        fn quote(&self, _report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
+            Ok(Some(self.0.clone()))
+        }
+    }
+
     /// The length of a fake quote without / with measurements.
     pub const FAKE_QUOTE_LENGTHS: [usize; 2] = [64, 64 + 384];
 

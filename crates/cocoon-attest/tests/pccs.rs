@@ -10,7 +10,7 @@ use cocoon_attest::dcap::DcapError;
 use cocoon_attest::dcap::{load_collateral_json, CollateralSource, DcapVerifier, TcbPolicy};
 use cocoon_attest::pccs::{CollateralFetcher, PccsClient};
 use cocoon_attest::policy::{AllowLists, AttestError, AttestationPolicy};
-use cocoon_attest::provider::QuoteProvider;
+use cocoon_attest::provider::danger::ReplayQuote;
 use dcap_qvl::QuoteCollateralV3;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -158,18 +158,6 @@ async fn fetched_collateral_is_the_recorded_one_and_verifies() {
     assert_eq!(verified.tcb_status, "UpToDate");
 }
 
-#[derive(Debug)]
-struct FixedQuote(Vec<u8>);
-
-impl QuoteProvider for FixedQuote {
-    fn name(&self) -> &'static str {
-        "fixed"
-    }
-    fn quote(&self, _report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
-        Ok(Some(self.0.clone()))
-    }
-}
-
 #[tokio::test]
 async fn a_policy_without_collateral_asks_the_fetcher_and_verifies_after_it_delivered() {
     let (quote, recorded) = sample();
@@ -184,7 +172,7 @@ async fn a_policy_without_collateral_asks_the_fetcher_and_verifies_after_it_deli
         TcbPolicy::default(),
     );
     let policy = AttestationPolicy::tdx_with_fetcher(verifier, AllowLists::default(), requests);
-    let cert = generate_identity(&FixedQuote(quote), "peer", sample_now())
+    let cert = generate_identity(&ReplayQuote(quote), "peer", sample_now())
         .unwrap()
         .tls
         .cert_der;

@@ -10,8 +10,8 @@ use cocoon_attest::cert::{
 };
 use cocoon_attest::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
 use cocoon_attest::policy::{danger, AllowLists, AttestError, AttestationPolicy};
-use cocoon_attest::provider::danger::FakeTdx;
-use cocoon_attest::provider::{NoTee, QuoteProvider};
+use cocoon_attest::provider::danger::{FakeTdx, ReplayQuote};
+use cocoon_attest::provider::NoTee;
 use cocoon_attest::tdx::{parse_tdx_quote, TdxMeasurements};
 use cocoon_attest::UserClaims;
 use cocoon_net::{Acceptor, Connector, NetError, PeerPolicy, PolicyError};
@@ -42,19 +42,6 @@ fn mrtd(byte: u8) -> TdxMeasurements {
     let mut m = TdxMeasurements::zero();
     m.mrtd = [byte; 48];
     m
-}
-
-/// Returns a fixed quote whatever it is asked for: a quote taken from somewhere else.
-#[derive(Debug)]
-struct FixedQuote(Vec<u8>);
-
-impl QuoteProvider for FixedQuote {
-    fn name(&self) -> &'static str {
-        "fixed"
-    }
-    fn quote(&self, _report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
-        Ok(Some(self.0.clone()))
-    }
 }
 
 #[test]
@@ -138,7 +125,7 @@ fn a_quote_moved_onto_another_key_is_refused() {
     let now = SystemTime::now();
     let original = generate_identity(&FakeTdx::new(None), "a", now).unwrap();
     let stolen = original.quote.clone().unwrap();
-    let thief = generate_identity(&FixedQuote(stolen), "b", now).unwrap();
+    let thief = generate_identity(&ReplayQuote(stolen), "b", now).unwrap();
     assert!(matches!(
         danger::fake_tdx(AllowLists::default()).check(&thief.tls.cert_der, now),
         Err(AttestError::ReportDataMismatch)
@@ -203,7 +190,7 @@ fn the_tdx_policy_refuses_missing_and_fake_quotes() {
         ));
     }
     // And the fake policy never takes a real quote.
-    let real = generate_identity(&FixedQuote(sample_quote()), "real", now)
+    let real = generate_identity(&ReplayQuote(sample_quote()), "real", now)
         .unwrap()
         .tls
         .cert_der;
@@ -218,7 +205,7 @@ fn a_genuine_quote_on_our_certificate_verifies_but_is_not_bound_to_our_key() {
     // The sample quote is real and DCAP-valid at `sample_now`, but its report data was made
     // for someone else's claims: exactly a replayed quote.
     let now = sample_now();
-    let cert = generate_identity(&FixedQuote(sample_quote()), "replay", now)
+    let cert = generate_identity(&ReplayQuote(sample_quote()), "replay", now)
         .unwrap()
         .tls
         .cert_der;
@@ -237,7 +224,7 @@ fn a_flipped_quote_byte_in_a_certificate_is_refused() {
     let offset = 48 + 136;
     assert_eq!(quote[offset], parsed.measurements.mrtd[0]);
     quote[offset] ^= 1;
-    let cert = generate_identity(&FixedQuote(quote), "tampered", now)
+    let cert = generate_identity(&ReplayQuote(quote), "tampered", now)
         .unwrap()
         .tls
         .cert_der;

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use cocoon_attest::cert::{generate_identity, parse_certificate};
 use cocoon_attest::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
-use cocoon_attest::policy::{danger, AllowLists, AttestError};
-use cocoon_attest::provider::danger::FakeTdx;
-use cocoon_attest::provider::{NoTee, QuoteProvider};
+use cocoon_attest::policy::{danger, AllowLists};
+use cocoon_attest::provider::danger::{FakeTdx, ReplayQuote};
+use cocoon_attest::provider::NoTee;
 use cocoon_attest::RaTlsIdentity;
 use cocoon_net::policy::danger::AcceptAnySelfSigned;
 use cocoon_net::{Acceptor, Connector, PeerIdentity, PeerPolicy, PolicyError};
@@ -47,19 +47,6 @@ pub struct AttestBenchArgs {
 pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Attest(args) => attest(args).await,
-    }
-}
-
-/// Serves a fixed quote: the bench's server presents the sample quote in its certificate.
-#[derive(Debug)]
-struct SampleQuote(Vec<u8>);
-
-impl QuoteProvider for SampleQuote {
-    fn name(&self) -> &'static str {
-        "sample"
-    }
-    fn quote(&self, _report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
-        Ok(Some(self.0.clone()))
     }
 }
 
@@ -161,7 +148,7 @@ async fn attest(args: AttestBenchArgs) -> Result<()> {
     let plain_client = generate_identity(&NoTee, "bench-client", now)?;
     let fake_server = generate_identity(&FakeTdx::new(None), "bench-server", now)?;
     let fake_client = generate_identity(&FakeTdx::new(None), "bench-client", now)?;
-    let real_server = generate_identity(&SampleQuote(quote.clone()), "bench-server", now)?;
+    let real_server = generate_identity(&ReplayQuote(quote.clone()), "bench-server", now)?;
     let fake_policy =
         || -> Arc<dyn PeerPolicy> { Arc::new(danger::fake_tdx(AllowLists::default())) };
     let n = args.handshakes.max(10);
