@@ -1,0 +1,1 @@
+//! The proxy ledger (work in progress).

@@ -1,0 +1,1 @@
+//! TON for COCOON (work in progress).
