@@ -1,5 +1,6 @@
 //! Test support: mock backends, fake TEE and builders that start daemons on loopback.
 
+pub mod devchain;
 pub mod devnet;
 pub mod http;
 pub mod mock_backend;

@@ -214,6 +214,10 @@ fn load_coins(p: &mut CellParser<'_>) -> Result<Coins, MessageError> {
     big_to_coins(&p.load_coins()?).ok_or(MessageError::TooLarge("coins"))
 }
 
+fn load_u64_coins(p: &mut CellParser<'_>, what: &'static str) -> Result<u64, MessageError> {
+    u64::try_from(load_coins(p)?.0).map_err(|_| MessageError::TooLarge(what))
+}
+
 fn load_hash(p: &mut CellParser<'_>) -> Result<[u8; 32], MessageError> {
     let mut h = [0; 32];
     p.load_slice(&mut h)?;
@@ -222,10 +226,14 @@ fn load_hash(p: &mut CellParser<'_>) -> Result<[u8; 32], MessageError> {
 
 fn params_cell(p: &Params) -> Result<Cell, MessageError> {
     let mut b = CellBuilder::new();
-    store_coins(&mut b, Coins(p.price_per_token), "price_per_token")?;
     store_coins(
         &mut b,
-        Coins(p.worker_fee_per_token),
+        Coins(u128::from(p.price_per_token)),
+        "price_per_token",
+    )?;
+    store_coins(
+        &mut b,
+        Coins(u128::from(p.worker_fee_per_token)),
         "worker_fee_per_token",
     )?;
     b.store_u32(32, p.prompt_multiplier)?
@@ -234,24 +242,32 @@ fn params_cell(p: &Params) -> Result<Cell, MessageError> {
         .store_u32(32, p.reasoning_multiplier)?
         .store_u32(32, p.proxy_close_delay)?
         .store_u32(32, p.client_close_delay)?;
-    store_coins(&mut b, Coins(p.min_proxy_stake), "min_proxy_stake")?;
-    store_coins(&mut b, Coins(p.min_client_stake), "min_client_stake")?;
+    store_coins(
+        &mut b,
+        Coins(u128::from(p.min_proxy_stake)),
+        "min_proxy_stake",
+    )?;
+    store_coins(
+        &mut b,
+        Coins(u128::from(p.min_client_stake)),
+        "min_client_stake",
+    )?;
     Ok(b.build()?)
 }
 
 fn parse_params(c: &Cell) -> Result<Params, MessageError> {
     let mut p = c.parser();
     let params = Params {
-        price_per_token: load_coins(&mut p)?.0,
-        worker_fee_per_token: load_coins(&mut p)?.0,
+        price_per_token: load_u64_coins(&mut p, "price_per_token")?,
+        worker_fee_per_token: load_u64_coins(&mut p, "worker_fee_per_token")?,
         prompt_multiplier: p.load_u32(32)?,
         cached_multiplier: p.load_u32(32)?,
         completion_multiplier: p.load_u32(32)?,
         reasoning_multiplier: p.load_u32(32)?,
         proxy_close_delay: p.load_u32(32)?,
         client_close_delay: p.load_u32(32)?,
-        min_proxy_stake: load_coins(&mut p)?.0,
-        min_client_stake: load_coins(&mut p)?.0,
+        min_proxy_stake: load_u64_coins(&mut p, "min_proxy_stake")?,
+        min_client_stake: load_u64_coins(&mut p, "min_client_stake")?,
     };
     p.ensure_empty()?;
     Ok(params)

@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Coins;
-
 /// Message opcodes (the first 32 bits of every body).
 pub mod op {
     /// Proxy-signed charge of a client contract (reference).
@@ -177,9 +175,9 @@ impl ExitCode {
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// What a client pays per token, nano-TON.
-    pub price_per_token: u128,
+    pub price_per_token: u64,
     /// What a worker earns per token, nano-TON.
-    pub worker_fee_per_token: u128,
+    pub worker_fee_per_token: u64,
     /// Prompt token multiplier, ×10000.
     pub prompt_multiplier: u32,
     /// Cached prompt token multiplier, ×10000.
@@ -193,9 +191,9 @@ pub struct Params {
     /// Seconds a closing client waits for its stake.
     pub client_close_delay: u32,
     /// Minimum proxy stake, nano-TON.
-    pub min_proxy_stake: u128,
+    pub min_proxy_stake: u64,
     /// Minimum client stake, nano-TON.
-    pub min_client_stake: u128,
+    pub min_client_stake: u64,
 }
 
 impl Default for Params {
@@ -210,8 +208,8 @@ impl Default for Params {
             reasoning_multiplier: 10_000,
             proxy_close_delay: 86_400,
             client_close_delay: 86_400,
-            min_proxy_stake: Coins::ton(1).as_nano(),
-            min_client_stake: Coins::ton(1).as_nano() / 10,
+            min_proxy_stake: 1_000_000_000,
+            min_client_stake: 100_000_000,
         }
     }
 }

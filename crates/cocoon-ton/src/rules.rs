@@ -408,7 +408,7 @@ impl World {
                     return Err(ExitCode::NotOwner);
                 }
                 let params = self.root.params.clone();
-                if stake.0 < params.min_proxy_stake || msg.value < stake {
+                if stake.0 < u128::from(params.min_proxy_stake) || msg.value < stake {
                     return Err(ExitCode::InsufficientValue);
                 }
                 self.proxies.insert(
@@ -442,14 +442,17 @@ impl World {
                     return Err(ExitCode::NotOwner);
                 }
                 let p = self.running_proxy(proxy)?;
-                if stake.0 < p.params.min_client_stake || amount < stake || msg.value < amount {
+                if stake.0 < u128::from(p.params.min_client_stake)
+                    || amount < stake
+                    || msg.value < amount
+                {
                     return Err(ExitCode::InsufficientValue);
                 }
                 let client = ClientState {
                     owner: owner.clone(),
                     proxy: proxy.clone(),
                     proxy_public_key: p.public_key,
-                    price_per_token: p.params.price_per_token,
+                    price_per_token: u128::from(p.params.price_per_token),
                     client_close_delay: p.params.client_close_delay,
                     balance: amount.0,
                     stake: stake.0,
@@ -471,7 +474,7 @@ impl World {
                     owner: owner.clone(),
                     proxy: proxy.clone(),
                     proxy_public_key: p.public_key,
-                    worker_fee_per_token: p.params.worker_fee_per_token,
+                    worker_fee_per_token: u128::from(p.params.worker_fee_per_token),
                     paid_tokens: 0,
                     status: ContractStatus::Running,
                 };

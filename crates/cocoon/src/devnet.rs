@@ -21,6 +21,10 @@ pub struct DevnetArgs {
     /// Where the devnet keeps its state and writes the configs it used.
     #[arg(long, default_value = "cocoon-devnet")]
     data_dir: PathBuf,
+    /// Prices of the local chain (root params), TOML; written with defaults if absent.
+    /// Default: <data-dir>/prices.toml.
+    #[arg(long)]
+    prices: Option<PathBuf>,
     /// Workers to start when using the mock backend.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -63,6 +67,23 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .start()
         .await
         .map_err(|e| anyhow::anyhow!("devnet failed to start: {e}"))?;
+    let prices = args
+        .prices
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("prices.toml"));
+    let models: Vec<String> = devnet
+        .workers
+        .iter()
+        .map(|w| w.config.model.clone())
+        .collect();
+    let chain = cocoon_testkit::devchain::DevChain::open(
+        &args.data_dir,
+        &prices,
+        devnet.workers.len(),
+        &models,
+    )
+    .await
+    .context("cannot set up the devnet's local chain")?;
     let proxy_path = write_toml(&args.data_dir, "proxy.toml", &devnet.proxy_config)?;
     for (index, worker) in devnet.workers.iter().enumerate() {
         write_toml(
@@ -89,6 +110,11 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             worker.config.model, worker.config.backend_url, worker.http_addr
         );
     }
+    println!(
+        "  chain        {} (prices {}); see `cocoon wallet status`",
+        cocoon_ton::Chain::describe(chain.chain.as_ref()),
+        prices.display()
+    );
     println!(
         "  configs      {}/{{proxy,worker-N,client}}.toml",
         proxy_path.parent().unwrap_or(Path::new(".")).display()

@@ -4,6 +4,7 @@
 mod attest;
 mod bench;
 mod devnet;
+mod wallet;
 
 /// mimalloc: the relay allocates a few small buffers per packet, and glibc's allocator showed up
 /// as ~9 % of the chain's CPU in `bench/relay.sh` profiles.
@@ -64,6 +65,9 @@ enum Command {
     /// Benchmarks that print figures (the relay benchmark is bench/relay.sh).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Balances and client contract actions on the devnet's chain: status, top-up,
+    /// increase-stake, withdraw, close.
+    Wallet(wallet::WalletArgs),
     /// Run a client: an OpenAI-compatible API on localhost backed by the network.
     Client {
         /// TOML config.
@@ -134,6 +138,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Devnet(args) => devnet::run(args).await,
         Command::Attest(command) => attest::run(command).await,
         Command::Bench(command) => bench::run(command).await,
+        Command::Wallet(args) => wallet::run(args).await,
         Command::Proxy { config, tee } => {
             let mut config: cocoon_proxy::ProxyConfig = load_config(&config)?;
             if let Some(tee) = tee {

@@ -1,0 +1,87 @@
+//! `cocoon wallet` against a devnet chain, as a user runs it.
+
+use std::process::{Command, Output};
+
+use cocoon_testkit::devchain::DevChain;
+use cocoon_ton::Chain;
+
+fn cocoon(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cocoon"))
+        .arg("wallet")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("COCOON_LOG", "error")
+        .output()
+        .expect("run cocoon")
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "cocoon failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn wallet_moves_money_on_the_devnet_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let prices = data.join("prices.toml");
+    let dev = DevChain::open(&data, &prices, 2, &["mock-model".to_string()])
+        .await
+        .unwrap();
+    // Opening again reuses everything: same keys, no second deposit.
+    let again = DevChain::open(&data, &prices, 2, &["mock-model".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(again.client.address(), dev.client.address());
+    let status = ok(&cocoon(&data, &["status"]));
+    assert!(
+        status.contains("client     balance 10 TON  stake 0.1 TON  charged tokens 0  running"),
+        "{status}"
+    );
+    assert!(
+        status.contains("open clients 1  open workers 2"),
+        "{status}"
+    );
+    assert!(
+        status.contains("client                     90 TON"),
+        "{status}"
+    );
+
+    ok(&cocoon(&data, &["top-up", "2.5"]));
+    ok(&cocoon(&data, &["increase-stake", "1"]));
+    let refused = cocoon(&data, &["withdraw", "12"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("below_stake"));
+    ok(&cocoon(&data, &["withdraw", "1.5"]));
+    let text = ok(&cocoon(&data, &["close"]));
+    assert!(text.contains("paid 10 TON"), "{text}");
+    assert!(text.contains("state closing"), "{text}");
+    let early = cocoon(&data, &["close"]);
+    assert!(String::from_utf8_lossy(&early.stderr).contains("too_early"));
+
+    // The devnet process sees what the CLI did: the journal is shared.
+    let c = dev
+        .chain
+        .client(&dev.client_contract(dev.client.address()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.balance, 1_000_000_000);
+    assert_eq!(
+        dev.chain
+            .balance(dev.client.address())
+            .await
+            .unwrap()
+            .as_nano(),
+        99_000_000_000
+    );
+
+    let bad = cocoon(&dir.path().join("nothing"), &["status"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("run `cocoon devnet` first"));
+}
