@@ -1,0 +1,759 @@
+//! [`Ledger`]: the in-memory books in front, the group-committing writer thread behind.
+//!
+//! Every operation that changes money checks and applies its record to the books under one
+//! mutex and, under the same lock, hands it to the writer with the next seqno. So the order
+//! of the books, of the seqnos and of the file is one order. The returned [`Pending`]
+//! resolves once the writer has committed the batch holding the record (one fsync per batch
+//! in durable mode); nobody may treat a record as done before that. A crash loses at most
+//! records whose [`Pending`] had not resolved, and since the books are rebuilt from the file,
+//! what was lost is lost from the books too.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::JoinHandle;
+
+use redb::Database;
+use tokio::sync::oneshot;
+
+use crate::accounts::{account_mut, available_nano, check_key, Books, LedgerSnapshot};
+use crate::chain::{next_hash, PublicKey, Signer};
+use crate::error::{LedgerError, OpenError, RollbackError};
+use crate::record::{Charge, Record};
+use crate::store::{self, Head, StoredRecord};
+
+/// Most records in one commit unless configured otherwise. Large enough that a commit's
+/// fixed cost (fsync, signature) is spread thin under load; small enough that one
+/// transaction stays a few hundred KiB.
+pub const DEFAULT_MAX_BATCH: usize = 4096;
+
+/// Whether a commit waits for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Every batch is fsynced before its callers are told (`redb::Durability::Immediate`).
+    Durable,
+    /// Batches are committed without fsync (`redb::Durability::None`) and flushed at close.
+    /// A crash can lose acknowledged records: for benchmarks and tests only.
+    NotDurable,
+}
+
+/// How to open a ledger.
+#[derive(Clone)]
+pub struct LedgerConfig {
+    /// Ed25519 seed of the proxy key; batches are signed with it and the file is bound to it.
+    pub signing_key_seed: [u8; 32],
+    /// Whether commits wait for the disk.
+    pub durability: Durability,
+    /// Nano-TON per token charged to clients (the client contracts' `price_per_token`).
+    pub price_per_token: u128,
+    /// Nano-TON per token credited to workers (`worker_fee_per_token`); at most the price.
+    pub worker_fee_per_token: u128,
+    /// Most records in one commit.
+    pub max_batch: usize,
+}
+
+impl LedgerConfig {
+    /// A durable ledger with these prices and the default batch limit.
+    pub fn new(
+        signing_key_seed: [u8; 32],
+        price_per_token: u128,
+        worker_fee_per_token: u128,
+    ) -> LedgerConfig {
+        LedgerConfig {
+            signing_key_seed,
+            durability: Durability::Durable,
+            price_per_token,
+            worker_fee_per_token,
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+}
+
+impl std::fmt::Debug for LedgerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The seed is a secret: never printed.
+        f.debug_struct("LedgerConfig")
+            .field("durability", &self.durability)
+            .field("price_per_token", &self.price_per_token)
+            .field("worker_fee_per_token", &self.worker_fee_per_token)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a committed record sits in the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// Its seqno.
+    pub seqno: u64,
+    /// The chain hash after it.
+    pub hash: [u8; 32],
+}
+
+/// The receipt of a charge.
+pub type ChargeReceipt = Receipt;
+
+/// A record on its way to the disk. Its effect on the books is already visible; the future
+/// resolves when the record is committed (durably, in [`Durability::Durable`] mode), or with
+/// the error that refused it. Await it from async code, or [`Pending::wait`] from a thread.
+#[must_use = "a record is only durable once its Pending resolves"]
+#[derive(Debug)]
+pub struct Pending {
+    state: PendingState,
+}
+
+#[derive(Debug)]
+enum PendingState {
+    Ready(Option<Result<Receipt, LedgerError>>),
+    Waiting(oneshot::Receiver<Result<Receipt, LedgerError>>),
+}
+
+impl Pending {
+    fn ready(result: Result<Receipt, LedgerError>) -> Pending {
+        Pending {
+            state: PendingState::Ready(Some(result)),
+        }
+    }
+
+    /// Blocks the calling thread until the record is committed. Not for async code: there,
+    /// await the `Pending` instead.
+    pub fn wait(self) -> Result<Receipt, LedgerError> {
+        struct ThreadWaker(std::thread::Thread);
+        impl Wake for ThreadWaker {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        let mut context = Context::from_waker(&waker);
+        let mut pending = self;
+        loop {
+            if let Poll::Ready(result) = Pin::new(&mut pending).poll(&mut context) {
+                return result;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+impl Future for Pending {
+    type Output = Result<Receipt, LedgerError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            PendingState::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
+                Err(LedgerError::Unavailable {
+                    reason: "polled after completion".into(),
+                })
+            })),
+            PendingState::Waiting(receiver) => match Pin::new(receiver).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(result)) => Poll::Ready(result),
+                // The writer dropped the reply without answering: it died.
+                Poll::Ready(Err(_)) => Poll::Ready(Err(LedgerError::Unavailable {
+                    reason: "the ledger writer stopped".into(),
+                })),
+            },
+        }
+    }
+}
+
+/// Tokens held for a running request, in memory only. Charge it or release it; dropping it
+/// releases it, so a reservation can never leak, and none survives a restart.
+#[must_use = "a reservation holds balance until charged or released"]
+#[derive(Debug)]
+pub struct Reservation {
+    shared: Arc<Shared>,
+    client: String,
+    tokens: u64,
+    live: bool,
+}
+
+impl Reservation {
+    /// The client the tokens are held for.
+    pub fn client(&self) -> &str {
+        &self.client
+    }
+
+    /// The tokens held.
+    pub fn tokens(&self) -> u64 {
+        self.tokens
+    }
+
+    /// Gives the tokens back; the caller holds the books' lock.
+    fn release_locked(&mut self, state: &mut State) {
+        if std::mem::take(&mut self.live) {
+            if let Some(account) = state.books.clients.get_mut(self.client.as_str()) {
+                account.reserved_tokens = account.reserved_tokens.saturating_sub(self.tokens);
+            }
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.live {
+            let shared = Arc::clone(&self.shared);
+            self.release_locked(&mut shared.lock());
+        }
+    }
+}
+
+/// Batch sizes the writer committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Commits.
+    pub batches: u64,
+    /// Records committed.
+    pub records: u64,
+    /// `histogram[i]`: batches of `2^i ..= 2^(i+1) − 1` records.
+    pub histogram: Vec<u64>,
+}
+
+const HISTOGRAM_BUCKETS: usize = 16;
+
+#[derive(Debug, Default)]
+struct StatsCounters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    histogram: [AtomicU64; HISTOGRAM_BUCKETS],
+}
+
+impl StatsCounters {
+    fn record(&self, batch: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(batch as u64, Ordering::Relaxed);
+        let bucket = (usize::BITS - 1 - batch.max(1).leading_zeros()) as usize;
+        self.histogram[bucket.min(HISTOGRAM_BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    price_per_token: u128,
+    worker_fee_per_token: u128,
+    stats: StatsCounters,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change under this lock is checked before anything is modified, so a panic
+        // cannot leave half an update behind: a poisoned lock still guards consistent books.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    books: Books,
+    /// Seqno of the last record handed to the writer.
+    appended: u64,
+    /// The last committed record.
+    committed: Head,
+    /// The writer's queue; `None` once closed or stopped.
+    sender: Option<mpsc::Sender<Job>>,
+    /// Why the ledger stopped accepting records.
+    stopped: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct Job {
+    seqno: u64,
+    record: Record,
+    reply: oneshot::Sender<Result<Receipt, LedgerError>>,
+}
+
+/// A proxy's ledger. See the crate documentation.
+#[derive(Debug)]
+pub struct Ledger {
+    shared: Arc<Shared>,
+    db: Arc<Database>,
+    writer: Option<JoinHandle<Result<(), Arc<str>>>>,
+    public_key: PublicKey,
+}
+
+impl Ledger {
+    /// Opens the ledger at `path` (created if missing), verifies every record, hash and
+    /// signature, rebuilds the books, and starts the writer.
+    ///
+    /// Before serving, check the chain's last commit with [`Ledger::check_chain_commit`].
+    pub fn open(path: impl AsRef<Path>, config: LedgerConfig) -> Result<Ledger, OpenError> {
+        if config.max_batch == 0 {
+            return Err(OpenError::InvalidConfig(
+                "max_batch must be at least 1".into(),
+            ));
+        }
+        if config.worker_fee_per_token > config.price_per_token {
+            return Err(OpenError::InvalidConfig(format!(
+                "worker_fee_per_token {} is above price_per_token {}",
+                config.worker_fee_per_token, config.price_per_token
+            )));
+        }
+        let signer =
+            Signer::from_seed(&config.signing_key_seed).map_err(|_| OpenError::InvalidKey)?;
+        let public_key = *signer.public_key();
+        let (db, replayed) = store::open(path.as_ref(), &signer)?;
+        tracing::info!(
+            path = %path.as_ref().display(),
+            seqno = replayed.head.seqno,
+            hash = %hex::encode(replayed.head.hash),
+            clients = replayed.books.clients.len(),
+            workers = replayed.books.workers.len(),
+            "ledger verified"
+        );
+        let db = Arc::new(db);
+        let (sender, receiver) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                books: replayed.books,
+                appended: replayed.head.seqno,
+                committed: replayed.head,
+                sender: Some(sender),
+                stopped: None,
+            }),
+            price_per_token: config.price_per_token,
+            worker_fee_per_token: config.worker_fee_per_token,
+            stats: StatsCounters::default(),
+        });
+        let writer = Writer {
+            db: Arc::clone(&db),
+            shared: Arc::clone(&shared),
+            signer,
+            durability: match config.durability {
+                Durability::Durable => redb::Durability::Immediate,
+                Durability::NotDurable => redb::Durability::None,
+            },
+            max_batch: config.max_batch,
+            head: replayed.head,
+        };
+        let writer = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(receiver))?;
+        Ok(Ledger {
+            shared,
+            db,
+            writer: Some(writer),
+            public_key,
+        })
+    }
+
+    /// The proxy's public key, which the file is bound to.
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
+    }
+
+    /// Holds `tokens` of `client`'s balance for a request about to run. In memory; no disk.
+    ///
+    /// Admitted when `tokens × price_per_token ≤ available_nano` (see
+    /// [`crate::available_nano`]): the last synced on-chain balance, less what this proxy
+    /// charged that the chain has not yet taken, less what running requests hold.
+    pub fn reserve(&self, client: &str, tokens: u64) -> Result<Reservation, LedgerError> {
+        check_key(client)?;
+        let price = self.shared.price_per_token;
+        let needed = u128::from(tokens)
+            .checked_mul(price)
+            .ok_or(LedgerError::Overflow)?;
+        let mut state = self.shared.lock();
+        if let Some(reason) = &state.stopped {
+            return Err(LedgerError::Unavailable {
+                reason: reason.clone(),
+            });
+        }
+        let available = state
+            .books
+            .clients
+            .get(client)
+            .map_or(0, |account| available_nano(account, price));
+        if needed > available {
+            let available_tokens = match available.checked_div(price) {
+                Some(tokens) => u64::try_from(tokens).unwrap_or(u64::MAX),
+                None => u64::MAX,
+            };
+            return Err(LedgerError::InsufficientBalance {
+                client: client.to_owned(),
+                available_tokens,
+                requested_tokens: tokens,
+            });
+        }
+        let account = account_mut(&mut state.books.clients, client);
+        account.reserved_tokens = account
+            .reserved_tokens
+            .checked_add(tokens)
+            .ok_or(LedgerError::Overflow)?;
+        Ok(Reservation {
+            shared: Arc::clone(&self.shared),
+            client: client.to_owned(),
+            tokens,
+            live: true,
+        })
+    }
+
+    /// Charges `tokens` for request `request_id` to the reservation's client and credits
+    /// `worker`; the reservation is released whatever the outcome. `tokens` may exceed the
+    /// reservation: the work was done, so it is billed.
+    ///
+    /// The books change before this returns; the [`Pending`] resolves once the record is
+    /// committed. A `request_id` charged before is refused with
+    /// [`LedgerError::DuplicateCharge`], in flight or committed, now or after any restart.
+    pub fn charge(
+        &self,
+        mut reservation: Reservation,
+        worker: &str,
+        tokens: u64,
+        request_id: [u8; 32],
+    ) -> Pending {
+        if !Arc::ptr_eq(&reservation.shared, &self.shared) {
+            return Pending::ready(Err(LedgerError::ForeignReservation));
+        }
+        let mut state = self.shared.lock();
+        reservation.release_locked(&mut state);
+        let record = Record::Charge(Charge {
+            request_id,
+            client: std::mem::take(&mut reservation.client),
+            worker: worker.to_owned(),
+            tokens,
+            price_per_token: self.shared.price_per_token,
+            worker_fee_per_token: self.shared.worker_fee_per_token,
+        });
+        append(&mut state, record)
+    }
+
+    /// Releases a reservation without charging (the request failed before any answer).
+    /// Dropping the reservation does the same.
+    pub fn release(&self, reservation: Reservation) {
+        drop(reservation);
+    }
+
+    /// Records the client contract's state as read from the chain.
+    pub fn sync_client(
+        &self,
+        client: &str,
+        balance_nano: u128,
+        stake_nano: u128,
+        tokens_used_on_chain: u64,
+    ) -> Pending {
+        self.append(Record::SyncClient {
+            client: client.to_owned(),
+            balance_nano,
+            stake_nano,
+            tokens_used: tokens_used_on_chain,
+        })
+    }
+
+    /// Records that the proxy is about to sign `charge_signed(tokens)` for `client`. Refused
+    /// below the highest count signed before, and above the tokens charged. Await the
+    /// [`Pending`] before releasing the signed message, so the ledger never forgets a
+    /// signature the chain may see.
+    pub fn record_signed_charge(&self, client: &str, tokens: u64) -> Pending {
+        self.append(Record::SignedCharge {
+            client: client.to_owned(),
+            tokens,
+        })
+    }
+
+    /// Records that the proxy is about to sign `worker_payout_signed(tokens)` for `worker`.
+    /// Refused below the highest count signed before, and above the tokens earned. Await the
+    /// [`Pending`] before releasing the signed message.
+    pub fn record_signed_payout(&self, worker: &str, tokens: u64) -> Pending {
+        self.append(Record::SignedPayout {
+            worker: worker.to_owned(),
+            tokens,
+        })
+    }
+
+    fn append(&self, record: Record) -> Pending {
+        append(&mut self.shared.lock(), record)
+    }
+
+    /// Clients whose charged tokens exceed their signed ones by at least `min_tokens` (and by
+    /// at least one), with the count to sign: their `charged_tokens`.
+    pub fn clients_over_threshold(&self, min_tokens: u64) -> Vec<(String, u64)> {
+        let state = self.shared.lock();
+        let mut due: Vec<(String, u64)> = state
+            .books
+            .clients
+            .iter()
+            .filter(|(_, a)| {
+                a.charged_tokens - a.signed_tokens.min(a.charged_tokens) >= min_tokens.max(1)
+            })
+            .map(|(key, a)| (key.clone(), a.charged_tokens))
+            .collect();
+        due.sort();
+        due
+    }
+
+    /// Workers whose earned tokens exceed their paid ones by at least `min_tokens` (and by at
+    /// least one), with the count to sign: their `earned_tokens`.
+    pub fn workers_over_threshold(&self, min_tokens: u64) -> Vec<(String, u64)> {
+        let state = self.shared.lock();
+        let mut due: Vec<(String, u64)> = state
+            .books
+            .workers
+            .iter()
+            .filter(|(_, a)| {
+                a.earned_tokens - a.paid_tokens.min(a.earned_tokens) >= min_tokens.max(1)
+            })
+            .map(|(key, a)| (key.clone(), a.earned_tokens))
+            .collect();
+        due.sort();
+        due
+    }
+
+    /// The last committed record: what the proxy may commit to the chain with
+    /// `proxy_save_state(seqno, hash)`.
+    pub fn head(&self) -> Head {
+        self.shared.lock().committed
+    }
+
+    /// The chain hash after committed record `seqno` (`h_0` for 0); `None` past the head.
+    pub fn hash_at(&self, seqno: u64) -> Result<Option<[u8; 32]>, LedgerError> {
+        if seqno == 0 {
+            return Ok(Some(crate::chain::genesis_hash(&self.public_key)));
+        }
+        store::hash_at(&self.db, seqno)
+    }
+
+    /// The anti-rollback check: `(seqno, hash)` is the last state the proxy contract holds
+    /// (`proxy_save_state`). This ledger must contain it: a head below `seqno` is an old copy
+    /// of the file ([`RollbackError::RolledBack`]); another hash at `seqno` is a clone that
+    /// went its own way ([`RollbackError::Forked`]). A chain seqno of 0 means nothing was
+    /// committed yet.
+    pub fn check_chain_commit(&self, seqno: u64, hash: [u8; 32]) -> Result<(), RollbackError> {
+        if seqno == 0 {
+            return Ok(());
+        }
+        let head = self.head();
+        if head.seqno < seqno {
+            return Err(RollbackError::RolledBack {
+                local_seqno: head.seqno,
+                chain_seqno: seqno,
+            });
+        }
+        let local = self.hash_at(seqno).map_err(|e| match e {
+            LedgerError::Storage(reason) => RollbackError::Storage(reason),
+            other => RollbackError::Storage(other.to_string().into()),
+        })?;
+        match local {
+            Some(local_hash) if local_hash == hash => Ok(()),
+            Some(local_hash) => Err(RollbackError::Forked {
+                seqno,
+                local_hash,
+                chain_hash: hash,
+            }),
+            // Below the committed head every record exists (the file was verified).
+            None => Err(RollbackError::RolledBack {
+                local_seqno: head.seqno,
+                chain_seqno: seqno,
+            }),
+        }
+    }
+
+    /// All accounts, for `/stats`.
+    pub fn snapshot(&self) -> LedgerSnapshot {
+        let state = self.shared.lock();
+        let mut snapshot = state.books.snapshot(self.shared.price_per_token);
+        snapshot.seqno = state.appended;
+        snapshot.committed_seqno = state.committed.seqno;
+        snapshot.committed_hash = hex::encode(state.committed.hash);
+        snapshot
+    }
+
+    /// Up to `limit` committed records from seqno `from` on, for audits and exports.
+    pub fn records(&self, from: u64, limit: usize) -> Result<Vec<StoredRecord>, LedgerError> {
+        store::records(&self.db, from, limit)
+    }
+
+    /// How the writer has batched so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        let stats = &self.shared.stats;
+        WriterStats {
+            batches: stats.batches.load(Ordering::Relaxed),
+            records: stats.records.load(Ordering::Relaxed),
+            histogram: stats
+                .histogram
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+
+    /// Stops accepting records, waits for the writer to commit everything queued (and, when
+    /// not durable, to flush), and closes the file. Dropping the ledger does the same.
+    pub fn close(mut self) -> Result<(), LedgerError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), LedgerError> {
+        {
+            let mut state = self.shared.lock();
+            state.sender = None;
+            state.stopped.get_or_insert_with(|| "closed".into());
+        }
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
+        match writer.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(LedgerError::Unavailable { reason }),
+            Err(_) => Err(LedgerError::Unavailable {
+                reason: "the ledger writer panicked".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            tracing::error!(%error, "closing the ledger");
+        }
+    }
+}
+
+/// Checks and applies `record`, then queues it with the next seqno. The caller holds the lock,
+/// which is what makes the books' order the file's order.
+fn append(state: &mut State, record: Record) -> Pending {
+    if let Some(reason) = &state.stopped {
+        return Pending::ready(Err(LedgerError::Unavailable {
+            reason: reason.clone(),
+        }));
+    }
+    if let Err(error) = state.books.apply(&record) {
+        return Pending::ready(Err(error));
+    }
+    let seqno = state.appended + 1;
+    let (reply, receiver) = oneshot::channel();
+    let job = Job {
+        seqno,
+        record,
+        reply,
+    };
+    let sent = match &state.sender {
+        Some(sender) => sender.send(job).is_ok(),
+        None => false,
+    };
+    if !sent {
+        // Only reachable if the writer died without saying why (a panic): the record is in
+        // the books but will never be written, so stop.
+        let reason: Arc<str> = "the ledger writer stopped".into();
+        state.stopped = Some(reason.clone());
+        state.sender = None;
+        return Pending::ready(Err(LedgerError::Unavailable { reason }));
+    }
+    state.appended = seqno;
+    Pending {
+        state: PendingState::Waiting(receiver),
+    }
+}
+
+/// The thread that owns all writes.
+struct Writer {
+    db: Arc<Database>,
+    shared: Arc<Shared>,
+    signer: Signer,
+    durability: redb::Durability,
+    max_batch: usize,
+    head: Head,
+}
+
+impl Writer {
+    /// Takes everything queued (up to `max_batch`), writes it in one transaction, commits,
+    /// then answers every caller. Returns when every sender is gone, after a final flush.
+    fn run(mut self, receiver: mpsc::Receiver<Job>) -> Result<(), Arc<str>> {
+        let mut batch: Vec<Job> = Vec::with_capacity(self.max_batch);
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut hashes: Vec<(usize, usize, [u8; 32])> = Vec::new();
+        while let Ok(first) = receiver.recv() {
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match receiver.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            if let Err(reason) = self.commit(&batch, &mut buffer, &mut hashes) {
+                return Err(self.stop(reason, batch, &receiver));
+            }
+            for (job, (_, _, hash)) in batch.drain(..).zip(&hashes) {
+                // A caller that stopped waiting is no error: its record is committed anyway.
+                let _ = job.reply.send(Ok(Receipt {
+                    seqno: job.seqno,
+                    hash: *hash,
+                }));
+            }
+        }
+        if matches!(self.durability, redb::Durability::None) {
+            store::flush(&self.db).map_err(|e| -> Arc<str> { e.to_string().into() })?;
+        }
+        Ok(())
+    }
+
+    /// Encodes and chains `batch`, signs its end, writes it in one transaction and commits.
+    fn commit(
+        &mut self,
+        batch: &[Job],
+        buffer: &mut Vec<u8>,
+        hashes: &mut Vec<(usize, usize, [u8; 32])>,
+    ) -> Result<(), Arc<str>> {
+        buffer.clear();
+        hashes.clear();
+        let mut head = self.head;
+        for job in batch {
+            if job.seqno != head.seqno + 1 {
+                return Err(format!(
+                    "internal error: seqno {} queued after {}",
+                    job.seqno, head.seqno
+                )
+                .into());
+            }
+            // Each row is h_n ‖ encoding; the hash is filled in once the encoding exists.
+            let start = buffer.len();
+            buffer.extend_from_slice(&[0; 32]);
+            job.record.encode(job.seqno, buffer);
+            let hash = next_hash(&head.hash, &buffer[start + 32..]);
+            buffer[start..start + 32].copy_from_slice(&hash);
+            hashes.push((start, buffer.len(), hash));
+            head = Head {
+                seqno: job.seqno,
+                hash,
+            };
+        }
+        let signature = self.signer.sign_batch(head.seqno, &head.hash);
+        let rows: Vec<(u64, &[u8])> = batch
+            .iter()
+            .zip(hashes.iter())
+            .map(|(job, (start, end, _))| (job.seqno, &buffer[*start..*end]))
+            .collect();
+        store::write_batch(&self.db, self.durability, &rows, (head.seqno, &signature))
+            .map_err(|e| -> Arc<str> { format!("commit failed: {e}").into() })?;
+        self.head = head;
+        self.shared.lock().committed = head;
+        self.shared.stats.record(batch.len());
+        Ok(())
+    }
+
+    /// After a failed commit: the books hold records the file does not, so refuse everything
+    /// from now on and tell every waiting caller.
+    fn stop(&self, reason: Arc<str>, batch: Vec<Job>, receiver: &mpsc::Receiver<Job>) -> Arc<str> {
+        tracing::error!(%reason, "ledger stopped");
+        {
+            let mut state = self.shared.lock();
+            state.stopped = Some(reason.clone());
+            state.sender = None;
+        }
+        let error = LedgerError::Unavailable {
+            reason: reason.clone(),
+        };
+        // No sender is left, so this drains what was queued and ends.
+        for job in batch.into_iter().chain(receiver.iter()) {
+            let _ = job.reply.send(Err(error.clone()));
+        }
+        reason
+    }
+}
