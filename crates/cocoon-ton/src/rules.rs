@@ -368,6 +368,7 @@ impl World {
         // Only the consumed part leaves the sender; the rest comes back as excess.
         let w = self.wallets.entry(msg.from.clone()).or_default();
         *w -= consumed.0;
+        payments.retain(|p| p.amount > Coins::ZERO);
         for p in &payments {
             *self.wallets.entry(p.to.clone()).or_default() += p.amount.0;
             *self.paid.entry(p.to.clone()).or_default() += p.amount.0;
@@ -608,7 +609,7 @@ impl World {
             Body::Withdraw { amount, .. } => {
                 owner_only(&msg.from)?;
                 running(&c)?;
-                if amount.0 > c.balance - c.stake {
+                if amount.0 > c.balance.saturating_sub(c.stake) {
                     return Err(ExitCode::BelowStake);
                 }
                 next.balance -= amount.0;
@@ -628,8 +629,9 @@ impl World {
                 owner_only(&msg.from)?;
                 match c.status {
                     ContractStatus::Running => {
-                        let above = c.balance - c.stake;
-                        next.balance = c.stake;
+                        // Charges may have eaten into the stake: then nothing is above it.
+                        let above = c.balance.saturating_sub(c.stake);
+                        next.balance = c.balance - above;
                         next.status = ContractStatus::Closing;
                         next.unlock_time = self.now.saturating_add(c.client_close_delay);
                         payments.push(Payment {
