@@ -1,0 +1,408 @@
+//! The ledger's rules through its public API: reservations, charges, signed counts, reopening.
+
+use cocoon_ledger::{
+    Durability, Ledger, LedgerConfig, LedgerError, OpenError, Record, RollbackError,
+};
+
+const PRICE: u128 = 20;
+const FEE: u128 = 19;
+
+fn config() -> LedgerConfig {
+    LedgerConfig::new([1; 32], PRICE, FEE)
+}
+
+fn id(n: u64) -> [u8; 32] {
+    let mut id = [0u8; 32];
+    id[..8].copy_from_slice(&n.to_le_bytes());
+    id
+}
+
+fn open(dir: &tempfile::TempDir) -> Ledger {
+    Ledger::open(dir.path().join("ledger"), config()).expect("open")
+}
+
+#[test]
+fn reserve_charge_release_arithmetic() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    ledger
+        .sync_client("alice", 100_000, 10_000, 0)
+        .wait()
+        .unwrap();
+
+    let reservation = ledger.reserve("alice", 1000).unwrap();
+    assert_eq!(reservation.tokens(), 1000);
+    let alice = &ledger.snapshot().clients["alice"];
+    assert_eq!(alice.reserved_tokens, 1000);
+    assert_eq!(alice.available_nano, 100_000 - 1000 * 20);
+
+    let receipt = ledger.charge(reservation, "w1", 600, id(1)).wait().unwrap();
+    assert_eq!(receipt.seqno, 2);
+    let snapshot = ledger.snapshot();
+    let alice = &snapshot.clients["alice"];
+    assert_eq!(alice.reserved_tokens, 0);
+    assert_eq!(alice.charged_tokens, 600);
+    assert_eq!(alice.charged_nano, 12_000);
+    assert_eq!(alice.requests, 1);
+    assert_eq!(alice.available_nano, 88_000);
+    let w1 = &snapshot.workers["w1"];
+    assert_eq!(
+        (w1.earned_tokens, w1.earned_nano, w1.requests),
+        (600, 11_400, 1)
+    );
+    assert_eq!(snapshot.charged_nano, 12_000);
+    assert_eq!(snapshot.earned_nano, 11_400);
+    assert_eq!(snapshot.commission_nano, 600);
+
+    // Exactly the rest of the balance can be reserved, not one token more.
+    let all = ledger.reserve("alice", 4400).unwrap();
+    match ledger.reserve("alice", 1) {
+        Err(LedgerError::InsufficientBalance {
+            available_tokens: 0,
+            requested_tokens: 1,
+            ..
+        }) => {}
+        other => panic!("expected InsufficientBalance, got {other:?}"),
+    }
+    ledger.release(all);
+    assert_eq!(ledger.snapshot().clients["alice"].reserved_tokens, 0);
+    let again = ledger.reserve("alice", 4400).unwrap();
+    // Dropping a reservation releases it too.
+    drop(again);
+    assert_eq!(ledger.snapshot().clients["alice"].available_nano, 88_000);
+
+    // Once the chain has taken the charge, the synced balance already reflects it.
+    ledger
+        .sync_client("alice", 88_000, 10_000, 600)
+        .wait()
+        .unwrap();
+    assert_eq!(ledger.snapshot().clients["alice"].available_nano, 88_000);
+    // A charge beyond the reservation is billed in full: the work was done.
+    let small = ledger.reserve("alice", 10).unwrap();
+    ledger.charge(small, "w2", 50, id(2)).wait().unwrap();
+    assert_eq!(
+        ledger.snapshot().clients["alice"].available_nano,
+        88_000 - 50 * 20
+    );
+}
+
+#[test]
+fn unknown_clients_and_bad_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    assert!(matches!(
+        ledger.reserve("nobody", 1),
+        Err(LedgerError::InsufficientBalance {
+            available_tokens: 0,
+            ..
+        })
+    ));
+    assert_eq!(
+        ledger.reserve("", 1).unwrap_err(),
+        LedgerError::InvalidKey { len: 0 }
+    );
+    let long = "x".repeat(257);
+    assert!(matches!(
+        ledger.sync_client(&long, 1, 1, 0).wait(),
+        Err(LedgerError::InvalidKey { len: 257 })
+    ));
+    ledger.sync_client("bob", 1000, 0, 0).wait().unwrap();
+    let reservation = ledger.reserve("bob", 1).unwrap();
+    assert!(matches!(
+        ledger.charge(reservation, "", 1, id(1)).wait(),
+        Err(LedgerError::InvalidKey { len: 0 })
+    ));
+    // The refused charge released its reservation and wrote nothing.
+    assert_eq!(ledger.snapshot().clients["bob"].reserved_tokens, 0);
+    assert_eq!(ledger.head().seqno, 1);
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let fee_above_price = LedgerConfig::new([1; 32], 10, 11);
+    assert!(matches!(
+        Ledger::open(&path, fee_above_price),
+        Err(OpenError::InvalidConfig(_))
+    ));
+    let no_batch = LedgerConfig {
+        max_batch: 0,
+        ..config()
+    };
+    assert!(matches!(
+        Ledger::open(&path, no_batch),
+        Err(OpenError::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn a_request_id_is_charged_once_even_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = open(&dir);
+        ledger.sync_client("alice", 1_000_000, 0, 0).wait().unwrap();
+        let first = ledger.reserve("alice", 10).unwrap();
+        let second = ledger.reserve("alice", 10).unwrap();
+        // The second charge is refused while the first is still in flight.
+        let pending = ledger.charge(first, "w", 10, id(7));
+        let duplicate = ledger.charge(second, "w", 10, id(7)).wait();
+        assert_eq!(
+            duplicate,
+            Err(LedgerError::DuplicateCharge { request_id: id(7) })
+        );
+        pending.wait().unwrap();
+        let alice = &ledger.snapshot().clients["alice"];
+        assert_eq!((alice.charged_tokens, alice.reserved_tokens), (10, 0));
+    }
+    let ledger = open(&dir);
+    let third = ledger.reserve("alice", 10).unwrap();
+    assert_eq!(
+        ledger.charge(third, "w", 10, id(7)).wait(),
+        Err(LedgerError::DuplicateCharge { request_id: id(7) })
+    );
+    assert_eq!(ledger.snapshot().clients["alice"].charged_tokens, 10);
+}
+
+#[test]
+fn signed_charges_and_payouts_only_grow_and_never_exceed_the_books() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    ledger.sync_client("alice", 1_000_000, 0, 0).wait().unwrap();
+    let reservation = ledger.reserve("alice", 600).unwrap();
+    ledger.charge(reservation, "w", 600, id(1)).wait().unwrap();
+
+    assert_eq!(
+        ledger.clients_over_threshold(100),
+        vec![("alice".into(), 600)]
+    );
+    assert_eq!(ledger.workers_over_threshold(100), vec![("w".into(), 600)]);
+    assert!(ledger.clients_over_threshold(601).is_empty());
+
+    assert!(matches!(
+        ledger.record_signed_charge("alice", 601).wait(),
+        Err(LedgerError::ExceedsAccounted {
+            accounted: 600,
+            requested: 601,
+            ..
+        })
+    ));
+    ledger.record_signed_charge("alice", 500).wait().unwrap();
+    assert!(matches!(
+        ledger.record_signed_charge("alice", 499).wait(),
+        Err(LedgerError::NotIncreasing {
+            signed: 500,
+            requested: 499,
+            ..
+        })
+    ));
+    // Signing the same count again is harmless (the chain refuses the replay).
+    ledger.record_signed_charge("alice", 500).wait().unwrap();
+    assert!(ledger.clients_over_threshold(101).is_empty());
+    assert_eq!(
+        ledger.clients_over_threshold(100),
+        vec![("alice".into(), 600)]
+    );
+
+    assert!(matches!(
+        ledger.record_signed_payout("w", 601).wait(),
+        Err(LedgerError::ExceedsAccounted { .. })
+    ));
+    ledger.record_signed_payout("w", 600).wait().unwrap();
+    assert!(matches!(
+        ledger.record_signed_payout("w", 1).wait(),
+        Err(LedgerError::NotIncreasing { signed: 600, .. })
+    ));
+    assert!(ledger.workers_over_threshold(0).is_empty());
+    assert!(matches!(
+        ledger.record_signed_payout("stranger", 1).wait(),
+        Err(LedgerError::ExceedsAccounted { accounted: 0, .. })
+    ));
+    let snapshot = ledger.snapshot();
+    assert_eq!(snapshot.clients["alice"].signed_tokens, 500);
+    assert_eq!(snapshot.workers["w"].paid_tokens, 600);
+}
+
+#[test]
+fn reopening_rebuilds_the_same_books_and_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let (snapshot, head) = {
+        let ledger = open(&dir);
+        for (n, client) in ["alice", "bob", "carol"].iter().enumerate() {
+            ledger
+                .sync_client(client, 1_000_000 * (n as u128 + 1), 1000, 0)
+                .wait()
+                .unwrap();
+        }
+        let mut pending = Vec::new();
+        for n in 0..300u64 {
+            let client = ["alice", "bob", "carol"][n as usize % 3];
+            let reservation = ledger.reserve(client, 100).unwrap();
+            pending.push(ledger.charge(reservation, &format!("w{}", n % 4), n % 90, id(n)));
+        }
+        for p in pending {
+            p.wait().unwrap();
+        }
+        ledger.record_signed_charge("bob", 1000).wait().unwrap();
+        ledger.record_signed_payout("w1", 900).wait().unwrap();
+        ledger
+            .sync_client("bob", 1_990_000, 1000, 500)
+            .wait()
+            .unwrap();
+        // A reservation in flight at close does not survive it.
+        let _held = ledger.reserve("carol", 5).unwrap();
+        let mut snapshot = ledger.snapshot();
+        snapshot.clients.get_mut("carol").unwrap().reserved_tokens = 0;
+        snapshot.clients.get_mut("carol").unwrap().available_nano += 5 * PRICE;
+        let head = ledger.head();
+        assert_eq!(head.seqno, 3 + 300 + 3);
+        assert_eq!(snapshot.seqno, head.seqno);
+        (snapshot, head)
+    };
+    let ledger = open(&dir);
+    assert_eq!(ledger.head(), head);
+    assert_eq!(ledger.snapshot(), snapshot);
+    assert_eq!(ledger.hash_at(head.seqno).unwrap(), Some(head.hash));
+    assert_eq!(ledger.hash_at(head.seqno + 1).unwrap(), None);
+    assert_eq!(
+        ledger.hash_at(0).unwrap(),
+        Some(cocoon_ledger::genesis_hash(&ledger.public_key()))
+    );
+
+    // The history reads back in order, every batch end signed and the head among them.
+    let records = ledger.records(1, usize::MAX).unwrap();
+    assert_eq!(records.len() as u64, head.seqno);
+    assert!(records
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.seqno == i as u64 + 1));
+    let last = records.last().unwrap();
+    assert!(last.signature.is_some());
+    assert!(cocoon_ledger::verify_batch(
+        &ledger.public_key(),
+        last.seqno,
+        &last.hash,
+        last.signature.as_ref().unwrap()
+    ));
+    assert!(matches!(records[0].record, Record::SyncClient { .. }));
+
+    // Writing continues from the head.
+    let reservation = ledger.reserve("alice", 1).unwrap();
+    let receipt = ledger
+        .charge(reservation, "w0", 1, id(10_000))
+        .wait()
+        .unwrap();
+    assert_eq!(receipt.seqno, head.seqno + 1);
+    assert_eq!(
+        ledger.head(),
+        cocoon_ledger::Head {
+            seqno: receipt.seqno,
+            hash: receipt.hash
+        }
+    );
+}
+
+#[test]
+fn a_not_durable_ledger_is_flushed_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let not_durable = LedgerConfig {
+        durability: Durability::NotDurable,
+        ..config()
+    };
+    let head = {
+        let ledger = Ledger::open(&path, not_durable).unwrap();
+        ledger.sync_client("alice", 1000, 0, 0).wait().unwrap();
+        let reservation = ledger.reserve("alice", 10).unwrap();
+        ledger.charge(reservation, "w", 10, id(1)).wait().unwrap();
+        let head = ledger.head();
+        ledger.close().unwrap();
+        head
+    };
+    let ledger = Ledger::open(&path, config()).unwrap();
+    assert_eq!(ledger.head(), head);
+    assert_eq!(ledger.snapshot().clients["alice"].charged_tokens, 10);
+}
+
+#[test]
+fn foreign_reservations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    ledger.sync_client("alice", 1000, 0, 0).wait().unwrap();
+    let reservation = ledger.reserve("alice", 10).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = open(&other_dir);
+    assert_eq!(
+        other.charge(reservation, "w", 1, id(1)).wait(),
+        Err(LedgerError::ForeignReservation)
+    );
+    // The foreign reservation went back to its own ledger.
+    assert_eq!(ledger.snapshot().clients["alice"].reserved_tokens, 0);
+    other.close().unwrap();
+}
+
+#[test]
+fn chain_commit_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    assert_eq!(ledger.check_chain_commit(0, [0; 32]), Ok(()));
+    ledger.sync_client("alice", 1000, 0, 0).wait().unwrap();
+    let head = ledger.head();
+    assert_eq!(ledger.check_chain_commit(head.seqno, head.hash), Ok(()));
+    assert_eq!(
+        ledger.check_chain_commit(head.seqno + 1, head.hash),
+        Err(RollbackError::RolledBack {
+            local_seqno: head.seqno,
+            chain_seqno: head.seqno + 1
+        })
+    );
+    assert!(matches!(
+        ledger.check_chain_commit(head.seqno, [9; 32]),
+        Err(RollbackError::Forked { .. })
+    ));
+}
+
+#[test]
+fn concurrent_async_charges_batch_and_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = std::sync::Arc::new(open(&dir));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        ledger
+            .sync_client("alice", u128::MAX / 2, 0, 0)
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..64u64)
+            .map(|task| {
+                let ledger = ledger.clone();
+                tokio::spawn(async move {
+                    let mut seqnos = Vec::new();
+                    for n in 0..50u64 {
+                        let reservation = ledger.reserve("alice", 10).unwrap();
+                        let receipt = ledger
+                            .charge(reservation, "w", 3, id(task * 1000 + n))
+                            .await
+                            .unwrap();
+                        seqnos.push(receipt.seqno);
+                    }
+                    seqnos
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all.sort_unstable();
+        assert_eq!(all, (2..=3201).collect::<Vec<u64>>());
+    });
+    let snapshot = ledger.snapshot();
+    assert_eq!(snapshot.clients["alice"].charged_tokens, 3 * 3200);
+    assert_eq!(snapshot.clients["alice"].reserved_tokens, 0);
+    let stats = ledger.writer_stats();
+    assert_eq!(stats.records, 3201);
+    assert!(stats.batches < stats.records, "no batching: {stats:?}");
+}
