@@ -215,6 +215,22 @@ export function signedBody({ op, queryId, tokens, target, secretKey, excessTo, p
         .endCell();
 }
 
+/** Params from a get method's stack (`get_params`). */
+export function readParams(r) {
+    return {
+        price_per_token: r.readBigNumber(),
+        worker_fee_per_token: r.readBigNumber(),
+        prompt_multiplier: r.readNumber(),
+        cached_multiplier: r.readNumber(),
+        completion_multiplier: r.readNumber(),
+        reasoning_multiplier: r.readNumber(),
+        proxy_close_delay: r.readNumber(),
+        client_close_delay: r.readNumber(),
+        min_proxy_stake: r.readBigNumber(),
+        min_client_stake: r.readBigNumber(),
+    };
+}
+
 export function hexToBigInt(hex) {
     return BigInt('0x' + hex);
 }
@@ -280,11 +296,24 @@ export class World {
         const operator = await w.wallet('proxy');
         w.root = stateInit(CODES.root, rootData({ owner: owner.address, params }));
         await w.expectOk(await owner.send({ to: w.root.address, value: GAS, init: { code: w.root.code, data: w.root.data }, body: beginCell().endCell() }));
-        w.proxy = stateInit(
-            CODES.proxy,
-            proxyData({ owner: operator.address, root: w.root.address, publicKey: keyOf('proxy').publicKey, params }),
-        );
+        w.proxy = null;
+        await w.fixProxy();
         return w;
+    }
+
+    /**
+     * The proxy contract's initial data copies the root's current params (so a proxy deployed
+     * after `root_set_params` gets the new ones); fixed once the proxy contract is deployed.
+     */
+    async fixProxy() {
+        if (this.proxy && (await this.active(this.proxy.address))) return;
+        const operator = await this.wallet('proxy');
+        const params = readParams(await this.get(this.root.address, 'get_params'));
+        this.proxyParams = params;
+        this.proxy = stateInit(
+            CODES.proxy,
+            proxyData({ owner: operator.address, root: this.root.address, publicKey: keyOf('proxy').publicKey, params }),
+        );
     }
 
     async wallet(name) {
@@ -306,7 +335,7 @@ export class World {
             const owner = await this.wallet(name);
             c = stateInit(
                 CODES.client,
-                clientData({ owner: owner.address, proxy: this.proxy.address, publicKey: keyOf('proxy').publicKey, params: this.params }),
+                clientData({ owner: owner.address, proxy: this.proxy.address, publicKey: keyOf('proxy').publicKey, params: this.proxyParams }),
             );
             this.clients.set(name, c);
         }
@@ -319,7 +348,7 @@ export class World {
             const owner = await this.wallet(name);
             c = stateInit(
                 CODES.worker,
-                workerData({ owner: owner.address, proxy: this.proxy.address, publicKey: keyOf('proxy').publicKey, params: this.params }),
+                workerData({ owner: owner.address, proxy: this.proxy.address, publicKey: keyOf('proxy').publicKey, params: this.proxyParams }),
             );
             this.workers.set(name, c);
         }
@@ -368,6 +397,7 @@ export class World {
     }
 
     async proxyDeploy(stake, { from = 'proxy', value } = {}) {
+        await this.fixProxy();
         return this.send(from, this.proxy.address, body.proxy_deploy(this.nextQueryId(), stake), {
             init: this.proxy,
             value: value ?? BigInt(stake) + GAS,
