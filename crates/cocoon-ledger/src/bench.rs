@@ -62,6 +62,10 @@ pub struct BenchRow {
     pub elapsed: Duration,
     /// The writer's batches during the run.
     pub batches: WriterStats,
+    /// Records in the file at the end.
+    pub records: u64,
+    /// How long reopening the file took (verifying every hash and signature).
+    pub reopen: Duration,
 }
 
 impl BenchRow {
@@ -202,7 +206,17 @@ fn run_one(
     if let Ok(ledger) = Arc::try_unwrap(ledger) {
         ledger.close()?;
     }
+    let reopening = Instant::now();
+    let reopened = Ledger::open(
+        dir.join("bench.ledger"),
+        LedgerConfig::new([0x42; 32], 20, 19),
+    )?;
+    let reopen = reopening.elapsed();
+    let records = reopened.head().seqno;
+    reopened.close()?;
     Ok(BenchRow {
+        records,
+        reopen,
         durability,
         threads,
         in_flight,
@@ -225,20 +239,28 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<12} {:>7} {:>9} {:>12} {:>10} {:>9} {:>11}",
-            "durability", "threads", "in flight", "charges/s", "charges", "commits", "mean batch"
+            "{:<12} {:>7} {:>9} {:>12} {:>10} {:>9} {:>11} {:>14}",
+            "durability",
+            "threads",
+            "in flight",
+            "charges/s",
+            "charges",
+            "commits",
+            "mean batch",
+            "reopen+verify"
         )?;
         for row in &self.rows {
             writeln!(
                 f,
-                "{:<12} {:>7} {:>9} {:>12.0} {:>10} {:>9} {:>11.1}",
+                "{:<12} {:>7} {:>9} {:>12.0} {:>10} {:>9} {:>11.1} {:>11.0} ms",
                 durability_name(row.durability),
                 row.threads,
                 row.in_flight,
                 row.charges_per_second(),
                 row.charges,
                 row.batches.batches,
-                row.mean_batch()
+                row.mean_batch(),
+                row.reopen.as_secs_f64() * 1000.0
             )?;
         }
         writeln!(f)?;

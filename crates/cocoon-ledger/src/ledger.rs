@@ -164,7 +164,6 @@ impl Future for Pending {
 /// Tokens held for a running request, in memory only. Charge it or release it; dropping it
 /// releases it, so a reservation can never leak, and none survives a restart.
 #[must_use = "a reservation holds balance until charged or released"]
-#[derive(Debug)]
 pub struct Reservation {
     shared: Arc<Shared>,
     client: String,
@@ -190,6 +189,16 @@ impl Reservation {
                 account.reserved_tokens = account.reserved_tokens.saturating_sub(self.tokens);
             }
         }
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("client", &self.client)
+            .field("tokens", &self.tokens)
+            .field("live", &self.live)
+            .finish()
     }
 }
 
@@ -231,7 +240,6 @@ impl StatsCounters {
     }
 }
 
-#[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
     price_per_token: u128,
@@ -249,7 +257,6 @@ impl Shared {
     }
 }
 
-#[derive(Debug)]
 struct State {
     books: Books,
     /// Seqno of the last record handed to the writer.
@@ -262,7 +269,6 @@ struct State {
     stopped: Option<Arc<str>>,
 }
 
-#[derive(Debug)]
 struct Job {
     seqno: u64,
     record: Record,
@@ -270,7 +276,6 @@ struct Job {
 }
 
 /// A proxy's ledger. See the crate documentation.
-#[derive(Debug)]
 pub struct Ledger {
     shared: Arc<Shared>,
     db: Arc<Database>,
@@ -605,6 +610,18 @@ impl Ledger {
                 reason: "the ledger writer panicked".into(),
             }),
         }
+    }
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The books can hold millions of request ids: show where the ledger stands instead.
+        let head = self.head();
+        f.debug_struct("Ledger")
+            .field("public_key", &hex::encode(self.public_key))
+            .field("seqno", &head.seqno)
+            .field("hash", &hex::encode(head.hash))
+            .finish_non_exhaustive()
     }
 }
 
