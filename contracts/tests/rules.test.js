@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Address, beginCell, Cell, toNano } from '@ton/core';
 import {
-    CODES, EXIT, GAS, OP, START_TIME, World, body, keyOf, paramsCell, readParams, signedBody, stringify,
+    CODES, EXIT, GAS, OP, START_TIME, World, body, clientData, keyOf, paramsCell, readParams, signedBody, stateInit, stringify,
 } from './lib.js';
 
 const PARAMS = {
@@ -220,6 +220,21 @@ describe('client contract', () => {
         assert.ok(before - (await wallet.getBalance()) < toNano('0.05'));
         await rejects(w, 'wrong_state', () => w.workerDeploy('bob'));
         assert.equal(await w.workerState('bob'), null);
+    });
+
+    test('a client contract built with other params is refused by the proxy (not_proxy) and undone', async () => {
+        const w = await World.create(PARAMS);
+        ok(await w.proxyDeploy(1_000_000));
+        const owner = (await w.wallet('alice')).address;
+        const fake = stateInit(CODES.client, clientData({
+            owner, proxy: w.proxy.address, publicKey: keyOf('proxy').publicKey, params: { ...PARAMS, price_per_token: 1 },
+        }));
+        w.clients.set('fake', fake);
+        await rejects(w, 'not_proxy', () => w.send('alice', fake.address, body.client_deploy(1, 50000, 10000), {
+            init: fake, value: 50000n + GAS,
+        }));
+        assert.equal((await w.get(fake.address, 'get_client_state')).readNumber(), 0);
+        assert.equal((await w.proxyState()).open_clients, 0n);
     });
 
     test('top_up: anyone, not when closed, the amount must come with the message', async () => {
