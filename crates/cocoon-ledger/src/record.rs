@@ -349,7 +349,17 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_bytes_never_panic_and_decode_canonically(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        fn arbitrary_bytes_never_panic_and_decode_canonically(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..400),
+                // Mostly past the version byte, with a plausible kind, to reach the fields.
+                (1u8..=5, proptest::collection::vec(any::<u8>(), 0..400)).prop_map(|(kind, rest)| {
+                    let mut bytes = vec![RECORD_VERSION, 1, 0, 0, 0, 0, 0, 0, 0, kind];
+                    bytes.extend(rest);
+                    bytes
+                }),
+            ]
+        ) {
             if let Ok((seqno, record)) = Record::decode(&bytes) {
                 prop_assert_eq!(record.to_bytes(seqno), bytes);
             }

@@ -168,7 +168,11 @@ fn replay(db: &Database, public_key: &PublicKey) -> Result<Replayed, OpenError> 
         if let Some(signature_row) = signatures.peek() {
             let signed_seqno = match signature_row {
                 Ok((key, _)) => key.value(),
-                Err(_) => 0,
+                // Take the row to surface its error.
+                Err(_) => match signatures.next() {
+                    Some(Err(error)) => return Err(redb::Error::from(error).into()),
+                    _ => 0,
+                },
             };
             if signed_seqno < seqno {
                 return Err(corrupt(signed_seqno, CorruptReason::DanglingSignature));

@@ -406,3 +406,65 @@ fn concurrent_async_charges_batch_and_add_up() {
     assert_eq!(stats.records, 3201);
     assert!(stats.batches < stats.records, "no batching: {stats:?}");
 }
+
+mod random_histories {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Sync(usize, u128, u64),
+        Charge(usize, usize, u64, u64, u8),
+        SignCharge(usize, u64),
+        SignPayout(usize, u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3usize, 0..100_000u128, 0..2000u64).prop_map(|(c, b, u)| Op::Sync(c, b, u)),
+            (0..3usize, 0..2usize, 0..300u64, 0..400u64, 0..40u8)
+                .prop_map(|(c, w, r, t, id)| Op::Charge(c, w, r, t, id)),
+            (0..3usize, 0..3000u64).prop_map(|(c, t)| Op::SignCharge(c, t)),
+            (0..2usize, 0..3000u64).prop_map(|(w, t)| Op::SignPayout(w, t)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Whatever was accepted or refused, reopening rebuilds the same books and head, and
+        /// no reservation survives it and no signed count exceeds what was charged.
+        #[test]
+        fn reopening_any_history_rebuilds_the_same_books(ops in proptest::collection::vec(op(), 1..60)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ledger");
+            let not_durable = LedgerConfig { durability: Durability::NotDurable, ..config() };
+            let clients = ["a", "b", "c"];
+            let workers = ["x", "y"];
+            let (snapshot, head) = {
+                let ledger = Ledger::open(&path, not_durable).unwrap();
+                for op in ops {
+                    let _ = match op {
+                        Op::Sync(c, balance, used) => ledger.sync_client(clients[c], balance, 0, used).wait(),
+                        Op::Charge(c, w, reserve, tokens, request) => match ledger.reserve(clients[c], reserve) {
+                            Ok(reservation) => ledger.charge(reservation, workers[w], tokens, id(u64::from(request))).wait(),
+                            Err(LedgerError::InsufficientBalance { .. }) => continue,
+                            Err(other) => panic!("{other}"),
+                        },
+                        Op::SignCharge(c, tokens) => ledger.record_signed_charge(clients[c], tokens).wait(),
+                        Op::SignPayout(w, tokens) => ledger.record_signed_payout(workers[w], tokens).wait(),
+                    };
+                }
+                let snapshot = ledger.snapshot();
+                for account in snapshot.clients.values() {
+                    prop_assert_eq!(account.reserved_tokens, 0);
+                    prop_assert!(account.signed_tokens <= account.charged_tokens);
+                }
+                (snapshot, ledger.head())
+            };
+            let ledger = Ledger::open(&path, config()).unwrap();
+            prop_assert_eq!(ledger.head(), head);
+            prop_assert_eq!(ledger.snapshot(), snapshot);
+        }
+    }
+}
