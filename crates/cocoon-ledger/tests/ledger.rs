@@ -53,6 +53,9 @@ fn reserve_charge_release_arithmetic() {
     assert_eq!(snapshot.charged_nano, 12_000);
     assert_eq!(snapshot.earned_nano, 11_400);
     assert_eq!(snapshot.commission_nano, 600);
+    let json = serde_json::to_value(&snapshot).unwrap();
+    assert_eq!(json["clients"]["alice"]["charged_nano"], 12_000);
+    assert_eq!(json["workers"]["w1"]["earned_tokens"], 600);
 
     // Exactly the rest of the balance can be reserved, not one token more.
     let all = ledger.reserve("alice", 4400).unwrap();
