@@ -20,10 +20,11 @@ use redb::Database;
 use tokio::sync::oneshot;
 
 use crate::accounts::{account_mut, available_nano, check_key, Books, LedgerSnapshot};
-use crate::chain::{next_hash, PublicKey, Signer};
+use crate::chain::{PublicKey, Signer};
 use crate::error::{LedgerError, OpenError, RollbackError};
 use crate::record::{Charge, Record};
 use crate::store::{self, Head, StoredRecord};
+use crate::writer::Writer;
 
 /// Most records in one commit unless configured otherwise. Large enough that a commit's
 /// fixed cost (fsync, signature) is spread thin under load; small enough that one
@@ -225,14 +226,14 @@ pub struct WriterStats {
 const HISTOGRAM_BUCKETS: usize = 16;
 
 #[derive(Debug, Default)]
-struct StatsCounters {
+pub(crate) struct StatsCounters {
     batches: AtomicU64,
     records: AtomicU64,
     histogram: [AtomicU64; HISTOGRAM_BUCKETS],
 }
 
 impl StatsCounters {
-    fn record(&self, batch: usize) {
+    pub(crate) fn record(&self, batch: usize) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.records.fetch_add(batch as u64, Ordering::Relaxed);
         let bucket = (usize::BITS - 1 - batch.max(1).leading_zeros()) as usize;
@@ -240,15 +241,15 @@ impl StatsCounters {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     state: Mutex<State>,
     price_per_token: u128,
     worker_fee_per_token: u128,
-    stats: StatsCounters,
+    pub(crate) stats: StatsCounters,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Every change under this lock is checked before anything is modified, so a panic
         // cannot leave half an update behind: a poisoned lock still guards consistent books.
         self.state
@@ -257,22 +258,22 @@ impl Shared {
     }
 }
 
-struct State {
+pub(crate) struct State {
     books: Books,
     /// Seqno of the last record handed to the writer.
     appended: u64,
     /// The last committed record.
-    committed: Head,
+    pub(crate) committed: Head,
     /// The writer's queue; `None` once closed or stopped.
-    sender: Option<mpsc::Sender<Job>>,
+    pub(crate) sender: Option<mpsc::Sender<Job>>,
     /// Why the ledger stopped accepting records.
-    stopped: Option<Arc<str>>,
+    pub(crate) stopped: Option<Arc<str>>,
 }
 
-struct Job {
-    seqno: u64,
-    record: Record,
-    reply: oneshot::Sender<Result<Receipt, LedgerError>>,
+pub(crate) struct Job {
+    pub(crate) seqno: u64,
+    pub(crate) record: Record,
+    pub(crate) reply: oneshot::Sender<Result<Receipt, LedgerError>>,
 }
 
 /// A proxy's ledger. See the crate documentation.
@@ -666,111 +667,5 @@ fn append(state: &mut State, record: Record) -> Pending {
     state.appended = seqno;
     Pending {
         state: PendingState::Waiting(receiver),
-    }
-}
-
-/// The thread that owns all writes.
-struct Writer {
-    db: Arc<Database>,
-    shared: Arc<Shared>,
-    signer: Signer,
-    durability: redb::Durability,
-    max_batch: usize,
-    head: Head,
-}
-
-impl Writer {
-    /// Takes everything queued (up to `max_batch`), writes it in one transaction, commits,
-    /// then answers every caller. Returns when every sender is gone, after a final flush.
-    fn run(mut self, receiver: mpsc::Receiver<Job>) -> Result<(), Arc<str>> {
-        let mut batch: Vec<Job> = Vec::with_capacity(self.max_batch);
-        let mut buffer: Vec<u8> = Vec::new();
-        let mut hashes: Vec<(usize, usize, [u8; 32])> = Vec::new();
-        while let Ok(first) = receiver.recv() {
-            batch.push(first);
-            while batch.len() < self.max_batch {
-                match receiver.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            if let Err(reason) = self.commit(&batch, &mut buffer, &mut hashes) {
-                return Err(self.stop(reason, batch, &receiver));
-            }
-            for (job, (_, _, hash)) in batch.drain(..).zip(&hashes) {
-                // A caller that stopped waiting is no error: its record is committed anyway.
-                let _ = job.reply.send(Ok(Receipt {
-                    seqno: job.seqno,
-                    hash: *hash,
-                }));
-            }
-        }
-        if matches!(self.durability, redb::Durability::None) {
-            store::flush(&self.db).map_err(|e| -> Arc<str> { e.to_string().into() })?;
-        }
-        Ok(())
-    }
-
-    /// Encodes and chains `batch`, signs its end, writes it in one transaction and commits.
-    fn commit(
-        &mut self,
-        batch: &[Job],
-        buffer: &mut Vec<u8>,
-        hashes: &mut Vec<(usize, usize, [u8; 32])>,
-    ) -> Result<(), Arc<str>> {
-        buffer.clear();
-        hashes.clear();
-        let mut head = self.head;
-        for job in batch {
-            if job.seqno != head.seqno + 1 {
-                return Err(format!(
-                    "internal error: seqno {} queued after {}",
-                    job.seqno, head.seqno
-                )
-                .into());
-            }
-            // Each row is h_n ‖ encoding; the hash is filled in once the encoding exists.
-            let start = buffer.len();
-            buffer.extend_from_slice(&[0; 32]);
-            job.record.encode(job.seqno, buffer);
-            let hash = next_hash(&head.hash, &buffer[start + 32..]);
-            buffer[start..start + 32].copy_from_slice(&hash);
-            hashes.push((start, buffer.len(), hash));
-            head = Head {
-                seqno: job.seqno,
-                hash,
-            };
-        }
-        let signature = self.signer.sign_batch(head.seqno, &head.hash);
-        let rows: Vec<(u64, &[u8])> = batch
-            .iter()
-            .zip(hashes.iter())
-            .map(|(job, (start, end, _))| (job.seqno, &buffer[*start..*end]))
-            .collect();
-        store::write_batch(&self.db, self.durability, &rows, (head.seqno, &signature))
-            .map_err(|e| -> Arc<str> { format!("commit failed: {e}").into() })?;
-        self.head = head;
-        self.shared.lock().committed = head;
-        self.shared.stats.record(batch.len());
-        Ok(())
-    }
-
-    /// After a failed commit: the books hold records the file does not, so refuse everything
-    /// from now on and tell every waiting caller.
-    fn stop(&self, reason: Arc<str>, batch: Vec<Job>, receiver: &mpsc::Receiver<Job>) -> Arc<str> {
-        tracing::error!(%reason, "ledger stopped");
-        {
-            let mut state = self.shared.lock();
-            state.stopped = Some(reason.clone());
-            state.sender = None;
-        }
-        let error = LedgerError::Unavailable {
-            reason: reason.clone(),
-        };
-        // No sender is left, so this drains what was queued and ends.
-        for job in batch.into_iter().chain(receiver.iter()) {
-            let _ = job.reply.send(Err(error.clone()));
-        }
-        reason
     }
 }

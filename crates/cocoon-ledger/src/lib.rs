@@ -32,6 +32,7 @@ mod error;
 mod ledger;
 mod record;
 mod store;
+mod writer;
 
 pub use accounts::{available_nano, ClientAccount, LedgerSnapshot, WorkerAccount};
 pub use chain::{batch_message, genesis_hash, next_hash, verify_batch, PublicKey, Signature};
