@@ -21,6 +21,26 @@ pub enum BenchCommand {
     /// Handshake cost of attestation: plain TLS, fake RA-TLS, and RA-TLS with DCAP
     /// verification of a real TDX quote (cold and cached), in one run on loopback.
     Attest(AttestBenchArgs),
+    /// Charged requests per second through the proxy's ledger (reserve + durable charge),
+    /// with durability on and off, side by side, at several thread counts.
+    Ledger(LedgerBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LedgerBenchArgs {
+    /// Seconds per configuration.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Thread counts to try, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    threads: Vec<usize>,
+    /// Concurrent requests per thread.
+    #[arg(long, default_value_t = 256)]
+    in_flight: usize,
+    /// Directory for the ledger files (use the disk the proxy will use); default: the
+    /// system's temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 const FIXTURES: &str = concat!(
@@ -47,7 +67,28 @@ pub struct AttestBenchArgs {
 pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Attest(args) => attest(args).await,
+        BenchCommand::Ledger(args) => ledger(args).await,
     }
+}
+
+async fn ledger(args: LedgerBenchArgs) -> Result<()> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
+        anyhow::bail!("--seconds must be between 0 and 3600");
+    }
+    let options = cocoon_ledger::bench::BenchOptions {
+        dir: args.dir,
+        duration: Duration::from_secs_f64(args.seconds),
+        threads: args.threads,
+        in_flight_per_thread: args.in_flight,
+        ..cocoon_ledger::bench::BenchOptions::default()
+    };
+    eprintln!("ledger benchmark: {options:?}");
+    // The benchmark runs its own runtimes and blocks: keep it off this one.
+    let report = tokio::task::spawn_blocking(move || cocoon_ledger::bench::run(&options))
+        .await
+        .context("the benchmark panicked")??;
+    println!("{report}");
+    Ok(())
 }
 
 /// The `tdx` policy's work on a certificate carrying the sample quote: certificate checks and
