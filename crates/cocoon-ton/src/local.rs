@@ -60,6 +60,14 @@ struct Inner {
     lines: usize,
 }
 
+impl Inner {
+    /// Notes that this process appended (and applied) one journal line.
+    fn appended(&mut self) {
+        self.offset = self.file.metadata().map(|m| m.len()).unwrap_or(self.offset);
+        self.lines += 1;
+    }
+}
+
 /// A durable single-machine TON network executing the COCOON rules natively.
 pub struct LocalChain {
     path: PathBuf,
@@ -209,12 +217,7 @@ impl LocalChain {
             )?;
             inner.world.now = now;
             inner.world.mint(wallet, amount);
-            inner.offset = inner
-                .file
-                .metadata()
-                .map(|m| m.len())
-                .unwrap_or(inner.offset);
-            inner.lines += 1;
+            inner.appended();
             Ok(())
         })
     }
@@ -254,12 +257,7 @@ impl LocalChain {
             };
             append(&inner.file, path, &entry)?;
             inner.world = next;
-            inner.offset = inner
-                .file
-                .metadata()
-                .map(|m| m.len())
-                .unwrap_or(inner.offset);
-            inner.lines += 1;
+            inner.appended();
             Ok(receipt)
         })
     }
