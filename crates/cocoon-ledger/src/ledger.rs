@@ -19,7 +19,9 @@ use std::thread::JoinHandle;
 use redb::Database;
 use tokio::sync::oneshot;
 
-use crate::accounts::{account_mut, available_nano, check_key, Books, LedgerSnapshot};
+use crate::accounts::{
+    account_mut, available_nano, check_key, Books, ClientAccount, LedgerSnapshot, WorkerAccount,
+};
 use crate::chain::{PublicKey, Signer};
 use crate::error::{LedgerError, OpenError, RollbackError};
 use crate::record::{Charge, Record};
@@ -558,6 +560,24 @@ impl Ledger {
                 chain_seqno: seqno,
             }),
         }
+    }
+
+    /// One client's account (with `available_nano`), if the ledger knows it.
+    pub fn client(&self, client: &str) -> Option<ClientAccount> {
+        let state = self.shared.lock();
+        let mut account = state.books.clients.get(client)?.clone();
+        account.available_nano = available_nano(&account, self.shared.price_per_token);
+        Some(account)
+    }
+
+    /// One worker's account, if the ledger knows it.
+    pub fn worker(&self, worker: &str) -> Option<WorkerAccount> {
+        self.shared.lock().books.workers.get(worker).cloned()
+    }
+
+    /// The keys of every client account.
+    pub fn client_keys(&self) -> Vec<String> {
+        self.shared.lock().books.clients.keys().cloned().collect()
     }
 
     /// All accounts, for `/stats`.

@@ -67,6 +67,26 @@ impl Shutdown {
         let _ = receiver.wait_for(|phase| *phase >= Phase::Killed).await;
     }
 
+    /// A pair that follows this one (a drain or kill here drains or kills it) and can also be
+    /// triggered on its own: a daemon uses it to end its own tasks after a drain. Needs a Tokio
+    /// runtime.
+    pub fn child(&self) -> (ShutdownTrigger, Shutdown) {
+        let (trigger, child) = ShutdownTrigger::new();
+        let forward = ShutdownTrigger(trigger.0.clone());
+        let parent = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = parent.draining() => forward.drain(),
+                _ = forward.0.closed() => return,
+            }
+            tokio::select! {
+                _ = parent.killed() => forward.kill(),
+                _ = forward.0.closed() => {}
+            }
+        });
+        (trigger, child)
+    }
+
     /// Whether a drain or kill was asked for.
     pub fn is_draining(&self) -> bool {
         *self.0.borrow() >= Phase::Draining

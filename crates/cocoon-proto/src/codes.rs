@@ -9,6 +9,8 @@ pub const BAD_REQUEST: i32 = 400;
 pub const PAYMENT_REQUIRED: i32 = 402;
 /// No worker serves the requested model.
 pub const MODEL_NOT_FOUND: i32 = 404;
+/// The proxy itself failed (e.g. its ledger could not record a charge).
+pub const INTERNAL: i32 = 500;
 /// The worker or its backend failed.
 pub const UPSTREAM_FAILED: i32 = 502;
 /// Workers exist for the model but none can take the request now.

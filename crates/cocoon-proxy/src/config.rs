@@ -7,6 +7,8 @@ use cocoon_attest::{PeerPolicyConfig, TeeConfig};
 use cocoon_net::config::{check_seconds, MAX_SECONDS};
 use serde::{Deserialize, Serialize};
 
+use crate::payments::PaymentsConfig;
+
 /// Default port for clients, next to the client's 10000.
 pub const DEFAULT_CLIENT_PORT: u16 = 10001;
 /// Default port for workers.
@@ -54,6 +56,10 @@ pub struct ProxyConfig {
     /// Grace period for draining on shutdown, in seconds.
     #[serde(default = "default_grace")]
     pub grace_period_secs: f64,
+    /// `[payments]`: the chain, the ledger and the keys. Without it the proxy serves every
+    /// client for free and pays no worker (it says so loudly at start).
+    #[serde(default)]
+    pub payments: Option<PaymentsConfig>,
 }
 
 fn default_client_listen() -> SocketAddr {
@@ -88,6 +94,7 @@ impl ProxyConfig {
             pow_difficulty: DEFAULT_POW_DIFFICULTY,
             max_request_timeout_secs: DEFAULT_MAX_REQUEST_TIMEOUT_SECS,
             grace_period_secs: DEFAULT_GRACE_PERIOD_SECS,
+            payments: None,
         }
     }
 
@@ -118,6 +125,9 @@ impl ProxyConfig {
             true,
             MAX_SECONDS,
         );
+        if let Some(payments) = &self.payments {
+            problems.extend(payments.problems());
+        }
         problems
     }
 

@@ -13,7 +13,7 @@ use cocoon_net::metrics::{unix_time_f64, TokenCounters};
 use cocoon_net::ConnectionHandle;
 use cocoon_proto::{codes, *};
 
-use crate::ledger::{Ledger, Reservation};
+use crate::ledger::{billable_tokens, Books, Charged, Reservation};
 
 /// A request is tried on at most this many workers, and only while no answer byte reached the
 /// client (after that, replaying would duplicate output).
@@ -85,7 +85,9 @@ pub(crate) struct Counters {
 /// Shared proxy state.
 pub(crate) struct Router {
     state: Mutex<State>,
-    pub ledger: Arc<dyn Ledger>,
+    pub ledger: Arc<Books>,
+    /// The chain side of a paid proxy.
+    pub payments: Option<Arc<crate::payments::Payments>>,
     pub counters: Counters,
     pub max_request_timeout_secs: f64,
     /// Models that are known even without a live worker (503 rather than 404).
@@ -96,16 +98,46 @@ pub(crate) struct Router {
 enum Outgoing {
     ToClient(ConnectionHandle, ClientQueryAnswer),
     ToWorker(ConnectionHandle, ProxyRunQueryEx),
+    /// A request's last message, held until its charge is durable: a client never sees the end
+    /// of an answer the ledger could forget.
+    AfterCharge(ConnectionHandle, ClientQueryAnswer, cocoon_ledger::Pending),
+}
+
+fn send(handle: &ConnectionHandle, bytes: &[u8]) {
+    if let Err(error) = handle.send_packet(bytes) {
+        tracing::debug!(connection = handle.id(), %error, "dropping message for a closed peer");
+    }
 }
 
 fn send_all(outgoing: Vec<Outgoing>) {
     for message in outgoing {
-        let (handle, bytes) = match &message {
-            Outgoing::ToClient(handle, answer) => (handle, answer.to_bytes()),
-            Outgoing::ToWorker(handle, query) => (handle, query.to_bytes()),
-        };
-        if let Err(error) = handle.send_packet(&bytes) {
-            tracing::debug!(connection = handle.id(), %error, "dropping message for a closed peer");
+        match message {
+            Outgoing::ToClient(handle, answer) => send(&handle, &answer.to_bytes()),
+            Outgoing::ToWorker(handle, query) => send(&handle, &query.to_bytes()),
+            Outgoing::AfterCharge(handle, answer, pending) => {
+                tokio::spawn(async move {
+                    match pending.await {
+                        Ok(_) => send(&handle, &answer.to_bytes()),
+                        Err(error) => {
+                            // Not durable, so not billed: the client gets an error instead of
+                            // an end it would not be charged for.
+                            tracing::error!(%error, "a charge could not be recorded");
+                            let request_id = match &answer {
+                                ClientQueryAnswer::Answer(a) => a.request_id,
+                                ClientQueryAnswer::Part(p) => p.request_id,
+                                ClientQueryAnswer::Error(e) => e.request_id,
+                            };
+                            let failed = error_answer(
+                                request_id,
+                                codes::INTERNAL,
+                                "the proxy could not record the charge".into(),
+                                TokensUsed::default(),
+                            );
+                            send(&handle, &failed.to_bytes());
+                        }
+                    }
+                });
+            }
         }
     }
 }
@@ -134,13 +166,15 @@ fn error_answer(
 
 impl Router {
     pub fn new(
-        ledger: Arc<dyn Ledger>,
+        ledger: Arc<Books>,
+        payments: Option<Arc<crate::payments::Payments>>,
         max_request_timeout_secs: f64,
         known_models: Vec<String>,
     ) -> Router {
         Router {
             state: Mutex::new(State::default()),
             ledger,
+            payments,
             counters: Counters::default(),
             max_request_timeout_secs,
             known_models,
@@ -441,24 +475,57 @@ impl Router {
         }
         tracing::info!(request = %short_id(&entry.client_request_id), code, "request failed");
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
-        outgoing.push(Outgoing::ToClient(
+        // A request that failed before any answer byte reached the client costs it nothing;
+        // one that broke off mid-answer pays for the tokens the worker reported.
+        let bill = entry.relayed_any;
+        let worker = state.workers.get(&entry.worker);
+        let pending = self.settle(&mut entry, worker_request_id, worker, &tokens, bill);
+        let billed = if bill { tokens } else { TokensUsed::default() };
+        outgoing.push(Self::final_message(
             entry.client.clone(),
-            error_answer(entry.client_request_id, code, message, tokens),
+            error_answer(entry.client_request_id, code, message, billed),
+            pending,
         ));
-        self.settle(&mut entry, None, &tokens);
     }
 
-    /// Charges or releases the reservation and records the tokens.
-    fn settle(&self, entry: &mut RequestEntry, worker: Option<&WorkerEntry>, tokens: &TokensUsed) {
-        if let Some(reservation) = entry.reservation.take() {
-            if tokens.total_tokens_used > 0 {
-                let worker_key = worker.map(|w| w.owner.as_str()).unwrap_or("unknown-worker");
-                self.ledger.charge(reservation, worker_key, tokens);
-            } else {
-                self.ledger.release(reservation);
-            }
+    /// Charges (`bill` = the worker's usage report) or releases (`bill` = `None`) the
+    /// reservation, and counts the reported tokens. What a charge returns must reach the
+    /// client's last message (see [`Outgoing::AfterCharge`]).
+    fn settle(
+        &self,
+        entry: &mut RequestEntry,
+        worker_request_id: [u8; 32],
+        worker: Option<&WorkerEntry>,
+        reported: &TokensUsed,
+        bill: bool,
+    ) -> Option<cocoon_ledger::Pending> {
+        self.counters.tokens.add(reported);
+        let reservation = entry.reservation.take()?;
+        let tokens = billable_tokens(reported);
+        if !bill || tokens == 0 {
+            self.ledger.release(reservation);
+            return None;
         }
-        self.counters.tokens.add(tokens);
+        let worker_key = worker.map(|w| w.owner.as_str()).unwrap_or("unknown-worker");
+        match self
+            .ledger
+            .charge(reservation, worker_key, tokens, worker_request_id)
+        {
+            Charged::Done => None,
+            Charged::Pending(pending) => Some(pending),
+        }
+    }
+
+    /// The client's last message for a request, held back until its charge is durable.
+    fn final_message(
+        client: ConnectionHandle,
+        answer: ClientQueryAnswer,
+        pending: Option<cocoon_ledger::Pending>,
+    ) -> Outgoing {
+        match pending {
+            Some(pending) => Outgoing::AfterCharge(client, answer, pending),
+            None => Outgoing::ToClient(client, answer),
+        }
     }
 
     /// A worker sent an answer, a part or an error for one of its requests.
@@ -574,21 +641,21 @@ impl Router {
                     worker.avg_latency_secs * (1.0 - LATENCY_DECAY) + elapsed * LATENCY_DECAY;
             }
             let worker = state.workers.get(&worker_id);
-            self.settle(&mut entry, worker, &tokens);
+            let pending = self.settle(&mut entry, request_id, worker, &tokens, true);
             self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(request = %short_id(&entry.client_request_id), tokens = tokens.total_tokens_used, elapsed_ms = elapsed * 1000.0, "request finished");
-            Some((entry.client, entry.client_request_id, client_info))
+            Some((entry.client, entry.client_request_id, client_info, pending))
         } else {
             None
         };
-        let (client, client_request_id, final_info) = match client_final {
-            Some((client, id, info)) => (client, id, Some(info)),
+        let (client, client_request_id, final_info, pending) = match client_final {
+            Some((client, id, info, pending)) => (client, id, Some(info), pending),
             None => {
                 let Some(entry) = state.requests.get_mut(&request_id) else {
                     return;
                 };
                 entry.relayed_any = true;
-                (entry.client.clone(), entry.client_request_id, None)
+                (entry.client.clone(), entry.client_request_id, None, None)
             }
         };
         debug_assert!(is_final == final_info.is_some());
@@ -605,7 +672,7 @@ impl Router {
                 final_info,
             })
         };
-        outgoing.push(Outgoing::ToClient(client, message));
+        outgoing.push(Self::final_message(client, message, pending));
     }
 
     /// Ends requests whose deadline passed. Called periodically.
@@ -639,7 +706,7 @@ impl Router {
                         TokensUsed::default(),
                     ),
                 ));
-                self.settle(&mut entry, None, &TokensUsed::default());
+                let _ = self.settle(&mut entry, request_id, None, &TokensUsed::default(), false);
             }
         }
         send_all(outgoing);
@@ -660,7 +727,7 @@ impl Router {
                 if let Some(worker) = state.workers.get_mut(&entry.worker) {
                     worker.running = worker.running.saturating_sub(1);
                 }
-                self.settle(&mut entry, None, &TokensUsed::default());
+                let _ = self.settle(&mut entry, request_id, None, &TokensUsed::default(), false);
             }
         }
     }

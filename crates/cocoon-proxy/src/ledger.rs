@@ -1,8 +1,9 @@
-//! The seam where money will be accounted: reserve before running, charge what the worker
-//! reported after, release on failure.
+//! Where money is accounted: reserve before running, charge what the worker reported after,
+//! release on failure.
 //!
-//! This issue keeps the books in memory ([`MemoryLedger`]); the durable, signed ledger with TON
-//! payments replaces it behind the same trait.
+//! [`Books::Paid`] is the durable, signed [`cocoon_ledger::Ledger`] of a proxy with
+//! `[payments]`: a charge is only told to the client once it is on disk. [`Books::Free`] is a
+//! proxy without payments: it serves everyone and only counts ([`MemoryLedger`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,34 +12,13 @@ use std::sync::{Arc, Mutex};
 use cocoon_proto::TokensUsed;
 use serde::Serialize;
 
-/// Why a reservation was refused.
-#[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    /// The client cannot cover the reservation.
-    #[error("insufficient balance: {available} tokens available, {requested} requested")]
-    InsufficientBalance {
-        /// Tokens the client could still pay for.
-        available: u64,
-        /// Tokens asked for.
-        requested: u64,
-    },
-}
-
-/// Tokens held for a running request.
+/// Tokens held for a running request of a free proxy.
 #[derive(Debug)]
 #[must_use = "a reservation must be charged or released"]
-pub struct Reservation {
+pub struct FreeReservation {
     id: u64,
     client: Arc<str>,
     tokens: u64,
-}
-
-impl Reservation {
-    /// The client the reservation belongs to.
-    pub fn client(&self) -> &str {
-        &self.client
-    }
 }
 
 /// Per-client totals.
@@ -70,19 +50,8 @@ pub struct LedgerSnapshot {
     pub workers: HashMap<String, WorkerAccount>,
 }
 
-/// Accounts of a proxy.
-pub trait Ledger: Send + Sync + 'static {
-    /// Holds `tokens` of `client`'s balance for a request about to run.
-    fn reserve(&self, client: &str, tokens: u64) -> Result<Reservation, LedgerError>;
-    /// Charges `used` tokens to the reservation's client, credits `worker`, releases the rest.
-    fn charge(&self, reservation: Reservation, worker: &str, used: &TokensUsed);
-    /// Releases a reservation without charging (the request failed before any answer).
-    fn release(&self, reservation: Reservation);
-    /// Current totals.
-    fn snapshot(&self) -> LedgerSnapshot;
-}
-
-/// In-memory ledger: every client has unlimited credit; totals are kept for `/stats` and tests.
+/// The books of a free proxy: every client has unlimited credit; totals are kept for `/stats`
+/// and tests.
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     next_id: AtomicU64,
@@ -107,20 +76,19 @@ pub fn billable_tokens(used: &TokensUsed) -> u64 {
     u64::try_from(used.total_tokens_used).unwrap_or(0)
 }
 
-impl Ledger for MemoryLedger {
-    fn reserve(&self, client: &str, tokens: u64) -> Result<Reservation, LedgerError> {
+impl MemoryLedger {
+    fn reserve(&self, client: &str, tokens: u64) -> FreeReservation {
         let mut books = self.books();
         let account = books.clients.entry(client.to_string()).or_default();
         account.reserved_tokens += tokens;
-        Ok(Reservation {
+        FreeReservation {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             client: client.into(),
             tokens,
-        })
+        }
     }
 
-    fn charge(&self, reservation: Reservation, worker: &str, used: &TokensUsed) {
-        let tokens = billable_tokens(used);
+    fn charge(&self, reservation: FreeReservation, worker: &str, tokens: u64) {
         let mut books = self.books();
         let account = books
             .clients
@@ -135,7 +103,7 @@ impl Ledger for MemoryLedger {
         tracing::trace!(reservation = reservation.id, tokens, "charged");
     }
 
-    fn release(&self, reservation: Reservation) {
+    fn release(&self, reservation: FreeReservation) {
         let mut books = self.books();
         let account = books
             .clients
@@ -144,7 +112,93 @@ impl Ledger for MemoryLedger {
         account.reserved_tokens = account.reserved_tokens.saturating_sub(reservation.tokens);
     }
 
-    fn snapshot(&self) -> LedgerSnapshot {
+    pub fn snapshot(&self) -> LedgerSnapshot {
         self.books().clone()
+    }
+}
+
+/// Why a request could not reserve its tokens.
+pub type ReserveError = cocoon_ledger::LedgerError;
+
+/// Tokens held for a running request.
+#[derive(Debug)]
+#[must_use = "a reservation must be charged or released"]
+pub enum Reservation {
+    /// Of a free proxy.
+    Free(FreeReservation),
+    /// Of a paid proxy (dropping it releases the tokens).
+    Paid(cocoon_ledger::Reservation),
+}
+
+/// What became of a charge.
+#[must_use = "a paid charge is only durable once its Pending resolves"]
+pub enum Charged {
+    /// Counted (free proxy): nothing to wait for.
+    Done,
+    /// On its way to the disk: tell the client once it resolves.
+    Pending(cocoon_ledger::Pending),
+}
+
+/// The proxy's books.
+pub enum Books {
+    /// No payments: everyone is served and only counted.
+    Free(MemoryLedger),
+    /// The durable ledger of a proxy with `[payments]`.
+    Paid(Arc<cocoon_ledger::Ledger>),
+}
+
+impl Books {
+    /// Holds `tokens` of `client`'s balance for a request about to run.
+    pub fn reserve(&self, client: &str, tokens: u64) -> Result<Reservation, ReserveError> {
+        match self {
+            Books::Free(books) => Ok(Reservation::Free(books.reserve(client, tokens))),
+            Books::Paid(ledger) => ledger.reserve(client, tokens).map(Reservation::Paid),
+        }
+    }
+
+    /// Charges `tokens` for `request_id` to the reservation's client and credits `worker`.
+    pub fn charge(
+        &self,
+        reservation: Reservation,
+        worker: &str,
+        tokens: u64,
+        request_id: [u8; 32],
+    ) -> Charged {
+        match (self, reservation) {
+            (Books::Free(books), Reservation::Free(r)) => {
+                books.charge(r, worker, tokens);
+                Charged::Done
+            }
+            (Books::Paid(ledger), Reservation::Paid(r)) => {
+                Charged::Pending(ledger.charge(r, worker, tokens, request_id))
+            }
+            // A reservation always comes from the books it is charged to.
+            (_, reservation) => {
+                tracing::error!(?reservation, "reservation charged to other books; released");
+                Charged::Done
+            }
+        }
+    }
+
+    /// Releases a reservation without charging.
+    pub fn release(&self, reservation: Reservation) {
+        match (self, reservation) {
+            (Books::Free(books), Reservation::Free(r)) => books.release(r),
+            (_, reservation) => drop(reservation),
+        }
+    }
+
+    /// Current totals, for `/stats`.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let value = match self {
+            Books::Free(books) => serde_json::to_value(books.snapshot()),
+            Books::Paid(ledger) => serde_json::to_value(ledger.snapshot()),
+        };
+        value.unwrap_or_default()
+    }
+
+    /// Whether charges cost money.
+    pub fn is_paid(&self) -> bool {
+        matches!(self, Books::Paid(_))
     }
 }

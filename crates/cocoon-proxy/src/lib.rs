@@ -8,6 +8,7 @@
 mod config;
 mod core;
 pub mod ledger;
+pub mod payments;
 mod peers;
 
 use std::net::SocketAddr;
@@ -27,7 +28,8 @@ use tracing::{info, warn};
 
 pub use crate::config::*;
 use crate::core::Router;
-use crate::ledger::{Ledger, MemoryLedger};
+use crate::ledger::{Books, MemoryLedger};
+use crate::payments::Payments;
 use crate::peers::{hex, ProxyIdentity};
 
 /// How often deadlines are checked. Timeouts are seconds long, so 100 ms is precise enough
@@ -57,6 +59,9 @@ pub enum ProxyError {
     /// This proxy's attestation could not be produced, or a policy could not be built.
     #[error(transparent)]
     Attest(#[from] cocoon_attest::AttestError),
+    /// The chain, the ledger or the keys of `[payments]`.
+    #[error("payments: {0}")]
+    Payments(#[from] payments::PaymentsError),
 }
 
 /// A started proxy.
@@ -98,17 +103,9 @@ async fn bind(what: &'static str, address: SocketAddr) -> Result<TcpListener, Pr
         })
 }
 
-/// Checks the config, binds every port and starts serving.
+/// Checks the config, opens the ledger and the chain (with `[payments]`), binds every port and
+/// starts serving.
 pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningProxy, ProxyError> {
-    start_with_ledger(config, Arc::new(MemoryLedger::new()), shutdown).await
-}
-
-/// [`start`] with a caller-provided ledger.
-pub async fn start_with_ledger(
-    config: ProxyConfig,
-    ledger: Arc<dyn Ledger>,
-    shutdown: Shutdown,
-) -> Result<RunningProxy, ProxyError> {
     let problems = config.problems();
     if !problems.is_empty() {
         return Err(ProxyError::Config(problems));
@@ -123,6 +120,17 @@ pub async fn start_with_ledger(
         Arc::new(cocoon_net::policy::UnattestedClients),
         config.pow_difficulty,
     )?;
+    let payments = match &config.payments {
+        Some(payments) => Some(Arc::new(Payments::open(payments).await?)),
+        None => {
+            warn!("no [payments] in the config: every client is served for FREE and no worker is paid");
+            None
+        }
+    };
+    let ledger = Arc::new(match &payments {
+        Some(payments) => Books::Paid(payments.ledger.clone()),
+        None => Books::Free(MemoryLedger::new()),
+    });
     let identity = identity.tls;
     let client_listener = bind("clients", config.client_listen).await?;
     let worker_listener = bind("workers", config.worker_listen).await?;
@@ -138,6 +146,7 @@ pub async fn start_with_ledger(
         .map_err(cocoon_net::NetError::Io)?;
     let router = Arc::new(Router::new(
         ledger,
+        payments.clone(),
         config.max_request_timeout_secs,
         config.models.clone(),
     ));
@@ -149,14 +158,29 @@ pub async fn start_with_ledger(
     });
     let proxy_identity = Arc::new(ProxyIdentity {
         public_key: identity.public_key,
+        owner_address: payments
+            .as_ref()
+            .map(|p| p.owner_address().to_hex())
+            .unwrap_or_default(),
+        sc_address: payments
+            .as_ref()
+            .map(|p| p.proxy_contract.to_hex())
+            .unwrap_or_default(),
     });
     info!(%client_addr, %worker_addr, %http_addr, policy = policy_name, pow_bits = config.pow_difficulty, key = %hex(&identity.public_key[..8]), "proxy listening");
     let grace = config.grace_period();
     let tee = config.tee.clone();
     let task = tokio::spawn(async move {
+        // Follows `shutdown`, and is killed by this task once the drain is over, so that every
+        // peer (each holds the books) has ended before this task does: the ledger is then
+        // closed and its file free for a restart.
+        let (end_peers, peer_shutdown) = shutdown.child();
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_http(http_listener, shared.clone(), shutdown.clone()));
         tasks.spawn(expire_loop(router.clone(), shutdown.clone()));
+        if let Some(payments) = payments.clone() {
+            tasks.spawn(payments.run(shutdown.clone()));
+        }
         if let Some(fetcher) = collateral_fetcher {
             tasks.spawn(fetcher.run(shutdown.clone()));
         }
@@ -171,25 +195,37 @@ pub async fn start_with_ledger(
                 renewal_acceptors.1.renew_identity(identity)
             },
         ));
-        tasks.spawn(accept_loop(
+        let mut peer_loops = JoinSet::new();
+        peer_loops.spawn(accept_loop(
             client_listener,
             client_acceptor,
             router.clone(),
             proxy_identity.clone(),
-            shutdown.clone(),
+            peer_shutdown.clone(),
             PeerKind::Client,
         ));
-        tasks.spawn(accept_loop(
+        peer_loops.spawn(accept_loop(
             worker_listener,
             worker_acceptor,
             router.clone(),
             proxy_identity,
-            shutdown.clone(),
+            peer_shutdown,
             PeerKind::Worker,
         ));
         shutdown.draining().await;
         wait_for_drain(&shutdown, grace, || router.in_flight()).await;
+        if let Some(payments) = &payments {
+            // What is owed above the thresholds is settled and the head left on chain.
+            tokio::select! {
+                _ = payments.round() => {}
+                _ = shutdown.killed() => {}
+            }
+        }
         tasks.shutdown().await;
+        end_peers.kill();
+        while peer_loops.join_next().await.is_some() {}
+        drop(router);
+        drop(payments);
         info!("proxy stopped");
     });
     Ok(RunningProxy {

@@ -9,18 +9,23 @@ use cocoon_proto::{codes, *};
 use tracing::{debug, info, warn};
 
 use crate::core::{Router, WorkerEntry};
+use crate::payments::{ClientContract, Payments};
 
 /// Identity facts the proxy tells peers about itself.
 pub(crate) struct ProxyIdentity {
     pub public_key: [u8; 32],
+    /// The operator's wallet (paid proxy).
+    pub owner_address: String,
+    /// The proxy contract (paid proxy).
+    pub sc_address: String,
 }
 
 impl ProxyIdentity {
     fn params(&self, proto_version: i32) -> ProxyParams {
         ProxyParams {
             proxy_public_key: self.public_key,
-            proxy_owner_address: String::new(),
-            proxy_sc_address: String::new(),
+            proxy_owner_address: self.owner_address.clone(),
+            proxy_sc_address: self.sc_address.clone(),
             is_test: Some(true),
             proto_version: Some(proto_version),
         }
@@ -49,6 +54,56 @@ fn answer(query: IncomingQuery, result: Result<Vec<u8>, (i32, String)>) {
     }
 }
 
+/// Answers `client.connectToProxy`: the client's ledger key, its contract (paid proxy) and the
+/// answer.
+async fn connect_client(
+    router: &Router,
+    identity: &ProxyIdentity,
+    handle: &cocoon_net::ConnectionHandle,
+    connect: ClientConnectToProxy,
+) -> Result<(String, Option<ClientContract>, Vec<u8>), (i32, String)> {
+    let version = negotiate(connect.params.proto_version.as_ref())
+        .map_err(|message| (codes::BAD_REQUEST, message))?;
+    let owner = connect.params.client_owner_address;
+    let nonce = rand::random();
+    let Some(payments) = &router.payments else {
+        let key = if owner.is_empty() {
+            hex(&handle.peer().public_key)
+        } else {
+            owner
+        };
+        let answer = ClientConnectedToProxy {
+            params: identity.params(version),
+            client_sc_address: String::new(),
+            auth: ProxyConnectionAuth::Short {
+                secret_hash: [0; 32],
+                nonce,
+            },
+            signed_payment: SignedPayment::Empty,
+        };
+        return Ok((key, None, answer.to_bytes()));
+    };
+    if owner.is_empty() {
+        return Err((
+            codes::PAYMENT_REQUIRED,
+            "this proxy is paid: set owner_address (the client's wallet) in the client config"
+                .into(),
+        ));
+    }
+    let contract = payments.client_contract(&owner).await?;
+    let (signed_payment, _, _) = payments.client_reconciliation(&contract.key);
+    let answer = ClientConnectedToProxy {
+        params: identity.params(version),
+        client_sc_address: contract.key.clone(),
+        auth: ProxyConnectionAuth::Short {
+            secret_hash: contract.secret_hash,
+            nonce,
+        },
+        signed_payment,
+    };
+    Ok((contract.key.clone(), Some(contract), answer.to_bytes()))
+}
+
 /// Serves a client connection until it closes or the proxy is killed.
 pub(crate) async fn serve_client(
     router: Arc<Router>,
@@ -64,44 +119,54 @@ pub(crate) async fn serve_client(
     let _close = handle.close_on_drop();
     info!(connection = connection_id, remote = %handle.remote_addr(), "client connected");
     let mut client_key: Option<Arc<str>> = None;
+    let mut contract: Option<ClientContract> = None;
     let mut authorized = false;
     while let Some(message) = next_incoming(&mut incoming, &shutdown).await {
         match message {
             Incoming::Query(query) => {
                 let result = match ClientToProxyQuery::from_bytes(&query.data) {
                     Ok(ClientToProxyQuery::ConnectToProxy(connect)) => {
-                        match negotiate(connect.params.proto_version.as_ref()) {
-                            Ok(version) => {
-                                let key = if connect.params.client_owner_address.is_empty() {
-                                    hex(&handle.peer().public_key)
-                                } else {
-                                    connect.params.client_owner_address.clone()
-                                };
+                        connect_client(&router, &identity, &handle, connect)
+                            .await
+                            .map(|(key, found, answer)| {
                                 client_key = Some(key.into());
-                                Ok(ClientConnectedToProxy {
-                                    params: identity.params(version),
-                                    client_sc_address: String::new(),
-                                    auth: ProxyConnectionAuth::Short {
-                                        secret_hash: [0; 32],
-                                        nonce: rand::random(),
-                                    },
-                                    signed_payment: SignedPayment::Empty,
+                                contract = found;
+                                authorized = false;
+                                answer
+                            })
+                    }
+                    Ok(ClientToProxyQuery::AuthorizeShort(auth)) => match (&client_key, &router.payments) {
+                        (None, _) => Err((
+                            codes::BAD_REQUEST,
+                            "connectToProxy must come first".to_string(),
+                        )),
+                        (Some(key), Some(payments)) => {
+                            let matches = contract
+                                .as_ref()
+                                .is_some_and(|c| Payments::secret_matches(c, &auth.data));
+                            if matches {
+                                authorized = true;
+                                let (signed_payment, committed, max_tokens) =
+                                    payments.client_reconciliation(key);
+                                info!(connection = connection_id, client = %key, committed, max_tokens, "client authorized");
+                                Ok(AuthorizationWithProxy::Success {
+                                    signed_payment,
+                                    tokens_committed_to_db: committed,
+                                    max_tokens,
+                                }
+                                .to_bytes())
+                            } else {
+                                warn!(connection = connection_id, client = %key, "client secret does not match its contract");
+                                Ok(AuthorizationWithProxy::Failed {
+                                    error_code: codes::PAYMENT_REQUIRED,
+                                    error: "the secret does not match the client contract's secret hash".into(),
                                 }
                                 .to_bytes())
                             }
-                            Err(message) => Err((codes::BAD_REQUEST, message)),
                         }
-                    }
-                    Ok(ClientToProxyQuery::AuthorizeShort(_))
-                    | Ok(ClientToProxyQuery::AuthorizeLong(_)) => {
-                        if client_key.is_none() {
-                            Err((
-                                codes::BAD_REQUEST,
-                                "connectToProxy must come first".to_string(),
-                            ))
-                        } else {
-                            // Without a chain there is no balance to check: every connected
-                            // client may spend (the payments issue adds the real check).
+                        // A free proxy has no balance to check: every connected client may
+                        // spend.
+                        (Some(_), None) => {
                             authorized = true;
                             Ok(AuthorizationWithProxy::Success {
                                 signed_payment: SignedPayment::Empty,
@@ -110,7 +175,11 @@ pub(crate) async fn serve_client(
                             }
                             .to_bytes())
                         }
-                    }
+                    },
+                    Ok(ClientToProxyQuery::AuthorizeLong(_)) => Err((
+                        codes::BAD_REQUEST,
+                        "long authorization (an on-chain register transaction) is not supported by this proxy: use the short one with the client secret".to_string(),
+                    )),
                     Ok(ClientToProxyQuery::GetWorkerTypesV2(_)) => {
                         Ok(router.worker_types().to_bytes())
                     }
@@ -162,19 +231,44 @@ pub(crate) async fn serve_worker(
     let _close = handle.close_on_drop();
     info!(connection = id, remote = %handle.remote_addr(), "worker connected");
     let mut registered = false;
+    let mut worker_key: Option<String> = None;
     while let Some(message) = next_incoming(&mut incoming, &shutdown).await {
         match message {
             Incoming::Query(query) => {
                 let result = match WorkerToProxyQuery::from_bytes(&query.data) {
                     Ok(WorkerToProxyQuery::ConnectToProxy(connect)) => {
-                        let result = register_worker(&router, &identity, &handle, connect.params);
+                        let contract = match &router.payments {
+                            Some(payments) => payments
+                                .worker_contract(&connect.params.worker_owner_address)
+                                .await
+                                .map(Some),
+                            None => Ok(None),
+                        };
+                        let result = contract.and_then(|contract| {
+                            let key = register_worker(
+                                &router,
+                                &identity,
+                                &handle,
+                                connect.params,
+                                contract.clone(),
+                            )?;
+                            worker_key = Some(key.0);
+                            Ok(key.1)
+                        });
+                        if let Err((_, error)) = &result {
+                            warn!(connection = id, %error, "worker refused");
+                        }
                         registered |= result.is_ok();
                         result
                     }
                     Ok(WorkerToProxyQuery::CompareBalance(_)) => {
+                        let (signed_payment, earned) = match (&router.payments, &worker_key) {
+                            (Some(payments), Some(key)) => payments.worker_reconciliation(key),
+                            _ => (SignedPayment::Empty, 0),
+                        };
                         Ok(WorkerCompareBalanceWithProxyResult {
-                            signed_payment: SignedPayment::Empty,
-                            tokens_committed_to_db: 0,
+                            signed_payment,
+                            tokens_committed_to_db: earned,
                             max_tokens: 0,
                             error_code: 0,
                         }
@@ -243,7 +337,8 @@ fn register_worker(
     identity: &ProxyIdentity,
     handle: &cocoon_net::ConnectionHandle,
     params: WorkerParams,
-) -> Result<Vec<u8>, (i32, String)> {
+    contract: Option<String>,
+) -> Result<(String, Vec<u8>), (i32, String)> {
     let version = negotiate(params.proto_version.as_ref()).map_err(|m| (codes::BAD_REQUEST, m))?;
     if params.model.is_empty() {
         return Err((
@@ -270,17 +365,18 @@ fn register_worker(
             )
         })
         .unwrap_or((1, 1));
-    let owner = if params.worker_owner_address.is_empty() {
-        hex(&handle.peer().public_key)
-    } else {
-        params.worker_owner_address.clone()
+    // A paid proxy credits the worker contract; a free one counts by owner or key.
+    let owner = match contract {
+        Some(contract) => contract,
+        None if params.worker_owner_address.is_empty() => hex(&handle.peer().public_key),
+        None => params.worker_owner_address.clone(),
     };
     info!(connection = handle.id(), model = %params.model, coefficient = params.coefficient, max_active, proxy_cnt, "worker registered");
     router.add_worker(
         handle.id(),
         WorkerEntry {
             handle: handle.clone(),
-            owner,
+            owner: owner.clone(),
             model: params.model,
             coefficient: params.coefficient,
             max_active: max_active.div_ceil(proxy_cnt),
@@ -293,11 +389,17 @@ fn register_worker(
             tokens: 0,
         },
     );
-    Ok(WorkerConnectedToProxy {
+    let worker_sc_address = if router.payments.is_some() {
+        owner.clone()
+    } else {
+        String::new()
+    };
+    let answer = WorkerConnectedToProxy {
         params: identity.params(version),
-        worker_sc_address: String::new(),
+        worker_sc_address,
     }
-    .to_bytes())
+    .to_bytes();
+    Ok((owner, answer))
 }
 
 /// Lower-case hex, for keys in logs and ledgers.

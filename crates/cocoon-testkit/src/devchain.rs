@@ -13,11 +13,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cocoon_ton::keyfile;
 use cocoon_ton::messages::{Body, ProxyKey};
 use cocoon_ton::ops::{HashKind, Params};
 use cocoon_ton::rules::Init;
 use cocoon_ton::{Address, Chain, Coins, LocalChain, Outgoing, Wallet};
 use sha2::{Digest, Sha256};
+
+/// The chain's directory under the data directory.
+pub const CHAIN_DIR: &str = "chain";
 
 /// What each devnet wallet starts with.
 pub const OWNER_FUNDS: Coins = Coins::ton(1_000);
@@ -41,9 +45,9 @@ pub enum DevChainError {
         /// The error.
         source: std::io::Error,
     },
-    /// A key file that is not a 64-digit hex seed.
-    #[error("{0}: not a key file (expected 64 hex digits)")]
-    BadKey(PathBuf),
+    /// A key file.
+    #[error(transparent)]
+    Key(#[from] keyfile::KeyFileError),
     /// `prices.toml`.
     #[error("{path}: {why}")]
     Prices {
@@ -93,46 +97,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevChainError + '_ {
 
 /// Reads the key `name` from `dir/keys/`, creating a random one if absent.
 pub fn load_or_create_key(dir: &Path, name: &str) -> Result<[u8; 32], DevChainError> {
-    let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys).map_err(io(&keys))?;
-    let path = keys.join(format!("{name}.key"));
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse_key(&path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let seed: [u8; 32] = rand::random();
-            write_private(&path, &format!("{}\n", hex::encode(seed)))?;
-            Ok(seed)
-        }
-        Err(e) => Err(io(&path)(e)),
-    }
+    Ok(keyfile::read_or_create(&key_path(dir, name))?)
 }
 
 /// Reads the key `name` from `dir/keys/`; it must exist.
 pub fn load_key(dir: &Path, name: &str) -> Result<[u8; 32], DevChainError> {
-    let path = dir.join("keys").join(format!("{name}.key"));
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    parse_key(&path, &text)
+    Ok(keyfile::read(&key_path(dir, name))?)
 }
 
-fn parse_key(path: &Path, text: &str) -> Result<[u8; 32], DevChainError> {
-    hex::decode(text.trim())
-        .ok()
-        .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .ok_or_else(|| DevChainError::BadKey(path.to_path_buf()))
-}
-
-fn write_private(path: &Path, text: &str) -> Result<(), DevChainError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(io(path))?;
-    f.write_all(text.as_bytes()).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+/// Where the devnet keeps the key `name`.
+pub fn key_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("keys").join(format!("{name}.key"))
 }
 
 /// The default `prices.toml`, with comments.
@@ -200,7 +175,7 @@ impl DevChain {
         let proxy_signer_seed = load_or_create_key(dir, "proxy-signer")?;
         let client_secret_seed = load_or_create_key(dir, "client-secret")?;
         let client_secret = hex::encode(client_secret_seed);
-        let chain_dir = dir.join("chain");
+        let chain_dir = dir.join(CHAIN_DIR);
         let chain =
             LocalChain::open_or_create(&chain_dir, owner.address(), &params).map_err(|source| {
                 DevChainError::Chain {
@@ -221,6 +196,11 @@ impl DevChain {
         };
         dev.setup(models).await?;
         Ok(dev)
+    }
+
+    /// The local chain's directory.
+    pub fn chain_dir(&self) -> PathBuf {
+        self.dir.join(CHAIN_DIR)
     }
 
     /// The proxy's payment signing key.

@@ -10,14 +10,17 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cocoon_attest::{PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
 use cocoon_client::{ClientConfig, RunningClient};
 use cocoon_net::ShutdownTrigger;
+use cocoon_proxy::payments::PaymentsConfig;
 use cocoon_proxy::{ProxyConfig, RunningProxy};
 use cocoon_worker::{Backend, RunningWorker, WorkerConfig};
 
+use crate::devchain::{key_path, DevChain};
 use crate::http::get_json as http_get_json;
 use crate::mock_backend::{MockBackend, MockBackendConfig};
 
@@ -44,6 +47,17 @@ pub struct DevnetBuilder {
     worker_fake_mrtd: Option<String>,
     required_worker_image_hashes: Vec<String>,
     wait_for_workers: bool,
+    chain: Option<ChainSetup>,
+}
+
+/// A devnet that is paid on a local chain (see [`DevnetBuilder::local_chain`]).
+#[derive(Clone, Debug)]
+struct ChainSetup {
+    dir: PathBuf,
+    prices: PathBuf,
+    threshold_tokens: u64,
+    settle_interval: Duration,
+    commit_interval: Duration,
 }
 
 /// One worker of a devnet.
@@ -87,6 +101,8 @@ pub struct Devnet {
     pub client: RunningClient,
     /// The client's config as started (real ports).
     pub client_config: ClientConfig,
+    /// The local chain and its parties, when the devnet is paid.
+    pub chain: Option<DevChain>,
     proxy_trigger: ShutdownTrigger,
     client_trigger: ShutdownTrigger,
 }
@@ -105,6 +121,7 @@ impl Default for DevnetBuilder {
             worker_fake_mrtd: None,
             required_worker_image_hashes: Vec::new(),
             wait_for_workers: true,
+            chain: None,
         }
     }
 }
@@ -170,6 +187,27 @@ impl DevnetBuilder {
         self
     }
 
+    /// Pays the devnet on the local chain in `dir` (created and deployed by
+    /// [`DevChain::open`], prices from `prices`): the proxy keeps its ledger in
+    /// `dir/proxy.ledger`, signs charges and payouts as soon as one token is owed, and checks
+    /// every `settle_interval`; it commits its ledger head every `commit_interval`.
+    pub fn local_chain(
+        mut self,
+        dir: &Path,
+        prices: &Path,
+        settle_interval: Duration,
+        commit_interval: Duration,
+    ) -> Self {
+        self.chain = Some(ChainSetup {
+            dir: dir.to_path_buf(),
+            prices: prices.to_path_buf(),
+            threshold_tokens: 1,
+            settle_interval,
+            commit_interval,
+        });
+        self
+    }
+
     /// Whether `start` waits for every worker to be ready (off when a test expects a worker
     /// to be refused).
     pub fn wait_for_workers(mut self, wait: bool) -> Self {
@@ -182,25 +220,6 @@ impl DevnetBuilder {
     pub async fn start(self) -> Result<Devnet, String> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let grace = self.grace_period.as_secs_f64();
-        let mut worker_policy = PeerPolicyConfig::of(PolicyKind::DangerFakeTdx);
-        worker_policy.image_hashes = self.required_worker_image_hashes.clone();
-        let mut proxy_config = ProxyConfig::new(TeeConfig::of(TeeKind::DangerFake), worker_policy);
-        if let BackendChoice::MockPerWorker(mock) = &self.backend {
-            proxy_config.models = mock.models.clone();
-        }
-        proxy_config.client_listen = loopback;
-        proxy_config.worker_listen = loopback;
-        proxy_config.http_listen = loopback;
-        proxy_config.pow_difficulty = self.pow_difficulty;
-        proxy_config.grace_period_secs = grace;
-        let (proxy_trigger, proxy_shutdown) = ShutdownTrigger::new();
-        let proxy = cocoon_proxy::start(proxy_config.clone(), proxy_shutdown)
-            .await
-            .map_err(|e| e.to_string())?;
-        proxy_config.client_listen = proxy.client_addr;
-        proxy_config.worker_listen = proxy.worker_addr;
-        proxy_config.http_listen = proxy.http_addr;
-
         let mut backends: Vec<(String, String, Option<MockBackend>)> = Vec::new();
         match &self.backend {
             BackendChoice::MockPerWorker(mock) => {
@@ -225,8 +244,49 @@ impl DevnetBuilder {
                 }
             }
         }
+        let models: Vec<String> = backends.iter().map(|b| b.1.clone()).collect();
+        let chain = match &self.chain {
+            Some(setup) => Some(
+                DevChain::open(&setup.dir, &setup.prices, backends.len(), &models)
+                    .await
+                    .map_err(|e| format!("devnet chain: {e}"))?,
+            ),
+            None => None,
+        };
+        let mut worker_policy = PeerPolicyConfig::of(PolicyKind::DangerFakeTdx);
+        worker_policy.image_hashes = self.required_worker_image_hashes.clone();
+        let mut proxy_config = ProxyConfig::new(TeeConfig::of(TeeKind::DangerFake), worker_policy);
+        if let BackendChoice::MockPerWorker(mock) = &self.backend {
+            proxy_config.models = mock.models.clone();
+        }
+        proxy_config.client_listen = loopback;
+        proxy_config.worker_listen = loopback;
+        proxy_config.http_listen = loopback;
+        proxy_config.pow_difficulty = self.pow_difficulty;
+        proxy_config.grace_period_secs = grace;
+        if let (Some(setup), Some(chain)) = (&self.chain, &chain) {
+            let mut payments = PaymentsConfig::local(
+                chain.chain_dir(),
+                setup.dir.join("proxy.ledger"),
+                key_path(&setup.dir, "proxy-signer"),
+                key_path(&setup.dir, "proxy"),
+            );
+            payments.charge_threshold_tokens = setup.threshold_tokens;
+            payments.payout_threshold_tokens = setup.threshold_tokens;
+            payments.settle_interval_secs = setup.settle_interval.as_secs_f64();
+            payments.commit_interval_secs = setup.commit_interval.as_secs_f64();
+            proxy_config.payments = Some(payments);
+        }
+        let (proxy_trigger, proxy_shutdown) = ShutdownTrigger::new();
+        let proxy = cocoon_proxy::start(proxy_config.clone(), proxy_shutdown)
+            .await
+            .map_err(|e| e.to_string())?;
+        proxy_config.client_listen = proxy.client_addr;
+        proxy_config.worker_listen = proxy.worker_addr;
+        proxy_config.http_listen = proxy.http_addr;
+
         let mut workers = Vec::new();
-        for (url, model, backend) in backends {
+        for (index, (url, model, backend)) in backends.into_iter().enumerate() {
             let mut tee = TeeConfig::of(TeeKind::DangerFake);
             tee.danger_fake_mrtd = self.worker_fake_mrtd.clone();
             let mut config = WorkerConfig::new(
@@ -241,6 +301,9 @@ impl DevnetBuilder {
             config.max_active_requests = self.max_active_requests;
             config.grace_period_secs = grace;
             config.max_reconnect_secs = 1.0;
+            if let Some(chain) = &chain {
+                config.owner_address = chain.workers[index].address().to_hex();
+            }
             let (trigger, shutdown) = ShutdownTrigger::new();
             let running = cocoon_worker::start(config.clone(), shutdown)
                 .await
@@ -262,6 +325,10 @@ impl DevnetBuilder {
         client_config.listen = self.client_listen;
         client_config.grace_period_secs = grace;
         client_config.max_reconnect_secs = 1.0;
+        if let Some(chain) = &chain {
+            client_config.owner_address = chain.client.address().to_hex();
+            client_config.secret = chain.client_secret.clone();
+        }
         let (client_trigger, client_shutdown) = ShutdownTrigger::new();
         let client = cocoon_client::start(client_config.clone(), client_shutdown)
             .await
@@ -275,6 +342,7 @@ impl DevnetBuilder {
             client_config,
             proxy_trigger,
             client_trigger,
+            chain,
         };
         if self.wait_for_workers {
             devnet.wait_ready(Duration::from_secs(30)).await?;

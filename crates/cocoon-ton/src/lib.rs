@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod coins;
+pub mod keyfile;
 pub mod local;
 pub mod messages;
 pub mod ops;

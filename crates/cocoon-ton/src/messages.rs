@@ -3,7 +3,7 @@
 //! Encoding and decoding are exact inverses; decoding never panics on any cell.
 
 use ring::signature::{self, Ed25519KeyPair, KeyPair};
-use tonlib_core::cell::{ArcCell, Cell, CellBuilder, CellParser, TonCellError};
+use tonlib_core::cell::{ArcCell, BagOfCells, Cell, CellBuilder, CellParser, TonCellError};
 use tonlib_core::TonAddress;
 
 use crate::ops::{op, HashKind, Params};
@@ -394,6 +394,17 @@ impl Body {
             }
         }
         Ok(b.build()?)
+    }
+
+    /// The body as a bag of cells (what `proxy.signedPayment` carries on the wire).
+    pub fn to_boc(&self) -> Result<Vec<u8>, MessageError> {
+        Ok(BagOfCells::from_root(self.to_cell()?).serialize(true)?)
+    }
+
+    /// Reads a body from a bag of cells with one root.
+    pub fn from_boc(bytes: &[u8]) -> Result<Body, MessageError> {
+        let root = BagOfCells::parse(bytes)?.single_root()?;
+        Body::from_cell(&root)
     }
 
     /// Reads a body cell. Trailing data is an error.

@@ -28,6 +28,13 @@ pub struct DevnetArgs {
     /// Workers to start when using the mock backend.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Seconds between the proxy's settle rounds: signed charges to the client contract and
+    /// payouts to worker contracts (from one token owed), fresh client balances.
+    #[arg(long, default_value_t = 2.0)]
+    settle_secs: f64,
+    /// Seconds between commits of the proxy's ledger head to its contract.
+    #[arg(long, default_value_t = 10.0)]
+    commit_secs: f64,
     /// Proof-of-work bits the proxy demands (the reference's default is 20).
     #[arg(long, default_value_t = cocoon_proxy::DEFAULT_POW_DIFFICULTY)]
     pow_difficulty: i32,
@@ -45,7 +52,17 @@ fn write_toml<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<
 pub async fn run(args: DevnetArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let prices = args
+        .prices
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("prices.toml"));
     let mut builder = Devnet::builder()
+        .local_chain(
+            &args.data_dir,
+            &prices,
+            std::time::Duration::from_secs_f64(args.settle_secs),
+            std::time::Duration::from_secs_f64(args.commit_secs),
+        )
         .client_listen(SocketAddr::from(([127, 0, 0, 1], args.client_port)))
         .pow_difficulty(args.pow_difficulty)
         .backend_check(std::time::Duration::from_secs(1))
@@ -67,23 +84,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .start()
         .await
         .map_err(|e| anyhow::anyhow!("devnet failed to start: {e}"))?;
-    let prices = args
-        .prices
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("prices.toml"));
-    let models: Vec<String> = devnet
-        .workers
-        .iter()
-        .map(|w| w.config.model.clone())
-        .collect();
-    let chain = cocoon_testkit::devchain::DevChain::open(
-        &args.data_dir,
-        &prices,
-        devnet.workers.len(),
-        &models,
-    )
-    .await
-    .context("cannot set up the devnet's local chain")?;
+    let chain = devnet
+        .chain
+        .as_ref()
+        .context("the devnet started without its chain")?;
     let proxy_path = write_toml(&args.data_dir, "proxy.toml", &devnet.proxy_config)?;
     for (index, worker) in devnet.workers.iter().enumerate() {
         write_toml(
@@ -114,6 +118,12 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         "  chain        {} (prices {}); see `cocoon wallet status`",
         cocoon_ton::Chain::describe(chain.chain.as_ref()),
         prices.display()
+    );
+    println!(
+        "  ledger       {}/proxy.ledger (settles every {} s, commits every {} s)",
+        args.data_dir.display(),
+        args.settle_secs,
+        args.commit_secs
     );
     println!(
         "  configs      {}/{{proxy,worker-N,client}}.toml",

@@ -1,0 +1,524 @@
+//! A proxy that is paid: its durable ledger, its contracts on the chain, and the loops that
+//! turn the ledger into money — signed charges to client contracts, signed payouts to worker
+//! contracts, and the periodic `(seqno, hash)` commit that makes an old ledger file useless.
+//!
+//! Order of every money-moving step: **record in the ledger, wait until durable, then sign and
+//! send.** A crash between the two leaves a recorded signature that was never sent, which the
+//! next round simply signs again (the contracts only take increasing counts, so a repeat is
+//! harmless); the reverse order could leave a signature on chain the ledger forgot.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_ledger::{Ledger, LedgerConfig};
+use cocoon_net::Shutdown;
+use cocoon_proto::{codes, SignedPayment};
+use cocoon_ton::messages::{Body, ProxyKey, SignedPayload};
+use cocoon_ton::ops::{op, ContractStatus, ExitCode};
+use cocoon_ton::rules::Init;
+use cocoon_ton::{keyfile, Address, Chain, ChainError, Coins, LocalChain, Outgoing, Wallet};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+/// Default tokens a client may owe before the proxy signs a charge to its contract.
+pub const DEFAULT_CHARGE_THRESHOLD_TOKENS: u64 = 10_000;
+/// Default tokens a worker may be owed before the proxy signs a payout.
+pub const DEFAULT_PAYOUT_THRESHOLD_TOKENS: u64 = 10_000;
+/// How often thresholds are checked and client balances re-read.
+pub const DEFAULT_SETTLE_INTERVAL_SECS: f64 = 10.0;
+/// How often the ledger head is committed to the proxy contract (the reference: 30–60 s).
+pub const DEFAULT_COMMIT_INTERVAL_SECS: f64 = 45.0;
+
+/// Which TON network the proxy uses.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainKind {
+    /// The embedded local chain in `local_chain_dir` (what `cocoon devnet` runs).
+    Local,
+}
+
+/// `[payments]`: how the proxy is paid. Without this table the proxy serves for free.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// The network.
+    pub chain: ChainKind,
+    /// The local chain's directory (`chain = "local"`).
+    #[serde(default)]
+    pub local_chain_dir: Option<PathBuf>,
+    /// The ledger file (redb), created if absent. Never restore it from a backup: the proxy
+    /// refuses to run on a copy older than what it committed to the chain.
+    pub ledger: PathBuf,
+    /// Key file of the payment signing key: the public key the proxy contract stores.
+    pub signer_key: PathBuf,
+    /// Key file of the operator's wallet: the proxy contract's owner, which sends the signed
+    /// charges, payouts and state commits.
+    pub wallet_key: PathBuf,
+    /// Tokens a client may owe before a charge is signed and sent to its contract.
+    #[serde(default = "default_charge_threshold")]
+    pub charge_threshold_tokens: u64,
+    /// Tokens a worker may be owed before a payout is signed and sent to its contract.
+    #[serde(default = "default_payout_threshold")]
+    pub payout_threshold_tokens: u64,
+    /// Seconds between threshold checks (and re-reads of client balances).
+    #[serde(default = "default_settle_interval")]
+    pub settle_interval_secs: f64,
+    /// Seconds between commits of the ledger head to the proxy contract.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval_secs: f64,
+}
+
+fn default_charge_threshold() -> u64 {
+    DEFAULT_CHARGE_THRESHOLD_TOKENS
+}
+fn default_payout_threshold() -> u64 {
+    DEFAULT_PAYOUT_THRESHOLD_TOKENS
+}
+fn default_settle_interval() -> f64 {
+    DEFAULT_SETTLE_INTERVAL_SECS
+}
+fn default_commit_interval() -> f64 {
+    DEFAULT_COMMIT_INTERVAL_SECS
+}
+
+impl PaymentsConfig {
+    /// Payments on the local chain in `chain_dir`, with default thresholds and intervals.
+    pub fn local(
+        chain_dir: PathBuf,
+        ledger: PathBuf,
+        signer_key: PathBuf,
+        wallet_key: PathBuf,
+    ) -> PaymentsConfig {
+        PaymentsConfig {
+            chain: ChainKind::Local,
+            local_chain_dir: Some(chain_dir),
+            ledger,
+            signer_key,
+            wallet_key,
+            charge_threshold_tokens: DEFAULT_CHARGE_THRESHOLD_TOKENS,
+            payout_threshold_tokens: DEFAULT_PAYOUT_THRESHOLD_TOKENS,
+            settle_interval_secs: DEFAULT_SETTLE_INTERVAL_SECS,
+            commit_interval_secs: DEFAULT_COMMIT_INTERVAL_SECS,
+        }
+    }
+
+    /// Every problem, one per line.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.chain == ChainKind::Local && self.local_chain_dir.is_none() {
+            problems.push("payments: chain = \"local\" needs local_chain_dir".into());
+        }
+        for (name, value) in [
+            ("settle_interval_secs", self.settle_interval_secs),
+            ("commit_interval_secs", self.commit_interval_secs),
+        ] {
+            cocoon_net::config::check_seconds(
+                &mut problems,
+                &format!("payments.{name}"),
+                value,
+                false,
+                cocoon_net::config::MAX_SECONDS,
+            );
+        }
+        problems
+    }
+}
+
+/// Why a paid proxy cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    /// A key file.
+    #[error(transparent)]
+    Key(#[from] keyfile::KeyFileError),
+    /// The chain.
+    #[error("chain: {0}")]
+    Chain(#[from] ChainError),
+    /// The proxy contract is missing or not usable.
+    #[error("{0}")]
+    Contract(String),
+    /// The ledger file.
+    #[error("ledger: {0}")]
+    Ledger(#[from] cocoon_ledger::OpenError),
+    /// The ledger is older than, or diverged from, what the chain holds.
+    #[error("refusing to run: {0}")]
+    Rollback(#[from] cocoon_ledger::RollbackError),
+}
+
+/// A client that passed the contract lookup.
+pub(crate) struct ClientContract {
+    /// Its address: the client's key in the ledger.
+    pub key: String,
+    /// What its short auth secret must hash to.
+    pub secret_hash: [u8; 32],
+}
+
+/// A paid proxy's money side.
+pub struct Payments {
+    /// The books.
+    pub ledger: Arc<Ledger>,
+    chain: Arc<dyn Chain>,
+    signer: ProxyKey,
+    wallet: Wallet,
+    /// The proxy contract.
+    pub proxy_contract: Address,
+    price_per_token: u128,
+    config: PaymentsConfig,
+    /// The seqno the proxy contract holds.
+    committed: AtomicU64,
+}
+
+fn parse_address(text: &str) -> Option<Address> {
+    text.parse().ok()
+}
+
+impl Payments {
+    /// Opens the chain, checks the proxy contract, opens the ledger and runs the anti-rollback
+    /// check: a ledger older than the chain's commit, or another ledger's, is refused.
+    pub async fn open(config: &PaymentsConfig) -> Result<Payments, PaymentsError> {
+        let chain: Arc<dyn Chain> = match config.chain {
+            ChainKind::Local => {
+                let dir = config.local_chain_dir.clone().unwrap_or_default();
+                Arc::new(LocalChain::open(&dir)?)
+            }
+        };
+        let signer_seed = keyfile::read(&config.signer_key)?;
+        let signer = ProxyKey::from_seed(&signer_seed);
+        let wallet = Wallet::from_seed(&keyfile::read(&config.wallet_key)?);
+        let proxy_contract = chain.address_of(&Init::Proxy {
+            owner: wallet.address().clone(),
+            public_key: signer.public_key(),
+        });
+        let Some(state) = chain.proxy(&proxy_contract).await? else {
+            return Err(PaymentsError::Contract(format!(
+                "no proxy contract at {proxy_contract} on the {}: deploy it from wallet {} with the signing key {} (cocoon devnet does this for you)",
+                chain.describe(),
+                wallet.address(),
+                hex::encode(signer.public_key())
+            )));
+        };
+        if state.status != ContractStatus::Running {
+            return Err(PaymentsError::Contract(format!(
+                "proxy contract {proxy_contract} is {:?}: it cannot take payments",
+                state.status
+            )));
+        }
+        let ledger_config = LedgerConfig::new(
+            signer_seed,
+            u128::from(state.params.price_per_token),
+            u128::from(state.params.worker_fee_per_token),
+        );
+        let ledger = Ledger::open(&config.ledger, ledger_config)?;
+        ledger.check_chain_commit(state.seqno, state.state_hash)?;
+        let head = ledger.head();
+        info!(contract = %proxy_contract, chain = %chain.describe(), ledger_seqno = head.seqno, chain_seqno = state.seqno, price = state.params.price_per_token, fee = state.params.worker_fee_per_token, "payments ready");
+        Ok(Payments {
+            ledger: Arc::new(ledger),
+            chain,
+            signer,
+            wallet,
+            proxy_contract,
+            price_per_token: u128::from(state.params.price_per_token),
+            config: config.clone(),
+            committed: AtomicU64::new(state.seqno),
+        })
+    }
+
+    /// The operator's wallet.
+    pub fn owner_address(&self) -> &Address {
+        self.wallet.address()
+    }
+
+    /// Finds `owner`'s client contract at this proxy and records its balance in the ledger.
+    pub(crate) async fn client_contract(
+        &self,
+        owner: &str,
+    ) -> Result<ClientContract, (i32, String)> {
+        let owner_address = parse_address(owner).ok_or_else(|| {
+            (
+                codes::BAD_REQUEST,
+                format!("client_owner_address {owner:?} is not a TON address"),
+            )
+        })?;
+        let address = self.chain.address_of(&Init::Client {
+            proxy: self.proxy_contract.clone(),
+            owner: owner_address,
+        });
+        let key = address.to_hex();
+        let state = self
+            .sync_client(&address)
+            .await?
+            .ok_or_else(|| {
+                (
+                    codes::PAYMENT_REQUIRED,
+                    format!("no client contract {address} for owner {owner} at this proxy ({}): deploy one first", self.proxy_contract),
+                )
+            })?;
+        if state.status != ContractStatus::Running {
+            return Err((
+                codes::PAYMENT_REQUIRED,
+                format!(
+                    "client contract {address} is {:?}: open a new one",
+                    state.status
+                ),
+            ));
+        }
+        if state.price_per_token != self.price_per_token {
+            return Err((
+                codes::PAYMENT_REQUIRED,
+                format!(
+                    "client contract {address} was deployed at {} nano-TON per token; this proxy charges {}",
+                    state.price_per_token, self.price_per_token
+                ),
+            ));
+        }
+        Ok(ClientContract {
+            key,
+            secret_hash: state.secret_hash,
+        })
+    }
+
+    /// Re-reads a client contract and records what it holds.
+    async fn sync_client(
+        &self,
+        address: &Address,
+    ) -> Result<Option<cocoon_ton::rules::ClientState>, (i32, String)> {
+        let state = self
+            .chain
+            .client(address)
+            .await
+            .map_err(|e| (codes::INTERNAL, format!("reading the client contract: {e}")))?;
+        let key = address.to_hex();
+        let known = self.ledger.client(&key);
+        let unchanged = |state: &cocoon_ton::rules::ClientState| {
+            known.as_ref().is_some_and(|a| {
+                a.balance_nano == state.balance
+                    && a.stake_nano == state.stake
+                    && a.tokens_used_on_chain == state.tokens_used
+            })
+        };
+        if let Some(state) = state.as_ref().filter(|s| !unchanged(s)) {
+            self.ledger
+                .sync_client(&key, state.balance, state.stake, state.tokens_used)
+                .await
+                .map_err(|e| (codes::INTERNAL, format!("ledger: {e}")))?;
+        }
+        Ok(state)
+    }
+
+    /// Whether `secret` is the client's short-auth secret.
+    pub(crate) fn secret_matches(contract: &ClientContract, secret: &[u8]) -> bool {
+        let hash: [u8; 32] = Sha256::digest(secret).into();
+        hash == contract.secret_hash
+    }
+
+    /// What a client is told at authorization: the latest signed charge, the tokens the
+    /// proxy billed, and how many more tokens it can pay for.
+    pub(crate) fn client_reconciliation(&self, key: &str) -> (SignedPayment, i64, i64) {
+        let Some(account) = self.ledger.client(key) else {
+            return (SignedPayment::Empty, 0, 0);
+        };
+        let signed = self.signed(op::CHARGE_SIGNED, key, account.signed_tokens);
+        let max_tokens = account
+            .available_nano
+            .checked_div(self.price_per_token)
+            .unwrap_or(u128::MAX);
+        (
+            signed,
+            i64::try_from(account.charged_tokens).unwrap_or(i64::MAX),
+            i64::try_from(max_tokens).unwrap_or(i64::MAX),
+        )
+    }
+
+    /// Finds `owner`'s worker contract at this proxy: the worker's key in the ledger.
+    pub(crate) async fn worker_contract(&self, owner: &str) -> Result<String, (i32, String)> {
+        let owner_address = parse_address(owner).ok_or_else(|| {
+            (
+                codes::BAD_REQUEST,
+                format!("worker_owner_address {owner:?} is not a TON address: a paid proxy pays workers to their wallet"),
+            )
+        })?;
+        let address = self.chain.address_of(&Init::Worker {
+            proxy: self.proxy_contract.clone(),
+            owner: owner_address,
+        });
+        match self.chain.worker(&address).await {
+            Ok(Some(state)) if state.status == ContractStatus::Running => Ok(address.to_hex()),
+            Ok(Some(state)) => Err((
+                codes::BAD_REQUEST,
+                format!("worker contract {address} is {:?}", state.status),
+            )),
+            Ok(None) => Err((
+                codes::BAD_REQUEST,
+                format!("no worker contract {address} for owner {owner} at this proxy ({}): deploy one first", self.proxy_contract),
+            )),
+            Err(e) => Err((codes::INTERNAL, format!("reading the worker contract: {e}"))),
+        }
+    }
+
+    /// What a worker is told when it compares balances: the latest signed payout (which it
+    /// may submit itself) and the tokens it earned.
+    pub(crate) fn worker_reconciliation(&self, key: &str) -> (SignedPayment, i64) {
+        let Some(account) = self.ledger.worker(key) else {
+            return (SignedPayment::Empty, 0);
+        };
+        (
+            self.signed(op::WORKER_PAYOUT_SIGNED, key, account.paid_tokens),
+            i64::try_from(account.earned_tokens).unwrap_or(i64::MAX),
+        )
+    }
+
+    /// The signed message for `tokens` (signing is deterministic, so this is the message the
+    /// proxy sent or will send); empty for 0.
+    fn signed(&self, opcode: u32, key: &str, tokens: u64) -> SignedPayment {
+        if tokens == 0 {
+            return SignedPayment::Empty;
+        }
+        match self
+            .sign(opcode, key, tokens)
+            .and_then(|b| b.to_boc().map_err(|e| ChainError::from(e).into()))
+        {
+            Ok(data) => SignedPayment::Signed { data },
+            Err(error) => {
+                warn!(%error, "cannot build a signed payment");
+                SignedPayment::Empty
+            }
+        }
+    }
+
+    fn sign(&self, opcode: u32, key: &str, tokens: u64) -> Result<Body, PaymentsError> {
+        let target = parse_address(key).ok_or_else(|| {
+            PaymentsError::Contract(format!("ledger key {key} is not an address"))
+        })?;
+        let payload = SignedPayload {
+            op: opcode,
+            query_id: 0,
+            tokens,
+            target,
+        };
+        let message = payload
+            .sign(&self.signer, self.wallet.address().clone())
+            .map_err(ChainError::from)?;
+        Ok(Body::Signed(message))
+    }
+
+    async fn send(&self, to: Address, body: Body) -> Result<(), ChainError> {
+        let msg = Outgoing {
+            to,
+            value: Coins::ZERO,
+            body,
+            init: None,
+        };
+        self.chain.send(&self.wallet, msg).await.map(|_| ())
+    }
+
+    /// One round: signed charges and payouts over their thresholds, fresh client balances.
+    pub async fn settle(&self, charge_threshold: u64, payout_threshold: u64) {
+        for (client, tokens) in self.ledger.clients_over_threshold(charge_threshold) {
+            self.settle_one(op::CHARGE_SIGNED, &client, tokens).await;
+        }
+        for (worker, tokens) in self.ledger.workers_over_threshold(payout_threshold) {
+            self.settle_one(op::WORKER_PAYOUT_SIGNED, &worker, tokens)
+                .await;
+        }
+        // Top-ups, withdrawals and the charges just sent change what clients can spend.
+        for client in self.ledger.client_keys() {
+            if let Some(address) = parse_address(&client) {
+                if let Err((_, error)) = self.sync_client(&address).await {
+                    warn!(client = %client, %error, "cannot re-read a client contract");
+                }
+            }
+        }
+    }
+
+    async fn settle_one(&self, opcode: u32, key: &str, tokens: u64) {
+        let (what, recorded) = if opcode == op::CHARGE_SIGNED {
+            (
+                "charge",
+                self.ledger.record_signed_charge(key, tokens).await,
+            )
+        } else {
+            (
+                "payout",
+                self.ledger.record_signed_payout(key, tokens).await,
+            )
+        };
+        if let Err(error) = recorded {
+            warn!(contract = %key, tokens, %error, "cannot record a signed {what}");
+            return;
+        }
+        let body = match self.sign(opcode, key, tokens) {
+            Ok(body) => body,
+            Err(error) => {
+                warn!(contract = %key, %error, "cannot sign a {what}");
+                return;
+            }
+        };
+        let Some(to) = parse_address(key) else {
+            return;
+        };
+        match self.send(to, body).await {
+            Ok(()) => info!(contract = %key, tokens, "signed {what} sent"),
+            // The chain is already at or past this count: an earlier round, or the other
+            // party with the message it was given, sent it.
+            Err(ChainError::Rejected(ExitCode::NotIncreasing)) => {}
+            Err(error) => warn!(contract = %key, tokens, %error, "signed {what} not accepted"),
+        }
+    }
+
+    /// Commits the ledger head to the proxy contract if it moved since the last commit.
+    pub async fn commit(&self) {
+        let head = self.ledger.head();
+        if head.seqno <= self.committed.load(Ordering::Relaxed) {
+            return;
+        }
+        let body = Body::SaveState {
+            query_id: 0,
+            seqno: head.seqno,
+            hash: head.hash,
+        };
+        match self.send(self.proxy_contract.clone(), body).await {
+            Ok(()) => {
+                self.committed.fetch_max(head.seqno, Ordering::Relaxed);
+                info!(
+                    seqno = head.seqno,
+                    "ledger head committed to the proxy contract"
+                );
+            }
+            Err(error) => warn!(seqno = head.seqno, %error, "cannot commit the ledger head"),
+        }
+    }
+
+    /// One settle round and one commit, with the configured thresholds.
+    pub async fn round(&self) {
+        self.settle(
+            self.config.charge_threshold_tokens,
+            self.config.payout_threshold_tokens,
+        )
+        .await;
+        self.commit().await;
+    }
+
+    /// Runs the settle and commit loops until the proxy starts draining. (The proxy runs a
+    /// last [`Payments::round`] once its requests have drained.)
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let every = |secs: f64| {
+            let mut interval = tokio::time::interval(Duration::from_secs_f64(secs));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        };
+        let mut settle = every(self.config.settle_interval_secs);
+        let mut commit = every(self.config.commit_interval_secs);
+        loop {
+            tokio::select! {
+                _ = settle.tick() => {
+                    self.settle(self.config.charge_threshold_tokens, self.config.payout_threshold_tokens).await;
+                }
+                _ = commit.tick() => self.commit().await,
+                _ = shutdown.draining() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! A paid proxy process under load, killed with SIGKILL at random points and restarted, 20
+//! times. Afterwards the books must balance to the nano-TON: what the client contract paid is
+//! what the worker received plus the proxy's commission, every charge is for one request id
+//! only, no reservation is left, and every answer a client received in full was charged.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_attest::{PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
+use cocoon_ledger::{Ledger, LedgerConfig, Record};
+use cocoon_net::ShutdownTrigger;
+use cocoon_proxy::payments::PaymentsConfig;
+use cocoon_proxy::ProxyConfig;
+use cocoon_testkit::devchain::{key_path, load_key, DevChain, CLIENT_DEPOSIT, WORKER_FUNDS};
+use cocoon_testkit::http::{get_json, TestHttp};
+use cocoon_testkit::{MockBackend, MockBackendConfig};
+use cocoon_ton::Chain;
+use serde_json::json;
+
+const KILLS: usize = 20;
+const LOAD_TASKS: usize = 4;
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn spawn_proxy(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_cocoon"))
+        .arg("proxy")
+        .arg("--config")
+        .arg(config)
+        .env("COCOON_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the proxy")
+}
+
+async fn wait_for_http(address: SocketAddr) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(address).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the proxy did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let model = "mock-model".to_string();
+    let dev = DevChain::open(
+        data,
+        &data.join("prices.toml"),
+        1,
+        std::slice::from_ref(&model),
+    )
+    .await
+    .unwrap();
+    let (price, fee) = (
+        u128::from(dev.params.price_per_token),
+        u128::from(dev.params.worker_fee_per_token),
+    );
+
+    // The proxy, as its own process on fixed ports.
+    let mut proxy = ProxyConfig::new(
+        TeeConfig::of(TeeKind::DangerFake),
+        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+    );
+    proxy.client_listen = free_port();
+    proxy.worker_listen = free_port();
+    proxy.http_listen = free_port();
+    proxy.pow_difficulty = 4;
+    proxy.grace_period_secs = 1.0;
+    proxy.models = vec![model.clone()];
+    let mut payments = PaymentsConfig::local(
+        dev.chain_dir(),
+        data.join("proxy.ledger"),
+        key_path(data, "proxy-signer"),
+        key_path(data, "proxy"),
+    );
+    payments.charge_threshold_tokens = 1;
+    payments.payout_threshold_tokens = 1;
+    payments.settle_interval_secs = 0.05;
+    payments.commit_interval_secs = 0.1;
+    proxy.payments = Some(payments);
+    let proxy_toml = data.join("proxy.toml");
+    std::fs::write(&proxy_toml, toml::to_string(&proxy).unwrap()).unwrap();
+    let proxy_log = data.join("proxy.log");
+    let mut child = spawn_proxy(&proxy_toml, &proxy_log);
+    wait_for_http(proxy.http_listen).await;
+
+    // Worker and client in this process; they reconnect on their own after every kill.
+    let backend = MockBackend::start(MockBackendConfig {
+        chunk_delay: Duration::from_millis(3),
+        ..MockBackendConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut worker = cocoon_worker::WorkerConfig::new(
+        vec![proxy.worker_listen.to_string()],
+        &backend.url(),
+        &model,
+        TeeConfig::of(TeeKind::DangerFake),
+        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+    );
+    worker.http_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    worker.max_reconnect_secs = 0.2;
+    worker.backend_check_secs = 0.2;
+    worker.owner_address = dev.workers[0].address().to_hex();
+    let (worker_trigger, worker_shutdown) = ShutdownTrigger::new();
+    let _worker = cocoon_worker::start(worker, worker_shutdown).await.unwrap();
+    let mut client = cocoon_client::ClientConfig::new(
+        vec![proxy.client_listen.to_string()],
+        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+    );
+    client.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    client.max_reconnect_secs = 0.2;
+    client.owner_address = dev.client.address().to_hex();
+    client.secret = dev.client_secret.clone();
+    let (client_trigger, client_shutdown) = ShutdownTrigger::new();
+    let client = cocoon_client::start(client, client_shutdown).await.unwrap();
+    let api = client.api_addr;
+
+    // Load: the same prompt over and over, so every request costs the same tokens.
+    let body = json!({"model": model, "max_tokens": 16, "timeout": 10,
+        "messages": [{"role": "user", "content": "count for me"}]});
+    let succeeded = Arc::new(AtomicU64::new(0));
+    let attempted = Arc::new(AtomicU64::new(0));
+    let tokens_per_request = Arc::new(AtomicU64::new(0));
+    let (stop_load, load_stopped) = tokio::sync::watch::channel(false);
+    let mut load = Vec::new();
+    for _ in 0..LOAD_TASKS {
+        let (body, succeeded, attempted, per) = (
+            body.clone(),
+            succeeded.clone(),
+            attempted.clone(),
+            tokens_per_request.clone(),
+        );
+        let stopped = load_stopped.clone();
+        load.push(tokio::spawn(async move {
+            let http = TestHttp::new();
+            while !*stopped.borrow() {
+                attempted.fetch_add(1, Ordering::Relaxed);
+                match http.post(api, "/v1/chat/completions", &body).await {
+                    Ok(answer) if answer.status == 200 => {
+                        let tokens = answer.json()["usage"]["total_tokens"].as_u64().unwrap();
+                        let before = per.swap(tokens, Ordering::Relaxed);
+                        assert!(before == 0 || before == tokens, "token counts differ");
+                        succeeded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+
+    for kill in 0..KILLS {
+        let before = succeeded.load(Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        // Let some requests through, then kill at a random moment.
+        while succeeded.load(Ordering::Relaxed) < before + 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no request got through after restart {kill}; proxy log:\n{}",
+                std::fs::read_to_string(&proxy_log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 150)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        child = spawn_proxy(&proxy_toml, &proxy_log);
+        wait_for_http(proxy.http_listen).await;
+    }
+    stop_load.send(true).unwrap();
+    for task in load {
+        task.await.unwrap();
+    }
+    let per = u128::from(tokens_per_request.load(Ordering::Relaxed));
+    let succeeded = u128::from(succeeded.load(Ordering::Relaxed));
+    let attempted = u128::from(attempted.load(Ordering::Relaxed));
+    assert!(per > 0 && succeeded >= 2 * KILLS as u128);
+
+    // Let the last proxy settle everything on chain.
+    let client_contract = dev.client_contract(dev.client.address());
+    let worker_contract = dev.worker_contract(dev.workers[0].address());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let ledger = loop {
+        let ledger = get_json(proxy.http_listen, "/stats").await["ledger"].clone();
+        let charged = ledger["clients"][client_contract.to_hex()]["charged_tokens"].as_u64();
+        let earned = ledger["workers"][worker_contract.to_hex()]["earned_tokens"].as_u64();
+        let on_chain = dev.chain.client(&client_contract).await.unwrap().unwrap();
+        let paid = dev.chain.worker(&worker_contract).await.unwrap().unwrap();
+        if charged == Some(on_chain.tokens_used) && earned == Some(paid.paid_tokens) {
+            break ledger;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: {ledger}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let account = &ledger["clients"][client_contract.to_hex()];
+    assert_eq!(account["reserved_tokens"], 0, "no reservation leaked");
+    let charged = u128::from(account["charged_tokens"].as_u64().unwrap());
+    assert_eq!(charged % per, 0, "only whole requests are charged");
+    let charged_requests = charged / per;
+    assert!(
+        succeeded <= charged_requests && charged_requests <= attempted,
+        "every answer delivered in full was charged, and nothing more than was asked: \
+         {succeeded} succeeded, {charged_requests} charged, {attempted} attempted"
+    );
+
+    // The chain: client paid = worker received + commission, to the nano-TON.
+    let on_chain = dev.chain.client(&client_contract).await.unwrap().unwrap();
+    let proxy_state = dev
+        .chain
+        .proxy(&dev.proxy_contract())
+        .await
+        .unwrap()
+        .unwrap();
+    let worker_wallet = dev.chain.balance(dev.workers[0].address()).await.unwrap().0;
+    let client_paid = CLIENT_DEPOSIT.0 - on_chain.balance;
+    let worker_received = worker_wallet - WORKER_FUNDS.0;
+    let commission = proxy_state.earned - proxy_state.paid_out;
+    assert_eq!(client_paid, charged * price);
+    assert_eq!(worker_received, charged * fee);
+    assert_eq!(client_paid, worker_received + commission);
+    assert_eq!(commission, charged * (price - fee));
+
+    // Stop everything, then read the ledger itself: one charge per request id.
+    client_trigger.kill();
+    worker_trigger.kill();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let seed = load_key(data, "proxy-signer").unwrap();
+    let ledger = Ledger::open(
+        data.join("proxy.ledger"),
+        LedgerConfig::new(seed, price, fee),
+    )
+    .expect("the ledger survives every kill");
+    let mut ids = std::collections::HashSet::new();
+    let mut charges = 0u128;
+    let mut from = 1;
+    loop {
+        let records = ledger.records(from, 10_000).unwrap();
+        let Some(last) = records.last() else { break };
+        from = last.seqno + 1;
+        for stored in &records {
+            if let Record::Charge(charge) = &stored.record {
+                assert!(ids.insert(charge.request_id), "request charged twice");
+                assert_eq!(u128::from(charge.tokens), per);
+                charges += 1;
+            }
+        }
+    }
+    assert_eq!(charges, charged_requests);
+    eprintln!(
+        "{KILLS} kills: {attempted} requests sent, {succeeded} answered in full, {charged_requests} charged ({per} tokens each); client paid {client_paid} nano-TON = worker {worker_received} + commission {commission}"
+    );
+}
