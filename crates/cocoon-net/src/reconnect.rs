@@ -7,14 +7,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::{Connection, Incoming, NetError, Shutdown};
+use crate::{Incoming, NetError, Shutdown};
 
 /// First pause after a failed attempt; doubles up to the caller's maximum.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Keeps a link to `address` until `shutdown` drains. `connect` dials and runs the role's
 /// handshake; `serve` runs until the connection ends.
-pub async fn keep_connected<C, CF, S, SF>(
+pub async fn keep_connected<T, C, CF, S, SF>(
     address: &str,
     shutdown: &Shutdown,
     max_backoff: Duration,
@@ -22,8 +22,8 @@ pub async fn keep_connected<C, CF, S, SF>(
     mut serve: S,
 ) where
     C: FnMut() -> CF,
-    CF: Future<Output = Result<Connection, NetError>>,
-    S: FnMut(Connection) -> SF,
+    CF: Future<Output = Result<T, NetError>>,
+    S: FnMut(T) -> SF,
     SF: Future<Output = ()>,
 {
     let mut backoff = FIRST_BACKOFF;

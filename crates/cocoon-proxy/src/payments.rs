@@ -358,14 +358,26 @@ impl Payments {
         }
     }
 
-    /// What a worker is told when it compares balances: the latest signed payout (which it
-    /// may submit itself) and the tokens it earned.
-    pub(crate) fn worker_reconciliation(&self, key: &str) -> (SignedPayment, i64) {
+    /// What a worker is told when it compares balances: a signed payout for everything it
+    /// earned (recorded first, so the ledger never forgets a signature), which it may submit to
+    /// its contract itself, and the tokens it earned.
+    pub(crate) async fn worker_reconciliation(&self, key: &str) -> (SignedPayment, i64) {
         let Some(account) = self.ledger.worker(key) else {
             return (SignedPayment::Empty, 0);
         };
+        let mut signed = account.paid_tokens;
+        if account.earned_tokens > account.paid_tokens {
+            match self
+                .ledger
+                .record_signed_payout(key, account.earned_tokens)
+                .await
+            {
+                Ok(_) => signed = account.earned_tokens,
+                Err(error) => warn!(worker = %key, %error, "cannot record a signed payout"),
+            }
+        }
         (
-            self.signed(op::WORKER_PAYOUT_SIGNED, key, account.paid_tokens),
+            self.signed(op::WORKER_PAYOUT_SIGNED, key, signed),
             i64::try_from(account.earned_tokens).unwrap_or(i64::MAX),
         )
     }

@@ -263,7 +263,9 @@ pub(crate) async fn serve_worker(
                     }
                     Ok(WorkerToProxyQuery::CompareBalance(_)) => {
                         let (signed_payment, earned) = match (&router.payments, &worker_key) {
-                            (Some(payments), Some(key)) => payments.worker_reconciliation(key),
+                            (Some(payments), Some(key)) => {
+                                payments.worker_reconciliation(key).await
+                            }
                             _ => (SignedPayment::Empty, 0),
                         };
                         Ok(WorkerCompareBalanceWithProxyResult {

@@ -5,7 +5,9 @@
 //! - `chain/chain.jsonl`: the local chain's journal (durable; see `cocoon_ton::local`);
 //! - `keys/<party>.key`: hex Ed25519 seeds of the devnet's wallets (`owner`, `proxy`, `client`,
 //!   `worker-N`) and of the proxy's payment signing key (`proxy-signer`), mode 0600;
-//! - `prices.toml`: the root's params, read at every start (edit it and restart to reprice).
+//! - `prices.toml`: the root's params, read at every start (edit it and restart to reprice);
+//! - `proxy.ledger`: the proxy's durable ledger (a paid devnet; never restore it from a copy);
+//! - `payouts/`: the latest signed payout each worker got (`cocoon wallet payout` submits it).
 //!
 //! Opening is idempotent: it creates what is missing and reuses the rest, so a devnet keeps its
 //! balances across restarts.
@@ -19,6 +21,9 @@ use cocoon_ton::ops::{HashKind, Params};
 use cocoon_ton::rules::Init;
 use cocoon_ton::{Address, Chain, Coins, LocalChain, Outgoing, Wallet};
 use sha2::{Digest, Sha256};
+
+/// Where the devnet's workers keep their signed payouts, under the data directory.
+pub const PAYOUTS_DIR: &str = "payouts";
 
 /// The chain's directory under the data directory.
 pub const CHAIN_DIR: &str = "chain";

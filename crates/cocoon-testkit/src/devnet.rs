@@ -20,7 +20,7 @@ use cocoon_proxy::payments::PaymentsConfig;
 use cocoon_proxy::{ProxyConfig, RunningProxy};
 use cocoon_worker::{Backend, RunningWorker, WorkerConfig};
 
-use crate::devchain::{key_path, DevChain};
+use crate::devchain::{key_path, DevChain, PAYOUTS_DIR};
 use crate::http::get_json as http_get_json;
 use crate::mock_backend::{MockBackend, MockBackendConfig};
 
@@ -56,6 +56,7 @@ struct ChainSetup {
     dir: PathBuf,
     prices: PathBuf,
     threshold_tokens: u64,
+    payout_threshold_tokens: u64,
     settle_interval: Duration,
     commit_interval: Duration,
 }
@@ -202,9 +203,20 @@ impl DevnetBuilder {
             dir: dir.to_path_buf(),
             prices: prices.to_path_buf(),
             threshold_tokens: 1,
+            payout_threshold_tokens: 1,
             settle_interval,
             commit_interval,
         });
+        self
+    }
+
+    /// Tokens a worker may be owed before the proxy pays it on its own (with
+    /// [`DevnetBuilder::local_chain`]; default 1). Workers keep their signed payouts in
+    /// `dir/payouts/` either way.
+    pub fn payout_threshold(mut self, tokens: u64) -> Self {
+        if let Some(setup) = &mut self.chain {
+            setup.payout_threshold_tokens = tokens;
+        }
         self
     }
 
@@ -272,7 +284,7 @@ impl DevnetBuilder {
                 key_path(&setup.dir, "proxy"),
             );
             payments.charge_threshold_tokens = setup.threshold_tokens;
-            payments.payout_threshold_tokens = setup.threshold_tokens;
+            payments.payout_threshold_tokens = setup.payout_threshold_tokens;
             payments.settle_interval_secs = setup.settle_interval.as_secs_f64();
             payments.commit_interval_secs = setup.commit_interval.as_secs_f64();
             proxy_config.payments = Some(payments);
@@ -301,8 +313,10 @@ impl DevnetBuilder {
             config.max_active_requests = self.max_active_requests;
             config.grace_period_secs = grace;
             config.max_reconnect_secs = 1.0;
-            if let Some(chain) = &chain {
+            if let (Some(chain), Some(setup)) = (&chain, &self.chain) {
                 config.owner_address = chain.workers[index].address().to_hex();
+                config.payouts_dir = Some(setup.dir.join(PAYOUTS_DIR));
+                config.payout_check_secs = setup.settle_interval.as_secs_f64();
             }
             let (trigger, shutdown) = ShutdownTrigger::new();
             let running = cocoon_worker::start(config.clone(), shutdown)

@@ -11,6 +11,7 @@ pub mod keyfile;
 pub mod local;
 pub mod messages;
 pub mod ops;
+pub mod payout;
 pub mod rules;
 pub mod vectors;
 pub mod wallet;

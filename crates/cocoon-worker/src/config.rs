@@ -22,6 +22,9 @@ pub const DEFAULT_GRACE_PERIOD_SECS: f64 = 30.0;
 /// Longest wait between reconnection attempts to a proxy.
 pub const DEFAULT_MAX_RECONNECT_SECS: f64 = 10.0;
 
+/// Default seconds between balance comparisons with a proxy.
+pub const DEFAULT_PAYOUT_CHECK_SECS: f64 = 60.0;
+
 /// Everything a worker needs to run.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -45,9 +48,17 @@ pub struct WorkerConfig {
     /// Requests this worker runs at once, over all proxies.
     #[serde(default = "default_max_active")]
     pub max_active_requests: u32,
-    /// Owner wallet address (informational until payments land).
+    /// The owner's wallet address. A paid proxy pays this worker through the worker contract
+    /// of this owner (and refuses the worker without one).
     #[serde(default)]
     pub owner_address: String,
+    /// Where to keep the latest signed payout each proxy gives this worker
+    /// (`payout-<worker contract>.boc`); `cocoon wallet payout` submits it. Unset: not kept.
+    #[serde(default)]
+    pub payouts_dir: Option<std::path::PathBuf>,
+    /// Seconds between balance comparisons with each proxy (each brings a fresh signed payout).
+    #[serde(default = "default_payout_check")]
+    pub payout_check_secs: f64,
     /// Plain HTTP for `/metrics` and `/stats`.
     #[serde(default = "default_http_listen")]
     pub http_listen: SocketAddr,
@@ -65,6 +76,9 @@ pub struct WorkerConfig {
     pub max_reconnect_secs: f64,
 }
 
+fn default_payout_check() -> f64 {
+    DEFAULT_PAYOUT_CHECK_SECS
+}
 fn default_coefficient() -> i32 {
     DEFAULT_COEFFICIENT
 }
@@ -106,6 +120,8 @@ impl WorkerConfig {
             coefficient: DEFAULT_COEFFICIENT,
             max_active_requests: DEFAULT_MAX_ACTIVE_REQUESTS,
             owner_address: String::new(),
+            payouts_dir: None,
+            payout_check_secs: DEFAULT_PAYOUT_CHECK_SECS,
             http_listen: default_http_listen(),
             max_pow_difficulty: DEFAULT_MAX_POW_DIFFICULTY,
             backend_check_secs: DEFAULT_BACKEND_CHECK_SECS,
@@ -165,6 +181,13 @@ impl WorkerConfig {
             "grace_period_secs",
             self.grace_period_secs,
             true,
+            MAX_SECONDS,
+        );
+        check_seconds(
+            &mut problems,
+            "payout_check_secs",
+            self.payout_check_secs,
+            false,
             MAX_SECONDS,
         );
         problems

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_net::reconnect::{keep_connected, next_incoming};
-use cocoon_net::{Connection, Incoming, NetError};
+use cocoon_net::{Connection, ConnectionHandle, Incoming, NetError};
 use cocoon_proto::{codes, *};
-use tracing::warn;
+use cocoon_ton::Address;
+use tracing::{debug, warn};
 
 use crate::WorkerShared;
 
@@ -25,15 +26,19 @@ pub(crate) async fn maintain_link(shared: Arc<WorkerShared>, slot: usize, addres
         max_backoff,
         move || async move {
             let connection = worker.connector.connect(address).await?;
-            handshake(worker, &connection).await?;
-            Ok(connection)
+            let contract = handshake(worker, &connection).await?;
+            Ok((connection, contract))
         },
-        |connection| serve(&shared, slot, connection),
+        |(connection, contract)| serve(&shared, slot, connection, contract),
     )
     .await;
 }
 
-async fn handshake(shared: &WorkerShared, connection: &Connection) -> Result<(), NetError> {
+/// Registers with the proxy; returns the worker contract a paid proxy pays through.
+async fn handshake(
+    shared: &WorkerShared,
+    connection: &Connection,
+) -> Result<Option<Address>, NetError> {
     let handle = &connection.handle;
     let config = &shared.config;
     let params = WorkerParams {
@@ -60,24 +65,54 @@ async fn handshake(shared: &WorkerShared, connection: &Connection) -> Result<(),
             "proxy speaks a protocol version below 1".into(),
         ));
     }
-    let balance = WorkerCompareBalanceWithProxy {
-        tokens_committed_to_blockchain: 0,
-        tokens_committed_to_db: 0,
-        max_tokens: 0,
-    };
-    let answer = handle.query(&balance.to_bytes(), QUERY_TIMEOUT).await?;
-    WorkerCompareBalanceWithProxyResult::from_bytes(&answer)
-        .map_err(|e| NetError::Closed(format!("bad compareBalance answer: {e}")))?;
+    let contract = connected.worker_sc_address.parse::<Address>().ok();
+    compare_balance(shared, handle, contract.as_ref()).await?;
     let complete = WorkerProxyHandshakeComplete {
         is_disabled: !shared.backend_healthy.load(Ordering::Relaxed),
     };
     let answer = handle.query(&complete.to_bytes(), QUERY_TIMEOUT).await?;
     WorkerProxyHandshakeCompleted::from_bytes(&answer)
         .map_err(|e| NetError::Closed(format!("bad handshakeCompleted answer: {e}")))?;
+    Ok(contract)
+}
+
+/// Compares balances with the proxy and keeps the signed payout it gives (see
+/// `payouts_dir`).
+async fn compare_balance(
+    shared: &WorkerShared,
+    handle: &ConnectionHandle,
+    contract: Option<&Address>,
+) -> Result<(), NetError> {
+    let balance = WorkerCompareBalanceWithProxy {
+        tokens_committed_to_blockchain: 0,
+        tokens_committed_to_db: 0,
+        max_tokens: 0,
+    };
+    let answer = handle.query(&balance.to_bytes(), QUERY_TIMEOUT).await?;
+    let result = WorkerCompareBalanceWithProxyResult::from_bytes(&answer)
+        .map_err(|e| NetError::Closed(format!("bad compareBalance answer: {e}")))?;
+    if let (Some(dir), Some(contract), SignedPayment::Signed { data }) =
+        (&shared.config.payouts_dir, contract, &result.signed_payment)
+    {
+        match cocoon_ton::payout::keep_latest(dir, contract, data) {
+            Ok(Some(tokens)) => {
+                debug!(contract = %contract, tokens, earned = result.tokens_committed_to_db, "signed payout kept")
+            }
+            Ok(None) => {
+                warn!(contract = %contract, "the proxy sent a payout that is not for this worker's contract")
+            }
+            Err(error) => warn!(dir = %dir.display(), %error, "cannot keep the signed payout"),
+        }
+    }
     Ok(())
 }
 
-async fn serve(shared: &Arc<WorkerShared>, slot: usize, connection: Connection) {
+async fn serve(
+    shared: &Arc<WorkerShared>,
+    slot: usize,
+    connection: Connection,
+    contract: Option<Address>,
+) {
     let Connection {
         handle,
         mut incoming,
@@ -90,7 +125,25 @@ async fn serve(shared: &Arc<WorkerShared>, slot: usize, connection: Connection) 
         .insert(slot, handle.clone());
     // Health may have changed while we were registering.
     crate::announce_health(&handle, shared.backend_healthy.load(Ordering::Relaxed));
-    while let Some(message) = next_incoming(&mut incoming, &shared.shutdown).await {
+    let mut compare =
+        tokio::time::interval(Duration::from_secs_f64(shared.config.payout_check_secs));
+    compare.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    compare.tick().await; // the handshake just compared
+    loop {
+        let message = tokio::select! {
+            message = next_incoming(&mut incoming, &shared.shutdown) => message,
+            _ = compare.tick(), if contract.is_some() => {
+                let (shared, handle, contract) = (shared.clone(), handle.clone(), contract.clone());
+                // Not awaited here: the link keeps serving while the proxy answers.
+                tokio::spawn(async move {
+                    if let Err(error) = compare_balance(&shared, &handle, contract.as_ref()).await {
+                        debug!(%error, "balance comparison failed");
+                    }
+                });
+                continue;
+            }
+        };
+        let Some(message) = message else { break };
         match message {
             Incoming::Packet(data) => match ProxyRunQueryEx::from_bytes(&data) {
                 Ok(query) => shared.admit(&handle, query),

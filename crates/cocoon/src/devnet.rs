@@ -32,6 +32,10 @@ pub struct DevnetArgs {
     /// payouts to worker contracts (from one token owed), fresh client balances.
     #[arg(long, default_value_t = 2.0)]
     settle_secs: f64,
+    /// Tokens a worker may be owed before the proxy pays it on its own. Workers keep a signed
+    /// payout in <data-dir>/payouts/ either way; `cocoon wallet payout` submits it.
+    #[arg(long, default_value_t = 1)]
+    payout_threshold: u64,
     /// Seconds between commits of the proxy's ledger head to its contract.
     #[arg(long, default_value_t = 10.0)]
     commit_secs: f64,
@@ -63,6 +67,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             std::time::Duration::from_secs_f64(args.settle_secs),
             std::time::Duration::from_secs_f64(args.commit_secs),
         )
+        .payout_threshold(args.payout_threshold)
         .client_listen(SocketAddr::from(([127, 0, 0, 1], args.client_port)))
         .pow_difficulty(args.pow_difficulty)
         .backend_check(std::time::Duration::from_secs(1))

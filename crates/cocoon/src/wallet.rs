@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use cocoon_testkit::devchain::load_key;
+use cocoon_testkit::devchain::{load_key, PAYOUTS_DIR};
 use cocoon_ton::messages::{Body, ProxyKey};
 use cocoon_ton::ops::ContractStatus;
 use cocoon_ton::rules::Init;
@@ -42,6 +42,14 @@ enum WalletCommand {
     /// Close the client contract: the balance above the stake comes back at once; run it again
     /// after the client close delay for the stake.
     Close,
+    /// As a worker: submit the latest signed payout the proxy gave the worker (kept in
+    /// <data-dir>/payouts/) to its worker contract, which pays the worker's wallet. The proxy
+    /// also pays on its own once enough is owed; this gets paid without waiting for it.
+    Payout {
+        /// Which devnet worker.
+        #[arg(long, default_value_t = 0)]
+        worker: usize,
+    },
 }
 
 struct Devnet {
@@ -111,6 +119,7 @@ pub async fn run(args: WalletArgs) -> Result<()> {
             amount,
         },
         WalletCommand::Close => Body::RequestRefund { query_id: 0 },
+        WalletCommand::Payout { worker } => return payout(&devnet, &args.data_dir, worker).await,
     };
     let value = match &body {
         Body::TopUp { amount, .. } => *amount,
@@ -155,6 +164,60 @@ pub async fn run(args: WalletArgs) -> Result<()> {
             "the stake unlocks at {} (unix time); run `cocoon wallet close` again then",
             c.unlock_time
         );
+    }
+    Ok(())
+}
+
+async fn payout(d: &Devnet, dir: &Path, index: usize) -> Result<()> {
+    let name = format!("worker-{index}");
+    let Some((_, wallet)) = d.parties.iter().find(|(n, _)| *n == name) else {
+        bail!("the devnet has no {name}");
+    };
+    let contract = d.chain.address_of(&Init::Worker {
+        proxy: d.proxy_contract.clone(),
+        owner: wallet.address().clone(),
+    });
+    let path = cocoon_ton::payout::payout_path(&dir.join(PAYOUTS_DIR), &contract);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{name} has no signed payout yet ({} is missing): it gets one from the proxy once it has served a paid request",
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let message = cocoon_ton::payout::parse_payout(&bytes, &contract)
+        .with_context(|| format!("{} is not a payout for {name}", path.display()))?;
+    let tokens = message.payload.tokens;
+    let before = d.chain.balance(wallet.address()).await?;
+    let sent = d
+        .chain
+        .send(
+            wallet,
+            Outgoing {
+                to: contract.clone(),
+                value: Coins::ZERO,
+                body: Body::Signed(message),
+                init: None,
+            },
+        )
+        .await;
+    match sent {
+        Ok(_) => {
+            let after = d.chain.balance(wallet.address()).await?;
+            println!(
+                "{name} paid {} for tokens up to {tokens}; wallet now {after}",
+                Coins(after.0.saturating_sub(before.0))
+            );
+        }
+        Err(cocoon_ton::ChainError::Rejected(cocoon_ton::ops::ExitCode::NotIncreasing)) => {
+            let paid = d.chain.worker(&contract).await?.map(|w| w.paid_tokens);
+            println!(
+                "nothing to pay: the proxy already paid {name} for {} tokens (the kept payout covers {tokens})",
+                paid.unwrap_or_default()
+            );
+        }
+        Err(e) => return Err(e).context("the worker contract refused the payout"),
     }
     Ok(())
 }
