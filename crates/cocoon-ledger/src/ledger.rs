@@ -562,6 +562,14 @@ impl Ledger {
         }
     }
 
+    /// Stops accepting records for good (what is queued is still committed): every later
+    /// reserve, charge or record fails with [`LedgerError::Unavailable`] carrying `reason`.
+    /// For a proxy that learns another copy of its ledger is running.
+    pub fn halt(&self, reason: &str) {
+        let mut state = self.shared.lock();
+        state.stopped.get_or_insert_with(|| reason.into());
+    }
+
     /// One client's account (with `available_nano`), if the ledger knows it.
     pub fn client(&self, client: &str) -> Option<ClientAccount> {
         let state = self.shared.lock();

@@ -480,11 +480,32 @@ impl Payments {
         }
     }
 
-    /// Commits the ledger head to the proxy contract if it moved since the last commit.
+    /// Commits the ledger head to the proxy contract if it moved since the last commit. If
+    /// the contract holds a commit this proxy did not make and this ledger does not contain,
+    /// another copy of the ledger is running: the ledger is halted, and with it all serving.
     pub async fn commit(&self) {
         let head = self.ledger.head();
-        if head.seqno <= self.committed.load(Ordering::Relaxed) {
+        let committed = self.committed.load(Ordering::Relaxed);
+        if head.seqno <= committed {
             return;
+        }
+        match self.chain.proxy(&self.proxy_contract).await {
+            Ok(Some(state)) if state.seqno != committed => {
+                if let Err(error) = self
+                    .ledger
+                    .check_chain_commit(state.seqno, state.state_hash)
+                {
+                    tracing::error!(%error, "another copy of this proxy's ledger is committing to its contract; refusing to go on");
+                    self.ledger.halt(&format!("halted: {error}"));
+                    return;
+                }
+                self.committed.fetch_max(state.seqno, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(%error, "cannot read the proxy contract");
+                return;
+            }
         }
         let body = Body::SaveState {
             query_id: 0,
