@@ -24,6 +24,19 @@ pub enum BenchCommand {
     /// Charged requests per second through the proxy's ledger (reserve + durable charge),
     /// with durability on and off, side by side, at several thread counts.
     Ledger(LedgerBenchArgs),
+    /// Requests per second and latency through a whole devnet (HTTP → client → proxy → worker
+    /// → mock backend), free vs paid (durable ledger, local chain), side by side in one run.
+    Paid(PaidBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PaidBenchArgs {
+    /// Seconds per configuration.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Concurrent HTTP requests.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
 }
 
 #[derive(Args, Debug)]
@@ -68,7 +81,108 @@ pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Attest(args) => attest(args).await,
         BenchCommand::Ledger(args) => ledger(args).await,
+        BenchCommand::Paid(args) => paid(args).await,
     }
+}
+
+async fn paid(args: PaidBenchArgs) -> Result<()> {
+    use cocoon_testkit::http::TestHttp;
+    use cocoon_testkit::{Devnet, MockBackendConfig};
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
+        anyhow::bail!("--seconds must be between 0 and 3600");
+    }
+    let concurrency = args.concurrency.max(1);
+    let dir = tempfile_dir()?;
+    println!(
+        "devnet requests through HTTP → client → proxy → worker → mock backend; {concurrency} concurrent, {} s each",
+        args.seconds
+    );
+    println!(
+        "{:<34} {:>10} {:>10} {:>10}",
+        "proxy", "req/s", "p50 ms", "p99 ms"
+    );
+    for paid in [false, true] {
+        let mut builder = Devnet::builder()
+            .mock(MockBackendConfig::default())
+            .max_active_requests(1024);
+        if paid {
+            builder = builder.local_chain(
+                &dir,
+                &dir.join("prices.toml"),
+                Duration::from_secs(1),
+                Duration::from_secs(10),
+            );
+        }
+        let devnet = builder
+            .start()
+            .await
+            .map_err(|e| anyhow::anyhow!("devnet: {e}"))?;
+        let api = devnet.client_addr();
+        let body = serde_json::json!({"model": "mock-model", "messages": [{"role": "user", "content": "bench"}]});
+        let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let body = body.clone();
+            tasks.push(tokio::spawn(async move {
+                let http = TestHttp::new();
+                let mut latencies = Vec::new();
+                let mut failed = 0u64;
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    match http.post(api, "/v1/chat/completions", &body).await {
+                        Ok(answer) if answer.status == 200 => latencies.push(started.elapsed()),
+                        _ => failed += 1,
+                    }
+                }
+                (latencies, failed)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut failed = 0;
+        for task in tasks {
+            let (l, f) = task.await?;
+            latencies.extend(l);
+            failed += f;
+        }
+        devnet.stop().await;
+        latencies.sort();
+        let pick = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        let name = if paid {
+            "paid (durable ledger, local chain)"
+        } else {
+            "free (no ledger)"
+        };
+        println!(
+            "{name:<34} {:>10.0} {:>10.2} {:>10.2}{}",
+            latencies.len() as f64 / args.seconds,
+            pick(0.5),
+            pick(0.99),
+            if failed > 0 {
+                format!("   ({failed} failed)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "cocoon-bench-paid-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
 }
 
 async fn ledger(args: LedgerBenchArgs) -> Result<()> {
