@@ -310,11 +310,18 @@ async fn run_completion(
         body.to_vec()
     };
     let Some(proxy) = shared.pool.pick() else {
+        let message = match shared.pool.last_error() {
+            Some(error) => format!("not connected to any proxy; the last attempt failed: {error}"),
+            None => {
+                "not connected to any proxy yet; check the client's log and its proxies setting"
+                    .into()
+            }
+        };
         return api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "service_unavailable",
             "no_proxy",
-            "not connected to any proxy yet; check the client's log and its proxies setting",
+            message,
         );
     };
     let request_id: [u8; 32] = rand::random();

@@ -31,6 +31,8 @@ pub(crate) struct ProxyPool {
     params: ClientParams,
     secret: String,
     max_reconnect: Duration,
+    /// Why the last connection attempt failed, for the API's "no proxy" answer.
+    last_error: Mutex<Option<String>>,
 }
 
 /// Removes a request's routing entry when its HTTP response is done or dropped.
@@ -69,6 +71,7 @@ impl ProxyPool {
             },
             secret,
             max_reconnect,
+            last_error: Mutex::new(None),
         }
     }
 
@@ -88,6 +91,14 @@ impl ProxyPool {
             .flatten()
             .find(|h| !h.is_closed())
             .cloned()
+    }
+
+    /// Why the last connection attempt failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every connected proxy.
@@ -170,9 +181,17 @@ impl ProxyPool {
             &shutdown,
             self.max_reconnect,
             move || async move {
-                let connection = pool.connector.connect(address).await?;
-                pool.handshake(&connection).await?;
-                Ok(connection)
+                let result = async {
+                    let connection = pool.connector.connect(address).await?;
+                    pool.handshake(&connection).await?;
+                    Ok(connection)
+                }
+                .await;
+                *pool.last_error.lock().unwrap_or_else(|p| p.into_inner()) = result
+                    .as_ref()
+                    .err()
+                    .map(|e: &NetError| format!("{address}: {e}"));
+                result
             },
             |connection| self.serve(slot, connection, &shutdown),
         )

@@ -205,3 +205,44 @@ async fn a_restored_older_ledger_is_refused_at_start() {
         "{refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_a_wrong_secret_or_no_contract_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = paid_devnet(dir.path()).await;
+    let http = TestHttp::new();
+    let stranger = cocoon_ton::Wallet::from_seed(&[42; 32]).address().to_hex();
+    let owner = devnet.client_config.owner_address.clone();
+    for (owner, secret, why) in [
+        (
+            owner,
+            "not the secret".to_string(),
+            "does not match the client contract",
+        ),
+        (stranger, String::new(), "no client contract"),
+    ] {
+        let mut config = devnet.client_config.clone();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.owner_address = owner;
+        config.secret = secret;
+        let (_trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
+        let client = cocoon_client::start(config, shutdown).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stats = http.get(client.api_addr, "/stats").await.unwrap().json();
+        assert_eq!(stats["connections"]["proxies"], 0, "{stats}");
+        let answer = http
+            .post(
+                client.api_addr,
+                "/v1/chat/completions",
+                &chat("free lunch?", false),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 503, "{}", answer.text());
+        assert!(answer.text().contains(why), "{}", answer.text());
+    }
+    // Nothing was charged to anyone.
+    let ledger = &devnet.proxy_stats().await["ledger"];
+    assert_eq!(ledger["charged_nano"], 0, "{ledger}");
+    devnet.stop().await;
+}
