@@ -7,3 +7,20 @@ pub mod mock_backend;
 
 pub use devnet::{Devnet, DevnetBuilder};
 pub use mock_backend::{MockBackend, MockBackendConfig};
+
+/// Polls `check` every 20 ms until it holds; panics naming `what` after 20 s (only a hang
+/// gets there).
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -7,26 +7,11 @@ use cocoon_testkit::http::{sse_events, TestHttp};
 use cocoon_testkit::mock_backend::{
     mock_completion_text, mock_completion_tokens, mock_prompt_tokens,
 };
-use cocoon_testkit::{Devnet, MockBackendConfig};
+use cocoon_testkit::{wait_until, Devnet, MockBackendConfig};
 use serde_json::{json, Value};
 
 fn chat(content: &str, stream: bool) -> Value {
     json!({"model": "mock-model", "stream": stream, "messages": [{"role": "user", "content": content}]})
-}
-
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Index of the worker currently running a request.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cocoon_testkit::devchain::{CLIENT_DEPOSIT, WORKER_FUNDS};
 use cocoon_testkit::http::{sse_events, TestHttp};
-use cocoon_testkit::{Devnet, MockBackendConfig};
+use cocoon_testkit::{wait_until, Devnet, MockBackendConfig};
 use cocoon_ton::Chain;
 use serde_json::{json, Value};
 
@@ -29,21 +29,6 @@ fn chat(content: &str, stream: bool) -> Value {
         body["stream_options"] = json!({"include_usage": true});
     }
     body
-}
-
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// (client contract tokens_used, client contract balance, worker wallet, proxy earned, proxy

@@ -93,47 +93,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mine = crate::Wallet::from_seed(&[8; 32]).address().clone();
         let other = crate::Wallet::from_seed(&[9; 32]).address().clone();
+        let keep = |target: &Address, opcode: u32, tokens: u64| {
+            keep_latest(dir.path(), &mine, &payout(target, opcode, tokens)).unwrap()
+        };
+        assert_eq!(keep(&mine, op::WORKER_PAYOUT_SIGNED, 10), Some(10));
         assert_eq!(
-            keep_latest(
-                dir.path(),
-                &mine,
-                &payout(&mine, op::WORKER_PAYOUT_SIGNED, 10)
-            )
-            .unwrap(),
-            Some(10)
+            keep(&mine, op::WORKER_PAYOUT_SIGNED, 7),
+            Some(10),
+            "lower: kept"
         );
         assert_eq!(
-            keep_latest(
-                dir.path(),
-                &mine,
-                &payout(&mine, op::WORKER_PAYOUT_SIGNED, 7)
-            )
-            .unwrap(),
-            Some(10)
+            keep(&other, op::WORKER_PAYOUT_SIGNED, 99),
+            None,
+            "other contract"
         );
-        assert_eq!(
-            keep_latest(
-                dir.path(),
-                &mine,
-                &payout(&other, op::WORKER_PAYOUT_SIGNED, 99)
-            )
-            .unwrap(),
-            None
-        );
-        assert_eq!(
-            keep_latest(dir.path(), &mine, &payout(&mine, op::CHARGE_SIGNED, 99)).unwrap(),
-            None
-        );
+        assert_eq!(keep(&mine, op::CHARGE_SIGNED, 99), None, "not a payout");
         assert_eq!(keep_latest(dir.path(), &mine, b"not a boc").unwrap(), None);
-        assert_eq!(
-            keep_latest(
-                dir.path(),
-                &mine,
-                &payout(&mine, op::WORKER_PAYOUT_SIGNED, 12)
-            )
-            .unwrap(),
-            Some(12)
-        );
+        assert_eq!(keep(&mine, op::WORKER_PAYOUT_SIGNED, 12), Some(12));
         let kept = std::fs::read(payout_path(dir.path(), &mine)).unwrap();
         assert_eq!(parse_payout(&kept, &mine).unwrap().payload.tokens, 12);
         assert!(parse_payout(&kept, &other).is_err());
