@@ -10,13 +10,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use cocoon_net::http_client::HttpClient;
 use dcap_qvl::QuoteCollateralV3;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -36,26 +33,9 @@ fn fetch_error(message: impl Into<String>) -> AttestError {
 }
 
 /// A minimal HTTP(S) GET client for one PCCS base URL.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PccsClient {
-    scheme_https: bool,
-    host: String,
-    port: u16,
-    base_path: String,
-    tls: Option<tokio_rustls::TlsConnector>,
-}
-
-impl std::fmt::Debug for PccsClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "PccsClient({}://{}:{}{})",
-            if self.scheme_https { "https" } else { "http" },
-            self.host,
-            self.port,
-            self.base_path
-        )
-    }
+    http: HttpClient,
 }
 
 struct Response {
@@ -82,110 +62,31 @@ impl PccsClient {
     /// `https://api.trustedservices.intel.com`). HTTPS trusts the usual web roots plus
     /// `extra_ca_pem` (a PCCS often has its own CA).
     pub fn new(url: &str, extra_ca_pem: Option<&[u8]>) -> Result<PccsClient, AttestError> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| AttestError::Config(format!("pccs_url '{url}': {e}")))?;
-        let scheme_https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => {
-                return Err(AttestError::Config(format!(
-                    "pccs_url '{url}' must be http:// or https://"
-                )))
-            }
+        let extra = match extra_ca_pem {
+            Some(pem) => parse_pem_certs(pem)?,
+            None => Vec::new(),
         };
-        let host = uri
-            .host()
-            .ok_or_else(|| AttestError::Config(format!("pccs_url '{url}' has no host")))?
-            .to_string();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme_https { 443 } else { 80 });
+        let mut http = HttpClient::new(url, &extra, REQUEST_TIMEOUT, MAX_RESPONSE)
+            .map_err(|e| AttestError::Config(format!("pccs_url: {e}")))?;
         // Accept base URLs given with or without the API path, as PCCS docs show both.
-        let base_path = uri
-            .path()
-            .trim_end_matches('/')
+        let base_path = http
+            .base_path()
             .trim_end_matches("/sgx/certification/v4")
             .trim_end_matches("/tdx/certification/v4")
             .to_string();
-        let tls = if scheme_https {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            if let Some(pem) = extra_ca_pem {
-                for cert in parse_pem_certs(pem)? {
-                    roots
-                        .add(rustls::pki_types::CertificateDer::from(cert))
-                        .map_err(|e| AttestError::Config(format!("pccs CA certificate: {e}")))?;
-                }
-            }
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| AttestError::Config(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
-        } else {
-            None
-        };
-        Ok(PccsClient {
-            scheme_https,
-            host,
-            port,
-            base_path,
-            tls,
-        })
+        http.set_base_path(&base_path);
+        Ok(PccsClient { http })
     }
 
     async fn get(&self, path_and_query: &str) -> Result<Response, AttestError> {
-        tokio::time::timeout(REQUEST_TIMEOUT, self.get_inner(path_and_query))
+        let response = self
+            .http
+            .get(path_and_query, &[])
             .await
-            .map_err(|_| fetch_error(format!("PCCS request {path_and_query} timed out")))?
-    }
-
-    async fn get_inner(&self, path_and_query: &str) -> Result<Response, AttestError> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| {
-                fetch_error(format!(
-                    "cannot reach PCCS {}:{}: {e}",
-                    self.host, self.port
-                ))
-            })?;
-        let request = http::Request::get(format!("{}{path_and_query}", self.base_path))
-            .header(http::header::HOST, &self.host)
-            .header(http::header::USER_AGENT, "cocoon")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| fetch_error(e.to_string()))?;
-        let response = match &self.tls {
-            Some(tls) => {
-                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| fetch_error(format!("PCCS host name: {e}")))?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| fetch_error(format!("PCCS TLS: {e}")))?;
-                send(stream, request).await?
-            }
-            None => send(tcp, request).await?,
-        };
-        let (parts, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, MAX_RESPONSE)
-            .collect()
-            .await
-            .map_err(|e| fetch_error(format!("PCCS response {path_and_query}: {e}")))?
-            .to_bytes()
-            .to_vec();
-        if !parts.status.is_success() {
-            return Err(fetch_error(format!(
-                "PCCS answered {} to {path_and_query}",
-                parts.status
-            )));
-        }
+            .map_err(|e| fetch_error(format!("PCCS: {e}")))?;
         Ok(Response {
-            headers: parts.headers,
-            body,
+            headers: response.headers,
+            body: response.body,
         })
     }
 
@@ -255,26 +156,6 @@ impl PccsClient {
         };
         Ok((fmspc, collateral))
     }
-}
-
-async fn send<S>(
-    stream: S,
-    request: http::Request<Empty<Bytes>>,
-) -> Result<http::Response<hyper::body::Incoming>, AttestError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| fetch_error(format!("PCCS HTTP: {e}")))?;
-    // The connection task ends with the response (one request per connection).
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    sender
-        .send_request(request)
-        .await
-        .map_err(|e| fetch_error(format!("PCCS HTTP: {e}")))
 }
 
 fn header(response: &Response, names: &[&str]) -> Result<String, AttestError> {

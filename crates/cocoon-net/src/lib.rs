@@ -8,6 +8,7 @@
 //! opaque TL payloads between authenticated peers.
 
 pub mod config;
+pub mod http_client;
 mod connection;
 mod endpoint;
 mod identity;

@@ -1,0 +1,232 @@
+//! A small HTTP(S)/1.1 client for the few outside services the daemons call (a PCCS for DCAP
+//! collateral, toncenter for TON): one request per connection, a timeout, a size limit, the
+//! web's root certificates plus optional extra ones. Nothing on a request's hot path uses it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The base URL or a certificate is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The request failed: unreachable, TLS, timeout, too large, or a non-2xx status.
+    #[error("{0}")]
+    Request(String),
+}
+
+/// An answer with a 2xx status.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Its headers.
+    pub headers: http::HeaderMap,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+/// A client for one base URL (`http://` or `https://host[:port][/path]`).
+#[derive(Clone)]
+pub struct HttpClient {
+    https: bool,
+    host: String,
+    port: u16,
+    base_path: String,
+    tls: Option<tokio_rustls::TlsConnector>,
+    timeout: Duration,
+    max_response: usize,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HttpClient({}://{}:{}{})",
+            if self.https { "https" } else { "http" },
+            self.host,
+            self.port,
+            self.base_path
+        )
+    }
+}
+
+impl HttpClient {
+    /// A client for `url`. HTTPS trusts the web's roots plus `extra_roots` (DER certificates,
+    /// e.g. a PCCS's own CA). Requests time out after `timeout`; bodies over `max_response`
+    /// bytes are refused.
+    pub fn new(
+        url: &str,
+        extra_roots: &[Vec<u8>],
+        timeout: Duration,
+        max_response: usize,
+    ) -> Result<HttpClient, HttpError> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| HttpError::Config(format!("URL '{url}': {e}")))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(HttpError::Config(format!(
+                    "URL '{url}' must be http:// or https://"
+                )))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| HttpError::Config(format!("URL '{url}' has no host")))?
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = if https {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            for der in extra_roots {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                    .map_err(|e| HttpError::Config(format!("CA certificate: {e}")))?;
+            }
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| HttpError::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        Ok(HttpClient {
+            https,
+            host,
+            port,
+            base_path: uri.path().trim_end_matches('/').to_string(),
+            tls,
+            timeout,
+            max_response,
+        })
+    }
+
+    /// The URL's path, without a trailing slash.
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
+    /// Replaces the base path (callers that accept several spellings of one API root).
+    pub fn set_base_path(&mut self, path: &str) {
+        self.base_path = path.trim_end_matches('/').to_string();
+    }
+
+    /// GET `base path + path_and_query`.
+    pub async fn get(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, HttpError> {
+        self.request(http::Method::GET, path_and_query, headers, Vec::new())
+            .await
+    }
+
+    /// POST a JSON body to `base path + path`.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, HttpError> {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.request(http::Method::POST, path, &all, body).await
+    }
+
+    async fn request(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, HttpError> {
+        let what = format!("{method} {}{path_and_query}", self.base_path);
+        tokio::time::timeout(
+            self.timeout,
+            self.request_inner(method, path_and_query, headers, body),
+        )
+        .await
+        .map_err(|_| HttpError::Request(format!("{what} timed out after {:?}", self.timeout)))?
+        .map_err(|e| HttpError::Request(format!("{what}: {e}")))
+    }
+
+    async fn request_inner(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, String> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("cannot reach {}:{}: {e}", self.host, self.port))?;
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", self.base_path))
+            .header(http::header::HOST, &self.host)
+            .header(http::header::USER_AGENT, "cocoon");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = match &self.tls {
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| format!("host name: {e}"))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                send(stream, request).await?
+            }
+            None => send(tcp, request).await?,
+        };
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, self.max_response)
+            .collect()
+            .await
+            .map_err(|e| format!("response: {e}"))?
+            .to_bytes()
+            .to_vec();
+        if !parts.status.is_success() {
+            let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Err(format!("answered {}: {excerpt}", parts.status));
+        }
+        Ok(HttpResponse {
+            headers: parts.headers,
+            body,
+        })
+    }
+}
+
+async fn send<S>(
+    stream: S,
+    request: http::Request<Full<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    // The connection task ends with the response (one request per connection).
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))
+}
