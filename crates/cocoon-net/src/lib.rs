@@ -8,9 +8,9 @@
 //! opaque TL payloads between authenticated peers.
 
 pub mod config;
-pub mod http_client;
 mod connection;
 mod endpoint;
+pub mod http_client;
 mod identity;
 pub mod metrics;
 pub mod policy;

@@ -224,7 +224,7 @@ fn load_hash(p: &mut CellParser<'_>) -> Result<[u8; 32], MessageError> {
     Ok(h)
 }
 
-fn params_cell(p: &Params) -> Result<Cell, MessageError> {
+pub(crate) fn params_cell(p: &Params) -> Result<Cell, MessageError> {
     let mut b = CellBuilder::new();
     store_coins(
         &mut b,
@@ -255,7 +255,7 @@ fn params_cell(p: &Params) -> Result<Cell, MessageError> {
     Ok(b.build()?)
 }
 
-fn parse_params(c: &Cell) -> Result<Params, MessageError> {
+pub(crate) fn parse_params(c: &Cell) -> Result<Params, MessageError> {
     let mut p = c.parser();
     let params = Params {
         price_per_token: load_u64_coins(&mut p, "price_per_token")?,
