@@ -68,6 +68,7 @@ test('storage written by the contracts (fixtures/storage.json)', async () => {
         params: PARAMS,
         root: {
             data: await dataOf(w, w.root.address),
+            address: w.root.address.toRawString(),
             owner: (await w.wallet('owner')).address.toRawString(),
             params_version: root.params_version,
             model_hashes: [hex256(model)],
@@ -84,12 +85,14 @@ test('storage written by the contracts (fixtures/storage.json)', async () => {
         },
         client: {
             data: await dataOf(w, alice.address),
+            address: alice.address.toRawString(),
             owner: (await w.wallet('alice')).address.toRawString(),
             ...client,
             secret_hash_hex: hex256(client.secret_hash),
         },
         worker: {
             data: await dataOf(w, bob.address),
+            address: bob.address.toRawString(),
             owner: (await w.wallet('bob')).address.toRawString(),
             ...worker,
         },

@@ -18,6 +18,7 @@ use cocoon_proto::{codes, SignedPayment};
 use cocoon_ton::messages::{Body, ProxyKey, SignedPayload};
 use cocoon_ton::ops::{op, ContractStatus, ExitCode};
 use cocoon_ton::rules::Init;
+use cocoon_ton::toncenter::Toncenter;
 use cocoon_ton::{keyfile, Address, Chain, ChainError, Coins, LocalChain, Outgoing, Wallet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -38,6 +39,8 @@ pub const DEFAULT_COMMIT_INTERVAL_SECS: f64 = 45.0;
 pub enum ChainKind {
     /// The embedded local chain in `local_chain_dir` (what `cocoon devnet` runs).
     Local,
+    /// A real TON network (testnet, mainnet) through the toncenter v2 API at `toncenter_url`.
+    Toncenter,
 }
 
 /// `[payments]`: how the proxy is paid. Without this table the proxy serves for free.
@@ -49,9 +52,25 @@ pub struct PaymentsConfig {
     /// The local chain's directory (`chain = "local"`).
     #[serde(default)]
     pub local_chain_dir: Option<PathBuf>,
+    /// The toncenter v2 API (`chain = "toncenter"`), e.g.
+    /// `https://testnet.toncenter.com/api/v2`.
+    #[serde(default)]
+    pub toncenter_url: Option<String>,
+    /// The toncenter API key (sent as `X-API-Key`; without one toncenter allows about one
+    /// request per second).
+    #[serde(default)]
+    pub toncenter_api_key: Option<String>,
+    /// The root registry's address (`chain = "toncenter"`).
+    #[serde(default)]
+    pub root_address: Option<String>,
     /// The ledger file (redb), created if absent. Never restore it from a backup: the proxy
     /// refuses to run on a copy older than what it committed to the chain.
     pub ledger: PathBuf,
+    /// The proxy contract's address. Default: derived from the operator wallet and the signing
+    /// key (on a real network also from the root's params, which may have changed since the
+    /// deploy: then set it here).
+    #[serde(default)]
+    pub proxy_contract: Option<String>,
     /// Key file of the payment signing key: the public key the proxy contract stores.
     pub signer_key: PathBuf,
     /// Key file of the operator's wallet: the proxy contract's owner, which sends the signed
@@ -95,7 +114,11 @@ impl PaymentsConfig {
         PaymentsConfig {
             chain: ChainKind::Local,
             local_chain_dir: Some(chain_dir),
+            toncenter_url: None,
+            toncenter_api_key: None,
+            root_address: None,
             ledger,
+            proxy_contract: None,
             signer_key,
             wallet_key,
             charge_threshold_tokens: DEFAULT_CHARGE_THRESHOLD_TOKENS,
@@ -110,6 +133,31 @@ impl PaymentsConfig {
         let mut problems = Vec::new();
         if self.chain == ChainKind::Local && self.local_chain_dir.is_none() {
             problems.push("payments: chain = \"local\" needs local_chain_dir".into());
+        }
+        if self.chain == ChainKind::Toncenter {
+            match &self.toncenter_url {
+                None => problems.push("payments: chain = \"toncenter\" needs toncenter_url".into()),
+                Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                    problems.push(format!(
+                        "payments.toncenter_url {url:?} must be an http(s) URL"
+                    ))
+                }
+                Some(_) => {}
+            }
+            match &self.root_address {
+                None => problems.push("payments: chain = \"toncenter\" needs root_address".into()),
+                Some(a) if parse_address(a).is_none() => {
+                    problems.push(format!("payments.root_address {a:?} is not a TON address"))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(a) = &self.proxy_contract {
+            if parse_address(a).is_none() {
+                problems.push(format!(
+                    "payments.proxy_contract {a:?} is not a TON address"
+                ));
+            }
         }
         for (name, value) in [
             ("settle_interval_secs", self.settle_interval_secs),
@@ -183,14 +231,35 @@ impl Payments {
                 let dir = config.local_chain_dir.clone().unwrap_or_default();
                 Arc::new(LocalChain::open(&dir)?)
             }
+            ChainKind::Toncenter => {
+                let root = config
+                    .root_address
+                    .as_deref()
+                    .and_then(parse_address)
+                    .ok_or_else(|| PaymentsError::Contract("root_address is missing".into()))?;
+                Arc::new(Toncenter::new(
+                    config.toncenter_url.as_deref().unwrap_or_default(),
+                    config.toncenter_api_key.clone(),
+                    root,
+                )?)
+            }
         };
         let signer_seed = keyfile::read(&config.signer_key)?;
         let signer = ProxyKey::from_seed(&signer_seed);
         let wallet = Wallet::from_seed(&keyfile::read(&config.wallet_key)?);
-        let proxy_contract = chain.address_of(&Init::Proxy {
-            owner: wallet.address().clone(),
-            public_key: signer.public_key(),
-        });
+        let proxy_contract = match &config.proxy_contract {
+            Some(address) => parse_address(address).ok_or_else(|| {
+                PaymentsError::Contract(format!("proxy_contract {address:?} is not a TON address"))
+            })?,
+            None => {
+                chain
+                    .address_of(&Init::Proxy {
+                        owner: wallet.address().clone(),
+                        public_key: signer.public_key(),
+                    })
+                    .await?
+            }
+        };
         let Some(state) = chain.proxy(&proxy_contract).await? else {
             return Err(PaymentsError::Contract(format!(
                 "no proxy contract at {proxy_contract} on the {}: deploy it from wallet {} with the signing key {} (cocoon devnet does this for you)",
@@ -242,10 +311,14 @@ impl Payments {
                 format!("client_owner_address {owner:?} is not a TON address"),
             )
         })?;
-        let address = self.chain.address_of(&Init::Client {
-            proxy: self.proxy_contract.clone(),
-            owner: owner_address,
-        });
+        let address = self
+            .chain
+            .address_of(&Init::Client {
+                proxy: self.proxy_contract.clone(),
+                owner: owner_address,
+            })
+            .await
+            .map_err(|e| (codes::INTERNAL, format!("client contract address: {e}")))?;
         let key = address.to_hex();
         let state = self
             .sync_client(&address)
@@ -340,10 +413,14 @@ impl Payments {
                 format!("worker_owner_address {owner:?} is not a TON address: a paid proxy pays workers to their wallet"),
             )
         })?;
-        let address = self.chain.address_of(&Init::Worker {
-            proxy: self.proxy_contract.clone(),
-            owner: owner_address,
-        });
+        let address = self
+            .chain
+            .address_of(&Init::Worker {
+                proxy: self.proxy_contract.clone(),
+                owner: owner_address,
+            })
+            .await
+            .map_err(|e| (codes::INTERNAL, format!("worker contract address: {e}")))?;
         match self.chain.worker(&address).await {
             Ok(Some(state)) if state.status == ContractStatus::Running => Ok(address.to_hex()),
             Ok(Some(state)) => Err((

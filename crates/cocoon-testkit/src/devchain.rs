@@ -223,12 +223,12 @@ impl DevChain {
 
     /// The proxy contract.
     pub fn proxy_contract(&self) -> Address {
-        self.chain.address_of(&self.proxy_init())
+        self.chain.address_for(&self.proxy_init())
     }
 
     /// The client contract of `owner` at the devnet proxy.
     pub fn client_contract(&self, owner: &Address) -> Address {
-        self.chain.address_of(&Init::Client {
+        self.chain.address_for(&Init::Client {
             proxy: self.proxy_contract(),
             owner: owner.clone(),
         })
@@ -236,7 +236,7 @@ impl DevChain {
 
     /// The worker contract of `owner` at the devnet proxy.
     pub fn worker_contract(&self, owner: &Address) -> Address {
-        self.chain.address_of(&Init::Worker {
+        self.chain.address_for(&Init::Worker {
             proxy: self.proxy_contract(),
             owner: owner.clone(),
         })

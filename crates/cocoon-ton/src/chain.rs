@@ -100,8 +100,9 @@ pub trait Chain: Send + Sync + 'static {
     fn describe(&self) -> String;
     /// The root registry's address.
     fn root_address(&self) -> TonAddress;
-    /// Where the contract with this init data lives.
-    fn address_of(&self, init: &Init) -> TonAddress;
+    /// Where the contract with this init data lives (on a real network it depends on the
+    /// proxy contract's key and params, so it may need a read).
+    async fn address_of(&self, init: &Init) -> Result<TonAddress, ChainError>;
     /// The network's clock (Unix seconds).
     async fn now(&self) -> Result<u32, ChainError>;
     /// The root registry.

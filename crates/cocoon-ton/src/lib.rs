@@ -13,6 +13,7 @@ pub mod messages;
 pub mod ops;
 pub mod payout;
 pub mod rules;
+pub mod toncenter;
 pub mod tvm;
 pub mod vectors;
 pub mod wallet;

@@ -177,6 +177,11 @@ impl LocalChain {
         })
     }
 
+    /// Where the contract with this init data lives on this chain (no read needed here).
+    pub fn address_for(&self, init: &Init) -> TonAddress {
+        init.address(&self.root_address())
+    }
+
     /// The journal's path.
     pub fn journal_path(&self) -> &Path {
         &self.path
@@ -369,8 +374,8 @@ impl Chain for LocalChain {
             .clone()
     }
 
-    fn address_of(&self, init: &Init) -> TonAddress {
-        init.address(&self.root_address())
+    async fn address_of(&self, init: &Init) -> Result<TonAddress, ChainError> {
+        Ok(self.address_for(init))
     }
 
     async fn now(&self) -> Result<u32, ChainError> {

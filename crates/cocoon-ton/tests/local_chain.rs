@@ -22,7 +22,7 @@ async fn setup(dir: &std::path::Path) -> (LocalChain, cocoon_ton::Address, cocoo
         owner: proxy.address().clone(),
         public_key: proxy.key().public_key(),
     };
-    let paddr = chain.address_of(&pinit);
+    let paddr = chain.address_for(&pinit);
     let sent = chain
         .send(
             &proxy,
@@ -43,7 +43,7 @@ async fn setup(dir: &std::path::Path) -> (LocalChain, cocoon_ton::Address, cocoo
         proxy: paddr.clone(),
         owner: alice.address().clone(),
     };
-    let caddr = chain.address_of(&cinit);
+    let caddr = chain.address_for(&cinit);
     chain
         .send(
             &alice,

@@ -72,12 +72,12 @@ fn open(dir: &Path) -> Result<Devnet> {
     let wallet = |name: &str| -> Result<Wallet> { Ok(Wallet::from_seed(&load_key(dir, name)?)) };
     let proxy = wallet("proxy")?;
     let signer = ProxyKey::from_seed(&load_key(dir, "proxy-signer")?);
-    let proxy_contract = chain.address_of(&Init::Proxy {
+    let proxy_contract = chain.address_for(&Init::Proxy {
         owner: proxy.address().clone(),
         public_key: signer.public_key(),
     });
     let client = wallet("client")?;
-    let client_contract = chain.address_of(&Init::Client {
+    let client_contract = chain.address_for(&Init::Client {
         proxy: proxy_contract.clone(),
         owner: client.address().clone(),
     });
@@ -173,7 +173,7 @@ async fn payout(d: &Devnet, dir: &Path, index: usize) -> Result<()> {
     let Some((_, wallet)) = d.parties.iter().find(|(n, _)| *n == name) else {
         bail!("the devnet has no {name}");
     };
-    let contract = d.chain.address_of(&Init::Worker {
+    let contract = d.chain.address_for(&Init::Worker {
         proxy: d.proxy_contract.clone(),
         owner: wallet.address().clone(),
     });
@@ -266,7 +266,7 @@ async fn status(d: &Devnet) -> Result<()> {
         None => println!("  client     not deployed"),
     }
     for (name, w) in d.parties.iter().filter(|(n, _)| n.starts_with("worker-")) {
-        let addr = chain.address_of(&Init::Worker {
+        let addr = chain.address_for(&Init::Worker {
             proxy: d.proxy_contract.clone(),
             owner: w.address().clone(),
         });
