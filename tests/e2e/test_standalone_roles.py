@@ -132,6 +132,8 @@ WORKERS_ANY = '[worker_policy]\npolicy = "danger_any"\n'
         ("proxy", TEE + '[worker_policy]\npolicy = "tdx"\n', "collateral_dir is required"),
         ("proxy", TEE + '[worker_policy]\npolicy = "danger_fake_tdx"\nimage_hashes = ["xyz"]\n', "image_hashes"),
         ("proxy", '[tee]\nkind = "tdx"\ntsm_report_dir = "/nonexistent/tsm"\n' + WORKERS_ANY, "not an Intel TDX guest"),
+        ("proxy", TEE + WORKERS_ANY + '[payments]\nchain = "toncenter"\nledger = "l"\nsigner_key = "s"\nwallet_key = "w"\n', "needs toncenter_url"),
+        ("proxy", TEE + WORKERS_ANY + '[payments]\nchain = "local"\nlocal_chain_dir = "/nonexistent"\nledger = "l"\nsigner_key = "s"\nwallet_key = "w"\n', "/nonexistent"),
         ("worker", 'proxies = []\nbackend_url = "ftp://x"\nmodel = ""\n' + TEE + '[proxy_policy]\npolicy = "danger_any"\n', "backend_url"),
         ("client", 'proxies = ["nowhere"]\n[proxy_policy]\npolicy = "trust_me"\n', "policy"),
     ],

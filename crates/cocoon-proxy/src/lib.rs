@@ -110,6 +110,12 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
     if !problems.is_empty() {
         return Err(ProxyError::Config(problems));
     }
+    // The chain and the ledger first: a paid proxy that cannot be paid says so before anything
+    // else.
+    let payments = match &config.payments {
+        Some(payments) => Some(Arc::new(Payments::open(payments).await?)),
+        None => None,
+    };
     let identity = config.tee.identity("cocoon-proxy")?;
     let built = config.worker_policy.build()?;
     let policy_name = built.policy.name();
@@ -120,13 +126,9 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
         Arc::new(cocoon_net::policy::UnattestedClients),
         config.pow_difficulty,
     )?;
-    let payments = match &config.payments {
-        Some(payments) => Some(Arc::new(Payments::open(payments).await?)),
-        None => {
-            warn!("no [payments] in the config: every client is served for FREE and no worker is paid");
-            None
-        }
-    };
+    if payments.is_none() {
+        warn!("no [payments] in the config: every client is served for FREE and no worker is paid");
+    }
     let ledger = Arc::new(match &payments {
         Some(payments) => Books::Paid(payments.ledger.clone()),
         None => Books::Free(MemoryLedger::new()),
