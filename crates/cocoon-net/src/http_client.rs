@@ -84,6 +84,11 @@ impl HttpClient {
         let tls = if https {
             let mut roots = rustls::RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            // The system's store too (SSL_CERT_FILE / SSL_CERT_DIR or the distribution's
+            // bundle): where a TLS-inspecting proxy stands between a machine and the internet,
+            // its CA is there. Unreadable entries are skipped.
+            let native = rustls_native_certs::load_native_certs();
+            let (_added, _skipped) = roots.add_parsable_certificates(native.certs);
             for der in extra_roots {
                 roots
                     .add(rustls::pki_types::CertificateDer::from(der.clone()))
@@ -143,6 +148,97 @@ impl HttpClient {
         self.request(http::Method::POST, path, &all, body).await
     }
 
+    /// GETs `base path + path_and_query` and hands the body to `sink` as it arrives, with
+    /// `progress(received, total)` after each chunk; follows up to 5 redirects (to any
+    /// http(s) origin). No size limit and no overall timeout (big files take long); a
+    /// connection that stalls for the client's timeout fails. Returns the bytes received.
+    pub async fn download(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        sink: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+        progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
+    ) -> Result<u64, HttpError> {
+        let mut client = self.clone();
+        let mut path = path_and_query.to_string();
+        for _ in 0..6 {
+            let response = tokio::time::timeout(
+                self.timeout,
+                client.send_request(http::Method::GET, &path, headers, Vec::new()),
+            )
+            .await
+            .map_err(|_| HttpError::Request(format!("GET {path} timed out")))?
+            .map_err(|e| HttpError::Request(format!("GET {path}: {e}")))?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        HttpError::Request(format!("GET {path}: {status} without a location"))
+                    })?
+                    .to_string();
+                if location.starts_with('/') {
+                    client.base_path.clear();
+                    path = location;
+                } else {
+                    let uri: http::Uri = location
+                        .parse()
+                        .map_err(|e| HttpError::Request(format!("redirect to {location}: {e}")))?;
+                    let origin = format!(
+                        "{}://{}",
+                        uri.scheme_str().unwrap_or("https"),
+                        uri.authority().map(|a| a.as_str()).unwrap_or_default()
+                    );
+                    client = HttpClient::new(&origin, &[], self.timeout, self.max_response)?;
+                    client.tls = if client.https {
+                        self.tls.clone().or(client.tls)
+                    } else {
+                        None
+                    };
+                    path = uri
+                        .path_and_query()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_else(|| "/".into());
+                }
+                continue;
+            }
+            if !status.is_success() {
+                return Err(HttpError::Request(format!("GET {path}: answered {status}")));
+            }
+            let total = response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let mut body = response.into_body();
+            let mut received = 0u64;
+            loop {
+                let frame = tokio::time::timeout(self.timeout, body.frame())
+                    .await
+                    .map_err(|_| HttpError::Request(format!("GET {path}: stalled")))?;
+                let Some(frame) = frame else { break };
+                let frame = frame.map_err(|e| HttpError::Request(format!("GET {path}: {e}")))?;
+                if let Ok(data) = frame.into_data() {
+                    sink(&data).map_err(|e| HttpError::Request(format!("writing {path}: {e}")))?;
+                    received += data.len() as u64;
+                    progress(received, total);
+                }
+            }
+            if total.is_some_and(|t| t != received) {
+                return Err(HttpError::Request(format!(
+                    "GET {path}: {received} bytes of {} arrived",
+                    total.unwrap_or_default()
+                )));
+            }
+            return Ok(received);
+        }
+        Err(HttpError::Request(format!(
+            "GET {path_and_query}: too many redirects"
+        )))
+    }
+
     async fn request(
         &self,
         method: http::Method,
@@ -167,32 +263,9 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<HttpResponse, String> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| format!("cannot reach {}:{}: {e}", self.host, self.port))?;
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path_and_query}", self.base_path))
-            .header(http::header::HOST, &self.host)
-            .header(http::header::USER_AGENT, "cocoon");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let response = match &self.tls {
-            Some(tls) => {
-                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| format!("host name: {e}"))?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS: {e}"))?;
-                send(stream, request).await?
-            }
-            None => send(tcp, request).await?,
-        };
+        let response = self
+            .send_request(method, path_and_query, headers, body)
+            .await?;
         let (parts, body) = response.into_parts();
         let body = http_body_util::Limited::new(body, self.max_response)
             .collect()
@@ -208,6 +281,46 @@ impl HttpClient {
             headers: parts.headers,
             body,
         })
+    }
+
+    async fn send_request(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("cannot reach {}:{}: {e}", self.host, self.port))?;
+        let path = if path_and_query.starts_with('/') && !self.base_path.is_empty() {
+            format!("{}{path_and_query}", self.base_path)
+        } else {
+            path_and_query.to_string()
+        };
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &self.host)
+            .header(http::header::USER_AGENT, "cocoon");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        match &self.tls {
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|e| format!("host name: {e}"))?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                send(stream, request).await
+            }
+            None => send(tcp, request).await,
+        }
     }
 }
 

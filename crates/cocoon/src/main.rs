@@ -4,6 +4,7 @@
 mod attest;
 mod bench;
 mod devnet;
+mod model;
 mod wallet;
 
 /// mimalloc: the relay allocates a few small buffers per packet, and glibc's allocator showed up
@@ -65,9 +66,12 @@ enum Command {
     /// Benchmarks that print figures (the relay benchmark is bench/relay.sh).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Balances and client contract actions on the devnet's chain: status, top-up,
-    /// increase-stake, withdraw, close.
+    /// Balances and contract actions on the devnet's chain: status, top-up, increase-stake,
+    /// withdraw, close, payout.
     Wallet(wallet::WalletArgs),
+    /// Models for the built-in engine: pull (with a progress bar, SHA-256 checked), list.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Run a client: an OpenAI-compatible API on localhost backed by the network.
     Client {
         /// TOML config.
@@ -155,6 +159,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Attest(command) => attest::run(command).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Wallet(args) => wallet::run(args).await,
+        Command::Model(command) => model::run(command).await,
         Command::Proxy { config, tee } => {
             let mut config: cocoon_proxy::ProxyConfig = load_config(&config)?;
             if let Some(tee) = tee {
