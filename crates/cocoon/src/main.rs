@@ -54,8 +54,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Override the config's backend_url (vLLM, SGLang, llama.cpp server, Ollama...).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "model")]
         backend: Option<String>,
+        /// Serve this model with the built-in engine instead of a backend: a llama-architecture
+        /// GGUF file, or a known model's name (pulled into the cache if needed). Replaces the
+        /// config's backend_url and model.
+        #[arg(long)]
+        model: Option<String>,
         /// Override the config's [tee] kind: `tdx` inside a TD guest, `fake` for development.
         #[arg(long, value_enum)]
         tee: Option<attest::TeeChoice>,
@@ -178,6 +183,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Worker {
             config,
             backend,
+            model,
             tee,
         } => {
             let mut config: cocoon_worker::WorkerConfig = load_config(&config)?;
@@ -187,6 +193,16 @@ async fn run(command: Command) -> Result<()> {
             if let Some(backend) = backend {
                 config.backend_url = backend;
             }
+            // Kept alive as long as the worker runs.
+            let _engine = match model {
+                Some(model) => {
+                    let server = model::start_engine(&model).await?;
+                    config.backend_url = server.url();
+                    config.model = server.model.clone();
+                    Some(server)
+                }
+                None => None,
+            };
             let (trigger, shutdown) = ShutdownTrigger::new();
             let mut worker = cocoon_worker::start(config, shutdown).await?;
             println!("worker up: stats http://{}/stats", worker.http_addr);

