@@ -28,12 +28,18 @@ pub enum BackendError {
     Timeout,
 }
 
-/// A pooled client for one backend.
+/// A client for one backend: pooled keep-alive connections for JSON answers and health
+/// probes, and a fresh connection for every streamed answer.
 #[derive(Clone, Debug)]
 pub struct Backend {
     base: String,
     api_key: Option<String>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Never reuses a connection. llama-cpp-python's server (uvicorn + sse-starlette) cuts an
+    /// SSE stream short ("data: [DONE]" after the first chunk, then no chunked terminator) when
+    /// it runs on a keep-alive connection that served an earlier request; a connection of its
+    /// own costs one loopback connect per stream.
+    stream_client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Backend {
@@ -44,11 +50,15 @@ impl Backend {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector.clone());
+        let stream_client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(connector);
         Backend {
             base: base_url.trim_end_matches('/').to_string(),
             api_key,
             client,
+            stream_client,
         }
     }
 
@@ -75,15 +85,22 @@ impl Backend {
             .map_err(|e| BackendError::Unreachable(e.to_string()))
     }
 
-    /// POSTs a JSON body and returns the response head and streaming body.
+    /// POSTs a JSON body and returns the response head and streaming body. A request for a
+    /// streamed answer (`stream`) goes on a connection of its own.
     pub async fn post(
         &self,
         path: &str,
         body: Vec<u8>,
         timeout: Duration,
+        stream: bool,
     ) -> Result<Response<Incoming>, BackendError> {
         let request = self.request(http::Method::POST, path, Bytes::from(body))?;
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
+        let client = if stream {
+            &self.stream_client
+        } else {
+            &self.client
+        };
+        match tokio::time::timeout(timeout, client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(BackendError::Unreachable(error.to_string())),
             Err(_) => Err(BackendError::Timeout),
