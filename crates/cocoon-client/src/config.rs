@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use cocoon_attest::PeerPolicyConfig;
-use cocoon_net::config::{check_seconds, MAX_SECONDS};
+use cocoon_net::config::check_all_seconds;
 use serde::{Deserialize, Serialize};
 
 /// The reference client's API port.
@@ -108,26 +108,13 @@ impl ClientConfig {
                 problems.push(format!("proxies: '{proxy}' is not host:port"));
             }
         }
-        check_seconds(
+        check_all_seconds(
             &mut problems,
-            "default_timeout_secs",
-            self.default_timeout_secs,
-            false,
-            MAX_SECONDS,
-        );
-        check_seconds(
-            &mut problems,
-            "max_reconnect_secs",
-            self.max_reconnect_secs,
-            false,
-            MAX_SECONDS,
-        );
-        check_seconds(
-            &mut problems,
-            "grace_period_secs",
-            self.grace_period_secs,
-            true,
-            MAX_SECONDS,
+            &[
+                ("default_timeout_secs", self.default_timeout_secs, false),
+                ("max_reconnect_secs", self.max_reconnect_secs, false),
+                ("grace_period_secs", self.grace_period_secs, true),
+            ],
         );
         if self.default_max_coefficient < 0 {
             problems.push("default_max_coefficient must not be negative".into());

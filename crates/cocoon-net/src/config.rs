@@ -27,6 +27,14 @@ pub fn check_seconds(
     }
 }
 
+/// [`check_seconds`] for several `(name, value, allow_zero)` fields, each at most
+/// [`MAX_SECONDS`].
+pub fn check_all_seconds(problems: &mut Vec<String>, fields: &[(&str, f64, bool)]) {
+    for (name, value, allow_zero) in fields {
+        check_seconds(problems, name, *value, *allow_zero, MAX_SECONDS);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cocoon_attest::{PeerPolicyConfig, TeeConfig};
-use cocoon_net::config::{check_seconds, MAX_SECONDS};
+use cocoon_net::config::check_all_seconds;
 use serde::{Deserialize, Serialize};
 
 use crate::payments::PaymentsConfig;
@@ -111,19 +111,16 @@ impl ProxyConfig {
                 self.pow_difficulty
             ));
         }
-        check_seconds(
+        check_all_seconds(
             &mut problems,
-            "max_request_timeout_secs",
-            self.max_request_timeout_secs,
-            false,
-            MAX_SECONDS,
-        );
-        check_seconds(
-            &mut problems,
-            "grace_period_secs",
-            self.grace_period_secs,
-            true,
-            MAX_SECONDS,
+            &[
+                (
+                    "max_request_timeout_secs",
+                    self.max_request_timeout_secs,
+                    false,
+                ),
+                ("grace_period_secs", self.grace_period_secs, true),
+            ],
         );
         if let Some(payments) = &self.payments {
             problems.extend(payments.problems());

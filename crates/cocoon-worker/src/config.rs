@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cocoon_attest::{PeerPolicyConfig, TeeConfig};
-use cocoon_net::config::{check_seconds, MAX_SECONDS};
+use cocoon_net::config::check_all_seconds;
 use serde::{Deserialize, Serialize};
 
 /// Default port for `/metrics` and `/stats`.
@@ -162,33 +162,14 @@ impl WorkerConfig {
         if self.max_active_requests == 0 {
             problems.push("max_active_requests must be at least 1".into());
         }
-        check_seconds(
+        check_all_seconds(
             &mut problems,
-            "backend_check_secs",
-            self.backend_check_secs,
-            false,
-            MAX_SECONDS,
-        );
-        check_seconds(
-            &mut problems,
-            "max_reconnect_secs",
-            self.max_reconnect_secs,
-            false,
-            MAX_SECONDS,
-        );
-        check_seconds(
-            &mut problems,
-            "grace_period_secs",
-            self.grace_period_secs,
-            true,
-            MAX_SECONDS,
-        );
-        check_seconds(
-            &mut problems,
-            "payout_check_secs",
-            self.payout_check_secs,
-            false,
-            MAX_SECONDS,
+            &[
+                ("backend_check_secs", self.backend_check_secs, false),
+                ("max_reconnect_secs", self.max_reconnect_secs, false),
+                ("grace_period_secs", self.grace_period_secs, true),
+                ("payout_check_secs", self.payout_check_secs, false),
+            ],
         );
         problems
     }

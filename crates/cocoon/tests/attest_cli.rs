@@ -2,25 +2,9 @@
 //! quote with collateral, and probe a live port.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+mod support;
 
-fn cocoon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cocoon"))
-        .args(args)
-        .env("COCOON_LOG", "error")
-        .output()
-        .expect("run cocoon")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "cocoon failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use support::{cocoon, stdout};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cocoon-attest/tests/fixtures")

@@ -1,29 +1,19 @@
 //! `cocoon wallet` against a devnet chain, as a user runs it.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use cocoon_testkit::devchain::DevChain;
 use cocoon_ton::Chain;
+use support::stdout as ok;
 
+mod support;
+
+/// `cocoon wallet --data-dir DIR ARGS`.
 fn cocoon(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cocoon"))
-        .arg("wallet")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("COCOON_LOG", "error")
-        .output()
-        .expect("run cocoon")
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "cocoon failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let mut all = vec!["wallet", "--data-dir", dir];
+    all.extend_from_slice(args);
+    support::cocoon(&all)
 }
 
 #[tokio::test]
