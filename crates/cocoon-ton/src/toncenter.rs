@@ -13,7 +13,8 @@
 //! `contracts/build/` and the initial data the contracts define; client and worker addresses
 //! depend on their proxy contract's key and params, read from the proxy contract.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,6 +31,7 @@ use tonlib_core::tlb_types::tlb::TLB;
 use tonlib_core::TonAddress;
 
 use crate::chain::{Chain, ChainError, Outgoing, Sent};
+use crate::ops::Params;
 use crate::rules::{ClientState, Init, ProxyState, RootState, WorkerState};
 use crate::{tvm, Coins, Wallet};
 
@@ -48,6 +50,9 @@ pub struct Toncenter {
     api_key: Option<String>,
     root: TonAddress,
     gas: Coins,
+    /// Proxy contracts' key and params, which never change once deployed; client and worker
+    /// addresses derive from them, so they are read once per proxy, not per address.
+    proxy_consts: Mutex<HashMap<TonAddress, ([u8; 32], Params)>>,
 }
 
 impl std::fmt::Debug for Toncenter {
@@ -122,6 +127,7 @@ impl Toncenter {
             api_key,
             root,
             gas: DEFAULT_GAS,
+            proxy_consts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -206,17 +212,15 @@ impl Toncenter {
                 Ok((codes.proxy.clone(), data))
             }
             Init::Client { proxy, owner } | Init::Worker { proxy, owner } => {
-                let state = self.proxy(proxy).await?.ok_or_else(|| {
-                    ChainError::NoContract(format!("{proxy} (the proxy contract)"))
-                })?;
+                let (key, params) = self.proxy_consts(proxy).await?;
                 let (code, data) = match init {
                     Init::Client { .. } => (
                         &codes.client,
-                        tvm::client_data(owner, proxy, &state.public_key, &state.params)?,
+                        tvm::client_data(owner, proxy, &key, &params)?,
                     ),
                     _ => (
                         &codes.worker,
-                        tvm::worker_data(owner, proxy, &state.public_key, &state.params)?,
+                        tvm::worker_data(owner, proxy, &key, &params)?,
                     ),
                 };
                 Ok((code.clone(), data))
@@ -224,22 +228,43 @@ impl Toncenter {
         }
     }
 
-    /// The wallet's seqno and whether it is deployed (v4r2 data starts with `seqno:uint32`).
-    async fn wallet_seqno(&self, wallet: &Wallet) -> Result<(u32, bool), ChainError> {
+    /// A proxy contract's signing key and params (read once).
+    async fn proxy_consts(&self, proxy: &TonAddress) -> Result<([u8; 32], Params), ChainError> {
+        if let Some(consts) = self.cache().get(proxy) {
+            return Ok(consts.clone());
+        }
+        let state = self
+            .proxy(proxy)
+            .await?
+            .ok_or_else(|| ChainError::NoContract(format!("{proxy} (the proxy contract)")))?;
+        let consts = (state.public_key, state.params);
+        self.cache().insert(proxy.clone(), consts.clone());
+        Ok(consts)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<TonAddress, ([u8; 32], Params)>> {
+        // Inserts are single and complete: a poisoned lock still holds valid entries.
+        self.proxy_consts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The wallet's seqno, whether it is deployed (v4r2 data starts with `seqno:uint32`), and
+    /// the network's time, all from one read.
+    async fn wallet_seqno(&self, wallet: &Wallet) -> Result<(u32, bool, u32), ChainError> {
         let account = self.account(wallet.address()).await?;
+        let now = account.sync_utime;
         match account.data {
             Some(data) => {
                 let seqno = data
                     .parser()
                     .load_u32(32)
                     .map_err(|e| api(format!("wallet {} data: {e}", wallet.address())))?;
-                Ok((seqno, true))
+                Ok((seqno, true, now))
             }
             None if account.active => Err(api(format!(
                 "wallet {} is active but has no data",
                 wallet.address()
             ))),
-            None => Ok((0, false)),
+            None => Ok((0, false, now)),
         }
     }
 
@@ -249,8 +274,7 @@ impl Toncenter {
         wallet: &Wallet,
         msg: &Outgoing,
     ) -> Result<Cell, ChainError> {
-        let (seqno, deployed) = self.wallet_seqno(wallet).await?;
-        let now = self.now().await?;
+        let (seqno, deployed, now) = self.wallet_seqno(wallet).await?;
         let value = msg
             .value
             .0
