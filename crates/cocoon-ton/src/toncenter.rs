@@ -11,7 +11,8 @@
 //!
 //! Addresses are the real ones, `hash(StateInit{code, data})` with the code from
 //! `contracts/build/` and the initial data the contracts define; client and worker addresses
-//! depend on their proxy contract's key and params, read from the proxy contract.
+//! depend on their proxy contract's key and params, read from the proxy contract once (they
+//! never change after its deploy).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
