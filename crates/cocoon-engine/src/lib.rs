@@ -4,8 +4,14 @@
 //! local file, or a Hugging Face file), checks their SHA-256 and keeps them in the cache.
 
 pub mod engine;
+mod kernels;
 pub mod models;
+mod pool;
 pub mod server;
 pub mod tokenizer;
+mod transformer;
 
-pub use engine::{ChatMessage, Engine, EngineError, FinishReason, Generation, SamplingParams};
+pub use engine::{
+    default_threads, ChatMessage, Engine, EngineError, FinishReason, Generation, SamplingParams,
+};
+pub use kernels::kernel_name;

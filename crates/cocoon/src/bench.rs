@@ -26,7 +26,8 @@ pub enum BenchCommand {
     Ledger(LedgerBenchArgs),
     /// Decode tokens/s and time to first token of the built-in engine, and of llama.cpp
     /// (through llama-cpp-python, when --llama-cpp-python names a Python that has it) on the
-    /// same model, prompt and thread count, in one run.
+    /// same model, prompt and thread count, in one run; then the engine's total tokens/s with
+    /// several requests at once (continuous batching).
     Engine(EngineBenchArgs),
     /// Requests per second and latency through a whole devnet (HTTP → client → proxy → worker
     /// → mock backend), free vs paid (durable ledger, local chain), side by side in one run.
@@ -47,6 +48,12 @@ pub struct EngineBenchArgs {
     /// A Python interpreter with llama-cpp-python installed, for the side-by-side figures.
     #[arg(long)]
     llama_cpp_python: Option<PathBuf>,
+    /// Concurrent requests for the batching figures, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,16")]
+    concurrent: Vec<usize>,
+    /// Threads for both engines (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 const BENCH_PROMPT: &str = "<|im_start|>user\nWrite a story about a robot who learns to paint.<|im_end|>\n<|im_start|>assistant\n";
@@ -55,8 +62,9 @@ const LLAMA_CPP_BENCH: &str = r#"
 import sys, time
 from llama_cpp import Llama
 path, tokens, runs, threads, prompt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, verbose=False, seed=0)
+llm = Llama(model_path=path, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False, seed=0)
 for _ in range(runs):
+    llm.reset()  # no prompt reuse between runs: each one processes the whole prompt
     t0 = time.time(); first = None; n = 0
     for _out in llm.create_completion(prompt, max_tokens=tokens, temperature=0.0, top_k=1, stream=True):
         n += 1
@@ -135,40 +143,47 @@ async fn engine(args: EngineBenchArgs) -> Result<()> {
         )
         .await?
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args
+        .threads
+        .unwrap_or_else(cocoon_engine::default_threads)
+        .max(1);
     let runs = args.runs.max(1);
     println!(
         "greedy, {} tokens, {threads} threads, best of {runs}; model {}",
         args.tokens,
         path.display()
     );
-    println!("{:<34} {:>10} {:>12}", "engine", "ttft ms", "decode tok/s");
     let load = path.clone();
-    let (tokens, rows) = (args.tokens, runs);
-    let ours = tokio::task::spawn_blocking(move || -> Result<(f64, f64)> {
-        let engine = cocoon_engine::Engine::load(&load)?;
-        let params = cocoon_engine::SamplingParams {
-            max_tokens: tokens,
-            stop: Vec::new(),
-            ..Default::default()
-        };
-        let mut best = (f64::MAX, 0f64);
-        for _ in 0..rows {
-            let g = engine.generate(BENCH_PROMPT, &params, &mut |_| true)?;
-            let rate = g.completion_tokens.saturating_sub(1) as f64 / g.decode_seconds.max(1e-9);
-            best = (best.0.min(g.time_to_first_token), best.1.max(rate));
-        }
-        Ok(best)
+    let engine = tokio::task::spawn_blocking(move || {
+        cocoon_engine::Engine::load_with_threads(&load, threads)
     })
     .await??;
-    let native = if cfg!(target_feature = "avx2") || cfg!(target_feature = "neon") {
-        "SIMD"
-    } else {
-        "portable build"
+    let engine = Arc::new(engine);
+    let prompt_tokens = engine.tokenizer().encode(BENCH_PROMPT, true).len();
+    println!("prompt: {prompt_tokens} tokens");
+    println!("{:<34} {:>10} {:>12}", "engine", "ttft ms", "decode tok/s");
+    let params = cocoon_engine::SamplingParams {
+        max_tokens: args.tokens,
+        stop: Vec::new(),
+        ..Default::default()
+    };
+    let ours = {
+        let (engine, params) = (engine.clone(), params.clone());
+        tokio::task::spawn_blocking(move || -> Result<(f64, f64)> {
+            let mut best = (f64::MAX, 0f64);
+            for _ in 0..runs {
+                let g = engine.generate(BENCH_PROMPT, &params, &mut |_| true)?;
+                let rate =
+                    g.completion_tokens.saturating_sub(1) as f64 / g.decode_seconds.max(1e-9);
+                best = (best.0.min(g.time_to_first_token), best.1.max(rate));
+            }
+            Ok(best)
+        })
+        .await??
     };
     println!(
         "{:<34} {:>10.1} {:>12.1}",
-        format!("cocoon-engine (candle, {native})"),
+        format!("cocoon-engine ({} kernels)", cocoon_engine::kernel_name()),
         ours.0 * 1000.0,
         ours.1
     );
@@ -205,6 +220,30 @@ async fn engine(args: EngineBenchArgs) -> Result<()> {
             best.1
         );
         println!("decode ratio: {:.2}x llama.cpp", ours.1 / best.1.max(1e-9));
+    }
+    println!();
+    println!(
+        "{:<34} {:>10} {:>12}",
+        "concurrent requests (engine)", "wall s", "total tok/s"
+    );
+    println!("{:<34} {:>10} {:>12.1}", "1 (above)", "", ours.1);
+    for &n in &args.concurrent {
+        let n = n.max(1);
+        let started = Instant::now();
+        let runs: Vec<_> = (0..n)
+            .map(|_| {
+                let (engine, params) = (engine.clone(), params.clone());
+                tokio::task::spawn_blocking(move || {
+                    engine.generate(BENCH_PROMPT, &params, &mut |_| true)
+                })
+            })
+            .collect();
+        let mut tokens = 0;
+        for run in runs {
+            tokens += run.await??.completion_tokens;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        println!("{:<34} {:>10.2} {:>12.1}", n, wall, tokens as f64 / wall);
     }
     Ok(())
 }

@@ -1,0 +1,613 @@
+//! Weight matrices in their GGUF formats and the dot products of the matrix–vector products.
+//!
+//! Q4_0, Q4_1 and Q8_0 (the formats of SmolLM2's GGUF and of most small models) have kernels
+//! here, with AVX2 paths chosen at run time, so a portable build is as fast as a `target-cpu`
+//! one. Activations are quantized to 8 bits per block of 32 first, as llama.cpp does (Q8_0 for
+//! Q4_0/Q8_0 weights, Q8_1 for Q4_1). Every other quantized format (the k-quants, Q5_x) goes
+//! through candle's block types and dot products; those use AVX2 only when the build enables it
+//! (`RUSTFLAGS="-C target-cpu=native"`). F16/BF16 matrices are widened to f32 when loaded.
+
+use std::any::Any;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use candle_core::quantized::k_quants::{self, GgmlType};
+use candle_core::quantized::GgmlDType;
+
+/// Values per quantization block of Q4_0/Q4_1/Q8_0.
+const QK: usize = 32;
+
+/// f16 → f32 for every bit pattern (ggml keeps the same table): one load per conversion, in any
+/// build.
+fn f16_table() -> &'static [f32] {
+    static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| half::f16::from_bits(bits).to_f32())
+            .collect()
+    })
+}
+
+#[inline(always)]
+fn f16_at(table: &[f32], bytes: &[u8], at: usize) -> f32 {
+    table[u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize]
+}
+
+/// An activation row block: 32 values quantized to i8 with scale `d` (rounded to f16 as
+/// llama.cpp stores it) and, for Q8_1, `s = d · Σ qs`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Q8Block {
+    d: f32,
+    s: f32,
+    qs: [i8; QK],
+}
+
+/// Quantizes `x` (a multiple of 32 long) into Q8 blocks.
+fn quantize_q8(x: &[f32], out: &mut Vec<Q8Block>) {
+    for chunk in x.chunks_exact(QK) {
+        let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut qs = [0i8; QK];
+        let mut sum = 0i32;
+        for (q, v) in qs.iter_mut().zip(chunk) {
+            *q = (v * id).round() as i8;
+            sum += *q as i32;
+        }
+        let d16 = half::f16::from_f32(d).to_f32();
+        out.push(Q8Block {
+            d: d16,
+            s: half::f16::from_f32(sum as f32 * d).to_f32(),
+            qs,
+        });
+    }
+}
+
+/// A weight matrix: `rows` × `cols`, each row a dot product away from an output.
+pub struct Matrix {
+    kind: Kind,
+    /// Output features.
+    pub rows: usize,
+    /// Input features.
+    pub cols: usize,
+}
+
+enum Kind {
+    F32(Vec<f32>),
+    /// Raw GGUF blocks of Q4_0 / Q4_1 / Q8_0 (own kernels).
+    Q4_0(Vec<u8>),
+    Q4_1(Vec<u8>),
+    Q8_0(Vec<u8>),
+    /// Any other candle-supported block format.
+    Candle(Box<dyn CandleRows>),
+}
+
+/// Activations prepared for one matrix format: `t` rows of `cols` values.
+pub enum Prepared {
+    /// Plain f32.
+    F32(Vec<f32>),
+    /// Q8_0 or Q8_1 blocks.
+    Q8(Vec<Q8Block>),
+    /// A candle dot-product type.
+    Candle(Box<dyn Any + Send + Sync>),
+}
+
+/// Why a tensor could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[error("tensor {name}: {why}")]
+pub struct MatrixError {
+    name: String,
+    why: String,
+}
+
+impl Matrix {
+    /// A matrix from a GGUF tensor's raw bytes (`rows` × `cols`, row-major blocks).
+    pub fn from_gguf(
+        name: &str,
+        dtype: GgmlDType,
+        rows: usize,
+        cols: usize,
+        bytes: Vec<u8>,
+    ) -> Result<Matrix, MatrixError> {
+        let error = |why: String| MatrixError {
+            name: name.to_string(),
+            why,
+        };
+        if !cols.is_multiple_of(dtype.block_size()) {
+            return Err(error(format!(
+                "{cols} columns are not whole {dtype:?} blocks"
+            )));
+        }
+        let expected = rows * cols / dtype.block_size() * dtype.type_size();
+        if bytes.len() != expected {
+            return Err(error(format!(
+                "{} bytes, a {rows}×{cols} {dtype:?} matrix takes {expected}",
+                bytes.len()
+            )));
+        }
+        let kind = match dtype {
+            GgmlDType::F32 => Kind::F32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+            GgmlDType::F16 => {
+                let table = f16_table();
+                Kind::F32(
+                    (0..bytes.len() / 2)
+                        .map(|i| f16_at(table, &bytes, i * 2))
+                        .collect(),
+                )
+            }
+            GgmlDType::BF16 => Kind::F32(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+            ),
+            GgmlDType::Q4_0 => Kind::Q4_0(bytes),
+            GgmlDType::Q4_1 => Kind::Q4_1(bytes),
+            GgmlDType::Q8_0 => Kind::Q8_0(bytes),
+            GgmlDType::Q5_0 => Kind::Candle(candle_rows::<k_quants::BlockQ5_0>(&bytes)),
+            GgmlDType::Q5_1 => Kind::Candle(candle_rows::<k_quants::BlockQ5_1>(&bytes)),
+            GgmlDType::Q2K => Kind::Candle(candle_rows::<k_quants::BlockQ2K>(&bytes)),
+            GgmlDType::Q3K => Kind::Candle(candle_rows::<k_quants::BlockQ3K>(&bytes)),
+            GgmlDType::Q4K => Kind::Candle(candle_rows::<k_quants::BlockQ4K>(&bytes)),
+            GgmlDType::Q5K => Kind::Candle(candle_rows::<k_quants::BlockQ5K>(&bytes)),
+            GgmlDType::Q6K => Kind::Candle(candle_rows::<k_quants::BlockQ6K>(&bytes)),
+            GgmlDType::Q8K => Kind::Candle(candle_rows::<k_quants::BlockQ8K>(&bytes)),
+            other => return Err(error(format!("the {other:?} format is not supported"))),
+        };
+        Ok(Matrix { kind, rows, cols })
+    }
+
+    /// Prepares `t` activation rows (`x` is `t` × `cols`) for this matrix's dot products.
+    pub fn prepare(&self, x: &[f32]) -> Prepared {
+        debug_assert_eq!(x.len() % self.cols, 0);
+        match &self.kind {
+            Kind::F32(_) => Prepared::F32(x.to_vec()),
+            Kind::Q4_0(_) | Kind::Q4_1(_) | Kind::Q8_0(_) => {
+                let mut blocks = Vec::with_capacity(x.len() / QK);
+                quantize_q8(x, &mut blocks);
+                Prepared::Q8(blocks)
+            }
+            Kind::Candle(c) => Prepared::Candle(c.prepare(x, self.cols)),
+        }
+    }
+
+    /// Whether `a` and `b` take the same prepared activations (so one preparation serves both).
+    pub fn same_preparation(&self, other: &Matrix) -> bool {
+        match (&self.kind, &other.kind) {
+            (Kind::F32(_), Kind::F32(_)) => true,
+            (
+                Kind::Q4_0(_) | Kind::Q4_1(_) | Kind::Q8_0(_),
+                Kind::Q4_0(_) | Kind::Q4_1(_) | Kind::Q8_0(_),
+            ) => true,
+            (Kind::Candle(a), Kind::Candle(b)) => a.dot_type() == b.dot_type(),
+            _ => false,
+        }
+    }
+
+    /// `out[i · stride + r] = row r · x_i` for `r` in `rows` and every prepared row `i`.
+    ///
+    /// # Safety
+    /// `out` must be valid for those writes, and no other thread may touch those elements.
+    pub unsafe fn rows(
+        &self,
+        x: &Prepared,
+        t: usize,
+        rows: Range<usize>,
+        out: *mut f32,
+        stride: usize,
+    ) {
+        let cols = self.cols;
+        let blocks = cols / QK;
+        match (&self.kind, x) {
+            (Kind::F32(w), Prepared::F32(x)) => {
+                for r in rows {
+                    let row = &w[r * cols..(r + 1) * cols];
+                    for i in 0..t {
+                        *out.add(i * stride + r) = dot_f32(row, &x[i * cols..(i + 1) * cols]);
+                    }
+                }
+            }
+            (Kind::Q4_0(w), Prepared::Q8(x)) => {
+                let row_bytes = blocks * 18;
+                for r in rows {
+                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
+                    for i in 0..t {
+                        *out.add(i * stride + r) = dot_q4_0(row, &x[i * blocks..(i + 1) * blocks]);
+                    }
+                }
+            }
+            (Kind::Q4_1(w), Prepared::Q8(x)) => {
+                let row_bytes = blocks * 20;
+                for r in rows {
+                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
+                    for i in 0..t {
+                        *out.add(i * stride + r) = dot_q4_1(row, &x[i * blocks..(i + 1) * blocks]);
+                    }
+                }
+            }
+            (Kind::Q8_0(w), Prepared::Q8(x)) => {
+                let row_bytes = blocks * 34;
+                for r in rows {
+                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
+                    for i in 0..t {
+                        *out.add(i * stride + r) = dot_q8_0(row, &x[i * blocks..(i + 1) * blocks]);
+                    }
+                }
+            }
+            (Kind::Candle(c), Prepared::Candle(x)) => {
+                c.rows(x.as_ref(), cols, t, rows, out, stride)
+            }
+            _ => unreachable!("activations prepared for another format"),
+        }
+    }
+
+    /// Row `r` as f32 (an embedding lookup).
+    pub fn row_f32(&self, r: usize, out: &mut [f32]) {
+        let cols = self.cols;
+        let table = f16_table();
+        match &self.kind {
+            Kind::F32(w) => out.copy_from_slice(&w[r * cols..(r + 1) * cols]),
+            Kind::Q4_0(w) => {
+                let row_bytes = cols / QK * 18;
+                for (b, o) in w[r * row_bytes..(r + 1) * row_bytes]
+                    .chunks_exact(18)
+                    .zip(out.chunks_exact_mut(QK))
+                {
+                    let d = f16_at(table, b, 0);
+                    for j in 0..16 {
+                        o[j] = ((b[2 + j] & 0xF) as i32 - 8) as f32 * d;
+                        o[j + 16] = ((b[2 + j] >> 4) as i32 - 8) as f32 * d;
+                    }
+                }
+            }
+            Kind::Q4_1(w) => {
+                let row_bytes = cols / QK * 20;
+                for (b, o) in w[r * row_bytes..(r + 1) * row_bytes]
+                    .chunks_exact(20)
+                    .zip(out.chunks_exact_mut(QK))
+                {
+                    let (d, m) = (f16_at(table, b, 0), f16_at(table, b, 2));
+                    for j in 0..16 {
+                        o[j] = (b[4 + j] & 0xF) as f32 * d + m;
+                        o[j + 16] = (b[4 + j] >> 4) as f32 * d + m;
+                    }
+                }
+            }
+            Kind::Q8_0(w) => {
+                let row_bytes = cols / QK * 34;
+                for (b, o) in w[r * row_bytes..(r + 1) * row_bytes]
+                    .chunks_exact(34)
+                    .zip(out.chunks_exact_mut(QK))
+                {
+                    let d = f16_at(table, b, 0);
+                    for j in 0..QK {
+                        o[j] = b[2 + j] as i8 as f32 * d;
+                    }
+                }
+            }
+            Kind::Candle(c) => c.row_f32(r, cols, out),
+        }
+    }
+}
+
+/// f32 dot product in 8 independent lanes (the compiler vectorizes it).
+#[inline]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[c * 8 + l] * b[c * 8 + l];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for i in chunks * 8..a.len() {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static AVX2: OnceLock<bool> = OnceLock::new();
+    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// Which kernels this CPU runs (for logs and the benchmark).
+pub fn kernel_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        return "avx2";
+    }
+    "scalar"
+}
+
+fn dot_q4_0(w: &[u8], x: &[Q8Block]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { avx2::dot_q4_0(w, x) };
+    }
+    let table = f16_table();
+    let mut sum = 0f32;
+    for (b, y) in w.chunks_exact(18).zip(x) {
+        let mut s = 0i32;
+        for j in 0..16 {
+            s += ((b[2 + j] & 0xF) as i32 - 8) * y.qs[j] as i32;
+            s += ((b[2 + j] >> 4) as i32 - 8) * y.qs[j + 16] as i32;
+        }
+        sum += f16_at(table, b, 0) * y.d * s as f32;
+    }
+    sum
+}
+
+fn dot_q4_1(w: &[u8], x: &[Q8Block]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { avx2::dot_q4_1(w, x) };
+    }
+    let table = f16_table();
+    let mut sum = 0f32;
+    for (b, y) in w.chunks_exact(20).zip(x) {
+        let mut s = 0i32;
+        for j in 0..16 {
+            s += (b[4 + j] & 0xF) as i32 * y.qs[j] as i32;
+            s += (b[4 + j] >> 4) as i32 * y.qs[j + 16] as i32;
+        }
+        sum += f16_at(table, b, 0) * y.d * s as f32 + f16_at(table, b, 2) * y.s;
+    }
+    sum
+}
+
+fn dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { avx2::dot_q8_0(w, x) };
+    }
+    let table = f16_table();
+    let mut sum = 0f32;
+    for (b, y) in w.chunks_exact(34).zip(x) {
+        let mut s = 0i32;
+        for j in 0..QK {
+            s += b[2 + j] as i8 as i32 * y.qs[j] as i32;
+        }
+        sum += f16_at(table, b, 0) * y.d * s as f32;
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! The AVX2 kernels (ggml's, in Rust): 32 nibbles or bytes against 32 i8 activations per
+    //! block, summed in i16 pairs and accumulated in f32 with FMA.
+    use std::arch::x86_64::*;
+
+    use super::{f16_at, f16_table, Q8Block};
+
+    #[inline(always)]
+    unsafe fn hsum(x: __m256) -> f32 {
+        let hi = _mm256_extractf128_ps(x, 1);
+        let lo = _mm256_castps256_ps128(x);
+        let s = _mm_add_ps(hi, lo);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// Unsigned bytes × signed bytes, summed to 8 f32 lanes.
+    #[inline(always)]
+    unsafe fn mul_sum_us8(ax: __m256i, sy: __m256i) -> __m256 {
+        let dot = _mm256_maddubs_epi16(ax, sy);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, _mm256_set1_epi16(1)))
+    }
+
+    /// Signed bytes × signed bytes, summed to 8 f32 lanes.
+    #[inline(always)]
+    unsafe fn mul_sum_i8(x: __m256i, y: __m256i) -> __m256 {
+        let ax = _mm256_sign_epi8(x, x);
+        let sy = _mm256_sign_epi8(y, x);
+        mul_sum_us8(ax, sy)
+    }
+
+    /// 16 bytes of nibbles → 32 bytes: the low nibbles, then the high ones.
+    #[inline(always)]
+    unsafe fn nibbles(p: *const u8) -> __m256i {
+        let tmp = _mm_loadu_si128(p as *const __m128i);
+        let both = _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+        _mm256_and_si256(both, _mm256_set1_epi8(0xF))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q4_0(w: &[u8], x: &[Q8Block]) -> f32 {
+        let table = f16_table();
+        let mut acc = _mm256_setzero_ps();
+        for (i, y) in x.iter().enumerate() {
+            let b = &w[i * 18..i * 18 + 18];
+            let d = _mm256_set1_ps(f16_at(table, b, 0) * y.d);
+            let qx = _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8));
+            let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
+        }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q4_1(w: &[u8], x: &[Q8Block]) -> f32 {
+        let table = f16_table();
+        let mut acc = _mm256_setzero_ps();
+        let mut mins = 0f32;
+        for (i, y) in x.iter().enumerate() {
+            let b = &w[i * 20..i * 20 + 20];
+            let d = _mm256_set1_ps(f16_at(table, b, 0) * y.d);
+            mins += f16_at(table, b, 2) * y.s;
+            let qx = nibbles(b.as_ptr().add(4));
+            let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            acc = _mm256_fmadd_ps(d, mul_sum_us8(qx, qy), acc);
+        }
+        hsum(acc) + mins
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
+        let table = f16_table();
+        let mut acc = _mm256_setzero_ps();
+        for (i, y) in x.iter().enumerate() {
+            let b = &w[i * 34..i * 34 + 34];
+            let d = _mm256_set1_ps(f16_at(table, b, 0) * y.d);
+            let qx = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
+            let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+            acc = _mm256_fmadd_ps(d, mul_sum_i8(qx, qy), acc);
+        }
+        hsum(acc)
+    }
+}
+
+/// A matrix in a candle block format.
+trait CandleRows: Send + Sync {
+    fn dot_type(&self) -> GgmlDType;
+    fn prepare(&self, x: &[f32], cols: usize) -> Box<dyn Any + Send + Sync>;
+    /// # Safety
+    /// As [`Matrix::rows`].
+    unsafe fn rows(
+        &self,
+        x: &(dyn Any + Send + Sync),
+        cols: usize,
+        t: usize,
+        rows: Range<usize>,
+        out: *mut f32,
+        stride: usize,
+    );
+    fn row_f32(&self, r: usize, cols: usize, out: &mut [f32]);
+}
+
+struct Blocks<T>(Vec<T>);
+
+fn candle_rows<T: GgmlType + Send + Sync + 'static>(bytes: &[u8]) -> Box<dyn CandleRows>
+where
+    T::VecDotType: Send + Sync + 'static,
+{
+    let size = std::mem::size_of::<T>();
+    let mut blocks: Vec<T> = (0..bytes.len() / size).map(|_| T::zeros()).collect();
+    // SAFETY: candle's block types are `repr(C)` plain data (integers and f16s), every bit
+    // pattern valid; the destination holds exactly `bytes.len()` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), blocks.as_mut_ptr() as *mut u8, bytes.len());
+    }
+    Box::new(Blocks(blocks))
+}
+
+impl<T: GgmlType + Send + Sync + 'static> CandleRows for Blocks<T>
+where
+    T::VecDotType: Send + Sync + 'static,
+{
+    fn dot_type(&self) -> GgmlDType {
+        <T::VecDotType as GgmlType>::DTYPE
+    }
+
+    fn prepare(&self, x: &[f32], cols: usize) -> Box<dyn Any + Send + Sync> {
+        let per_row = cols / T::VecDotType::BLCK_SIZE;
+        let mut out: Vec<T::VecDotType> = (0..x.len() / cols * per_row)
+            .map(|_| T::VecDotType::zeros())
+            .collect();
+        for (xr, or) in x.chunks_exact(cols).zip(out.chunks_exact_mut(per_row)) {
+            T::VecDotType::from_float(xr, or);
+        }
+        Box::new(out)
+    }
+
+    unsafe fn rows(
+        &self,
+        x: &(dyn Any + Send + Sync),
+        cols: usize,
+        t: usize,
+        rows: Range<usize>,
+        out: *mut f32,
+        stride: usize,
+    ) {
+        let x = x
+            .downcast_ref::<Vec<T::VecDotType>>()
+            .expect("activations prepared for this format");
+        let per_row = cols / T::BLCK_SIZE;
+        let x_per_row = cols / T::VecDotType::BLCK_SIZE;
+        for r in rows {
+            let row = &self.0[r * per_row..(r + 1) * per_row];
+            for i in 0..t {
+                *out.add(i * stride + r) =
+                    T::vec_dot(cols, row, &x[i * x_per_row..(i + 1) * x_per_row]);
+            }
+        }
+    }
+
+    fn row_f32(&self, r: usize, cols: usize, out: &mut [f32]) {
+        let per_row = cols / T::BLCK_SIZE;
+        T::to_float(&self.0[r * per_row..(r + 1) * per_row], out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// Each format's kernel agrees with the dot product of the dequantized row.
+    #[test]
+    fn kernels_match_dequantized_rows() {
+        let mut seed = 7;
+        let (rows, cols) = (5, 256);
+        for (dtype, block_bytes) in [
+            (GgmlDType::Q4_0, 18),
+            (GgmlDType::Q4_1, 20),
+            (GgmlDType::Q8_0, 34),
+        ] {
+            let bytes: Vec<u8> = (0..rows * cols / 32 * block_bytes)
+                .enumerate()
+                .map(|(i, _)| {
+                    // Keep the f16 scales small and finite.
+                    let in_block = i % block_bytes;
+                    let scale_bytes = if dtype == GgmlDType::Q4_1 { 4 } else { 2 };
+                    if in_block < scale_bytes {
+                        if in_block % 2 == 0 {
+                            0x00
+                        } else {
+                            0x20
+                        }
+                    } else {
+                        (lcg(&mut seed).to_bits() >> 7) as u8
+                    }
+                })
+                .collect();
+            let m = Matrix::from_gguf("w", dtype, rows, cols, bytes).unwrap();
+            let x: Vec<f32> = (0..2 * cols).map(|_| lcg(&mut seed)).collect();
+            let prepared = m.prepare(&x);
+            let mut out = vec![0f32; 2 * rows];
+            unsafe { m.rows(&prepared, 2, 0..rows, out.as_mut_ptr(), rows) };
+            let mut row = vec![0f32; cols];
+            for r in 0..rows {
+                m.row_f32(r, &mut row);
+                for i in 0..2 {
+                    let exact = dot_f32(&row, &x[i * cols..(i + 1) * cols]);
+                    let got = out[i * rows + r];
+                    let scale = row.iter().map(|v| v.abs()).sum::<f32>() / 64.0;
+                    assert!(
+                        (exact - got).abs() <= scale.max(1e-3),
+                        "{dtype:?} row {r}: {exact} vs {got}"
+                    );
+                }
+            }
+        }
+    }
+}
