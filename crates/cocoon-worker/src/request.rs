@@ -13,7 +13,7 @@ use cocoon_proto::{codes, *};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::usage::{tokens_from_json_body, SseUsageTracker};
 use crate::validate::{validate_request, Endpoint};
@@ -261,6 +261,7 @@ async fn serve(
         head,
         body,
         !validated.client_wants_usage,
+        validated.prompt_bytes,
         deadline,
         id,
     )
@@ -313,6 +314,7 @@ async fn stream_sse(
     head: HttpResponse,
     mut body: Incoming,
     strip_usage: bool,
+    prompt_bytes: usize,
     deadline: tokio::time::Instant,
     id: &str,
 ) -> Result<TokensUsed, ()> {
@@ -364,10 +366,23 @@ async fn stream_sse(
         };
         if finished {
             tracker.finish(&mut out);
-            let tokens = tracker.usage().unwrap_or_default();
-            if tokens.total_tokens_used == 0 {
-                info!(request = %id, events = tracker.events(), "stream carried no usage; nothing to bill");
-            }
+            let tokens = match tracker.usage() {
+                Some(tokens) => tokens,
+                None => {
+                    // Some servers (llama-cpp-python's) ignore `include_usage`. Billing nothing
+                    // would serve for free; the estimate counts the text events exactly and
+                    // guesses the prompt from its size.
+                    let estimate = tracker.estimate(prompt_bytes);
+                    warn!(
+                        request = %id,
+                        events = tracker.events(),
+                        completion_tokens = estimate.completion_tokens_used,
+                        prompt_tokens = estimate.prompt_tokens_used,
+                        "the backend's stream carried no usage; billing an estimate (use a backend that reports usage: vLLM, SGLang, llama.cpp's llama-server)"
+                    );
+                    estimate
+                }
+            };
             send(&mut head, std::mem::take(&mut out), Some(tokens))?;
             return Ok(tokens);
         }

@@ -46,7 +46,13 @@ pub struct SseUsageTracker {
     strip_usage_only_events: bool,
     usage: Option<TokensUsed>,
     events: u64,
+    /// Events carrying generated text (one per token on llama.cpp-family servers).
+    content_events: u64,
 }
+
+/// Prompt tokens guessed from prompt text when a backend reports none: OpenAI's rule of thumb
+/// of four bytes of English per token.
+pub const BYTES_PER_TOKEN_ESTIMATE: usize = 4;
 
 fn find_event_end(data: &[u8]) -> Option<(usize, usize)> {
     // Events end with a blank line; backends use "\n\n", the spec also allows "\r\n\r\n".
@@ -108,6 +114,9 @@ impl SseUsageTracker {
 
     /// Records usage from an event; returns true when the event should be dropped.
     fn inspect(&mut self, event: &[u8]) -> bool {
+        if carries_text(event) {
+            self.content_events += 1;
+        }
         // Cheap pre-filter: only events mentioning usage are parsed.
         if !contains(event, b"\"usage\"") {
             return false;
@@ -141,6 +150,32 @@ impl SseUsageTracker {
     pub fn events(&self) -> u64 {
         self.events
     }
+
+    /// The count to bill when the stream carried no usage (llama-cpp-python's server sends none,
+    /// even when asked): one completion token per event with generated text, as llama.cpp-family
+    /// servers send one event per token, and the prompt estimated from its size.
+    pub fn estimate(&self, prompt_bytes: usize) -> TokensUsed {
+        let prompt =
+            i64::try_from(prompt_bytes.div_ceil(BYTES_PER_TOKEN_ESTIMATE)).unwrap_or(i64::MAX);
+        let completion = i64::try_from(self.content_events).unwrap_or(i64::MAX);
+        TokensUsed {
+            prompt_tokens_used: prompt,
+            completion_tokens_used: completion,
+            total_tokens_used: prompt.saturating_add(completion),
+            ..TokensUsed::default()
+        }
+    }
+}
+
+/// Whether an event carries generated text: a non-empty string after `"content":` (chat) or
+/// `"text":` (completions), whatever the spacing.
+fn carries_text(event: &[u8]) -> bool {
+    [&b"\"content\":"[..], &b"\"text\":"[..]].iter().any(|key| {
+        memchr::memmem::find_iter(event, key).any(|at| {
+            let rest = event[at + key.len()..].trim_ascii_start();
+            rest.first() == Some(&b'"') && rest.get(1).is_some_and(|b| *b != b'"')
+        })
+    })
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -176,6 +211,30 @@ data: [DONE]\n\n";
                 assert_eq!(tracker.events(), 4);
             }
         }
+    }
+
+    #[test]
+    fn a_stream_without_usage_is_estimated_from_its_text_events() {
+        // llama-cpp-python's chunks: a role-only first event, one event per token, an empty
+        // final delta.
+        let stream = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"The\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\n\
+data: {\"choices\": [{\"delta\": {\"content\": \" capital\"}}]}\n\n\
+data: {\"choices\": [{\"delta\": {\"content\": null}}]}\n\n\
+data: {\"choices\":[{\"text\":\" is\",\"index\":0}]}\n\n\
+data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+data: [DONE]\n\n";
+        let mut tracker = SseUsageTracker::new(true);
+        let mut out = Vec::new();
+        tracker.push(stream.as_bytes(), &mut out);
+        tracker.finish(&mut out);
+        assert_eq!(out, stream.as_bytes());
+        assert!(tracker.usage().is_none());
+        let estimate = tracker.estimate(41);
+        assert_eq!(estimate.completion_tokens_used, 3);
+        assert_eq!(estimate.prompt_tokens_used, 11);
+        assert_eq!(estimate.total_tokens_used, 14);
     }
 
     #[test]

@@ -94,6 +94,24 @@ pub struct ValidatedRequest {
     pub client_wants_usage: bool,
     /// The body to send to the backend.
     pub body: Vec<u8>,
+    /// Bytes of prompt text (message contents or the completion prompt), for an estimate when
+    /// the backend reports no usage.
+    pub prompt_bytes: usize,
+}
+
+/// Bytes of text in a message content or prompt: a string, or the text parts of an array.
+fn text_bytes(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len(),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match p {
+                Value::Object(part) => part.get("text").map_or(0, text_bytes),
+                other => text_bytes(other),
+            })
+            .sum(),
+        _ => 0,
+    }
 }
 
 /// Checks a request body against the endpoint's allow-list. Errors are messages for the app.
@@ -129,6 +147,20 @@ pub fn validate_request(endpoint: Endpoint, body: &[u8]) -> Result<ValidatedRequ
         },
     }
     check_types(&object)?;
+    let prompt_bytes = match endpoint {
+        Endpoint::ChatCompletions => {
+            object
+                .get("messages")
+                .and_then(Value::as_array)
+                .map_or(0, |messages| {
+                    messages
+                        .iter()
+                        .map(|m| m.get("content").map_or(0, text_bytes))
+                        .sum()
+                })
+        }
+        Endpoint::Completions => object.get("prompt").map_or(0, text_bytes),
+    };
     let stream = matches!(object.get("stream"), Some(Value::Bool(true)));
     let client_wants_usage = object
         .get("stream_options")
@@ -170,6 +202,7 @@ pub fn validate_request(endpoint: Endpoint, body: &[u8]) -> Result<ValidatedRequ
         stream,
         client_wants_usage,
         body,
+        prompt_bytes,
     })
 }
 
