@@ -214,31 +214,13 @@ impl Matrix {
                 }
             }
             (Kind::Q4_0(w), Prepared::Q8(x)) => {
-                let row_bytes = blocks * 18;
-                for r in rows {
-                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
-                    for i in 0..t {
-                        *out.add(i * stride + r) = dot_q4_0(row, &x[i * blocks..(i + 1) * blocks]);
-                    }
-                }
+                q8_rows(w, 18, x, blocks, t, rows, out, stride, dot_q4_0, dot4_q4_0)
             }
             (Kind::Q4_1(w), Prepared::Q8(x)) => {
-                let row_bytes = blocks * 20;
-                for r in rows {
-                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
-                    for i in 0..t {
-                        *out.add(i * stride + r) = dot_q4_1(row, &x[i * blocks..(i + 1) * blocks]);
-                    }
-                }
+                q8_rows(w, 20, x, blocks, t, rows, out, stride, dot_q4_1, dot4_q4_1)
             }
             (Kind::Q8_0(w), Prepared::Q8(x)) => {
-                let row_bytes = blocks * 34;
-                for r in rows {
-                    let row = &w[r * row_bytes..(r + 1) * row_bytes];
-                    for i in 0..t {
-                        *out.add(i * stride + r) = dot_q8_0(row, &x[i * blocks..(i + 1) * blocks]);
-                    }
-                }
+                q8_rows(w, 34, x, blocks, t, rows, out, stride, dot_q8_0, dot4_q8_0)
             }
             (Kind::Candle(c), Prepared::Candle(x)) => {
                 c.rows(x.as_ref(), cols, t, rows, out, stride)
@@ -296,6 +278,46 @@ impl Matrix {
     }
 }
 
+type Dot = fn(&[u8], &[Q8Block]) -> f32;
+type Dot4 = fn(&[u8], [&[Q8Block]; 4]) -> [f32; 4];
+
+/// Rows of a block-quantized matrix against `t` activation rows: four activation rows at a
+/// time share each unpacked weight block (prompt processing, batches), the rest one by one.
+///
+/// # Safety
+/// As [`Matrix::rows`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn q8_rows(
+    w: &[u8],
+    block_bytes: usize,
+    x: &[Q8Block],
+    blocks: usize,
+    t: usize,
+    rows: Range<usize>,
+    out: *mut f32,
+    stride: usize,
+    dot: Dot,
+    dot4: Dot4,
+) {
+    let row_bytes = blocks * block_bytes;
+    let xrow = |i: usize| &x[i * blocks..(i + 1) * blocks];
+    for r in rows {
+        let row = &w[r * row_bytes..(r + 1) * row_bytes];
+        let mut i = 0;
+        while i + 4 <= t {
+            let sums = dot4(row, [xrow(i), xrow(i + 1), xrow(i + 2), xrow(i + 3)]);
+            for (k, v) in sums.into_iter().enumerate() {
+                *out.add((i + k) * stride + r) = v;
+            }
+            i += 4;
+        }
+        while i < t {
+            *out.add(i * stride + r) = dot(row, xrow(i));
+            i += 1;
+        }
+    }
+}
+
 /// f32 dot product in 8 independent lanes (the compiler vectorizes it).
 #[inline]
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
@@ -334,6 +356,10 @@ fn dot_q4_0(w: &[u8], x: &[Q8Block]) -> f32 {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { avx2::dot_q4_0(w, x) };
     }
+    scalar_dot_q4_0(w, x)
+}
+
+fn scalar_dot_q4_0(w: &[u8], x: &[Q8Block]) -> f32 {
     let table = f16_table();
     let mut sum = 0f32;
     for (b, y) in w.chunks_exact(18).zip(x) {
@@ -353,6 +379,10 @@ fn dot_q4_1(w: &[u8], x: &[Q8Block]) -> f32 {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { avx2::dot_q4_1(w, x) };
     }
+    scalar_dot_q4_1(w, x)
+}
+
+fn scalar_dot_q4_1(w: &[u8], x: &[Q8Block]) -> f32 {
     let table = f16_table();
     let mut sum = 0f32;
     for (b, y) in w.chunks_exact(20).zip(x) {
@@ -372,6 +402,10 @@ fn dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
         // SAFETY: the CPU has AVX2 and FMA.
         return unsafe { avx2::dot_q8_0(w, x) };
     }
+    scalar_dot_q8_0(w, x)
+}
+
+fn scalar_dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
     let table = f16_table();
     let mut sum = 0f32;
     for (b, y) in w.chunks_exact(34).zip(x) {
@@ -383,6 +417,22 @@ fn dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
     }
     sum
 }
+
+macro_rules! dot4 {
+    ($name:ident, $one:ident) => {
+        fn $name(w: &[u8], x: [&[Q8Block]; 4]) -> [f32; 4] {
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: the CPU has AVX2 and FMA.
+                return unsafe { avx2::$name(w, x) };
+            }
+            x.map(|x| $one(w, x))
+        }
+    };
+}
+dot4!(dot4_q4_0, dot_q4_0);
+dot4!(dot4_q4_1, dot_q4_1);
+dot4!(dot4_q8_0, dot_q8_0);
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -453,6 +503,66 @@ mod avx2 {
             acc = _mm256_fmadd_ps(d, mul_sum_us8(qx, qy), acc);
         }
         hsum(acc) + mins
+    }
+
+    #[inline(always)]
+    unsafe fn load(y: &Q8Block) -> __m256i {
+        _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_q4_0(w: &[u8], x: [&[Q8Block]; 4]) -> [f32; 4] {
+        let table = f16_table();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for i in 0..x[0].len() {
+            let b = &w[i * 18..i * 18 + 18];
+            let dw = f16_at(table, b, 0);
+            let qx = _mm256_sub_epi8(nibbles(b.as_ptr().add(2)), _mm256_set1_epi8(8));
+            let ax = _mm256_sign_epi8(qx, qx);
+            for k in 0..4 {
+                let y = &x[k][i];
+                let sy = _mm256_sign_epi8(load(y), qx);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y.d), mul_sum_us8(ax, sy), acc[k]);
+            }
+        }
+        acc.map(|a| hsum(a))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_q4_1(w: &[u8], x: [&[Q8Block]; 4]) -> [f32; 4] {
+        let table = f16_table();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut mins = [0f32; 4];
+        for i in 0..x[0].len() {
+            let b = &w[i * 20..i * 20 + 20];
+            let (dw, mw) = (f16_at(table, b, 0), f16_at(table, b, 2));
+            let qx = nibbles(b.as_ptr().add(4));
+            for k in 0..4 {
+                let y = &x[k][i];
+                mins[k] += mw * y.s;
+                acc[k] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(dw * y.d), mul_sum_us8(qx, load(y)), acc[k]);
+            }
+        }
+        [0, 1, 2, 3].map(|k| hsum(acc[k]) + mins[k])
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_q8_0(w: &[u8], x: [&[Q8Block]; 4]) -> [f32; 4] {
+        let table = f16_table();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for i in 0..x[0].len() {
+            let b = &w[i * 34..i * 34 + 34];
+            let dw = f16_at(table, b, 0);
+            let qx = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
+            let ax = _mm256_sign_epi8(qx, qx);
+            for k in 0..4 {
+                let y = &x[k][i];
+                let sy = _mm256_sign_epi8(load(y), qx);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y.d), mul_sum_us8(ax, sy), acc[k]);
+            }
+        }
+        acc.map(|a| hsum(a))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -563,6 +673,70 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
+    /// The AVX2 kernels give the scalar ones' sums (up to float rounding order).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_kernels_match_scalar_ones() {
+        if !has_avx2() {
+            return;
+        }
+        let mut seed = 11;
+        let blocks = 24;
+        let x: Vec<Vec<Q8Block>> = (0..4)
+            .map(|_| {
+                let v: Vec<f32> = (0..blocks * QK).map(|_| lcg(&mut seed) * 3.0).collect();
+                let mut q = Vec::new();
+                quantize_q8(&v, &mut q);
+                q
+            })
+            .collect();
+        type Pair = (
+            usize,
+            Dot,
+            Dot,
+            unsafe fn(&[u8], [&[Q8Block]; 4]) -> [f32; 4],
+        );
+        let kernels: [Pair; 3] = [
+            (
+                18,
+                scalar_dot_q4_0,
+                |w, x| unsafe { avx2::dot_q4_0(w, x) },
+                avx2::dot4_q4_0,
+            ),
+            (
+                20,
+                scalar_dot_q4_1,
+                |w, x| unsafe { avx2::dot_q4_1(w, x) },
+                avx2::dot4_q4_1,
+            ),
+            (
+                34,
+                scalar_dot_q8_0,
+                |w, x| unsafe { avx2::dot_q8_0(w, x) },
+                avx2::dot4_q8_0,
+            ),
+        ];
+        for (block_bytes, scalar, simd, simd4) in kernels {
+            let w: Vec<u8> = (0..blocks * block_bytes)
+                .map(|i| match i % block_bytes {
+                    0 | 2 => 0x00,
+                    1 | 3 => 0x24,
+                    _ => (lcg(&mut seed).to_bits() >> 5) as u8,
+                })
+                .collect();
+            let four = unsafe { simd4(&w, [&x[0], &x[1], &x[2], &x[3]]) };
+            for k in 0..4 {
+                let expected = scalar(&w, &x[k]);
+                let tolerance = expected.abs() * 1e-5 + 1e-4;
+                assert!(
+                    (simd(&w, &x[k]) - expected).abs() <= tolerance,
+                    "{block_bytes}"
+                );
+                assert!((four[k] - expected).abs() <= tolerance, "{block_bytes} ×4");
+            }
+        }
+    }
+
     /// Each format's kernel agrees with the dot product of the dequantized row.
     #[test]
     fn kernels_match_dequantized_rows() {
@@ -591,14 +765,16 @@ mod tests {
                 })
                 .collect();
             let m = Matrix::from_gguf("w", dtype, rows, cols, bytes).unwrap();
-            let x: Vec<f32> = (0..2 * cols).map(|_| lcg(&mut seed)).collect();
+            // Six rows: one group of four and two single ones.
+            let t = 6;
+            let x: Vec<f32> = (0..t * cols).map(|_| lcg(&mut seed)).collect();
             let prepared = m.prepare(&x);
-            let mut out = vec![0f32; 2 * rows];
-            unsafe { m.rows(&prepared, 2, 0..rows, out.as_mut_ptr(), rows) };
+            let mut out = vec![0f32; t * rows];
+            unsafe { m.rows(&prepared, t, 0..rows, out.as_mut_ptr(), rows) };
             let mut row = vec![0f32; cols];
             for r in 0..rows {
                 m.row_f32(r, &mut row);
-                for i in 0..2 {
+                for i in 0..t {
                     let exact = dot_f32(&row, &x[i * cols..(i + 1) * cols]);
                     let got = out[i * rows + r];
                     let scale = row.iter().map(|v| v.abs()).sum::<f32>() / 64.0;
