@@ -414,7 +414,7 @@ enum Event {
 }
 
 /// Requests running at once; more wait their turn.
-const MAX_RUNNING: usize = 16;
+pub const MAX_RUNNING: usize = 16;
 /// Prompt tokens fed per step (on top of one token per running request): long prompts are
 /// processed in chunks so that running requests keep streaming meanwhile.
 const PROMPT_CHUNK: usize = 128;

@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::engine::{ChatMessage, Engine, FinishReason, Generation, SamplingParams};
 
-/// Default most concurrent generations.
-pub const DEFAULT_MAX_CONCURRENT: usize = 4;
+/// Default most concurrent generations (the engine batches them step by step; more wait here).
+pub const DEFAULT_MAX_CONCURRENT: usize = crate::engine::MAX_RUNNING;
 /// Default `max_tokens` when a request gives none.
 pub const DEFAULT_MAX_TOKENS: usize = 512;
 

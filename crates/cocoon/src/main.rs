@@ -56,7 +56,7 @@ enum Command {
         /// Override the config's backend_url (vLLM, SGLang, llama.cpp server, Ollama...).
         #[arg(long, conflicts_with = "model")]
         backend: Option<String>,
-        /// Serve this model with the built-in engine instead of a backend: a llama-architecture
+        /// Serve this model with the built-in engine instead of a backend: a Llama/Qwen2/Qwen3
         /// GGUF file, or a known model's name (pulled into the cache if needed). Replaces the
         /// config's backend_url and model.
         #[arg(long)]
