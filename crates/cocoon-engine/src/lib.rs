@@ -6,10 +6,13 @@
 pub mod engine;
 mod kernels;
 pub mod models;
-mod pool;
+#[doc(hidden)]
+pub mod pool;
 pub mod server;
 pub mod tokenizer;
-mod transformer;
+/// The forward pass (public for the tests that check it against llama.cpp).
+#[doc(hidden)]
+pub mod transformer;
 
 pub use engine::{
     default_threads, ChatMessage, Engine, EngineError, FinishReason, Generation, SamplingParams,
