@@ -177,3 +177,54 @@ fn seeded_sampling_is_reproducible() {
         .unwrap();
     assert_eq!(a.text, b.text);
 }
+
+/// Requests generated together (batched step by step, prompts chunked alongside running
+/// answers) give exactly what each gives alone: batching changes speed, not results.
+#[test]
+fn concurrent_requests_give_what_each_gives_alone() {
+    let questions = [
+        "What is the capital of France?",
+        "Write a haiku about the sea.",
+        "List three colours.",
+        "What is 2 + 2?",
+        "Say hello in Spanish.",
+    ];
+    let prompt = |q: &str| {
+        engine().chat_prompt(&[ChatMessage {
+            role: "user".into(),
+            content: q.into(),
+        }])
+    };
+    let params = SamplingParams {
+        max_tokens: 24,
+        ..SamplingParams::default()
+    };
+    let alone: Vec<Vec<u32>> = questions
+        .iter()
+        .map(|q| {
+            engine()
+                .generate(&prompt(q), &params, &mut |_| true)
+                .unwrap()
+                .tokens
+        })
+        .collect();
+    let together: Vec<Vec<u32>> = std::thread::scope(|s| {
+        let runs: Vec<_> = questions
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let (prompt, params) = (prompt(q), params.clone());
+                s.spawn(move || {
+                    // Staggered starts: later prompts join while earlier answers stream.
+                    std::thread::sleep(std::time::Duration::from_millis(15 * i as u64));
+                    engine()
+                        .generate(&prompt, &params, &mut |_| true)
+                        .unwrap()
+                        .tokens
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(together, alone);
+}
