@@ -352,27 +352,17 @@ impl Model {
                 add(q, layer.bq.as_deref());
                 add(k, layer.bk.as_deref());
                 add(v, layer.bv.as_deref());
-                for head in q.chunks_exact_mut(head_dim) {
-                    if let Some(w) = &layer.q_norm {
-                        rms_norm_in_place(head, w, c.eps);
+                let (cos, sin) = (
+                    &cos[i * half..(i + 1) * half],
+                    &sin[i * half..(i + 1) * half],
+                );
+                for (x, norm) in [(q, &layer.q_norm), (k, &layer.k_norm)] {
+                    for head in x.chunks_exact_mut(head_dim) {
+                        if let Some(w) = norm {
+                            rms_norm_in_place(head, w, c.eps);
+                        }
+                        rope(c.rope, head, cos, sin);
                     }
-                    rope(
-                        c.rope,
-                        head,
-                        &cos[i * half..(i + 1) * half],
-                        &sin[i * half..(i + 1) * half],
-                    );
-                }
-                for head in k.chunks_exact_mut(head_dim) {
-                    if let Some(w) = &layer.k_norm {
-                        rms_norm_in_place(head, w, c.eps);
-                    }
-                    rope(
-                        c.rope,
-                        head,
-                        &cos[i * half..(i + 1) * half],
-                        &sin[i * half..(i + 1) * half],
-                    );
                 }
                 let tok = &batch[i];
                 let cache = &mut caches[tok.sequence];
