@@ -1,11 +1,12 @@
 //! Weight matrices in their GGUF formats and the dot products of the matrix–vector products.
 //!
-//! Q4_0, Q4_1 and Q8_0 (the formats of SmolLM2's GGUF and of most small models) have kernels
-//! here, with AVX2 paths chosen at run time, so a portable build is as fast as a `target-cpu`
-//! one. Activations are quantized to 8 bits per block of 32 first, as llama.cpp does (Q8_0 for
-//! Q4_0/Q8_0 weights, Q8_1 for Q4_1). Every other quantized format (the k-quants, Q5_x) goes
-//! through candle's block types and dot products; those use AVX2 only when the build enables it
-//! (`RUSTFLAGS="-C target-cpu=native"`). F16/BF16 matrices are widened to f32 when loaded.
+//! Q4_0, Q4_1 and Q8_0 (the formats of SmolLM2's GGUF and of most small models), and Q4_K and
+//! Q6_K (the pair in the common Q4_K_M files), have AVX2 kernels chosen at run time, so a
+//! portable build is as fast as a `target-cpu` one. Activations are quantized to 8 bits first,
+//! as llama.cpp does (Q8_0 for Q4_0/Q8_0 weights, Q8_1 for Q4_1, Q8_K for k-quants). The other
+//! quantized formats (Q2_K, Q3_K, Q5_K, Q5_x) go through candle's block types and dot products,
+//! which use AVX2 only when the build enables it (`RUSTFLAGS="-C target-cpu=native"`).
+//! F16/BF16 matrices are widened to f32 when loaded.
 
 use std::any::Any;
 use std::ops::Range;
@@ -565,6 +566,155 @@ mod avx2 {
         acc.map(|a| hsum(a))
     }
 
+    // The k-quant kernels are ggml's (through candle's Rust port, `candle-core/src/quantized/
+    // avx.rs`, MIT/Apache-2.0), reading candle's `repr(C)` blocks by offset:
+    // Q4_K (144 B): d f16 @0, dmin f16 @2, scales [12] @4, qs [128] @16;
+    // Q6_K (210 B): ql [128] @0, qh [64] @128, scales i8 [16] @192, d f16 @208;
+    // Q8_K (292 B): d f32 @0, qs i8 [256] @4, bsums i16 [16] @260.
+    const Q4K: usize = 144;
+    const Q6K: usize = 210;
+    const Q8K: usize = 292;
+
+    #[inline(always)]
+    unsafe fn f16_ptr(p: *const u8) -> f32 {
+        f16_table()[u16::from_le_bytes([*p, *p.add(1)]) as usize]
+    }
+
+    #[inline(always)]
+    unsafe fn q8k_d(y: *const u8) -> f32 {
+        f32::from_le_bytes([*y, *y.add(1), *y.add(2), *y.add(3)])
+    }
+
+    /// Bytes `2i, 2i+1` repeated: picks the i-th 16-bit scale into every lane pair.
+    #[inline(always)]
+    unsafe fn scale_pair(i: usize) -> __m256i {
+        _mm256_set1_epi16((((2 * i + 1) << 8) | (2 * i)) as i16)
+    }
+
+    /// Byte `i` repeated eight times, then `i + 1` eight times.
+    #[inline(always)]
+    unsafe fn scale_bytes(i: usize) -> __m128i {
+        _mm_set_epi64x(
+            i64::from_le_bytes([(2 * i + 1) as u8; 8]),
+            i64::from_le_bytes([(2 * i) as u8; 8]),
+        )
+    }
+
+    /// # Safety
+    /// `x` holds `n` Q4_K blocks, `y` `n` Q8_K blocks; the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q4k_q8k(x: *const u8, y: *const u8, n: usize) -> f32 {
+        const KMASK1: u32 = 0x3f3f_3f3f;
+        const KMASK2: u32 = 0x0f0f_0f0f;
+        const KMASK3: u32 = 0x0303_0303;
+        let m4 = _mm256_set1_epi8(0xF);
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_m = _mm_setzero_ps();
+        for b in 0..n {
+            let (x, y) = (x.add(b * Q4K), y.add(b * Q8K));
+            let yd = q8k_d(y);
+            let d = yd * f16_ptr(x);
+            let dmin = -yd * f16_ptr(x.add(2));
+            let sc = std::slice::from_raw_parts(x.add(4), 12);
+            let mut utmp = [0u32; 4];
+            for (k, u) in utmp.iter_mut().take(3).enumerate() {
+                *u = u32::from_le_bytes([sc[4 * k], sc[4 * k + 1], sc[4 * k + 2], sc[4 * k + 3]]);
+            }
+            utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
+            let uaux = utmp[1] & KMASK1;
+            utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
+            utmp[2] = uaux;
+            utmp[0] &= KMASK1;
+            let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+                utmp[3] as i32,
+                utmp[2] as i32,
+                utmp[1] as i32,
+                utmp[0] as i32,
+            ));
+            let q8sums = _mm256_loadu_si256(y.add(260) as *const __m256i);
+            let q8s = _mm_hadd_epi16(
+                _mm256_extracti128_si256(q8sums, 0),
+                _mm256_extracti128_si256(q8sums, 1),
+            );
+            let prod = _mm_madd_epi16(_mm256_extracti128_si256(mins_and_scales, 1), q8s);
+            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+            let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
+            let scales = _mm256_insertf128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
+            let mut sumi = _mm256_setzero_si256();
+            let (mut q4, mut q8) = (x.add(16), y.add(4));
+            for j in 0..4 {
+                let scale_l = _mm256_shuffle_epi8(scales, scale_pair(2 * j));
+                let scale_h = _mm256_shuffle_epi8(scales, scale_pair(2 * j + 1));
+                let q4bits = _mm256_loadu_si256(q4 as *const __m256i);
+                q4 = q4.add(32);
+                let q4l = _mm256_and_si256(q4bits, m4);
+                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
+                let q8l = _mm256_loadu_si256(q8 as *const __m256i);
+                q8 = q8.add(32);
+                let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
+                sumi = _mm256_add_epi32(sumi, p16l);
+                let q8h = _mm256_loadu_si256(q8 as *const __m256i);
+                q8 = q8.add(32);
+                let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
+                sumi = _mm256_add_epi32(sumi, p16h);
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        let acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+        let acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+        hsum(acc) + _mm_cvtss_f32(acc_m)
+    }
+
+    /// # Safety
+    /// `x` holds `n` Q6_K blocks, `y` `n` Q8_K blocks; the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q6k_q8k(x: *const u8, y: *const u8, n: usize) -> f32 {
+        let m4 = _mm256_set1_epi8(0xF);
+        let m2 = _mm256_set1_epi8(3);
+        let m32s = _mm256_set1_epi8(32);
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..n {
+            let (x, y) = (x.add(b * Q6K), y.add(b * Q8K));
+            let d = q8k_d(y) * f16_ptr(x.add(208));
+            let (mut q4, mut qh, mut q8) = (x, x.add(128), y.add(4));
+            let scales = _mm_loadu_si128(x.add(192) as *const __m128i);
+            let mut sumi = _mm256_setzero_si256();
+            for j in 0..2 {
+                let is = j * 4;
+                let scale =
+                    |k: usize| _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, scale_bytes(is + k)));
+                let q4bits1 = _mm256_loadu_si256(q4 as *const __m256i);
+                let q4bits2 = _mm256_loadu_si256(q4.add(32) as *const __m256i);
+                q4 = q4.add(64);
+                let q4bits_h = _mm256_loadu_si256(qh as *const __m256i);
+                qh = qh.add(32);
+                let high = |shift: i32| match shift {
+                    0 => _mm256_slli_epi16(_mm256_and_si256(q4bits_h, m2), 4),
+                    2 => _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 2), m2), 4),
+                    4 => _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 4), m2), 4),
+                    _ => _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q4bits_h, 6), m2), 4),
+                };
+                let q = [
+                    _mm256_or_si256(_mm256_and_si256(q4bits1, m4), high(0)),
+                    _mm256_or_si256(_mm256_and_si256(q4bits2, m4), high(2)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m4), high(4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m4), high(6)),
+                ];
+                for (k, q) in q.into_iter().enumerate() {
+                    let q8k = _mm256_loadu_si256(q8 as *const __m256i);
+                    q8 = q8.add(32);
+                    let p16 = _mm256_sub_epi16(
+                        _mm256_maddubs_epi16(q, q8k),
+                        _mm256_maddubs_epi16(m32s, q8k),
+                    );
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(scale(k), p16));
+                }
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        }
+        hsum(acc)
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
         let table = f16_table();
@@ -598,7 +748,29 @@ trait CandleRows: Send + Sync {
     fn row_f32(&self, r: usize, cols: usize, out: &mut [f32]);
 }
 
-struct Blocks<T>(Vec<T>);
+struct Blocks<T> {
+    blocks: Vec<T>,
+    /// A run-time-selected SIMD dot product for this format, when there is one.
+    fast: Option<KDot>,
+}
+
+/// A k-quant row (`n` blocks of the weight format) · Q8_K activations, on raw blocks.
+type KDot = unsafe fn(*const u8, *const u8, usize) -> f32;
+
+/// The SIMD k-quant dot product for `dtype` on this CPU, if any. Candle's own AVX2 paths
+/// exist only in builds with `target-cpu` features; these are chosen at run time.
+fn fast_kdot(dtype: GgmlDType) -> Option<KDot> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        return match dtype {
+            GgmlDType::Q4K => Some(avx2::dot_q4k_q8k),
+            GgmlDType::Q6K => Some(avx2::dot_q6k_q8k),
+            _ => None,
+        };
+    }
+    let _ = dtype;
+    None
+}
 
 fn candle_rows<T: GgmlType + Send + Sync + 'static>(bytes: &[u8]) -> Box<dyn CandleRows>
 where
@@ -611,7 +783,10 @@ where
     unsafe {
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), blocks.as_mut_ptr() as *mut u8, bytes.len());
     }
-    Box::new(Blocks(blocks))
+    Box::new(Blocks {
+        blocks,
+        fast: fast_kdot(T::DTYPE),
+    })
 }
 
 impl<T: GgmlType + Send + Sync + 'static> CandleRows for Blocks<T>
@@ -648,17 +823,22 @@ where
         let per_row = cols / T::BLCK_SIZE;
         let x_per_row = cols / T::VecDotType::BLCK_SIZE;
         for r in rows {
-            let row = &self.0[r * per_row..(r + 1) * per_row];
+            let row = &self.blocks[r * per_row..(r + 1) * per_row];
             for i in 0..t {
-                *out.add(i * stride + r) =
-                    T::vec_dot(cols, row, &x[i * x_per_row..(i + 1) * x_per_row]);
+                let xs = &x[i * x_per_row..(i + 1) * x_per_row];
+                *out.add(i * stride + r) = match self.fast {
+                    // SAFETY: `row` and `xs` are `per_row` whole blocks of the formats the
+                    // kernel reads (candle's `repr(C)` layouts).
+                    Some(dot) => dot(row.as_ptr() as *const u8, xs.as_ptr() as *const u8, per_row),
+                    None => T::vec_dot(cols, row, xs),
+                };
             }
         }
     }
 
     fn row_f32(&self, r: usize, cols: usize, out: &mut [f32]) {
         let per_row = cols / T::BLCK_SIZE;
-        T::to_float(&self.0[r * per_row..(r + 1) * per_row], out);
+        T::to_float(&self.blocks[r * per_row..(r + 1) * per_row], out);
     }
 }
 
@@ -734,6 +914,36 @@ mod tests {
                 );
                 assert!((four[k] - expected).abs() <= tolerance, "{block_bytes} ×4");
             }
+        }
+    }
+
+    /// The run-time AVX2 k-quant kernels give candle's scalar sums.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn kquant_kernels_match_candles_scalar_ones() {
+        if !has_avx2() {
+            return;
+        }
+        fn check<T: GgmlType<VecDotType = k_quants::BlockQ8K>>(dot: KDot, seed: &mut u64) {
+            let n = 4;
+            let w: Vec<f32> = (0..256 * n).map(|_| lcg(seed)).collect();
+            let x: Vec<f32> = (0..256 * n).map(|_| lcg(seed) * 2.0).collect();
+            let mut wq: Vec<T> = (0..n).map(|_| T::zeros()).collect();
+            let mut xq: Vec<k_quants::BlockQ8K> = (0..n).map(|_| GgmlType::zeros()).collect();
+            T::from_float(&w, &mut wq);
+            k_quants::BlockQ8K::from_float(&x, &mut xq);
+            let expected = T::vec_dot_unopt(256 * n, &wq, &xq);
+            let got = unsafe { dot(wq.as_ptr() as *const u8, xq.as_ptr() as *const u8, n) };
+            assert!(
+                (got - expected).abs() <= expected.abs() * 1e-5 + 1e-3,
+                "{:?}: {got} vs {expected}",
+                T::DTYPE
+            );
+        }
+        let mut seed = 5;
+        for _ in 0..20 {
+            check::<k_quants::BlockQ4K>(avx2::dot_q4k_q8k, &mut seed);
+            check::<k_quants::BlockQ6K>(avx2::dot_q6k_q8k, &mut seed);
         }
     }
 
