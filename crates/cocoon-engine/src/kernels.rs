@@ -351,15 +351,6 @@ pub fn kernel_name() -> &'static str {
     "scalar"
 }
 
-fn dot_q4_0(w: &[u8], x: &[Q8Block]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { avx2::dot_q4_0(w, x) };
-    }
-    scalar_dot_q4_0(w, x)
-}
-
 fn scalar_dot_q4_0(w: &[u8], x: &[Q8Block]) -> f32 {
     let table = f16_table();
     let mut sum = 0f32;
@@ -372,15 +363,6 @@ fn scalar_dot_q4_0(w: &[u8], x: &[Q8Block]) -> f32 {
         sum += f16_at(table, b, 0) * y.d * s as f32;
     }
     sum
-}
-
-fn dot_q4_1(w: &[u8], x: &[Q8Block]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { avx2::dot_q4_1(w, x) };
-    }
-    scalar_dot_q4_1(w, x)
 }
 
 fn scalar_dot_q4_1(w: &[u8], x: &[Q8Block]) -> f32 {
@@ -397,15 +379,6 @@ fn scalar_dot_q4_1(w: &[u8], x: &[Q8Block]) -> f32 {
     sum
 }
 
-fn dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { avx2::dot_q8_0(w, x) };
-    }
-    scalar_dot_q8_0(w, x)
-}
-
 fn scalar_dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
     let table = f16_table();
     let mut sum = 0f32;
@@ -419,21 +392,32 @@ fn scalar_dot_q8_0(w: &[u8], x: &[Q8Block]) -> f32 {
     sum
 }
 
-macro_rules! dot4 {
-    ($name:ident, $one:ident) => {
-        fn $name(w: &[u8], x: [&[Q8Block]; 4]) -> [f32; 4] {
+/// The dot products of one format, one and four activation rows at a time: AVX2 when the CPU
+/// has it, else the scalar reference.
+macro_rules! dispatch {
+    ($one:ident, $four:ident, $scalar:ident) => {
+        fn $one(w: &[u8], x: &[Q8Block]) -> f32 {
             #[cfg(target_arch = "x86_64")]
             if has_avx2() {
                 // SAFETY: the CPU has AVX2 and FMA.
-                return unsafe { avx2::$name(w, x) };
+                return unsafe { avx2::$one(w, x) };
             }
-            x.map(|x| $one(w, x))
+            $scalar(w, x)
+        }
+
+        fn $four(w: &[u8], x: [&[Q8Block]; 4]) -> [f32; 4] {
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: the CPU has AVX2 and FMA.
+                return unsafe { avx2::$four(w, x) };
+            }
+            x.map(|x| $scalar(w, x))
         }
     };
 }
-dot4!(dot4_q4_0, dot_q4_0);
-dot4!(dot4_q4_1, dot_q4_1);
-dot4!(dot4_q8_0, dot_q8_0);
+dispatch!(dot_q4_0, dot4_q4_0, scalar_dot_q4_0);
+dispatch!(dot_q4_1, dot4_q4_1, scalar_dot_q4_1);
+dispatch!(dot_q8_0, dot4_q8_0, scalar_dot_q8_0);
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
