@@ -16,7 +16,7 @@ use candle_core::quantized::gguf_file;
 
 use crate::pool::Pool;
 use crate::tokenizer::{Tokenizer, TokenizerError, Utf8Stream, Vocabulary};
-use crate::transformer::{BatchToken, KvCache, LoadError, Model, ARCHITECTURES};
+use crate::transformer::{BatchToken, KvCache, LoadError, Model};
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -205,10 +205,12 @@ impl Engine {
         let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| EngineError::Gguf(e.with_path(path)))?;
+        let model = Model::load(&content, &mut file).map_err(|e| match e {
+            LoadError::Io(source) => io(source),
+            LoadError::Architecture(architecture) => EngineError::Architecture(architecture),
+            e => EngineError::Model(e),
+        })?;
         let architecture = meta_str(&content, "general.architecture").unwrap_or_default();
-        if !ARCHITECTURES.contains(&architecture.as_str()) {
-            return Err(EngineError::Architecture(architecture));
-        }
         let token_types = match content.metadata.get("tokenizer.ggml.token_type") {
             Some(v) => v
                 .to_vec()
@@ -246,10 +248,6 @@ impl Engine {
             }
         }
         let chat_template = meta_str(&content, "tokenizer.chat_template");
-        let model = Model::load(&content, &mut file).map_err(|e| match e {
-            LoadError::Io(source) => io(source),
-            e => EngineError::Model(e),
-        })?;
         if model.config.vocab < tokenizer.vocab_size() {
             return Err(EngineError::Request(format!(
                 "the model has {} embeddings for a vocabulary of {}",
@@ -500,11 +498,10 @@ impl Scheduler {
             }
             let mut caches: Vec<&mut KvCache> = running.iter_mut().map(|r| &mut r.cache).collect();
             let logits = self.model.forward(&pool, &batch, &mut caches);
-            let mut logits = logits.into_iter();
-            for token in batch.iter().filter(|t| t.logits) {
-                let Some(row) = logits.next() else { break };
+            let rows = logits.chunks_exact(self.model.config.vocab);
+            for (token, row) in batch.iter().filter(|t| t.logits).zip(rows) {
                 let r = &mut running[token.sequence];
-                let sampled = r.sampler.sample(&row);
+                let sampled = r.sampler.sample(row);
                 self.accept(r, sampled);
             }
             self.retire(&mut running);

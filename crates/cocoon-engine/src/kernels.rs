@@ -178,7 +178,8 @@ impl Matrix {
         }
     }
 
-    /// Whether `a` and `b` take the same prepared activations (so one preparation serves both).
+    /// Whether `self` and `other` take the same prepared activations (so one preparation serves
+    /// both).
     pub fn same_preparation(&self, other: &Matrix) -> bool {
         match (&self.kind, &other.kind) {
             (Kind::F32(_), Kind::F32(_)) => true,
@@ -942,8 +943,7 @@ mod tests {
             (GgmlDType::Q8_0, 34),
         ] {
             let bytes: Vec<u8> = (0..rows * cols / 32 * block_bytes)
-                .enumerate()
-                .map(|(i, _)| {
+                .map(|i| {
                     // Keep the f16 scales small and finite.
                     let in_block = i % block_bytes;
                     let scale_bytes = if dtype == GgmlDType::Q4_1 { 4 } else { 2 };

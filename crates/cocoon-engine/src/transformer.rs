@@ -83,6 +83,9 @@ pub enum LoadError {
     /// Reading the file.
     #[error("reading the weights: {0}")]
     Io(#[from] std::io::Error),
+    /// An architecture the engine does not run.
+    #[error("unsupported architecture {0:?}: the built-in engine runs llama, qwen2 and qwen3 GGUF files")]
+    Architecture(String),
     /// A tensor in a form the engine cannot use.
     #[error(transparent)]
     Matrix(#[from] MatrixError),
@@ -190,10 +193,7 @@ impl Model {
             .cloned()
             .unwrap_or_default();
         if !ARCHITECTURES.contains(&architecture.as_str()) {
-            return Err(LoadError::Format(format!(
-                "unsupported architecture {architecture:?}: the built-in engine runs {}",
-                ARCHITECTURES.join(", ")
-            )));
+            return Err(LoadError::Architecture(architecture));
         }
         let a = architecture.as_str();
         let need = |key: &str| {
@@ -228,14 +228,15 @@ impl Model {
             .map(|i| 1.0 / base.powf(2.0 * i as f32 / rope_dim as f32))
             .collect();
         let mut reader = Reader { content, file };
-        let (_, embed_dims, _) = {
-            let info = content
-                .tensor_infos
-                .get("token_embd.weight")
-                .ok_or_else(|| LoadError::Format("tensor token_embd.weight is missing".into()))?;
-            ((), info.shape.dims().to_vec(), ())
-        };
-        let vocab = embed_dims.first().copied().unwrap_or(0);
+        let vocab = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .ok_or_else(|| LoadError::Format("tensor token_embd.weight is missing".into()))?
+            .shape
+            .dims()
+            .first()
+            .copied()
+            .unwrap_or(0);
         let config = Config {
             layers,
             dim,
@@ -306,13 +307,14 @@ impl Model {
 
     /// Runs `batch` through the model. Each token is appended to its sequence's cache at its
     /// position (positions of a sequence must be consecutive from what the cache holds); the
-    /// logits of the tokens with `logits: true` are returned in batch order.
+    /// logits of the tokens with `logits: true` are returned in batch order, one row of
+    /// `config.vocab` values each.
     pub fn forward(
         &self,
         pool: &Pool,
         batch: &[BatchToken],
         caches: &mut [&mut KvCache],
-    ) -> Vec<Vec<f32>> {
+    ) -> Vec<f32> {
         let c = &self.config;
         let t = batch.len();
         let (dim, q_dim, kv_dim, head_dim) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim);
@@ -407,7 +409,7 @@ impl Model {
         rms_norm(&last, &self.norm, c.eps, &mut normed);
         let mut logits = vec![0f32; wanted.len() * c.vocab];
         matmul(pool, &[self.output()], &normed, wanted.len(), &mut logits);
-        logits.chunks_exact(c.vocab).map(<[f32]>::to_vec).collect()
+        logits
     }
 }
 

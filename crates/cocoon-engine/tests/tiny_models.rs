@@ -49,6 +49,7 @@ fn prompt_logits_match_llama_cpp() {
             })
             .collect();
         let logits = model.forward(&pool, &batch, &mut [&mut cache]);
+        let logits: Vec<&[f32]> = logits.chunks_exact(model.config.vocab).collect();
         let top5 = case["top5"].as_array().unwrap();
         assert_eq!(logits.len(), top5.len());
         let mut worst = 0f32;
