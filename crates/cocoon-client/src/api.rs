@@ -5,7 +5,6 @@
 //! Cocoon extras (`max_coefficient`, `timeout`, `request_guid`, `enable_debug`), which are
 //! removed before the request travels on. Everything else reaches the worker unchanged.
 
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +17,9 @@ use cocoon_net::config::MAX_SECONDS;
 use cocoon_net::metrics::unix_time_f64;
 use cocoon_proto::{codes, *};
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tracing::{debug, info};
 
-use crate::proxies::PendingGuard;
+use crate::proxies::{Answers, PendingGuard, MAX_QUEUED_PER_STREAM};
 use crate::ClientShared;
 
 /// Extra time the client waits beyond the request timeout, so the proxy's precise timeout error
@@ -349,7 +347,7 @@ async fn run_completion(
         min_config_version: 0,
         enable_debug: extras.enable_debug.then_some(true),
     };
-    let (mut answers, guard) = shared.pool.register(request_id, proxy.id());
+    let (mut answers, guard) = shared.pool.register(request_id, proxy.id(), log_id.clone());
     if let Err(error) = proxy.send_packet(&query.to_bytes()) {
         return api_error(
             StatusCode::BAD_GATEWAY,
@@ -467,7 +465,7 @@ async fn run_completion(
 /// The rest of a streamed answer, part by part as the proxy relays it.
 struct AnswerStream {
     first: Option<Vec<u8>>,
-    answers: mpsc::UnboundedReceiver<ClientQueryAnswer>,
+    answers: Answers,
     _guard: PendingGuard,
     deadline: tokio::time::Instant,
     is_sse: bool,
@@ -492,7 +490,7 @@ impl AnswerStream {
         Bytes::from(format!("data: {event}\n\n"))
     }
 
-    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, AnswerStream)> {
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, AnswerStream)> {
         if let Some(first) = self.first.take() {
             if !first.is_empty() {
                 return Some((Ok(Bytes::from(first)), self));
@@ -504,6 +502,20 @@ impl AnswerStream {
             }
             let answer = match tokio::time::timeout_at(self.deadline, self.answers.recv()).await {
                 Ok(Some(answer)) => answer,
+                Ok(None) if self.answers.was_cut() => {
+                    self.done = true;
+                    let message = format!(
+                        "the app read too slowly: more than {} MiB of this answer was waiting, so the client cut it off",
+                        MAX_QUEUED_PER_STREAM >> 20
+                    );
+                    if !self.is_sse {
+                        // No in-band error fits a JSON body: abort it, so the app sees a
+                        // truncated transfer rather than a short answer.
+                        return Some((Err(std::io::Error::other(message)), self));
+                    }
+                    let event = self.error_event(codes::UPSTREAM_FAILED, &message);
+                    return Some((Ok(event), self));
+                }
                 Ok(None) => {
                     self.done = true;
                     let event = self.error_event(codes::UPSTREAM_FAILED, "proxy connection lost");

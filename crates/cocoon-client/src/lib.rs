@@ -17,6 +17,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use cocoon_attest::TeeConfig;
 use cocoon_net::metrics::{PrometheusText, TokenCounters};
 use cocoon_net::shutdown::wait_for_drain;
@@ -184,10 +185,11 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
             wait_for_drain(&drain_shutdown, grace, || drain_pool.in_flight()).await;
         };
         // Stop accepting at once; in-flight responses finish while `drained` waits.
-        let serve = axum::serve(listener, app).with_graceful_shutdown({
-            let shutdown = shutdown.clone();
-            async move { shutdown.draining().await }
-        });
+        let serve = axum::serve(listener.tap_io(|tcp| cocoon_net::tcp::tune(tcp)), app)
+            .with_graceful_shutdown({
+                let shutdown = shutdown.clone();
+                async move { shutdown.draining().await }
+            });
         let serve = async move {
             if let Err(error) = serve.await {
                 warn!(%error, "API server failed");
@@ -228,6 +230,11 @@ async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
             "failed": load(&s.failed),
             "failed_streams": load(&s.failed_streams),
         },
+        "streams": {
+            "cut_slow_reader": load(&shared.pool.streams.cut_slow_reader),
+            "queued_peak_bytes": load(&shared.pool.streams.queued_peak_bytes),
+            "queue_limit_bytes": proxies::MAX_QUEUED_PER_STREAM,
+        },
         "tokens": s.tokens.totals(),
     }))
 }
@@ -259,6 +266,16 @@ async fn metrics(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
         "cocoon_client_streams_failed_total",
         "Streams that ended with an error event.",
         load(&s.failed_streams),
+    )
+    .counter(
+        "cocoon_client_streams_cut_slow_reader_total",
+        "Streams cut off because the app left too many answer bytes unread.",
+        load(&shared.pool.streams.cut_slow_reader),
+    )
+    .gauge(
+        "cocoon_client_stream_queued_peak_bytes",
+        "The most answer bytes one request has had waiting for its app since start.",
+        load(&shared.pool.streams.queued_peak_bytes) as f64,
     )
     .gauge(
         "cocoon_client_requests_in_flight",

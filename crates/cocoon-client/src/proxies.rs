@@ -4,8 +4,14 @@
 //!
 //! Answers are routed to waiting requests by request id. When a connection drops, every request
 //! on it ends with a synthetic error so no HTTP caller hangs.
+//!
+//! Routing never blocks: one proxy connection carries many requests, so it must not wait for any
+//! one of them. Each request's queue (answers routed but not yet taken by its HTTP body) is
+//! counted in bytes; a request whose app stops reading is cut off at [`MAX_QUEUED_PER_STREAM`]
+//! instead of growing without bound or slowing the connection.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,9 +23,79 @@ use tracing::{debug, warn};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Bytes of answers one request may have queued in the client (routed from the proxy connection
+/// but not yet taken by its HTTP body) before the stream is cut off as a slow reader. LLM answers
+/// are small and arrive at tokens per second, so an app that reads at all never gets near this;
+/// only one that stopped reading does (its TCP window is full and hyper stops polling the body).
+/// Without a cap such a stream would buffer everything a worker streams, megabytes, forever;
+/// blocking the proxy connection instead would stall every other request on it. One answer is
+/// always accepted into an empty queue, whatever its size, so a large non-streamed answer (one
+/// packet, at most 16 MiB) is never mistaken for a slow reader.
+pub(crate) const MAX_QUEUED_PER_STREAM: usize = 4 << 20;
+
+/// What the routing side and the HTTP body of one request share.
+#[derive(Debug, Default)]
+struct StreamQueue {
+    /// Bytes routed to the request and not yet received by its body.
+    queued: AtomicUsize,
+    /// Set when the request was cut off as a slow reader.
+    cut: AtomicBool,
+}
+
 struct PendingRequest {
     connection: u64,
     sender: mpsc::UnboundedSender<ClientQueryAnswer>,
+    queue: Arc<StreamQueue>,
+    /// For logs only: the app's `request_guid` or the request id's first bytes.
+    log_id: String,
+}
+
+/// Bytes an answer holds while it waits in a request's queue (its payload; the fixed fields are
+/// noise beside it).
+fn queued_size(answer: &ClientQueryAnswer) -> usize {
+    match answer {
+        ClientQueryAnswer::Answer(a) => a.answer.len(),
+        ClientQueryAnswer::Part(p) => p.answer.len(),
+        ClientQueryAnswer::Error(e) => e.error.len(),
+    }
+}
+
+/// The receiving end of one request's answers, as the HTTP handler and body see it.
+pub(crate) struct Answers {
+    receiver: mpsc::UnboundedReceiver<ClientQueryAnswer>,
+    queue: Arc<StreamQueue>,
+}
+
+impl Answers {
+    /// The next answer; `None` once the routing entry is gone (connection lost, or the request
+    /// was cut off — see [`Answers::was_cut`]).
+    pub async fn recv(&mut self) -> Option<ClientQueryAnswer> {
+        if self.was_cut() {
+            // Whatever is still queued is stale; dropping it frees the memory now.
+            self.receiver.close();
+            while self.receiver.try_recv().is_ok() {}
+            return None;
+        }
+        let answer = self.receiver.recv().await?;
+        self.queue
+            .queued
+            .fetch_sub(queued_size(&answer), Ordering::Relaxed);
+        Some(answer)
+    }
+
+    /// Whether the request was cut off because its reader fell [`MAX_QUEUED_PER_STREAM`] behind.
+    pub fn was_cut(&self) -> bool {
+        self.queue.cut.load(Ordering::Relaxed)
+    }
+}
+
+/// Slow-reader counters for `/stats` and `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct StreamStats {
+    /// Streams cut off because their queue passed [`MAX_QUEUED_PER_STREAM`].
+    pub cut_slow_reader: AtomicU64,
+    /// The most bytes any one request has had queued since start.
+    pub queued_peak_bytes: AtomicU64,
 }
 
 /// All proxy slots and the requests waiting on them.
@@ -33,6 +109,7 @@ pub(crate) struct ProxyPool {
     max_reconnect: Duration,
     /// Why the last connection attempt failed, for the API's "no proxy" answer.
     last_error: Mutex<Option<String>>,
+    pub streams: StreamStats,
 }
 
 /// Removes a request's routing entry when its HTTP response is done or dropped.
@@ -72,6 +149,7 @@ impl ProxyPool {
             secret,
             max_reconnect,
             last_error: Mutex::new(None),
+            streams: StreamStats::default(),
         }
     }
 
@@ -125,17 +203,27 @@ impl ProxyPool {
         self.pending().len()
     }
 
-    /// Registers a request before it is sent, so no answer can arrive unrouted.
+    /// Registers a request before it is sent, so no answer can arrive unrouted. `log_id` names
+    /// it in logs.
     pub fn register(
         self: &Arc<Self>,
         request_id: [u8; 32],
         connection: u64,
-    ) -> (mpsc::UnboundedReceiver<ClientQueryAnswer>, PendingGuard) {
+        log_id: String,
+    ) -> (Answers, PendingGuard) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        self.pending()
-            .insert(request_id, PendingRequest { connection, sender });
+        let queue = Arc::new(StreamQueue::default());
+        self.pending().insert(
+            request_id,
+            PendingRequest {
+                connection,
+                sender,
+                queue: queue.clone(),
+                log_id,
+            },
+        );
         (
-            receiver,
+            Answers { receiver, queue },
             PendingGuard {
                 pool: self.clone(),
                 request_id,
@@ -149,26 +237,57 @@ impl ProxyPool {
             ClientQueryAnswer::Part(p) => p.request_id,
             ClientQueryAnswer::Error(e) => e.request_id,
         };
-        let pending = self.pending();
-        match pending.get(&request_id) {
-            Some(request) => {
-                let _ = request.sender.send(answer);
-            }
-            None => debug!("answer for a request nobody waits for (client went away)"),
+        let mut pending = self.pending();
+        let Some(request) = pending.get(&request_id) else {
+            debug!("answer for a request nobody waits for (client went away or was cut off)");
+            return;
+        };
+        let size = queued_size(&answer);
+        let before = request.queue.queued.fetch_add(size, Ordering::Relaxed);
+        let after = before + size;
+        if before > 0 && after > MAX_QUEUED_PER_STREAM {
+            // The app stopped reading. Never wait for it (that would stall every request on this
+            // connection) and never buffer more: end this stream alone.
+            request.queue.cut.store(true, Ordering::Relaxed);
+            warn!(
+                request = %request.log_id,
+                queued_bytes = before,
+                answer_bytes = size,
+                limit_bytes = MAX_QUEUED_PER_STREAM,
+                "app is not reading its stream; cutting it off (later answers are dropped)"
+            );
+            // Dropping the entry drops the sender: the body's next poll sees the cut, and
+            // answers arriving later for this id are dropped as unrouted.
+            pending.remove(&request_id);
+            drop(pending);
+            self.streams.cut_slow_reader.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if request.sender.send(answer).is_ok()
+            && after as u64 > self.streams.queued_peak_bytes.load(Ordering::Relaxed)
+        {
+            self.streams
+                .queued_peak_bytes
+                .fetch_max(after as u64, Ordering::Relaxed);
         }
     }
 
     fn fail_connection(&self, connection: u64, reason: &str) {
         let pending = self.pending();
         for (request_id, request) in pending.iter().filter(|(_, r)| r.connection == connection) {
-            let _ = request
-                .sender
-                .send(ClientQueryAnswer::Error(ClientQueryAnswerErrorEx {
-                    request_id: *request_id,
-                    error_code: codes::UPSTREAM_FAILED,
-                    error: format!("connection to proxy lost: {reason}"),
-                    final_info: None,
-                }));
+            let error = ClientQueryAnswer::Error(ClientQueryAnswerErrorEx {
+                request_id: *request_id,
+                error_code: codes::UPSTREAM_FAILED,
+                error: format!("connection to proxy lost: {reason}"),
+                final_info: None,
+            });
+            // Counted like any answer (the body subtracts it when taken), but never refused:
+            // it is small and ends the stream.
+            request
+                .queue
+                .queued
+                .fetch_add(queued_size(&error), Ordering::Relaxed);
+            let _ = request.sender.send(error);
         }
     }
 
