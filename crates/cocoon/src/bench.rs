@@ -32,6 +32,11 @@ pub enum BenchCommand {
     /// Requests per second and latency through a whole devnet (HTTP → client → proxy → worker
     /// → mock backend), free vs paid (durable ledger, local chain), side by side in one run.
     Paid(PaidBenchArgs),
+    /// How one proxy copes with many workers and many concurrent streams: starts a proxy as a
+    /// child process, connects 10 / 100 / 1,000 bench workers and drives 100 / 1,000 / 10,000
+    /// concurrent streaming requests through it; prints req/s, time to first and last byte,
+    /// the proxy's RSS and CPU per (workers, streams).
+    Scale(crate::bench_scale::ScaleArgs),
 }
 
 #[derive(Args, Debug)]
@@ -127,6 +132,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Ledger(args) => ledger(args).await,
         BenchCommand::Paid(args) => paid(args).await,
         BenchCommand::Engine(args) => engine(args).await,
+        BenchCommand::Scale(args) => crate::bench_scale::run(args).await,
     }
 }
 

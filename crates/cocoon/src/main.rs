@@ -3,6 +3,7 @@
 
 mod attest;
 mod bench;
+mod bench_scale;
 mod devnet;
 mod model;
 mod wallet;
@@ -116,6 +117,41 @@ fn init_logging(filter: &str) -> Result<()> {
     Ok(())
 }
 
+/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit, for every subcommand:
+/// a proxy with a thousand workers holds a socket per worker and per client, beyond the usual
+/// soft 1,024. Returns the (soft, hard) limits now in force, `None` when they cannot be read.
+pub(crate) fn raise_fd_limit() -> Option<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass, which we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot read RLIMIT_NOFILE");
+        return None;
+    }
+    let before = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        } else {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot raise RLIMIT_NOFILE");
+        }
+    }
+    tracing::debug!(
+        before,
+        soft = limit.rlim_cur,
+        hard = limit.rlim_max,
+        "open-file limit (RLIMIT_NOFILE)"
+    );
+    Some((limit.rlim_cur as u64, limit.rlim_max as u64))
+}
+
 /// Reads and parses a TOML config, naming the file and every problem.
 pub(crate) fn load_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
@@ -126,6 +162,7 @@ pub(crate) fn load_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = init_logging(&cli.log).and_then(|()| {
+        raise_fd_limit();
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -1,0 +1,1189 @@
+//! `cocoon bench scale`: how one proxy copes with many workers and many concurrent streams.
+//!
+//! The proxy runs as a child process (the real binary, free mode, fake TEE). This process plays
+//! every worker and every client over real TCP + PoW + TLS connections: the bench workers answer
+//! each request themselves (a head at once, then parts on a timer), the clients run a closed
+//! loop of streaming requests. It prints figures; it asserts nothing.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use cocoon_attest::{PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
+use cocoon_net::{Connection, ConnectionHandle, Connector, Incoming};
+use cocoon_proto::{codes, *};
+use tokio::sync::{mpsc, oneshot};
+
+const MODEL: &str = "scale-model";
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The scheduler's tick for the bench workers' parts (one wake-up for all workers).
+const PART_TICK: Duration = Duration::from_millis(5);
+/// The SSE chunks of a bench answer: the head's, each part's, the final part's.
+const FIRST_CHUNK: &[u8] = b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n";
+const PART_CHUNK: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"tok\"}}]}\n\n";
+const FINAL_CHUNK: &[u8] = b"data: [DONE]\n\n";
+
+const LONG_ABOUT: &str = "\
+How does ONE proxy cope with many workers and many concurrent streams?
+
+Starts one proxy as a child process (this binary, `proxy`, free mode, fake TEE, PoW lowered to
+--pow-bits), then, from this process, over real TCP + PoW + TLS 1.3 connections:
+
+* workers: W bench workers (one identity, the devnet's fake TEE) register for the model
+  \"scale-model\". Each answers every proxy.runQueryEx itself, with no backend and no think time:
+  an http.response head (200, text/event-stream, a first SSE chunk) at once, then --parts parts
+  --part-interval-ms apart, the last one final with tokensUsed. Workers are added step by step
+  (--workers 10,100,1000: connect 10, run every stream level, connect 90 more, ...); each step
+  prints handshakes/s and the proxy's RSS with only idle workers connected.
+* clients: --clients connections (connectToProxy + short authorization) carry S concurrent
+  streaming requests (--streams 100,1000,10000), a closed loop: each of the S slots starts its
+  next request when the previous one ends. The slots are started over a ramp (default: one
+  stream's length, so starts are spread over the whole cycle), then figures are taken for
+  --seconds.
+
+One row per (workers, streams): completed requests per second; time to first byte (client sends
+-> head arrives) and to last byte (-> final part), p50 and p99; p99 ADDED TTFB, which is all of
+the TTFB here because the bench worker answers the head at once (no think time): it is what
+client -> proxy -> worker -> proxy -> client adds, including this process's own I/O on both ends;
+the proxy's RSS (VmRSS, MiB) and CPU (utime + stime over the measured window / wall time, % of
+one core); errors (error answers, missing parts, lost connections, requests unfinished after
+the drain), which must be 0. The last line checks the target: at 1,000 workers and 10,000
+streams, proxy RSS < 1 GiB and p99 added TTFB < 50 ms.
+
+Everything is on 127.0.0.1; the proxy is killed at the end, on error and on Ctrl-C.";
+
+/// `cocoon bench scale` options.
+#[derive(Args, Debug)]
+#[command(long_about = LONG_ABOUT)]
+pub struct ScaleArgs {
+    /// Worker counts to step through, comma-separated (workers are only ever added).
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    workers: Vec<usize>,
+    /// Concurrent streams per row, comma-separated; every level runs at every worker step.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    streams: Vec<usize>,
+    /// Client connections the streams are spread over.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// Parts a bench worker sends after the head (the last is final, with tokensUsed).
+    #[arg(long, default_value_t = 10)]
+    parts: u32,
+    /// Milliseconds between a request's parts (the head goes at once).
+    #[arg(long, default_value_t = 300)]
+    part_interval_ms: u64,
+    /// Measured seconds per row (after the ramp).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Seconds over which a row's streams are started (default: one stream's length, parts ×
+    /// interval).
+    #[arg(long)]
+    ramp_seconds: Option<f64>,
+    /// Proof-of-work bits the proxy demands of every connection.
+    #[arg(long, default_value_t = 8)]
+    pow_bits: i32,
+    /// Handshakes in flight at once while connecting workers and clients.
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+    /// The proxy child's log filter (its log goes to a file in a temporary directory, printed
+    /// on failure).
+    #[arg(long, default_value = "warn")]
+    proxy_log: String,
+}
+
+impl ScaleArgs {
+    fn check(&mut self) -> Result<()> {
+        if !(self.seconds.is_finite() && self.seconds > 0.0 && self.seconds <= 600.0) {
+            bail!("--seconds must be in (0, 600]");
+        }
+        if !(1..=1000).contains(&self.parts) {
+            bail!("--parts must be in 1..=1000");
+        }
+        if !(1..=10_000).contains(&self.part_interval_ms) {
+            bail!("--part-interval-ms must be in 1..=10000");
+        }
+        if let Some(ramp) = self.ramp_seconds {
+            if !(ramp.is_finite() && (0.0..=600.0).contains(&ramp)) {
+                bail!("--ramp-seconds must be in [0, 600]");
+            }
+        }
+        if !(0..=28).contains(&self.pow_bits) {
+            bail!("--pow-bits must be in 0..=28");
+        }
+        if !(1..=10_000).contains(&self.clients) {
+            bail!("--clients must be in 1..=10000");
+        }
+        self.workers.sort_unstable();
+        self.workers.dedup();
+        self.streams.sort_unstable();
+        self.streams.dedup();
+        if self.workers.is_empty()
+            || self.workers[0] == 0
+            || self.workers[self.workers.len() - 1] > 100_000
+        {
+            bail!("--workers: counts in 1..=100000");
+        }
+        if self.streams.is_empty()
+            || self.streams[0] == 0
+            || self.streams[self.streams.len() - 1] > 1_000_000
+        {
+            bail!("--streams: counts in 1..=1000000");
+        }
+        self.connect_concurrency = self.connect_concurrency.clamp(1, 1024);
+        Ok(())
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(self.part_interval_ms)
+    }
+
+    fn stream_length(&self) -> Duration {
+        self.interval() * self.parts
+    }
+}
+
+/// An encoded message with a request id to patch in: built once, copied per send, no
+/// allocation on the hot path.
+struct Template {
+    bytes: Vec<u8>,
+    id_at: usize,
+}
+
+const MARK: [u8; 32] = [0xa5; 32];
+
+impl Template {
+    /// `bytes` encodes the message with [`MARK`] as its request id.
+    fn new(bytes: Vec<u8>) -> Result<Template> {
+        let id_at = bytes
+            .windows(32)
+            .position(|w| w == MARK)
+            .context("template without a request id")?;
+        Ok(Template { bytes, id_at })
+    }
+
+    fn write(&self, out: &mut Vec<u8>, id: &[u8; 32]) {
+        out.clear();
+        out.extend_from_slice(&self.bytes);
+        out[self.id_at..self.id_at + 32].copy_from_slice(id);
+    }
+}
+
+struct Templates {
+    head: Template,
+    part: Template,
+    last: Template,
+    request: Template,
+}
+
+fn templates(parts: u32) -> Result<Templates> {
+    let head = HttpResponse {
+        http_version: "HTTP/1.1".into(),
+        status_code: 200,
+        reason: "OK".into(),
+        headers: vec![HttpHeader {
+            name: "Content-Type".into(),
+            value: "text/event-stream".into(),
+        }],
+        payload: FIRST_CHUNK.to_vec(),
+    };
+    let head = ProxyQueryAnswer::Answer(ProxyQueryAnswerEx {
+        request_id: MARK,
+        answer: head.to_bytes(),
+        final_info: None,
+    });
+    let part = ProxyQueryAnswer::Part(ProxyQueryAnswerPartEx {
+        request_id: MARK,
+        answer: PART_CHUNK.to_vec(),
+        final_info: None,
+    });
+    let completion = i64::from(parts);
+    let last = ProxyQueryAnswer::Part(ProxyQueryAnswerPartEx {
+        request_id: MARK,
+        answer: FINAL_CHUNK.to_vec(),
+        final_info: Some(ProxyQueryFinalInfo {
+            tokens_used: TokensUsed {
+                prompt_tokens_used: 10,
+                cached_tokens_used: 0,
+                completion_tokens_used: completion,
+                reasoning_tokens_used: 0,
+                total_tokens_used: 10 + completion,
+            },
+            worker_debug: None,
+            timings: None,
+        }),
+    });
+    let http = HttpRequest {
+        method: "POST".into(),
+        url: "/v1/chat/completions".into(),
+        http_version: "HTTP/1.1".into(),
+        headers: vec![HttpHeader {
+            name: "Content-Type".into(),
+            value: "application/json".into(),
+        }],
+        payload:
+            br#"{"model":"scale-model","stream":true,"messages":[{"role":"user","content":"hi"}]}"#
+                .to_vec(),
+    };
+    let request = ClientRunQueryEx {
+        model_name: MODEL.into(),
+        query: http.to_bytes(),
+        max_coefficient: 1_000_000,
+        max_tokens: 1000,
+        timeout: 600.0,
+        request_id: MARK,
+        min_config_version: 0,
+        enable_debug: None,
+    };
+    let templates = Templates {
+        head: Template::new(head.to_bytes())?,
+        part: Template::new(part.to_bytes())?,
+        last: Template::new(last.to_bytes())?,
+        request: Template::new(request.to_bytes())?,
+    };
+    // Patching must give a valid message with the new id.
+    let id = [7u8; 32];
+    let mut out = Vec::new();
+    templates.request.write(&mut out, &id);
+    if ClientRunQueryEx::from_bytes(&out)?.request_id != id {
+        bail!("request template patched at the wrong place");
+    }
+    for template in [&templates.head, &templates.part, &templates.last] {
+        template.write(&mut out, &id);
+        if *ProxyQueryAnswer::from_bytes(&out)?.request_id() != id {
+            bail!("answer template patched at the wrong place");
+        }
+    }
+    Ok(templates)
+}
+
+/// A part due to be sent by a bench worker.
+struct Due {
+    at: Instant,
+    seq: u64,
+    parts_sent: u32,
+    id: [u8; 32],
+    link: ConnectionHandle,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at && self.seq == other.seq
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    /// Reversed: the heap's top is the earliest.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        other.at.cmp(&self.at).then(other.seq.cmp(&self.seq))
+    }
+}
+
+/// State shared by the bench's workers, clients and driver.
+struct Shared {
+    templates: Templates,
+    parts: u32,
+    interval: Duration,
+    /// Parts waiting for their time, across all workers.
+    schedule: Mutex<BinaryHeap<Due>>,
+    seq: AtomicU64,
+    /// Whether a finished request starts the next one in its slot.
+    running: AtomicBool,
+    epoch: Instant,
+    /// The measured window, microseconds since `epoch` (start = u64::MAX: no window).
+    window_start: AtomicU64,
+    window_end: AtomicU64,
+    in_flight: AtomicUsize,
+    next_id: AtomicU64,
+    worker_links_lost: AtomicU64,
+    /// The first error message seen, for the report.
+    first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn micros(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
+    fn in_window(&self, at: Instant) -> bool {
+        let t = self.micros(at);
+        t >= self.window_start.load(Ordering::Relaxed)
+            && t < self.window_end.load(Ordering::Relaxed)
+    }
+
+    fn note_error(&self, message: impl FnOnce() -> String) {
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(message());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the proxy child
+
+/// The proxy process; killed (and its directory removed) when dropped, so no path leaves it
+/// behind. The child also dies with this process (PR_SET_PDEATHSIG).
+struct ProxyChild {
+    child: Child,
+    dir: PathBuf,
+    _stdout: Option<BufReader<ChildStdout>>,
+    client_addr: String,
+    worker_addr: String,
+}
+
+impl ProxyChild {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("proxy.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for ProxyChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn start_proxy(args: &ScaleArgs) -> Result<ProxyChild> {
+    let dir = std::env::temp_dir().join(format!(
+        "cocoon-bench-scale-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut config = cocoon_proxy::ProxyConfig::new(
+        TeeConfig::of(TeeKind::DangerFake),
+        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+    );
+    config.client_listen = loopback;
+    config.worker_listen = loopback;
+    config.http_listen = loopback;
+    config.models = vec![MODEL.into()];
+    config.pow_difficulty = args.pow_bits;
+    config.max_request_timeout_secs = 600.0;
+    config.grace_period_secs = 1.0;
+    let config_path = dir.join("proxy.toml");
+    std::fs::write(&config_path, toml::to_string(&config)?)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    let log = std::fs::File::create(dir.join("proxy.log"))?;
+    let mut command = Command::new(std::env::current_exe().context("cannot find this binary")?);
+    command
+        .arg("--log")
+        .arg(&args.proxy_log)
+        .arg("proxy")
+        .arg("--config")
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    // SAFETY: prctl is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = command.spawn().context("cannot start the proxy")?;
+    let mut proxy = ProxyChild {
+        child,
+        dir,
+        _stdout: None,
+        client_addr: String::new(),
+        worker_addr: String::new(),
+    };
+    let stdout = proxy.child.stdout.take().context("no proxy stdout")?;
+    let read = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).map(|_| (line, reader))
+    });
+    let (line, reader) = match tokio::time::timeout(Duration::from_secs(30), read).await {
+        Ok(Ok(Ok(read))) => read,
+        _ => bail!("the proxy did not start; its log:\n{}", proxy.log_tail()),
+    };
+    // "proxy up: clients A | workers B | stats http://C/stats"
+    let field = |name: &str| {
+        line.split('|').find_map(|part| {
+            part.trim()
+                .rsplit_once(&format!("{name} "))
+                .map(|(_, a)| a.trim().to_string())
+        })
+    };
+    match (field("clients"), field("workers")) {
+        (Some(clients), Some(workers)) => {
+            proxy.client_addr = clients;
+            proxy.worker_addr = workers;
+        }
+        _ => bail!(
+            "unexpected proxy output {line:?}; its log:\n{}",
+            proxy.log_tail()
+        ),
+    }
+    proxy._stdout = Some(reader);
+    Ok(proxy)
+}
+
+/// VmRSS of a process in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// utime + stime of a process in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at field 3.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 (1-based); `rest` starts at field 3.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks as f64 / hz
+}
+
+// ---------------------------------------------------------------- bench workers
+
+async fn connect_worker(
+    connector: Arc<Connector>,
+    address: Arc<str>,
+    index: usize,
+    max_active: i32,
+) -> Result<Connection> {
+    let connection = connector.connect(&address).await?;
+    let handle = &connection.handle;
+    let params = WorkerParams {
+        worker_owner_address: format!("bench-worker-{index}"),
+        model: MODEL.into(),
+        coefficient: 1000,
+        limits: Some(WorkerLimits {
+            is_test: true,
+            proxy_cnt: 1,
+            max_active_requests: max_active,
+        }),
+        proto_version: Some(ProtoVersionRange {
+            min: codes::MIN_PROTO_VERSION,
+            max: codes::PROTO_VERSION,
+        }),
+    };
+    let answer = handle
+        .query(&WorkerConnectToProxy { params }.to_bytes(), QUERY_TIMEOUT)
+        .await?;
+    WorkerConnectedToProxy::from_bytes(&answer)?;
+    let balance = WorkerCompareBalanceWithProxy {
+        tokens_committed_to_blockchain: 0,
+        tokens_committed_to_db: 0,
+        max_tokens: 0,
+    };
+    let answer = handle.query(&balance.to_bytes(), QUERY_TIMEOUT).await?;
+    WorkerCompareBalanceWithProxyResult::from_bytes(&answer)?;
+    let complete = WorkerProxyHandshakeComplete { is_disabled: false };
+    let answer = handle.query(&complete.to_bytes(), QUERY_TIMEOUT).await?;
+    WorkerProxyHandshakeCompleted::from_bytes(&answer)?;
+    Ok(connection)
+}
+
+/// One bench worker: answers the head at once and hands the parts to the shared schedule.
+async fn serve_worker(connection: Connection, shared: Arc<Shared>) {
+    let Connection {
+        handle,
+        mut incoming,
+    } = connection;
+    let _close = handle.close_on_drop();
+    let mut out = Vec::with_capacity(256);
+    while let Some(message) = incoming.recv().await {
+        match message {
+            Incoming::Packet(data) => match ProxyRunQueryEx::from_bytes(&data) {
+                Ok(query) => {
+                    shared.templates.head.write(&mut out, &query.request_id);
+                    if handle.send_packet(&out).is_err() {
+                        break;
+                    }
+                    let due = Due {
+                        at: Instant::now() + shared.interval,
+                        seq: shared.seq.fetch_add(1, Ordering::Relaxed),
+                        parts_sent: 0,
+                        id: query.request_id,
+                        link: handle.clone(),
+                    };
+                    shared
+                        .schedule
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(due);
+                }
+                Err(error) => shared.note_error(|| format!("worker got a bad packet: {error}")),
+            },
+            Incoming::Query(query) => {
+                let _ = query.fail(codes::BAD_REQUEST, "bench workers answer no queries");
+            }
+        }
+    }
+    shared.worker_links_lost.fetch_add(1, Ordering::Relaxed);
+    shared.note_error(|| {
+        format!(
+            "a worker link closed: {}",
+            handle.close_reason().unwrap_or_default()
+        )
+    });
+}
+
+/// Sends every due part, for all workers, every [`PART_TICK`].
+async fn run_schedule(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(PART_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut due = Vec::new();
+    let mut out = Vec::with_capacity(256);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        {
+            let mut schedule = shared.schedule.lock().unwrap_or_else(|p| p.into_inner());
+            while schedule.peek().is_some_and(|d| d.at <= now) {
+                due.extend(schedule.pop());
+            }
+        }
+        if due.is_empty() {
+            continue;
+        }
+        for part in &mut due {
+            part.parts_sent += 1;
+            let template = if part.parts_sent >= shared.parts {
+                &shared.templates.last
+            } else {
+                &shared.templates.part
+            };
+            template.write(&mut out, &part.id);
+            // A closed link is noticed (and counted) by its worker task.
+            let _ = part.link.send_packet(&out);
+            part.at += shared.interval;
+        }
+        let mut schedule = shared.schedule.lock().unwrap_or_else(|p| p.into_inner());
+        for part in due.drain(..) {
+            if part.parts_sent < shared.parts && !part.link.is_closed() {
+                schedule.push(part);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- bench clients
+
+async fn connect_client(
+    connector: Arc<Connector>,
+    address: Arc<str>,
+    index: usize,
+) -> Result<Connection> {
+    let connection = connector.connect(&address).await?;
+    let handle = &connection.handle;
+    let connect = ClientConnectToProxy {
+        params: ClientParams {
+            client_owner_address: format!("bench-client-{index}"),
+            is_test: Some(true),
+            proto_version: Some(ProtoVersionRange {
+                min: codes::MIN_PROTO_VERSION,
+                max: codes::PROTO_VERSION,
+            }),
+        },
+        min_config_version: 0,
+    };
+    let answer = handle.query(&connect.to_bytes(), QUERY_TIMEOUT).await?;
+    ClientConnectedToProxy::from_bytes(&answer)?;
+    let authorize = ClientToProxyQuery::AuthorizeShort(ClientAuthorizeWithProxyShort {
+        data: b"bench".to_vec(),
+    });
+    let answer = handle.query(&authorize.to_bytes(), QUERY_TIMEOUT).await?;
+    match AuthorizationWithProxy::from_bytes(&answer)? {
+        AuthorizationWithProxy::Success { .. } => Ok(connection),
+        AuthorizationWithProxy::Failed { error_code, error } => {
+            bail!("authorization refused: {error_code} {error}")
+        }
+    }
+}
+
+enum ClientCommand {
+    /// Start this many new streams (slots).
+    Start(usize),
+    /// Hand over (and reset) the figures; requests still pending count as unfinished.
+    Report(oneshot::Sender<ClientReport>),
+}
+
+#[derive(Default)]
+struct ClientReport {
+    /// Microseconds.
+    ttfb: Vec<u32>,
+    ttlb: Vec<u32>,
+    completed: u64,
+    errors: u64,
+}
+
+struct Pending {
+    sent: Instant,
+    head: bool,
+    parts: u32,
+}
+
+struct ClientLoop {
+    shared: Arc<Shared>,
+    handle: ConnectionHandle,
+    pending: HashMap<[u8; 32], Pending>,
+    report: ClientReport,
+    out: Vec<u8>,
+}
+
+impl ClientLoop {
+    fn send(&mut self) {
+        let mut id = [0u8; 32];
+        let n = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        id[..8].copy_from_slice(&n.to_le_bytes());
+        id[8..16].copy_from_slice(&std::process::id().to_le_bytes().repeat(2));
+        self.shared.templates.request.write(&mut self.out, &id);
+        let sent = Instant::now();
+        match self.handle.send_packet(&self.out) {
+            Ok(()) => {
+                self.pending.insert(
+                    id,
+                    Pending {
+                        sent,
+                        head: false,
+                        parts: 0,
+                    },
+                );
+                self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.report.errors += 1;
+                self.shared
+                    .note_error(|| format!("client could not send: {error}"));
+            }
+        }
+    }
+
+    /// A request ended (well or not): its slot goes on while the row runs.
+    fn finish(&mut self, id: &[u8; 32]) -> Option<Pending> {
+        let pending = self.pending.remove(id)?;
+        self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.shared.running.load(Ordering::Relaxed) {
+            self.send();
+        }
+        Some(pending)
+    }
+
+    fn on_answer(&mut self, data: &[u8]) {
+        let now = Instant::now();
+        let micros = |since: Instant| {
+            now.saturating_duration_since(since)
+                .as_micros()
+                .min(u32::MAX as u128) as u32
+        };
+        match ClientQueryAnswer::from_bytes(data) {
+            Ok(ClientQueryAnswer::Answer(answer)) => {
+                let Some(pending) = self.pending.get_mut(&answer.request_id) else {
+                    return;
+                };
+                let duplicate = pending.head;
+                pending.head = true;
+                let sent = pending.sent;
+                if duplicate || answer.final_info.is_some() {
+                    self.report.errors += 1;
+                    self.shared
+                        .note_error(|| "a second head, or a head that ended the answer".into());
+                    self.finish(&answer.request_id);
+                } else if self.shared.in_window(now) {
+                    self.report.ttfb.push(micros(sent));
+                }
+            }
+            Ok(ClientQueryAnswer::Part(part)) => {
+                let Some(pending) = self.pending.get_mut(&part.request_id) else {
+                    return;
+                };
+                pending.parts += 1;
+                if part.final_info.is_none() {
+                    return;
+                }
+                let Some(done) = self.finish(&part.request_id) else {
+                    return;
+                };
+                if done.head && done.parts == self.shared.parts {
+                    if self.shared.in_window(now) {
+                        self.report.ttlb.push(micros(done.sent));
+                        self.report.completed += 1;
+                    }
+                } else {
+                    self.report.errors += 1;
+                    let (head, parts) = (done.head, done.parts);
+                    self.shared.note_error(|| {
+                        format!("an answer ended with head={head} and {parts} parts")
+                    });
+                }
+            }
+            Ok(ClientQueryAnswer::Error(error)) => {
+                if self.finish(&error.request_id).is_some() {
+                    self.report.errors += 1;
+                    self.shared.note_error(|| {
+                        format!("error answer {}: {}", error.error_code, error.error)
+                    });
+                }
+            }
+            Err(error) => {
+                self.report.errors += 1;
+                self.shared
+                    .note_error(|| format!("client got a bad packet: {error}"));
+            }
+        }
+    }
+
+    fn lost(&mut self) {
+        let lost = self.pending.len();
+        self.report.errors += lost as u64;
+        self.shared.in_flight.fetch_sub(lost, Ordering::Relaxed);
+        self.pending.clear();
+        let reason = self.handle.close_reason().unwrap_or_default();
+        self.shared
+            .note_error(|| format!("a client connection closed: {reason}"));
+    }
+}
+
+/// One client connection: every send and every answer of its slots happens in this task.
+async fn serve_client(
+    connection: Connection,
+    shared: Arc<Shared>,
+    mut commands: mpsc::UnboundedReceiver<ClientCommand>,
+) {
+    let Connection {
+        handle,
+        mut incoming,
+    } = connection;
+    let _close = handle.close_on_drop();
+    let mut state = ClientLoop {
+        shared,
+        handle,
+        pending: HashMap::new(),
+        report: ClientReport::default(),
+        out: Vec::with_capacity(256),
+    };
+    let mut alive = true;
+    loop {
+        tokio::select! {
+            message = incoming.recv(), if alive => match message {
+                Some(Incoming::Packet(data)) => state.on_answer(&data),
+                Some(Incoming::Query(query)) => {
+                    let _ = query.fail(codes::BAD_REQUEST, "clients answer no queries");
+                }
+                None => {
+                    alive = false;
+                    state.lost();
+                }
+            },
+            command = commands.recv() => match command {
+                None => break,
+                Some(ClientCommand::Start(n)) => {
+                    for _ in 0..n {
+                        if alive {
+                            state.send();
+                        } else {
+                            state.report.errors += 1;
+                        }
+                    }
+                }
+                Some(ClientCommand::Report(reply)) => {
+                    let unfinished = state.pending.len();
+                    state.report.errors += unfinished as u64;
+                    if unfinished > 0 {
+                        state.shared.note_error(|| format!("{unfinished} requests unfinished after the drain"));
+                    }
+                    state.shared.in_flight.fetch_sub(unfinished, Ordering::Relaxed);
+                    state.pending.clear();
+                    let _ = reply.send(std::mem::take(&mut state.report));
+                }
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------- driver
+
+/// Connects `count` peers with at most `concurrency` handshakes at once.
+async fn connect_many<F, Fut>(
+    count: usize,
+    first_index: usize,
+    concurrency: usize,
+    connect: F,
+) -> Result<Vec<Connection>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Connection>> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut connections = Vec::with_capacity(count);
+    let mut next = 0;
+    while next < count || !tasks.is_empty() {
+        while next < count && tasks.len() < concurrency {
+            tasks.spawn(connect(first_index + next));
+            next += 1;
+        }
+        if let Some(result) = tasks.join_next().await {
+            connections.push(result.context("a connecting task panicked")??);
+        }
+    }
+    Ok(connections)
+}
+
+struct Row {
+    workers: usize,
+    streams: usize,
+    per_second: f64,
+    ttfb: (f64, f64),
+    ttlb: (f64, f64),
+    rss: u64,
+    cpu: f64,
+    errors: u64,
+}
+
+/// p50 and p99 in milliseconds.
+fn quantiles(samples: &mut [u32]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+    (at(0.5), at(0.99))
+}
+
+/// 12345 → "12,345".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+const HEADER: &str = "  workers |  streams |    req/s | TTFB p50 ms | TTFB p99 ms | TTLB p50 ms | TTLB p99 ms | p99 added TTFB ms | proxy RSS MiB | proxy CPU % | errors";
+
+fn format_row(row: &Row) -> String {
+    format!(
+        "{:>9} | {:>8} | {:>8} | {:>11.2} | {:>11.2} | {:>11.1} | {:>11.1} | {:>17.2} | {:>13.1} | {:>11.0} | {:>6}",
+        thousands(row.workers as u64),
+        thousands(row.streams as u64),
+        thousands(row.per_second.round() as u64),
+        row.ttfb.0,
+        row.ttfb.1,
+        row.ttlb.0,
+        row.ttlb.1,
+        row.ttfb.1,
+        mib(row.rss),
+        row.cpu,
+        thousands(row.errors)
+    )
+}
+
+pub async fn run(mut args: ScaleArgs) -> Result<()> {
+    args.check()?;
+    let proxy = start_proxy(&args).await?;
+    let result = tokio::select! {
+        result = bench(&args, &proxy) => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    if result.is_err() {
+        eprintln!("proxy log (last lines):\n{}", proxy.log_tail());
+    }
+    drop(proxy);
+    result
+}
+
+async fn bench(args: &ScaleArgs, proxy: &ProxyChild) -> Result<()> {
+    let pid = proxy.pid();
+    let max_workers = *args.workers.last().unwrap_or(&0);
+    let max_streams = *args.streams.last().unwrap_or(&0);
+    let needed = (max_workers + args.clients + 64) as u64;
+    let limits = crate::raise_fd_limit();
+    if let Some((soft, _)) = limits {
+        if soft < needed {
+            println!(
+                "warning: the open-file limit is {} but {} workers + {} clients need about {} (raise `ulimit -n`)",
+                thousands(soft),
+                thousands(max_workers as u64),
+                thousands(args.clients as u64),
+                thousands(needed)
+            );
+        }
+    }
+    let ramp = args
+        .ramp_seconds
+        .map_or(args.stream_length(), Duration::from_secs_f64);
+    println!(
+        "cocoon bench scale: one proxy (pid {pid}, free mode, fake TEE, PoW {} bits) on 127.0.0.1; {} client connections; each answer = head at once + {} parts {} ms apart ({} ms a stream); streams started over a {:.1} s ramp, then {} s measured per row; open-file limit {}",
+        args.pow_bits,
+        thousands(args.clients as u64),
+        args.parts,
+        args.part_interval_ms,
+        args.stream_length().as_millis(),
+        ramp.as_secs_f64(),
+        args.seconds,
+        limits.map_or("unknown".into(), |(soft, _)| thousands(soft)),
+    );
+    println!("TTFB needs no worker think time: the bench worker answers the head at once, so all of the TTFB is added by client -> proxy -> worker -> proxy -> client (this process's I/O included); p99 added TTFB = p99 TTFB.");
+
+    let identity = TeeConfig::of(TeeKind::DangerFake).identity("bench-worker")?;
+    let policy = PeerPolicyConfig::of(PolicyKind::DangerFakeTdx)
+        .build()?
+        .policy;
+    let worker_connector = Arc::new(Connector::new(&identity.tls, policy.clone(), 28)?);
+    let client_identity = TeeConfig::none().identity("bench-client")?;
+    let client_connector = Arc::new(Connector::new(&client_identity.tls, policy, 28)?);
+
+    let shared = Arc::new(Shared {
+        templates: templates(args.parts)?,
+        parts: args.parts,
+        interval: args.interval(),
+        schedule: Mutex::new(BinaryHeap::new()),
+        seq: AtomicU64::new(0),
+        running: AtomicBool::new(false),
+        epoch: Instant::now(),
+        window_start: AtomicU64::new(u64::MAX),
+        window_end: AtomicU64::new(0),
+        in_flight: AtomicUsize::new(0),
+        next_id: AtomicU64::new(0),
+        worker_links_lost: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+    });
+    let schedule = tokio::spawn(run_schedule(shared.clone()));
+
+    // Clients first: they wait, idle, for the first worker step.
+    let started = Instant::now();
+    let address: Arc<str> = proxy.client_addr.as_str().into();
+    let clients = connect_many(args.clients, 0, args.connect_concurrency, |i| {
+        connect_client(client_connector.clone(), address.clone(), i)
+    })
+    .await
+    .context("connecting clients")?;
+    println!(
+        "{} clients connected in {:.2} s",
+        thousands(clients.len() as u64),
+        started.elapsed().as_secs_f64()
+    );
+    let mut commands = Vec::new();
+    for connection in clients {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        commands.push(sender);
+        tokio::spawn(serve_client(connection, shared.clone(), receiver));
+    }
+
+    let max_active = (max_streams.max(1000) * 2).min(i32::MAX as usize / 2) as i32;
+    let worker_address: Arc<str> = proxy.worker_addr.as_str().into();
+    let mut rows = Vec::new();
+    let mut steps = Vec::new();
+    let mut connected = 0;
+    for &target in &args.workers {
+        let add = target - connected;
+        let started = Instant::now();
+        let links = connect_many(add, connected, args.connect_concurrency, |i| {
+            connect_worker(
+                worker_connector.clone(),
+                worker_address.clone(),
+                i,
+                max_active,
+            )
+        })
+        .await
+        .with_context(|| format!("connecting workers {connected}..{target}"))?;
+        let elapsed = started.elapsed().as_secs_f64();
+        for link in links {
+            tokio::spawn(serve_worker(link, shared.clone()));
+        }
+        connected = target;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let step = format!(
+            "step: {} workers connected (+{} in {:.2} s, {} handshakes/s, {} at a time); proxy RSS with only idle workers: {:.1} MiB",
+            thousands(target as u64),
+            thousands(add as u64),
+            elapsed,
+            thousands((add as f64 / elapsed.max(1e-9)).round() as u64),
+            args.connect_concurrency,
+            mib(rss_bytes(pid))
+        );
+        println!("{step}");
+        println!("{HEADER}");
+        steps.push(step);
+        for &streams in &args.streams {
+            let row = run_row(args, &shared, &commands, pid, target, streams, ramp).await?;
+            println!("{}", format_row(&row));
+            rows.push(row);
+        }
+    }
+    schedule.abort();
+
+    println!();
+    println!(
+        "summary (one proxy, pid {pid}, PoW {} bits):",
+        args.pow_bits
+    );
+    for step in &steps {
+        println!("{step}");
+    }
+    println!("{HEADER}");
+    for row in &rows {
+        println!("{}", format_row(row));
+    }
+    let errors: u64 = rows.iter().map(|r| r.errors).sum();
+    if let Some(first) = shared
+        .first_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        println!("first error: {first}");
+    }
+    let lost = shared.worker_links_lost.load(Ordering::Relaxed);
+    if lost > 0 {
+        println!("worker links lost: {}", thousands(lost));
+    }
+    match rows.iter().find(|r| r.workers == 1000 && r.streams == 10_000) {
+        Some(row) => {
+            let pass = row.rss < (1 << 30) && row.ttfb.1 < 50.0 && row.errors == 0;
+            println!(
+                "target: at 1,000 workers and 10,000 streams, proxy RSS < 1 GiB ({:.1} MiB) and p99 added TTFB < 50 ms ({:.2} ms), 0 errors ({}): {}",
+                mib(row.rss),
+                row.ttfb.1,
+                thousands(row.errors),
+                if pass { "PASS" } else { "FAIL" }
+            );
+        }
+        None => println!("target: at 1,000 workers and 10,000 streams, proxy RSS < 1 GiB and p99 added TTFB < 50 ms: not measured (that point is not in --workers/--streams)"),
+    }
+    if errors > 0 {
+        bail!("{} errors", thousands(errors));
+    }
+    Ok(())
+}
+
+async fn run_row(
+    args: &ScaleArgs,
+    shared: &Arc<Shared>,
+    commands: &[mpsc::UnboundedSender<ClientCommand>],
+    pid: u32,
+    workers: usize,
+    streams: usize,
+    ramp: Duration,
+) -> Result<Row> {
+    shared.window_start.store(u64::MAX, Ordering::Relaxed);
+    shared.window_end.store(0, Ordering::Relaxed);
+    shared.running.store(true, Ordering::Relaxed);
+    // Ramp: start the slots evenly over `ramp`, round-robin over the client connections.
+    let ramp_started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let (mut started, mut next_client) = (0usize, 0usize);
+    while started < streams {
+        tick.tick().await;
+        let elapsed = ramp_started.elapsed().as_secs_f64();
+        let target = if ramp.is_zero() || elapsed >= ramp.as_secs_f64() {
+            streams
+        } else {
+            ((elapsed / ramp.as_secs_f64()) * streams as f64).ceil() as usize
+        }
+        .min(streams);
+        let mut counts = vec![0usize; commands.len()];
+        for _ in started..target {
+            counts[next_client] += 1;
+            next_client = (next_client + 1) % commands.len();
+        }
+        for (sender, &count) in commands.iter().zip(&counts) {
+            if count > 0 {
+                let _ = sender.send(ClientCommand::Start(count));
+            }
+        }
+        started = target;
+    }
+    // Measure.
+    let window_started = Instant::now();
+    shared.window_end.store(u64::MAX, Ordering::Relaxed);
+    shared
+        .window_start
+        .store(shared.micros(window_started), Ordering::Relaxed);
+    let cpu_before = cpu_seconds(pid);
+    let window = Duration::from_secs_f64(args.seconds);
+    let mut rss = rss_bytes(pid);
+    while window_started.elapsed() < window {
+        let left = window.saturating_sub(window_started.elapsed());
+        tokio::time::sleep(left.min(Duration::from_millis(250))).await;
+        rss = rss.max(rss_bytes(pid));
+    }
+    let window_ended = Instant::now();
+    shared
+        .window_end
+        .store(shared.micros(window_ended), Ordering::Relaxed);
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let wall = window_ended.duration_since(window_started).as_secs_f64();
+    // Drain: no new requests; wait for the ones in flight.
+    shared.running.store(false, Ordering::Relaxed);
+    let drain_deadline = Instant::now() + args.stream_length() + Duration::from_secs(15);
+    while shared.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut replies = Vec::new();
+    for sender in commands {
+        let (reply, receive) = oneshot::channel();
+        if sender.send(ClientCommand::Report(reply)).is_ok() {
+            replies.push(receive);
+        }
+    }
+    let mut total = ClientReport::default();
+    for reply in replies {
+        let report = reply.await.unwrap_or_default();
+        total.ttfb.extend(report.ttfb);
+        total.ttlb.extend(report.ttlb);
+        total.completed += report.completed;
+        total.errors += report.errors;
+    }
+    Ok(Row {
+        workers,
+        streams,
+        per_second: total.completed as f64 / wall,
+        ttfb: quantiles(&mut total.ttfb),
+        ttlb: quantiles(&mut total.ttlb),
+        rss,
+        cpu: cpu / wall * 100.0,
+        errors: total.errors,
+    })
+}
