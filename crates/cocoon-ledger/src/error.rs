@@ -92,13 +92,13 @@ pub enum OpenError {
     /// The signing key seed was rejected.
     #[error("invalid signing key")]
     InvalidKey,
-    /// The database could not be opened or read.
-    #[error("ledger database: {0}")]
-    Storage(#[from] redb::Error),
+    /// The file could not be created, read, written or synced.
+    #[error("ledger file: {0}")]
+    Storage(#[from] std::io::Error),
     /// The writer thread could not be started.
     #[error("starting the ledger writer: {0}")]
-    Thread(#[from] std::io::Error),
-    /// The file is a database, but not a ledger of a version this build reads.
+    Thread(std::io::Error),
+    /// The file is not a ledger of a version this build reads.
     #[error("unsupported ledger format: {0}")]
     UnsupportedFormat(String),
     /// The file belongs to another proxy key.
@@ -170,6 +170,15 @@ pub enum CorruptReason {
     /// A signature stored for a record that does not exist.
     #[error("signature without a record")]
     DanglingSignature,
+    /// A frame of the log is malformed, or damaged with more data after it (a torn last
+    /// frame followed by nothing but zeros is cut off instead).
+    #[error("frame at offset {offset}: {problem}")]
+    Frame {
+        /// Where the frame starts in the file.
+        offset: u64,
+        /// What is wrong.
+        problem: &'static str,
+    },
 }
 
 /// Why the chain's last committed state does not match this ledger. Either way the proxy must
@@ -207,7 +216,7 @@ pub enum RollbackError {
     Storage(Arc<str>),
 }
 
-/// Any redb error, as the shared text carried by [`LedgerError::Storage`].
-pub(crate) fn storage(error: impl Into<redb::Error>) -> Arc<str> {
-    error.into().to_string().into()
+/// An I/O error, as the shared text carried by [`LedgerError::Storage`].
+pub(crate) fn storage(error: std::io::Error) -> Arc<str> {
+    error.to_string().into()
 }

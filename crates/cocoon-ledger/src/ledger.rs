@@ -16,7 +16,6 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle;
 
-use redb::Database;
 use tokio::sync::oneshot;
 
 use crate::accounts::{
@@ -25,20 +24,20 @@ use crate::accounts::{
 use crate::chain::{PublicKey, Signer};
 use crate::error::{LedgerError, OpenError, RollbackError};
 use crate::record::{Charge, Record};
-use crate::store::{self, Head, StoredRecord};
+use crate::store::{self, Head, Log, StoredRecord};
 use crate::writer::Writer;
 
 /// Most records in one commit unless configured otherwise. Large enough that a commit's
 /// fixed cost (fsync, signature) is spread thin under load; small enough that one
-/// transaction stays a few hundred KiB.
+/// frame stays a few hundred KiB.
 pub const DEFAULT_MAX_BATCH: usize = 4096;
 
 /// Whether a commit waits for the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
-    /// Every batch is fsynced before its callers are told (`redb::Durability::Immediate`).
+    /// Every batch is written and `fdatasync`ed before its callers are told.
     Durable,
-    /// Batches are committed without fsync (`redb::Durability::None`) and flushed at close.
+    /// Batches are written without a sync and synced at close.
     /// A crash can lose acknowledged records: for benchmarks and tests only.
     NotDurable,
 }
@@ -281,7 +280,7 @@ pub(crate) struct Job {
 /// A proxy's ledger. See the crate documentation.
 pub struct Ledger {
     shared: Arc<Shared>,
-    db: Arc<Database>,
+    log: Arc<Log>,
     writer: Option<JoinHandle<Result<(), Arc<str>>>>,
     public_key: PublicKey,
 }
@@ -306,7 +305,7 @@ impl Ledger {
         let signer =
             Signer::from_seed(&config.signing_key_seed).map_err(|_| OpenError::InvalidKey)?;
         let public_key = *signer.public_key();
-        let (db, replayed) = store::open(path.as_ref(), &signer)?;
+        let (appender, replayed) = store::open(path.as_ref(), &signer)?;
         tracing::info!(
             path = %path.as_ref().display(),
             seqno = replayed.head.seqno,
@@ -315,7 +314,7 @@ impl Ledger {
             workers = replayed.books.workers.len(),
             "ledger verified"
         );
-        let db = Arc::new(db);
+        let log = appender.log();
         let (sender, receiver) = mpsc::channel();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -330,22 +329,20 @@ impl Ledger {
             stats: StatsCounters::default(),
         });
         let writer = Writer {
-            db: Arc::clone(&db),
+            appender,
             shared: Arc::clone(&shared),
             signer,
-            durability: match config.durability {
-                Durability::Durable => redb::Durability::Immediate,
-                Durability::NotDurable => redb::Durability::None,
-            },
+            durable: config.durability == Durability::Durable,
             max_batch: config.max_batch,
             head: replayed.head,
         };
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer.run(receiver))?;
+            .spawn(move || writer.run(receiver))
+            .map_err(OpenError::Thread)?;
         Ok(Ledger {
             shared,
-            db,
+            log,
             writer: Some(writer),
             public_key,
         })
@@ -524,7 +521,7 @@ impl Ledger {
         if seqno == 0 {
             return Ok(Some(crate::chain::genesis_hash(&self.public_key)));
         }
-        store::hash_at(&self.db, seqno)
+        self.log.hash_at(seqno)
     }
 
     /// The anti-rollback check: `(seqno, hash)` is the last state the proxy contract holds
@@ -600,7 +597,7 @@ impl Ledger {
 
     /// Up to `limit` committed records from seqno `from` on, for audits and exports.
     pub fn records(&self, from: u64, limit: usize) -> Result<Vec<StoredRecord>, LedgerError> {
-        store::records(&self.db, from, limit)
+        self.log.records(from, limit)
     }
 
     /// How the writer has batched so far.

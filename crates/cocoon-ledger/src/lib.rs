@@ -2,10 +2,10 @@
 //!
 //! A [`Ledger`] keeps, per client, the last synced on-chain balance, what this proxy charged
 //! and signed, and what running requests hold; per worker, what it earned and what was signed
-//! for payout. Every change is a [`Record`] appended to a redb file, with a seqno and a
-//! SHA-256 hash chain; the last record of every committed batch carries the proxy's Ed25519
-//! signature over `(seqno, hash)`. One writer thread commits everything queued in one
-//! transaction (group commit), so one fsync serves many charges.
+//! for payout. Every change is a [`Record`] appended to a log file, with a seqno and a
+//! SHA-256 hash chain; every committed batch carries the proxy's Ed25519 signature over the
+//! `(seqno, hash)` of its last record. One writer thread commits everything queued as one
+//! frame, one write and one `fdatasync` (group commit), so one sync serves many charges.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,6 +30,7 @@ pub mod bench;
 mod chain;
 mod error;
 mod ledger;
+mod legacy;
 mod record;
 mod store;
 mod writer;

@@ -1,32 +1,32 @@
-//! The writer thread: the only code that writes the file. It takes everything queued, writes
-//! it in one transaction, commits (one fsync), and only then answers the callers.
+//! The writer thread: the only code that writes the file. It takes everything queued, encodes
+//! it as one frame, appends it with one write and one `fdatasync`, and only then answers the
+//! callers.
 
 use std::sync::{mpsc, Arc};
-
-use redb::Database;
 
 use crate::chain::{next_hash, Signer};
 use crate::error::LedgerError;
 use crate::ledger::{Job, Receipt, Shared};
-use crate::store::{self, Head};
+use crate::store::{Appender, FrameBuilder, Head};
 
 /// The thread that owns all writes.
 pub(crate) struct Writer {
-    pub(crate) db: Arc<Database>,
+    pub(crate) appender: Appender,
     pub(crate) shared: Arc<Shared>,
     pub(crate) signer: Signer,
-    pub(crate) durability: redb::Durability,
+    pub(crate) durable: bool,
     pub(crate) max_batch: usize,
     pub(crate) head: Head,
 }
 
 impl Writer {
-    /// Takes everything queued (up to `max_batch`), writes it in one transaction, commits,
-    /// then answers every caller. Returns when every sender is gone, after a final flush.
+    /// Takes everything queued (up to `max_batch`), writes it as one frame, syncs, then
+    /// answers every caller. Returns when every sender is gone, after a final flush.
     pub(crate) fn run(mut self, receiver: mpsc::Receiver<Job>) -> Result<(), Arc<str>> {
+        self.appender.set_durable(self.durable);
         let mut batch: Vec<Job> = Vec::with_capacity(self.max_batch);
-        let mut buffer: Vec<u8> = Vec::new();
-        let mut hashes: Vec<(usize, usize, [u8; 32])> = Vec::new();
+        let mut frame: Vec<u8> = Vec::new();
+        let mut hashes: Vec<[u8; 32]> = Vec::new();
         while let Ok(first) = receiver.recv() {
             batch.push(first);
             while batch.len() < self.max_batch {
@@ -35,10 +35,10 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if let Err(reason) = self.commit(&batch, &mut buffer, &mut hashes) {
+            if let Err(reason) = self.commit(&batch, &mut frame, &mut hashes) {
                 return Err(self.stop(reason, batch, &receiver));
             }
-            for (job, (_, _, hash)) in batch.drain(..).zip(&hashes) {
+            for (job, hash) in batch.drain(..).zip(&hashes) {
                 // A caller that stopped waiting is no error: its record is committed anyway.
                 let _ = job.reply.send(Ok(Receipt {
                     seqno: job.seqno,
@@ -46,21 +46,23 @@ impl Writer {
                 }));
             }
         }
-        if matches!(self.durability, redb::Durability::None) {
-            store::flush(&self.db).map_err(|e| -> Arc<str> { e.to_string().into() })?;
+        if !self.durable {
+            self.appender
+                .flush()
+                .map_err(|e| -> Arc<str> { format!("flushing the ledger: {e}").into() })?;
         }
         Ok(())
     }
 
-    /// Encodes and chains `batch`, signs its end, writes it in one transaction and commits.
+    /// Encodes and chains `batch`, signs its end, and appends it as one frame.
     fn commit(
         &mut self,
         batch: &[Job],
-        buffer: &mut Vec<u8>,
-        hashes: &mut Vec<(usize, usize, [u8; 32])>,
+        frame: &mut Vec<u8>,
+        hashes: &mut Vec<[u8; 32]>,
     ) -> Result<(), Arc<str>> {
-        buffer.clear();
         hashes.clear();
+        FrameBuilder::start(frame);
         let mut head = self.head;
         for job in batch {
             if job.seqno != head.seqno + 1 {
@@ -70,25 +72,22 @@ impl Writer {
                 )
                 .into());
             }
-            // Each row is h_n ‖ encoding; the hash is filled in once the encoding exists.
-            let start = buffer.len();
-            buffer.extend_from_slice(&[0; 32]);
-            job.record.encode(job.seqno, buffer);
-            let hash = next_hash(&head.hash, &buffer[start + 32..]);
-            buffer[start..start + 32].copy_from_slice(&hash);
-            hashes.push((start, buffer.len(), hash));
+            // Each row is seqno, len, h_n ‖ encoding; the hash is filled in once the encoding
+            // exists.
+            let value = FrameBuilder::row(frame, job.seqno);
+            job.record.encode(job.seqno, frame);
+            let hash = next_hash(&head.hash, &frame[value + 32..]);
+            FrameBuilder::end_row(frame, value, &hash);
+            hashes.push(hash);
             head = Head {
                 seqno: job.seqno,
                 hash,
             };
         }
         let signature = self.signer.sign_batch(head.seqno, &head.hash);
-        let rows: Vec<(u64, &[u8])> = batch
-            .iter()
-            .zip(hashes.iter())
-            .map(|(job, (start, end, _))| (job.seqno, &buffer[*start..*end]))
-            .collect();
-        store::write_batch(&self.db, self.durability, &rows, (head.seqno, &signature))
+        FrameBuilder::finish(frame, batch.len() as u32, head.seqno, &signature);
+        self.appender
+            .append(frame, self.head.seqno + 1)
             .map_err(|e| -> Arc<str> { format!("commit failed: {e}").into() })?;
         self.head = head;
         self.shared.lock().committed = head;
