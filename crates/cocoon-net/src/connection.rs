@@ -20,7 +20,14 @@ use crate::{NetError, PeerIdentity};
 
 /// Queued output above which a peer is considered too slow and is disconnected, so one stuck
 /// reader cannot make us buffer without bound.
-const MAX_PENDING_OUTPUT: usize = 64 << 20;
+///
+/// It is per connection, not per request: senders never wait (a relay must not stall on one
+/// peer), so when the peer's daemon stops reading its socket, the whole connection — every
+/// request multiplexed on it — is closed once 64 MiB are waiting. That is the right unit,
+/// because a daemon that does not drain its socket is stuck as a whole; one slow *request*
+/// never gets here, since each daemon reads its connections continuously and bounds per-request
+/// buffering itself (the client cuts a stream whose app stops reading at 4 MiB). 64 MiB is far
+/// above what a healthy peer lets pile up (a few packets, at most 16 MiB each).
 /// Incoming packets and queries buffered for the daemon before the reader stops reading
 /// (backpressure onto TCP).
 const INCOMING_CAPACITY: usize = 1024;
