@@ -81,7 +81,7 @@ pub struct ScaleArgs {
     #[arg(long, default_value_t = 300)]
     part_interval_ms: u64,
     /// Measured seconds per row (after the ramp).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 10.0)]
     seconds: f64,
     /// Seconds over which a row's streams are started (default: one stream's length, parts ×
     /// interval).
@@ -472,6 +472,30 @@ fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: sysconf reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     ticks as f64 / hz
+}
+
+/// Busy CPU seconds of the whole machine (every core), from /proc/stat.
+fn machine_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    let busy: u64 = fields
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    busy as f64 / hz
 }
 
 // ---------------------------------------------------------------- bench workers
@@ -869,6 +893,8 @@ struct Row {
     ttlb: (f64, f64),
     rss: u64,
     cpu: f64,
+    bench_cpu: f64,
+    other_cpu: f64,
     errors: u64,
 }
 
@@ -887,7 +913,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -899,11 +925,11 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-const HEADER: &str = "  workers |  streams |    req/s | TTFB p50 ms | TTFB p99 ms | TTLB p50 ms | TTLB p99 ms | p99 added TTFB ms | proxy RSS MiB | proxy CPU % | errors";
+const HEADER: &str = "  workers |  streams |    req/s | TTFB p50 ms | TTFB p99 ms | TTLB p50 ms | TTLB p99 ms | p99 added TTFB ms | proxy RSS MiB | proxy CPU % | errors | bench CPU % | others CPU %";
 
 fn format_row(row: &Row) -> String {
     format!(
-        "{:>9} | {:>8} | {:>8} | {:>11.2} | {:>11.2} | {:>11.1} | {:>11.1} | {:>17.2} | {:>13.1} | {:>11.0} | {:>6}",
+        "{:>9} | {:>8} | {:>8} | {:>11.2} | {:>11.2} | {:>11.1} | {:>11.1} | {:>17.2} | {:>13.1} | {:>11.0} | {:>6} | {:>11.0} | {:>12.0}",
         thousands(row.workers as u64),
         thousands(row.streams as u64),
         thousands(row.per_second.round() as u64),
@@ -914,7 +940,9 @@ fn format_row(row: &Row) -> String {
         row.ttfb.1,
         mib(row.rss),
         row.cpu,
-        thousands(row.errors)
+        thousands(row.errors),
+        row.bench_cpu,
+        row.other_cpu
     )
 }
 
@@ -953,8 +981,9 @@ async fn bench(args: &ScaleArgs, proxy: &ProxyChild) -> Result<()> {
         .ramp_seconds
         .map_or(args.stream_length(), Duration::from_secs_f64);
     println!(
-        "cocoon bench scale: one proxy (pid {pid}, free mode, fake TEE, PoW {} bits) on 127.0.0.1; {} client connections; each answer = head at once + {} parts {} ms apart ({} ms a stream); streams started over a {:.1} s ramp, then {} s measured per row; open-file limit {}",
+        "cocoon bench scale: one proxy (pid {pid}, free mode, fake TEE, PoW {} bits) on 127.0.0.1 ({} cores, shared by the proxy, this bench and anything else running); {} client connections; each answer = head at once + {} parts {} ms apart ({} ms a stream); streams started over a {:.1} s ramp, then {} s measured per row; open-file limit {}",
         args.pow_bits,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
         thousands(args.clients as u64),
         args.parts,
         args.part_interval_ms,
@@ -1142,6 +1171,8 @@ async fn run_row(
         .window_start
         .store(shared.micros(window_started), Ordering::Relaxed);
     let cpu_before = cpu_seconds(pid);
+    let bench_before = cpu_seconds(std::process::id());
+    let machine_before = machine_cpu_seconds();
     let window = Duration::from_secs_f64(args.seconds);
     let mut rss = rss_bytes(pid);
     while window_started.elapsed() < window {
@@ -1154,6 +1185,8 @@ async fn run_row(
         .window_end
         .store(shared.micros(window_ended), Ordering::Relaxed);
     let cpu = cpu_seconds(pid) - cpu_before;
+    let bench_cpu = cpu_seconds(std::process::id()) - bench_before;
+    let other_cpu = (machine_cpu_seconds() - machine_before - cpu - bench_cpu).max(0.0);
     let wall = window_ended.duration_since(window_started).as_secs_f64();
     // Drain: no new requests; wait for the ones in flight.
     shared.running.store(false, Ordering::Relaxed);
@@ -1184,6 +1217,8 @@ async fn run_row(
         ttlb: quantiles(&mut total.ttlb),
         rss,
         cpu: cpu / wall * 100.0,
+        bench_cpu: bench_cpu / wall * 100.0,
+        other_cpu: other_cpu / wall * 100.0,
         errors: total.errors,
     })
 }

@@ -149,7 +149,7 @@ pub(crate) fn raise_fd_limit() -> Option<(u64, u64)> {
         hard = limit.rlim_max,
         "open-file limit (RLIMIT_NOFILE)"
     );
-    Some((limit.rlim_cur as u64, limit.rlim_max as u64))
+    Some((limit.rlim_cur, limit.rlim_max))
 }
 
 /// Reads and parses a TOML config, naming the file and every problem.
