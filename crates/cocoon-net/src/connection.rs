@@ -28,6 +28,7 @@ use crate::{NetError, PeerIdentity};
 /// never gets here, since each daemon reads its connections continuously and bounds per-request
 /// buffering itself (the client cuts a stream whose app stops reading at 4 MiB). 64 MiB is far
 /// above what a healthy peer lets pile up (a few packets, at most 16 MiB each).
+const MAX_PENDING_OUTPUT: usize = 64 << 20;
 /// Incoming packets and queries buffered for the daemon before the reader stops reading
 /// (backpressure onto TCP).
 const INCOMING_CAPACITY: usize = 1024;
