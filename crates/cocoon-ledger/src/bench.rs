@@ -1,5 +1,6 @@
 //! The ledger benchmark (`cocoon bench ledger`): charged requests per second, durable and not,
-//! side by side, with the distribution of commit batch sizes.
+//! side by side, with the distribution of commit batch sizes and how long a charge waits for
+//! its commit.
 //!
 //! Each configuration opens a fresh ledger, syncs a set of clients with ample balance, and
 //! runs `threads × in_flight_per_thread` tokio tasks that loop `reserve` + `charge` (awaiting
@@ -66,6 +67,11 @@ pub struct BenchRow {
     pub records: u64,
     /// How long reopening the file took (verifying every hash and signature).
     pub reopen: Duration,
+    /// How long a charge waited for its commit (from `charge` to its `Pending` resolving):
+    /// median and 99th percentile.
+    pub wait_p50: Duration,
+    /// See `wait_p50`.
+    pub wait_p99: Duration,
 }
 
 impl BenchRow {
@@ -174,6 +180,7 @@ fn run_one(
             let workers = Arc::clone(&workers);
             runtime.spawn(async move {
                 let mut done = 0u64;
+                let mut waits = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let step = task as u64 * 7919 + done;
                     let client = &clients[(step % clients.len() as u64) as usize];
@@ -182,24 +189,37 @@ fn run_one(
                     request_id[..8].copy_from_slice(&(task as u64).to_le_bytes());
                     request_id[8..16].copy_from_slice(&done.to_le_bytes());
                     let reservation = ledger.reserve(client, 100)?;
+                    let charged = Instant::now();
                     ledger.charge(reservation, worker, 60, request_id).await?;
+                    waits.push(charged.elapsed());
                     done += 1;
                 }
-                Ok::<u64, LedgerError>(done)
+                Ok::<_, LedgerError>((done, waits))
             })
         })
         .collect();
     std::thread::sleep(options.duration);
     stop.store(true, Ordering::Relaxed);
-    let charges = runtime.block_on(async {
+    let (charges, mut waits) = runtime.block_on(async {
         let mut charges = 0;
+        let mut all_waits = Vec::new();
         for task in tasks {
-            charges += task
+            let (done, waits) = task
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))??;
+            charges += done;
+            all_waits.extend(waits);
         }
-        Ok::<u64, BenchError>(charges)
+        Ok::<_, BenchError>((charges, all_waits))
     })?;
+    waits.sort_unstable();
+    let percentile = |p: usize| {
+        waits
+            .get((waits.len() * p / 100).min(waits.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let (wait_p50, wait_p99) = (percentile(50), percentile(99));
     let elapsed = started.elapsed();
     let after = ledger.writer_stats();
     drop(runtime);
@@ -215,6 +235,8 @@ fn run_one(
     let records = reopened.head().seqno;
     reopened.close()?;
     Ok(BenchRow {
+        wait_p50,
+        wait_p99,
         records,
         reopen,
         durability,
@@ -239,7 +261,7 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<12} {:>7} {:>9} {:>12} {:>10} {:>9} {:>11} {:>14}",
+            "{:<12} {:>7} {:>9} {:>12} {:>10} {:>9} {:>11} {:>11} {:>11} {:>14}",
             "durability",
             "threads",
             "in flight",
@@ -247,12 +269,14 @@ impl fmt::Display for BenchReport {
             "charges",
             "commits",
             "mean batch",
+            "wait p50",
+            "wait p99",
             "reopen+verify"
         )?;
         for row in &self.rows {
             writeln!(
                 f,
-                "{:<12} {:>7} {:>9} {:>12.0} {:>10} {:>9} {:>11.1} {:>11.0} ms",
+                "{:<12} {:>7} {:>9} {:>12.0} {:>10} {:>9} {:>11.1} {:>8.2} ms {:>8.2} ms {:>11.0} ms",
                 durability_name(row.durability),
                 row.threads,
                 row.in_flight,
@@ -260,6 +284,8 @@ impl fmt::Display for BenchReport {
                 row.charges,
                 row.batches.batches,
                 row.mean_batch(),
+                row.wait_p50.as_secs_f64() * 1000.0,
+                row.wait_p99.as_secs_f64() * 1000.0,
                 row.reopen.as_secs_f64() * 1000.0
             )?;
         }

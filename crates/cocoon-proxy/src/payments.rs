@@ -63,7 +63,8 @@ pub struct PaymentsConfig {
     /// The root registry's address (`chain = "toncenter"`).
     #[serde(default)]
     pub root_address: Option<String>,
-    /// The ledger file (redb), created if absent. Never restore it from a backup: the proxy
+    /// The ledger file (an append-only log, see `docs/ledger.md`), created if absent; a file of
+    /// the old redb format is migrated at start. Never restore it from a backup: the proxy
     /// refuses to run on a copy older than what it committed to the chain.
     pub ledger: PathBuf,
     /// The proxy contract's address. Default: derived from the operator wallet and the signing
