@@ -57,7 +57,7 @@ async fn normal_request(
     mock: MockBackendConfig,
     i: u64,
 ) {
-    let stream = i % 2 == 0;
+    let stream = i.is_multiple_of(2);
     let body = json!({
         "model": "mock-model",
         "stream": stream,
