@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -74,7 +75,9 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
+        if let Err(error) =
+            axum::serve(listener.tap_io(|tcp| cocoon_net::tcp::tune(tcp)), app).await
+        {
             tracing::warn!(%error, "engine server stopped");
         }
     });

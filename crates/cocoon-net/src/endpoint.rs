@@ -100,7 +100,7 @@ impl Acceptor {
 
     async fn accept_inner(&self, mut tcp: TcpStream) -> Result<Connection, NetError> {
         let remote = tcp.peer_addr()?;
-        tcp.set_nodelay(true)?;
+        crate::tcp::tune(&tcp);
         pow_gate::server_gate(&mut tcp, self.pow_difficulty).await?;
         let stream = self.tls.accept(tcp).await?;
         let peer = peer_from_certs(&self.verifier, stream.get_ref().1.peer_certificates())?;
@@ -161,9 +161,8 @@ impl Connector {
     }
 
     async fn connect_inner(&self, address: &str) -> Result<Connection, NetError> {
-        let mut tcp = TcpStream::connect(address).await?;
+        let mut tcp = crate::tcp::connect(address).await?;
         let remote = tcp.peer_addr()?;
-        tcp.set_nodelay(true)?;
         pow_gate::client_solve(&mut tcp, self.max_pow_difficulty).await?;
         // The name is not checked (identity comes from the certificate policy); an IP name
         // also keeps SNI out of the handshake.

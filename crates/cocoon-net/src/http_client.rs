@@ -290,7 +290,7 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<http::Response<hyper::body::Incoming>, String> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+        let tcp = crate::tcp::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| format!("cannot reach {}:{}: {e}", self.host, self.port))?;
         let path = if path_and_query.starts_with('/') && !self.base_path.is_empty() {

@@ -17,6 +17,7 @@ pub mod policy;
 mod pow_gate;
 pub mod reconnect;
 pub mod shutdown;
+pub mod tcp;
 mod tls;
 
 pub use connection::{

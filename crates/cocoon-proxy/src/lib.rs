@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use cocoon_net::metrics::PrometheusText;
 use cocoon_net::shutdown::wait_for_drain;
 use cocoon_net::{Acceptor, Shutdown};
@@ -315,7 +316,7 @@ async fn serve_http(listener: TcpListener, shared: Arc<Shared>, shutdown: Shutdo
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
         .with_state(shared);
-    let result = axum::serve(listener, app)
+    let result = axum::serve(listener.tap_io(|tcp| cocoon_net::tcp::tune(tcp)), app)
         .with_graceful_shutdown(async move { shutdown.killed().await })
         .await;
     if let Err(error) = result {

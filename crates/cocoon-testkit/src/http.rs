@@ -87,8 +87,11 @@ impl Default for TestHttp {
 impl TestHttp {
     /// A new client.
     pub fn new() -> TestHttp {
+        // Like any OpenAI SDK's HTTP stack: small writes leave at once.
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
         TestHttp {
-            client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+            client: Client::builder(TokioExecutor::new()).build(connector),
         }
     }
 

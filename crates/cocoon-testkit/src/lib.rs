@@ -4,6 +4,7 @@ pub mod devchain;
 pub mod devnet;
 pub mod http;
 pub mod mock_backend;
+pub mod sockets;
 
 pub use devnet::{Devnet, DevnetBuilder};
 pub use mock_backend::{MockBackend, MockBackendConfig};
