@@ -50,6 +50,11 @@ pub struct DevnetArgs {
     /// Proof-of-work bits the proxy demands (the reference's default is 20).
     #[arg(long, default_value_t = cocoon_proxy::DEFAULT_POW_DIFFICULTY)]
     pow_difficulty: i32,
+    /// No chain and no ledger: the proxy serves everyone for free (it warns at start). For
+    /// comparing the relay's cost with and without payments (`bench/relay.sh`); the default
+    /// devnet pays for every request on its local chain.
+    #[arg(long, conflicts_with_all = ["prices", "settle_secs", "payout_threshold", "commit_secs"])]
+    free: bool,
 }
 
 fn write_toml<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<PathBuf> {
@@ -68,14 +73,18 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .prices
         .clone()
         .unwrap_or_else(|| args.data_dir.join("prices.toml"));
-    let mut builder = Devnet::builder()
-        .local_chain(
-            &args.data_dir,
-            &prices,
-            std::time::Duration::from_secs_f64(args.settle_secs),
-            std::time::Duration::from_secs_f64(args.commit_secs),
-        )
-        .payout_threshold(args.payout_threshold)
+    let mut builder = Devnet::builder();
+    if !args.free {
+        builder = builder
+            .local_chain(
+                &args.data_dir,
+                &prices,
+                std::time::Duration::from_secs_f64(args.settle_secs),
+                std::time::Duration::from_secs_f64(args.commit_secs),
+            )
+            .payout_threshold(args.payout_threshold);
+    }
+    let mut builder = builder
         .client_listen(SocketAddr::from(([127, 0, 0, 1], args.client_port)))
         .pow_difficulty(args.pow_difficulty)
         .backend_check(std::time::Duration::from_secs(1))
@@ -106,10 +115,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .start()
         .await
         .map_err(|e| anyhow::anyhow!("devnet failed to start: {e}"))?;
-    let chain = devnet
-        .chain
-        .as_ref()
-        .context("the devnet started without its chain")?;
+    let chain = devnet.chain.as_ref();
+    if chain.is_none() && !args.free {
+        anyhow::bail!("the devnet started without its chain");
+    }
     let proxy_path = write_toml(&args.data_dir, "proxy.toml", &devnet.proxy_config)?;
     for (index, worker) in devnet.workers.iter().enumerate() {
         write_toml(
@@ -136,17 +145,22 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             worker.config.model, worker.config.backend_url, worker.http_addr
         );
     }
-    println!(
-        "  chain        {} (prices {}); see `cocoon wallet status`",
-        cocoon_ton::Chain::describe(chain.chain.as_ref()),
-        prices.display()
-    );
-    println!(
-        "  ledger       {}/proxy.ledger (settles every {} s, commits every {} s)",
-        args.data_dir.display(),
-        args.settle_secs,
-        args.commit_secs
-    );
+    match chain {
+        Some(chain) => {
+            println!(
+                "  chain        {} (prices {}); see `cocoon wallet status`",
+                cocoon_ton::Chain::describe(chain.chain.as_ref()),
+                prices.display()
+            );
+            println!(
+                "  ledger       {}/proxy.ledger (settles every {} s, commits every {} s)",
+                args.data_dir.display(),
+                args.settle_secs,
+                args.commit_secs
+            );
+        }
+        None => println!("  payments     NONE (--free): every request is served free"),
+    }
     println!(
         "  configs      {}/{{proxy,worker-N,client}}.toml",
         proxy_path.parent().unwrap_or(Path::new(".")).display()
