@@ -305,6 +305,19 @@ pub(crate) fn open(path: &Path, signer: &Signer) -> Result<(Appender, Replayed),
         migrate(path, &public_key)?;
     }
     let file = OpenOptions::new().read(true).write(true).open(path)?;
+    // One writer per file: a second process (or a second `Ledger` in this one) appending to
+    // the same log would interleave frames. Held until the file is closed; the kernel drops
+    // it when the process dies.
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(OpenError::Storage(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("{} is open in another ledger", path.display()),
+            )))
+        }
+        Err(std::fs::TryLockError::Error(error)) => return Err(error.into()),
+    }
     check_header(&file, &public_key)?;
     let scanned = scan(&file, &public_key)?;
     let allocated = file.metadata()?.len();

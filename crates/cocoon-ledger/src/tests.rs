@@ -261,6 +261,21 @@ fn another_key_is_refused() {
 }
 
 #[test]
+fn a_file_open_in_another_ledger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let first = Ledger::open(&path, config(1)).unwrap();
+    let error = Ledger::open(&path, config(1)).expect_err("opened twice");
+    assert!(matches!(error, OpenError::Storage(_)), "{error}");
+    assert!(
+        error.to_string().contains("open in another ledger"),
+        "{error}"
+    );
+    first.close().unwrap();
+    Ledger::open(&path, config(1)).expect("free again once closed");
+}
+
+#[test]
 fn a_foreign_or_damaged_header_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger");
