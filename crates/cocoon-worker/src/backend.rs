@@ -28,18 +28,20 @@ pub enum BackendError {
     Timeout,
 }
 
-/// A client for one backend: pooled keep-alive connections for JSON answers and health
-/// probes, and a fresh connection for every streamed answer.
+/// A client for one backend: pooled keep-alive connections for every request, streamed or
+/// not, and for the health probes.
+///
+/// Streams reuse connections too: a fresh connection per stream cost a connect, an accept and
+/// a close per request (+0.2 ms at p50 and half the throughput in `bench/relay.sh`) and leaves
+/// a TIME_WAIT socket behind each. (An earlier version gave each stream its own connection
+/// because llama-cpp-python's server cut streams short; that was its `interrupt_requests`
+/// default, which must be off behind a worker anyway, and `tests/e2e/test_llama_cpp.py`
+/// streams over reused connections.)
 #[derive(Clone, Debug)]
 pub struct Backend {
     base: String,
     api_key: Option<String>,
     client: Client<HttpConnector, Full<Bytes>>,
-    /// Never reuses a connection. llama-cpp-python's server (uvicorn + sse-starlette) cuts an
-    /// SSE stream short ("data: [DONE]" after the first chunk, then no chunked terminator) when
-    /// it runs on a keep-alive connection that served an earlier request; a connection of its
-    /// own costs one loopback connect per stream.
-    stream_client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Backend {
@@ -50,15 +52,11 @@ impl Backend {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(connector.clone());
-        let stream_client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
             .build(connector);
         Backend {
             base: base_url.trim_end_matches('/').to_string(),
             api_key,
             client,
-            stream_client,
         }
     }
 
@@ -85,22 +83,16 @@ impl Backend {
             .map_err(|e| BackendError::Unreachable(e.to_string()))
     }
 
-    /// POSTs a JSON body and returns the response head and streaming body. A request for a
-    /// streamed answer (`stream`) goes on a connection of its own.
+    /// POSTs a JSON body over a pooled connection and returns the response head and streaming
+    /// body.
     pub async fn post(
         &self,
         path: &str,
         body: Vec<u8>,
         timeout: Duration,
-        stream: bool,
     ) -> Result<Response<Incoming>, BackendError> {
         let request = self.request(http::Method::POST, path, Bytes::from(body))?;
-        let client = if stream {
-            &self.stream_client
-        } else {
-            &self.client
-        };
-        match tokio::time::timeout(timeout, client.request(request)).await {
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(BackendError::Unreachable(error.to_string())),
             Err(_) => Err(BackendError::Timeout),

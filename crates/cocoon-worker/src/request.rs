@@ -193,7 +193,7 @@ async fn serve(
     debug!(request = %id, endpoint = endpoint.path(), bytes = validated.body.len(), stream = validated.stream, "forwarding to backend");
     let response = match shared
         .backend
-        .post(endpoint.path(), validated.body, timeout, validated.stream)
+        .post(endpoint.path(), validated.body, timeout)
         .await
     {
         Ok(response) => response,

@@ -1,6 +1,5 @@
-//! Streamed answers get a connection of their own; JSON answers share pooled keep-alive
-//! connections. (llama-cpp-python's server cuts an SSE stream short when it runs on a
-//! connection that served an earlier request.)
+//! Every answer, JSON or streamed, goes over pooled keep-alive connections: a request costs no
+//! connect (a fresh connection per stream once cost +0.2 ms and half the relay's throughput).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -61,13 +60,12 @@ async fn counting_server() -> (String, Arc<AtomicUsize>) {
     (url, connections)
 }
 
-async fn post(backend: &Backend, stream: bool) {
+async fn post(backend: &Backend, body: &[u8]) {
     let response = backend
         .post(
             "/v1/chat/completions",
-            b"{}".to_vec(),
+            body.to_vec(),
             Duration::from_secs(5),
-            stream,
         )
         .await
         .unwrap();
@@ -75,23 +73,16 @@ async fn post(backend: &Backend, stream: bool) {
 }
 
 #[tokio::test]
-async fn json_answers_reuse_connections_streams_never_do() {
+async fn every_answer_reuses_one_keep_alive_connection() {
     let (url, connections) = counting_server().await;
     let backend = Backend::new(&url, None);
     for _ in 0..3 {
-        post(&backend, false).await;
+        post(&backend, br#"{"stream":false}"#).await;
+        post(&backend, br#"{"stream":true}"#).await;
     }
     assert_eq!(
         connections.load(Ordering::SeqCst),
         1,
-        "JSON requests share one connection"
-    );
-    for _ in 0..3 {
-        post(&backend, true).await;
-    }
-    assert_eq!(
-        connections.load(Ordering::SeqCst),
-        4,
-        "each stream opened its own"
+        "one after another, JSON and streamed requests share one connection"
     );
 }
