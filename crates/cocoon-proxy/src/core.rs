@@ -2,9 +2,13 @@
 //! (assign → relay → finish, with one retry when a worker fails before its first answer byte).
 //!
 //! All routing state sits under one short-held mutex; nothing is awaited while it is held.
-//! Messages are encoded after the lock is released.
+//! Messages are encoded after the lock is released. Worker selection does not scan the
+//! workers: each model keeps its available workers ordered by expected wait, so a pick is the
+//! first entry that suits the client (at 1,000 workers a scan per request was 16 % of the
+//! proxy's CPU).
 
-use std::collections::HashMap;
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -66,8 +70,108 @@ struct RequestEntry {
 #[derive(Default)]
 struct State {
     workers: HashMap<u64, WorkerEntry>,
+    /// Per model, the workers that can take a request now (ready, enabled, below their cap),
+    /// best first. Kept in step with `workers` by [`State::with_worker`].
+    available: HashMap<String, BTreeSet<Rank>>,
     /// Keyed by the request id the *worker* sees (fresh per attempt).
     requests: HashMap<[u8; 32], RequestEntry>,
+}
+
+/// A worker's place in its model's order: least `running × decaying mean latency` first, ties
+/// to the faster, then the less used, then the older connection.
+#[derive(Clone, Copy, Debug)]
+struct Rank {
+    expected_wait: f64,
+    latency: f64,
+    served: u64,
+    id: u64,
+}
+
+impl Rank {
+    /// Where `worker` ranks, or None when it cannot take a request now.
+    fn of(id: u64, worker: &WorkerEntry) -> Option<Rank> {
+        (worker.ready && worker.enabled && worker.running < worker.max_active).then_some(Rank {
+            expected_wait: worker.running as f64 * worker.avg_latency_secs,
+            latency: worker.avg_latency_secs,
+            served: worker.served,
+            id,
+        })
+    }
+}
+
+impl PartialEq for Rank {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for Rank {}
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.expected_wait
+            .total_cmp(&other.expected_wait)
+            .then(self.latency.total_cmp(&other.latency))
+            .then(self.served.cmp(&other.served))
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+impl State {
+    /// The only way a registered worker changes: re-files it in its model's order afterwards.
+    fn with_worker<R>(&mut self, id: u64, change: impl FnOnce(&mut WorkerEntry) -> R) -> Option<R> {
+        let worker = self.workers.get_mut(&id)?;
+        let before = Rank::of(id, worker);
+        let result = change(worker);
+        let after = Rank::of(id, worker);
+        if before != after {
+            let model = worker.model.as_str();
+            if let Some(rank) = before {
+                if let Some(ranks) = self.available.get_mut(model) {
+                    ranks.remove(&rank);
+                }
+            }
+            if let Some(rank) = after {
+                match self.available.get_mut(model) {
+                    Some(ranks) => {
+                        ranks.insert(rank);
+                    }
+                    None => {
+                        self.available
+                            .insert(model.to_owned(), BTreeSet::from([rank]));
+                    }
+                }
+            }
+        }
+        Some(result)
+    }
+
+    fn insert_worker(&mut self, id: u64, entry: WorkerEntry) {
+        self.remove_worker(id);
+        let model = entry.model.clone();
+        let rank = Rank::of(id, &entry);
+        self.workers.insert(id, entry);
+        if let Some(rank) = rank {
+            self.available.entry(model).or_default().insert(rank);
+        }
+    }
+
+    fn remove_worker(&mut self, id: u64) {
+        let Some(worker) = self.workers.remove(&id) else {
+            return;
+        };
+        if let Some(rank) = Rank::of(id, &worker) {
+            if let Some(ranks) = self.available.get_mut(&worker.model) {
+                ranks.remove(&rank);
+                if ranks.is_empty() {
+                    self.available.remove(&worker.model);
+                }
+            }
+        }
+    }
 }
 
 /// Counters for `/metrics` and `/stats`.
@@ -189,13 +293,11 @@ impl Router {
     // ---- workers ----
 
     pub fn add_worker(&self, id: u64, entry: WorkerEntry) {
-        self.lock().workers.insert(id, entry);
+        self.lock().insert_worker(id, entry);
     }
 
     pub fn update_worker(&self, id: u64, update: impl FnOnce(&mut WorkerEntry)) {
-        if let Some(worker) = self.lock().workers.get_mut(&id) {
-            update(worker);
-        }
+        self.lock().with_worker(id, update);
     }
 
     /// Forgets a worker and fails or retries what it was running.
@@ -203,7 +305,7 @@ impl Router {
         let mut outgoing = Vec::new();
         {
             let mut state = self.lock();
-            state.workers.remove(&id);
+            state.remove_worker(id);
             let orphaned: Vec<[u8; 32]> = state
                 .requests
                 .iter()
@@ -287,7 +389,8 @@ impl Router {
     }
 
     /// Least expected wait among eligible workers: running × decaying mean latency; ties go to
-    /// the faster, then the less used worker.
+    /// the faster, then the less used worker. Walks the model's order from the best and takes
+    /// the first worker the client accepts (coefficient) and that was not tried yet.
     fn pick_worker(
         &self,
         state: &State,
@@ -295,39 +398,33 @@ impl Router {
         max_coefficient: i32,
         exclude: &[u64],
     ) -> Result<u64, (i32, String)> {
-        let mut any_for_model = false;
-        let mut best: Option<(u64, (f64, f64, u64))> = None;
-        for (id, worker) in &state.workers {
-            if worker.model != model || !worker.ready {
-                continue;
-            }
-            any_for_model = true;
-            if !worker.enabled
-                || worker.running >= worker.max_active
-                || worker.coefficient > max_coefficient
-                || exclude.contains(id)
-            {
-                continue;
-            }
-            let score = (
-                worker.running as f64 * worker.avg_latency_secs,
-                worker.avg_latency_secs,
-                worker.served,
-            );
-            if best.as_ref().is_none_or(|(_, b)| score < *b) {
-                best = Some((*id, score));
-            }
+        let suitable = state.available.get(model).and_then(|ranks| {
+            ranks.iter().map(|rank| rank.id).find(|id| {
+                !exclude.contains(id)
+                    && state
+                        .workers
+                        .get(id)
+                        .is_some_and(|worker| worker.coefficient <= max_coefficient)
+            })
+        });
+        if let Some(id) = suitable {
+            return Ok(id);
         }
-        match best {
-            Some((id, _)) => Ok(id),
-            None if any_for_model || self.known_models.iter().any(|m| m == model) => Err((
+        // The refusal's reason: only here is it worth looking at every worker.
+        let any_for_model = state
+            .workers
+            .values()
+            .any(|worker| worker.ready && worker.model == model);
+        if any_for_model || self.known_models.iter().any(|m| m == model) {
+            Err((
                 codes::NO_WORKER_AVAILABLE,
                 format!("no worker for model '{model}' can take a request now (all busy, disabled or above max_coefficient {max_coefficient})"),
-            )),
-            None => Err((
+            ))
+        } else {
+            Err((
                 codes::MODEL_NOT_FOUND,
                 format!("model '{model}' is not served by any worker"),
-            )),
+            ))
         }
     }
 
@@ -414,20 +511,22 @@ impl Router {
         outgoing: &mut Vec<Outgoing>,
     ) {
         let worker_request_id: [u8; 32] = rand::random();
-        let Some(worker) = state.workers.get_mut(&worker_id) else {
+        let Some((handle, coefficient)) = state.with_worker(worker_id, |worker| {
+            worker.running += 1;
+            (worker.handle.clone(), worker.coefficient)
+        }) else {
             return;
         };
-        worker.running += 1;
         let remaining = entry
             .deadline
             .saturating_duration_since(Instant::now())
             .as_secs_f64();
         outgoing.push(Outgoing::ToWorker(
-            worker.handle.clone(),
+            handle,
             ProxyRunQueryEx {
                 query: entry.query.as_ref().clone(),
                 signed_payment: SignedPayment::Empty,
-                coefficient: worker.coefficient as i64,
+                coefficient: coefficient as i64,
                 // The worker gets slightly less time so its own timeout fires first and we
                 // relay a precise error instead of a generic one.
                 timeout: remaining * 0.95,
@@ -452,10 +551,10 @@ impl Router {
         let Some(mut entry) = state.requests.remove(&worker_request_id) else {
             return;
         };
-        if let Some(worker) = state.workers.get_mut(&entry.worker) {
+        state.with_worker(entry.worker, |worker| {
             worker.running = worker.running.saturating_sub(1);
             worker.failed += 1;
-        }
+        });
         // A timed-out attempt used up the request's time; another worker could not do better.
         let retryable = !entry.relayed_any
             && code != codes::TIMEOUT
@@ -607,7 +706,6 @@ impl Router {
                 return;
             };
             let elapsed = entry.started.elapsed().as_secs_f64();
-            let worker = state.workers.get_mut(&worker_id);
             let tokens = info.tokens_used;
             let client_info = ClientQueryFinalInfo {
                 tokens_used: tokens,
@@ -633,13 +731,13 @@ impl Router {
                         .unwrap_or(0.0),
                 }),
             };
-            if let Some(worker) = worker {
+            state.with_worker(worker_id, |worker| {
                 worker.running = worker.running.saturating_sub(1);
                 worker.served += 1;
                 worker.tokens += u64::try_from(tokens.total_tokens_used).unwrap_or(0);
                 worker.avg_latency_secs =
                     worker.avg_latency_secs * (1.0 - LATENCY_DECAY) + elapsed * LATENCY_DECAY;
-            }
+            });
             let worker = state.workers.get(&worker_id);
             let pending = self.settle(&mut entry, request_id, worker, &tokens, true);
             self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
@@ -690,10 +788,10 @@ impl Router {
                 let Some(mut entry) = state.requests.remove(&request_id) else {
                     continue;
                 };
-                if let Some(worker) = state.workers.get_mut(&entry.worker) {
+                state.with_worker(entry.worker, |worker| {
                     worker.running = worker.running.saturating_sub(1);
                     worker.failed += 1;
-                }
+                });
                 self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(request = %short_id(&entry.client_request_id), timeout_secs = entry.timeout_secs, "request timed out");
@@ -724,9 +822,9 @@ impl Router {
             .collect();
         for request_id in gone {
             if let Some(mut entry) = state.requests.remove(&request_id) {
-                if let Some(worker) = state.workers.get_mut(&entry.worker) {
+                state.with_worker(entry.worker, |worker| {
                     worker.running = worker.running.saturating_sub(1);
-                }
+                });
                 let _ = self.settle(&mut entry, request_id, None, &TokensUsed::default(), false);
             }
         }
