@@ -32,7 +32,12 @@ const MAX_PENDING_OUTPUT: usize = 64 << 20;
 /// Incoming packets and queries buffered for the daemon before the reader stops reading
 /// (backpressure onto TCP).
 const INCOMING_CAPACITY: usize = 1024;
-const READ_BUFFER: usize = 64 << 10;
+/// One TLS record's worth of plaintext per read: larger buffers only cost memory on every idle
+/// connection (a proxy holds one per worker and per client; see ARCHITECTURE's memory figures).
+const READ_BUFFER: usize = 16 << 10;
+/// Output buffer capacity a connection keeps between bursts; a burst may grow it, and it is
+/// given back once the burst is written, so an idle connection holds little.
+const KEPT_WRITE_BUFFER: usize = 16 << 10;
 /// How long the writer of a closed connection may still spend delivering output queued before
 /// the close (a last answer, say). A peer that does not drain its socket in that time is
 /// abandoned, so a stuck reader cannot hold the writer task and the socket forever.
@@ -409,7 +414,7 @@ async fn dispatch(
 
 async fn write_loop<W: AsyncWrite>(handle: &ConnectionHandle, writer: W) -> Result<(), NetError> {
     tokio::pin!(writer);
-    let mut buffer = Vec::with_capacity(READ_BUFFER);
+    let mut buffer = Vec::new();
     let mut closed = handle.0.closed.subscribe();
     loop {
         let is_closed = {
@@ -445,5 +450,7 @@ async fn write_loop<W: AsyncWrite>(handle: &ConnectionHandle, writer: W) -> Resu
             .bytes_sent
             .fetch_add(buffer.len() as u64, Ordering::Relaxed);
         buffer.clear();
+        // The session's and this buffer are swapped turn by turn; both end up trimmed here.
+        buffer.shrink_to(KEPT_WRITE_BUFFER);
     }
 }
