@@ -11,10 +11,9 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
 use crate::accounts::Books;
-use crate::chain::{genesis_hash, next_hash, verify_batch, PublicKey, Signature};
+use crate::chain::{genesis_hash, verify_batch, PublicKey, Signature};
 use crate::error::{CorruptReason, OpenError};
-use crate::record::Record;
-use crate::store::Head;
+use crate::store::{verify_row, Head};
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
@@ -140,29 +139,9 @@ pub(crate) fn read_verified(
     let mut head_signed = true;
     for row in records.iter().map_err(redb_error)? {
         let (key, value) = row.map_err(redb_error)?;
-        let expected = head.seqno + 1;
-        if key.value() != expected {
-            return Err(corrupt(expected, CorruptReason::Gap { expected }));
-        }
-        let seqno = expected;
         let value = value.value();
-        if value.len() < 32 {
-            return Err(corrupt(seqno, CorruptReason::Short));
-        }
-        let (stored_hash, encoded) = value.split_at(32);
-        let (record_seqno, record) =
-            Record::decode(encoded).map_err(|e| corrupt(seqno, CorruptReason::Decode(e)))?;
-        if record_seqno != seqno {
-            return Err(corrupt(seqno, CorruptReason::SeqnoMismatch(record_seqno)));
-        }
-        let hash = next_hash(&head.hash, encoded);
-        if stored_hash != hash {
-            return Err(corrupt(seqno, CorruptReason::HashMismatch));
-        }
-        books
-            .apply(&record)
-            .map_err(|source| OpenError::InvalidRecord { seqno, source })?;
-        head = Head { seqno, hash };
+        head = verify_row(&head, &mut books, key.value(), value)?;
+        let seqno = head.seqno;
         head_signed = false;
         rows.push((seqno, value.to_vec()));
 
@@ -187,7 +166,7 @@ pub(crate) fn read_verified(
                     .expect("peeked just above")
                     .map_err(redb_error)?;
                 let signature = signature.value();
-                if !verify_batch(public_key, seqno, &hash, &signature) {
+                if !verify_batch(public_key, seqno, &head.hash, &signature) {
                     return Err(OpenError::BadSignature { seqno });
                 }
                 head_signed = true;

@@ -420,6 +420,38 @@ fn check_header(file: &File, public_key: &PublicKey) -> Result<(), OpenError> {
     Ok(())
 }
 
+/// Checks one stored row (`h_n ‖ encoding`, stored under `key`) against the chain so far —
+/// the next seqno, a record that decodes and names that seqno, the right hash — applies it to
+/// `books`, and returns the new head. Shared by the log and the redb format it migrates from.
+pub(crate) fn verify_row(
+    head: &Head,
+    books: &mut Books,
+    key: u64,
+    value: &[u8],
+) -> Result<Head, OpenError> {
+    let seqno = head.seqno + 1;
+    if key != seqno {
+        return Err(corrupt(seqno, CorruptReason::Gap { expected: seqno }));
+    }
+    if value.len() < 32 {
+        return Err(corrupt(seqno, CorruptReason::Short));
+    }
+    let (stored_hash, encoded) = value.split_at(32);
+    let (record_seqno, record) =
+        Record::decode(encoded).map_err(|e| corrupt(seqno, CorruptReason::Decode(e)))?;
+    if record_seqno != seqno {
+        return Err(corrupt(seqno, CorruptReason::SeqnoMismatch(record_seqno)));
+    }
+    let hash = next_hash(&head.hash, encoded);
+    if stored_hash != hash {
+        return Err(corrupt(seqno, CorruptReason::HashMismatch));
+    }
+    books
+        .apply(&record)
+        .map_err(|source| OpenError::InvalidRecord { seqno, source })?;
+    Ok(Head { seqno, hash })
+}
+
 /// Bytes at the end of the log to cut off.
 struct Torn {
     offset: u64,
@@ -458,30 +490,9 @@ impl Verifier<'_> {
         let first = frame.rows[0].0;
         let mut signed_hash = None;
         for &(key, value) in &frame.rows {
-            let expected = self.head.seqno + 1;
-            if key != expected {
-                return Err(corrupt(expected, CorruptReason::Gap { expected }));
-            }
-            let seqno = expected;
-            if value.len() < 32 {
-                return Err(corrupt(seqno, CorruptReason::Short));
-            }
-            let (stored_hash, encoded) = value.split_at(32);
-            let (record_seqno, record) =
-                Record::decode(encoded).map_err(|e| corrupt(seqno, CorruptReason::Decode(e)))?;
-            if record_seqno != seqno {
-                return Err(corrupt(seqno, CorruptReason::SeqnoMismatch(record_seqno)));
-            }
-            let hash = next_hash(&self.head.hash, encoded);
-            if stored_hash != hash {
-                return Err(corrupt(seqno, CorruptReason::HashMismatch));
-            }
-            self.books
-                .apply(&record)
-                .map_err(|source| OpenError::InvalidRecord { seqno, source })?;
-            self.head = Head { seqno, hash };
-            if seqno == frame.signed_seqno {
-                signed_hash = Some(hash);
+            self.head = verify_row(&self.head, &mut self.books, key, value)?;
+            if self.head.seqno == frame.signed_seqno {
+                signed_hash = Some(self.head.hash);
             }
         }
         if let Some(dangling) = self.dangling {
