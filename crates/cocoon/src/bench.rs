@@ -261,7 +261,7 @@ async fn paid(args: PaidBenchArgs) -> Result<()> {
         anyhow::bail!("--seconds must be between 0 and 3600");
     }
     let concurrency = args.concurrency.max(1);
-    let dir = tempfile_dir()?;
+    let dir = tempfile_dir("paid")?;
     println!(
         "devnet requests through HTTP → client → proxy → worker → mock backend; {concurrency} concurrent, {} s each",
         args.seconds
@@ -341,9 +341,10 @@ async fn paid(args: PaidBenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
+/// A fresh directory `cocoon-bench-<what>-<pid>-<nanos>` under the system's temporary one.
+pub(crate) fn tempfile_dir(what: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
-        "cocoon-bench-paid-{}-{}",
+        "cocoon-bench-{what}-{}-{}",
         std::process::id(),
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

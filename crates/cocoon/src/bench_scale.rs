@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -364,15 +364,7 @@ impl Drop for ProxyChild {
 }
 
 async fn start_proxy(args: &ScaleArgs) -> Result<ProxyChild> {
-    let dir = std::env::temp_dir().join(format!(
-        "cocoon-bench-scale-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = crate::bench::tempfile_dir("scale")?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut config = cocoon_proxy::ProxyConfig::new(
         TeeConfig::of(TeeKind::DangerFake),
