@@ -35,8 +35,8 @@ const INCOMING_CAPACITY: usize = 1024;
 /// One TLS record's worth of plaintext per read: larger buffers only cost memory on every idle
 /// connection (a proxy holds one per worker and per client; see ARCHITECTURE's memory figures).
 const READ_BUFFER: usize = 16 << 10;
-/// Output buffer capacity a connection keeps between bursts; a burst may grow it, and it is
-/// given back once the burst is written, so an idle connection holds little.
+/// Output buffer capacity a connection keeps while idle; a burst may grow it, and it is given
+/// back once the connection has nothing left to write, so an idle connection holds little.
 const KEPT_WRITE_BUFFER: usize = 16 << 10;
 /// How long the writer of a closed connection may still spend delivering output queued before
 /// the close (a last answer, say). A peer that does not drain its socket in that time is
@@ -427,6 +427,10 @@ async fn write_loop<W: AsyncWrite>(handle: &ConnectionHandle, writer: W) -> Resu
                 let _ = writer.shutdown().await;
                 return Ok(());
             }
+            // Going idle: give back what a burst grew. Not after every write, which would
+            // reallocate on a busy connection each time; the session's buffer and this one are
+            // swapped turn by turn, so both are trimmed over two idle spells.
+            buffer.shrink_to(KEPT_WRITE_BUFFER);
             tokio::select! {
                 _ = handle.0.writer_wake.notified() => continue,
                 _ = wait_true(&mut closed) => continue,
@@ -450,7 +454,5 @@ async fn write_loop<W: AsyncWrite>(handle: &ConnectionHandle, writer: W) -> Resu
             .bytes_sent
             .fetch_add(buffer.len() as u64, Ordering::Relaxed);
         buffer.clear();
-        // The session's and this buffer are swapped turn by turn; both end up trimmed here.
-        buffer.shrink_to(KEPT_WRITE_BUFFER);
     }
 }
