@@ -243,6 +243,27 @@ data: [DONE]\n\n";
     }
 
     #[test]
+    fn text_events_are_counted_once_each_across_any_split() {
+        // An event with both keys counts once; a key whose value starts in the next event
+        // does not count; the last event has no terminator.
+        let stream = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"},\"text\":\"b\"}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\n\n\"x\"}}]}\n\n\
+data: {\"choices\":[{\"text\":\"c\"}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"d\"}}]}";
+        for split in 0..=stream.len() {
+            let mut tracker = SseUsageTracker::new(false);
+            let mut out = Vec::new();
+            tracker.push(&stream.as_bytes()[..split], &mut out);
+            tracker.push(&stream.as_bytes()[split..], &mut out);
+            tracker.finish(&mut out);
+            assert_eq!(out, stream.as_bytes(), "split at {split}");
+            assert_eq!(tracker.estimate(0).completion_tokens_used, 3, "split at {split}");
+            assert_eq!(tracker.events(), 5, "split at {split}");
+        }
+    }
+
+    #[test]
     fn json_usage_with_reasoning() {
         let body = br#"{"usage":{"prompt_tokens":10,"completion_tokens":20,"total_tokens":30,"completion_tokens_details":{"reasoning_tokens":5}}}"#;
         let usage = tokens_from_json_body(body).unwrap();
