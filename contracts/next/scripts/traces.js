@@ -131,6 +131,8 @@ function scenario(a) {
             walletExternal({ seqno: 1, validUntil: later + 3600, messages: [[3, transfer(a.bob.address, toNano('1'))]] })),
         ext('wallet external replayed (1032, not accepted)', later + 60, 'wallet',
             walletExternal({ seqno: 1, validUntil: later + 3600, messages: [[3, transfer(a.bob.address, toNano('1'))]] })),
+        // The rejected external leaves no trace, in logical time either: the next lt follows on.
+        int('value to a code-less address after the rejected external', later + 70, 'eve', 'bob', toNano('0.5'), new Cell(), { bounce: false }),
         get('wallet seqno', later + 60, 'wallet', 'seqno'),
         get('wallet get_owner_address', later + 60, 'wallet', 'get_owner_address'),
     ];

@@ -47,13 +47,15 @@
 //! - **Basechain only.** Messages to other workchains are refused
 //!   ([`Error::UnsupportedWorkchain`]); extra currencies and libraries are untested.
 //! - **Rejected externals** are an error ([`Error::ExternalNotAccepted`], with the exit code),
-//!   as the sandbox throws; no transaction is recorded.
+//!   as the sandbox throws; no transaction is recorded, but the lt step is used up, as in the
+//!   sandbox.
 //!
 //! # Guarantees
 //!
 //! - A send either returns its whole [`Trace`] or fails and changes nothing: accounts and lt
-//!   are rolled back on any error, including [`Error::TooManyTransactions`] (the bound on one
-//!   trace, [`DEFAULT_MAX_TRANSACTIONS`] unless set), which is how a message loop ends.
+//!   (but for a rejected external's lt step) are rolled back on any error, including
+//!   [`Error::TooManyTransactions`] (the bound on one trace, [`DEFAULT_MAX_TRANSACTIONS`]
+//!   unless set), which is how a message loop ends.
 //! - Bad input is an [`Error`], never a panic: malformed BOCs, a body that is not the expected
 //!   cell, cell overflow, unknown or non-active accounts.
 //! - Deterministic: the same sends at the same `now`, lt and seed give the same results.

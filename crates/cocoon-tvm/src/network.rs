@@ -276,13 +276,20 @@ impl Network {
     }
 
     /// Runs the first message and then every internal message the trace produces, oldest first.
-    /// On any error, the accounts and lt are put back as they were.
+    /// On any error, the accounts and lt are put back as they were (but for the lt step of a
+    /// rejected external).
     fn deliver(&mut self, first: Cell) -> Result<Trace> {
         let lt_before = self.lt;
         let mut undo: HashMap<HashBytes, Option<ShardAccount>> = HashMap::new();
         let result = self.deliver_with_undo(first, &mut undo);
-        if result.is_err() {
-            self.lt = lt_before;
+        if let Err(error) = &result {
+            // A rejected external can only be the first message, so nothing else ran; it
+            // still used up its lt step, as in the sandbox (whose lt advances before it
+            // tries a message), so the lts of later transactions stay the sandbox's.
+            self.lt = match error {
+                Error::ExternalNotAccepted { .. } => lt_before + LT_STEP,
+                _ => lt_before,
+            };
             for (hash, previous) in undo {
                 match previous {
                     Some(account) => self.accounts.insert(hash, account),
@@ -651,5 +658,8 @@ fn mirror_uninit_storage_stat(account: &mut Account) -> bool {
 }
 
 fn executor_error(error: TxError) -> Error {
-    Error::Executor(format!("{error:#}"))
+    match error {
+        TxError::Fatal(cause) => Error::Executor(format!("{cause:#}")),
+        TxError::Skipped => Error::Executor("message skipped".into()),
+    }
 }

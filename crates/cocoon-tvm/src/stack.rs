@@ -69,7 +69,14 @@ impl StackValue {
         Ok(match self {
             Self::Null => Stack::make_null(),
             Self::NaN => Stack::make_nan(),
-            Self::Int(value) => SafeRc::new_dyn_value(value.clone()),
+            Self::Int(value) => {
+                // TVM integers are 257-bit signed: [-2^256, 2^256).
+                let fits = value.bits() <= 256 || *value == -(BigInt::from(1u8) << 256u32);
+                if !fits {
+                    return Err(Error::UnsupportedStackValue("integer outside 257 bits"));
+                }
+                SafeRc::new_dyn_value(value.clone())
+            }
             Self::Cell(boc) => SafeRc::new_dyn_value(decode("stack cell", boc)?),
             Self::Slice(boc) => SafeRc::new_dyn_value(OwnedCellSlice::new_allow_exotic(decode(
                 "stack slice",
@@ -175,6 +182,19 @@ mod tests {
             Some(address)
         );
         assert_eq!(StackValue::int(3).as_address(), None);
+    }
+
+    #[test]
+    fn integers_must_fit_257_bits() {
+        let limit = BigInt::from(1u8) << 256u32;
+        assert!(StackValue::Int(-limit.clone()).to_vm().is_ok());
+        assert!(StackValue::Int(limit.clone() - 1u8).to_vm().is_ok());
+        for value in [limit.clone(), -limit - 1u8] {
+            assert!(matches!(
+                StackValue::Int(value).to_vm(),
+                Err(Error::UnsupportedStackValue(_))
+            ));
+        }
     }
 
     #[test]

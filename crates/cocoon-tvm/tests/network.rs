@@ -140,13 +140,6 @@ fn bad_input_is_an_error_and_changes_nothing() {
         Err(Error::BadBoc { .. })
     ));
     let empty = Boc::encode(Cell::empty_cell());
-    assert!(matches!(
-        network.send_external(&plain(9), &empty, None),
-        Err(Error::ExternalNotAccepted {
-            exit_code: None,
-            ..
-        })
-    ));
     let other_workchain = Address {
         workchain: -1,
         hash: [9; 32],
@@ -176,7 +169,36 @@ fn bad_input_is_an_error_and_changes_nothing() {
         Network::address_of(&garbage),
         Err(Error::BadBoc { .. })
     ));
+    assert!(matches!(
+        network.run_get_method(&plain(9), "seqno", &[StackValue::Cell(garbage.clone())]),
+        Err(Error::AccountNotActive(_))
+    ));
+    // Time running backwards (before an account's last storage payment) is refused by the
+    // executor: an error, and nothing changes.
+    network.set_now(START - 1_000).unwrap();
+    let error = network
+        .send_internal(&value_to(plain(9), TON, false))
+        .unwrap_err();
+    assert!(matches!(error, Error::Executor(_)), "{error}");
+    network.set_now(START).unwrap();
     assert_eq!(network.snapshot().unwrap(), before);
+
+    // A code-less account rejects every external; as in the sandbox, the attempt uses up an
+    // lt step and nothing else.
+    assert!(matches!(
+        network.send_external(&plain(9), &empty, None),
+        Err(Error::ExternalNotAccepted {
+            exit_code: None,
+            ..
+        })
+    ));
+    let lt = network.lt();
+    let after = Network::restore(&network.snapshot().unwrap()).unwrap();
+    assert_eq!(
+        lt,
+        Network::restore(&before).unwrap().lt() + cocoon_tvm::LT_STEP
+    );
+    assert_eq!(after.balance(&plain(9)).unwrap(), TON);
 }
 
 #[test]
