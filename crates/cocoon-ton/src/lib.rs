@@ -6,6 +6,7 @@
 //! against both.
 
 pub mod chain;
+pub mod cocoon;
 pub mod coins;
 pub mod keyfile;
 pub mod local;
