@@ -235,6 +235,11 @@ async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
             "queued_peak_bytes": load(&shared.pool.streams.queued_peak_bytes),
             "queue_limit_bytes": proxies::MAX_QUEUED_PER_STREAM,
         },
+        "payments": {
+            "billed_requests": load(&shared.pool.payments.billed_requests),
+            "billed_tokens": load(&shared.pool.payments.billed_tokens),
+            "charged_tokens": load(&shared.pool.payments.charged_tokens),
+        },
         "tokens": s.tokens.totals(),
     }))
 }

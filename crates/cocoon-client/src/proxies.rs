@@ -89,6 +89,17 @@ impl Answers {
     }
 }
 
+/// What paid proxies reported of this client's payments, for `/stats` and `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct PaymentStats {
+    /// Requests a paid proxy reported the cost of (`proxy.clientRequestPayment`).
+    pub billed_requests: AtomicU64,
+    /// The tokens those reports charged.
+    pub billed_tokens: AtomicU64,
+    /// The largest count of charged tokens a proxy reported (its books, durable).
+    pub charged_tokens: AtomicU64,
+}
+
 /// Slow-reader counters for `/stats` and `/metrics`.
 #[derive(Debug, Default)]
 pub(crate) struct StreamStats {
@@ -110,6 +121,7 @@ pub(crate) struct ProxyPool {
     /// Why the last connection attempt failed, for the API's "no proxy" answer.
     last_error: Mutex<Option<String>>,
     pub streams: StreamStats,
+    pub payments: PaymentStats,
 }
 
 /// Removes a request's routing entry when its HTTP response is done or dropped.
@@ -150,6 +162,7 @@ impl ProxyPool {
             max_reconnect,
             last_error: Mutex::new(None),
             streams: StreamStats::default(),
+            payments: PaymentStats::default(),
         }
     }
 
@@ -363,8 +376,18 @@ impl ProxyPool {
         self.slots()[slot] = Some(handle.clone());
         while let Some(message) = next_incoming(&mut incoming, shutdown).await {
             match message {
-                Incoming::Packet(data) => match ClientQueryAnswer::from_bytes(&data) {
-                    Ok(answer) => self.route(answer),
+                Incoming::Packet(data) => match ProxyToClientMessage::from_bytes(&data) {
+                    Ok(ProxyToClientMessage::Answer(answer)) => self.route(answer),
+                    Ok(ProxyToClientMessage::RequestPayment(payment)) => {
+                        let stats = &self.payments;
+                        stats.billed_requests.fetch_add(1, Ordering::Relaxed);
+                        let tokens = u64::try_from(payment.request_tokens).unwrap_or(0);
+                        stats.billed_tokens.fetch_add(tokens, Ordering::Relaxed);
+                        let charged = u64::try_from(payment.db_tokens).unwrap_or(0);
+                        stats.charged_tokens.fetch_max(charged, Ordering::Relaxed);
+                    }
+                    // A newer signed charge alone: this client does not submit charges itself.
+                    Ok(ProxyToClientMessage::SignedPayment(_)) => {}
                     Err(error) => {
                         warn!(%error, bytes = data.len(), "malformed packet from proxy; dropping connection");
                         break;

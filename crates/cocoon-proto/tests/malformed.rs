@@ -33,6 +33,12 @@ fn decode_everything(data: &[u8]) {
     let _ = WorkerToProxyMessage::from_bytes(data);
     let _ = WorkerConnectedToProxy::from_bytes(data);
     let _ = WorkerCompareBalanceWithProxyResult::from_bytes(data);
+    let _ = WorkerExtendedCompareBalanceWithProxyResult::from_bytes(data);
+    let _ = WorkerPaymentStatus::from_bytes(data);
+    let _ = ClientPaymentStatus::from_bytes(data);
+    let _ = ClientRefundAnswer::from_bytes(data);
+    let _ = ProxyToClientMessage::from_bytes(data);
+    let _ = ProxyToWorkerMessage::from_bytes(data);
     let _ = PowChallenge::from_bytes(data);
     let _ = PowResponse::from_bytes(data);
 }

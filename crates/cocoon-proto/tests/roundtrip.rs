@@ -326,6 +326,31 @@ round_trip! {
         }),
         Just(ClientToProxyQuery::AuthorizeLong(ClientAuthorizeWithProxyLong {})),
         Just(ClientToProxyQuery::GetWorkerTypesV2(ClientGetWorkerTypesV2 {})),
+        Just(ClientToProxyQuery::UpdatePaymentStatus(ClientUpdatePaymentStatus {})),
+        Just(ClientToProxyQuery::RequestRefund(ClientRequestRefund {})),
+    ];
+    client_payment_statuses: (signed_payment(), any::<i64>(), any::<i64>()).prop_map(
+        |(signed_payment, db_tokens, max_tokens)| ClientPaymentStatus {
+            signed_payment, db_tokens, max_tokens,
+        }
+    );
+    client_refunds: prop_oneof![
+        blob().prop_map(|data| ClientRefundAnswer::Refund(ClientRefund { data })),
+        any::<i64>().prop_map(|active_queries| {
+            ClientRefundAnswer::Rejected(ClientRefundRejected { active_queries })
+        }),
+    ];
+    proxy_to_client_messages: prop_oneof![
+        client_answer().prop_map(ProxyToClientMessage::Answer),
+        (any::<[u8; 32]>(), signed_payment(), any::<[i64; 3]>()).prop_map(
+            |(request_id, signed_payment, numbers)| {
+                ProxyToClientMessage::RequestPayment(ProxyClientRequestPayment {
+                    request_id, signed_payment,
+                    db_tokens: numbers[0], max_tokens: numbers[1], request_tokens: numbers[2],
+                })
+            }
+        ),
+        signed_payment().prop_map(ProxyToClientMessage::SignedPayment),
     ];
     client_run_query: (
         (text(), blob(), any::<i32>(), any::<i32>()),
@@ -372,6 +397,40 @@ round_trip! {
         any::<bool>().prop_map(|is_disabled| {
             WorkerToProxyQuery::HandshakeComplete(WorkerProxyHandshakeComplete { is_disabled })
         }),
+        (any::<i64>(), blob()).prop_map(|(tokens_committed_to_db, other)| {
+            WorkerToProxyQuery::ExtendedCompareBalance(WorkerExtendedCompareBalanceWithProxy {
+                tokens_committed_to_db, other,
+            })
+        }),
+        Just(WorkerToProxyQuery::UpdatePaymentStatus(WorkerUpdatePaymentStatus {})),
+    ];
+    worker_extended_results: any::<i32>().prop_map(|error_code| {
+        WorkerExtendedCompareBalanceWithProxyResult { error_code }
+    });
+    worker_payment_statuses: (signed_payment(), any::<i64>(), any::<i64>()).prop_map(
+        |(signed_payment, db_tokens, max_tokens)| WorkerPaymentStatus {
+            signed_payment, db_tokens, max_tokens,
+        }
+    );
+    proxy_to_worker_messages: prop_oneof![
+        (
+            blob(), signed_payment(), any::<i64>(), seconds(), any::<[u8; 32]>(),
+            any::<Option<bool>>(),
+        ).prop_map(|(query, signed_payment, coefficient, timeout, request_id, enable_debug)| {
+            ProxyToWorkerMessage::RunQuery(ProxyRunQueryEx {
+                query, signed_payment, coefficient, timeout, request_id, enable_debug,
+            })
+        }),
+        (any::<[u8; 32]>(), signed_payment(), any::<[i64; 3]>(), text()).prop_map(
+            |(request_id, signed_payment, numbers, request_client_owner)| {
+                ProxyToWorkerMessage::RequestPayment(ProxyWorkerRequestPayment {
+                    request_id, signed_payment,
+                    db_tokens: numbers[0], max_tokens: numbers[1], request_tokens: numbers[2],
+                    request_client_owner,
+                })
+            }
+        ),
+        signed_payment().prop_map(ProxyToWorkerMessage::SignedPayment),
     ];
     worker_connected: (proxy_params(), text()).prop_map(|(params, worker_sc_address)| {
         WorkerConnectedToProxy { params, worker_sc_address }

@@ -18,6 +18,7 @@ use cocoon_net::ConnectionHandle;
 use cocoon_proto::{codes, *};
 
 use crate::ledger::{billable_tokens, Books, Charged, Reservation};
+use crate::payments::Payments;
 
 /// A request is tried on at most this many workers, and only while no answer byte reached the
 /// client (after that, replaying would duplicate output).
@@ -204,7 +205,18 @@ enum Outgoing {
     ToWorker(ConnectionHandle, ProxyRunQueryEx),
     /// A request's last message, held until its charge is durable: a client never sees the end
     /// of an answer the ledger could forget.
-    AfterCharge(ConnectionHandle, ClientQueryAnswer, cocoon_ledger::Pending),
+    AfterCharge(ConnectionHandle, ClientQueryAnswer, ChargeWait),
+}
+
+/// A paid request's charge on its way to the disk, and whom to tell what it cost once it is
+/// there (`proxy.clientRequestPayment` after the last part, `proxy.workerRequestPayment`), as
+/// the reference proxy does after every request.
+pub(crate) struct ChargeWait {
+    pending: cocoon_ledger::Pending,
+    client_key: String,
+    worker: Option<(ConnectionHandle, String)>,
+    worker_request_id: [u8; 32],
+    tokens: u64,
 }
 
 fn send(handle: &ConnectionHandle, bytes: &[u8]) {
@@ -213,24 +225,40 @@ fn send(handle: &ConnectionHandle, bytes: &[u8]) {
     }
 }
 
-fn send_all(outgoing: Vec<Outgoing>) {
+fn send_all(payments: Option<&Arc<Payments>>, outgoing: Vec<Outgoing>) {
     for message in outgoing {
         match message {
             Outgoing::ToClient(handle, answer) => send(&handle, &answer.to_bytes()),
             Outgoing::ToWorker(handle, query) => send(&handle, &query.to_bytes()),
-            Outgoing::AfterCharge(handle, answer, pending) => {
+            Outgoing::AfterCharge(handle, answer, wait) => {
+                let payments = payments.cloned();
                 tokio::spawn(async move {
+                    let ChargeWait {
+                        pending,
+                        client_key,
+                        worker,
+                        worker_request_id,
+                        tokens,
+                    } = wait;
+                    let request_id = *answer.request_id();
                     match pending.await {
-                        Ok(_) => send(&handle, &answer.to_bytes()),
+                        Ok(_) => {
+                            send(&handle, &answer.to_bytes());
+                            if let Some(payments) = payments {
+                                tell_payment(
+                                    &payments,
+                                    (&handle, &client_key, request_id),
+                                    worker
+                                        .as_ref()
+                                        .map(|(h, k)| (h, k.as_str(), worker_request_id)),
+                                    tokens,
+                                );
+                            }
+                        }
                         Err(error) => {
                             // Not durable, so not billed: the client gets an error instead of
                             // an end it would not be charged for.
                             tracing::error!(%error, "a charge could not be recorded");
-                            let request_id = match &answer {
-                                ClientQueryAnswer::Answer(a) => a.request_id,
-                                ClientQueryAnswer::Part(p) => p.request_id,
-                                ClientQueryAnswer::Error(e) => e.request_id,
-                            };
                             let failed = error_answer(
                                 request_id,
                                 codes::INTERNAL,
@@ -243,6 +271,44 @@ fn send_all(outgoing: Vec<Outgoing>) {
                 });
             }
         }
+    }
+}
+
+/// Tells the client (`proxy.clientRequestPayment`, after the last part, in the same write) and
+/// the worker (`proxy.workerRequestPayment`, at most once a second) of a finished paid request
+/// what it cost and where their payments stand (the numbers are durable: the charge is).
+fn tell_payment(
+    payments: &Payments,
+    (client, client_key, client_request_id): (&ConnectionHandle, &str, [u8; 32]),
+    worker: Option<(&ConnectionHandle, &str, [u8; 32])>,
+    tokens: u64,
+) {
+    let request_tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+    let status = payments.client_status(client_key);
+    let to_client = ProxyClientRequestPayment {
+        request_id: client_request_id,
+        signed_payment: status.signed_payment,
+        db_tokens: status.db_tokens,
+        max_tokens: status.max_tokens,
+        request_tokens,
+    };
+    send(client, &to_client.to_bytes());
+    // The worker's copy is informational (it polls `worker.updatePaymentStatus` too) and costs
+    // it a wake-up: at most one a second per worker, so a busy worker is not woken per request.
+    let worker = worker.filter(|(_, key, _)| payments.worker_notice_due(key));
+    if let Some((handle, worker_key, worker_request_id)) = worker {
+        let status = payments.worker_status(worker_key);
+        let to_worker = ProxyWorkerRequestPayment {
+            request_id: worker_request_id,
+            signed_payment: status.signed_payment,
+            db_tokens: status.db_tokens,
+            max_tokens: status.max_tokens,
+            request_tokens,
+            // The reference names the client's wallet here; the books key clients by their
+            // contract and no worker reads the field, so it stays empty.
+            request_client_owner: String::new(),
+        };
+        send(handle, &to_worker.to_bytes());
     }
 }
 
@@ -323,7 +389,7 @@ impl Router {
                 );
             }
         }
-        send_all(outgoing);
+        send_all(self.payments.as_ref(), outgoing);
     }
 
     /// Models with at least one ready, enabled worker, for `client.getWorkerTypesV2`.
@@ -453,15 +519,18 @@ impl Router {
             Ok(reservation) => reservation,
             Err(error) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                send_all(vec![Outgoing::ToClient(
-                    client.clone(),
-                    error_answer(
-                        query.request_id,
-                        codes::PAYMENT_REQUIRED,
-                        error.to_string(),
-                        TokensUsed::default(),
-                    ),
-                )]);
+                send_all(
+                    self.payments.as_ref(),
+                    vec![Outgoing::ToClient(
+                        client.clone(),
+                        error_answer(
+                            query.request_id,
+                            codes::PAYMENT_REQUIRED,
+                            error.to_string(),
+                            TokensUsed::default(),
+                        ),
+                    )],
+                );
                 return;
             }
         };
@@ -500,7 +569,7 @@ impl Router {
                 }
             }
         }
-        send_all(outgoing);
+        send_all(self.payments.as_ref(), outgoing);
     }
 
     /// Sends a request to `worker_id` under a fresh worker-side request id.
@@ -597,7 +666,7 @@ impl Router {
         worker: Option<&WorkerEntry>,
         reported: &TokensUsed,
         bill: bool,
-    ) -> Option<cocoon_ledger::Pending> {
+    ) -> Option<ChargeWait> {
         self.counters.tokens.add(reported);
         let reservation = entry.reservation.take()?;
         let tokens = billable_tokens(reported);
@@ -605,13 +674,25 @@ impl Router {
             self.ledger.release(reservation);
             return None;
         }
+        // Only a paid charge waits, and only then is the key needed (see `tell_payment`).
+        let client_key = if self.ledger.is_paid() {
+            reservation.client_key().to_owned()
+        } else {
+            String::new()
+        };
         let worker_key = worker.map(|w| w.owner.as_str()).unwrap_or("unknown-worker");
         match self
             .ledger
             .charge(reservation, worker_key, tokens, worker_request_id)
         {
             Charged::Done => None,
-            Charged::Pending(pending) => Some(pending),
+            Charged::Pending(pending) => Some(ChargeWait {
+                pending,
+                client_key,
+                worker: worker.map(|w| (w.handle.clone(), w.owner.clone())),
+                worker_request_id,
+                tokens,
+            }),
         }
     }
 
@@ -619,10 +700,10 @@ impl Router {
     fn final_message(
         client: ConnectionHandle,
         answer: ClientQueryAnswer,
-        pending: Option<cocoon_ledger::Pending>,
+        pending: Option<ChargeWait>,
     ) -> Outgoing {
         match pending {
-            Some(pending) => Outgoing::AfterCharge(client, answer, pending),
+            Some(wait) => Outgoing::AfterCharge(client, answer, wait),
             None => Outgoing::ToClient(client, answer),
         }
     }
@@ -686,7 +767,7 @@ impl Router {
                 }
             }
         }
-        send_all(outgoing);
+        send_all(self.payments.as_ref(), outgoing);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -807,7 +888,7 @@ impl Router {
                 let _ = self.settle(&mut entry, request_id, None, &TokensUsed::default(), false);
             }
         }
-        send_all(outgoing);
+        send_all(self.payments.as_ref(), outgoing);
     }
 
     /// Forgets requests of a client that went away (their reservations are released; a

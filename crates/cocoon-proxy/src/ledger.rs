@@ -130,6 +130,16 @@ pub enum Reservation {
     Paid(cocoon_ledger::Reservation),
 }
 
+impl Reservation {
+    /// The client whose tokens are held: its key in the books.
+    pub fn client_key(&self) -> &str {
+        match self {
+            Reservation::Free(r) => &r.client,
+            Reservation::Paid(r) => r.client(),
+        }
+    }
+}
+
 /// What became of a charge.
 #[must_use = "a paid charge is only durable once its Pending resolves"]
 pub enum Charged {

@@ -7,9 +7,10 @@
 //! next round simply signs again (the contracts only take increasing counts, so a repeat is
 //! harmless); the reverse order could leave a signature on chain the ledger forgot.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cocoon_ledger::{Ledger, LedgerConfig};
@@ -217,6 +218,45 @@ pub struct Payments {
     config: PaymentsConfig,
     /// The seqno the proxy contract holds.
     committed: AtomicU64,
+    /// The newest signed message per (opcode, contract) and its token count: signing costs tens
+    /// of µs, and every finished request tells its client and worker their signed payment.
+    /// Per contract: (opcode, tokens, message).
+    signatures: Mutex<HashMap<String, Vec<SignatureSlot>>>,
+    /// When each worker was last sent a `proxy.workerRequestPayment`.
+    worker_notices: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+/// One cached signed message: (opcode, tokens, message).
+type SignatureSlot = (u32, u64, SignedPayment);
+
+/// The least time between two `proxy.workerRequestPayment`s to one worker (see
+/// [`Payments::worker_notice_due`]).
+const WORKER_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A peer's payment status, in the meaning the C++ runners give the three numbers of
+/// `paymentStatus`, `authorizationWithProxySuccess`, `compareBalanceWithProxyResult` and the
+/// `*RequestPayment` messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PaymentStatus {
+    /// The newest signed charge (client) or payout (worker): what can be committed to the
+    /// chain.
+    pub signed_payment: SignedPayment,
+    /// Tokens the ledger holds durably.
+    pub db_tokens: i64,
+    /// All tokens the proxy knows of. A paid request's charge is durable before its last part
+    /// is sent, so this equals `db_tokens` whenever a peer can see it.
+    pub max_tokens: i64,
+}
+
+impl PaymentStatus {
+    /// A free proxy's answer: nothing signed, nothing counted.
+    pub(crate) fn free() -> PaymentStatus {
+        PaymentStatus {
+            signed_payment: SignedPayment::Empty,
+            db_tokens: 0,
+            max_tokens: 0,
+        }
+    }
 }
 
 fn parse_address(text: &str) -> Option<Address> {
@@ -293,6 +333,8 @@ impl Payments {
             price_per_token: u128::from(state.params.price_per_token),
             config: config.clone(),
             committed: AtomicU64::new(state.seqno),
+            signatures: Mutex::new(HashMap::new()),
+            worker_notices: Mutex::new(HashMap::new()),
         })
     }
 
@@ -388,22 +430,37 @@ impl Payments {
         hash == contract.secret_hash
     }
 
-    /// What a client is told at authorization: the latest signed charge, the tokens the
-    /// proxy billed, and how many more tokens it can pay for.
-    pub(crate) fn client_reconciliation(&self, key: &str) -> (SignedPayment, i64, i64) {
+    /// A client's payment status: the newest signed charge (`signedPaymentEmpty` before the
+    /// first), and the tokens charged to it.
+    pub(crate) fn client_status(&self, key: &str) -> PaymentStatus {
         let Some(account) = self.ledger.client(key) else {
-            return (SignedPayment::Empty, 0, 0);
+            return PaymentStatus {
+                signed_payment: SignedPayment::Empty,
+                db_tokens: 0,
+                max_tokens: 0,
+            };
         };
-        let signed = self.signed(op::CHARGE_SIGNED, key, account.signed_tokens);
-        let max_tokens = account
-            .available_nano
-            .checked_div(self.price_per_token)
-            .unwrap_or(u128::MAX);
-        (
-            signed,
-            i64::try_from(account.charged_tokens).unwrap_or(i64::MAX),
-            i64::try_from(max_tokens).unwrap_or(i64::MAX),
-        )
+        let charged = i64::try_from(account.charged_tokens).unwrap_or(i64::MAX);
+        PaymentStatus {
+            signed_payment: self.signed(op::CHARGE_SIGNED, key, account.signed_tokens),
+            db_tokens: charged,
+            max_tokens: charged,
+        }
+    }
+
+    /// A worker's payment status: the newest signed payout, signed even for 0 tokens (a C++
+    /// worker drops a proxy that sends `signedPaymentEmpty` here), and the tokens it earned.
+    pub(crate) fn worker_status(&self, key: &str) -> PaymentStatus {
+        let (paid, earned) = self
+            .ledger
+            .worker(key)
+            .map_or((0, 0), |a| (a.paid_tokens, a.earned_tokens));
+        let earned = i64::try_from(earned).unwrap_or(i64::MAX);
+        PaymentStatus {
+            signed_payment: self.signed_or_zero(op::WORKER_PAYOUT_SIGNED, key, paid),
+            db_tokens: earned,
+            max_tokens: earned,
+        }
     }
 
     /// Finds `owner`'s worker contract at this proxy: the worker's key in the ledger.
@@ -436,28 +493,43 @@ impl Payments {
         }
     }
 
-    /// What a worker is told when it compares balances: a signed payout for everything it
-    /// earned (recorded first, so the ledger never forgets a signature), which it may submit to
-    /// its contract itself, and the tokens it earned.
-    pub(crate) async fn worker_reconciliation(&self, key: &str) -> (SignedPayment, i64) {
-        let Some(account) = self.ledger.worker(key) else {
-            return (SignedPayment::Empty, 0);
-        };
-        let mut signed = account.paid_tokens;
-        if account.earned_tokens > account.paid_tokens {
-            match self
-                .ledger
-                .record_signed_payout(key, account.earned_tokens)
-                .await
-            {
-                Ok(_) => signed = account.earned_tokens,
-                Err(error) => warn!(worker = %key, %error, "cannot record a signed payout"),
+    /// Whether `worker` is due a `proxy.workerRequestPayment` (none in the last
+    /// [`WORKER_NOTICE_INTERVAL`]); if so, records that it gets one now.
+    pub(crate) fn worker_notice_due(&self, worker: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut notices = self
+            .worker_notices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match notices.get_mut(worker) {
+            Some(last) if now.duration_since(*last) < WORKER_NOTICE_INTERVAL => false,
+            Some(last) => {
+                *last = now;
+                true
+            }
+            None => {
+                notices.insert(worker.to_owned(), now);
+                true
             }
         }
-        (
-            self.signed(op::WORKER_PAYOUT_SIGNED, key, signed),
-            i64::try_from(account.earned_tokens).unwrap_or(i64::MAX),
-        )
+    }
+
+    /// What a worker is told when it compares balances or asks for its payment status: a signed
+    /// payout for everything it earned (recorded first, so the ledger never forgets a
+    /// signature), which it may submit to its contract itself, and the tokens it earned.
+    pub(crate) async fn worker_reconciliation(&self, key: &str) -> PaymentStatus {
+        if let Some(account) = self.ledger.worker(key) {
+            if account.earned_tokens > account.paid_tokens {
+                if let Err(error) = self
+                    .ledger
+                    .record_signed_payout(key, account.earned_tokens)
+                    .await
+                {
+                    warn!(worker = %key, %error, "cannot record a signed payout");
+                }
+            }
+        }
+        self.worker_status(key)
     }
 
     /// The signed message for `tokens` (signing is deterministic, so this is the message the
@@ -466,16 +538,41 @@ impl Payments {
         if tokens == 0 {
             return SignedPayment::Empty;
         }
-        match self
+        self.signed_or_zero(opcode, key, tokens)
+    }
+
+    /// [`Self::signed`], signing 0 tokens too; from the cache when nothing changed.
+    fn signed_or_zero(&self, opcode: u32, key: &str, tokens: u64) -> SignedPayment {
+        let lock = || self.signatures.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = |cache: &HashMap<String, Vec<SignatureSlot>>| {
+            cache
+                .get(key)
+                .and_then(|slots| slots.iter().find(|slot| slot.0 == opcode).cloned())
+        };
+        if let Some((_, cached_tokens, payment)) = cached(&lock()) {
+            if cached_tokens == tokens {
+                return payment;
+            }
+        }
+        let payment = match self
             .sign(opcode, key, tokens)
             .and_then(|b| b.to_boc().map_err(|e| ChainError::from(e).into()))
         {
             Ok(data) => SignedPayment::Signed { data },
             Err(error) => {
                 warn!(%error, "cannot build a signed payment");
-                SignedPayment::Empty
+                return SignedPayment::Empty;
             }
+        };
+        let mut cache = lock();
+        let slots = cache.entry(key.to_owned()).or_default();
+        match slots.iter_mut().find(|slot| slot.0 == opcode) {
+            // A newer signature landed meanwhile: keep it.
+            Some(slot) if slot.1 > tokens => {}
+            Some(slot) => *slot = (opcode, tokens, payment.clone()),
+            None => slots.push((opcode, tokens, payment.clone())),
         }
+        payment
     }
 
     fn sign(&self, opcode: u32, key: &str, tokens: u64) -> Result<Body, PaymentsError> {

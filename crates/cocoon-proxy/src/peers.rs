@@ -9,7 +9,7 @@ use cocoon_proto::{codes, *};
 use tracing::{debug, info, warn};
 
 use crate::core::{Router, WorkerEntry};
-use crate::payments::{ClientContract, Payments};
+use crate::payments::{ClientContract, PaymentStatus, Payments};
 
 /// Identity facts the proxy tells peers about itself.
 pub(crate) struct ProxyIdentity {
@@ -91,7 +91,7 @@ async fn connect_client(
         ));
     }
     let contract = payments.client_contract(&owner).await?;
-    let (signed_payment, _, _) = payments.client_reconciliation(&contract.key);
+    let signed_payment = payments.client_status(&contract.key).signed_payment;
     let answer = ClientConnectedToProxy {
         params: identity.params(version),
         client_sc_address: contract.key.clone(),
@@ -146,13 +146,12 @@ pub(crate) async fn serve_client(
                                 .is_some_and(|c| Payments::secret_matches(c, &auth.data));
                             if matches {
                                 authorized = true;
-                                let (signed_payment, committed, max_tokens) =
-                                    payments.client_reconciliation(key);
-                                info!(connection = connection_id, client = %key, committed, max_tokens, "client authorized");
+                                let status = payments.client_status(key);
+                                info!(connection = connection_id, client = %key, charged = status.db_tokens, "client authorized");
                                 Ok(AuthorizationWithProxy::Success {
-                                    signed_payment,
-                                    tokens_committed_to_db: committed,
-                                    max_tokens,
+                                    signed_payment: status.signed_payment,
+                                    tokens_committed_to_db: status.db_tokens,
+                                    max_tokens: status.max_tokens,
                                 }
                                 .to_bytes())
                             } else {
@@ -171,7 +170,7 @@ pub(crate) async fn serve_client(
                             Ok(AuthorizationWithProxy::Success {
                                 signed_payment: SignedPayment::Empty,
                                 tokens_committed_to_db: 0,
-                                max_tokens: i64::MAX,
+                                max_tokens: 0,
                             }
                             .to_bytes())
                         }
@@ -183,6 +182,31 @@ pub(crate) async fn serve_client(
                     Ok(ClientToProxyQuery::GetWorkerTypesV2(_)) => {
                         Ok(router.worker_types().to_bytes())
                     }
+                    Ok(ClientToProxyQuery::UpdatePaymentStatus(_)) => match (&client_key, authorized) {
+                        (Some(key), true) => {
+                            let status = router
+                                .payments
+                                .as_ref()
+                                .map(|payments| payments.client_status(key))
+                                .unwrap_or_else(PaymentStatus::free);
+                            Ok(ClientPaymentStatus {
+                                signed_payment: status.signed_payment,
+                                db_tokens: status.db_tokens,
+                                max_tokens: status.max_tokens,
+                            }
+                            .to_bytes())
+                        }
+                        _ => Err((
+                            codes::BAD_REQUEST,
+                            "updatePaymentStatus before authorization".to_string(),
+                        )),
+                    },
+                    // The schema defines it; no runner serves it. Refunds go through the client
+                    // contract (`cocoon wallet close`).
+                    Ok(ClientToProxyQuery::RequestRefund(_)) => Err((
+                        codes::BAD_REQUEST,
+                        "requestRefund is not served: close the client contract on chain to get its balance back".to_string(),
+                    )),
                     Err(error) => Err((codes::BAD_REQUEST, format!("unknown query: {error}"))),
                 };
                 answer(query, result);
@@ -261,21 +285,69 @@ pub(crate) async fn serve_worker(
                         registered |= result.is_ok();
                         result
                     }
-                    Ok(WorkerToProxyQuery::CompareBalance(_)) => {
-                        let (signed_payment, earned) = match (&router.payments, &worker_key) {
+                    Ok(WorkerToProxyQuery::CompareBalance(compare)) => {
+                        let status = match (&router.payments, &worker_key) {
                             (Some(payments), Some(key)) => {
                                 payments.worker_reconciliation(key).await
                             }
-                            _ => (SignedPayment::Empty, 0),
+                            _ => PaymentStatus::free(),
                         };
+                        // 1 = the worker knows of more than these books: it then sends
+                        // extendedCompareBalanceWithProxy. (A C++ worker asserts that a 0
+                        // answer's max_tokens is the largest count it knows.)
+                        let knows_more = compare.max_tokens > status.max_tokens
+                            || compare.tokens_committed_to_db > status.db_tokens;
+                        if knows_more {
+                            warn!(
+                                connection = id,
+                                worker_max = compare.max_tokens,
+                                worker_db = compare.tokens_committed_to_db,
+                                ours = status.max_tokens,
+                                "worker reports more earned tokens than this proxy's books"
+                            );
+                        }
                         Ok(WorkerCompareBalanceWithProxyResult {
-                            signed_payment,
-                            tokens_committed_to_db: earned,
-                            max_tokens: 0,
-                            error_code: 0,
+                            signed_payment: status.signed_payment,
+                            tokens_committed_to_db: status.db_tokens,
+                            max_tokens: status.max_tokens,
+                            error_code: i32::from(knows_more),
                         }
                         .to_bytes())
                     }
+                    // What the worker sends after a 1 above. The books are the only record this
+                    // proxy pays from, and a worker's claim is not money: as the reference
+                    // proxy does, answer 0 so the worker goes on (it is paid what the books
+                    // hold), and leave the warning above in the log.
+                    Ok(WorkerToProxyQuery::ExtendedCompareBalance(extended)) => {
+                        info!(
+                            connection = id,
+                            worker_db = extended.tokens_committed_to_db,
+                            evidence_bytes = extended.other.len(),
+                            "worker's extended balance comparison: paying what the books hold"
+                        );
+                        Ok(
+                            WorkerExtendedCompareBalanceWithProxyResult { error_code: 0 }
+                                .to_bytes(),
+                        )
+                    }
+                    Ok(WorkerToProxyQuery::UpdatePaymentStatus(_)) if registered => {
+                        let status = match (&router.payments, &worker_key) {
+                            (Some(payments), Some(key)) => {
+                                payments.worker_reconciliation(key).await
+                            }
+                            _ => PaymentStatus::free(),
+                        };
+                        Ok(WorkerPaymentStatus {
+                            signed_payment: status.signed_payment,
+                            db_tokens: status.db_tokens,
+                            max_tokens: status.max_tokens,
+                        }
+                        .to_bytes())
+                    }
+                    Ok(WorkerToProxyQuery::UpdatePaymentStatus(_)) => Err((
+                        codes::BAD_REQUEST,
+                        "updatePaymentStatus before connectToProxy".to_string(),
+                    )),
                     Ok(WorkerToProxyQuery::HandshakeComplete(complete)) if registered => {
                         router.update_worker(id, |w| {
                             w.ready = true;

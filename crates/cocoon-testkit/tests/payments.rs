@@ -120,6 +120,45 @@ async fn a_paid_request_moves_nano_ton_and_a_failed_one_costs_nothing() {
         stats["ledger"]
     );
 
+    // After each request the proxy told the client what it cost (proxy.clientRequestPayment)
+    // and the worker what it earned (proxy.workerRequestPayment), in the numbers of its books.
+    wait_until(
+        "the client and the worker told of both requests",
+        || async {
+            let client = devnet.client_stats().await;
+            let worker = devnet.workers[0].stats().await;
+            client["payments"]["billed_requests"] == 2
+                && worker["payments"]
+                    .as_object()
+                    .and_then(|m| m.values().next())
+                    .is_some_and(|s| s["max_tokens"] == tokens)
+        },
+    )
+    .await;
+    let client = devnet.client_stats().await;
+    assert_eq!(client["payments"]["billed_tokens"], tokens, "{client}");
+    assert_eq!(client["payments"]["charged_tokens"], tokens, "{client}");
+    let worker = devnet.workers[0].stats().await;
+    let standing = worker["payments"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(standing["db_tokens"], tokens, "{worker}");
+    // Everything earned is signed once the worker asked for its status (every payout check).
+    wait_until(
+        "the worker holds a payout signed for all it earned",
+        || async {
+            let worker = devnet.workers[0].stats().await;
+            worker["payments"]
+                .as_object()
+                .and_then(|m| m.values().next())
+                .is_some_and(|s| s["signed_tokens"] == tokens)
+        },
+    )
+    .await;
+
     // A request whose worker fails before answering is not charged.
     devnet.workers[0].backend.as_ref().unwrap().set_down(true);
     let failed = http
@@ -229,5 +268,94 @@ async fn a_client_with_a_wrong_secret_or_no_contract_is_refused() {
     // Nothing was charged to anyone.
     let ledger = &devnet.proxy_stats().await["ledger"];
     assert_eq!(ledger["charged_nano"], 0, "{ledger}");
+    devnet.stop().await;
+}
+
+/// The payment status queries as a C++ worker uses them, against a paid proxy, from a raw
+/// worker connection with the devnet worker's identity and owner: a payout signed even before
+/// anything was earned (a C++ worker drops a proxy that sends `signedPaymentEmpty` here), error
+/// 1 when the worker claims more than the books hold, 0 to the extended comparison that follows,
+/// and `updatePaymentStatus` only after registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_status_queries_behave_as_a_cpp_worker_expects() {
+    use cocoon_proto::*;
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = paid_devnet(dir.path()).await;
+    let config = &devnet.workers[0].config;
+    let identity = config.tee.identity("raw-worker").unwrap();
+    let built = config.proxy_policy.build().unwrap();
+    let connector =
+        cocoon_net::Connector::new(&identity.tls, built.policy, config.max_pow_difficulty).unwrap();
+    let connection = connector.connect(&config.proxies[0]).await.unwrap();
+    let handle = connection.handle.clone();
+    let timeout = Duration::from_secs(10);
+    let query = |bytes: Vec<u8>| {
+        let handle = handle.clone();
+        async move { handle.query(&bytes, timeout).await }
+    };
+
+    let early = query(WorkerUpdatePaymentStatus {}.to_bytes()).await;
+    assert!(early.is_err(), "status before registration: {early:?}");
+
+    let params = WorkerParams {
+        worker_owner_address: config.owner_address.clone(),
+        model: config.model.clone(),
+        coefficient: config.coefficient,
+        limits: None,
+        proto_version: Some(ProtoVersionRange {
+            min: codes::MIN_PROTO_VERSION,
+            max: codes::PROTO_VERSION,
+        }),
+    };
+    let connected = query(WorkerConnectToProxy { params }.to_bytes())
+        .await
+        .unwrap();
+    let connected = WorkerConnectedToProxy::from_bytes(&connected).unwrap();
+    assert!(!connected.worker_sc_address.is_empty());
+
+    let honest = WorkerCompareBalanceWithProxy {
+        tokens_committed_to_blockchain: 0,
+        tokens_committed_to_db: 0,
+        max_tokens: 0,
+    };
+    let answer = query(honest.to_bytes()).await.unwrap();
+    let result = WorkerCompareBalanceWithProxyResult::from_bytes(&answer).unwrap();
+    assert_eq!(result.error_code, 0);
+    assert_eq!((result.tokens_committed_to_db, result.max_tokens), (0, 0));
+    let SignedPayment::Signed { data } = &result.signed_payment else {
+        panic!("a paid proxy signs a payout even for 0 tokens");
+    };
+    let contract: cocoon_ton::Address = connected.worker_sc_address.parse().unwrap();
+    let payout =
+        cocoon_ton::payout::parse_payout(data, &contract).expect("a payout for this contract");
+    assert_eq!(payout.payload.tokens, 0);
+
+    let claims_more = WorkerCompareBalanceWithProxy {
+        tokens_committed_to_blockchain: 0,
+        tokens_committed_to_db: 5,
+        max_tokens: 7,
+    };
+    let answer = query(claims_more.to_bytes()).await.unwrap();
+    let result = WorkerCompareBalanceWithProxyResult::from_bytes(&answer).unwrap();
+    assert_eq!(result.error_code, 1, "the worker knows more than the books");
+    assert_eq!(result.max_tokens, 0, "the books are not changed by a claim");
+    let extended = WorkerExtendedCompareBalanceWithProxy {
+        tokens_committed_to_db: 5,
+        other: Vec::new(),
+    };
+    let answer = query(extended.to_bytes()).await.unwrap();
+    let result = WorkerExtendedCompareBalanceWithProxyResult::from_bytes(&answer).unwrap();
+    assert_eq!(result.error_code, 0);
+
+    let answer = query(WorkerUpdatePaymentStatus {}.to_bytes())
+        .await
+        .unwrap();
+    let status = WorkerPaymentStatus::from_bytes(&answer).unwrap();
+    assert!(matches!(
+        status.signed_payment,
+        SignedPayment::Signed { .. }
+    ));
+    assert_eq!((status.db_tokens, status.max_tokens), (0, 0));
+    handle.close("test done");
     devnet.stop().await;
 }

@@ -56,7 +56,8 @@ pub struct WorkerConfig {
     /// (`payout-<worker contract>.boc`); `cocoon wallet payout` submits it. Unset: not kept.
     #[serde(default)]
     pub payouts_dir: Option<std::path::PathBuf>,
-    /// Seconds between balance comparisons with each proxy (each brings a fresh signed payout).
+    /// Seconds between payment status updates (`worker.updatePaymentStatus`) from each paid
+    /// proxy; each brings a payout signed for everything earned.
     #[serde(default = "default_payout_check")]
     pub payout_check_secs: f64,
     /// Plain HTTP for `/metrics` and `/stats`.

@@ -72,6 +72,9 @@ pub(crate) struct WorkerShared {
     pub shutdown: Shutdown,
     pub backend_healthy: AtomicBool,
     pub links: Mutex<HashMap<usize, ConnectionHandle>>,
+    /// What this worker knows of its payments, per worker contract (one per paid proxy); kept
+    /// across reconnects so a proxy that forgot earnings is told at the next handshake.
+    pub standings: Mutex<HashMap<String, link::Standing>>,
     pub stats: Stats,
     pub started: Instant,
 }
@@ -183,6 +186,7 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         shutdown: shutdown.clone(),
         backend_healthy: AtomicBool::new(false),
         links: Mutex::new(HashMap::new()),
+        standings: Mutex::new(HashMap::new()),
         stats: Stats::default(),
         started: Instant::now(),
         config,
@@ -301,8 +305,16 @@ async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
             })
         })
         .collect();
+    let payments: serde_json::Map<String, serde_json::Value> = shared
+        .standings
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(contract, standing)| (contract.clone(), standing.to_json()))
+        .collect();
     axum::Json(serde_json::json!({
         "role": "worker",
+        "payments": payments,
         "uptime_secs": shared.started.elapsed().as_secs_f64(),
         "model": shared.config.model,
         "coefficient": shared.config.coefficient,

@@ -1,5 +1,9 @@
-//! One worker→proxy link: dial with backoff, register (connectToProxy, compareBalance,
+//! One worker→proxy link: dial with backoff, register (connectToProxy, compareBalance — and
+//! extendedCompareBalance when this worker knows of more earnings than the proxy —,
 //! handshakeComplete), then run whatever the proxy sends until the link drops; then dial again.
+//! A paid proxy tells the worker its payment standing after every request
+//! (`proxy.workerRequestPayment`) and when asked (`worker.updatePaymentStatus`, every
+//! `payout_check_secs`); the newest signed payout is kept in `payouts_dir`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -76,34 +80,146 @@ async fn handshake(
     Ok(contract)
 }
 
-/// Compares balances with the proxy and keeps the signed payout it gives (see
-/// `payouts_dir`).
+/// What the worker knows of its payments at one proxy, in the payment TL's three numbers.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Standing {
+    /// Tokens of the newest signed payout (what can be committed to the chain).
+    signed_tokens: i64,
+    /// Tokens the proxy said its books hold durably.
+    db_tokens: i64,
+    /// All tokens the proxy said it knows of.
+    max_tokens: i64,
+    /// The newest signed payout's bytes, so an unchanged one is not parsed and kept again.
+    last_signed: Vec<u8>,
+}
+
+impl Standing {
+    /// For `/stats`.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "signed_tokens": self.signed_tokens,
+            "db_tokens": self.db_tokens,
+            "max_tokens": self.max_tokens,
+        })
+    }
+}
+
+/// Records what a proxy said; keeps a newer signed payout (see `payouts_dir`).
+fn record_standing(
+    shared: &WorkerShared,
+    contract: Option<&Address>,
+    signed_payment: &SignedPayment,
+    db_tokens: i64,
+    max_tokens: i64,
+) {
+    let Some(contract) = contract else { return };
+    let key = contract.to_hex();
+    let data = {
+        let mut standings = shared.standings.lock().unwrap_or_else(|p| p.into_inner());
+        let standing = standings.entry(key).or_default();
+        standing.db_tokens = standing.db_tokens.max(db_tokens);
+        standing.max_tokens = standing.max_tokens.max(max_tokens).max(standing.db_tokens);
+        match signed_payment {
+            SignedPayment::Signed { data } if *data != standing.last_signed => {
+                standing.last_signed.clone_from(data);
+                data.clone()
+            }
+            _ => return,
+        }
+    };
+    let Some(dir) = &shared.config.payouts_dir else {
+        return;
+    };
+    match cocoon_ton::payout::keep_latest(dir, contract, &data) {
+        Ok(Some(tokens)) => {
+            let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+            let mut standings = shared.standings.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(standing) = standings.get_mut(&contract.to_hex()) {
+                standing.signed_tokens = standing.signed_tokens.max(tokens);
+            }
+            debug!(contract = %contract, tokens, earned = db_tokens, "signed payout kept");
+        }
+        Ok(None) => {
+            warn!(contract = %contract, "the proxy sent a payout that is not for this worker's contract")
+        }
+        Err(error) => warn!(dir = %dir.display(), %error, "cannot keep the signed payout"),
+    }
+}
+
+/// The handshake's balance comparison: tells the proxy what this worker knows, keeps what the
+/// proxy answers, and when the proxy knows less, asks it to reconcile
+/// (`extendedCompareBalanceWithProxy`); a non-zero answer to that ends the link.
 async fn compare_balance(
     shared: &WorkerShared,
     handle: &ConnectionHandle,
     contract: Option<&Address>,
 ) -> Result<(), NetError> {
+    let known = contract
+        .and_then(|c| {
+            let standings = shared.standings.lock().unwrap_or_else(|p| p.into_inner());
+            standings.get(&c.to_hex()).cloned()
+        })
+        .unwrap_or_default();
     let balance = WorkerCompareBalanceWithProxy {
-        tokens_committed_to_blockchain: 0,
-        tokens_committed_to_db: 0,
-        max_tokens: 0,
+        tokens_committed_to_blockchain: known.signed_tokens,
+        tokens_committed_to_db: known.db_tokens,
+        max_tokens: known.max_tokens,
     };
     let answer = handle.query(&balance.to_bytes(), QUERY_TIMEOUT).await?;
     let result = WorkerCompareBalanceWithProxyResult::from_bytes(&answer)
         .map_err(|e| NetError::Closed(format!("bad compareBalance answer: {e}")))?;
-    if let (Some(dir), Some(contract), SignedPayment::Signed { data }) =
-        (&shared.config.payouts_dir, contract, &result.signed_payment)
-    {
-        match cocoon_ton::payout::keep_latest(dir, contract, data) {
-            Ok(Some(tokens)) => {
-                debug!(contract = %contract, tokens, earned = result.tokens_committed_to_db, "signed payout kept")
-            }
-            Ok(None) => {
-                warn!(contract = %contract, "the proxy sent a payout that is not for this worker's contract")
-            }
-            Err(error) => warn!(dir = %dir.display(), %error, "cannot keep the signed payout"),
+    if result.tokens_committed_to_db < known.db_tokens || result.max_tokens < known.max_tokens {
+        warn!(
+            ours_db = known.db_tokens,
+            ours_max = known.max_tokens,
+            proxy_db = result.tokens_committed_to_db,
+            proxy_max = result.max_tokens,
+            "the proxy reports fewer earned tokens than it told this worker before"
+        );
+    }
+    record_standing(
+        shared,
+        contract,
+        &result.signed_payment,
+        result.tokens_committed_to_db,
+        result.max_tokens,
+    );
+    if result.error_code != 0 {
+        let extended = WorkerExtendedCompareBalanceWithProxy {
+            tokens_committed_to_db: known.db_tokens,
+            other: Vec::new(),
+        };
+        let answer = handle.query(&extended.to_bytes(), QUERY_TIMEOUT).await?;
+        let result = WorkerExtendedCompareBalanceWithProxyResult::from_bytes(&answer)
+            .map_err(|e| NetError::Closed(format!("bad extendedCompareBalance answer: {e}")))?;
+        if result.error_code != 0 {
+            return Err(NetError::Closed(format!(
+                "the proxy could not reconcile this worker's earnings (error {})",
+                result.error_code
+            )));
         }
     }
+    Ok(())
+}
+
+/// Asks the proxy for this worker's payment standing (`worker.updatePaymentStatus`).
+async fn update_payment_status(
+    shared: &WorkerShared,
+    handle: &ConnectionHandle,
+    contract: Option<&Address>,
+) -> Result<(), NetError> {
+    let answer = handle
+        .query(&WorkerUpdatePaymentStatus {}.to_bytes(), QUERY_TIMEOUT)
+        .await?;
+    let status = WorkerPaymentStatus::from_bytes(&answer)
+        .map_err(|e| NetError::Closed(format!("bad paymentStatus answer: {e}")))?;
+    record_standing(
+        shared,
+        contract,
+        &status.signed_payment,
+        status.db_tokens,
+        status.max_tokens,
+    );
     Ok(())
 }
 
@@ -136,8 +252,8 @@ async fn serve(
                 let (shared, handle, contract) = (shared.clone(), handle.clone(), contract.clone());
                 // Not awaited here: the link keeps serving while the proxy answers.
                 tokio::spawn(async move {
-                    if let Err(error) = compare_balance(&shared, &handle, contract.as_ref()).await {
-                        debug!(%error, "balance comparison failed");
+                    if let Err(error) = update_payment_status(&shared, &handle, contract.as_ref()).await {
+                        debug!(%error, "payment status update failed");
                     }
                 });
                 continue;
@@ -145,8 +261,18 @@ async fn serve(
         };
         let Some(message) = message else { break };
         match message {
-            Incoming::Packet(data) => match ProxyRunQueryEx::from_bytes(&data) {
-                Ok(query) => shared.admit(&handle, query),
+            Incoming::Packet(data) => match ProxyToWorkerMessage::from_bytes(&data) {
+                Ok(ProxyToWorkerMessage::RunQuery(query)) => shared.admit(&handle, query),
+                Ok(ProxyToWorkerMessage::RequestPayment(payment)) => record_standing(
+                    shared,
+                    contract.as_ref(),
+                    &payment.signed_payment,
+                    payment.db_tokens,
+                    payment.max_tokens,
+                ),
+                Ok(ProxyToWorkerMessage::SignedPayment(payment)) => {
+                    record_standing(shared, contract.as_ref(), &payment, 0, 0)
+                }
                 Err(error) => {
                     warn!(%error, bytes = data.len(), "malformed packet from proxy; dropping link");
                     break;

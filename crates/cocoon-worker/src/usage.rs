@@ -258,7 +258,11 @@ data: {\"choices\":[{\"delta\":{\"content\":\"d\"}}]}";
             tracker.push(&stream.as_bytes()[split..], &mut out);
             tracker.finish(&mut out);
             assert_eq!(out, stream.as_bytes(), "split at {split}");
-            assert_eq!(tracker.estimate(0).completion_tokens_used, 3, "split at {split}");
+            assert_eq!(
+                tracker.estimate(0).completion_tokens_used,
+                3,
+                "split at {split}"
+            );
             assert_eq!(tracker.events(), 5, "split at {split}");
         }
     }

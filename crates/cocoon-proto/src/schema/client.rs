@@ -1,7 +1,9 @@
 //! The client→proxy hop: connection and authorisation, queries and their answers, worker
 //! listings.
 
-use super::{flag, ClientParams, ProxyParams, SignedPayment, TokensUsed};
+use super::{
+    flag, ClientParams, ProxyClientRequestPayment, ProxyParams, SignedPayment, TokensUsed,
+};
 use crate::tl::{
     crc32, write_f64, write_i32, write_i64, write_int256, write_u32, TlBoxed, TlError, TlField,
     TlObject, TlReader,
@@ -416,5 +418,116 @@ tl_enum! {
         AuthorizeLong(ClientAuthorizeWithProxyLong),
         /// List models.
         GetWorkerTypesV2(ClientGetWorkerTypesV2),
+        /// Payment status, any time after authorisation.
+        UpdatePaymentStatus(ClientUpdatePaymentStatus),
+        /// A refund of the client contract (defined by the schema; no runner handles it).
+        RequestRefund(ClientRequestRefund),
+    }
+}
+
+tl_struct! {
+    /// `client.updatePaymentStatus` (function): an authorised client asks for its payment
+    /// status (the C++ client polls every 10–20 s).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+    ClientUpdatePaymentStatus = "client.updatePaymentStatus = client.PaymentStatus" {}
+}
+
+tl_struct! {
+    /// `client.paymentStatus`: the answer to [`ClientUpdatePaymentStatus`]: the newest signed
+    /// charge, the tokens the proxy's books hold durably for the client, and all it knows of.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    ClientPaymentStatus = "client.paymentStatus signed_payment:proxy.SignedPayment db_tokens:long max_tokens:long = client.PaymentStatus" {
+        signed_payment: SignedPayment,
+        db_tokens: i64,
+        max_tokens: i64,
+    }
+}
+
+tl_struct! {
+    /// `client.requestRefund` (function).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+    ClientRequestRefund = "client.requestRefund = client.Refund" {}
+}
+
+tl_struct! {
+    /// `client.refund`: a signed refund message.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+    ClientRefund = "client.refund data:bytes = client.Refund" {
+        data: Vec<u8>,
+    }
+}
+
+tl_struct! {
+    /// `client.refundRejected`: no refund while queries are running.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+    ClientRefundRejected = "client.refundRejected active_queries:long = client.Refund" {
+        active_queries: i64,
+    }
+}
+
+tl_enum! {
+    /// `client.Refund`: the answer to [`ClientRequestRefund`].
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    ClientRefundAnswer {
+        /// The signed refund.
+        Refund(ClientRefund),
+        /// Refused for now.
+        Rejected(ClientRefundRejected),
+    }
+}
+
+/// One-way messages a proxy sends a client (as `tcp.packet` data).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProxyToClientMessage {
+    /// An answer to a [`ClientRunQueryEx`]: any of the three `client.queryAnswer*Ex`.
+    Answer(ClientQueryAnswer),
+    /// What a request cost, and the client's payment status after it.
+    RequestPayment(ProxyClientRequestPayment),
+    /// A newer signed charge on its own (or `signedPaymentEmpty`, which says nothing).
+    SignedPayment(SignedPayment),
+}
+
+impl TlBoxed for ProxyToClientMessage {
+    fn write_boxed(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Answer(answer) => answer.write_boxed(out),
+            Self::RequestPayment(payment) => payment.write_boxed(out),
+            Self::SignedPayment(payment) => payment.write_boxed(out),
+        }
+    }
+
+    fn read_boxed(r: &mut TlReader<'_>) -> Result<Self, TlError> {
+        let found = r.read_u32()?;
+        let message = match found {
+            ClientQueryAnswerEx::CONSTRUCTOR => Self::Answer(ClientQueryAnswer::Answer(
+                ClientQueryAnswerEx::read_bare(r)?,
+            )),
+            ClientQueryAnswerErrorEx::CONSTRUCTOR => Self::Answer(ClientQueryAnswer::Error(
+                ClientQueryAnswerErrorEx::read_bare(r)?,
+            )),
+            ClientQueryAnswerPartEx::CONSTRUCTOR => Self::Answer(ClientQueryAnswer::Part(
+                ClientQueryAnswerPartEx::read_bare(r)?,
+            )),
+            ProxyClientRequestPayment::CONSTRUCTOR => {
+                Self::RequestPayment(ProxyClientRequestPayment::read_bare(r)?)
+            }
+            SignedPayment::SIGNED_CONSTRUCTOR => {
+                Self::SignedPayment(SignedPayment::Signed { data: r.bytes()? })
+            }
+            SignedPayment::EMPTY_CONSTRUCTOR => Self::SignedPayment(SignedPayment::Empty),
+            found => {
+                return Err(TlError::UnknownConstructor {
+                    type_name: "ProxyToClientMessage",
+                    found,
+                })
+            }
+        };
+        Ok(message)
+    }
+}
+
+impl From<ClientQueryAnswer> for ProxyToClientMessage {
+    fn from(answer: ClientQueryAnswer) -> Self {
+        Self::Answer(answer)
     }
 }

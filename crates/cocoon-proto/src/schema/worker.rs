@@ -3,7 +3,8 @@
 
 use super::{
     ProxyParams, ProxyQueryAnswer, ProxyQueryAnswerErrorEx, ProxyQueryAnswerEx,
-    ProxyQueryAnswerPartEx, SignedPayment, WorkerParams,
+    ProxyQueryAnswerPartEx, ProxyRunQueryEx, ProxyWorkerRequestPayment, SignedPayment,
+    WorkerParams,
 };
 use crate::tl::{TlBoxed, TlError, TlObject, TlReader};
 
@@ -46,6 +47,43 @@ tl_struct! {
 }
 
 tl_struct! {
+    /// `worker.extendedCompareBalanceWithProxy` (function): sent after a
+    /// [`WorkerCompareBalanceWithProxyResult`] with `error_code` 1 (the worker knows of more
+    /// earned tokens than the proxy), carrying what the worker can show of the difference.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+    WorkerExtendedCompareBalanceWithProxy = "worker.extendedCompareBalanceWithProxy tokens_committed_to_db:long other:bytes = worker.ExtendedCompareBalanceWithProxyResult" {
+        tokens_committed_to_db: i64,
+        other: Vec<u8>,
+    }
+}
+
+tl_struct! {
+    /// `worker.extendedCompareBalanceWithProxyResult`: 0 lets the worker finish its handshake;
+    /// anything else makes it drop the connection.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+    WorkerExtendedCompareBalanceWithProxyResult = "worker.extendedCompareBalanceWithProxyResult error_code:int = worker.ExtendedCompareBalanceWithProxyResult" {
+        error_code: i32,
+    }
+}
+
+tl_struct! {
+    /// `worker.updatePaymentStatus` (function): a registered worker asks for its payment status.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+    WorkerUpdatePaymentStatus = "worker.updatePaymentStatus = worker.PaymentStatus" {}
+}
+
+tl_struct! {
+    /// `worker.paymentStatus`: the answer to [`WorkerUpdatePaymentStatus`]: the newest signed
+    /// payout, the tokens the proxy's books hold durably for the worker, and all it knows of.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    WorkerPaymentStatus = "worker.paymentStatus signed_payment:proxy.SignedPayment db_tokens:long max_tokens:long = worker.PaymentStatus" {
+        signed_payment: SignedPayment,
+        db_tokens: i64,
+        max_tokens: i64,
+    }
+}
+
+tl_struct! {
     /// `worker.proxyHandshakeComplete` (function): the worker is ready for requests.
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
     WorkerProxyHandshakeComplete = "worker.proxyHandshakeComplete is_disabled:Bool = worker.HandshakeCompleted" {
@@ -84,8 +122,66 @@ tl_enum! {
         ConnectToProxy(WorkerConnectToProxy),
         /// Reconcile balances.
         CompareBalance(WorkerCompareBalanceWithProxy),
+        /// Reconcile balances when the worker knows more than the proxy.
+        ExtendedCompareBalance(WorkerExtendedCompareBalanceWithProxy),
         /// Ready for requests.
         HandshakeComplete(WorkerProxyHandshakeComplete),
+        /// Payment status, any time after the handshake.
+        UpdatePaymentStatus(WorkerUpdatePaymentStatus),
+    }
+}
+
+/// One-way messages a proxy sends a worker (as `tcp.packet` data).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProxyToWorkerMessage {
+    /// A request to serve.
+    RunQuery(ProxyRunQueryEx),
+    /// What the worker earned with a request, and its payment status after it.
+    RequestPayment(ProxyWorkerRequestPayment),
+    /// A newer signed payout on its own (or `signedPaymentEmpty`, which says nothing).
+    SignedPayment(SignedPayment),
+}
+
+impl TlBoxed for ProxyToWorkerMessage {
+    fn write_boxed(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::RunQuery(query) => query.write_boxed(out),
+            Self::RequestPayment(payment) => payment.write_boxed(out),
+            Self::SignedPayment(payment) => payment.write_boxed(out),
+        }
+    }
+
+    fn read_boxed(r: &mut TlReader<'_>) -> Result<Self, TlError> {
+        let found = r.read_u32()?;
+        let message = match found {
+            ProxyRunQueryEx::CONSTRUCTOR => Self::RunQuery(ProxyRunQueryEx::read_bare(r)?),
+            ProxyWorkerRequestPayment::CONSTRUCTOR => {
+                Self::RequestPayment(ProxyWorkerRequestPayment::read_bare(r)?)
+            }
+            SignedPayment::SIGNED_CONSTRUCTOR => {
+                Self::SignedPayment(SignedPayment::Signed { data: r.bytes()? })
+            }
+            SignedPayment::EMPTY_CONSTRUCTOR => Self::SignedPayment(SignedPayment::Empty),
+            found => {
+                return Err(TlError::UnknownConstructor {
+                    type_name: "ProxyToWorkerMessage",
+                    found,
+                })
+            }
+        };
+        Ok(message)
+    }
+}
+
+impl From<ProxyRunQueryEx> for ProxyToWorkerMessage {
+    fn from(query: ProxyRunQueryEx) -> Self {
+        Self::RunQuery(query)
+    }
+}
+
+impl From<ProxyWorkerRequestPayment> for ProxyToWorkerMessage {
+    fn from(payment: ProxyWorkerRequestPayment) -> Self {
+        Self::RequestPayment(payment)
     }
 }
 
