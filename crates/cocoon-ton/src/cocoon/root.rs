@@ -90,6 +90,10 @@ pub struct RootData {
     pub proxy_hashes: BTreeSet<Hash256>,
     /// Registered proxies by seqno.
     pub registered_proxies: BTreeMap<u32, ProxyEntry>,
+    /// Registry entries no node can use (type bit 1, a bad length, text that is not ASCII, or
+    /// bits after the text), by seqno, kept as stored so the cell rebuilds. The C++ runners skip
+    /// such entries too; one of them must not hide the others.
+    pub unusable_proxies: BTreeMap<u32, Cell>,
     /// The seqno the last registration got (kept by `reset`).
     pub last_proxy_seqno: u32,
     /// Allowed worker image hashes.
@@ -130,6 +134,7 @@ impl RootData {
             version: 0,
             proxy_hashes: BTreeSet::new(),
             registered_proxies: BTreeMap::new(),
+            unusable_proxies: BTreeMap::new(),
             last_proxy_seqno: 0,
             worker_hashes: BTreeSet::new(),
             model_hashes: BTreeSet::new(),
@@ -141,12 +146,23 @@ impl RootData {
     pub fn to_cell(&self) -> Result<Cell, CodecError> {
         let mut d = Writer::new();
         write_hashes(&mut d, &self.proxy_hashes)?;
-        let mut proxies = Vec::with_capacity(self.registered_proxies.len());
+        let mut proxies = BTreeMap::new();
         for (seqno, entry) in &self.registered_proxies {
             let mut v = Writer::new();
             entry.write(&mut v)?;
-            proxies.push((seqno.to_be_bytes().to_vec(), v.build()?));
+            proxies.insert(*seqno, v.build()?);
         }
+        for (seqno, raw) in &self.unusable_proxies {
+            if proxies.insert(*seqno, raw.clone()).is_some() {
+                return Err(CodecError::ProxyEntry(
+                    "a seqno is both a usable and an unusable entry",
+                ));
+            }
+        }
+        let proxies: Vec<dict::Entry> = proxies
+            .into_iter()
+            .map(|(seqno, cell)| (seqno.to_be_bytes().to_vec(), cell))
+            .collect();
         dict::write(&mut d, 32, &proxies)?;
         d.u32(self.last_proxy_seqno)?;
         write_hashes(&mut d, &self.worker_hashes)?;
@@ -170,12 +186,20 @@ impl RootData {
         let mut d = Reader::new(&data);
         let proxy_hashes = read_hashes(&mut d, "proxy_hashes")?;
         let mut registered_proxies = BTreeMap::new();
+        let mut unusable_proxies = BTreeMap::new();
         for (key, value) in dict::read(&mut d, 32, "registered_proxies")? {
             let seqno = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
             let mut v = Reader::new(&value);
-            let entry = ProxyEntry::read(&mut v)?;
-            v.finish("registered proxy entry")?;
-            registered_proxies.insert(seqno, entry);
+            let entry = ProxyEntry::read(&mut v)
+                .and_then(|entry| v.finish("registered proxy entry").map(|()| entry));
+            match entry {
+                Ok(entry) => {
+                    registered_proxies.insert(seqno, entry);
+                }
+                Err(_) => {
+                    unusable_proxies.insert(seqno, value);
+                }
+            }
         }
         let last_proxy_seqno = d.u32("last_proxy_seqno")?;
         let worker_hashes = read_hashes(&mut d, "worker_hashes")?;
@@ -186,6 +210,7 @@ impl RootData {
             version,
             proxy_hashes,
             registered_proxies,
+            unusable_proxies,
             last_proxy_seqno,
             worker_hashes,
             model_hashes,

@@ -119,6 +119,7 @@ fn root_data() -> impl Strategy<Value = RootData> {
                 version,
                 proxy_hashes: p,
                 registered_proxies: proxies,
+                unusable_proxies: Default::default(),
                 last_proxy_seqno: last,
                 worker_hashes: w,
                 model_hashes: m,

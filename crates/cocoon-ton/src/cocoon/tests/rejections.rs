@@ -8,6 +8,7 @@ use tonlib_core::cell::{ArcCell, Cell, CellBuilder};
 use tonlib_core::{TonAddress, TonHash};
 
 use super::super::address::{client_contract, proxy_contract, wallet_contract, worker_contract};
+use super::super::cell::Writer;
 use super::super::*;
 use crate::messages::ProxyKey;
 use crate::Coins;
@@ -286,6 +287,40 @@ fn root_dictionaries_round_trip_with_dense_and_sparse_keys() {
     assert_eq!(back.to_cell().unwrap(), cell);
     let entry = ProxyEntry::new("1.2.3.4:5 6.7.8.9:10").unwrap();
     assert_eq!(entry.endpoints(), ("1.2.3.4:5", "6.7.8.9:10"));
+
+    // An entry of type 1 (or with bits after its text) is set aside, not fatal: the others
+    // still parse, and the cell rebuilds bit for bit.
+    let type_one = Writer::new()
+        .bit(true)
+        .unwrap()
+        .uint(7, 3)
+        .unwrap()
+        .bytes(b"abc")
+        .unwrap()
+        .build()
+        .unwrap();
+    let trailing = Writer::new()
+        .bit(false)
+        .unwrap()
+        .uint(7, 1)
+        .unwrap()
+        .bytes(b"x")
+        .unwrap()
+        .bit(true)
+        .unwrap()
+        .build()
+        .unwrap();
+    root.unusable_proxies.insert(7, type_one);
+    root.unusable_proxies.insert(41, trailing);
+    let cell = root.to_cell().unwrap();
+    let back = RootData::from_cell(&cell).unwrap();
+    assert_eq!(back.registered_proxies.len(), 39);
+    assert_eq!(back.unusable_proxies.len(), 2);
+    assert_eq!(back, root);
+    assert_eq!(back.to_cell().unwrap(), cell);
+    root.registered_proxies
+        .insert(7, ProxyEntry::new("1.1.1.1:1").unwrap());
+    assert!(root.to_cell().is_err(), "one seqno cannot be both");
     assert!(ProxyEntry::new(&"x".repeat(128)).is_err());
 }
 
