@@ -1,5 +1,7 @@
 //! The one error type of the crate: every way a call can fail, none of them a panic.
 
+use std::path::PathBuf;
+
 use crate::Address;
 
 /// What went wrong. A failed [`crate::Network::send_internal`] or
@@ -62,6 +64,39 @@ pub enum Error {
     /// Snapshot bytes that are a valid BOC but not a snapshot of this format.
     #[error("not a cocoon-tvm snapshot: {0}")]
     BadSnapshot(&'static str),
+    /// A file of a [`crate::LocalNetwork`] could not be read, written or locked.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file of a [`crate::LocalNetwork`] is damaged (not a torn last record, which is cut off
+    /// silently, being a call that never returned): `offset` is where the damage starts, in
+    /// bytes from the start of the file.
+    #[error("{} is corrupt at byte {offset}: {reason}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// A journal record that checks does not do on replay what it did when it was written
+    /// (another executor version, or a journal edited by hand).
+    #[error("{}: the record at byte {offset} does not replay: {reason}", path.display())]
+    Replay {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// [`crate::LocalNetwork::create`] on a directory that already holds a network.
+    #[error("{} already exists", .0.display())]
+    AlreadyExists(PathBuf),
+    /// An input too large to journal (or empty), refused before it ran.
+    #[error("a journal record of {size} bytes (the limit is {limit})")]
+    RecordTooLarge { size: usize, limit: usize },
+    /// A local network's time may not go backwards.
+    #[error("time may not go backwards: the network is at {now}, {requested} was asked")]
+    TimeBackwards { now: u32, requested: u32 },
 }
 
 /// Shorthand for this crate's results.

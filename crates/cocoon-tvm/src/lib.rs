@@ -70,6 +70,7 @@
 
 mod address;
 mod config;
+pub mod durable;
 mod error;
 mod network;
 mod stack;
@@ -77,6 +78,8 @@ mod trace;
 
 pub use address::Address;
 pub use config::mainnet_config;
+pub use durable::history::{AccountTransaction, History, OutSummary, DEFAULT_HISTORY_LIMIT};
+pub use durable::{Clock, Genesis, LocalNetwork, Options};
 pub use error::{Error, Result};
 pub use network::{
     state_init, AccountInfo, GetMethodResult, InternalMessage, Network, DEFAULT_MAX_TRANSACTIONS,
@@ -84,7 +87,7 @@ pub use network::{
 };
 pub use num_bigint::BigInt;
 pub use stack::{cell_hash, method_id, StackValue};
-pub use trace::{AccountStatus, ComputeSkipReason, OutMessage, Trace, Transaction};
+pub use trace::{AccountStatus, ComputeSkipReason, InMessage, OutMessage, Trace, Transaction};
 
 /// Compile-time check: a network can be moved to and shared between threads (the devnet keeps
 /// one behind a lock in an async server).
@@ -95,4 +98,6 @@ fn _assert_send_sync() {
     send_sync::<Trace>();
     send_sync::<StackValue>();
     send_sync::<GetMethodResult>();
+    send_sync::<LocalNetwork>();
+    send_sync::<Error>();
 }

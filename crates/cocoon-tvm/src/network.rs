@@ -17,7 +17,7 @@ use tycho_types::num::{Tokens, VarUint56};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::stack::{decode, StackValue};
-use crate::trace::{AccountStatus, ComputeSkipReason, OutMessage, Trace, Transaction};
+use crate::trace::{AccountStatus, ComputeSkipReason, InMessage, OutMessage, Trace, Transaction};
 use crate::Address;
 
 /// Logical time advances by this much before every transaction, as in @ton/sandbox (its
@@ -333,9 +333,34 @@ impl Network {
         message: Cell,
         undo: &mut HashMap<HashBytes, Option<ShardAccount>>,
     ) -> Result<(Transaction, Vec<Cell>)> {
-        let (is_external, dst) = match message.parse::<MsgInfo>()? {
-            MsgInfo::Int(info) => (false, info.dst),
-            MsgInfo::ExtIn(info) => (true, info.dst),
+        let parsed: OwnedMessage = message.parse()?;
+        let in_body = {
+            let (range, cell) = &parsed.body;
+            Boc::encode(CellBuilder::build_from(range.apply(cell)?)?)
+        };
+        let (is_external, dst, in_message) = match parsed.info {
+            MsgInfo::Int(info) => (
+                false,
+                info.dst,
+                InMessage {
+                    source: Some(Address::from_int(&info.src)?),
+                    value: info.value.tokens.into_inner(),
+                    bounce: info.bounce,
+                    bounced: info.bounced,
+                    body: in_body,
+                },
+            ),
+            MsgInfo::ExtIn(info) => (
+                true,
+                info.dst,
+                InMessage {
+                    source: None,
+                    value: 0,
+                    bounce: false,
+                    bounced: false,
+                    body: in_body,
+                },
+            ),
             MsgInfo::ExtOut(_) => return Err(Error::Executor("outbound external as input".into())),
         };
         let account_address = Address::from_int(&dst)?;
@@ -443,6 +468,7 @@ impl Network {
             account: account_address,
             lt: tx.lt,
             now: tx.now,
+            in_message,
             orig_status: AccountStatus::from_tycho(tx.orig_status),
             end_status: AccountStatus::from_tycho(tx.end_status),
             compute_skipped,
@@ -472,6 +498,19 @@ impl Network {
         method: &str,
         args: &[StackValue],
     ) -> Result<GetMethodResult> {
+        self.run_get_method_at(self.now, address, method, args)
+    }
+
+    /// Runs a get-method as [`Network::run_get_method`] does, with `now` as the time the
+    /// contract sees (a read changes nothing, so it may look at a later time than the last
+    /// transaction's, as a real node's getters see the latest block's).
+    pub fn run_get_method_at(
+        &self,
+        now: u32,
+        address: &Address,
+        method: &str,
+        args: &[StackValue],
+    ) -> Result<GetMethodResult> {
         let hash = basechain(address)?;
         let account = self
             .load_account(hash)?
@@ -492,7 +531,7 @@ impl Network {
         // invalid opcodes; this is the same context the executor builds for transactions
         // (TVM 12), as a real node's and the sandbox's get-methods do.
         let smc_info = tycho_vm::SmcInfoBase::new()
-            .with_now(self.now)
+            .with_now(now)
             .with_block_lt(account.last_trans_lt)
             .with_tx_lt(account.last_trans_lt)
             .with_mixed_rand_seed(&self.rand_seed, &hash.clone())

@@ -41,12 +41,35 @@ pub enum ComputeSkipReason {
     Suspended,
 }
 
+/// The message a transaction executed, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InMessage {
+    /// The sender; `None` for an inbound external message.
+    pub source: Option<Address>,
+    /// The value it brought (0 for an external).
+    pub value: u128,
+    pub bounce: bool,
+    /// A bounce of a message this account sent earlier.
+    pub bounced: bool,
+    /// The body as a BOC of one root cell.
+    pub body: Vec<u8>,
+}
+
+impl InMessage {
+    /// The first 32 bits of the body (the op of every COCOON message), if it has them.
+    pub fn op(&self) -> Option<u32> {
+        first_u32(&self.body)
+    }
+}
+
 /// One executed transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
     pub account: Address,
     pub lt: u64,
     pub now: u32,
+    /// The message that started it.
+    pub in_message: InMessage,
     pub orig_status: AccountStatus,
     pub end_status: AccountStatus,
     /// `Some` when no compute phase ran (then `exit_code` is `None` and gas is 0).
@@ -92,10 +115,15 @@ pub struct OutMessage {
 impl OutMessage {
     /// The first 32 bits of the body (the op of every COCOON message), if it has them.
     pub fn op(&self) -> Option<u32> {
-        let cell = tycho_types::boc::Boc::decode(&self.body).ok()?;
-        let mut slice = cell.as_slice().ok()?;
-        slice.load_u32().ok()
+        first_u32(&self.body)
     }
+}
+
+/// The first 32 bits of a BOC's root cell, if it has them.
+fn first_u32(body: &[u8]) -> Option<u32> {
+    let cell = tycho_types::boc::Boc::decode(body).ok()?;
+    let mut slice = cell.as_slice().ok()?;
+    slice.load_u32().ok()
 }
 
 /// Every transaction one send caused, in the order they ran (breadth first).
