@@ -62,6 +62,13 @@
 //!   [`Network::snapshot`] writes everything (config included) as one BOC and
 //!   [`Network::restore`] continues from it identically.
 //!
+//! # Durable
+//!
+//! [`LocalNetwork`] ([`durable`]) keeps a `Network` in a directory: a journal of its inputs
+//! (each fdatasync'ed before the call returns), snapshots every N records, a torn last record
+//! cut off on open, an exclusive file lock and catch-up around every call so several processes
+//! share one network, and each account's recent transactions ([`History`]) for reading back.
+//!
 //! Execution is synchronous and CPU-bound (tens of microseconds per transaction in release
 //! builds; `examples/throughput.rs` measures it), so a caller can run it under a lock.
 //!

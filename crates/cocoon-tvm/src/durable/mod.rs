@@ -57,6 +57,8 @@ pub mod history;
 mod journal;
 mod record;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -548,7 +550,7 @@ impl LocalNetwork {
     /// durable); the snapshot stays due and the next append tries again.
     fn maybe_snapshot(&self, state: &mut State) {
         let every = self.options.snapshot_every;
-        if every == 0 || state.records - state.snapshot_records < every {
+        if every == 0 || state.records.saturating_sub(state.snapshot_records) < every {
             return;
         }
         // Another handle may have written one since.
