@@ -94,6 +94,13 @@ pub enum Error {
     /// An input too large to journal (or empty), refused before it ran.
     #[error("a journal record of {size} bytes (the limit is {limit})")]
     RecordTooLarge { size: usize, limit: usize },
+    /// A wallet cannot pay for what it sends ([`crate::LocalNetwork::transfer`]); nothing ran.
+    #[error("{account} holds {balance} nanoton, {needed} are needed")]
+    InsufficientBalance {
+        account: Address,
+        balance: u128,
+        needed: u128,
+    },
     /// A local network's time may not go backwards.
     #[error("time may not go backwards: the network is at {now}, {requested} was asked")]
     TimeBackwards { now: u32, requested: u32 },

@@ -558,11 +558,45 @@ fn only_what_changed_the_network_is_journalled_and_time_only_goes_forward() {
         .deploy(&plain(1), &tycho_empty_boc(), &tycho_empty_boc(), TON, &[])
         .unwrap();
     assert_eq!(trace.transactions[0].account, deployed);
+    // A code-less wallet pays for what it sends; one that cannot pay changes nothing.
+    let wallet = plain(20);
+    network.mint(&wallet, 10 * TON).unwrap();
+    let paid = InternalMessage {
+        from: wallet,
+        ..transfer(plain(21), 3 * TON)
+    };
+    let trace = network.transfer(&paid).unwrap();
+    assert_eq!(trace.transactions[0].in_message.source, Some(wallet));
+    assert_eq!(network.balance(&wallet).unwrap(), 7 * TON);
+    let records = network.records().unwrap();
+    let before_failures = network.network_snapshot().unwrap();
+    let too_much = InternalMessage {
+        value: 8 * TON,
+        ..paid.clone()
+    };
+    assert!(matches!(
+        network.transfer(&too_much),
+        Err(Error::InsufficientBalance { .. })
+    ));
+    let unsendable = InternalMessage {
+        body: b"not a boc".to_vec(),
+        ..paid
+    };
+    assert!(matches!(
+        network.transfer(&unsendable),
+        Err(Error::BadBoc { .. })
+    ));
+    assert_eq!(network.network_snapshot().unwrap(), before_failures);
+    assert_eq!(network.records().unwrap(), records);
+    assert!(network.current_time().unwrap() >= network.now().unwrap());
+
     let state = network.network_snapshot().unwrap();
     drop(network);
     let reopened = LocalNetwork::open(dir.path()).unwrap();
     assert_eq!(reopened.network_snapshot().unwrap(), state);
-    assert_eq!(reopened.lt().unwrap(), lt + 2 * cocoon_tvm::LT_STEP);
+    // The refused external, the deploy and the paid transfer each took an lt step.
+    assert_eq!(reopened.lt().unwrap(), lt + 3 * cocoon_tvm::LT_STEP);
+    assert_eq!(reopened.balance(&wallet).unwrap(), 7 * TON);
 
     // open_or_create opens what is there and creates what is not.
     let other = tempfile::tempdir().unwrap();

@@ -5,8 +5,9 @@
 //!
 //! A directory holds two files:
 //! - `journal`: a header, then one record per input that changed the network (the genesis,
-//!   time changes, faucet mints and balances, the random seed, internal messages injected from
-//!   code-less wallets, external messages, deploys among them). Each record carries the time the
+//!   time changes, faucet mints and balances, the random seed, internal messages injected as
+//!   the sandbox does or paid for by a code-less wallet, external messages, deploys among
+//!   them). Each record carries the time the
 //!   network was set to before it and the lt it left, and is framed with its length and
 //!   CRC-32s (`journal.rs`). A record is appended with one write and `fdatasync`ed before the
 //!   call returns: nothing is acknowledged that is not durable. Inputs that fail and change
@@ -622,6 +623,17 @@ impl LocalNetwork {
         }
     }
 
+    /// Sends an internal message from a code-less wallet that pays for it: `value` leaves
+    /// `message.from`'s balance, then the message is delivered (no fee is charged to the
+    /// wallet; the receiving contracts pay theirs as usual). A wallet short of `value` gets
+    /// [`Error::InsufficientBalance`] and nothing changes.
+    pub fn transfer(&self, message: &InternalMessage) -> Result<Trace> {
+        match self.write(None, Input::Transfer(message.clone()))? {
+            Applied::Trace(trace) => Ok(trace),
+            Applied::Changed | Applied::Refused(_) => Ok(Trace::default()),
+        }
+    }
+
     /// Delivers an inbound external message (see [`Network::send_external`]). A refused one is
     /// journalled (it uses up an lt step) and returned as [`Error::ExternalNotAccepted`].
     pub fn send_external(
@@ -673,6 +685,16 @@ impl LocalNetwork {
     /// The network's time: that of the latest record.
     pub fn now(&self) -> Result<u32> {
         self.read(|network, _| network.now())
+    }
+
+    /// The time a write would run at now: with [`Clock::System`] the later of the wall clock
+    /// and [`LocalNetwork::now`], with [`Clock::Manual`] the latter.
+    pub fn current_time(&self) -> Result<u32> {
+        let clock = self.options.clock;
+        self.read(|network, _| match clock {
+            Clock::System => wall_clock().max(network.now()),
+            Clock::Manual => network.now(),
+        })
     }
 
     /// The logical time of the latest transaction.

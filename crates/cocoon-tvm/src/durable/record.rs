@@ -53,6 +53,9 @@ pub(crate) enum Input {
         amount: u128,
     },
     Internal(InternalMessage),
+    /// An internal message whose value first leaves the sender's balance (a code-less wallet
+    /// paying for what it sends; no fees are charged to it).
+    Transfer(InternalMessage),
     External {
         to: Address,
         body: Vec<u8>,
@@ -77,6 +80,7 @@ const SET_BALANCE: u8 = 4;
 const MINT: u8 = 5;
 const INTERNAL: u8 = 6;
 const EXTERNAL: u8 = 7;
+const TRANSFER: u8 = 8;
 
 impl Record {
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -88,6 +92,7 @@ impl Record {
             Input::SetBalance { .. } => SET_BALANCE,
             Input::Mint { .. } => MINT,
             Input::Internal(_) => INTERNAL,
+            Input::Transfer(_) => TRANSFER,
             Input::External { .. } => EXTERNAL,
         };
         w.u8(tag);
@@ -108,7 +113,7 @@ impl Record {
                 w.address(address);
                 w.u128(*amount);
             }
-            Input::Internal(message) => {
+            Input::Internal(message) | Input::Transfer(message) => {
                 w.address(&message.from);
                 w.address(&message.to);
                 w.u128(message.value);
@@ -151,14 +156,8 @@ impl Record {
                 address: r.address()?,
                 amount: r.u128()?,
             },
-            INTERNAL => Input::Internal(InternalMessage {
-                from: r.address()?,
-                to: r.address()?,
-                value: r.u128()?,
-                bounce: r.bool()?,
-                body: r.bytes()?,
-                state_init: r.option_bytes()?,
-            }),
+            INTERNAL => Input::Internal(decode_message(&mut r)?),
+            TRANSFER => Input::Transfer(decode_message(&mut r)?),
             EXTERNAL => Input::External {
                 to: r.address()?,
                 body: r.bytes()?,
@@ -175,6 +174,17 @@ impl Record {
             input,
         })
     }
+}
+
+fn decode_message(r: &mut Reader<'_>) -> DecodeResult<InternalMessage> {
+    Ok(InternalMessage {
+        from: r.address()?,
+        to: r.address()?,
+        value: r.u128()?,
+        bounce: r.bool()?,
+        body: r.bytes()?,
+        state_init: r.option_bytes()?,
+    })
 }
 
 /// What applying an input did.
@@ -212,6 +222,30 @@ pub(crate) fn apply(network: &mut Network, input: &Input) -> Result<Applied> {
             Ok(Applied::Changed)
         }
         Input::Internal(message) => network.send_internal(message).map(Applied::Trace),
+        Input::Transfer(message) => {
+            let balance = network.balance(&message.from)?;
+            let left = balance
+                .checked_sub(message.value)
+                .ok_or(Error::InsufficientBalance {
+                    account: message.from,
+                    balance,
+                    needed: message.value,
+                })?;
+            if message.value == 0 {
+                // Nothing to debit (and no empty account to create for it).
+                return network.send_internal(message).map(Applied::Trace);
+            }
+            network.set_balance(&message.from, left)?;
+            match network.send_internal(message) {
+                Ok(trace) => Ok(Applied::Trace(trace)),
+                Err(error) => {
+                    // The send changed nothing; putting the balance back leaves the account as
+                    // it was (same balance, so the same storage stats and cell).
+                    network.set_balance(&message.from, balance)?;
+                    Err(error)
+                }
+            }
+        }
         Input::External {
             to,
             body,
@@ -261,6 +295,14 @@ mod tests {
                 body: vec![],
                 state_init: None,
             },
+            Input::Transfer(InternalMessage {
+                from: b,
+                to: a,
+                value: 2,
+                bounce: false,
+                body: vec![],
+                state_init: None,
+            }),
         ];
         for input in inputs {
             let record = Record {
