@@ -14,6 +14,7 @@ pub mod messages;
 pub mod ops;
 pub mod payout;
 pub mod rules;
+pub mod ton;
 pub mod toncenter;
 pub mod tvm;
 pub mod vectors;

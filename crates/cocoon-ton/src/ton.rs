@@ -1,0 +1,494 @@
+//! A TON network as the deployed COCOON contracts need it, at the level the C++ runners use:
+//! raw account states (parsed with [`crate::cocoon`]), an account's transactions oldest first
+//! (how a proxy learns registrations, top-ups and its own save-state commits), and messages
+//! sent from a wallet. [`Cocoon`] reads the typed storages through any [`TonNetwork`].
+//!
+//! [`TvmNetwork`] is the embedded implementation: the contracts' own code executing on
+//! `cocoon-tvm` (tycho's TVM), with wallets as code-less accounts that are debited what they
+//! send, so every nano-TON that moves is accounted for. The toncenter implementation and the
+//! switch of the daemons from [`crate::Chain`] to this trait follow (issue 11).
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tonlib_core::cell::{ArcCell, BagOfCells, Cell};
+use tonlib_core::TonAddress;
+
+use crate::cocoon::{ClientData, CodecError, ProxyData, RootData, WorkerData};
+
+/// Why a network call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TonError {
+    /// The sending wallet cannot cover what it sends.
+    #[error("wallet {wallet} holds {have} nano-TON, sending needs {need}")]
+    WalletBalance {
+        /// The wallet.
+        wallet: String,
+        /// Its balance.
+        have: u128,
+        /// What the messages carry.
+        need: u128,
+    },
+    /// An account's storage is not the layout expected there.
+    #[error("{what} at {address}: {source}")]
+    Layout {
+        /// Which contract.
+        what: &'static str,
+        /// Where.
+        address: String,
+        /// Why it does not parse.
+        source: CodecError,
+    },
+    /// A cell or BOC could not be (de)serialised.
+    #[error("cell: {0}")]
+    Cell(String),
+    /// The embedded TVM refused or failed.
+    #[error("tvm: {0}")]
+    Tvm(String),
+    /// The remote API failed or answered something unexpected.
+    #[error("chain API: {0}")]
+    Api(String),
+}
+
+/// An account's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Never seen.
+    Nonexist,
+    /// Holds a balance, no code.
+    Uninit,
+    /// Has code and data.
+    Active,
+    /// Frozen for unpaid storage.
+    Frozen,
+}
+
+/// An account as the network stores it.
+#[derive(Clone, Debug)]
+pub struct AccountState {
+    /// Its status.
+    pub status: Status,
+    /// Its balance, nano-TON.
+    pub balance: u128,
+    /// Code (active accounts).
+    pub code: Option<ArcCell>,
+    /// Data (active accounts).
+    pub data: Option<ArcCell>,
+    /// The logical time of its last transaction (0 if none).
+    pub last_lt: u64,
+}
+
+/// One transaction of an account, as far as a reader of inbound messages needs it.
+#[derive(Clone, Debug)]
+pub struct InboundTx {
+    /// Its logical time (increasing per account).
+    pub lt: u64,
+    /// The block time it executed at.
+    pub now: u32,
+    /// The inbound message's source (`None` for an external message).
+    pub source: Option<TonAddress>,
+    /// The value the inbound message carried.
+    pub value: u128,
+    /// The inbound body (the empty cell for none).
+    pub body: ArcCell,
+    /// Whether the inbound message was a bounce.
+    pub bounced: bool,
+    /// The compute phase's exit code (`None` when it was skipped).
+    pub exit_code: Option<i32>,
+    /// Whether the transaction was aborted (its effects undone).
+    pub aborted: bool,
+    /// Fees the account paid in this transaction (storage, gas, actions).
+    pub total_fees: u128,
+    /// What its out-messages still carry for forwarding (collected when they are delivered).
+    pub forward_fees: u128,
+}
+
+/// A message a wallet sends.
+#[derive(Clone, Debug)]
+pub struct WalletMessage {
+    /// Destination.
+    pub to: TonAddress,
+    /// Value, nano-TON.
+    pub value: u128,
+    /// Bounce if the destination fails.
+    pub bounce: bool,
+    /// Body.
+    pub body: ArcCell,
+    /// StateInit to deploy the destination.
+    pub state_init: Option<ArcCell>,
+}
+
+/// What became of sent messages.
+#[derive(Clone, Debug)]
+pub enum SendOutcome {
+    /// Executed at once (the embedded network): each message's first transaction at its
+    /// destination, in order.
+    Executed(Vec<InboundTx>),
+    /// Accepted by a remote network; executes in a later block.
+    Submitted {
+        /// The external message's hash, hex.
+        hash: String,
+    },
+}
+
+/// A TON network.
+#[async_trait]
+pub trait TonNetwork: Send + Sync + 'static {
+    /// For logs: `embedded TVM …`, `toncenter …`.
+    fn describe(&self) -> String;
+    /// The network's clock (Unix seconds).
+    async fn now(&self) -> Result<u32, TonError>;
+    /// An account's state.
+    async fn account(&self, address: &TonAddress) -> Result<AccountState, TonError>;
+    /// Up to `limit` of the account's transactions after logical time `after_lt`, oldest first.
+    async fn transactions(
+        &self,
+        address: &TonAddress,
+        after_lt: u64,
+        limit: usize,
+    ) -> Result<Vec<InboundTx>, TonError>;
+    /// Sends `messages` from the wallet at `wallet`.
+    async fn send(
+        &self,
+        wallet: &TonAddress,
+        messages: &[WalletMessage],
+    ) -> Result<SendOutcome, TonError>;
+}
+
+/// The typed COCOON view of a network: the root and the contracts' storages.
+pub struct Cocoon {
+    network: Arc<dyn TonNetwork>,
+    root: TonAddress,
+}
+
+impl Cocoon {
+    /// COCOON with its root at `root`.
+    pub fn new(network: Arc<dyn TonNetwork>, root: TonAddress) -> Cocoon {
+        Cocoon { network, root }
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Arc<dyn TonNetwork> {
+        &self.network
+    }
+
+    /// The root's address.
+    pub fn root_address(&self) -> &TonAddress {
+        &self.root
+    }
+
+    /// The root's storage (registry, hashes, params with the codes).
+    pub async fn root(&self) -> Result<RootData, TonError> {
+        let state = self.network.account(&self.root).await?;
+        let data = active_data(&state, "root", &self.root)?;
+        RootData::from_cell(&data).map_err(|source| layout("root", &self.root, source))
+    }
+
+    /// A proxy contract's storage, if deployed.
+    pub async fn proxy(&self, address: &TonAddress) -> Result<Option<ProxyData>, TonError> {
+        self.parse(address, "proxy contract", ProxyData::from_cell)
+            .await
+    }
+
+    /// A client contract's storage, if deployed.
+    pub async fn client(&self, address: &TonAddress) -> Result<Option<ClientData>, TonError> {
+        self.parse(address, "client contract", ClientData::from_cell)
+            .await
+    }
+
+    /// A worker contract's storage, if deployed.
+    pub async fn worker(&self, address: &TonAddress) -> Result<Option<WorkerData>, TonError> {
+        self.parse(address, "worker contract", WorkerData::from_cell)
+            .await
+    }
+
+    async fn parse<T>(
+        &self,
+        address: &TonAddress,
+        what: &'static str,
+        from_cell: impl Fn(&Cell) -> Result<T, CodecError>,
+    ) -> Result<Option<T>, TonError> {
+        let state = self.network.account(address).await?;
+        if state.status != Status::Active {
+            return Ok(None);
+        }
+        let data = active_data(&state, what, address)?;
+        from_cell(&data)
+            .map(Some)
+            .map_err(|source| layout(what, address, source))
+    }
+}
+
+fn layout(what: &'static str, address: &TonAddress, source: CodecError) -> TonError {
+    TonError::Layout {
+        what,
+        address: address.to_string(),
+        source,
+    }
+}
+
+fn active_data(
+    state: &AccountState,
+    what: &'static str,
+    address: &TonAddress,
+) -> Result<ArcCell, TonError> {
+    state
+        .data
+        .clone()
+        .filter(|_| state.status == Status::Active)
+        .ok_or_else(|| layout(what, address, CodecError::EmptyBody))
+}
+
+/// A cell as a one-root BOC.
+pub fn to_boc(cell: &ArcCell) -> Result<Vec<u8>, TonError> {
+    BagOfCells::from_root(cell.as_ref().clone())
+        .serialize(false)
+        .map_err(|e| TonError::Cell(e.to_string()))
+}
+
+/// The one root of a BOC.
+pub fn from_boc(boc: &[u8]) -> Result<ArcCell, TonError> {
+    BagOfCells::parse(boc)
+        .and_then(|b| b.single_root())
+        .map_err(|e| TonError::Cell(e.to_string()))
+}
+
+fn hash_of(address: &TonAddress) -> [u8; 32] {
+    let mut hash = [0; 32];
+    hash.copy_from_slice(address.hash_part.as_slice());
+    hash
+}
+
+fn tvm_address(address: &TonAddress) -> cocoon_tvm::Address {
+    cocoon_tvm::Address {
+        // Workchains are -1 and 0 here; anything else is refused by the network itself.
+        workchain: i8::try_from(address.workchain).unwrap_or(i8::MIN),
+        hash: hash_of(address),
+    }
+}
+
+fn ton_address(address: &cocoon_tvm::Address) -> TonAddress {
+    TonAddress::new(i32::from(address.workchain), address.hash.into())
+}
+
+fn tvm_error(error: cocoon_tvm::Error) -> TonError {
+    TonError::Tvm(error.to_string())
+}
+
+/// The embedded network: the contracts' code on tycho's TVM, in memory. Wallets are code-less
+/// accounts: a send debits the wallet the messages' values (nothing is created), and payments
+/// to a wallet credit it. Fees are paid by the receiving contracts out of the values, as on a
+/// real network; a real wallet would also pay its own small gas and forwarding fees, which the
+/// embedded one does not.
+pub struct TvmNetwork {
+    inner: Mutex<TvmInner>,
+}
+
+/// A message of a trace on its way, until the transaction that takes it is found.
+struct Delivery {
+    dest: cocoon_tvm::Address,
+    source: Option<cocoon_tvm::Address>,
+    value: u128,
+    body: Vec<u8>,
+    bounced: bool,
+}
+
+struct TvmInner {
+    network: cocoon_tvm::Network,
+    /// Per account, its transactions in order (the embedded network keeps them all).
+    history: std::collections::HashMap<[u8; 32], Vec<InboundTx>>,
+}
+
+impl TvmNetwork {
+    /// An empty network at Unix time `now`.
+    pub fn new(now: u32) -> Result<TvmNetwork, TonError> {
+        Ok(TvmNetwork {
+            inner: Mutex::new(TvmInner {
+                network: cocoon_tvm::Network::new(now).map_err(tvm_error)?,
+                history: Default::default(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TvmInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The faucet: adds `amount` to `address`.
+    pub fn mint(&self, address: &TonAddress, amount: u128) -> Result<(), TonError> {
+        let mut inner = self.lock();
+        let at = tvm_address(address);
+        let balance = inner.network.balance(&at).map_err(tvm_error)?;
+        let total = balance
+            .checked_add(amount)
+            .ok_or_else(|| TonError::Tvm("balance overflows".into()))?;
+        inner.network.set_balance(&at, total).map_err(tvm_error)
+    }
+
+    /// Moves the clock to `now` (never backwards).
+    pub fn set_now(&self, now: u32) -> Result<(), TonError> {
+        let mut inner = self.lock();
+        if now > inner.network.now() {
+            inner.network.set_now(now).map_err(tvm_error)?;
+        }
+        Ok(())
+    }
+
+    fn execute(
+        inner: &mut TvmInner,
+        wallet: &TonAddress,
+        message: &WalletMessage,
+    ) -> Result<InboundTx, TonError> {
+        let from = tvm_address(wallet);
+        let to = tvm_address(&message.to);
+        let have = inner.network.balance(&from).map_err(tvm_error)?;
+        if have < message.value {
+            return Err(TonError::WalletBalance {
+                wallet: wallet.to_string(),
+                have,
+                need: message.value,
+            });
+        }
+        inner
+            .network
+            .set_balance(&from, have - message.value)
+            .map_err(tvm_error)?;
+        let internal = cocoon_tvm::InternalMessage {
+            from,
+            to,
+            value: message.value,
+            bounce: message.bounce,
+            body: to_boc(&message.body)?,
+            state_init: message.state_init.as_ref().map(to_boc).transpose()?,
+        };
+        let trace = match inner.network.send_internal(&internal) {
+            Ok(trace) => trace,
+            Err(error) => {
+                // Nothing executed: the wallet keeps its money.
+                let now = inner.network.balance(&from).map_err(tvm_error)?;
+                inner
+                    .network
+                    .set_balance(&from, now + message.value)
+                    .map_err(tvm_error)?;
+                return Err(tvm_error(error));
+            }
+        };
+        // Record every transaction the message caused, with the inbound message that caused
+        // it: the first is ours; the others are out-messages of earlier ones in this trace.
+        let mut pending = vec![Delivery {
+            dest: to,
+            source: Some(from),
+            value: message.value,
+            body: internal.body.clone(),
+            bounced: false,
+        }];
+        let mut first = None;
+        for tx in &trace.transactions {
+            let index = pending
+                .iter()
+                .position(|d| d.dest == tx.account)
+                .ok_or_else(|| TonError::Tvm("a transaction without its inbound message".into()))?;
+            let Delivery {
+                dest: account,
+                source,
+                value,
+                body,
+                bounced,
+            } = pending.remove(index);
+            let record = InboundTx {
+                lt: tx.lt,
+                now: tx.now,
+                source: source.as_ref().map(ton_address),
+                value,
+                body: if body.is_empty() {
+                    Arc::new(Cell::default())
+                } else {
+                    from_boc(&body)?
+                },
+                bounced,
+                exit_code: tx.exit_code,
+                aborted: tx.aborted,
+                total_fees: tx.total_fees,
+                forward_fees: tx.out_messages.iter().map(|m| m.fwd_fee).sum(),
+            };
+            for out in &tx.out_messages {
+                if let Some(dest) = &out.dest {
+                    pending.push(Delivery {
+                        dest: *dest,
+                        source: Some(account),
+                        value: out.value,
+                        body: out.body.clone(),
+                        bounced: out.bounced,
+                    });
+                }
+            }
+            inner
+                .history
+                .entry(account.hash)
+                .or_default()
+                .push(record.clone());
+            first.get_or_insert(record);
+        }
+        first.ok_or_else(|| TonError::Tvm("the message executed no transaction".into()))
+    }
+}
+
+#[async_trait]
+impl TonNetwork for TvmNetwork {
+    fn describe(&self) -> String {
+        "embedded TVM (tycho), in memory".into()
+    }
+
+    async fn now(&self) -> Result<u32, TonError> {
+        Ok(self.lock().network.now())
+    }
+
+    async fn account(&self, address: &TonAddress) -> Result<AccountState, TonError> {
+        let info = self
+            .lock()
+            .network
+            .account(&tvm_address(address))
+            .map_err(tvm_error)?;
+        let status = match info.status {
+            cocoon_tvm::AccountStatus::Active => Status::Active,
+            cocoon_tvm::AccountStatus::Uninit => Status::Uninit,
+            cocoon_tvm::AccountStatus::Frozen => Status::Frozen,
+            cocoon_tvm::AccountStatus::NonExisting => Status::Nonexist,
+        };
+        Ok(AccountState {
+            status,
+            balance: info.balance,
+            code: info.code.as_deref().map(from_boc).transpose()?,
+            data: info.data.as_deref().map(from_boc).transpose()?,
+            last_lt: info.last_transaction_lt,
+        })
+    }
+
+    async fn transactions(
+        &self,
+        address: &TonAddress,
+        after_lt: u64,
+        limit: usize,
+    ) -> Result<Vec<InboundTx>, TonError> {
+        let inner = self.lock();
+        let Some(history) = inner.history.get(&hash_of(address)) else {
+            return Ok(Vec::new());
+        };
+        let start = history.partition_point(|tx| tx.lt <= after_lt);
+        Ok(history[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn send(
+        &self,
+        wallet: &TonAddress,
+        messages: &[WalletMessage],
+    ) -> Result<SendOutcome, TonError> {
+        let mut inner = self.lock();
+        let mut executed = Vec::with_capacity(messages.len());
+        for message in messages {
+            executed.push(Self::execute(&mut inner, wallet, message)?);
+        }
+        Ok(SendOutcome::Executed(executed))
+    }
+}
