@@ -8,7 +8,7 @@
 //! send, so every nano-TON that moves is accounted for. The toncenter implementation and the
 //! switch of the daemons from [`crate::Chain`] to this trait follow (issue 11).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tonlib_core::cell::{ArcCell, BagOfCells, Cell};
@@ -276,180 +276,117 @@ fn tvm_error(error: cocoon_tvm::Error) -> TonError {
     TonError::Tvm(error.to_string())
 }
 
-/// The embedded network: the contracts' code on tycho's TVM, in memory. Wallets are code-less
-/// accounts: a send debits the wallet the messages' values (nothing is created), and payments
-/// to a wallet credit it. Fees are paid by the receiving contracts out of the values, as on a
-/// real network; a real wallet would also pay its own small gas and forwarding fees, which the
-/// embedded one does not.
+/// The embedded network: the contracts' code on tycho's TVM, durable in a directory
+/// ([`cocoon_tvm::LocalNetwork`]: a journal of inputs fsynced per call, snapshots, a file lock
+/// so the devnet and `cocoon wallet` can share it, and each account's transaction history).
+/// Wallets are code-less accounts: a send debits the wallet the messages' values (nothing is
+/// created), and payments to a wallet credit it. Fees are paid by the receiving contracts out
+/// of the values, as on a real network; a real wallet would also pay its own small gas and
+/// forwarding fees, which the embedded one does not.
 pub struct TvmNetwork {
-    inner: Mutex<TvmInner>,
-}
-
-/// A message of a trace on its way, until the transaction that takes it is found.
-struct Delivery {
-    dest: cocoon_tvm::Address,
-    source: Option<cocoon_tvm::Address>,
-    value: u128,
-    body: Vec<u8>,
-    bounced: bool,
-}
-
-struct TvmInner {
-    network: cocoon_tvm::Network,
-    /// Per account, its transactions in order (the embedded network keeps them all).
-    history: std::collections::HashMap<[u8; 32], Vec<InboundTx>>,
+    local: cocoon_tvm::LocalNetwork,
 }
 
 impl TvmNetwork {
-    /// An empty network at Unix time `now`.
-    pub fn new(now: u32) -> Result<TvmNetwork, TonError> {
-        Ok(TvmNetwork {
-            inner: Mutex::new(TvmInner {
-                network: cocoon_tvm::Network::new(now).map_err(tvm_error)?,
-                history: Default::default(),
-            }),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, TvmInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// Opens the network in `dir`, creating it (starting at Unix time `now`) if absent.
+    pub fn open_or_create(dir: &std::path::Path, now: u32) -> Result<TvmNetwork, TonError> {
+        let local = cocoon_tvm::LocalNetwork::open_or_create(
+            dir,
+            &cocoon_tvm::Genesis::at(now),
+            cocoon_tvm::Options::default(),
+        )
+        .map_err(tvm_error)?;
+        Ok(TvmNetwork { local })
     }
 
     /// The faucet: adds `amount` to `address`.
     pub fn mint(&self, address: &TonAddress, amount: u128) -> Result<(), TonError> {
-        let mut inner = self.lock();
-        let at = tvm_address(address);
-        let balance = inner.network.balance(&at).map_err(tvm_error)?;
-        let total = balance
-            .checked_add(amount)
-            .ok_or_else(|| TonError::Tvm("balance overflows".into()))?;
-        inner.network.set_balance(&at, total).map_err(tvm_error)
+        blocking(|| self.local.mint(&tvm_address(address), amount))
+            .map(|_| ())
+            .map_err(tvm_error)
     }
 
-    /// Moves the clock to `now` (never backwards).
+    /// Moves the clock to `now`; never backwards (an error).
     pub fn set_now(&self, now: u32) -> Result<(), TonError> {
-        let mut inner = self.lock();
-        if now > inner.network.now() {
-            inner.network.set_now(now).map_err(tvm_error)?;
-        }
-        Ok(())
+        blocking(|| self.local.set_now(now)).map_err(tvm_error)
     }
 
-    fn execute(
-        inner: &mut TvmInner,
-        wallet: &TonAddress,
-        message: &WalletMessage,
-    ) -> Result<InboundTx, TonError> {
-        let from = tvm_address(wallet);
+    fn execute(&self, wallet: &TonAddress, message: &WalletMessage) -> Result<InboundTx, TonError> {
         let to = tvm_address(&message.to);
-        let have = inner.network.balance(&from).map_err(tvm_error)?;
-        if have < message.value {
-            return Err(TonError::WalletBalance {
-                wallet: wallet.to_string(),
-                have,
-                need: message.value,
-            });
-        }
-        inner
-            .network
-            .set_balance(&from, have - message.value)
-            .map_err(tvm_error)?;
         let internal = cocoon_tvm::InternalMessage {
-            from,
+            from: tvm_address(wallet),
             to,
             value: message.value,
             bounce: message.bounce,
             body: to_boc(&message.body)?,
             state_init: message.state_init.as_ref().map(to_boc).transpose()?,
         };
-        let trace = match inner.network.send_internal(&internal) {
+        let trace = match blocking(|| self.local.transfer(&internal)) {
             Ok(trace) => trace,
-            Err(error) => {
-                // Nothing executed: the wallet keeps its money.
-                let now = inner.network.balance(&from).map_err(tvm_error)?;
-                inner
-                    .network
-                    .set_balance(&from, now + message.value)
-                    .map_err(tvm_error)?;
-                return Err(tvm_error(error));
+            Err(cocoon_tvm::Error::InsufficientBalance {
+                balance, needed, ..
+            }) => {
+                return Err(TonError::WalletBalance {
+                    wallet: wallet.to_string(),
+                    have: balance,
+                    need: needed,
+                })
             }
+            Err(error) => return Err(tvm_error(error)),
         };
-        // Record every transaction the message caused, with the inbound message that caused
-        // it: the first is ours; the others are out-messages of earlier ones in this trace.
-        let mut pending = vec![Delivery {
-            dest: to,
-            source: Some(from),
-            value: message.value,
-            body: internal.body.clone(),
-            bounced: false,
-        }];
-        let mut first = None;
-        for tx in &trace.transactions {
-            let index = pending
-                .iter()
-                .position(|d| d.dest == tx.account)
-                .ok_or_else(|| TonError::Tvm("a transaction without its inbound message".into()))?;
-            let Delivery {
-                dest: account,
-                source,
-                value,
-                body,
-                bounced,
-            } = pending.remove(index);
-            let record = InboundTx {
-                lt: tx.lt,
-                now: tx.now,
-                source: source.as_ref().map(ton_address),
-                value,
-                body: if body.is_empty() {
-                    Arc::new(Cell::default())
-                } else {
-                    from_boc(&body)?
-                },
-                bounced,
-                exit_code: tx.exit_code,
-                aborted: tx.aborted,
-                total_fees: tx.total_fees,
-                forward_fees: tx.out_messages.iter().map(|m| m.fwd_fee).sum(),
-            };
-            for out in &tx.out_messages {
-                if let Some(dest) = &out.dest {
-                    pending.push(Delivery {
-                        dest: *dest,
-                        source: Some(account),
-                        value: out.value,
-                        body: out.body.clone(),
-                        bounced: out.bounced,
-                    });
-                }
-            }
-            inner
-                .history
-                .entry(account.hash)
-                .or_default()
-                .push(record.clone());
-            first.get_or_insert(record);
-        }
-        first.ok_or_else(|| TonError::Tvm("the message executed no transaction".into()))
+        let first = trace
+            .first_on(&to)
+            .ok_or_else(|| TonError::Tvm("the message executed no transaction".into()))?;
+        inbound(&cocoon_tvm::AccountTransaction::from(first))
     }
+}
+
+/// Runs a call that takes the network's file lock and may fsync: on a multi-threaded runtime,
+/// tell the runtime this thread blocks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
+}
+
+fn inbound(tx: &cocoon_tvm::AccountTransaction) -> Result<InboundTx, TonError> {
+    Ok(InboundTx {
+        lt: tx.lt,
+        now: tx.now,
+        source: tx.in_message.source.as_ref().map(ton_address),
+        value: tx.in_message.value,
+        body: if tx.in_message.body.is_empty() {
+            Arc::new(Cell::default())
+        } else {
+            from_boc(&tx.in_message.body)?
+        },
+        bounced: tx.in_message.bounced,
+        exit_code: tx.exit_code,
+        aborted: tx.aborted,
+        total_fees: tx.total_fees,
+        forward_fees: tx.out_messages.iter().map(|m| m.fwd_fee).sum(),
+    })
 }
 
 #[async_trait]
 impl TonNetwork for TvmNetwork {
     fn describe(&self) -> String {
-        "embedded TVM (tycho), in memory".into()
+        format!(
+            "embedded TVM (tycho) at {}",
+            self.local.journal_path().display()
+        )
     }
 
     async fn now(&self) -> Result<u32, TonError> {
-        Ok(self.lock().network.now())
+        blocking(|| self.local.current_time()).map_err(tvm_error)
     }
 
     async fn account(&self, address: &TonAddress) -> Result<AccountState, TonError> {
-        let info = self
-            .lock()
-            .network
-            .account(&tvm_address(address))
-            .map_err(tvm_error)?;
+        let info = blocking(|| self.local.account(&tvm_address(address))).map_err(tvm_error)?;
         let status = match info.status {
             cocoon_tvm::AccountStatus::Active => Status::Active,
             cocoon_tvm::AccountStatus::Uninit => Status::Uninit,
@@ -471,12 +408,14 @@ impl TonNetwork for TvmNetwork {
         after_lt: u64,
         limit: usize,
     ) -> Result<Vec<InboundTx>, TonError> {
-        let inner = self.lock();
-        let Some(history) = inner.history.get(&hash_of(address)) else {
-            return Ok(Vec::new());
-        };
-        let start = history.partition_point(|tx| tx.lt <= after_lt);
-        Ok(history[start..].iter().take(limit).cloned().collect())
+        blocking(|| {
+            self.local
+                .transactions(&tvm_address(address), after_lt, limit)
+        })
+        .map_err(tvm_error)?
+        .iter()
+        .map(inbound)
+        .collect()
     }
 
     async fn send(
@@ -484,10 +423,9 @@ impl TonNetwork for TvmNetwork {
         wallet: &TonAddress,
         messages: &[WalletMessage],
     ) -> Result<SendOutcome, TonError> {
-        let mut inner = self.lock();
         let mut executed = Vec::with_capacity(messages.len());
         for message in messages {
-            executed.push(Self::execute(&mut inner, wallet, message)?);
+            executed.push(self.execute(wallet, message)?);
         }
         Ok(SendOutcome::Executed(executed))
     }

@@ -80,7 +80,8 @@ async fn total(network: &TvmNetwork, addresses: &[&TonAddress]) -> u128 {
 
 #[tokio::test]
 async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history() {
-    let network = Arc::new(TvmNetwork::new(1_800_000_000).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let network = Arc::new(TvmNetwork::open_or_create(dir.path(), 1_800_000_000).unwrap());
     let (root_owner, proxy_owner, client_owner) = (wallet(1), wallet(2), wallet(3));
     let minted = 100 * TON;
     for w in [&root_owner, &proxy_owner, &client_owner] {
@@ -241,5 +242,21 @@ async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history
         network.account(&wallet(200)).await.unwrap().status,
         Status::Uninit,
         "an unknown address is an empty account, as in the sandbox"
+    );
+
+    // Durable: another handle on the same directory (another process, in the devnet) sees
+    // the same network, histories included.
+    let reopened: Arc<dyn TonNetwork> =
+        Arc::new(TvmNetwork::open_or_create(dir.path(), 1).unwrap());
+    let again = Cocoon::new(reopened.clone(), root.clone());
+    let first = Cocoon::new(network.clone(), root.clone());
+    assert_eq!(
+        again.client(&client).await.unwrap(),
+        first.client(&client).await.unwrap()
+    );
+    let lts = |txs: Vec<cocoon_ton::ton::InboundTx>| txs.iter().map(|t| t.lt).collect::<Vec<_>>();
+    assert_eq!(
+        lts(reopened.transactions(&proxy, 0, 100).await.unwrap()),
+        lts(network.transactions(&proxy, 0, 100).await.unwrap())
     );
 }

@@ -18,6 +18,8 @@ pub struct OutSummary {
     /// `None` for an external outbound message (a log entry).
     pub dest: Option<Address>,
     pub value: u128,
+    /// What it still carries for forwarding, collected when it is delivered.
+    pub fwd_fee: u128,
     pub bounced: bool,
     /// The first 32 bits of the body, if it has them.
     pub op: Option<u32>,
@@ -66,6 +68,7 @@ impl From<&Transaction> for AccountTransaction {
                 .map(|m| OutSummary {
                     dest: m.dest,
                     value: m.value,
+                    fwd_fee: m.fwd_fee,
                     bounced: m.bounced,
                     op: m.op(),
                 })
@@ -229,6 +232,7 @@ fn encode_transaction(w: &mut Writer, tx: &AccountTransaction) {
     for out in &tx.out_messages {
         w.option_address(out.dest.as_ref());
         w.u128(out.value);
+        w.u128(out.fwd_fee);
         w.bool(out.bounced);
         match out.op {
             None => w.u8(0),
@@ -261,12 +265,13 @@ fn decode_transaction(r: &mut Reader<'_>) -> DecodeResult<AccountTransaction> {
     let aborted = r.bool()?;
     let total_fees = r.u128()?;
     let balance_after = r.u128()?;
-    let count = r.count(1 + 16 + 1 + 1)?;
+    let count = r.count(1 + 16 + 16 + 1 + 1)?;
     let mut out_messages = Vec::with_capacity(count);
     for _ in 0..count {
         out_messages.push(OutSummary {
             dest: r.option_address()?,
             value: r.u128()?,
+            fwd_fee: r.u128()?,
             bounced: r.bool()?,
             op: if r.bool()? { Some(r.u32()?) } else { None },
         });
@@ -309,6 +314,7 @@ mod tests {
             out_messages: vec![OutSummary {
                 dest: None,
                 value: 0,
+                fwd_fee: 3,
                 bounced: false,
                 op: Some(0x1234),
             }],

@@ -18,7 +18,8 @@ use super::journal::{corrupt, io_error};
 use crate::error::Result;
 
 const MAGIC: [u8; 8] = *b"cTVMsnap";
-const VERSION: u32 = 1;
+/// 2: out-message summaries in the history carry their forwarding fee.
+const VERSION: u32 = 2;
 /// Magic, version, and the record count: what [`records_covered`] reads.
 const PREFIX_LEN: usize = 8 + 4 + 8;
 
