@@ -44,7 +44,7 @@ pub fn parse_payout(
 }
 
 /// Keeps `boc` as the latest payout for `worker_contract` in `dir` if it pays more tokens than
-/// the one there (written to a temporary file, synced, then renamed). Returns the tokens of
+/// the one there, and more than none (written to a temporary file, synced, then renamed). Returns the tokens of
 /// the payout now kept, or `None` if `boc` is not a payout for this contract.
 pub fn keep_latest(dir: &Path, worker_contract: &Address, boc: &[u8]) -> io::Result<Option<u64>> {
     let Ok(new) = parse_payout(boc, worker_contract) else {
@@ -57,6 +57,11 @@ pub fn keep_latest(dir: &Path, worker_contract: &Address, boc: &[u8]) -> io::Res
         .map(|m| m.payload.tokens);
     if kept.is_some_and(|tokens| tokens >= new.payload.tokens) {
         return Ok(kept);
+    }
+    // A payout for nothing (a proxy signs one for a worker that has earned nothing yet) pays
+    // nothing: there is nothing to keep.
+    if new.payload.tokens == 0 {
+        return Ok(Some(0));
     }
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension("boc.tmp");
@@ -96,6 +101,11 @@ mod tests {
         let keep = |target: &Address, opcode: u32, tokens: u64| {
             keep_latest(dir.path(), &mine, &payout(target, opcode, tokens)).unwrap()
         };
+        assert_eq!(keep(&mine, op::WORKER_PAYOUT_SIGNED, 0), Some(0));
+        assert!(
+            !payout_path(dir.path(), &mine).exists(),
+            "a payout for nothing is not kept"
+        );
         assert_eq!(keep(&mine, op::WORKER_PAYOUT_SIGNED, 10), Some(10));
         assert_eq!(
             keep(&mine, op::WORKER_PAYOUT_SIGNED, 7),
