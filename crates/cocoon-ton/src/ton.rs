@@ -15,6 +15,7 @@ use tonlib_core::cell::{ArcCell, BagOfCells, Cell};
 use tonlib_core::TonAddress;
 
 use crate::cocoon::{ClientData, CodecError, ProxyData, RootData, WorkerData};
+use crate::Wallet;
 
 /// Why a network call failed.
 #[derive(Debug, thiserror::Error)]
@@ -148,10 +149,11 @@ pub trait TonNetwork: Send + Sync + 'static {
         after_lt: u64,
         limit: usize,
     ) -> Result<Vec<InboundTx>, TonError>;
-    /// Sends `messages` from the wallet at `wallet`.
+    /// Sends `messages` from `wallet` (on a real network: one signed external to the wallet
+    /// contract; embedded: from the wallet's address, debiting it).
     async fn send(
         &self,
-        wallet: &TonAddress,
+        wallet: &Wallet,
         messages: &[WalletMessage],
     ) -> Result<SendOutcome, TonError>;
 }
@@ -420,12 +422,12 @@ impl TonNetwork for TvmNetwork {
 
     async fn send(
         &self,
-        wallet: &TonAddress,
+        wallet: &Wallet,
         messages: &[WalletMessage],
     ) -> Result<SendOutcome, TonError> {
         let mut executed = Vec::with_capacity(messages.len());
         for message in messages {
-            executed.push(self.execute(wallet, message)?);
+            executed.push(self.execute(wallet.address(), message)?);
         }
         Ok(SendOutcome::Executed(executed))
     }

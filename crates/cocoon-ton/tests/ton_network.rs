@@ -18,7 +18,7 @@ use cocoon_ton::cocoon::{
 use cocoon_ton::ton::{
     Cocoon, SendOutcome, Status, TonError, TonNetwork, TvmNetwork, WalletMessage,
 };
-use cocoon_ton::Coins;
+use cocoon_ton::{Coins, Wallet};
 
 const TON: u128 = 1_000_000_000;
 
@@ -35,8 +35,8 @@ fn code(name: &str) -> ArcCell {
     BagOfCells::parse(&boc).unwrap().single_root().unwrap()
 }
 
-fn wallet(byte: u8) -> TonAddress {
-    TonAddress::new(0, [byte; 32].into())
+fn wallet(byte: u8) -> Wallet {
+    Wallet::from_seed(&[byte; 32])
 }
 
 fn params() -> Params {
@@ -82,7 +82,12 @@ async fn total(network: &TvmNetwork, addresses: &[&TonAddress]) -> u128 {
 async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history() {
     let dir = tempfile::tempdir().unwrap();
     let network = Arc::new(TvmNetwork::open_or_create(dir.path(), 1_800_000_000).unwrap());
-    let (root_owner, proxy_owner, client_owner) = (wallet(1), wallet(2), wallet(3));
+    let (root_w, proxy_w, client_w) = (wallet(1), wallet(2), wallet(3));
+    let (root_owner, proxy_owner, client_owner) = (
+        root_w.address().clone(),
+        proxy_w.address().clone(),
+        client_w.address().clone(),
+    );
     let minted = 100 * TON;
     for w in [&root_owner, &proxy_owner, &client_owner] {
         network.mint(w, minted).unwrap();
@@ -94,7 +99,7 @@ async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history
     let root = root_init.address().unwrap();
     network
         .send(
-            &root_owner,
+            &root_w,
             &[deploy(root.clone(), root_init.to_cell().unwrap(), 5 * TON)],
         )
         .await
@@ -110,7 +115,7 @@ async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history
     let proxy = proxy_init.address().unwrap();
     network
         .send(
-            &proxy_owner,
+            &proxy_w,
             &[deploy(
                 proxy.clone(),
                 proxy_init.to_cell().unwrap(),
@@ -132,7 +137,7 @@ async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history
     );
     network
         .send(
-            &client_owner,
+            &client_w,
             &[deploy(
                 client.clone(),
                 client_init.to_cell().unwrap(),
@@ -161,7 +166,7 @@ async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history
     };
     let outcome = network
         .send(
-            &client_owner,
+            &client_w,
             &[WalletMessage {
                 to: client.clone(),
                 value: TON,
@@ -202,7 +207,7 @@ async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history
     let before = network.account(&client_owner).await.unwrap().balance;
     let too_much = network
         .send(
-            &client_owner,
+            &client_w,
             &[WalletMessage {
                 to: client.clone(),
                 value: before + 1,
@@ -239,7 +244,7 @@ async fn contracts_deploy_read_back_and_a_registration_reaches_the_proxy_history
     }
     assert_eq!(held + fees, 3 * minted, "held {held} + fees {fees}");
     assert_eq!(
-        network.account(&wallet(200)).await.unwrap().status,
+        network.account(wallet(200).address()).await.unwrap().status,
         Status::Uninit,
         "an unknown address is an empty account, as in the sandbox"
     );
