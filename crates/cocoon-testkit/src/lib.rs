@@ -2,11 +2,13 @@
 
 pub mod devchain;
 pub mod devnet;
+pub mod fake_toncenter;
 pub mod http;
 pub mod mock_backend;
 pub mod sockets;
 
 pub use devnet::{Devnet, DevnetBuilder};
+pub use fake_toncenter::FakeToncenter;
 pub use mock_backend::{MockBackend, MockBackendConfig};
 
 /// Polls `check` every 20 ms until it holds; panics naming `what` after 20 s (only a hang

@@ -16,6 +16,7 @@ pub mod payout;
 pub mod rules;
 pub mod ton;
 pub mod toncenter;
+pub mod toncenter_v2;
 pub mod tvm;
 pub mod vectors;
 pub mod wallet;
