@@ -61,6 +61,22 @@ pub enum DevChainError {
         /// What is wrong.
         why: String,
     },
+    /// The network (deployed interface, see `devchain_next`) refused a setup step.
+    #[error("setting up the devnet's network ({step}): {source}")]
+    Network {
+        /// What was being done.
+        step: &'static str,
+        /// The error.
+        source: cocoon_ton::ton::TonError,
+    },
+    /// A cell could not be built.
+    #[error("setting up the devnet's network ({step}): {source}")]
+    Codec {
+        /// What was being done.
+        step: &'static str,
+        /// The error.
+        source: cocoon_ton::cocoon::CodecError,
+    },
     /// The chain refused a setup step.
     #[error("setting up the devnet chain ({step}): {source}")]
     Chain {

@@ -11,8 +11,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tonlib_core::cell::{ArcCell, BagOfCells, Cell};
+use tonlib_core::cell::{ArcCell, BagOfCells};
 use tonlib_core::TonAddress;
+
+pub use tonlib_core::cell::{ArcCell as SharedCell, Cell};
 
 use crate::cocoon::{ClientData, CodecError, ProxyData, RootData, WorkerData};
 use crate::Wallet;

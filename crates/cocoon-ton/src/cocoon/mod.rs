@@ -39,6 +39,7 @@
 pub mod address;
 mod cell;
 pub mod client;
+pub mod codes;
 pub mod common;
 mod dict;
 pub mod exit;
@@ -57,6 +58,7 @@ use tonlib_core::cell::{ArcCell, BagOfCells, Cell, TonCellError};
 
 pub use address::StateInit;
 pub use client::{ClientData, ClientMessage, ClientReport};
+pub use codes::{codes, Codes};
 pub use common::{Excesses, Payout, SaveState, State};
 pub use params::Params;
 pub use proxy::{ClientPayload, ProxyData, ProxyMessage, WorkerPayload};

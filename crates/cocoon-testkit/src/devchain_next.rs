@@ -1,0 +1,441 @@
+//! The devnet's chain on the deployed COCOON interface (issue 11): the contracts of
+//! `contracts/next` executing on the embedded TVM ([`TvmNetwork`], durable in
+//! `<data-dir>/ton/`), with the devnet's parties set up as the C++ runners would, with the
+//! values they attach (facts §11). The daemons still use [`crate::devchain`]; they move here
+//! next.
+//!
+//! Setup, idempotent across restarts (each step is skipped when the chain already shows it):
+//! 1. wallets funded by the faucet once (`ton/funded` records it); the root's address is fixed
+//!    at the first start (`ton/root`);
+//! 2. the root deployed by its owner with `prices.toml`'s params and the three codes, and the
+//!    devnet's models allowed;
+//! 3. the proxy contract deployed (1 TON) at the address derived from the root, then staked
+//!    `min_proxy_stake` (`ext_proxy_increase_stake`);
+//! 4. the client contract deployed (0.8 TON), then its secret hash set and `CLIENT_DEPOSIT`
+//!    topped up in one message (`owner_client_change_secret_hash_and_top_up`);
+//! 5. each worker contract deployed (0.3 TON).
+//!
+//! A root whose params differ from `prices.toml` is refused: on the deployed interface a params
+//! change moves every contract's address (facts §9), so the devnet's chain would have to be
+//! started anew (delete `ton/`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cocoon_ton::cocoon::address::Deployment;
+use cocoon_ton::cocoon::root::HashList;
+use cocoon_ton::cocoon::{codes, ClientMessage, Params, ProxyMessage, RootData, RootMessage};
+use cocoon_ton::ton::{Cell, Cocoon, TonNetwork, TvmNetwork, WalletMessage};
+use cocoon_ton::{Address, Coins, Wallet};
+use sha2::{Digest, Sha256};
+
+use crate::devchain::{
+    load_or_create_key, load_prices, DevChainError, CLIENT_DEPOSIT, CLIENT_FUNDS, OWNER_FUNDS,
+    PROXY_FUNDS, WORKER_FUNDS,
+};
+
+/// The network's directory under the data directory.
+pub const TON_DIR: &str = "ton";
+/// The root's address, under the network's directory.
+const ROOT_FILE: &str = "root";
+
+/// What the root is deployed with (the sandbox tests' value; it keeps its own gas reserve).
+const ROOT_DEPLOY: u128 = 5 * TON;
+/// A proxy contract's deploy (its stake comes after, with `ext_proxy_increase_stake`).
+const PROXY_DEPLOY: u128 = TON;
+/// A client contract's deploy, as the C++ client sends it (facts §11).
+const CLIENT_DEPLOY: u128 = 8 * TON / 10;
+/// What the C++ runners attach to owner operations on the client (facts §11).
+const CLIENT_OP: u128 = 7 * TON / 10;
+/// A worker contract's deploy, as the C++ worker sends it (facts §11).
+const WORKER_DEPLOY: u128 = 3 * TON / 10;
+/// Gas on top of a stake increase (the contract needs value ≥ grams + 0.1 TON).
+const STAKE_GAS: u128 = 2 * TON / 10;
+/// Gas on top of a root operation.
+const ROOT_OP: u128 = TON / 10;
+const TON: u128 = 1_000_000_000;
+
+/// The devnet's parties and contracts on the deployed interface.
+pub struct DevNetwork {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The network.
+    pub network: Arc<TvmNetwork>,
+    /// The typed view.
+    pub cocoon: Cocoon,
+    /// The root's params (with the codes).
+    pub params: Params,
+    /// Root owner.
+    pub owner: Wallet,
+    /// Proxy operator.
+    pub proxy: Wallet,
+    /// Seed of the proxy's payment signing key (its public key is the proxy contract's).
+    pub proxy_signer_seed: [u8; 32],
+    /// The client.
+    pub client: Wallet,
+    /// The workers.
+    pub workers: Vec<Wallet>,
+    /// The client's short-auth secret (its SHA-256 is on the client contract).
+    pub client_secret: String,
+}
+
+fn step(step: &'static str) -> impl FnOnce(cocoon_ton::ton::TonError) -> DevChainError {
+    move |source| DevChainError::Network { step, source }
+}
+
+fn codec(step: &'static str) -> impl FnOnce(cocoon_ton::cocoon::CodecError) -> DevChainError {
+    move |source| DevChainError::Codec { step, source }
+}
+
+/// `prices.toml` (the devnet's params, nano-TON and ×10000 multipliers) as the deployed params
+/// cell's fields, with the three codes of `contracts/next`.
+pub fn params_from_prices(prices: &cocoon_ton::ops::Params) -> Params {
+    let codes = codes();
+    Params {
+        params_version: 1,
+        unique_id: 0,
+        is_test: true,
+        price_per_token: Coins(u128::from(prices.price_per_token)),
+        worker_fee_per_token: Coins(u128::from(prices.worker_fee_per_token)),
+        prompt_tokens_price_multiplier: prices.prompt_multiplier,
+        cached_tokens_price_multiplier: prices.cached_multiplier,
+        completion_tokens_price_multiplier: prices.completion_multiplier,
+        reasoning_tokens_price_multiplier: prices.reasoning_multiplier,
+        proxy_delay_before_close: prices.proxy_close_delay,
+        client_delay_before_close: prices.client_close_delay,
+        min_proxy_stake: Coins(u128::from(prices.min_proxy_stake)),
+        min_client_stake: Coins(u128::from(prices.min_client_stake)),
+        proxy_code: Some(codes.proxy.clone()),
+        worker_code: Some(codes.worker.clone()),
+        client_code: Some(codes.client.clone()),
+    }
+}
+
+fn message(to: Address, value: u128, body: Cell, state_init: Option<Cell>) -> WalletMessage {
+    WalletMessage {
+        to,
+        value,
+        bounce: state_init.is_none(),
+        body: Arc::new(body),
+        state_init: state_init.map(Arc::new),
+    }
+}
+
+impl DevNetwork {
+    /// Opens (creating what is missing) the devnet's network in `dir` with `workers` workers
+    /// and the models `models` allowed on the root.
+    pub async fn open(
+        dir: &Path,
+        prices: &Path,
+        workers: usize,
+        models: &[String],
+    ) -> Result<DevNetwork, DevChainError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DevChainError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let params = params_from_prices(&load_prices(prices)?);
+        let wallet = |name: &str| load_or_create_key(dir, name).map(|s| Wallet::from_seed(&s));
+        let owner = wallet("owner")?;
+        let proxy = wallet("proxy")?;
+        let client = wallet("client")?;
+        let workers = (0..workers)
+            .map(|i| wallet(&format!("worker-{i}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let proxy_signer_seed = load_or_create_key(dir, "proxy-signer")?;
+        let client_secret = hex::encode(load_or_create_key(dir, "client-secret")?);
+        let ton_dir = dir.join(TON_DIR);
+        let now = u32::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
+        .unwrap_or(u32::MAX);
+        let network = Arc::new(
+            TvmNetwork::open_or_create(&ton_dir, now).map_err(step("opening the network"))?,
+        );
+        let root_data = RootData::new(owner.address().clone(), params.clone());
+        // The root's address depends on the params it was deployed with: it is fixed by the
+        // first start and kept in `ton/root`, so a later prices.toml is compared with it.
+        let root_file = ton_dir.join(ROOT_FILE);
+        let root = match std::fs::read_to_string(&root_file) {
+            Ok(text) => text
+                .trim()
+                .parse::<Address>()
+                .map_err(|e| DevChainError::Prices {
+                    path: root_file.clone(),
+                    why: format!("not a TON address: {e}"),
+                })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let root = cocoon_ton::cocoon::StateInit::new(
+                    codes().root.clone(),
+                    root_data.to_cell().map_err(codec("building the root"))?,
+                )
+                .address()
+                .map_err(codec("the root's address"))?;
+                std::fs::write(&root_file, root.to_string()).map_err(io(&root_file))?;
+                root
+            }
+            Err(e) => return Err(io(&root_file)(e)),
+        };
+        let dev = DevNetwork {
+            dir: dir.to_path_buf(),
+            cocoon: Cocoon::new(network.clone(), root),
+            network,
+            params,
+            owner,
+            proxy,
+            proxy_signer_seed,
+            client,
+            workers,
+            client_secret,
+        };
+        dev.setup(root_data, models).await?;
+        Ok(dev)
+    }
+
+    /// The proxy's payment signing key, public half.
+    pub fn proxy_public_key(&self) -> [u8; 32] {
+        cocoon_ton::messages::ProxyKey::from_seed(&self.proxy_signer_seed).public_key()
+    }
+
+    fn deployment(&self) -> Deployment {
+        Deployment {
+            root: self.cocoon.root_address().clone(),
+            params: self.params.clone(),
+        }
+    }
+
+    /// The proxy contract.
+    pub fn proxy_contract(&self) -> Result<Address, DevChainError> {
+        self.deployment()
+            .proxy(self.proxy.address(), &self.proxy_public_key())
+            .and_then(|init| init.address())
+            .map_err(codec("the proxy contract's address"))
+    }
+
+    /// The client contract of `owner` at the devnet proxy.
+    pub fn client_contract(&self, owner: &Address) -> Result<Address, DevChainError> {
+        self.deployment()
+            .client(self.proxy.address(), &self.proxy_public_key(), owner)
+            .and_then(|init| init.address())
+            .map_err(codec("a client contract's address"))
+    }
+
+    /// The worker contract of `owner` at the devnet proxy.
+    pub fn worker_contract(&self, owner: &Address) -> Result<Address, DevChainError> {
+        self.deployment()
+            .worker(self.proxy.address(), &self.proxy_public_key(), owner)
+            .and_then(|init| init.address())
+            .map_err(codec("a worker contract's address"))
+    }
+
+    async fn send(
+        &self,
+        wallet: &Wallet,
+        message: WalletMessage,
+        what: &'static str,
+    ) -> Result<(), DevChainError> {
+        self.network
+            .send(wallet, &[message])
+            .await
+            .map(|_| ())
+            .map_err(step(what))
+    }
+
+    async fn setup(&self, root_data: RootData, models: &[String]) -> Result<(), DevChainError> {
+        // 1. Funds, once.
+        let funded = self.dir.join(TON_DIR).join("funded");
+        if !funded.exists() {
+            for (wallet, funds) in [
+                (&self.owner, OWNER_FUNDS),
+                (&self.proxy, PROXY_FUNDS),
+                (&self.client, CLIENT_FUNDS),
+            ]
+            .into_iter()
+            .chain(self.workers.iter().map(|w| (w, WORKER_FUNDS)))
+            {
+                self.network
+                    .mint(wallet.address(), funds.0)
+                    .map_err(step("funding wallets"))?;
+            }
+            std::fs::write(&funded, b"").map_err(|source| DevChainError::Io {
+                path: funded.clone(),
+                source,
+            })?;
+        }
+
+        // 2. The root and its model list.
+        let root = self.cocoon.root_address().clone();
+        let deployed = match self.cocoon.root().await {
+            Ok(data) => Some(data),
+            Err(cocoon_ton::ton::TonError::Layout { .. })
+                if self
+                    .network
+                    .account(&root)
+                    .await
+                    .map_err(step("reading the root"))?
+                    .status
+                    != cocoon_ton::ton::Status::Active =>
+            {
+                None
+            }
+            Err(error) => return Err(step("reading the root")(error)),
+        };
+        let current = match deployed {
+            Some(data) => data,
+            None => {
+                let init = cocoon_ton::cocoon::StateInit::new(
+                    codes().root.clone(),
+                    root_data.to_cell().map_err(codec("building the root"))?,
+                );
+                let init = init.to_cell().map_err(codec("building the root"))?;
+                self.send(
+                    &self.owner,
+                    message(root.clone(), ROOT_DEPLOY, Cell::default(), Some(init)),
+                    "deploying the root",
+                )
+                .await?;
+                self.cocoon.root().await.map_err(step("reading the root"))?
+            }
+        };
+        if current.params != self.params {
+            return Err(DevChainError::Prices {
+                path: self.dir.join("prices.toml"),
+                why: format!(
+                    "the root at {root} holds other params; on the deployed interface a params change moves every contract's address, so start the devnet's chain anew: delete {}",
+                    self.dir.join(TON_DIR).display()
+                ),
+            });
+        }
+        for model in models {
+            let hash: [u8; 32] = Sha256::digest(model.as_bytes()).into();
+            if !current.model_hashes.contains(&hash) {
+                let body = RootMessage::AddHash {
+                    query_id: 0,
+                    list: HashList::Model,
+                    hash,
+                }
+                .to_cell()
+                .map_err(codec("allowing a model"))?;
+                self.send(
+                    &self.owner,
+                    message(root.clone(), ROOT_OP, body, None),
+                    "allowing a model",
+                )
+                .await?;
+            }
+        }
+
+        // 3. The proxy contract, staked.
+        let deployment = self.deployment();
+        let key = self.proxy_public_key();
+        let proxy_init = deployment
+            .proxy(self.proxy.address(), &key)
+            .map_err(codec("the proxy contract"))?;
+        let proxy = proxy_init.address().map_err(codec("the proxy contract"))?;
+        if self
+            .cocoon
+            .proxy(&proxy)
+            .await
+            .map_err(step("reading the proxy"))?
+            .is_none()
+        {
+            let init = proxy_init.to_cell().map_err(codec("the proxy contract"))?;
+            self.send(
+                &self.proxy,
+                message(proxy.clone(), PROXY_DEPLOY, Cell::default(), Some(init)),
+                "deploying the proxy contract",
+            )
+            .await?;
+        }
+        let stake = self.params.min_proxy_stake.0;
+        let staked = self
+            .cocoon
+            .proxy(&proxy)
+            .await
+            .map_err(step("reading the proxy"))?
+            .map_or(0, |p| p.stake.0);
+        if staked < stake {
+            let grams = stake - staked;
+            let body = ProxyMessage::IncreaseStake {
+                query_id: 0,
+                grams: Coins(grams),
+                send_excesses_to: self.proxy.address().clone(),
+            }
+            .to_cell()
+            .map_err(codec("staking the proxy"))?;
+            self.send(
+                &self.proxy,
+                message(proxy.clone(), grams + STAKE_GAS, body, None),
+                "staking the proxy",
+            )
+            .await?;
+        }
+
+        // 4. The client contract, with its secret and its deposit.
+        let client_init = deployment
+            .client(self.proxy.address(), &key, self.client.address())
+            .map_err(codec("the client contract"))?;
+        let client = client_init
+            .address()
+            .map_err(codec("the client contract"))?;
+        if self
+            .cocoon
+            .client(&client)
+            .await
+            .map_err(step("reading the client"))?
+            .is_none()
+        {
+            let init = client_init
+                .to_cell()
+                .map_err(codec("the client contract"))?;
+            self.send(
+                &self.client,
+                message(client.clone(), CLIENT_DEPLOY, Cell::default(), Some(init)),
+                "deploying the client contract",
+            )
+            .await?;
+            let secret_hash: [u8; 32] = Sha256::digest(self.client_secret.as_bytes()).into();
+            let body = ClientMessage::ChangeSecretHashAndTopUp {
+                query_id: 0,
+                amount: CLIENT_DEPOSIT,
+                new_secret_hash: secret_hash,
+                send_excesses_to: self.client.address().clone(),
+            }
+            .to_cell()
+            .map_err(codec("the client's deposit"))?;
+            self.send(
+                &self.client,
+                message(client, CLIENT_DEPOSIT.0 + CLIENT_OP, body, None),
+                "the client's deposit",
+            )
+            .await?;
+        }
+
+        // 5. The worker contracts.
+        for wallet in &self.workers {
+            let init = deployment
+                .worker(self.proxy.address(), &key, wallet.address())
+                .map_err(codec("a worker contract"))?;
+            let address = init.address().map_err(codec("a worker contract"))?;
+            if self
+                .cocoon
+                .worker(&address)
+                .await
+                .map_err(step("reading a worker"))?
+                .is_none()
+            {
+                let init = init.to_cell().map_err(codec("a worker contract"))?;
+                self.send(
+                    wallet,
+                    message(address, WORKER_DEPLOY, Cell::default(), Some(init)),
+                    "deploying a worker contract",
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
