@@ -38,11 +38,18 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   fi
 fi
 
-want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+# llama-cpp-python compiles llama.cpp from its sdist. Left to itself it builds for the host
+# CPU (GGML_NATIVE), which on hosts that report AMX emits tile instructions that a VM without
+# AMX permission kills with a general protection fault on the first request. Build for a fixed,
+# portable x86-64 level instead, never from a wheel cached by an earlier native build.
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+
+want="$( (cat "$REQ"; echo "$LLAMA_CMAKE_ARGS") | sha256sum | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [[ "$want" != "$have" ]] || ! "$VENV/bin/python" -c 'import openai, pytest' 2>/dev/null; then
-  echo "e2e: installing $(grep -cv '^\s*\(#\|$\)' "$REQ") pinned requirements into $VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+  echo "e2e: installing $(grep -cv '^\s*\(#\|$\)' "$REQ") pinned requirements into $VENV (llama.cpp builds from source: about 5 minutes on 2 cores)"
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    --no-cache-dir --force-reinstall -r "$REQ"
   echo "$want" > "$STAMP"
 fi
 
