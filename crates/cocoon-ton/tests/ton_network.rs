@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use tonlib_core::cell::{ArcCell, BagOfCells, Cell};
+use tonlib_core::cell::{ArcCell, Cell};
 use tonlib_core::TonAddress;
 
 use cocoon_ton::cocoon::address::Deployment;
@@ -22,17 +21,16 @@ use cocoon_ton::{Coins, Wallet};
 
 const TON: u128 = 1_000_000_000;
 
+/// The contracts of `contracts/next/build`, as the crate embeds them.
 fn code(name: &str) -> ArcCell {
-    let path = format!(
-        "{}/../../contracts/next/build/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let boc = base64::engine::general_purpose::STANDARD
-        .decode(json["code_boc_base64"].as_str().unwrap())
-        .unwrap();
-    BagOfCells::parse(&boc).unwrap().single_root().unwrap()
+    let codes = cocoon_ton::cocoon::codes();
+    match name {
+        "root" => codes.root.clone(),
+        "proxy" => codes.proxy.clone(),
+        "client" => codes.client.clone(),
+        "worker" => codes.worker.clone(),
+        other => panic!("no contract {other}"),
+    }
 }
 
 fn wallet(byte: u8) -> Wallet {
