@@ -585,6 +585,11 @@ impl Ledger {
         self.shared.lock().books.clients.keys().cloned().collect()
     }
 
+    /// The keys of every worker account.
+    pub fn worker_keys(&self) -> Vec<String> {
+        self.shared.lock().books.workers.keys().cloned().collect()
+    }
+
     /// All accounts, for `/stats`.
     pub fn snapshot(&self) -> LedgerSnapshot {
         let state = self.shared.lock();

@@ -5,13 +5,15 @@
 //! Order of every money-moving step: **record in the ledger, wait until durable, then sign and
 //! send.** A crash between the two leaves a recorded signature that was never sent, which the
 //! next round simply signs again (the contracts only take increasing counts, so a repeat is
-//! harmless); the reverse order could leave a signature on chain the ledger forgot.
+//! harmless); the reverse order could leave a signature on chain the ledger forgot. Each round
+//! compares what the contracts hold with the newest signed counts and sends again what did not
+//! land (at most once per [`RESEND_AFTER`] while a message may still be on its way).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cocoon_ledger::{Ledger, LedgerConfig};
 use cocoon_net::Shutdown;
@@ -223,7 +225,11 @@ pub struct Payments {
     /// Per contract: (opcode, tokens, message).
     signatures: Mutex<HashMap<String, Vec<SignatureSlot>>>,
     /// When each worker was last sent a `proxy.workerRequestPayment`.
-    worker_notices: Mutex<HashMap<String, std::time::Instant>>,
+    worker_notices: Mutex<HashMap<String, Instant>>,
+    /// The newest signed charge or payout this process sent per (opcode, contract), and when.
+    sent: Mutex<HashMap<(u32, String), (u64, Instant)>>,
+    /// The paid tokens each worker contract was last seen holding.
+    worker_paid_on_chain: Mutex<HashMap<String, u64>>,
 }
 
 /// One cached signed message: (opcode, tokens, message).
@@ -232,6 +238,10 @@ type SignatureSlot = (u32, u64, SignedPayment);
 /// The least time between two `proxy.workerRequestPayment`s to one worker (see
 /// [`Payments::worker_notice_due`]).
 const WORKER_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a signed charge or payout sent by this process may take to show on chain before the
+/// settle loop sends it again (a local chain applies it at once; a real one within seconds).
+pub const RESEND_AFTER: Duration = Duration::from_secs(60);
 
 /// A peer's payment status, in the meaning the C++ runners give the three numbers of
 /// `paymentStatus`, `authorizationWithProxySuccess`, `compareBalanceWithProxyResult` and the
@@ -335,6 +345,8 @@ impl Payments {
             committed: AtomicU64::new(state.seqno),
             signatures: Mutex::new(HashMap::new()),
             worker_notices: Mutex::new(HashMap::new()),
+            sent: Mutex::new(HashMap::new()),
+            worker_paid_on_chain: Mutex::new(HashMap::new()),
         })
     }
 
@@ -496,7 +508,7 @@ impl Payments {
     /// Whether `worker` is due a `proxy.workerRequestPayment` (none in the last
     /// [`WORKER_NOTICE_INTERVAL`]); if so, records that it gets one now.
     pub(crate) fn worker_notice_due(&self, worker: &str) -> bool {
-        let now = std::time::Instant::now();
+        let now = Instant::now();
         let mut notices = self
             .worker_notices
             .lock()
@@ -618,6 +630,86 @@ impl Payments {
                 }
             }
         }
+        self.resend_unlanded(payout_threshold).await;
+    }
+
+    /// Sends again every signed charge the ledger recorded but the client contract does not
+    /// hold, and every signed payout that is at least `payout_threshold` tokens ahead of its
+    /// worker contract: one a crash cut off between recording and sending, one the network
+    /// lost, or a payout signed for a worker (on `compareBalance` or `updatePaymentStatus`)
+    /// that the worker did not submit itself. (A payout below the threshold is left to the
+    /// worker, as the threshold says.) The contracts take only increasing counts, so a repeat
+    /// is harmless; one this process sent less than [`RESEND_AFTER`] ago is left to land.
+    async fn resend_unlanded(&self, payout_threshold: u64) {
+        let payout_threshold = payout_threshold.max(1);
+        for client in self.ledger.client_keys() {
+            let Some(account) = self.ledger.client(&client) else {
+                continue;
+            };
+            if account.signed_tokens > account.tokens_used_on_chain {
+                self.resend(op::CHARGE_SIGNED, &client, account.signed_tokens)
+                    .await;
+            }
+        }
+        for worker in self.ledger.worker_keys() {
+            let Some(account) = self.ledger.worker(&worker) else {
+                continue;
+            };
+            let last_seen = self
+                .worker_paid_on_chain
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&worker)
+                .copied()
+                .unwrap_or(0);
+            if account.paid_tokens.saturating_sub(last_seen) < payout_threshold {
+                continue;
+            }
+            let Some(address) = parse_address(&worker) else {
+                continue;
+            };
+            let on_chain = match self.chain.worker(&address).await {
+                Ok(Some(state)) => state.paid_tokens,
+                Ok(None) => 0,
+                Err(error) => {
+                    warn!(worker = %worker, %error, "cannot read a worker contract");
+                    continue;
+                }
+            };
+            self.worker_paid_on_chain
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(worker.clone(), on_chain);
+            if account.paid_tokens.saturating_sub(on_chain) >= payout_threshold {
+                self.resend(op::WORKER_PAYOUT_SIGNED, &worker, account.paid_tokens)
+                    .await;
+            }
+        }
+    }
+
+    /// Signs and sends `tokens` for `key` again unless this process sent that count (or more)
+    /// less than [`RESEND_AFTER`] ago.
+    async fn resend(&self, opcode: u32, key: &str, tokens: u64) {
+        let recent = self
+            .sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(opcode, key.to_owned()))
+            .is_some_and(|&(sent, at)| sent >= tokens && at.elapsed() < RESEND_AFTER);
+        if recent {
+            return;
+        }
+        let what = if opcode == op::CHARGE_SIGNED {
+            "charge"
+        } else {
+            "payout"
+        };
+        let (Ok(body), Some(to)) = (self.sign(opcode, key, tokens), parse_address(key)) else {
+            warn!(contract = %key, "cannot sign a {what} again");
+            return;
+        };
+        info!(contract = %key, tokens, "a signed {what} is not on chain: sending it again");
+        self.send_signed(what, opcode, key, to, tokens, body).await;
     }
 
     async fn settle_one(&self, opcode: u32, key: &str, tokens: u64) {
@@ -646,8 +738,27 @@ impl Payments {
         let Some(to) = parse_address(key) else {
             return;
         };
+        self.send_signed(what, opcode, key, to, tokens, body).await;
+    }
+
+    /// Sends a signed charge or payout and remembers when, for [`Self::resend_unlanded`].
+    async fn send_signed(
+        &self,
+        what: &str,
+        opcode: u32,
+        key: &str,
+        to: Address,
+        tokens: u64,
+        body: Body,
+    ) {
         match self.send(to, body).await {
-            Ok(()) => info!(contract = %key, tokens, "signed {what} sent"),
+            Ok(()) => {
+                self.sent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert((opcode, key.to_owned()), (tokens, Instant::now()));
+                info!(contract = %key, tokens, "signed {what} sent");
+            }
             // The chain is already at or past this count: an earlier round, or the other
             // party with the message it was given, sent it.
             Err(ChainError::Rejected(ExitCode::NotIncreasing)) => {}

@@ -359,3 +359,67 @@ async fn payment_status_queries_behave_as_a_cpp_worker_expects() {
     handle.close("test done");
     devnet.stop().await;
 }
+
+/// A payout the proxy signed for its worker (handed over on the worker's payment-status polls,
+/// recorded in the ledger) but that nobody put on chain is sent by the proxy's settle loop once
+/// it is over the payout threshold, even though the ledger already counts it as signed: a
+/// recorded signature is never left off chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_payout_nobody_sent_is_sent_by_the_settle_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = Devnet::builder()
+        .mock(MockBackendConfig::default())
+        .local_chain(dir.path(), &dir.path().join("prices.toml"), SETTLE, COMMIT)
+        .payout_threshold(u64::MAX)
+        .start()
+        .await
+        .expect("paid devnet starts");
+    let answer = TestHttp::new()
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("earn", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let tokens = answer.json()["usage"]["total_tokens"].as_u64().unwrap();
+    let (contract, chain) = {
+        let dev = devnet.chain.as_ref().unwrap();
+        (
+            dev.worker_contract(dev.workers[0].address()),
+            dev.chain.clone(),
+        )
+    };
+    let worker_key = contract.to_hex();
+    wait_until("the worker's payout signed in the ledger", || async {
+        devnet.proxy_stats().await["ledger"]["workers"][&worker_key]["paid_tokens"] == tokens
+    })
+    .await;
+    tokio::time::sleep(SETTLE * 5).await;
+    let paid = |chain: std::sync::Arc<dyn cocoon_ton::Chain>| {
+        let contract = contract.clone();
+        async move { chain.worker(&contract).await.unwrap().unwrap().paid_tokens }
+    };
+    assert_eq!(
+        paid(chain.clone()).await,
+        0,
+        "above the threshold nothing is sent"
+    );
+
+    // The same ledger under a threshold the signed payout is over.
+    devnet.kill_proxy().await;
+    devnet
+        .proxy_config
+        .payments
+        .as_mut()
+        .unwrap()
+        .payout_threshold_tokens = 1;
+    devnet.restart_proxy().await.expect("restarts");
+    wait_until("the signed payout on chain", || {
+        let chain = chain.clone();
+        async move { paid(chain).await == tokens }
+    })
+    .await;
+    devnet.stop().await;
+}
