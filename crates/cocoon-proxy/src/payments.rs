@@ -1,6 +1,16 @@
-//! A proxy that is paid: its durable ledger, its contracts on the chain, and the loops that
-//! turn the ledger into money — signed charges to client contracts, signed payouts to worker
-//! contracts, and the periodic `(seqno, hash)` commit that makes an old ledger file useless.
+//! A proxy that is paid: its durable ledger, its contracts on the chain (the deployed COCOON
+//! interface, `shared/reference/cocoon-contracts-facts.md`), and the loops that turn the ledger
+//! into money — signed charges to client contracts, signed payouts to worker contracts, and the
+//! periodic save-state commit of the ledger head that makes an old ledger file useless.
+//!
+//! What the proxy knows of the chain it learns as the C++ proxy does: the root's params and its
+//! own proxy contract's storage at start, a client's or worker's contract when it connects, and
+//! after that **its own proxy contract's transactions**, oldest first: client contracts report
+//! every operation there (`client_proxy_request` with their counters: top-ups, charges,
+//! withdrawals), worker contracts report payouts (`worker_proxy_request`), and the proxy's
+//! save-state commits (`do_not_process` from its own wallet) are read back from there. A report
+//! whose source is not the address derived from the owner it names is dropped: those without a
+//! payload are accepted from anyone by the contract.
 //!
 //! Order of every money-moving step: **record in the ledger, wait until durable, then sign and
 //! send.** A crash between the two leaves a recorded signature that was never sent, which the
@@ -18,14 +28,18 @@ use std::time::{Duration, Instant};
 use cocoon_ledger::{Ledger, LedgerConfig};
 use cocoon_net::Shutdown;
 use cocoon_proto::{codes, SignedPayment};
-use cocoon_ton::messages::{Body, ProxyKey, SignedPayload};
-use cocoon_ton::ops::{op, ContractStatus, ExitCode};
-use cocoon_ton::rules::Init;
-use cocoon_ton::toncenter::Toncenter;
-use cocoon_ton::{keyfile, Address, Chain, ChainError, Coins, LocalChain, Outgoing, Wallet};
+use cocoon_ton::cocoon::{
+    address, exit, CodecError, Params, ProxyMessage, SaveState, SignedAction, SignedPayload, State,
+};
+use cocoon_ton::messages::ProxyKey;
+use cocoon_ton::ton::{
+    Cell, Cocoon, InboundTx, SendOutcome, TonError, TonNetwork, TvmNetwork, WalletMessage,
+};
+use cocoon_ton::toncenter_v2::ToncenterNetwork;
+use cocoon_ton::{keyfile, Address, Wallet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Default tokens a client may owe before the proxy signs a charge to its contract.
 pub const DEFAULT_CHARGE_THRESHOLD_TOKENS: u64 = 10_000;
@@ -40,7 +54,7 @@ pub const DEFAULT_COMMIT_INTERVAL_SECS: f64 = 45.0;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChainKind {
-    /// The embedded local chain in `local_chain_dir` (what `cocoon devnet` runs).
+    /// The embedded TVM network in `local_chain_dir` (what `cocoon devnet` runs).
     Local,
     /// A real TON network (testnet, mainnet) through the toncenter v2 API at `toncenter_url`.
     Toncenter,
@@ -52,7 +66,7 @@ pub enum ChainKind {
 pub struct PaymentsConfig {
     /// The network.
     pub chain: ChainKind,
-    /// The local chain's directory (`chain = "local"`).
+    /// The embedded network's directory (`chain = "local"`; the devnet's `<data-dir>/ton`).
     #[serde(default)]
     pub local_chain_dir: Option<PathBuf>,
     /// The toncenter v2 API (`chain = "toncenter"`), e.g.
@@ -63,16 +77,16 @@ pub struct PaymentsConfig {
     /// request per second).
     #[serde(default)]
     pub toncenter_api_key: Option<String>,
-    /// The root registry's address (`chain = "toncenter"`).
+    /// The root registry's address. Required with `chain = "toncenter"`; with `"local"` the
+    /// default is the one the devnet wrote to `<local_chain_dir>/root`.
     #[serde(default)]
     pub root_address: Option<String>,
     /// The ledger file (an append-only log, see `docs/ledger.md`), created if absent; a file of
     /// the old redb format is migrated at start. Never restore it from a backup: the proxy
     /// refuses to run on a copy older than what it committed to the chain.
     pub ledger: PathBuf,
-    /// The proxy contract's address. Default: derived from the operator wallet and the signing
-    /// key (on a real network also from the root's params, which may have changed since the
-    /// deploy: then set it here).
+    /// The proxy contract's address. Default: derived from the root's params, the operator
+    /// wallet and the signing key (facts §9).
     #[serde(default)]
     pub proxy_contract: Option<String>,
     /// Key file of the payment signing key: the public key the proxy contract stores.
@@ -108,7 +122,7 @@ fn default_commit_interval() -> f64 {
 }
 
 impl PaymentsConfig {
-    /// Payments on the local chain in `chain_dir`, with default thresholds and intervals.
+    /// Payments on the embedded network in `chain_dir`, with default thresholds and intervals.
     pub fn local(
         chain_dir: PathBuf,
         ledger: PathBuf,
@@ -148,12 +162,13 @@ impl PaymentsConfig {
                 }
                 Some(_) => {}
             }
-            match &self.root_address {
-                None => problems.push("payments: chain = \"toncenter\" needs root_address".into()),
-                Some(a) if parse_address(a).is_none() => {
-                    problems.push(format!("payments.root_address {a:?} is not a TON address"))
-                }
-                Some(_) => {}
+            if self.root_address.is_none() {
+                problems.push("payments: chain = \"toncenter\" needs root_address".into());
+            }
+        }
+        if let Some(a) = &self.root_address {
+            if parse_address(a).is_none() {
+                problems.push(format!("payments.root_address {a:?} is not a TON address"));
             }
         }
         if let Some(a) = &self.proxy_contract {
@@ -185,9 +200,12 @@ pub enum PaymentsError {
     /// A key file.
     #[error(transparent)]
     Key(#[from] keyfile::KeyFileError),
-    /// The chain.
+    /// The network.
     #[error("chain: {0}")]
-    Chain(#[from] ChainError),
+    Network(#[from] TonError),
+    /// A cell could not be built or read.
+    #[error("chain data: {0}")]
+    Codec(#[from] CodecError),
     /// The proxy contract is missing or not usable.
     #[error("{0}")]
     Contract(String),
@@ -207,29 +225,88 @@ pub(crate) struct ClientContract {
     pub secret_hash: [u8; 32],
 }
 
+/// What the proxy attaches to a signed charge it submits (the C++ proxy's value; the client
+/// contract needs ≥ 0.1 TON and returns what it does not use to the proxy's wallet).
+pub const CHARGE_VALUE: u128 = 700_000_000;
+/// What the proxy attaches to a signed payout it submits (the C++ worker's value; the worker
+/// contract needs > 0.1 TON and returns the rest).
+pub const PAYOUT_VALUE: u128 = 500_000_000;
+/// What a save-state commit carries (facts §11: 1 nanoTON; the contract ignores it).
+pub const SAVE_STATE_VALUE: u128 = 1;
+/// Transactions read per page of the proxy contract's history.
+const HISTORY_PAGE: usize = 100;
+/// Pages read per settle round at most (the rest is read in the next round).
+const HISTORY_PAGES_PER_ROUND: usize = 50;
+
+/// Which signed message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `ext_client_charge_signed` to a client contract.
+    Charge,
+    /// `ext_worker_payout_request_signed` to a worker contract.
+    Payout,
+}
+
+impl Kind {
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Charge => "charge",
+            Kind::Payout => "payout",
+        }
+    }
+
+    fn action(self, tokens: u64) -> SignedAction {
+        match self {
+            Kind::Charge => SignedAction::ClientCharge {
+                new_tokens_used: tokens,
+            },
+            Kind::Payout => SignedAction::WorkerPayout { new_tokens: tokens },
+        }
+    }
+
+    fn value(self) -> u128 {
+        match self {
+            Kind::Charge => CHARGE_VALUE,
+            Kind::Payout => PAYOUT_VALUE,
+        }
+    }
+}
+
+/// How far the proxy has read its contract's transactions, and what it found.
+#[derive(Default)]
+struct HistoryScan {
+    /// The logical time of the last transaction read.
+    after_lt: u64,
+    /// The newest save-state commit from the proxy's wallet: (seqno, hash).
+    newest_commit: Option<(u64, [u8; 32])>,
+}
+
 /// A paid proxy's money side.
 pub struct Payments {
     /// The books.
     pub ledger: Arc<Ledger>,
-    chain: Arc<dyn Chain>,
+    cocoon: Cocoon,
     signer: ProxyKey,
     wallet: Wallet,
     /// The proxy contract.
     pub proxy_contract: Address,
-    price_per_token: u128,
+    /// The proxy contract's params (variant 6: with the client and worker code), from which
+    /// client and worker addresses are derived.
+    params: Params,
     config: PaymentsConfig,
-    /// The seqno the proxy contract holds.
+    /// The newest seqno this proxy committed (or found committed) to its contract.
     committed: AtomicU64,
-    /// The newest signed message per (opcode, contract) and its token count: signing costs tens
-    /// of µs, and every finished request tells its client and worker their signed payment.
-    /// Per contract: (opcode, tokens, message).
+    /// The newest signed message per contract and opcode, with its token count: signing costs
+    /// tens of µs, and every finished request tells its client and worker their signed payment.
     signatures: Mutex<HashMap<String, Vec<SignatureSlot>>>,
     /// When each worker was last sent a `proxy.workerRequestPayment`.
     worker_notices: Mutex<HashMap<String, Instant>>,
-    /// The newest signed charge or payout this process sent per (opcode, contract), and when.
+    /// The newest signed charge or payout this process sent per (kind, contract), and when.
     sent: Mutex<HashMap<(u32, String), (u64, Instant)>>,
-    /// The paid tokens each worker contract was last seen holding.
+    /// The paid tokens each worker contract last reported to the proxy contract.
     worker_paid_on_chain: Mutex<HashMap<String, u64>>,
+    /// The proxy contract's history as read so far.
+    history: tokio::sync::Mutex<HistoryScan>,
 }
 
 /// One cached signed message: (opcode, tokens, message).
@@ -240,7 +317,8 @@ type SignatureSlot = (u32, u64, SignedPayment);
 const WORKER_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a signed charge or payout sent by this process may take to show on chain before the
-/// settle loop sends it again (a local chain applies it at once; a real one within seconds).
+/// settle loop sends it again (the embedded network applies it at once; a real one within
+/// seconds).
 pub const RESEND_AFTER: Duration = Duration::from_secs(60);
 
 /// A peer's payment status, in the meaning the C++ runners give the three numbers of
@@ -273,86 +351,142 @@ fn parse_address(text: &str) -> Option<Address> {
     text.parse().ok()
 }
 
+/// Opens the network a `[payments]` table names.
+fn open_network(config: &PaymentsConfig) -> Result<(Arc<dyn TonNetwork>, Address), PaymentsError> {
+    let (network, default_root): (Arc<dyn TonNetwork>, Option<String>) = match config.chain {
+        ChainKind::Local => {
+            let dir = config.local_chain_dir.clone().unwrap_or_default();
+            let root = std::fs::read_to_string(dir.join("root")).ok();
+            (Arc::new(TvmNetwork::open(&dir)?), root)
+        }
+        ChainKind::Toncenter => (
+            Arc::new(ToncenterNetwork::new(
+                config.toncenter_url.as_deref().unwrap_or_default(),
+                config.toncenter_api_key.clone(),
+            )?),
+            None,
+        ),
+    };
+    let root = config
+        .root_address
+        .clone()
+        .or(default_root)
+        .ok_or_else(|| PaymentsError::Contract("payments.root_address is missing".into()))?;
+    let root = parse_address(root.trim()).ok_or_else(|| {
+        PaymentsError::Contract(format!("root address {root:?} is not a TON address"))
+    })?;
+    Ok((network, root))
+}
+
 impl Payments {
-    /// Opens the chain, checks the proxy contract, opens the ledger and runs the anti-rollback
-    /// check: a ledger older than the chain's commit, or another ledger's, is refused.
+    /// Opens the network, reads the root and the proxy contract, opens the ledger and runs the
+    /// anti-rollback check against the newest save-state commit in the contract's history: a
+    /// ledger older than it, or another ledger's, is refused.
     pub async fn open(config: &PaymentsConfig) -> Result<Payments, PaymentsError> {
-        let chain: Arc<dyn Chain> = match config.chain {
-            ChainKind::Local => {
-                let dir = config.local_chain_dir.clone().unwrap_or_default();
-                Arc::new(LocalChain::open(&dir)?)
-            }
-            ChainKind::Toncenter => {
-                let root = config
-                    .root_address
-                    .as_deref()
-                    .and_then(parse_address)
-                    .ok_or_else(|| PaymentsError::Contract("root_address is missing".into()))?;
-                Arc::new(Toncenter::new(
-                    config.toncenter_url.as_deref().unwrap_or_default(),
-                    config.toncenter_api_key.clone(),
-                    root,
-                )?)
-            }
-        };
+        let (network, root_address) = open_network(config)?;
+        let cocoon = Cocoon::new(network.clone(), root_address.clone());
+        let root = cocoon.root().await?;
         let signer_seed = keyfile::read(&config.signer_key)?;
         let signer = ProxyKey::from_seed(&signer_seed);
         let wallet = Wallet::from_seed(&keyfile::read(&config.wallet_key)?);
+        let derived = address::proxy_contract(
+            &root_address,
+            &root.params,
+            wallet.address(),
+            &signer.public_key(),
+        )?
+        .address()?;
         let proxy_contract = match &config.proxy_contract {
             Some(address) => parse_address(address).ok_or_else(|| {
                 PaymentsError::Contract(format!("proxy_contract {address:?} is not a TON address"))
             })?,
-            None => {
-                chain
-                    .address_of(&Init::Proxy {
-                        owner: wallet.address().clone(),
-                        public_key: signer.public_key(),
-                    })
-                    .await?
-            }
+            None => derived.clone(),
         };
-        let Some(state) = chain.proxy(&proxy_contract).await? else {
+        let Some(state) = cocoon.proxy(&proxy_contract).await? else {
             return Err(PaymentsError::Contract(format!(
-                "no proxy contract at {proxy_contract} on the {}: deploy it from wallet {} with the signing key {} (cocoon devnet does this for you)",
-                chain.describe(),
+                "no proxy contract at {proxy_contract} on {}: deploy it from wallet {} with the signing key {} (cocoon devnet does this for you)",
+                network.describe(),
                 wallet.address(),
                 hex::encode(signer.public_key())
             )));
         };
-        if state.status != ContractStatus::Running {
+        if state.proxy_public_key != signer.public_key() {
             return Err(PaymentsError::Contract(format!(
-                "proxy contract {proxy_contract} is {:?}: it cannot take payments",
-                state.status
+                "proxy contract {proxy_contract} holds the signing key {}, not this proxy's {}: its contracts would refuse every charge and payout",
+                hex::encode(state.proxy_public_key),
+                hex::encode(signer.public_key())
             )));
         }
-        let ledger_config = LedgerConfig::new(
-            signer_seed,
-            u128::from(state.params.price_per_token),
-            u128::from(state.params.worker_fee_per_token),
-        );
-        let ledger = Ledger::open(&config.ledger, ledger_config)?;
-        ledger.check_chain_commit(state.seqno, state.state_hash)?;
-        let head = ledger.head();
-        info!(contract = %proxy_contract, chain = %chain.describe(), ledger_seqno = head.seqno, chain_seqno = state.seqno, price = state.params.price_per_token, fee = state.params.worker_fee_per_token, "payments ready");
-        Ok(Payments {
+        if state.state != State::Normal {
+            return Err(PaymentsError::Contract(format!(
+                "proxy contract {proxy_contract} is {:?}: it cannot take payments",
+                state.state
+            )));
+        }
+        if state.params.params_version != root.params.params_version {
+            return Err(PaymentsError::Contract(format!(
+                "the root's params changed (version {} → {}) since proxy contract {proxy_contract} was deployed: every contract address moved, so clients and workers cannot find this one. Deploy a new proxy contract (at {derived}) with a new ledger, and wind the old one down (docs/payments.md, \"When the root's params change\")",
+                state.params.params_version, root.params.params_version
+            )));
+        }
+        let price = state.params.price_per_token.0;
+        let fee = state.params.worker_fee_per_token.0;
+        let ledger = Ledger::open(&config.ledger, LedgerConfig::new(signer_seed, price, fee))?;
+        let payments = Payments {
             ledger: Arc::new(ledger),
-            chain,
+            cocoon,
             signer,
             wallet,
             proxy_contract,
-            price_per_token: u128::from(state.params.price_per_token),
+            params: state.params.clone(),
             config: config.clone(),
-            committed: AtomicU64::new(state.seqno),
+            committed: AtomicU64::new(0),
             signatures: Mutex::new(HashMap::new()),
             worker_notices: Mutex::new(HashMap::new()),
             sent: Mutex::new(HashMap::new()),
             worker_paid_on_chain: Mutex::new(HashMap::new()),
-        })
+            history: tokio::sync::Mutex::new(HistoryScan::default()),
+        };
+        // Everything up to now, so the newest commit is known before anything is served.
+        let newest = loop {
+            let (newest, more) = payments.read_history().await?;
+            if !more {
+                break newest;
+            }
+        };
+        let (chain_seqno, chain_hash) = newest.unwrap_or((0, [0; 32]));
+        payments
+            .ledger
+            .check_chain_commit(chain_seqno, chain_hash)?;
+        payments.committed.store(chain_seqno, Ordering::Relaxed);
+        let head = payments.ledger.head();
+        info!(contract = %payments.proxy_contract, chain = %network.describe(), ledger_seqno = head.seqno, chain_seqno, price, fee, "payments ready");
+        Ok(payments)
     }
 
     /// The operator's wallet.
     pub fn owner_address(&self) -> &Address {
         self.wallet.address()
+    }
+
+    fn client_address(&self, owner: &Address) -> Result<Address, CodecError> {
+        address::client_contract(
+            &self.proxy_contract,
+            &self.params,
+            &self.signer.public_key(),
+            owner,
+        )?
+        .address()
+    }
+
+    fn worker_address(&self, owner: &Address) -> Result<Address, CodecError> {
+        address::worker_contract(
+            &self.proxy_contract,
+            &self.params,
+            &self.signer.public_key(),
+            owner,
+        )?
+        .address()
     }
 
     /// Finds `owner`'s client contract at this proxy and records its balance in the ledger.
@@ -367,73 +501,58 @@ impl Payments {
             )
         })?;
         let address = self
-            .chain
-            .address_of(&Init::Client {
-                proxy: self.proxy_contract.clone(),
-                owner: owner_address,
-            })
-            .await
+            .client_address(&owner_address)
             .map_err(|e| (codes::INTERNAL, format!("client contract address: {e}")))?;
         let key = address.to_hex();
         let state = self
-            .sync_client(&address)
-            .await?
+            .cocoon
+            .client(&address)
+            .await
+            .map_err(|e| (codes::INTERNAL, format!("reading the client contract: {e}")))?
             .ok_or_else(|| {
                 (
                     codes::PAYMENT_REQUIRED,
                     format!("no client contract {address} for owner {owner} at this proxy ({}): deploy one first", self.proxy_contract),
                 )
             })?;
-        if state.status != ContractStatus::Running {
+        if state.state != State::Normal {
             return Err((
                 codes::PAYMENT_REQUIRED,
                 format!(
                     "client contract {address} is {:?}: open a new one",
-                    state.status
+                    state.state
                 ),
             ));
         }
-        if state.price_per_token != self.price_per_token {
-            return Err((
-                codes::PAYMENT_REQUIRED,
-                format!(
-                    "client contract {address} was deployed at {} nano-TON per token; this proxy charges {}",
-                    state.price_per_token, self.price_per_token
-                ),
-            ));
-        }
+        self.sync_client(&key, state.balance.0, state.stake.0, state.tokens_used)
+            .await
+            .map_err(|e| (codes::INTERNAL, format!("ledger: {e}")))?;
         Ok(ClientContract {
             key,
             secret_hash: state.secret_hash,
         })
     }
 
-    /// Re-reads a client contract and records what it holds.
+    /// Records a client contract's counters in the ledger if they changed.
     async fn sync_client(
         &self,
-        address: &Address,
-    ) -> Result<Option<cocoon_ton::rules::ClientState>, (i32, String)> {
-        let state = self
-            .chain
-            .client(address)
-            .await
-            .map_err(|e| (codes::INTERNAL, format!("reading the client contract: {e}")))?;
-        let key = address.to_hex();
-        let known = self.ledger.client(&key);
-        let unchanged = |state: &cocoon_ton::rules::ClientState| {
-            known.as_ref().is_some_and(|a| {
-                a.balance_nano == state.balance
-                    && a.stake_nano == state.stake
-                    && a.tokens_used_on_chain == state.tokens_used
-            })
-        };
-        if let Some(state) = state.as_ref().filter(|s| !unchanged(s)) {
-            self.ledger
-                .sync_client(&key, state.balance, state.stake, state.tokens_used)
-                .await
-                .map_err(|e| (codes::INTERNAL, format!("ledger: {e}")))?;
+        key: &str,
+        balance: u128,
+        stake: u128,
+        tokens_used: u64,
+    ) -> Result<(), cocoon_ledger::LedgerError> {
+        let unchanged = self.ledger.client(key).is_some_and(|a| {
+            a.balance_nano == balance
+                && a.stake_nano == stake
+                && a.tokens_used_on_chain == tokens_used
+        });
+        if unchanged {
+            return Ok(());
         }
-        Ok(state)
+        self.ledger
+            .sync_client(key, balance, stake, tokens_used)
+            .await
+            .map(|_| ())
     }
 
     /// Whether `secret` is the client's short-auth secret.
@@ -454,7 +573,7 @@ impl Payments {
         };
         let charged = i64::try_from(account.charged_tokens).unwrap_or(i64::MAX);
         PaymentStatus {
-            signed_payment: self.signed(op::CHARGE_SIGNED, key, account.signed_tokens),
+            signed_payment: self.signed(Kind::Charge, key, account.signed_tokens),
             db_tokens: charged,
             max_tokens: charged,
         }
@@ -469,7 +588,7 @@ impl Payments {
             .map_or((0, 0), |a| (a.paid_tokens, a.earned_tokens));
         let earned = i64::try_from(earned).unwrap_or(i64::MAX);
         PaymentStatus {
-            signed_payment: self.signed_or_zero(op::WORKER_PAYOUT_SIGNED, key, paid),
+            signed_payment: self.signed_or_zero(Kind::Payout, key, paid),
             db_tokens: earned,
             max_tokens: earned,
         }
@@ -484,18 +603,16 @@ impl Payments {
             )
         })?;
         let address = self
-            .chain
-            .address_of(&Init::Worker {
-                proxy: self.proxy_contract.clone(),
-                owner: owner_address,
-            })
-            .await
+            .worker_address(&owner_address)
             .map_err(|e| (codes::INTERNAL, format!("worker contract address: {e}")))?;
-        match self.chain.worker(&address).await {
-            Ok(Some(state)) if state.status == ContractStatus::Running => Ok(address.to_hex()),
+        match self.cocoon.worker(&address).await {
+            Ok(Some(state)) if state.state == State::Normal => {
+                self.saw_worker_tokens(&address.to_hex(), state.tokens);
+                Ok(address.to_hex())
+            }
             Ok(Some(state)) => Err((
                 codes::BAD_REQUEST,
-                format!("worker contract {address} is {:?}", state.status),
+                format!("worker contract {address} is {:?}", state.state),
             )),
             Ok(None) => Err((
                 codes::BAD_REQUEST,
@@ -503,6 +620,15 @@ impl Payments {
             )),
             Err(e) => Err((codes::INTERNAL, format!("reading the worker contract: {e}"))),
         }
+    }
+
+    fn saw_worker_tokens(&self, key: &str, tokens: u64) {
+        let mut seen = self
+            .worker_paid_on_chain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let entry = seen.entry(key.to_owned()).or_default();
+        *entry = (*entry).max(tokens);
     }
 
     /// Whether `worker` is due a `proxy.workerRequestPayment` (none in the last
@@ -546,15 +672,16 @@ impl Payments {
 
     /// The signed message for `tokens` (signing is deterministic, so this is the message the
     /// proxy sent or will send); empty for 0.
-    fn signed(&self, opcode: u32, key: &str, tokens: u64) -> SignedPayment {
+    fn signed(&self, kind: Kind, key: &str, tokens: u64) -> SignedPayment {
         if tokens == 0 {
             return SignedPayment::Empty;
         }
-        self.signed_or_zero(opcode, key, tokens)
+        self.signed_or_zero(kind, key, tokens)
     }
 
     /// [`Self::signed`], signing 0 tokens too; from the cache when nothing changed.
-    fn signed_or_zero(&self, opcode: u32, key: &str, tokens: u64) -> SignedPayment {
+    fn signed_or_zero(&self, kind: Kind, key: &str, tokens: u64) -> SignedPayment {
+        let opcode = kind.action(0).op();
         let lock = || self.signatures.lock().unwrap_or_else(|p| p.into_inner());
         let cached = |cache: &HashMap<String, Vec<SignatureSlot>>| {
             cache
@@ -567,8 +694,8 @@ impl Payments {
             }
         }
         let payment = match self
-            .sign(opcode, key, tokens)
-            .and_then(|b| b.to_boc().map_err(|e| ChainError::from(e).into()))
+            .sign(kind, key, tokens)
+            .and_then(|body| cocoon_ton::cocoon::to_boc(&body).map_err(PaymentsError::from))
         {
             Ok(data) => SignedPayment::Signed { data },
             Err(error) => {
@@ -587,50 +714,103 @@ impl Payments {
         payment
     }
 
-    fn sign(&self, opcode: u32, key: &str, tokens: u64) -> Result<Body, PaymentsError> {
+    /// The signed body for `tokens` to the contract `key`, with the proxy's wallet as the
+    /// excess address (what `proxy.signedPayment.data` carries; a submitter may repack it).
+    fn sign(&self, kind: Kind, key: &str, tokens: u64) -> Result<Cell, PaymentsError> {
         let target = parse_address(key).ok_or_else(|| {
             PaymentsError::Contract(format!("ledger key {key} is not an address"))
         })?;
         let payload = SignedPayload {
-            op: opcode,
+            action: kind.action(tokens),
             query_id: 0,
-            tokens,
-            target,
+            expected_address: target,
         };
-        let message = payload
-            .sign(&self.signer, self.wallet.address().clone())
-            .map_err(ChainError::from)?;
-        Ok(Body::Signed(message))
+        Ok(payload
+            .sign(&self.signer, self.wallet.address().clone())?
+            .to_cell()?)
     }
 
-    async fn send(&self, to: Address, body: Body) -> Result<(), ChainError> {
-        let msg = Outgoing {
+    /// Sends `body` with `value` from the proxy's wallet; the destination's transaction when
+    /// the network executes it at once.
+    async fn send(
+        &self,
+        to: Address,
+        value: u128,
+        bounce: bool,
+        body: Cell,
+    ) -> Result<Option<InboundTx>, TonError> {
+        let message = WalletMessage {
             to,
-            value: Coins::ZERO,
-            body,
-            init: None,
+            value,
+            bounce,
+            body: Arc::new(body),
+            state_init: None,
         };
-        self.chain.send(&self.wallet, msg).await.map(|_| ())
+        Ok(
+            match self.cocoon.network().send(&self.wallet, &[message]).await? {
+                SendOutcome::Executed(mut transactions) => transactions.pop(),
+                SendOutcome::Submitted { .. } => None,
+            },
+        )
     }
 
-    /// One round: signed charges and payouts over their thresholds, fresh client balances.
+    /// One round: signed charges and payouts over their thresholds, what the proxy contract's
+    /// history says, and what did not land sent again.
     pub async fn settle(&self, charge_threshold: u64, payout_threshold: u64) {
         for (client, tokens) in self.ledger.clients_over_threshold(charge_threshold) {
-            self.settle_one(op::CHARGE_SIGNED, &client, tokens).await;
+            self.settle_one(Kind::Charge, &client, tokens).await;
         }
         for (worker, tokens) in self.ledger.workers_over_threshold(payout_threshold) {
-            self.settle_one(op::WORKER_PAYOUT_SIGNED, &worker, tokens)
-                .await;
+            self.settle_one(Kind::Payout, &worker, tokens).await;
         }
-        // Top-ups, withdrawals and the charges just sent change what clients can spend.
-        for client in self.ledger.client_keys() {
-            if let Some(address) = parse_address(&client) {
-                if let Err((_, error)) = self.sync_client(&address).await {
-                    warn!(client = %client, %error, "cannot re-read a client contract");
-                }
-            }
+        // Top-ups, withdrawals, the charges and payouts just sent: the contracts report them.
+        if let Err(error) = self.read_history().await {
+            warn!(%error, "cannot read the proxy contract's transactions");
         }
         self.resend_unlanded(payout_threshold).await;
+    }
+
+    async fn settle_one(&self, kind: Kind, key: &str, tokens: u64) {
+        let recorded = match kind {
+            Kind::Charge => self.ledger.record_signed_charge(key, tokens).await,
+            Kind::Payout => self.ledger.record_signed_payout(key, tokens).await,
+        };
+        if let Err(error) = recorded {
+            warn!(contract = %key, tokens, %error, "cannot record a signed {}", kind.what());
+            return;
+        }
+        self.send_signed(kind, key, tokens).await;
+    }
+
+    /// Signs and sends a charge or payout and remembers when, for [`Self::resend_unlanded`].
+    async fn send_signed(&self, kind: Kind, key: &str, tokens: u64) {
+        let what = kind.what();
+        let (body, to) = match (self.sign(kind, key, tokens), parse_address(key)) {
+            (Ok(body), Some(to)) => (body, to),
+            (Err(error), _) => {
+                warn!(contract = %key, %error, "cannot sign a {what}");
+                return;
+            }
+            (_, None) => return,
+        };
+        match self.send(to, kind.value(), true, body).await {
+            Ok(executed) => {
+                self.sent.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                    (kind.action(0).op(), key.to_owned()),
+                    (tokens, Instant::now()),
+                );
+                match executed.and_then(|tx| tx.exit_code).unwrap_or(0) {
+                    0 => info!(contract = %key, tokens, "signed {what} sent"),
+                    // The contract is already at or past this count: an earlier round, or the
+                    // other party with the message it was given, sent it.
+                    exit::OLD_MESSAGE => {}
+                    code => {
+                        warn!(contract = %key, tokens, exit_code = code, "signed {what} refused by the contract")
+                    }
+                }
+            }
+            Err(error) => warn!(contract = %key, tokens, %error, "signed {what} not sent"),
+        }
     }
 
     /// Sends again every signed charge the ledger recorded but the client contract does not
@@ -647,7 +827,7 @@ impl Payments {
                 continue;
             };
             if account.signed_tokens > account.tokens_used_on_chain {
-                self.resend(op::CHARGE_SIGNED, &client, account.signed_tokens)
+                self.resend(Kind::Charge, &client, account.signed_tokens)
                     .await;
             }
         }
@@ -655,151 +835,168 @@ impl Payments {
             let Some(account) = self.ledger.worker(&worker) else {
                 continue;
             };
-            let last_seen = self
+            let on_chain = self
                 .worker_paid_on_chain
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(&worker)
                 .copied()
                 .unwrap_or(0);
-            if account.paid_tokens.saturating_sub(last_seen) < payout_threshold {
-                continue;
-            }
-            let Some(address) = parse_address(&worker) else {
-                continue;
-            };
-            let on_chain = match self.chain.worker(&address).await {
-                Ok(Some(state)) => state.paid_tokens,
-                Ok(None) => 0,
-                Err(error) => {
-                    warn!(worker = %worker, %error, "cannot read a worker contract");
-                    continue;
-                }
-            };
-            self.worker_paid_on_chain
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(worker.clone(), on_chain);
             if account.paid_tokens.saturating_sub(on_chain) >= payout_threshold {
-                self.resend(op::WORKER_PAYOUT_SIGNED, &worker, account.paid_tokens)
+                self.resend(Kind::Payout, &worker, account.paid_tokens)
                     .await;
             }
         }
     }
 
-    /// Signs and sends `tokens` for `key` again unless this process sent that count (or more)
-    /// less than [`RESEND_AFTER`] ago.
-    async fn resend(&self, opcode: u32, key: &str, tokens: u64) {
+    /// Sends `tokens` for `key` again unless this process sent that count (or more) less than
+    /// [`RESEND_AFTER`] ago.
+    async fn resend(&self, kind: Kind, key: &str, tokens: u64) {
         let recent = self
             .sent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&(opcode, key.to_owned()))
+            .get(&(kind.action(0).op(), key.to_owned()))
             .is_some_and(|&(sent, at)| sent >= tokens && at.elapsed() < RESEND_AFTER);
         if recent {
             return;
         }
-        let what = if opcode == op::CHARGE_SIGNED {
-            "charge"
-        } else {
-            "payout"
-        };
-        let (Ok(body), Some(to)) = (self.sign(opcode, key, tokens), parse_address(key)) else {
-            warn!(contract = %key, "cannot sign a {what} again");
-            return;
-        };
-        info!(contract = %key, tokens, "a signed {what} is not on chain: sending it again");
-        self.send_signed(what, opcode, key, to, tokens, body).await;
+        info!(contract = %key, tokens, "a signed {} is not on chain: sending it again", kind.what());
+        self.send_signed(kind, key, tokens).await;
     }
 
-    async fn settle_one(&self, opcode: u32, key: &str, tokens: u64) {
-        let (what, recorded) = if opcode == op::CHARGE_SIGNED {
-            (
-                "charge",
-                self.ledger.record_signed_charge(key, tokens).await,
-            )
-        } else {
-            (
-                "payout",
-                self.ledger.record_signed_payout(key, tokens).await,
-            )
-        };
-        if let Err(error) = recorded {
-            warn!(contract = %key, tokens, %error, "cannot record a signed {what}");
+    /// Reads the proxy contract's transactions after the last one read (at most
+    /// [`HISTORY_PAGES_PER_ROUND`] pages): client reports update the ledger's view of client
+    /// contracts, worker reports the paid tokens, and save-state commits from the proxy's own
+    /// wallet the newest commit. Returns the newest commit and whether more is left to read.
+    async fn read_history(&self) -> Result<(Option<(u64, [u8; 32])>, bool), TonError> {
+        let mut scan = self.history.lock().await;
+        for _ in 0..HISTORY_PAGES_PER_ROUND {
+            let page = self
+                .cocoon
+                .network()
+                .transactions(&self.proxy_contract, scan.after_lt, HISTORY_PAGE)
+                .await?;
+            for tx in &page {
+                scan.after_lt = scan.after_lt.max(tx.lt);
+                self.observe(tx, &mut scan).await;
+            }
+            if page.len() < HISTORY_PAGE {
+                return Ok((scan.newest_commit, false));
+            }
+        }
+        Ok((scan.newest_commit, true))
+    }
+
+    /// What one transaction of the proxy contract tells the proxy.
+    async fn observe(&self, tx: &InboundTx, scan: &mut HistoryScan) {
+        if tx.bounced {
             return;
         }
-        let body = match self.sign(opcode, key, tokens) {
-            Ok(body) => body,
-            Err(error) => {
-                warn!(contract = %key, %error, "cannot sign a {what}");
-                return;
-            }
-        };
-        let Some(to) = parse_address(key) else {
+        let Some(source) = &tx.source else {
             return;
         };
-        self.send_signed(what, opcode, key, to, tokens, body).await;
-    }
-
-    /// Sends a signed charge or payout and remembers when, for [`Self::resend_unlanded`].
-    async fn send_signed(
-        &self,
-        what: &str,
-        opcode: u32,
-        key: &str,
-        to: Address,
-        tokens: u64,
-        body: Body,
-    ) {
-        match self.send(to, body).await {
-            Ok(()) => {
-                self.sent
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert((opcode, key.to_owned()), (tokens, Instant::now()));
-                info!(contract = %key, tokens, "signed {what} sent");
+        let Ok(message) = ProxyMessage::from_cell(&tx.body) else {
+            return;
+        };
+        match message {
+            ProxyMessage::SaveState(save) if source == self.wallet.address() => {
+                if let Ok(seqno) = u64::try_from(save.seqno) {
+                    scan.newest_commit = Some((seqno, save.session_unique_hash));
+                }
             }
-            // The chain is already at or past this count: an earlier round, or the other
-            // party with the message it was given, sent it.
-            Err(ChainError::Rejected(ExitCode::NotIncreasing)) => {}
-            Err(error) => warn!(contract = %key, tokens, %error, "signed {what} not accepted"),
+            ProxyMessage::ClientRequest {
+                client_owner,
+                report,
+                ..
+            } => {
+                let Ok(derived) = self.client_address(&client_owner) else {
+                    return;
+                };
+                if &derived != source {
+                    debug!(claimed = %client_owner, %source, "dropping a client report from an address that is not the derived one");
+                    return;
+                }
+                let key = derived.to_hex();
+                // Only clients this proxy serves are in the books; others are read when they
+                // connect.
+                if self.ledger.client(&key).is_some() {
+                    if let Err(error) = self
+                        .sync_client(&key, report.balance.0, report.stake.0, report.tokens_used)
+                        .await
+                    {
+                        warn!(client = %key, %error, "cannot record a client contract's report");
+                    }
+                }
+            }
+            ProxyMessage::WorkerRequest {
+                worker_owner,
+                tokens,
+                ..
+            } => {
+                let Ok(derived) = self.worker_address(&worker_owner) else {
+                    return;
+                };
+                if &derived != source {
+                    debug!(claimed = %worker_owner, %source, "dropping a worker report from an address that is not the derived one");
+                    return;
+                }
+                self.saw_worker_tokens(&derived.to_hex(), tokens);
+            }
+            _ => {}
         }
     }
 
-    /// Commits the ledger head to the proxy contract if it moved since the last commit. If
-    /// the contract holds a commit this proxy did not make and this ledger does not contain,
-    /// another copy of the ledger is running: the ledger is halted, and with it all serving.
+    /// Commits the ledger head to the proxy contract (a save-state message) if it moved since
+    /// the last commit. If the contract's history holds a commit from this proxy's wallet that
+    /// this ledger does not contain, another copy of the ledger is running: the ledger is
+    /// halted, and with it all serving.
     pub async fn commit(&self) {
         let head = self.ledger.head();
         let committed = self.committed.load(Ordering::Relaxed);
         if head.seqno <= committed {
             return;
         }
-        match self.chain.proxy(&self.proxy_contract).await {
-            Ok(Some(state)) if state.seqno != committed => {
-                if let Err(error) = self
-                    .ledger
-                    .check_chain_commit(state.seqno, state.state_hash)
-                {
+        match self.read_history().await {
+            Ok((Some((seqno, hash)), _)) if seqno != committed => {
+                if let Err(error) = self.ledger.check_chain_commit(seqno, hash) {
                     tracing::error!(%error, "another copy of this proxy's ledger is committing to its contract; refusing to go on");
                     self.ledger.halt(&format!("halted: {error}"));
                     return;
                 }
-                self.committed.fetch_max(state.seqno, Ordering::Relaxed);
+                self.committed.fetch_max(seqno, Ordering::Relaxed);
             }
             Ok(_) => {}
             Err(error) => {
-                warn!(%error, "cannot read the proxy contract");
+                warn!(%error, "cannot read the proxy contract's transactions");
                 return;
             }
         }
-        let body = Body::SaveState {
-            query_id: 0,
-            seqno: head.seqno,
-            hash: head.hash,
+        let Ok(seqno) = i32::try_from(head.seqno) else {
+            tracing::error!(
+                seqno = head.seqno,
+                "the ledger's seqno no longer fits a save-state commit (int32)"
+            );
+            return;
         };
-        match self.send(self.proxy_contract.clone(), body).await {
-            Ok(()) => {
+        let body = match (SaveState {
+            random: rand::random(),
+            seqno,
+            session_unique_hash: head.hash,
+        })
+        .to_cell()
+        {
+            Ok(body) => body,
+            Err(error) => {
+                warn!(%error, "cannot build a save-state commit");
+                return;
+            }
+        };
+        match self
+            .send(self.proxy_contract.clone(), SAVE_STATE_VALUE, false, body)
+            .await
+        {
+            Ok(_) => {
                 self.committed.fetch_max(head.seqno, Ordering::Relaxed);
                 info!(
                     seqno = head.seqno,

@@ -1,32 +1,48 @@
-//! The devnet's chain: a [`LocalChain`] in the devnet's data directory with the root, a proxy,
-//! a client and workers deployed, wallets funded, and prices from `prices.toml`.
+//! The devnet's chain: the deployed COCOON interface (`contracts/next`, facts in
+//! `shared/reference/cocoon-contracts-facts.md`) executing on the embedded TVM ([`TvmNetwork`],
+//! durable in `<data-dir>/ton/`), with the devnet's parties set up as the C++ runners would,
+//! with the values they attach (facts §11).
 //!
 //! Layout of `<data-dir>/`:
-//! - `chain/chain.jsonl`: the local chain's journal (durable; see `cocoon_ton::local`);
+//! - `ton/`: the embedded network (journal, snapshots, lock; see `cocoon_tvm::LocalNetwork`),
+//!   `ton/root` (the root's address, fixed at the first start) and `ton/funded`;
 //! - `keys/<party>.key`: hex Ed25519 seeds of the devnet's wallets (`owner`, `proxy`, `client`,
-//!   `worker-N`) and of the proxy's payment signing key (`proxy-signer`), mode 0600;
-//! - `prices.toml`: the root's params, read at every start (edit it and restart to reprice);
+//!   `worker-N`), of the proxy's payment signing key (`proxy-signer`) and the client's
+//!   short-auth secret (`client-secret`), mode 0600;
+//! - `prices.toml`: the root's params, read at every start;
 //! - `proxy.ledger`: the proxy's durable ledger (a paid devnet; never restore it from a copy);
 //! - `payouts/`: the latest signed payout each worker got (`cocoon wallet payout` submits it).
 //!
-//! Opening is idempotent: it creates what is missing and reuses the rest, so a devnet keeps its
-//! balances across restarts.
+//! Setup, idempotent across restarts (each step is skipped when the chain already shows it):
+//! 1. wallets funded by the faucet once (`ton/funded` records it); the root's address is fixed
+//!    at the first start (`ton/root`);
+//! 2. the root deployed by its owner with `prices.toml`'s params and the three codes, and the
+//!    devnet's models allowed;
+//! 3. the proxy contract deployed (1 TON) at the address derived from the root, then staked
+//!    `min_proxy_stake` (`ext_proxy_increase_stake`);
+//! 4. the client contract deployed (0.8 TON), then its secret hash set and `CLIENT_DEPOSIT`
+//!    topped up in one message (`owner_client_change_secret_hash_and_top_up`);
+//! 5. each worker contract deployed (0.3 TON).
+//!
+//! A root whose params differ from `prices.toml` is refused: on the deployed interface a params
+//! change moves every contract's address (facts §9), so the devnet's chain would have to be
+//! started anew (delete `ton/`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cocoon_ton::cocoon::address::Deployment;
+use cocoon_ton::cocoon::root::HashList;
+use cocoon_ton::cocoon::{codes, ClientMessage, Params, ProxyMessage, RootData, RootMessage};
 use cocoon_ton::keyfile;
-use cocoon_ton::messages::{Body, ProxyKey};
-use cocoon_ton::ops::{HashKind, Params};
-use cocoon_ton::rules::Init;
-use cocoon_ton::{Address, Chain, Coins, LocalChain, Outgoing, Wallet};
+use cocoon_ton::messages::ProxyKey;
+use cocoon_ton::ton::{Cell, Cocoon, TonNetwork, TvmNetwork, WalletMessage};
+use cocoon_ton::{Address, Coins, Wallet};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Where the devnet's workers keep their signed payouts, under the data directory.
 pub const PAYOUTS_DIR: &str = "payouts";
-
-/// The chain's directory under the data directory.
-pub const CHAIN_DIR: &str = "chain";
 
 /// What each devnet wallet starts with.
 pub const OWNER_FUNDS: Coins = Coins::ton(1_000);
@@ -36,8 +52,8 @@ pub const PROXY_FUNDS: Coins = Coins::ton(100);
 pub const CLIENT_FUNDS: Coins = Coins::ton(100);
 /// What the client puts in its contract at first.
 pub const CLIENT_DEPOSIT: Coins = Coins::ton(10);
-/// Each worker's wallet.
-pub const WORKER_FUNDS: Coins = Coins::ton(1);
+/// Each worker's wallet (its contract's deploy and a few payouts it submits itself).
+pub const WORKER_FUNDS: Coins = Coins::ton(5);
 
 /// Why the devnet chain could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +77,8 @@ pub enum DevChainError {
         /// What is wrong.
         why: String,
     },
-    /// The network (deployed interface, see `devchain_next`) refused a setup step.
-    #[error("setting up the devnet's network ({step}): {source}")]
+    /// The network refused a setup step.
+    #[error("setting up the devnet's chain ({step}): {source}")]
     Network {
         /// What was being done.
         step: &'static str,
@@ -70,43 +86,58 @@ pub enum DevChainError {
         source: cocoon_ton::ton::TonError,
     },
     /// A cell could not be built.
-    #[error("setting up the devnet's network ({step}): {source}")]
+    #[error("setting up the devnet's chain ({step}): {source}")]
     Codec {
         /// What was being done.
         step: &'static str,
         /// The error.
         source: cocoon_ton::cocoon::CodecError,
     },
-    /// The chain refused a setup step.
-    #[error("setting up the devnet chain ({step}): {source}")]
-    Chain {
-        /// What was being done.
-        step: &'static str,
-        /// The error.
-        source: cocoon_ton::ChainError,
-    },
 }
 
-/// The devnet's parties and their contracts.
-pub struct DevChain {
-    /// The data directory.
-    pub dir: PathBuf,
-    /// The chain.
-    pub chain: Arc<LocalChain>,
-    /// The root's params at start.
-    pub params: Params,
-    /// Root owner.
-    pub owner: Wallet,
-    /// Proxy operator.
-    pub proxy: Wallet,
-    /// Seed of the proxy's payment signing key.
-    pub proxy_signer_seed: [u8; 32],
-    /// The client.
-    pub client: Wallet,
-    /// The workers.
-    pub workers: Vec<Wallet>,
-    /// The client's short-auth secret (its SHA-256 is on the client contract).
-    pub client_secret: String,
+/// `prices.toml`: the root's params as a person edits them (nano-TON; multipliers ×10000;
+/// seconds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prices {
+    /// What a client pays per token, nano-TON.
+    pub price_per_token: u64,
+    /// What a worker earns per token, nano-TON.
+    pub worker_fee_per_token: u64,
+    /// Prompt token multiplier, ×10000.
+    pub prompt_multiplier: u32,
+    /// Cached prompt token multiplier, ×10000.
+    pub cached_multiplier: u32,
+    /// Completion token multiplier, ×10000.
+    pub completion_multiplier: u32,
+    /// Reasoning token multiplier, ×10000.
+    pub reasoning_multiplier: u32,
+    /// Seconds a closing proxy waits before it may complete.
+    pub proxy_close_delay: u32,
+    /// Seconds a closing client waits for its stake.
+    pub client_close_delay: u32,
+    /// Minimum proxy stake, nano-TON.
+    pub min_proxy_stake: u64,
+    /// Minimum client stake, nano-TON.
+    pub min_client_stake: u64,
+}
+
+impl Default for Prices {
+    /// The mainnet figures seen on the reference (20 vs 19 nano-TON per token), one-day delays.
+    fn default() -> Prices {
+        Prices {
+            price_per_token: 20,
+            worker_fee_per_token: 19,
+            prompt_multiplier: 10_000,
+            cached_multiplier: 10_000,
+            completion_multiplier: 10_000,
+            reasoning_multiplier: 10_000,
+            proxy_close_delay: 86_400,
+            client_close_delay: 86_400,
+            min_proxy_stake: 1_000_000_000,
+            min_client_stake: 100_000_000,
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DevChainError + '_ {
@@ -133,10 +164,11 @@ pub fn key_path(dir: &Path, name: &str) -> PathBuf {
 
 /// The default `prices.toml`, with comments.
 pub fn default_prices_toml() -> String {
-    let p = Params::default();
+    let p = Prices::default();
     format!(
-        "# Root params of the devnet's local chain (nano-TON; multipliers x10000; seconds).\n\
-         # Read at every `cocoon devnet` start; a change is applied with root_set_params.\n\
+        "# Root params of the devnet's chain (nano-TON; multipliers x10000; seconds).\n\
+         # Fixed when the chain is first created: a params change moves every contract's\n\
+         # address, so to change them delete the data directory's ton/ and start again.\n\
          price_per_token = {}\nworker_fee_per_token = {}\nprompt_multiplier = {}\n\
          cached_multiplier = {}\ncompletion_multiplier = {}\nreasoning_multiplier = {}\n\
          proxy_close_delay = {}\nclient_close_delay = {}\nmin_proxy_stake = {}\nmin_client_stake = {}\n",
@@ -154,30 +186,117 @@ pub fn default_prices_toml() -> String {
 }
 
 /// Reads `path`, writing the default first if it does not exist.
-pub fn load_prices(path: &Path) -> Result<Params, DevChainError> {
+pub fn load_prices(path: &Path) -> Result<Prices, DevChainError> {
     if !path.exists() {
         std::fs::write(path, default_prices_toml()).map_err(io(path))?;
     }
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    let params: Params = toml::from_str(&text).map_err(|e| DevChainError::Prices {
+    let prices: Prices = toml::from_str(&text).map_err(|e| DevChainError::Prices {
         path: path.to_path_buf(),
         why: e.to_string(),
     })?;
-    if params.worker_fee_per_token > params.price_per_token {
+    if prices.worker_fee_per_token > prices.price_per_token {
         return Err(DevChainError::Prices {
             path: path.to_path_buf(),
             why: format!(
                 "worker_fee_per_token ({}) exceeds price_per_token ({}): the proxy would pay more than it earns",
-                params.worker_fee_per_token, params.price_per_token
+                prices.worker_fee_per_token, prices.price_per_token
             ),
         });
     }
-    Ok(params)
+    Ok(prices)
+}
+
+/// The network's directory under the data directory.
+pub const TON_DIR: &str = "ton";
+/// The root's address, under the network's directory.
+pub const ROOT_FILE: &str = "root";
+
+/// What the root is deployed with (the sandbox tests' value; it keeps its own gas reserve).
+const ROOT_DEPLOY: u128 = 5 * TON;
+/// A proxy contract's deploy (its stake comes after, with `ext_proxy_increase_stake`).
+const PROXY_DEPLOY: u128 = TON;
+/// A client contract's deploy, as the C++ client sends it (facts §11).
+const CLIENT_DEPLOY: u128 = 8 * TON / 10;
+/// What the C++ runners attach to owner operations on the client (facts §11).
+const CLIENT_OP: u128 = 7 * TON / 10;
+/// A worker contract's deploy, as the C++ worker sends it (facts §11).
+const WORKER_DEPLOY: u128 = 3 * TON / 10;
+/// Gas on top of a stake increase (the contract needs value ≥ grams + 0.1 TON).
+const STAKE_GAS: u128 = 2 * TON / 10;
+/// Gas on top of a root operation.
+const ROOT_OP: u128 = TON / 10;
+const TON: u128 = 1_000_000_000;
+
+/// The devnet's parties and contracts on the deployed interface.
+pub struct DevChain {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The network.
+    pub network: Arc<TvmNetwork>,
+    /// The typed view.
+    pub cocoon: Cocoon,
+    /// The root's params (with the codes).
+    pub params: Params,
+    /// Root owner.
+    pub owner: Wallet,
+    /// Proxy operator.
+    pub proxy: Wallet,
+    /// Seed of the proxy's payment signing key (its public key is the proxy contract's).
+    pub proxy_signer_seed: [u8; 32],
+    /// The client.
+    pub client: Wallet,
+    /// The workers.
+    pub workers: Vec<Wallet>,
+    /// The client's short-auth secret (its SHA-256 is on the client contract).
+    pub client_secret: String,
+}
+
+fn step(step: &'static str) -> impl FnOnce(cocoon_ton::ton::TonError) -> DevChainError {
+    move |source| DevChainError::Network { step, source }
+}
+
+fn codec(step: &'static str) -> impl FnOnce(cocoon_ton::cocoon::CodecError) -> DevChainError {
+    move |source| DevChainError::Codec { step, source }
+}
+
+/// `prices.toml` (the devnet's params, nano-TON and ×10000 multipliers) as the deployed params
+/// cell's fields, with the three codes of `contracts/next`.
+pub fn params_from_prices(prices: &Prices) -> Params {
+    let codes = codes();
+    Params {
+        params_version: 1,
+        unique_id: 0,
+        is_test: true,
+        price_per_token: Coins(u128::from(prices.price_per_token)),
+        worker_fee_per_token: Coins(u128::from(prices.worker_fee_per_token)),
+        prompt_tokens_price_multiplier: prices.prompt_multiplier,
+        cached_tokens_price_multiplier: prices.cached_multiplier,
+        completion_tokens_price_multiplier: prices.completion_multiplier,
+        reasoning_tokens_price_multiplier: prices.reasoning_multiplier,
+        proxy_delay_before_close: prices.proxy_close_delay,
+        client_delay_before_close: prices.client_close_delay,
+        min_proxy_stake: Coins(u128::from(prices.min_proxy_stake)),
+        min_client_stake: Coins(u128::from(prices.min_client_stake)),
+        proxy_code: Some(codes.proxy.clone()),
+        worker_code: Some(codes.worker.clone()),
+        client_code: Some(codes.client.clone()),
+    }
+}
+
+fn message(to: Address, value: u128, body: Cell, state_init: Option<Cell>) -> WalletMessage {
+    WalletMessage {
+        to,
+        value,
+        bounce: state_init.is_none(),
+        body: Arc::new(body),
+        state_init: state_init.map(Arc::new),
+    }
 }
 
 impl DevChain {
-    /// Opens (creating what is missing) the devnet chain in `dir` with `workers` workers, the
-    /// models `models` and the worker image hashes `worker_image_hashes` allowed on the root.
+    /// Opens (creating what is missing) the devnet's network in `dir` with `workers` workers
+    /// and the models `models` allowed on the root.
     pub async fn open(
         dir: &Path,
         prices: &Path,
@@ -185,7 +304,7 @@ impl DevChain {
         models: &[String],
     ) -> Result<DevChain, DevChainError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let params = load_prices(prices)?;
+        let params = params_from_prices(&load_prices(prices)?);
         let wallet = |name: &str| load_or_create_key(dir, name).map(|s| Wallet::from_seed(&s));
         let owner = wallet("owner")?;
         let proxy = wallet("proxy")?;
@@ -194,19 +313,45 @@ impl DevChain {
             .map(|i| wallet(&format!("worker-{i}")))
             .collect::<Result<Vec<_>, _>>()?;
         let proxy_signer_seed = load_or_create_key(dir, "proxy-signer")?;
-        let client_secret_seed = load_or_create_key(dir, "client-secret")?;
-        let client_secret = hex::encode(client_secret_seed);
-        let chain_dir = dir.join(CHAIN_DIR);
-        let chain =
-            LocalChain::open_or_create(&chain_dir, owner.address(), &params).map_err(|source| {
-                DevChainError::Chain {
-                    step: "opening the journal",
-                    source,
-                }
-            })?;
+        let client_secret = hex::encode(load_or_create_key(dir, "client-secret")?);
+        let ton_dir = dir.join(TON_DIR);
+        let now = u32::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
+        .unwrap_or(u32::MAX);
+        let network = Arc::new(
+            TvmNetwork::open_or_create(&ton_dir, now).map_err(step("opening the network"))?,
+        );
+        let root_data = RootData::new(owner.address().clone(), params.clone());
+        // The root's address depends on the params it was deployed with: it is fixed by the
+        // first start and kept in `ton/root`, so a later prices.toml is compared with it.
+        let root_file = ton_dir.join(ROOT_FILE);
+        let root = match std::fs::read_to_string(&root_file) {
+            Ok(text) => text
+                .trim()
+                .parse::<Address>()
+                .map_err(|e| DevChainError::Prices {
+                    path: root_file.clone(),
+                    why: format!("not a TON address: {e}"),
+                })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let root = cocoon_ton::cocoon::StateInit::new(
+                    codes().root.clone(),
+                    root_data.to_cell().map_err(codec("building the root"))?,
+                )
+                .address()
+                .map_err(codec("the root's address"))?;
+                std::fs::write(&root_file, root.to_string()).map_err(io(&root_file))?;
+                root
+            }
+            Err(e) => return Err(io(&root_file)(e)),
+        };
         let dev = DevChain {
             dir: dir.to_path_buf(),
-            chain: Arc::new(chain),
+            cocoon: Cocoon::new(network.clone(), root),
+            network,
             params,
             owner,
             proxy,
@@ -215,13 +360,8 @@ impl DevChain {
             workers,
             client_secret,
         };
-        dev.setup(models).await?;
+        dev.setup(root_data, models).await?;
         Ok(dev)
-    }
-
-    /// The local chain's directory.
-    pub fn chain_dir(&self) -> PathBuf {
-        self.dir.join(CHAIN_DIR)
     }
 
     /// The proxy's payment signing key.
@@ -229,164 +369,286 @@ impl DevChain {
         ProxyKey::from_seed(&self.proxy_signer_seed)
     }
 
-    /// The proxy contract's init data.
-    pub fn proxy_init(&self) -> Init {
-        Init::Proxy {
-            owner: self.proxy.address().clone(),
-            public_key: self.proxy_signer().public_key(),
+    /// The proxy's payment signing key, public half.
+    pub fn proxy_public_key(&self) -> [u8; 32] {
+        self.proxy_signer().public_key()
+    }
+
+    /// The save-state commits (seqno, ledger hash) the proxy's wallet sent to its contract, in
+    /// order: what the proxy's anti-rollback check reads back.
+    pub async fn proxy_commits(&self) -> Result<Vec<(i32, [u8; 32])>, DevChainError> {
+        let proxy = self.proxy_contract()?;
+        let mut commits = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .network
+                .transactions(&proxy, after, 100)
+                .await
+                .map_err(step("reading the proxy's transactions"))?;
+            for tx in &page {
+                after = tx.lt;
+                if tx.source.as_ref() != Some(self.proxy.address()) {
+                    continue;
+                }
+                if let Ok(save) = cocoon_ton::cocoon::SaveState::from_cell(&tx.body) {
+                    commits.push((save.seqno, save.session_unique_hash));
+                }
+            }
+            if page.len() < 100 {
+                return Ok(commits);
+            }
+        }
+    }
+
+    /// The embedded network's directory (`<data-dir>/ton`).
+    pub fn ton_dir(&self) -> PathBuf {
+        self.dir.join(TON_DIR)
+    }
+
+    /// An account's balance, nano-TON (0 for one never seen).
+    pub async fn balance(&self, address: &Address) -> Result<u128, DevChainError> {
+        self.network
+            .account(address)
+            .await
+            .map(|a| a.balance)
+            .map_err(step("reading a balance"))
+    }
+
+    fn deployment(&self) -> Deployment {
+        Deployment {
+            root: self.cocoon.root_address().clone(),
+            params: self.params.clone(),
         }
     }
 
     /// The proxy contract.
-    pub fn proxy_contract(&self) -> Address {
-        self.chain.address_for(&self.proxy_init())
+    pub fn proxy_contract(&self) -> Result<Address, DevChainError> {
+        self.deployment()
+            .proxy(self.proxy.address(), &self.proxy_public_key())
+            .and_then(|init| init.address())
+            .map_err(codec("the proxy contract's address"))
     }
 
     /// The client contract of `owner` at the devnet proxy.
-    pub fn client_contract(&self, owner: &Address) -> Address {
-        self.chain.address_for(&Init::Client {
-            proxy: self.proxy_contract(),
-            owner: owner.clone(),
-        })
+    pub fn client_contract(&self, owner: &Address) -> Result<Address, DevChainError> {
+        self.deployment()
+            .client(self.proxy.address(), &self.proxy_public_key(), owner)
+            .and_then(|init| init.address())
+            .map_err(codec("a client contract's address"))
     }
 
     /// The worker contract of `owner` at the devnet proxy.
-    pub fn worker_contract(&self, owner: &Address) -> Address {
-        self.chain.address_for(&Init::Worker {
-            proxy: self.proxy_contract(),
-            owner: owner.clone(),
-        })
+    pub fn worker_contract(&self, owner: &Address) -> Result<Address, DevChainError> {
+        self.deployment()
+            .worker(self.proxy.address(), &self.proxy_public_key(), owner)
+            .and_then(|init| init.address())
+            .map_err(codec("a worker contract's address"))
     }
 
-    async fn setup(&self, models: &[String]) -> Result<(), DevChainError> {
-        let chain = &self.chain;
-        let step = |step| move |source| DevChainError::Chain { step, source };
-        let world = chain.world().map_err(step("reading the state"))?;
-        for (w, funds) in [
-            (&self.owner, OWNER_FUNDS),
-            (&self.proxy, PROXY_FUNDS),
-            (&self.client, CLIENT_FUNDS),
-        ]
-        .into_iter()
-        .chain(self.workers.iter().map(|w| (w, WORKER_FUNDS)))
-        {
-            if !world.wallets.contains_key(w.address()) {
-                chain
-                    .mint(w.address(), funds)
+    async fn send(
+        &self,
+        wallet: &Wallet,
+        message: WalletMessage,
+        what: &'static str,
+    ) -> Result<(), DevChainError> {
+        self.network
+            .send(wallet, &[message])
+            .await
+            .map(|_| ())
+            .map_err(step(what))
+    }
+
+    async fn setup(&self, root_data: RootData, models: &[String]) -> Result<(), DevChainError> {
+        // 1. Funds, once.
+        let funded = self.dir.join(TON_DIR).join("funded");
+        if !funded.exists() {
+            for (wallet, funds) in [
+                (&self.owner, OWNER_FUNDS),
+                (&self.proxy, PROXY_FUNDS),
+                (&self.client, CLIENT_FUNDS),
+            ]
+            .into_iter()
+            .chain(self.workers.iter().map(|w| (w, WORKER_FUNDS)))
+            {
+                self.network
+                    .mint(wallet.address(), funds.0)
                     .map_err(step("funding wallets"))?;
             }
+            std::fs::write(&funded, b"").map_err(|source| DevChainError::Io {
+                path: funded.clone(),
+                source,
+            })?;
         }
-        let root = chain.root().await.map_err(step("reading the root"))?;
-        let send = |wallet: &Wallet, to: Address, value: Coins, body: Body, init: Option<Init>| {
-            let msg = Outgoing {
-                to,
-                value,
-                body,
-                init,
-            };
-            let wallet = wallet.clone();
-            async move { chain.send(&wallet, msg).await }
+
+        // 2. The root and its model list.
+        let root = self.cocoon.root_address().clone();
+        let deployed = match self.cocoon.root().await {
+            Ok(data) => Some(data),
+            Err(cocoon_ton::ton::TonError::Layout { .. })
+                if self
+                    .network
+                    .account(&root)
+                    .await
+                    .map_err(step("reading the root"))?
+                    .status
+                    != cocoon_ton::ton::Status::Active =>
+            {
+                None
+            }
+            Err(error) => return Err(step("reading the root")(error)),
         };
-        if root.params != self.params {
-            send(
-                &self.owner,
-                chain.root_address(),
-                Coins::ZERO,
-                Body::SetParams {
-                    query_id: 0,
-                    params: self.params.clone(),
-                },
-                None,
-            )
-            .await
-            .map_err(step("applying prices.toml"))?;
+        let current = match deployed {
+            Some(data) => data,
+            None => {
+                let init = cocoon_ton::cocoon::StateInit::new(
+                    codes().root.clone(),
+                    root_data.to_cell().map_err(codec("building the root"))?,
+                );
+                let init = init.to_cell().map_err(codec("building the root"))?;
+                self.send(
+                    &self.owner,
+                    message(root.clone(), ROOT_DEPLOY, Cell::default(), Some(init)),
+                    "deploying the root",
+                )
+                .await?;
+                self.cocoon.root().await.map_err(step("reading the root"))?
+            }
+        };
+        if current.params != self.params {
+            return Err(DevChainError::Prices {
+                path: self.dir.join("prices.toml"),
+                why: format!(
+                    "the root at {root} holds other params; on the deployed interface a params change moves every contract's address, so start the devnet's chain anew: delete {}",
+                    self.dir.join(TON_DIR).display()
+                ),
+            });
         }
         for model in models {
             let hash: [u8; 32] = Sha256::digest(model.as_bytes()).into();
-            if !root.model_hashes.contains(&hash) {
-                send(
+            if !current.model_hashes.contains(&hash) {
+                let body = RootMessage::AddHash {
+                    query_id: 0,
+                    list: HashList::Model,
+                    hash,
+                }
+                .to_cell()
+                .map_err(codec("allowing a model"))?;
+                self.send(
                     &self.owner,
-                    chain.root_address(),
-                    Coins::ZERO,
-                    Body::AddHash {
-                        query_id: 0,
-                        kind: HashKind::Model,
-                        hash,
-                    },
-                    None,
+                    message(root.clone(), ROOT_OP, body, None),
+                    "allowing a model",
                 )
-                .await
-                .map_err(step("allowing the model"))?;
+                .await?;
             }
         }
-        let proxy_contract = self.proxy_contract();
-        if chain
-            .proxy(&proxy_contract)
+
+        // 3. The proxy contract, staked.
+        let deployment = self.deployment();
+        let key = self.proxy_public_key();
+        let proxy_init = deployment
+            .proxy(self.proxy.address(), &key)
+            .map_err(codec("the proxy contract"))?;
+        let proxy = proxy_init.address().map_err(codec("the proxy contract"))?;
+        if self
+            .cocoon
+            .proxy(&proxy)
             .await
             .map_err(step("reading the proxy"))?
             .is_none()
         {
-            let stake = Coins(u128::from(self.params.min_proxy_stake));
-            send(
+            let init = proxy_init.to_cell().map_err(codec("the proxy contract"))?;
+            self.send(
                 &self.proxy,
-                proxy_contract.clone(),
-                stake,
-                Body::ProxyDeploy { query_id: 0, stake },
-                Some(self.proxy_init()),
+                message(proxy.clone(), PROXY_DEPLOY, Cell::default(), Some(init)),
+                "deploying the proxy contract",
             )
-            .await
-            .map_err(step("deploying the proxy contract"))?;
+            .await?;
         }
-        let client_contract = self.client_contract(self.client.address());
-        if chain
-            .client(&client_contract)
+        let stake = self.params.min_proxy_stake.0;
+        let staked = self
+            .cocoon
+            .proxy(&proxy)
+            .await
+            .map_err(step("reading the proxy"))?
+            .map_or(0, |p| p.stake.0);
+        if staked < stake {
+            let grams = stake - staked;
+            let body = ProxyMessage::IncreaseStake {
+                query_id: 0,
+                grams: Coins(grams),
+                send_excesses_to: self.proxy.address().clone(),
+            }
+            .to_cell()
+            .map_err(codec("staking the proxy"))?;
+            self.send(
+                &self.proxy,
+                message(proxy.clone(), grams + STAKE_GAS, body, None),
+                "staking the proxy",
+            )
+            .await?;
+        }
+
+        // 4. The client contract, with its secret and its deposit.
+        let client_init = deployment
+            .client(self.proxy.address(), &key, self.client.address())
+            .map_err(codec("the client contract"))?;
+        let client = client_init
+            .address()
+            .map_err(codec("the client contract"))?;
+        if self
+            .cocoon
+            .client(&client)
             .await
             .map_err(step("reading the client"))?
             .is_none()
         {
-            let stake = Coins(u128::from(self.params.min_client_stake));
+            let init = client_init
+                .to_cell()
+                .map_err(codec("the client contract"))?;
+            self.send(
+                &self.client,
+                message(client.clone(), CLIENT_DEPLOY, Cell::default(), Some(init)),
+                "deploying the client contract",
+            )
+            .await?;
             let secret_hash: [u8; 32] = Sha256::digest(self.client_secret.as_bytes()).into();
-            let init = Init::Client {
-                proxy: proxy_contract.clone(),
-                owner: self.client.address().clone(),
-            };
-            let body = Body::ClientDeploy {
+            let body = ClientMessage::ChangeSecretHashAndTopUp {
                 query_id: 0,
                 amount: CLIENT_DEPOSIT,
-                stake,
-                secret_hash,
-            };
-            send(
+                new_secret_hash: secret_hash,
+                send_excesses_to: self.client.address().clone(),
+            }
+            .to_cell()
+            .map_err(codec("the client's deposit"))?;
+            self.send(
                 &self.client,
-                client_contract,
-                CLIENT_DEPOSIT,
-                body,
-                Some(init),
+                message(client, CLIENT_DEPOSIT.0 + CLIENT_OP, body, None),
+                "the client's deposit",
             )
-            .await
-            .map_err(step("deploying the client contract"))?;
+            .await?;
         }
-        for w in &self.workers {
-            let contract = self.worker_contract(w.address());
-            if chain
-                .worker(&contract)
+
+        // 5. The worker contracts.
+        for wallet in &self.workers {
+            let init = deployment
+                .worker(self.proxy.address(), &key, wallet.address())
+                .map_err(codec("a worker contract"))?;
+            let address = init.address().map_err(codec("a worker contract"))?;
+            if self
+                .cocoon
+                .worker(&address)
                 .await
                 .map_err(step("reading a worker"))?
                 .is_none()
             {
-                let init = Init::Worker {
-                    proxy: proxy_contract.clone(),
-                    owner: w.address().clone(),
-                };
-                send(
-                    w,
-                    contract,
-                    Coins::ZERO,
-                    Body::WorkerDeploy { query_id: 0 },
-                    Some(init),
+                let init = init.to_cell().map_err(codec("a worker contract"))?;
+                self.send(
+                    wallet,
+                    message(address, WORKER_DEPLOY, Cell::default(), Some(init)),
+                    "deploying a worker contract",
                 )
-                .await
-                .map_err(step("deploying a worker contract"))?;
+                .await?;
             }
         }
         Ok(())

@@ -188,7 +188,7 @@ impl DevnetBuilder {
         self
     }
 
-    /// Pays the devnet on the local chain in `dir` (created and deployed by
+    /// Pays the devnet on the embedded chain in `dir` (created and deployed by
     /// [`DevChain::open`], prices from `prices`): the proxy keeps its ledger in
     /// `dir/proxy.ledger`, signs charges and payouts as soon as one token is owed, and checks
     /// every `settle_interval`; it commits its ledger head every `commit_interval`.
@@ -278,7 +278,7 @@ impl DevnetBuilder {
         proxy_config.grace_period_secs = grace;
         if let (Some(setup), Some(chain)) = (&self.chain, &chain) {
             let mut payments = PaymentsConfig::local(
-                chain.chain_dir(),
+                chain.ton_dir(),
                 setup.dir.join("proxy.ledger"),
                 key_path(&setup.dir, "proxy-signer"),
                 key_path(&setup.dir, "proxy"),

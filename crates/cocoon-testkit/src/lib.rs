@@ -1,7 +1,6 @@
 //! Test support: mock backends, fake TEE and builders that start daemons on loopback.
 
 pub mod devchain;
-pub mod devchain_next;
 pub mod devnet;
 pub mod fake_toncenter;
 pub mod http;

@@ -1,14 +1,14 @@
-//! Money end to end on the local chain: a chat request through a paid devnet moves nano-TON from
-//! the client contract to the worker's wallet with the proxy keeping the commission; a failed
-//! request costs nothing; a restored (older) ledger file is refused at start.
+//! Money end to end on the devnet's chain (the deployed contracts on the embedded TVM): a chat
+//! request through a paid devnet moves nano-TON from the client contract to the worker's wallet
+//! with the proxy keeping the commission; a failed request costs nothing; a restored (older)
+//! ledger file is refused at start.
 
 use std::path::Path;
 use std::time::Duration;
 
-use cocoon_testkit::devchain::{CLIENT_DEPOSIT, WORKER_FUNDS};
+use cocoon_testkit::devchain::CLIENT_DEPOSIT;
 use cocoon_testkit::http::{sse_events, TestHttp};
 use cocoon_testkit::{wait_until, Devnet, MockBackendConfig};
-use cocoon_ton::Chain;
 use serde_json::{json, Value};
 
 const SETTLE: Duration = Duration::from_millis(100);
@@ -31,29 +31,35 @@ fn chat(content: &str, stream: bool) -> Value {
     body
 }
 
-/// (client contract tokens_used, client contract balance, worker wallet, proxy earned, proxy
-/// paid_out, proxy committed seqno)
-async fn on_chain(devnet: &Devnet) -> (u64, u128, u128, u128, u128, u64) {
+/// (client contract tokens_used, client contract balance, worker wallet, proxy commission,
+/// worker contract tokens, newest committed seqno)
+async fn on_chain(devnet: &Devnet) -> (u64, u128, u128, u128, u64, i32) {
     let dev = devnet.chain.as_ref().expect("paid devnet");
-    let chain = &dev.chain;
-    let client = chain
-        .client(&dev.client_contract(dev.client.address()))
+    let cocoon = &dev.cocoon;
+    let client = cocoon
+        .client(&dev.client_contract(dev.client.address()).unwrap())
         .await
         .unwrap()
         .expect("client contract");
-    let proxy = chain
-        .proxy(&dev.proxy_contract())
+    let proxy = cocoon
+        .proxy(&dev.proxy_contract().unwrap())
         .await
         .unwrap()
         .expect("proxy contract");
-    let worker = chain.balance(dev.workers[0].address()).await.unwrap();
+    let worker = cocoon
+        .worker(&dev.worker_contract(dev.workers[0].address()).unwrap())
+        .await
+        .unwrap()
+        .expect("worker contract");
+    let wallet = dev.balance(dev.workers[0].address()).await.unwrap();
+    let seqno = dev.proxy_commits().await.unwrap().last().map_or(0, |c| c.0);
     (
         client.tokens_used,
-        client.balance,
-        worker.0,
-        proxy.earned,
-        proxy.paid_out,
-        proxy.seqno,
+        client.balance.0,
+        wallet,
+        proxy.balance.0,
+        worker.tokens,
+        seqno,
     )
 }
 
@@ -63,9 +69,10 @@ async fn a_paid_request_moves_nano_ton_and_a_failed_one_costs_nothing() {
     let devnet = paid_devnet(dir.path()).await;
     let dev = devnet.chain.as_ref().unwrap();
     let (price, fee) = (
-        u128::from(dev.params.price_per_token),
-        u128::from(dev.params.worker_fee_per_token),
+        dev.params.price_per_token.0,
+        dev.params.worker_fee_per_token.0,
     );
+    let (_, _, wallet_before, _, _, _) = on_chain(&devnet).await;
     let http = TestHttp::new();
     let plain = http
         .post(
@@ -94,24 +101,24 @@ async fn a_paid_request_moves_nano_ton_and_a_failed_one_costs_nothing() {
     assert!(tokens > 0);
 
     wait_until("the charge and the payout on chain", || async {
-        let (used, _, wallet, _, paid_out, seqno) = on_chain(&devnet).await;
-        used == tokens
-            && paid_out == u128::from(tokens) * fee
-            && wallet > WORKER_FUNDS.0
-            && seqno > 0
+        let (used, _, _, _, paid, seqno) = on_chain(&devnet).await;
+        used == tokens && paid == tokens && seqno > 0
     })
     .await;
-    let (used, balance, wallet, earned, paid_out, _) = on_chain(&devnet).await;
+    let (used, balance, wallet, commission, paid, _) = on_chain(&devnet).await;
     let t = u128::from(tokens);
-    assert_eq!(used, tokens);
+    assert_eq!((used, paid), (tokens, tokens));
     assert_eq!(
         balance,
         CLIENT_DEPOSIT.0 - t * price,
         "client paid tokens × price"
     );
-    assert_eq!(wallet, WORKER_FUNDS.0 + t * fee, "worker got tokens × fee");
-    assert_eq!(earned, t * price);
-    assert_eq!(paid_out, t * fee);
+    assert_eq!(wallet, wallet_before + t * fee, "worker got tokens × fee");
+    assert_eq!(
+        commission,
+        t * (price - fee),
+        "the proxy contract's commission"
+    );
     let stats = devnet.proxy_stats().await;
     assert_eq!(
         stats["ledger"]["commission_nano"].as_u64(),
@@ -328,7 +335,7 @@ async fn payment_status_queries_behave_as_a_cpp_worker_expects() {
     let contract: cocoon_ton::Address = connected.worker_sc_address.parse().unwrap();
     let payout =
         cocoon_ton::payout::parse_payout(data, &contract).expect("a payout for this contract");
-    assert_eq!(payout.payload.tokens, 0);
+    assert_eq!(cocoon_ton::payout::payout_tokens(&payout), 0);
 
     let claims_more = WorkerCompareBalanceWithProxy {
         tokens_committed_to_blockchain: 0,
@@ -384,12 +391,9 @@ async fn a_signed_payout_nobody_sent_is_sent_by_the_settle_loop() {
         .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.text());
     let tokens = answer.json()["usage"]["total_tokens"].as_u64().unwrap();
-    let (contract, chain) = {
+    let contract = {
         let dev = devnet.chain.as_ref().unwrap();
-        (
-            dev.worker_contract(dev.workers[0].address()),
-            dev.chain.clone(),
-        )
+        dev.worker_contract(dev.workers[0].address()).unwrap()
     };
     let worker_key = contract.to_hex();
     wait_until("the worker's payout signed in the ledger", || async {
@@ -397,12 +401,8 @@ async fn a_signed_payout_nobody_sent_is_sent_by_the_settle_loop() {
     })
     .await;
     tokio::time::sleep(SETTLE * 5).await;
-    let paid = |chain: std::sync::Arc<dyn cocoon_ton::Chain>| {
-        let contract = contract.clone();
-        async move { chain.worker(&contract).await.unwrap().unwrap().paid_tokens }
-    };
     assert_eq!(
-        paid(chain.clone()).await,
+        on_chain(&devnet).await.4,
         0,
         "above the threshold nothing is sent"
     );
@@ -416,10 +416,10 @@ async fn a_signed_payout_nobody_sent_is_sent_by_the_settle_loop() {
         .unwrap()
         .payout_threshold_tokens = 1;
     devnet.restart_proxy().await.expect("restarts");
-    wait_until("the signed payout on chain", || {
-        let chain = chain.clone();
-        async move { paid(chain).await == tokens }
+    wait_until("the signed payout on chain", || async {
+        on_chain(&devnet).await.4 == tokens
     })
     .await;
+    assert!(contract.to_hex() == worker_key);
     devnet.stop().await;
 }

@@ -1,13 +1,35 @@
-//! A worker's signed payouts: the proxy hands the worker a `worker_payout_signed` message for
-//! what it earned; the worker keeps the latest one on disk, and `cocoon wallet payout` submits
-//! it to the worker contract. With it the worker is paid even if the proxy never sends it.
+//! A worker's signed payouts: the proxy hands the worker an `ext_worker_payout_request_signed`
+//! message for what it earned; the worker keeps the latest one on disk, and `cocoon wallet
+//! payout` submits it to the worker contract, repacked with the worker's own wallet as the
+//! excess address (facts §8, §11). With it the worker is paid even if the proxy never sends it.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::messages::{Body, MessageError, SignedMessage};
-use crate::ops::op;
+use crate::cocoon::{CodecError, SignedAction, SignedMessage};
 use crate::Address;
+
+/// Why kept bytes are not a payout for a worker contract.
+#[derive(Debug, thiserror::Error)]
+pub enum PayoutError {
+    /// Not a signed message at all.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// A signed message of another kind.
+    #[error("not a worker payout (opcode {0:#010x})")]
+    NotAPayout(u32),
+    /// A payout for another contract.
+    #[error("the payout is for {0}, not {1}")]
+    OtherContract(String, String),
+}
+
+/// The tokens a signed worker payout pays up to.
+pub fn payout_tokens(message: &SignedMessage) -> u64 {
+    match message.payload.action {
+        SignedAction::WorkerPayout { new_tokens } => new_tokens,
+        _ => 0,
+    }
+}
 
 /// Where a worker keeps its latest signed payout for `worker_contract` (one contract per proxy).
 pub fn payout_path(dir: &Path, worker_contract: &Address) -> PathBuf {
@@ -19,28 +41,18 @@ pub fn payout_path(dir: &Path, worker_contract: &Address) -> PathBuf {
 
 /// Reads a bag of cells that must be a `worker_payout_signed` for `worker_contract`. The
 /// signature is checked by the contract, which knows the proxy's key.
-pub fn parse_payout(
-    bytes: &[u8],
-    worker_contract: &Address,
-) -> Result<SignedMessage, MessageError> {
-    match Body::from_boc(bytes)? {
-        Body::Signed(message)
-            if message.payload.op == op::WORKER_PAYOUT_SIGNED
-                && &message.payload.target == worker_contract =>
-        {
-            Ok(message)
-        }
-        Body::Signed(message) if message.payload.op == op::WORKER_PAYOUT_SIGNED => {
-            Err(MessageError::Malformed(format!(
-                "the payout is for {}, not {worker_contract}",
-                message.payload.target
-            )))
-        }
-        other => Err(MessageError::Malformed(format!(
-            "not a worker_payout_signed message (opcode {:#010x})",
-            other.op()
-        ))),
+pub fn parse_payout(bytes: &[u8], worker_contract: &Address) -> Result<SignedMessage, PayoutError> {
+    let message = SignedMessage::from_boc(bytes)?;
+    if !matches!(message.payload.action, SignedAction::WorkerPayout { .. }) {
+        return Err(PayoutError::NotAPayout(message.payload.action.op()));
     }
+    if &message.payload.expected_address != worker_contract {
+        return Err(PayoutError::OtherContract(
+            message.payload.expected_address.to_string(),
+            worker_contract.to_string(),
+        ));
+    }
+    Ok(message)
 }
 
 /// Keeps `boc` as the latest payout for `worker_contract` in `dir` if it pays more tokens than
@@ -54,13 +66,14 @@ pub fn keep_latest(dir: &Path, worker_contract: &Address, boc: &[u8]) -> io::Res
     let kept = std::fs::read(&path)
         .ok()
         .and_then(|bytes| parse_payout(&bytes, worker_contract).ok())
-        .map(|m| m.payload.tokens);
-    if kept.is_some_and(|tokens| tokens >= new.payload.tokens) {
+        .map(|m| payout_tokens(&m));
+    let new_tokens = payout_tokens(&new);
+    if kept.is_some_and(|tokens| tokens >= new_tokens) {
         return Ok(kept);
     }
     // A payout for nothing (a proxy signs one for a worker that has earned nothing yet) pays
     // nothing: there is nothing to keep.
-    if new.payload.tokens == 0 {
+    if new_tokens == 0 {
         return Ok(Some(0));
     }
     std::fs::create_dir_all(dir)?;
@@ -72,25 +85,30 @@ pub fn keep_latest(dir: &Path, worker_contract: &Address, boc: &[u8]) -> io::Res
         file.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
-    Ok(Some(new.payload.tokens))
+    Ok(Some(new_tokens))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::{ProxyKey, SignedPayload};
+    use crate::cocoon::SignedPayload;
+    use crate::messages::ProxyKey;
 
-    fn payout(target: &Address, opcode: u32, tokens: u64) -> Vec<u8> {
+    fn signed(target: &Address, action: SignedAction) -> Vec<u8> {
         let key = ProxyKey::from_seed(&[3; 32]);
-        let message = SignedPayload {
-            op: opcode,
+        SignedPayload {
+            action,
             query_id: 0,
-            tokens,
-            target: target.clone(),
+            expected_address: target.clone(),
         }
         .sign(&key, target.clone())
-        .unwrap();
-        Body::Signed(message).to_boc().unwrap()
+        .unwrap()
+        .to_boc()
+        .unwrap()
+    }
+
+    fn payout(target: &Address, tokens: u64) -> Vec<u8> {
+        signed(target, SignedAction::WorkerPayout { new_tokens: tokens })
     }
 
     #[test]
@@ -98,30 +116,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mine = crate::Wallet::from_seed(&[8; 32]).address().clone();
         let other = crate::Wallet::from_seed(&[9; 32]).address().clone();
-        let keep = |target: &Address, opcode: u32, tokens: u64| {
-            keep_latest(dir.path(), &mine, &payout(target, opcode, tokens)).unwrap()
-        };
-        assert_eq!(keep(&mine, op::WORKER_PAYOUT_SIGNED, 0), Some(0));
+        let keep = |bytes: Vec<u8>| keep_latest(dir.path(), &mine, &bytes).unwrap();
+        assert_eq!(keep(payout(&mine, 0)), Some(0));
         assert!(
             !payout_path(dir.path(), &mine).exists(),
             "a payout for nothing is not kept"
         );
-        assert_eq!(keep(&mine, op::WORKER_PAYOUT_SIGNED, 10), Some(10));
-        assert_eq!(
-            keep(&mine, op::WORKER_PAYOUT_SIGNED, 7),
-            Some(10),
-            "lower: kept"
+        assert_eq!(keep(payout(&mine, 10)), Some(10));
+        assert_eq!(keep(payout(&mine, 7)), Some(10), "lower: kept");
+        assert_eq!(keep(payout(&other, 99)), None, "other contract");
+        let charge = signed(
+            &mine,
+            SignedAction::ClientCharge {
+                new_tokens_used: 99,
+            },
         );
+        assert_eq!(keep(charge), None, "not a payout");
+        let last = signed(&mine, SignedAction::WorkerLastPayout { new_tokens: 99 });
         assert_eq!(
-            keep(&other, op::WORKER_PAYOUT_SIGNED, 99),
+            keep(last),
             None,
-            "other contract"
+            "a last payout closes the contract: not kept"
         );
-        assert_eq!(keep(&mine, op::CHARGE_SIGNED, 99), None, "not a payout");
         assert_eq!(keep_latest(dir.path(), &mine, b"not a boc").unwrap(), None);
-        assert_eq!(keep(&mine, op::WORKER_PAYOUT_SIGNED, 12), Some(12));
+        assert_eq!(keep(payout(&mine, 12)), Some(12));
         let kept = std::fs::read(payout_path(dir.path(), &mine)).unwrap();
-        assert_eq!(parse_payout(&kept, &mine).unwrap().payload.tokens, 12);
-        assert!(parse_payout(&kept, &other).is_err());
+        assert_eq!(payout_tokens(&parse_payout(&kept, &mine).unwrap()), 12);
+        assert!(matches!(
+            parse_payout(&kept, &other),
+            Err(PayoutError::OtherContract(..))
+        ));
     }
 }

@@ -303,6 +303,20 @@ impl TvmNetwork {
         Ok(TvmNetwork { local })
     }
 
+    /// Opens an existing network in `dir` (the devnet's `<data-dir>/ton`); an error names what
+    /// is missing when there is none.
+    pub fn open(dir: &std::path::Path) -> Result<TvmNetwork, TonError> {
+        if !dir.join(cocoon_tvm::durable::JOURNAL_FILE).exists() {
+            return Err(TonError::Tvm(format!(
+                "no embedded network in {} (cocoon devnet creates one)",
+                dir.display()
+            )));
+        }
+        let local = cocoon_tvm::LocalNetwork::open_with(dir, cocoon_tvm::Options::default())
+            .map_err(tvm_error)?;
+        Ok(TvmNetwork { local })
+    }
+
     /// The faucet: adds `amount` to `address`.
     pub fn mint(&self, address: &TonAddress, amount: u128) -> Result<(), TonError> {
         blocking(|| self.local.mint(&tvm_address(address), amount))

@@ -29,15 +29,16 @@ pub struct DevnetArgs {
     /// Where the devnet keeps its state and writes the configs it used.
     #[arg(long, default_value = "cocoon-devnet")]
     data_dir: PathBuf,
-    /// Prices of the local chain (root params), TOML; written with defaults if absent.
-    /// Default: <data-dir>/prices.toml.
+    /// Prices of the devnet's chain (root params), TOML; written with defaults if absent.
+    /// Fixed when the chain is first created (a params change moves every contract's address):
+    /// to change them, delete <data-dir>/ton and start again. Default: <data-dir>/prices.toml.
     #[arg(long)]
     prices: Option<PathBuf>,
     /// Workers to start when using the mock backend.
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Seconds between the proxy's settle rounds: signed charges to the client contract and
-    /// payouts to worker contracts (from one token owed), fresh client balances.
+    /// payouts to worker contracts (from one token owed), what the proxy contract reports.
     #[arg(long, default_value_t = 2.0)]
     settle_secs: f64,
     /// Tokens a worker may be owed before the proxy pays it on its own. Workers keep a signed
@@ -52,7 +53,7 @@ pub struct DevnetArgs {
     pow_difficulty: i32,
     /// No chain and no ledger: the proxy serves everyone for free (it warns at start). For
     /// comparing the relay's cost with and without payments (`bench/relay.sh`); the default
-    /// devnet pays for every request on its local chain.
+    /// devnet pays for every request on its chain.
     #[arg(long, conflicts_with_all = ["prices", "settle_secs", "payout_threshold", "commit_secs"])]
     free: bool,
 }
@@ -149,7 +150,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         Some(chain) => {
             println!(
                 "  chain        {} (prices {}); see `cocoon wallet status`",
-                cocoon_ton::Chain::describe(chain.chain.as_ref()),
+                cocoon_ton::ton::TonNetwork::describe(chain.network.as_ref()),
                 prices.display()
             );
             println!(

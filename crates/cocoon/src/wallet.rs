@@ -1,14 +1,26 @@
-//! `cocoon wallet`: balances and client/worker contract actions on the devnet's chain.
+//! `cocoon wallet`: balances and client/worker contract actions on the devnet's chain (the
+//! deployed COCOON contracts on the embedded TVM, in `<data-dir>/ton`). Each action says what
+//! it sends before sending it, and what moved after.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use cocoon_testkit::devchain::{load_key, PAYOUTS_DIR};
-use cocoon_ton::messages::{Body, ProxyKey};
-use cocoon_ton::ops::ContractStatus;
-use cocoon_ton::rules::Init;
-use cocoon_ton::{Address, Chain, Coins, LocalChain, Outgoing, Sent, Wallet};
+use cocoon_testkit::devchain::{load_key, PAYOUTS_DIR, TON_DIR};
+use cocoon_ton::cocoon::{address, exit, ClientMessage, Params, State, WorkerMessage};
+use cocoon_ton::messages::ProxyKey;
+use cocoon_ton::payout::{parse_payout, payout_path, payout_tokens};
+use cocoon_ton::ton::{
+    Cell, Cocoon, InboundTx, SendOutcome, TonNetwork, TvmNetwork, WalletMessage,
+};
+use cocoon_ton::{Address, Coins, Wallet};
+
+/// What the C++ client attaches to its owner operations (facts §11); the contract returns what
+/// it does not use to the wallet.
+const CLIENT_OP_VALUE: Coins = Coins(700_000_000);
+/// What the C++ worker attaches to a signed payout it submits (the contract needs > 0.1 TON).
+const PAYOUT_VALUE: Coins = Coins(500_000_000);
 
 /// Options of `cocoon wallet`.
 #[derive(Args, Debug)]
@@ -24,27 +36,26 @@ pub struct WalletArgs {
 enum WalletCommand {
     /// Balances, stakes, charged tokens and earnings of every devnet party.
     Status,
-    /// Add AMOUNT (TON, e.g. 2.5, or nano-TON with an `n` suffix) to the client contract.
+    /// Add AMOUNT (TON, e.g. 2.5, or nano-TON with an `n` suffix) to the client contract
+    /// (`ext_client_top_up`; sends AMOUNT + 0.7 TON, the unused gas comes back).
     TopUp {
         /// Amount to add.
         amount: Coins,
     },
-    /// Raise the client contract's stake to AMOUNT (the new total).
+    /// Raise the client contract's stake to AMOUNT, the new total (`owner_client_increase_stake`).
     IncreaseStake {
         /// New stake.
         amount: Coins,
     },
-    /// Take AMOUNT above the stake out of the client contract.
-    Withdraw {
-        /// Amount to withdraw.
-        amount: Coins,
-    },
-    /// Close the client contract: the balance above the stake comes back at once; run it again
-    /// after the client close delay for the stake.
+    /// Take everything above the stake out of the client contract (`owner_client_withdraw`).
+    Withdraw,
+    /// Close the client contract (`owner_client_request_refund`): the balance above the stake
+    /// comes back at once; run it again after the client close delay for the rest.
     Close,
     /// As a worker: submit the latest signed payout the proxy gave the worker (kept in
-    /// <data-dir>/payouts/) to its worker contract, which pays the worker's wallet. The proxy
-    /// also pays on its own once enough is owed; this gets paid without waiting for it.
+    /// <data-dir>/payouts/) to its worker contract, repacked with the worker's wallet as the
+    /// excess address. The proxy also pays on its own once enough is owed; this gets paid
+    /// without waiting for it.
     Payout {
         /// Which devnet worker.
         #[arg(long, default_value_t = 0)]
@@ -53,34 +64,86 @@ enum WalletCommand {
 }
 
 struct Devnet {
-    chain: LocalChain,
+    cocoon: Cocoon,
+    params: Params,
     proxy_contract: Address,
+    proxy_public_key: [u8; 32],
     client: Wallet,
     client_contract: Address,
     parties: Vec<(String, Wallet)>,
 }
 
-fn open(dir: &Path) -> Result<Devnet> {
-    let chain_dir = dir.join("chain");
-    if !chain_dir.join(cocoon_ton::local::JOURNAL).exists() {
-        bail!(
+impl Devnet {
+    fn network(&self) -> &Arc<dyn TonNetwork> {
+        self.cocoon.network()
+    }
+
+    fn worker_contract(&self, owner: &Address) -> Result<Address> {
+        Ok(address::worker_contract(
+            &self.proxy_contract,
+            &self.params,
+            &self.proxy_public_key,
+            owner,
+        )?
+        .address()?)
+    }
+
+    async fn balance(&self, address: &Address) -> Result<Coins> {
+        Ok(Coins(self.network().account(address).await?.balance))
+    }
+
+    /// Sends one message and returns the destination's transaction.
+    async fn send(
+        &self,
+        from: &Wallet,
+        to: &Address,
+        value: Coins,
+        body: Cell,
+    ) -> Result<InboundTx> {
+        let message = WalletMessage {
+            to: to.clone(),
+            value: value.0,
+            bounce: true,
+            body: Arc::new(body),
+            state_init: None,
+        };
+        match self.network().send(from, &[message]).await? {
+            SendOutcome::Executed(mut txs) if !txs.is_empty() => Ok(txs.remove(0)),
+            SendOutcome::Executed(_) => bail!("the message executed nothing"),
+            SendOutcome::Submitted { hash } => bail!("submitted as {hash}; not executed yet"),
+        }
+    }
+}
+
+async fn open(dir: &Path) -> Result<Devnet> {
+    let ton_dir = dir.join(TON_DIR);
+    let network = TvmNetwork::open(&ton_dir).map_err(|_| {
+        anyhow::anyhow!(
             "no devnet chain in {}: run `cocoon devnet` first (or pass --data-dir)",
             dir.display()
-        );
-    }
-    let chain = LocalChain::open(&chain_dir)?;
+        )
+    })?;
+    let root_file = ton_dir.join("root");
+    let root: Address = std::fs::read_to_string(&root_file)
+        .with_context(|| format!("cannot read {}", root_file.display()))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{} does not hold a TON address", root_file.display()))?;
+    let cocoon = Cocoon::new(Arc::new(network), root.clone());
     let wallet = |name: &str| -> Result<Wallet> { Ok(Wallet::from_seed(&load_key(dir, name)?)) };
     let proxy = wallet("proxy")?;
-    let signer = ProxyKey::from_seed(&load_key(dir, "proxy-signer")?);
-    let proxy_contract = chain.address_for(&Init::Proxy {
-        owner: proxy.address().clone(),
-        public_key: signer.public_key(),
-    });
+    let proxy_public_key = ProxyKey::from_seed(&load_key(dir, "proxy-signer")?).public_key();
     let client = wallet("client")?;
-    let client_contract = chain.address_for(&Init::Client {
-        proxy: proxy_contract.clone(),
-        owner: client.address().clone(),
-    });
+    let params = cocoon.root().await.context("reading the root")?.params;
+    let proxy_contract =
+        address::proxy_contract(&root, &params, proxy.address(), &proxy_public_key)?.address()?;
+    let client_contract = address::client_contract(
+        &proxy_contract,
+        &params,
+        &proxy_public_key,
+        client.address(),
+    )?
+    .address()?;
     let mut parties = vec![
         ("owner".to_string(), wallet("owner")?),
         ("proxy".to_string(), proxy),
@@ -94,75 +157,115 @@ fn open(dir: &Path) -> Result<Devnet> {
         parties.push((name.clone(), wallet(&name)?));
     }
     Ok(Devnet {
-        chain,
+        cocoon,
+        params,
         proxy_contract,
+        proxy_public_key,
         client,
         client_contract,
         parties,
     })
 }
 
+fn exit_name(code: i32) -> &'static str {
+    match code {
+        exit::OLD_MESSAGE => "the count does not advance",
+        exit::LOW_SMC_BALANCE => {
+            "the contract's balance is too low (a withdraw needs a balance above the stake)"
+        }
+        exit::LOW_MSG_VALUE => {
+            "too little value attached (or a new stake not above the current one)"
+        }
+        exit::CLOSED => "the contract is in the wrong state for this (closed, or closing)",
+        exit::BAD_SIGNATURE => "bad signature",
+        exit::EXPECTED_OWNER | exit::EXPECTED_MESSAGE_FROM_OWNER => "not from the owner",
+        exit::NOT_UNLOCKED_YET => "the close delay has not passed yet",
+        exit::EXPECTED_MY_ADDRESS => "signed for another contract",
+        _ => "refused",
+    }
+}
+
 pub async fn run(args: WalletArgs) -> Result<()> {
-    let devnet = open(&args.data_dir)?;
-    let body = match args.command {
+    let devnet = open(&args.data_dir).await?;
+    let excess = devnet.client.address().clone();
+    let (what, value, body) = match args.command {
         WalletCommand::Status => return status(&devnet).await,
-        WalletCommand::TopUp { amount } => Body::TopUp {
-            query_id: 0,
-            amount,
-        },
-        WalletCommand::IncreaseStake { amount } => Body::IncreaseStake {
-            query_id: 0,
-            new_stake: amount,
-        },
-        WalletCommand::Withdraw { amount } => Body::Withdraw {
-            query_id: 0,
-            amount,
-        },
-        WalletCommand::Close => Body::RequestRefund { query_id: 0 },
         WalletCommand::Payout { worker } => return payout(&devnet, &args.data_dir, worker).await,
+        WalletCommand::TopUp { amount } => (
+            format!("top-up of {amount}"),
+            Coins(amount.0 + CLIENT_OP_VALUE.0),
+            ClientMessage::TopUp {
+                query_id: 0,
+                amount,
+                send_excesses_to: excess,
+            },
+        ),
+        WalletCommand::IncreaseStake { amount } => (
+            format!("stake increase to {amount}"),
+            CLIENT_OP_VALUE,
+            ClientMessage::IncreaseStake {
+                query_id: 0,
+                new_stake: amount,
+                send_excesses_to: excess,
+            },
+        ),
+        WalletCommand::Withdraw => (
+            "withdrawal of the balance above the stake".to_string(),
+            CLIENT_OP_VALUE,
+            ClientMessage::Withdraw {
+                query_id: 0,
+                send_excesses_to: excess,
+            },
+        ),
+        WalletCommand::Close => (
+            "close (refund request)".to_string(),
+            CLIENT_OP_VALUE,
+            ClientMessage::RequestRefund {
+                query_id: 0,
+                send_excesses_to: excess,
+            },
+        ),
     };
-    let value = match &body {
-        Body::TopUp { amount, .. } => *amount,
-        _ => Coins::ZERO,
-    };
-    let what = format!("{:?}", body)
-        .split([' ', '{'])
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let sent = devnet
-        .chain
+    let wallet = devnet.client.address().clone();
+    let before = devnet.balance(&wallet).await?;
+    println!(
+        "sending the {what}: {value} from the client wallet {wallet} (holds {before}) to client contract {}; what the contract does not use comes back",
+        devnet.client_contract
+    );
+    let tx = devnet
         .send(
             &devnet.client,
-            Outgoing {
-                to: devnet.client_contract.clone(),
-                value,
-                body,
-                init: None,
-            },
+            &devnet.client_contract,
+            value,
+            body.to_cell()?,
         )
         .await
-        .with_context(|| format!("{what} refused"))?;
-    if let Sent::Executed(receipt) = sent {
-        for p in receipt.payments {
-            println!("paid {} to {}", p.amount, p.to);
-        }
+        .with_context(|| format!("the {what} was not sent"))?;
+    match tx.exit_code {
+        Some(0) | None => {}
+        Some(code) => bail!(
+            "the client contract refused the {what}: exit code {code} ({})",
+            exit_name(code)
+        ),
     }
+    let after = devnet.balance(&wallet).await?;
+    println!(
+        "done: the client wallet holds {after} ({} spent, gas included)",
+        Coins(before.0.saturating_sub(after.0))
+    );
     let c = devnet
-        .chain
+        .cocoon
         .client(&devnet.client_contract)
         .await?
         .context("the client contract is gone")?;
     println!(
-        "client contract: balance {}  stake {}  state {}",
-        Coins(c.balance),
-        Coins(c.stake),
-        c.status.name()
+        "client contract: balance {}  stake {}  charged tokens {}  state {:?}",
+        c.balance, c.stake, c.tokens_used, c.state
     );
-    if c.status == ContractStatus::Closing {
+    if c.state == State::Closing {
         println!(
-            "the stake unlocks at {} (unix time); run `cocoon wallet close` again then",
-            c.unlock_time
+            "the rest unlocks after {} (unix time); run `cocoon wallet close` again then",
+            c.unlock_ts
         );
     }
     Ok(())
@@ -173,11 +276,8 @@ async fn payout(d: &Devnet, dir: &Path, index: usize) -> Result<()> {
     let Some((_, wallet)) = d.parties.iter().find(|(n, _)| *n == name) else {
         bail!("the devnet has no {name}");
     };
-    let contract = d.chain.address_for(&Init::Worker {
-        proxy: d.proxy_contract.clone(),
-        owner: wallet.address().clone(),
-    });
-    let path = cocoon_ton::payout::payout_path(&dir.join(PAYOUTS_DIR), &contract);
+    let contract = d.worker_contract(wallet.address())?;
+    let path = payout_path(&dir.join(PAYOUTS_DIR), &contract);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
@@ -186,96 +286,90 @@ async fn payout(d: &Devnet, dir: &Path, index: usize) -> Result<()> {
         ),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let message = cocoon_ton::payout::parse_payout(&bytes, &contract)
+    let message = parse_payout(&bytes, &contract)
         .with_context(|| format!("{} is not a payout for {name}", path.display()))?;
-    let tokens = message.payload.tokens;
-    let before = d.chain.balance(wallet.address()).await?;
-    let sent = d
-        .chain
-        .send(
-            wallet,
-            Outgoing {
-                to: contract.clone(),
-                value: Coins::ZERO,
-                body: Body::Signed(message),
-                init: None,
-            },
-        )
-        .await;
-    match sent {
-        Ok(_) => {
-            let after = d.chain.balance(wallet.address()).await?;
-            println!(
-                "{name} paid {} for tokens up to {tokens}; wallet now {after}",
-                Coins(after.0.saturating_sub(before.0))
-            );
-        }
-        Err(cocoon_ton::ChainError::Rejected(cocoon_ton::ops::ExitCode::NotIncreasing)) => {
-            let paid = d.chain.worker(&contract).await?.map(|w| w.paid_tokens);
-            println!(
-                "nothing to pay: the proxy already paid {name} for {} tokens (the kept payout covers {tokens})",
-                paid.unwrap_or_default()
-            );
-        }
-        Err(e) => return Err(e).context("the worker contract refused the payout"),
+    let tokens = payout_tokens(&message);
+    let paid = d
+        .cocoon
+        .worker(&contract)
+        .await?
+        .with_context(|| format!("{name} has no worker contract at {contract}"))?
+        .tokens;
+    if paid >= tokens {
+        println!(
+            "nothing to pay: {name}'s contract is already paid for {paid} tokens (the kept payout covers {tokens})"
+        );
+        return Ok(());
     }
+    let before = d.balance(wallet.address()).await?;
+    println!(
+        "submitting {name}'s payout for tokens {paid}..{tokens}: {PAYOUT_VALUE} from {} (holds {before}) to worker contract {contract}; what it does not use comes back",
+        wallet.address()
+    );
+    let body = WorkerMessage::Signed(message.repack(wallet.address().clone())).to_cell()?;
+    let tx = d.send(wallet, &contract, PAYOUT_VALUE, body).await?;
+    match tx.exit_code {
+        Some(0) | None => {}
+        Some(exit::OLD_MESSAGE) => {
+            println!("nothing to pay: the proxy paid {name} meanwhile");
+            return Ok(());
+        }
+        Some(code) => bail!(
+            "the worker contract refused the payout: exit code {code} ({})",
+            exit_name(code)
+        ),
+    }
+    let after = d.balance(wallet.address()).await?;
+    println!(
+        "{name} paid {} for tokens up to {tokens}; wallet now {after}",
+        Coins(after.0.saturating_sub(before.0))
+    );
     Ok(())
 }
 
 async fn status(d: &Devnet) -> Result<()> {
-    let chain = &d.chain;
-    let root = chain.root().await?;
-    println!("{}", chain.describe());
+    let p = &d.params;
+    println!("{}", d.network().describe());
+    println!("root {}", d.cocoon.root_address());
     println!(
         "prices: {} per token for clients, {} per token for workers (params version {})",
-        Coins(u128::from(root.params.price_per_token)),
-        Coins(u128::from(root.params.worker_fee_per_token)),
-        root.params_version
+        p.price_per_token, p.worker_fee_per_token, p.params_version
     );
     println!("\nwallets");
     for (name, w) in &d.parties {
         println!(
             "  {name:<10} {:>22}  {}",
-            chain.balance(w.address()).await?.to_string(),
+            d.balance(w.address()).await?.to_string(),
             w.address()
         );
     }
     println!("\ncontracts");
-    match chain.proxy(&d.proxy_contract).await? {
-        Some(p) => println!(
-            "  proxy      stake {}  earned {}  paid to workers {}  commission {}  seqno {}  open clients {}  open workers {}  {}",
-            Coins(p.stake),
-            Coins(p.earned),
-            Coins(p.paid_out),
-            Coins(p.earned.saturating_sub(p.paid_out)),
-            p.seqno,
-            p.open_clients,
-            p.open_workers,
-            p.status.name()
+    match d.cocoon.proxy(&d.proxy_contract).await? {
+        Some(proxy) => println!(
+            "  proxy      holds {}  stake {}  commission {}  {:?}  {}",
+            d.balance(&d.proxy_contract).await?,
+            proxy.stake,
+            proxy.balance,
+            proxy.state,
+            d.proxy_contract
         ),
         None => println!("  proxy      not deployed"),
     }
-    match chain.client(&d.client_contract).await? {
+    match d.cocoon.client(&d.client_contract).await? {
         Some(c) => println!(
-            "  client     balance {}  stake {}  charged tokens {}  {}",
-            Coins(c.balance),
-            Coins(c.stake),
-            c.tokens_used,
-            c.status.name()
+            "  client     balance {}  stake {}  charged tokens {}  {:?}  {}",
+            c.balance, c.stake, c.tokens_used, c.state, d.client_contract
         ),
         None => println!("  client     not deployed"),
     }
     for (name, w) in d.parties.iter().filter(|(n, _)| n.starts_with("worker-")) {
-        let addr = chain.address_for(&Init::Worker {
-            proxy: d.proxy_contract.clone(),
-            owner: w.address().clone(),
-        });
-        match chain.worker(&addr).await? {
+        let contract = d.worker_contract(w.address())?;
+        match d.cocoon.worker(&contract).await? {
             Some(s) => println!(
-                "  {name:<10} paid tokens {}  earned {}  {}",
-                s.paid_tokens,
-                Coins(u128::from(s.paid_tokens) * s.worker_fee_per_token),
-                s.status.name()
+                "  {name:<10} paid tokens {}  earned {}  {:?}  {contract}",
+                s.tokens,
+                Coins(u128::from(s.tokens) * p.worker_fee_per_token.0),
+                s.state
             ),
             None => println!("  {name:<10} not deployed"),
         }

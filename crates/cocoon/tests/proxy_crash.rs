@@ -15,10 +15,9 @@ use cocoon_ledger::{Ledger, LedgerConfig, Record};
 use cocoon_net::ShutdownTrigger;
 use cocoon_proxy::payments::PaymentsConfig;
 use cocoon_proxy::ProxyConfig;
-use cocoon_testkit::devchain::{key_path, load_key, DevChain, CLIENT_DEPOSIT, WORKER_FUNDS};
+use cocoon_testkit::devchain::{key_path, load_key, DevChain, CLIENT_DEPOSIT};
 use cocoon_testkit::http::{get_json, TestHttp};
 use cocoon_testkit::{MockBackend, MockBackendConfig};
-use cocoon_ton::Chain;
 use serde_json::json;
 
 const KILLS: usize = 20;
@@ -73,9 +72,15 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     .await
     .unwrap();
     let (price, fee) = (
-        u128::from(dev.params.price_per_token),
-        u128::from(dev.params.worker_fee_per_token),
+        dev.params.price_per_token.0,
+        dev.params.worker_fee_per_token.0,
     );
+    let worker_funds = dev.balance(dev.workers[0].address()).await.unwrap();
+    let worker_funds_lt =
+        cocoon_ton::ton::TonNetwork::account(dev.network.as_ref(), dev.workers[0].address())
+            .await
+            .unwrap()
+            .last_lt;
 
     // The proxy, as its own process on fixed ports.
     let mut proxy = ProxyConfig::new(
@@ -89,7 +94,7 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     proxy.grace_period_secs = 1.0;
     proxy.models = vec![model.clone()];
     let mut payments = PaymentsConfig::local(
-        dev.chain_dir(),
+        dev.ton_dir(),
         data.join("proxy.ledger"),
         key_path(data, "proxy-signer"),
         key_path(data, "proxy"),
@@ -198,16 +203,16 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     assert!(per > 0 && succeeded >= 2 * KILLS as u128);
 
     // Let the last proxy settle everything on chain.
-    let client_contract = dev.client_contract(dev.client.address());
-    let worker_contract = dev.worker_contract(dev.workers[0].address());
+    let client_contract = dev.client_contract(dev.client.address()).unwrap();
+    let worker_contract = dev.worker_contract(dev.workers[0].address()).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let ledger = loop {
         let ledger = get_json(proxy.http_listen, "/stats").await["ledger"].clone();
         let charged = ledger["clients"][client_contract.to_hex()]["charged_tokens"].as_u64();
         let earned = ledger["workers"][worker_contract.to_hex()]["earned_tokens"].as_u64();
-        let on_chain = dev.chain.client(&client_contract).await.unwrap().unwrap();
-        let paid = dev.chain.worker(&worker_contract).await.unwrap().unwrap();
-        if charged == Some(on_chain.tokens_used) && earned == Some(paid.paid_tokens) {
+        let on_chain = dev.cocoon.client(&client_contract).await.unwrap().unwrap();
+        let paid = dev.cocoon.worker(&worker_contract).await.unwrap().unwrap();
+        if charged == Some(on_chain.tokens_used) && earned == Some(paid.tokens) {
             break ledger;
         }
         assert!(
@@ -228,17 +233,47 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     );
 
     // The chain: client paid = worker received + commission, to the nano-TON.
-    let on_chain = dev.chain.client(&client_contract).await.unwrap().unwrap();
+    let on_chain = dev.cocoon.client(&client_contract).await.unwrap().unwrap();
     let proxy_state = dev
-        .chain
-        .proxy(&dev.proxy_contract())
+        .cocoon
+        .proxy(&dev.proxy_contract().unwrap())
         .await
         .unwrap()
         .unwrap();
-    let worker_wallet = dev.chain.balance(dev.workers[0].address()).await.unwrap().0;
-    let client_paid = CLIENT_DEPOSIT.0 - on_chain.balance;
-    let worker_received = worker_wallet - WORKER_FUNDS.0;
-    let commission = proxy_state.earned - proxy_state.paid_out;
+    let worker_wallet = dev.balance(dev.workers[0].address()).await.unwrap();
+    let client_paid = CLIENT_DEPOSIT.0 - on_chain.balance.0;
+    // What the proxy contract paid to the worker's wallet, and the storage fees the wallet
+    // paid meanwhile (a wallet pays storage on every transaction, a few nano-TON here).
+    let (mut worker_received, mut wallet_fees) = (0u128, 0u128);
+    let proxy_contract = dev.proxy_contract().unwrap();
+    let mut after = worker_funds_lt;
+    loop {
+        let page = cocoon_ton::ton::TonNetwork::transactions(
+            dev.network.as_ref(),
+            dev.workers[0].address(),
+            after,
+            100,
+        )
+        .await
+        .unwrap();
+        for tx in &page {
+            after = tx.lt;
+            wallet_fees += tx.total_fees;
+            if tx.source.as_ref() == Some(&proxy_contract) {
+                worker_received += tx.value;
+            }
+        }
+        if page.len() < 100 {
+            break;
+        }
+    }
+    assert_eq!(
+        worker_wallet,
+        worker_funds + worker_received - wallet_fees,
+        "the worker's wallet holds what it was paid, less its storage fees"
+    );
+    // The proxy contract's commission: its part of every payout.
+    let commission = proxy_state.balance.0;
     assert_eq!(client_paid, charged * price);
     assert_eq!(worker_received, charged * fee);
     assert_eq!(client_paid, worker_received + commission);

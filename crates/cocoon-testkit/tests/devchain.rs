@@ -4,14 +4,14 @@
 //! lost; a root with other params is refused with what to do.
 
 use cocoon_testkit::devchain::{
-    CLIENT_DEPOSIT, CLIENT_FUNDS, OWNER_FUNDS, PROXY_FUNDS, WORKER_FUNDS,
+    DevChain, CLIENT_DEPOSIT, CLIENT_FUNDS, OWNER_FUNDS, PROXY_FUNDS, WORKER_FUNDS,
 };
-use cocoon_testkit::devchain_next::DevNetwork;
+
 use cocoon_ton::cocoon::State;
 use cocoon_ton::ton::TonNetwork;
 use sha2::{Digest, Sha256};
 
-async fn everything(dev: &DevNetwork) -> Vec<(String, u128)> {
+async fn everything(dev: &DevChain) -> Vec<(String, u128)> {
     let mut addresses = vec![
         dev.owner.address().clone(),
         dev.proxy.address().clone(),
@@ -34,7 +34,7 @@ async fn everything(dev: &DevNetwork) -> Vec<(String, u128)> {
     out
 }
 
-async fn fees(dev: &DevNetwork, accounts: &[(String, u128)]) -> u128 {
+async fn fees(dev: &DevChain, accounts: &[(String, u128)]) -> u128 {
     let mut sum = 0;
     for (address, _) in accounts {
         let address = address.parse().unwrap();
@@ -50,7 +50,7 @@ async fn the_devnet_network_is_set_up_as_the_runners_would_and_reopens_unchanged
     let dir = tempfile::tempdir().unwrap();
     let prices = dir.path().join("prices.toml");
     let models = vec!["mock-model".to_string()];
-    let dev = DevNetwork::open(dir.path(), &prices, 2, &models)
+    let dev = DevChain::open(dir.path(), &prices, 2, &models)
         .await
         .unwrap();
 
@@ -97,7 +97,7 @@ async fn the_devnet_network_is_set_up_as_the_runners_would_and_reopens_unchanged
 
     // Reopening changes nothing: no step runs twice.
     drop(dev);
-    let again = DevNetwork::open(dir.path(), &prices, 2, &models)
+    let again = DevChain::open(dir.path(), &prices, 2, &models)
         .await
         .unwrap();
     assert_eq!(everything(&again).await, balances);
@@ -109,7 +109,7 @@ async fn the_devnet_network_is_set_up_as_the_runners_would_and_reopens_unchanged
         text.replace("price_per_token = ", "price_per_token = 1"),
     )
     .unwrap();
-    let refused = DevNetwork::open(dir.path(), &prices, 2, &models)
+    let refused = DevChain::open(dir.path(), &prices, 2, &models)
         .await
         .err()
         .unwrap();
