@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust workspace (unit, property and in-process end-to-end tests), the
 # end-to-end test with the real `openai` Python SDK against `cocoon devnet`, and the Tolk
-# contracts on @ton/sandbox (ours in contracts/, and contracts/next: the deployed COCOON
-# interface). Needs cargo, python3 and node/npm; the Python packages go into ./.venv from PyPI,
-# the npm packages into contracts/node_modules and contracts/next/node_modules.
+# contracts (the deployed COCOON interface) on @ton/sandbox. Needs cargo, python3 and node/npm;
+# the Python packages go into ./.venv from PyPI, the npm packages into contracts/node_modules.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,8 +23,5 @@ fi
 echo "== openai SDK end to end"
 COCOON_BIN="$PWD/target/debug/cocoon" bash tests/e2e/run.sh
 
-echo "== contracts (Tolk, @ton/sandbox)"
+echo "== contracts: the deployed COCOON interface (Tolk, @ton/sandbox)"
 (cd contracts && npm ci --no-audit --no-fund && npm test)
-
-echo "== contracts/next: the deployed COCOON interface (Tolk, @ton/sandbox)"
-(cd contracts/next && npm ci --no-audit --no-fund && npm test)

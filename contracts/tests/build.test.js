@@ -1,5 +1,5 @@
-// The committed build/<name>.json must be exactly what the sources compile to (Rust code embeds
-// these files to compute addresses and deploy).
+// The committed build/<name>.json must be exactly what src/ compiles to: Rust code (and the
+// devnet) will embed these files to compute addresses and deploy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

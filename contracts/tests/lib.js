@@ -1,171 +1,267 @@
-// Test harness: the contracts' cell layouts in JS (contracts/README.md), a sandbox world with the
-// vector parties, and one method per operation of docs/payments.md.
+// Test harness for contracts: the COCOON cell layouts written out in JS (facts §3-§10), a
+// sandbox world with a root, a proxy contract, a client and a worker contract, and helpers that
+// read transactions (exit codes, out-messages with their send modes, reserves).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Blockchain } from '@ton/sandbox';
+import assert from 'node:assert/strict';
+import { Blockchain, internal } from '@ton/sandbox';
 import { Address, Cell, Dictionary, beginCell, contractAddress, toNano } from '@ton/core';
 import { keyPairFromSeed, sha256_sync, sign } from '@ton/crypto';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-export const EXIT = {
-    not_owner: 100,
-    bad_signature: 101,
-    not_increasing: 102,
-    below_stake: 103,
-    wrong_state: 104,
-    too_early: 105,
-    open_contracts: 106,
-    stale_seqno: 107,
-    wrong_target: 109,
-    insufficient_value: 110,
-    insufficient_funds: 111,
-    not_proxy: 112,
-    unknown_op: 0xffff,
-};
-
 export const OP = {
-    charge_signed: 0xbb63ff93,
-    grant_refund_signed: 0xefd711e1,
-    worker_payout_signed: 0xa040ad28,
-    worker_last_payout_signed: 0xf5f26a36,
+    excesses: 0x2565934c,
+    payout: 0xc59a7cd3,
+    do_not_process: 0x9a1247c0,
     proxy_save_state: 0x53109c0f,
-    top_up: 0xf172e6c2,
+    root_add_worker_type: 0xe34b1c60,
+    root_del_worker_type: 0x8d94a79a,
+    root_add_model_type: 0xc146134d,
+    root_del_model_type: 0x92b11c18,
+    root_add_proxy_type: 0x71860e80,
+    root_del_proxy_type: 0x3c41d0b2,
+    root_register_proxy: 0x927c7cb5,
+    root_unregister_proxy: 0x6d49eaf2,
+    root_update_proxy: 0x9c7924ba,
+    root_change_price: 0xc52ed8d4,
+    root_change_params: 0x022fa189,
+    root_change_params_full: 0x9f1e69dc,
+    root_upgrade_contracts: 0xa2370f61,
+    root_upgrade: 0x11aefd51,
+    root_reset: 0x563c1d96,
+    root_upgrade_full: 0x4f7c5789,
+    root_change_owner: 0xc4a1ae54,
+    worker_proxy_request: 0x4d725d2c,
+    worker_proxy_payout_request: 0x08e7d036,
+    client_proxy_request: 0x65448ff4,
+    client_proxy_top_up: 0x5cfc6b87,
+    client_proxy_register: 0xa35cb580,
+    client_proxy_refund_granted: 0xc68ebc7b,
+    client_proxy_refund_force: 0xf4c354c9,
+    ext_proxy_increase_stake: 0x9713f187,
+    ext_proxy_payout_request: 0x7610e6eb,
+    owner_proxy_close: 0xb51d5a01,
+    ext_proxy_close_request_signed: 0x636a4391,
+    ext_proxy_close_complete_request_signed: 0xe511abc7,
+    ext_worker_payout_request_signed: 0xa040ad28,
+    ext_worker_last_payout_request_signed: 0xf5f26a36,
+    owner_worker_register: 0x26ed7f65,
+    ext_client_top_up: 0xf172e6c2,
+    ext_client_charge_signed: 0xbb63ff93,
+    ext_client_grant_refund_signed: 0xefd711e1,
+    owner_client_top_up_reopen: 0x29111ceb,
     owner_client_register: 0xc45f9f3b,
-    owner_client_withdraw: 0xda068e78,
+    owner_client_change_secret_hash: 0xa9357034,
+    owner_client_change_secret_hash_and_top_up: 0x8473b408,
     owner_client_request_refund: 0xfafa6cc1,
     owner_client_increase_stake: 0x6a1f6a60,
-    root_set_params: 0x19d12a04,
-    root_add_hash: 0xaa31521e,
-    root_remove_hash: 0x673d4134,
-    root_register_proxy: 0x2e5a8880,
-    root_unregister_proxy: 0x92708000,
-    proxy_deploy: 0x20329a2d,
-    proxy_close: 0xa7a87e7d,
-    proxy_client_opened: 0x782b05a6,
-    proxy_client_charged: 0x7ae5265e,
-    proxy_client_closed: 0xd1ba6f19,
-    proxy_worker_opened: 0xac2fff7c,
-    proxy_worker_closed: 0x05be95c3,
-    proxy_pay_worker: 0x83fb14ea,
-    client_deploy: 0xc9b1f4f9,
-    worker_deploy: 0x1db50e23,
-    excesses: 0x97928e02,
-    payout: 0x29841a33,
+    owner_client_withdraw: 0xda068e78,
+    owner_wallet_send_message: 0x9c69f376,
 };
 
-export const STATE_NAMES = ['uninit', 'running', 'closing', 'closed'];
+export const ERR = {
+    cell_underflow: 9,
+    old_message: 1000,
+    low_smc_balance: 1001,
+    low_msg_value: 1003,
+    msg_format_mismatch: 1004,
+    signed_msg_format_mismatch: 1005,
+    closed: 1006,
+    bad_signature: 1007,
+    stored_data_damaged: 1008,
+    expected_owner: 1009,
+    expected_message_from_owner: 1010,
+    not_unlocked_yet: 1011,
+    unknown_op: 1012,
+    unknown_text_op: 1013,
+    contract_address_mismatch: 1014,
+    expected_my_address: 1015,
+    unknown_proxy_type: 2000,
+    wallet_expired: 1030,
+    wallet_blocked: 1031,
+    wallet_bad_seqno: 1032,
+    wallet_bad_subwallet: 1033,
+    wallet_bad_signature: 1034,
+    wallet_low_balance: 1035,
+    wallet_not_owner: 1040,
+    wallet_unknown_op: 1041,
+};
 
-export const START_TIME = 1_700_000_000;
-// Gas attached on top of every logical amount (vectors never mention gas).
-export const GAS = toNano('1');
+export const STATE = { normal: 0, closing: 1, closed: 2 };
+export const FLAGS = { bounceable: 0x18, nonBounceable: 0x10 };
+export const MODE = { regular: 0, payFeesSeparately: 1, carryAllBalance: 128 };
+export const COMMISSION = toNano('0.1');
+export const STORAGE = toNano('0.01');
+export const START_TIME = 1_750_000_000;
 
-export function loadBuild(name) {
+export function loadCode(name) {
     const j = JSON.parse(fs.readFileSync(path.join(ROOT, 'build', `${name}.json`), 'utf-8'));
     return Cell.fromBase64(j.code_boc_base64);
 }
 
-export const CODES = {
-    root: loadBuild('root'),
-    proxy: loadBuild('proxy'),
-    client: loadBuild('client'),
-    worker: loadBuild('worker'),
+export const CODE = {
+    root: loadCode('root'),
+    proxy: loadCode('proxy'),
+    client: loadCode('client'),
+    worker: loadCode('worker'),
+    wallet: loadCode('wallet'),
 };
 
-/** The Ed25519 key of a party: seed = sha256(name). */
+/** An Ed25519 key pair with seed sha256(name). */
 export function keyOf(name) {
     return keyPairFromSeed(sha256_sync(Buffer.from(name, 'utf-8')));
 }
 
-// ---- cell layouts (contracts/README.md) ---------------------------------------------------------
+export const bigKey = (kp) => BigInt('0x' + kp.publicKey.toString('hex'));
 
-export function paramsCell(p) {
+// ---- params (facts §3) --------------------------------------------------------------------------
+
+export const PARAMS = {
+    structVersion: 3,
+    paramsVersion: 1,
+    uniqueId: 77,
+    isTest: 1,
+    pricePerToken: 20n,
+    workerFeePerToken: 19n,
+    promptMultiplier: 10001,
+    cachedMultiplier: 10002,
+    completionMultiplier: 10003,
+    reasoningMultiplier: 10004,
+    proxyDelay: 3600,
+    clientDelay: 1800,
+    minProxyStake: toNano('2'),
+    minClientStake: toNano('1'),
+};
+
+/** The params cell; `codes` picks the variant: {proxy, worker, client} code cells or absent. */
+export function paramsCell(p = PARAMS, codes = {}) {
     return beginCell()
-        .storeCoins(BigInt(p.price_per_token))
-        .storeCoins(BigInt(p.worker_fee_per_token))
-        .storeUint(p.prompt_multiplier, 32)
-        .storeUint(p.cached_multiplier, 32)
-        .storeUint(p.completion_multiplier, 32)
-        .storeUint(p.reasoning_multiplier, 32)
-        .storeUint(p.proxy_close_delay, 32)
-        .storeUint(p.client_close_delay, 32)
-        .storeCoins(BigInt(p.min_proxy_stake))
-        .storeCoins(BigInt(p.min_client_stake))
+        .storeUint(p.structVersion, 8)
+        .storeUint(p.paramsVersion, 32)
+        .storeUint(p.uniqueId, 32)
+        .storeUint(p.isTest, 1)
+        .storeCoins(p.pricePerToken)
+        .storeCoins(p.workerFeePerToken)
+        .storeUint(p.promptMultiplier, 32)
+        .storeUint(p.cachedMultiplier, 32)
+        .storeUint(p.completionMultiplier, 32)
+        .storeUint(p.reasoningMultiplier, 32)
+        .storeUint(p.proxyDelay, 32)
+        .storeUint(p.clientDelay, 32)
+        .storeCoins(p.minProxyStake)
+        .storeCoins(p.minClientStake)
+        .storeMaybeRef(codes.proxy ?? null)
+        .storeMaybeRef(codes.worker ?? null)
+        .storeMaybeRef(codes.client ?? null)
         .endCell();
 }
 
-const emptyDict = () => Dictionary.empty(Dictionary.Keys.BigUint(256), Dictionary.Values.Bool());
+export const ALL_CODES = { proxy: CODE.proxy, worker: CODE.worker, client: CODE.client };
 
-export function rootData({ owner, params }) {
-    const registry = beginCell()
-        .storeDict(emptyDict()) // proxy image hashes
-        .storeDict(emptyDict()) // worker image hashes
-        .storeDict(emptyDict()) // model hashes
-        .storeDict(Dictionary.empty(Dictionary.Keys.Uint(32), Dictionary.Values.Cell())) // proxies
-        .storeUint(0, 32)
-        .storeUint(0, 32)
-        .storeUint(0, 32)
-        .storeUint(0, 32)
-        .endCell();
-    const codes = beginCell().storeRef(CODES.proxy).storeRef(CODES.client).storeRef(CODES.worker).endCell();
-    return beginCell()
-        .storeAddress(owner)
-        .storeUint(0, 32) // params_version
-        .storeRef(paramsCell(params))
-        .storeRef(registry)
-        .storeRef(codes)
-        .endCell();
+export function readParamsCell(cell) {
+    const s = cell.beginParse();
+    const p = {
+        structVersion: s.loadUint(8),
+        paramsVersion: s.loadUint(32),
+        uniqueId: s.loadUint(32),
+        isTest: s.loadUint(1),
+        pricePerToken: s.loadCoins(),
+        workerFeePerToken: s.loadCoins(),
+        promptMultiplier: s.loadUint(32),
+        cachedMultiplier: s.loadUint(32),
+        completionMultiplier: s.loadUint(32),
+        reasoningMultiplier: s.loadUint(32),
+        proxyDelay: s.loadUint(32),
+        clientDelay: s.loadUint(32),
+        minProxyStake: s.loadCoins(),
+        minClientStake: s.loadCoins(),
+    };
+    const codes = { proxy: s.loadMaybeRef(), worker: s.loadMaybeRef(), client: s.loadMaybeRef() };
+    s.endParse();
+    return { params: p, codes };
 }
 
-export function proxyData({ owner, root, publicKey, params }) {
-    const consts = beginCell()
+// ---- storage layouts (facts §4-§7, §10) ---------------------------------------------------------
+
+const hashDict = () => Dictionary.empty(Dictionary.Keys.BigUint(256), Dictionary.Values.Cell());
+
+export function rootData({ owner, version = 0, lastProxySeqno = 0, params = paramsCell(PARAMS, ALL_CODES) }) {
+    const directory = beginCell()
+        .storeDict(null) // proxy_hashes
+        .storeDict(null) // registered_proxies
+        .storeUint(lastProxySeqno, 32)
+        .storeDict(null) // worker_hashes
+        .storeDict(null) // model_hashes
+        .endCell();
+    return beginCell().storeAddress(owner).storeUint(version, 32).storeRef(directory).storeRef(params).endCell();
+}
+
+/** The root's data cell, read in the deployed order (facts §4). */
+export function readRootDirectory(data) {
+    const s = data.beginParse();
+    const owner = s.loadAddress();
+    const version = s.loadUint(32);
+    const d = s.loadRef().beginParse();
+    const params = s.loadRef();
+    const valueSlice = { serialize: () => { throw new Error('read only'); }, parse: (v) => v };
+    const dir = {
+        proxyHashes: d.loadDict(Dictionary.Keys.BigUint(256), valueSlice),
+        registeredProxies: d.loadDict(Dictionary.Keys.Uint(32), valueSlice),
+        lastProxySeqno: d.loadUint(32),
+        workerHashes: d.loadDict(Dictionary.Keys.BigUint(256), valueSlice),
+        modelHashes: d.loadDict(Dictionary.Keys.BigUint(256), valueSlice),
+    };
+    d.endParse();
+    return { owner, version, params, ...dir };
+}
+
+export function proxyData({ owner, publicKey, root, state = 0, balance = 0n, stake = 0n, unlockTs = 0, params }) {
+    return beginCell()
         .storeAddress(owner)
-        .storeAddress(root)
         .storeBuffer(publicKey, 32)
-        .storeRef(CODES.client)
-        .storeRef(CODES.worker)
-        .endCell();
-    return beginCell()
-        .storeUint(0, 8) // state: uninit
-        .storeCoins(0n) // stake
-        .storeCoins(0n) // earned
-        .storeCoins(0n) // paid_out
-        .storeUint(0, 64) // seqno
-        .storeUint(0n, 256) // state hash
-        .storeUint(0, 32) // open clients
-        .storeUint(0, 32) // open workers
-        .storeRef(consts)
-        .storeRef(paramsCell(params))
+        .storeAddress(root)
+        .storeUint(state, 2)
+        .storeCoins(balance)
+        .storeCoins(stake)
+        .storeUint(unlockTs, 32)
+        .storeRef(params)
         .endCell();
 }
 
-function partyConsts({ owner, proxy, publicKey, params }) {
+export function clientData({ owner, proxy, publicKey, state = 0, balance = 0n, stake, tokensUsed = 0n, unlockTs = 0, secretHash = 0n, params }) {
+    const constData = beginCell().storeAddress(owner).storeAddress(proxy).storeBuffer(publicKey, 32).endCell();
+    return beginCell()
+        .storeUint(state, 2)
+        .storeCoins(balance)
+        .storeCoins(stake)
+        .storeUint(tokensUsed, 64)
+        .storeUint(unlockTs, 32)
+        .storeUint(secretHash, 256)
+        .storeRef(constData)
+        .storeRef(params)
+        .endCell();
+}
+
+export function workerData({ owner, proxy, publicKey, state = 0, tokens = 0n, params }) {
     return beginCell()
         .storeAddress(owner)
         .storeAddress(proxy)
         .storeBuffer(publicKey, 32)
-        .storeRef(paramsCell(params))
+        .storeUint(state, 2)
+        .storeUint(tokens, 64)
+        .storeRef(params)
         .endCell();
 }
 
-export function clientData(args) {
+export function walletData({ seqno = 0, subwallet = 0, publicKey, status = 0, owner }) {
     return beginCell()
-        .storeUint(0, 8) // state: uninit
-        .storeCoins(0n) // balance
-        .storeCoins(0n) // stake
-        .storeUint(0, 64) // tokens_used
-        .storeUint(0, 32) // unlock_time
-        .storeUint(0n, 256) // secret_hash
-        .storeRef(partyConsts(args))
-        .endCell();
-}
-
-export function workerData(args) {
-    return beginCell()
-        .storeUint(0, 8) // state: uninit
-        .storeUint(0, 64) // paid_tokens
-        .storeRef(partyConsts(args))
+        .storeUint(seqno, 32)
+        .storeUint(subwallet, 32)
+        .storeBuffer(publicKey, 32)
+        .storeUint(status, 32)
+        .storeAddress(owner)
         .endCell();
 }
 
@@ -175,357 +271,260 @@ export function stateInit(code, data) {
 
 // ---- message bodies ------------------------------------------------------------------------------
 
-const head = (op, queryId) => beginCell().storeUint(op, 32).storeUint(queryId, 64);
+export const head = (op, queryId) => beginCell().storeUint(op, 32).storeUint(queryId, 64);
 
-export const body = {
-    top_up: (q, amount) => head(OP.top_up, q).storeCoins(BigInt(amount)).endCell(),
-    owner_client_increase_stake: (q, s) => head(OP.owner_client_increase_stake, q).storeCoins(BigInt(s)).endCell(),
-    owner_client_withdraw: (q, a) => head(OP.owner_client_withdraw, q).storeCoins(BigInt(a)).endCell(),
-    owner_client_request_refund: (q) => head(OP.owner_client_request_refund, q).endCell(),
-    owner_client_register: (q, h) => head(OP.owner_client_register, q).storeUint(h, 256).endCell(),
-    client_deploy: (q, amount, stake, secretHash = 0n) =>
-        head(OP.client_deploy, q).storeCoins(BigInt(amount)).storeCoins(BigInt(stake)).storeUint(secretHash, 256).endCell(),
-    worker_deploy: (q) => head(OP.worker_deploy, q).endCell(),
-    proxy_deploy: (q, stake) => head(OP.proxy_deploy, q).storeCoins(BigInt(stake)).endCell(),
-    proxy_save_state: (q, seqno, hash) => head(OP.proxy_save_state, q).storeUint(BigInt(seqno), 64).storeUint(hash, 256).endCell(),
-    proxy_close: (q) => head(OP.proxy_close, q).endCell(),
-    root_set_params: (q, params) => head(OP.root_set_params, q).storeRef(paramsCell(params)).endCell(),
-    root_add_hash: (q, kind, hash) => head(OP.root_add_hash, q).storeUint(kind, 8).storeUint(hash, 256).endCell(),
-    root_remove_hash: (q, kind, hash) => head(OP.root_remove_hash, q).storeUint(kind, 8).storeUint(hash, 256).endCell(),
-    root_register_proxy: (q, id, endpoint) =>
-        head(OP.root_register_proxy, q).storeUint(id, 32).storeRef(beginCell().storeStringTail(endpoint).endCell()).endCell(),
-    root_unregister_proxy: (q, id) => head(OP.root_unregister_proxy, q).storeUint(id, 32).endCell(),
-};
-
-/** A proxy-signed message (docs/payments.md, "Proxy-signed messages"). */
-export function signedBody({ op, queryId, tokens, target, secretKey, excessTo, payloadOp }) {
-    const payload = beginCell()
-        .storeUint(payloadOp ?? op, 32)
-        .storeUint(queryId, 64)
-        .storeUint(BigInt(tokens), 64)
-        .storeAddress(target)
-        .endCell();
-    const signature = sign(payload.hash(), secretKey);
+/** A proxy-signed message (facts §8). `fields` appends the op-specific payload fields. */
+export function signedBody({
+    op, queryId, target, secretKey, excessesTo = null, fields = (b) => b,
+    payloadOp = op, payloadQueryId = queryId, signWith,
+}) {
+    const payload = fields(beginCell().storeUint(payloadOp, 32).storeUint(payloadQueryId, 64)).storeAddress(target).endCell();
+    const signature = signWith ? signWith(payload) : sign(payload.hash(), secretKey);
     return beginCell()
         .storeUint(op, 32)
         .storeUint(queryId, 64)
-        .storeAddress(excessTo ?? null)
+        .storeAddress(excessesTo)
         .storeBuffer(signature, 64)
         .storeRef(payload)
         .endCell();
 }
 
-/** Params from a get method's stack (`get_params`). */
-export function readParams(r) {
-    return {
-        price_per_token: r.readBigNumber(),
-        worker_fee_per_token: r.readBigNumber(),
-        prompt_multiplier: r.readNumber(),
-        cached_multiplier: r.readNumber(),
-        completion_multiplier: r.readNumber(),
-        reasoning_multiplier: r.readNumber(),
-        proxy_close_delay: r.readNumber(),
-        client_close_delay: r.readNumber(),
-        min_proxy_stake: r.readBigNumber(),
-        min_client_stake: r.readBigNumber(),
-    };
+/** Replaces the excess address of a signed message, keeping its signature (the C++ "repack"). */
+export function repackSigned(body, excessesTo) {
+    const s = body.beginParse();
+    const op = s.loadUint(32);
+    const queryId = s.loadUintBig(64);
+    s.loadAddressAny();
+    const signature = s.loadBuffer(64);
+    const payload = s.loadRef();
+    return beginCell().storeUint(op, 32).storeUint(queryId, 64).storeAddress(excessesTo)
+        .storeBuffer(signature, 64).storeRef(payload).endCell();
 }
 
-export function hexToBigInt(hex) {
-    return BigInt('0x' + hex);
+export const tokensField = (tokens) => (b) => b.storeUint(BigInt(tokens), 64);
+
+export function textBody(text) {
+    return beginCell().storeUint(0, 32).storeStringTail(text).endCell();
 }
 
-// ---- results -------------------------------------------------------------------------------------
+// ---- reading transactions -------------------------------------------------------------------------
 
-/**
- * The outcome of one step: the exit code of the first failed transaction on one of `ours`
- * (compute phase exit code, else the action phase result code), or null when all succeeded;
- * and the payouts (op `payout`) our contracts sent, by destination.
- */
-export function outcome(result, ours) {
-    let failure = null;
-    const payouts = [];
-    for (const tx of result.transactions) {
-        const addr = tx.inMessage?.info?.dest;
-        if (!(addr instanceof Address) || !ours(addr)) continue;
-        const d = tx.description;
-        if (d.type !== 'generic') continue;
-        let code = null;
-        if (d.computePhase.type === 'skipped') {
-            code = `skipped:${d.computePhase.reason}`;
-        } else if (!d.computePhase.success) {
-            code = d.computePhase.exitCode;
-        } else if (d.actionPhase && !d.actionPhase.success) {
-            code = `action:${d.actionPhase.resultCode}`;
-        } else if (d.aborted) {
-            code = 'aborted';
-        }
-        if (code !== null) {
-            failure ??= { code, address: addr };
-            continue;
-        }
-        for (const out of tx.outMessages.values()) {
-            if (out.info.type !== 'internal') continue;
-            const s = out.body.beginParse();
-            if (s.remainingBits >= 32 && s.loadUint(32) === OP.payout) {
-                payouts.push({ to: out.info.dest, value: out.info.value.coins });
-            }
-        }
+const sameAddr = (a, b) => a instanceof Address && b instanceof Address && a.equals(b);
+
+/** All transactions of `result` on `address` (optionally only those with inbound op `op`). */
+export function txsOn(result, address, op) {
+    return result.transactions.filter((tx) => {
+        if (!sameAddr(tx.inMessage?.info?.dest, address)) return false;
+        if (op === undefined) return true;
+        const s = tx.inMessage.body.beginParse();
+        return s.remainingBits >= 32 && s.loadUint(32) === op;
+    });
+}
+
+export function txOn(result, address, op) {
+    const txs = txsOn(result, address, op);
+    assert.ok(txs.length > 0, `no transaction on ${address}${op === undefined ? '' : ` with op ${op.toString(16)}`}`);
+    return txs[0];
+}
+
+/** The compute exit code of `tx`; 'skipped' if no compute phase ran. */
+export function exitOf(tx) {
+    const d = tx.description;
+    if (d.computePhase.type === 'skipped') return 'skipped';
+    return d.computePhase.exitCode;
+}
+
+/** Asserts the first transaction on `address` ran with `code` (0: success, not aborted). */
+export function expectExit(result, address, code, op) {
+    const tx = txOn(result, address, op);
+    const d = tx.description;
+    assert.equal(exitOf(tx), code, `exit code on ${address}`);
+    if (code === 0 || code === 1) {
+        assert.equal(d.aborted, false, `transaction aborted (action phase ${d.actionPhase?.resultCode})`);
+    } else {
+        assert.equal(d.aborted, true);
     }
-    return { failure, payouts };
+    return tx;
 }
 
-// ---- the world ----------------------------------------------------------------------------------
+export const expectOk = (result, address, op) => expectExit(result, address, 0, op);
 
 /**
- * A sandbox world: `owner` owns the root, `proxy` is the operator whose key signs, every other
- * name is a wallet with its own key. Tracks the logical amount paid to each wallet.
+ * The messages `tx` sent, each with its send mode (from the action list) and its body read as
+ * op + query_id where it has them.
+ */
+export function sentBy(tx) {
+    const modes = (tx.outActions ?? []).filter((a) => a.type === 'sendMsg').map((a) => a.mode);
+    const out = [];
+    let i = 0;
+    for (const msg of tx.outMessages.values()) {
+        const body = msg.body;
+        const s = body.beginParse();
+        out.push({
+            dest: msg.info.dest,
+            value: msg.info.value?.coins,
+            bounce: msg.info.bounce,
+            mode: modes[i],
+            body,
+            op: s.remainingBits >= 32 ? s.loadUint(32) : undefined,
+            queryId: s.remainingBits >= 64 ? s.loadUintBig(64) : undefined,
+        });
+        i += 1;
+    }
+    return out;
+}
+
+/** The reserve actions of `tx`: [{mode, amount}]. */
+export function reservesOf(tx) {
+    return (tx.outActions ?? []).filter((a) => a.type === 'reserve').map((a) => ({ mode: a.mode, amount: a.currency.coins }));
+}
+
+// ---- the sandbox world ---------------------------------------------------------------------------
+
+/**
+ * A root (owned by `rootOwner`) with all three codes, a proxy contract (owner `proxyOwner`, key
+ * `keyOf('proxy')`) deployed from the root's params the way the C++ runner derives it, a client
+ * contract of `alice` and a worker contract of `bob` for that proxy. Each test restores the same
+ * snapshot, so tests do not depend on each other.
  */
 export class World {
-    static async create(params) {
+    static async create({ params = PARAMS, proxyValue = toNano('20'), clientValue = toNano('0.8'), workerValue = toNano('0.3') } = {}) {
         const w = new World();
-        w.params = params;
         w.bc = await Blockchain.create();
         w.bc.now = START_TIME;
-        w.wallets = new Map();
-        w.paid = new Map();
-        w.queryId = 0;
-        w.clients = new Map();
-        w.workers = new Map();
-        const owner = await w.wallet('owner');
-        const operator = await w.wallet('proxy');
-        w.root = stateInit(CODES.root, rootData({ owner: owner.address, params }));
-        await w.expectOk(await owner.send({ to: w.root.address, value: GAS, init: { code: w.root.code, data: w.root.data }, body: beginCell().endCell() }));
-        w.proxy = null;
-        await w.fixProxy();
+        w.params = params;
+        w.proxyKey = keyOf('proxy');
+        w.addr = {};
+        for (const name of ['rootOwner', 'proxyOwner', 'alice', 'bob', 'eve', 'submitter']) {
+            w.addr[name] = (await w.bc.treasury(name)).address;
+        }
+        w.rootParams = paramsCell(params, ALL_CODES);
+        w.root = stateInit(CODE.root, rootData({ owner: w.addr.rootOwner, params: w.rootParams }));
+        await w.deploy(w.root, toNano('5'));
+        w.proxyParams = paramsCell(params, { worker: CODE.worker, client: CODE.client });
+        w.proxy = w.proxyOf(w.addr.proxyOwner, w.proxyKey);
+        await w.deploy(w.proxy, proxyValue);
+        w.client = w.clientOf(w.addr.alice);
+        await w.deploy(w.client, clientValue);
+        w.worker = w.workerOf(w.addr.bob);
+        await w.deploy(w.worker, workerValue);
+        w.snap = w.bc.snapshot();
+        w.queryId = 1000n;
         return w;
     }
 
-    /**
-     * The proxy contract's initial data copies the root's current params (so a proxy deployed
-     * after `root_set_params` gets the new ones); fixed once the proxy contract is deployed.
-     */
-    async fixProxy() {
-        if (this.proxy && (await this.active(this.proxy.address))) return;
-        const operator = await this.wallet('proxy');
-        const params = readParams(await this.get(this.root.address, 'get_params'));
-        this.proxyParams = params;
-        this.proxy = stateInit(
-            CODES.proxy,
-            proxyData({ owner: operator.address, root: this.root.address, publicKey: keyOf('proxy').publicKey, params }),
-        );
+    async reset() {
+        await this.bc.loadFrom(this.snap);
+        this.bc.now = START_TIME;
     }
 
-    async wallet(name) {
-        let t = this.wallets.get(name);
-        if (!t) {
-            t = await this.bc.treasury(name);
-            this.wallets.set(name, t);
-        }
-        return t;
+    proxyOf(owner, key, params = this.proxyParams, root = this.root.address) {
+        return stateInit(CODE.proxy, proxyData({ owner, publicKey: key.publicKey, root, params }));
+    }
+
+    /** The client contract of `owner` for `proxy` (facts §9): stake = min_client_stake, params variant 0. */
+    clientOf(owner, { proxy = this.proxy.address, key = this.proxyKey, params = this.params, code = CODE.client } = {}) {
+        return stateInit(code, clientData({
+            owner, proxy, publicKey: key.publicKey, stake: params.minClientStake, params: paramsCell(params),
+        }));
+    }
+
+    workerOf(owner, { proxy = this.proxy.address, key = this.proxyKey, params = this.params, code = CODE.worker } = {}) {
+        return stateInit(code, workerData({ owner, proxy, publicKey: key.publicKey, params: paramsCell(params) }));
+    }
+
+    async deploy(si, value, from = this.addr.eve) {
+        const r = await this.bc.sendMessage(internal({ from, to: si.address, value, stateInit: { code: si.code, data: si.data }, body: new Cell() }));
+        expectOk(r, si.address);
+        return r;
     }
 
     nextQueryId() {
-        return ++this.queryId;
+        this.queryId += 1n;
+        return this.queryId;
     }
 
-    async clientOf(name) {
-        let c = this.clients.get(name);
-        if (!c) {
-            const owner = await this.wallet(name);
-            c = stateInit(
-                CODES.client,
-                clientData({ owner: owner.address, proxy: this.proxy.address, publicKey: keyOf('proxy').publicKey, params: this.proxyParams }),
-            );
-            this.clients.set(name, c);
-        }
-        return c;
+    /** Sends an internal message as `from` (any address: the sandbox does not check senders). */
+    send(from, to, body, value = toNano('1'), extra = {}) {
+        return this.bc.sendMessage(internal({ from, to, value, body, bounce: true, ...extra }));
     }
 
-    async workerOf(name) {
-        let c = this.workers.get(name);
-        if (!c) {
-            const owner = await this.wallet(name);
-            c = stateInit(
-                CODES.worker,
-                workerData({ owner: owner.address, proxy: this.proxy.address, publicKey: keyOf('proxy').publicKey, params: this.proxyParams }),
-            );
-            this.workers.set(name, c);
-        }
-        return c;
+    async get(address, method, args = []) {
+        return (await this.bc.getContract(address)).get(method, args);
     }
 
-    isOurs(addr) {
-        if (this.root && addr.equals(this.root.address)) return true;
-        if (this.proxy && addr.equals(this.proxy.address)) return true;
-        for (const c of this.clients.values()) if (addr.equals(c.address)) return true;
-        for (const c of this.workers.values()) if (addr.equals(c.address)) return true;
-        return false;
+    async balanceOf(address) {
+        return (await this.bc.getContract(address)).balance;
     }
 
-    /** Sends `body` from wallet `from` to `to` (with `init` if given) and returns the outcome. */
-    async send(from, to, body, { value = GAS, init } = {}) {
-        const w = await this.wallet(from);
-        const result = await w.send({ to, value, body, init: init && { code: init.code, data: init.data }, bounce: true });
-        const out = outcome(result, (a) => this.isOurs(a));
-        for (const p of out.payouts) {
-            const name = this.nameOf(p.to);
-            this.paid.set(name, (this.paid.get(name) ?? 0n) + p.value);
-        }
-        out.result = result;
-        return out;
+    async dataOf(address) {
+        const st = (await this.bc.getContract(address)).accountState;
+        return st?.type === 'active' ? st.state.data : null;
     }
 
-    nameOf(addr) {
-        for (const [name, t] of this.wallets) if (t.address.equals(addr)) return name;
-        return addr.toString();
+    async codeOf(address) {
+        const st = (await this.bc.getContract(address)).accountState;
+        return st?.type === 'active' ? st.state.code : null;
     }
 
-    async expectOk(result) {
-        const out = outcome(result, (a) => this.isOurs(a));
-        if (out.failure) throw new Error(`unexpected failure ${out.failure.code} at ${out.failure.address}`);
+    async setBalance(address, balance) {
+        (await this.bc.getContract(address)).balance = balance;
     }
 
-    paidTo(name) {
-        return this.paid.get(name) ?? 0n;
-    }
-
-    // ---- operations -----------------------------------------------------------------------------
-
-    async rootOp(from, b) {
-        return this.send(from, this.root.address, b);
-    }
-
-    async proxyDeploy(stake, { from = 'proxy', value } = {}) {
-        await this.fixProxy();
-        return this.send(from, this.proxy.address, body.proxy_deploy(this.nextQueryId(), stake), {
-            init: this.proxy,
-            value: value ?? BigInt(stake) + GAS,
-        });
-    }
-
-    async proxyOp(from, b) {
-        return this.send(from, this.proxy.address, b);
-    }
-
-    async clientDeploy(client, amount, stake, { from = client, value, secretHash = 0n } = {}) {
-        const c = await this.clientOf(client);
-        return this.send(from, c.address, body.client_deploy(this.nextQueryId(), amount, stake, secretHash), {
-            init: c,
-            value: value ?? BigInt(amount) + GAS,
-        });
-    }
-
-    async clientOp(client, from, b, { value } = {}) {
-        const c = await this.clientOf(client);
-        return this.send(from, c.address, b, { value });
-    }
-
-    async workerDeploy(worker, { from = worker, value } = {}) {
-        const c = await this.workerOf(worker);
-        return this.send(from, c.address, body.worker_deploy(this.nextQueryId()), { init: c, value });
-    }
-
-    async resolveTarget(spec) {
-        const [kind, name] = spec.split(':');
-        if (kind === 'client') return (await this.clientOf(name)).address;
-        if (kind === 'worker') return (await this.workerOf(name)).address;
-        throw new Error(`bad target ${spec}`);
-    }
-
-    /** A proxy-signed op sent to `to` (an address), signed by `signer` for `target`. */
-    async signed(op, to, tokens, { from = 'proxy', signer = 'proxy', target = to, excessTo, payloadOp } = {}) {
-        const sender = await this.wallet(from);
-        const b = signedBody({
-            op: OP[op],
-            payloadOp: payloadOp === undefined ? undefined : OP[payloadOp],
-            queryId: this.nextQueryId(),
-            tokens,
-            target,
-            secretKey: keyOf(signer).secretKey,
-            excessTo: excessTo ?? sender.address,
-        });
-        return this.send(from, to, b);
-    }
-
-    // ---- state ----------------------------------------------------------------------------------
-
-    async active(addr) {
-        const acc = await this.bc.getContract(addr);
-        return acc.accountState?.type === 'active';
-    }
-
-    async get(addr, method, args = []) {
-        return (await this.bc.runGetMethod(addr, method, args)).stackReader;
-    }
-
-    async clientState(name) {
-        const c = await this.clientOf(name);
-        if (!(await this.active(c.address))) return null;
-        const r = await this.get(c.address, 'get_client_state');
-        const s = {
-            state: STATE_NAMES[r.readNumber()],
-            balance: r.readBigNumber(),
-            stake: r.readBigNumber(),
-            tokens_used: r.readBigNumber(),
-            unlock_time: r.readBigNumber(),
-            secret_hash: r.readBigNumber(),
-        };
-        return s.state === 'uninit' ? null : s;
-    }
-
-    async workerState(name) {
-        const c = await this.workerOf(name);
-        if (!(await this.active(c.address))) return null;
-        const r = await this.get(c.address, 'get_worker_state');
-        const s = { state: STATE_NAMES[r.readNumber()], paid_tokens: r.readBigNumber() };
-        return s.state === 'uninit' ? null : s;
-    }
-
-    async proxyState() {
-        if (!(await this.active(this.proxy.address))) return null;
-        const r = await this.get(this.proxy.address, 'get_proxy_state');
-        const s = {
-            state: STATE_NAMES[r.readNumber()],
-            stake: r.readBigNumber(),
-            earned: r.readBigNumber(),
-            paid_out: r.readBigNumber(),
-            seqno: r.readBigNumber(),
-            state_hash: r.readBigNumber(),
-            open_clients: r.readBigNumber(),
-            open_workers: r.readBigNumber(),
-        };
-        return s.state === 'uninit' ? null : s;
-    }
-
-    async rootState() {
-        const r = await this.get(this.root.address, 'get_root_state');
+    async proxyData() {
+        const r = (await this.get(this.proxy.address, 'get_cocoon_proxy_data')).stackReader;
         return {
-            params_version: r.readBigNumber(),
-            proxy_image_hashes: r.readBigNumber(),
-            worker_image_hashes: r.readBigNumber(),
-            model_hashes: r.readBigNumber(),
-            proxies: r.readBigNumber(),
+            owner: r.readAddress(), publicKey: r.readBigNumber(), root: r.readAddress(), state: r.readNumber(),
+            balance: r.readBigNumber(), stake: r.readBigNumber(), unlockTs: r.readNumber(),
+            pricePerToken: r.readBigNumber(), workerFeePerToken: r.readBigNumber(),
+            minProxyStake: r.readBigNumber(), minClientStake: r.readBigNumber(), paramsVersion: r.readNumber(),
         };
     }
 
-    /** Everything observable: for "a rejected operation changes nothing". */
-    async snapshot() {
-        const s = { root: await this.rootState(), proxy: await this.proxyState(), clients: {}, workers: {}, paid: {} };
-        // Contracts not deployed (or back in their initial data) are left out.
-        for (const name of [...this.clients.keys()].sort()) {
-            const c = await this.clientState(name);
-            if (c) s.clients[name] = c;
-        }
-        for (const name of [...this.workers.keys()].sort()) {
-            const c = await this.workerState(name);
-            if (c) s.workers[name] = c;
-        }
-        for (const [name, v] of this.paid) s.paid[name] = v;
-        return s;
+    async clientData(address = this.client.address) {
+        const r = (await this.get(address, 'get_cocoon_client_data')).stackReader;
+        return {
+            owner: r.readAddress(), proxy: r.readAddress(), publicKey: r.readBigNumber(), state: r.readNumber(),
+            balance: r.readBigNumber(), stake: r.readBigNumber(), tokensUsed: r.readBigNumber(),
+            unlockTs: r.readNumber(), secretHash: r.readBigNumber(),
+        };
     }
-}
 
-export function stringify(v) {
-    return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x));
+    async workerData(address = this.worker.address) {
+        const r = (await this.get(address, 'get_cocoon_worker_data')).stackReader;
+        return {
+            owner: r.readAddress(), proxy: r.readAddress(), publicKey: r.readBigNumber(), state: r.readNumber(),
+            tokens: r.readBigNumber(),
+        };
+    }
+
+    /** A proxy-signed message for `target`, signed with the proxy key unless told otherwise. */
+    signed(op, target, { queryId = this.nextQueryId(), tokens, excessesTo = this.addr.submitter, ...rest } = {}) {
+        return signedBody({
+            op, queryId, target, secretKey: this.proxyKey.secretKey, excessesTo,
+            fields: tokens === undefined ? undefined : tokensField(tokens), ...rest,
+        });
+    }
+
+    // Client operations as the C++ client sends them (facts §6, §11).
+    topUp(amount, { from = this.addr.alice, value = amount + toNano('0.7'), excessesTo = from, queryId = this.nextQueryId(), to = this.client.address } = {}) {
+        return this.send(from, to, head(OP.ext_client_top_up, queryId).storeCoins(amount).storeAddress(excessesTo).endCell(), value);
+    }
+
+    charge(tokens, { value = toNano('0.7'), from = this.addr.submitter, to = this.client.address, ...rest } = {}) {
+        return this.send(from, to, this.signed(OP.ext_client_charge_signed, to, { tokens, ...rest }), value);
+    }
+
+    grantRefund(tokens, { value = toNano('1'), from = this.addr.proxyOwner, to = this.client.address, ...rest } = {}) {
+        return this.send(from, to, this.signed(OP.ext_client_grant_refund_signed, to, { tokens, ...rest }), value);
+    }
+
+    ownerOp(op, fields = (b) => b, { from = this.addr.alice, value = toNano('0.7'), excessesTo = from, queryId = this.nextQueryId(), to = this.client.address } = {}) {
+        return this.send(from, to, fields(head(op, queryId)).storeAddress(excessesTo).endCell(), value);
+    }
+
+    payout(tokens, { last = false, value = toNano('0.5'), from = this.addr.bob, to = this.worker.address, ...rest } = {}) {
+        const op = last ? OP.ext_worker_last_payout_request_signed : OP.ext_worker_payout_request_signed;
+        return this.send(from, to, this.signed(op, to, { tokens, ...rest }), value);
+    }
 }

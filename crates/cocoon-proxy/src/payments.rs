@@ -31,11 +31,11 @@ use cocoon_proto::{codes, SignedPayment};
 use cocoon_ton::cocoon::{
     address, exit, CodecError, Params, ProxyMessage, SaveState, SignedAction, SignedPayload, State,
 };
-use cocoon_ton::messages::ProxyKey;
 use cocoon_ton::ton::{
     Cell, Cocoon, InboundTx, SendOutcome, TonError, TonNetwork, TvmNetwork, WalletMessage,
 };
 use cocoon_ton::toncenter_v2::ToncenterNetwork;
+use cocoon_ton::ProxyKey;
 use cocoon_ton::{keyfile, Address, Wallet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -1,4 +1,4 @@
-//! The devnet's chain: the deployed COCOON interface (`contracts/next`, facts in
+//! The devnet's chain: the deployed COCOON interface (`contracts/`, facts in
 //! `shared/reference/cocoon-contracts-facts.md`) executing on the embedded TVM ([`TvmNetwork`],
 //! durable in `<data-dir>/ton/`), with the devnet's parties set up as the C++ runners would,
 //! with the values they attach (facts §11).
@@ -35,8 +35,8 @@ use cocoon_ton::cocoon::address::Deployment;
 use cocoon_ton::cocoon::root::HashList;
 use cocoon_ton::cocoon::{codes, ClientMessage, Params, ProxyMessage, RootData, RootMessage};
 use cocoon_ton::keyfile;
-use cocoon_ton::messages::ProxyKey;
 use cocoon_ton::ton::{Cell, Cocoon, TonNetwork, TvmNetwork, WalletMessage};
+use cocoon_ton::ProxyKey;
 use cocoon_ton::{Address, Coins, Wallet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -261,7 +261,7 @@ fn codec(step: &'static str) -> impl FnOnce(cocoon_ton::cocoon::CodecError) -> D
 }
 
 /// `prices.toml` (the devnet's params, nano-TON and ×10000 multipliers) as the deployed params
-/// cell's fields, with the three codes of `contracts/next`.
+/// cell's fields, with the three codes of `contracts/`.
 pub fn params_from_prices(prices: &Prices) -> Params {
     let codes = codes();
     Params {

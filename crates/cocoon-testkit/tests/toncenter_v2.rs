@@ -1,5 +1,5 @@
 //! [`ToncenterNetwork`] end to end against the fake toncenter (`cocoon_testkit::FakeToncenter`),
-//! whose answers come from the embedded TVM: the contracts of `contracts/next` deployed and
+//! whose answers come from the embedded TVM: the contracts of `contracts/` deployed and
 //! used from real wallet v4r2 contracts (deployed by their first external, paying their own
 //! gas and forwarding fees), a registration seen in the proxy contract's history, and every
 //! nano-TON accounted for from what the API answers alone. Then paging of `transactions` over
@@ -28,7 +28,7 @@ use tonlib_core::TonAddress;
 const TON: u128 = 1_000_000_000;
 const GENESIS: u32 = 1_800_000_000;
 
-/// The contracts of `contracts/next/build`, as the crate embeds them.
+/// The contracts of `contracts/build`, as the crate embeds them.
 fn code(name: &str) -> ArcCell {
     let codes = cocoon_ton::cocoon::codes();
     match name {

@@ -1,39 +1,21 @@
-//! TON for COCOON: amounts, message bodies and the proxy-signed messages, the payment rules
-//! executed natively (the local chain), and the [`Chain`] trait the daemons use.
+//! TON for COCOON: the deployed contracts' interface ([`cocoon`]: every storage layout, message
+//! body, proxy-signed message and address derivation of `shared/reference/cocoon-contracts-facts.md`),
+//! a TON network as COCOON uses it ([`ton::TonNetwork`]: the embedded TVM in [`ton::TvmNetwork`],
+//! toncenter's v2 API in [`toncenter_v2::ToncenterNetwork`]), amounts, keys and wallets.
 //!
-//! The rules are specified in `docs/payments.md`; the Tolk contracts in `contracts/` implement
-//! the same rules on a real TVM, and the conformance vectors in `contracts/vectors/` are run
-//! against both.
+//! The contracts themselves are the Tolk sources in `contracts/`, tested in `@ton/sandbox`;
+//! their compiled code (`contracts/build/*.json`) is embedded by [`cocoon::codes`].
 
-pub mod chain;
 pub mod cocoon;
 pub mod coins;
 pub mod keyfile;
-pub mod local;
-pub mod messages;
-pub mod ops;
+pub mod keys;
 pub mod payout;
-pub mod rules;
 pub mod ton;
-pub mod toncenter;
 pub mod toncenter_v2;
-pub mod tvm;
-pub mod vectors;
 pub mod wallet;
 
-pub use wallet::Wallet;
-
-pub use chain::{Chain, ChainError, Outgoing, Sent};
 pub use coins::Coins;
-pub use local::LocalChain;
+pub use keys::ProxyKey;
 pub use tonlib_core::TonAddress as Address;
-
-use num_bigint::BigUint;
-
-pub(crate) fn coins_to_big(c: Coins) -> BigUint {
-    BigUint::from(c.0)
-}
-
-pub(crate) fn big_to_coins(b: &BigUint) -> Option<Coins> {
-    u128::try_from(b).ok().map(Coins)
-}
+pub use wallet::Wallet;

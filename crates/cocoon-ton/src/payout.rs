@@ -92,7 +92,7 @@ pub fn keep_latest(dir: &Path, worker_contract: &Address, boc: &[u8]) -> io::Res
 mod tests {
     use super::*;
     use crate::cocoon::SignedPayload;
-    use crate::messages::ProxyKey;
+    use crate::keys::ProxyKey;
 
     fn signed(target: &Address, action: SignedAction) -> Vec<u8> {
         let key = ProxyKey::from_seed(&[3; 32]);

@@ -5,7 +5,7 @@ use tonlib_core::wallet::ton_wallet::TonWallet;
 use tonlib_core::wallet::wallet_version::WalletVersion;
 use tonlib_core::TonAddress;
 
-use crate::messages::ProxyKey;
+use crate::keys::ProxyKey;
 
 /// A wallet v4r2 on workchain 0 controlled by an Ed25519 key.
 pub struct Wallet {

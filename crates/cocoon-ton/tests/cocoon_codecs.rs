@@ -1,5 +1,5 @@
-//! The `cocoon::` codecs against cells the Tolk contracts of `contracts/next` made in the
-//! sandbox (`contracts/next/fixtures/codecs.json`, written by `scripts/codec-fixtures.js`):
+//! The `cocoon::` codecs against cells the Tolk contracts of `contracts/` made in the
+//! sandbox (`contracts/fixtures/codecs.json`, written by `scripts/codec-fixtures.js`):
 //! every storage cell and body parses and rebuilds bit for bit, the root's get methods agree with
 //! what Rust computes from its storage, every address the contracts derived is recomputed, and
 //! the proxy-signed messages verify and re-sign to the same bits.
@@ -14,12 +14,12 @@ use cocoon_ton::cocoon::{
     RootData, RootMessage, SignedAction, SignedMessage, State, WalletData, WalletExternal,
     WalletMessage, WorkerData, WorkerMessage,
 };
-use cocoon_ton::messages::ProxyKey;
+use cocoon_ton::ProxyKey;
 use serde_json::Value;
 use tonlib_core::cell::{ArcCell, Cell};
 use tonlib_core::TonAddress;
 
-const FIXTURE: &str = include_str!("../../../contracts/next/fixtures/codecs.json");
+const FIXTURE: &str = include_str!("../../../contracts/fixtures/codecs.json");
 
 fn fixture() -> Value {
     serde_json::from_str(FIXTURE).expect("fixtures/codecs.json is JSON")
@@ -349,7 +349,7 @@ fn every_derived_address_is_recomputed() {
             .unwrap(),
             "wallet" => {
                 let build: Value =
-                    serde_json::from_str(include_str!("../../../contracts/next/build/wallet.json"))
+                    serde_json::from_str(include_str!("../../../contracts/build/wallet.json"))
                         .unwrap();
                 wallet_contract(
                     cell(&build["code_boc_base64"]),

@@ -1,5 +1,5 @@
 //! The embedded network ([`TvmNetwork`]) running the deployed interface's contracts
-//! (`contracts/next/build`): deploys read back through [`Cocoon`] as the typed storages the
+//! (`contracts/build`): deploys read back through [`Cocoon`] as the typed storages the
 //! codecs define, a client registration reaches the proxy contract's transaction history with
 //! its source and nonce (how a proxy learns of it), a wallet cannot send more than it holds,
 //! and no nano-TON is created or destroyed: what the wallets hold plus what the contracts hold
@@ -21,7 +21,7 @@ use cocoon_ton::{Coins, Wallet};
 
 const TON: u128 = 1_000_000_000;
 
-/// The contracts of `contracts/next/build`, as the crate embeds them.
+/// The contracts of `contracts/build`, as the crate embeds them.
 fn code(name: &str) -> ArcCell {
     let codes = cocoon_ton::cocoon::codes();
     match name {

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../contracts/next/fixtures/traces.json"
+    "/../../contracts/fixtures/traces.json"
 );
 const RUN_FOR: Duration = Duration::from_secs(2);
 

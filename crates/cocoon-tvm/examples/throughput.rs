@@ -1,5 +1,5 @@
 //! Throughput of the embedded network (a benchmark, not a test): replays the sandbox scenario of
-//! `contracts/next/fixtures/traces.json` once to set up root, proxy, client and worker, then
+//! `contracts/fixtures/traces.json` once to set up root, proxy, client and worker, then
 //! measures three workloads and prints messages and transactions per second.
 //!
 //! ```sh
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../contracts/next/fixtures/traces.json"
+    "/../../contracts/fixtures/traces.json"
 );
 const RUN_FOR: Duration = Duration::from_secs(2);
 

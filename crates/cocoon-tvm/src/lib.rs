@@ -16,9 +16,9 @@
 //!
 //! # Mirrored from @ton/sandbox, and why
 //!
-//! The contracts are tested in @ton/sandbox (`contracts/next`), so the network behaves the way
+//! The contracts are tested in @ton/sandbox (`contracts/`), so the network behaves the way
 //! the sandbox does wherever the sandbox chooses, so that one set of expectations holds for
-//! both. `tests/parity.rs` replays `contracts/next/fixtures/traces.json` (written by the
+//! both. `tests/parity.rs` replays `contracts/fixtures/traces.json` (written by the
 //! sandbox) and requires every exit code, gas figure, fee, balance and out-message to be equal.
 //!
 //! - **Delivery order.** A send executes its message, then every internal out-message in a

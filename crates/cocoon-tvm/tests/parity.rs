@@ -1,5 +1,5 @@
-//! Parity with @ton/sandbox: replays `contracts/next/fixtures/traces.json` (inputs and the
-//! sandbox's results, written by `contracts/next/scripts/traces.js`) on the embedded network and
+//! Parity with @ton/sandbox: replays `contracts/fixtures/traces.json` (inputs and the
+//! sandbox's results, written by `contracts/scripts/traces.js`) on the embedded network and
 //! requires every transaction, balance and get-method result to be equal, fees to the nanoton.
 //! Cells are compared by hash, so the two sides may write their BOCs differently.
 

@@ -9,11 +9,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use cocoon_testkit::devchain::{load_key, PAYOUTS_DIR, TON_DIR};
 use cocoon_ton::cocoon::{address, exit, ClientMessage, Params, State, WorkerMessage};
-use cocoon_ton::messages::ProxyKey;
 use cocoon_ton::payout::{parse_payout, payout_path, payout_tokens};
 use cocoon_ton::ton::{
     Cell, Cocoon, InboundTx, SendOutcome, TonNetwork, TvmNetwork, WalletMessage,
 };
+use cocoon_ton::ProxyKey;
 use cocoon_ton::{Address, Coins, Wallet};
 
 /// What the C++ client attaches to its owner operations (facts §11); the contract returns what

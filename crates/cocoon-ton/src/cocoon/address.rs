@@ -9,7 +9,7 @@
 //! | proxy | root params' proxy code | [`ProxyData::initial`]: params variant 6 |
 //! | client | root (or proxy) params' client code | [`ClientData::initial`]: stake = min_client_stake, params variant 0 |
 //! | worker | root (or proxy) params' worker code | [`WorkerData::initial`]: params variant 0 |
-//! | cocoon wallet | a fixed code (ours: `contracts/next/build/wallet.json`) | [`WalletData::initial`] |
+//! | cocoon wallet | a fixed code (ours: `contracts/build/wallet.json`) | [`WalletData::initial`] |
 //!
 //! Pitfall (facts §13): every params change (`params_version` + 1) moves every proxy, client and
 //! worker address; a node re-derives from the root's current params and winds the old contracts

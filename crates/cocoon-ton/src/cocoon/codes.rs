@@ -1,4 +1,4 @@
-//! The contracts' code as `contracts/next/build/*.json` holds it (embedded at compile time):
+//! The contracts' code as `contracts/build/*.json` holds it (embedded at compile time):
 //! our Tolk implementation of the deployed interface. Any compiled contracts with the same
 //! interface placed there work unchanged.
 
@@ -23,16 +23,16 @@ pub struct Codes {
 }
 
 fn load(name: &str, json: &str) -> ArcCell {
-    // The build files are committed and checked by `contracts/next`'s tests (a drift test); a
+    // The build files are committed and checked by `contracts/`'s tests (a drift test); a
     // broken one is a broken build, not an input.
-    let value: serde_json::Value = serde_json::from_str(json)
-        .unwrap_or_else(|e| panic!("contracts/next/build/{name}.json: {e}"));
+    let value: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("contracts/build/{name}.json: {e}"));
     let boc = base64::engine::general_purpose::STANDARD
         .decode(value["code_boc_base64"].as_str().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("contracts/next/build/{name}.json: {e}"));
+        .unwrap_or_else(|e| panic!("contracts/build/{name}.json: {e}"));
     BagOfCells::parse(&boc)
         .and_then(|b| b.single_root())
-        .unwrap_or_else(|e| panic!("contracts/next/build/{name}.json: {e}"))
+        .unwrap_or_else(|e| panic!("contracts/build/{name}.json: {e}"))
 }
 
 /// The embedded codes.
@@ -41,23 +41,23 @@ pub fn codes() -> &'static Codes {
     CODES.get_or_init(|| Codes {
         root: load(
             "root",
-            include_str!("../../../../contracts/next/build/root.json"),
+            include_str!("../../../../contracts/build/root.json"),
         ),
         proxy: load(
             "proxy",
-            include_str!("../../../../contracts/next/build/proxy.json"),
+            include_str!("../../../../contracts/build/proxy.json"),
         ),
         client: load(
             "client",
-            include_str!("../../../../contracts/next/build/client.json"),
+            include_str!("../../../../contracts/build/client.json"),
         ),
         worker: load(
             "worker",
-            include_str!("../../../../contracts/next/build/worker.json"),
+            include_str!("../../../../contracts/build/worker.json"),
         ),
         wallet: load(
             "wallet",
-            include_str!("../../../../contracts/next/build/wallet.json"),
+            include_str!("../../../../contracts/build/wallet.json"),
         ),
     })
 }
@@ -71,27 +71,27 @@ mod tests {
             (
                 "root",
                 &codes.root,
-                include_str!("../../../../contracts/next/build/root.json"),
+                include_str!("../../../../contracts/build/root.json"),
             ),
             (
                 "proxy",
                 &codes.proxy,
-                include_str!("../../../../contracts/next/build/proxy.json"),
+                include_str!("../../../../contracts/build/proxy.json"),
             ),
             (
                 "client",
                 &codes.client,
-                include_str!("../../../../contracts/next/build/client.json"),
+                include_str!("../../../../contracts/build/client.json"),
             ),
             (
                 "worker",
                 &codes.worker,
-                include_str!("../../../../contracts/next/build/worker.json"),
+                include_str!("../../../../contracts/build/worker.json"),
             ),
             (
                 "wallet",
                 &codes.wallet,
-                include_str!("../../../../contracts/next/build/wallet.json"),
+                include_str!("../../../../contracts/build/wallet.json"),
             ),
         ] {
             let value: serde_json::Value = serde_json::from_str(json).unwrap();

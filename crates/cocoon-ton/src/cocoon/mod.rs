@@ -1,10 +1,7 @@
 //! Typed codecs for the on-chain interface of the deployed COCOON contracts: every storage
 //! layout, every message body, the proxy-signed messages and the address derivation, as recorded
 //! in `shared/reference/cocoon-contracts-facts.md` (cited as "facts §n") and implemented by the
-//! Tolk contracts in `contracts/next`.
-//!
-//! This module is the newer design; `messages.rs`, `ops.rs` and `rules.rs` are the older
-//! interface of `docs/payments.md` and stay until the switch-over.
+//! Tolk contracts in `contracts/`.
 //!
 //! | module | what | facts |
 //! |---|---|---|
@@ -21,7 +18,7 @@
 //!
 //! Every type has `to_cell()` and `from_cell()`; building then parsing gives the same value, and
 //! parsing then building gives the same bits (pinned against cells the contracts made, in
-//! `contracts/next/fixtures/codecs.json`, by `tests/cocoon_codecs.rs`).
+//! `contracts/fixtures/codecs.json`, by `tests/cocoon_codecs.rs`).
 //!
 //! **Parsing is strict and never panics.** Cells may come from anyone, so every read checks
 //! what is left first and returns a [`CodecError`]. Stricter than the contracts, on purpose:

@@ -18,7 +18,7 @@ use tonlib_core::TonAddress;
 
 use super::cell::{read_op, Reader, Writer};
 use super::{from_boc, op, to_boc, CodecError, Hash256};
-use crate::messages::{verify_ed25519, ProxyKey};
+use crate::keys::{verify_ed25519, ProxyKey};
 
 /// What a signed message asks for, with its op-specific payload field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use tonlib_core::TonAddress;
 
 use super::cell::{read_op, Reader, Writer};
 use super::{op, CodecError, Hash256};
-use crate::messages::{verify_ed25519, ProxyKey};
+use crate::keys::{verify_ed25519, ProxyKey};
 
 /// Text command: everything but 0.01 TON to the owner.
 pub const TEXT_WITHDRAW: u8 = b'w';

@@ -1,4 +1,4 @@
-//! The sandbox fixture (`contracts/next/fixtures/traces.json`) as the tests read it.
+//! The sandbox fixture (`contracts/fixtures/traces.json`) as the tests read it.
 
 #![allow(dead_code)] // each test binary uses a part
 
@@ -7,7 +7,7 @@ use serde_json::Value;
 
 pub const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../contracts/next/fixtures/traces.json"
+    "/../../contracts/fixtures/traces.json"
 );
 
 pub fn fixture() -> Value {

@@ -13,7 +13,7 @@ use tonlib_core::{TonAddress, TonHash};
 
 use super::root::HashList;
 use super::*;
-use crate::messages::ProxyKey;
+use crate::keys::ProxyKey;
 use crate::Coins;
 
 fn addr() -> impl Strategy<Value = TonAddress> {

@@ -10,7 +10,7 @@ use tonlib_core::{TonAddress, TonHash};
 use super::super::address::{client_contract, proxy_contract, wallet_contract, worker_contract};
 use super::super::cell::Writer;
 use super::super::*;
-use crate::messages::ProxyKey;
+use crate::keys::ProxyKey;
 use crate::Coins;
 
 fn a(byte: u8) -> TonAddress {

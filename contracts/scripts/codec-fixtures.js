@@ -1,4 +1,4 @@
-// Writes fixtures/codecs.json: cells made by the contracts of contracts/next in the sandbox (and
+// Writes fixtures/codecs.json: cells made by the contracts of contracts in the sandbox (and
 // by tests/lib.js, the way the tests build them), for the Rust codecs of
 // crates/cocoon-ton/src/cocoon to parse and rebuild bit for bit (crates/cocoon-ton/tests/
 // cocoon_codecs.rs). `node scripts/codec-fixtures.js` rewrites the file;

@@ -239,7 +239,7 @@ export async function traces() {
     const addresses = {};
     for (const name of Object.keys(a)) addresses[name] = raw(a[name].address);
     return {
-        about: 'Written by contracts/next/scripts/traces.js on @ton/sandbox; replayed by crates/cocoon-tvm/tests/parity.rs.',
+        about: 'Written by contracts/scripts/traces.js on @ton/sandbox; replayed by crates/cocoon-tvm/tests/parity.rs.',
         addresses,
         steps,
     };
