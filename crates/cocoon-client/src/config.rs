@@ -1,9 +1,11 @@
 //! Client configuration (TOML), fully checked before the API port is bound.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use cocoon_attest::PeerPolicyConfig;
 use cocoon_net::config::check_all_seconds;
+use cocoon_ton::Coins;
 use serde::{Deserialize, Serialize};
 
 /// The reference client's API port.
@@ -32,12 +34,21 @@ pub struct ClientConfig {
     pub proxies: Vec<String>,
     /// What proxies must prove, `[proxy_policy]`. Clients themselves are not TEEs.
     pub proxy_policy: PeerPolicyConfig,
-    /// Owner wallet address (identifies the client to proxies).
+    /// Owner wallet address (identifies the client to proxies). With `[chain]` it is the
+    /// address of `chain.wallet_key`'s wallet (leave it empty or set the same).
     #[serde(default)]
     pub owner_address: String,
-    /// Secret for short authorisation with proxies.
+    /// Secret for short authorisation with proxies. With `[chain]` the client keeps its client
+    /// contract's secret hash equal to SHA-256 of it.
     #[serde(default)]
     pub secret: String,
+    /// `[chain]`: the TON network the client pays on. With it the client checks each proxy's
+    /// contract against the root, deploys its client contract when allowed, authorises the long
+    /// way (an on-chain register) when it must, keeps its secret hash and tops up within limits.
+    /// Without it the client only connects with `owner_address` and `secret` (a devnet set
+    /// up for it, or a free proxy).
+    #[serde(default)]
+    pub chain: Option<ChainConfig>,
     /// Request timeout when the body does not set `timeout`, in seconds.
     #[serde(default = "default_timeout")]
     pub default_timeout_secs: f64,
@@ -58,6 +69,143 @@ pub struct ClientConfig {
     /// Longest wait between reconnection attempts, in seconds.
     #[serde(default = "default_reconnect")]
     pub max_reconnect_secs: f64,
+}
+
+/// The published mainnet root (the reference's `scripts/dist-worker/worker.conf.example`).
+pub const MAINNET_ROOT: &str = "EQCns7bYSp0igFvS1wpb5wsZjCKCV19MD5AVzI4EyxsnU73k";
+/// toncenter's mainnet v2 API.
+pub const MAINNET_TONCENTER: &str = "https://toncenter.com/api/v2";
+
+/// Which TON network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkKind {
+    /// The embedded TVM network in `local_dir` (the devnet's `<data-dir>/ton`).
+    Local,
+    /// A TON network through toncenter's v2 API at `toncenter_url`.
+    Toncenter,
+    /// TON mainnet: toncenter's mainnet API and the published COCOON root, unless set.
+    Mainnet,
+}
+
+/// `[chain]` of the client config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// `local`, `toncenter` or `mainnet`.
+    pub network: NetworkKind,
+    /// The embedded network's directory (`network = "local"`).
+    #[serde(default)]
+    pub local_dir: Option<PathBuf>,
+    /// The toncenter v2 API (`network = "toncenter"`; mainnet's by default with `"mainnet"`).
+    #[serde(default)]
+    pub toncenter_url: Option<String>,
+    /// Sent as `X-API-Key` (without one toncenter allows about one request per second).
+    #[serde(default)]
+    pub toncenter_api_key: Option<String>,
+    /// The COCOON root. Default: the published one on mainnet, `<local_dir>/root` on a local
+    /// network; required with `"toncenter"`.
+    #[serde(default)]
+    pub root_address: Option<String>,
+    /// Key file of the client's wallet (64 hex digits): the client contract's owner, which pays
+    /// for deploys, registrations and top-ups.
+    pub wallet_key: PathBuf,
+    /// Deploy the client contract at a proxy when it is not there yet (0.8 TON, plus the first
+    /// deposit of `top_up_amount`). Off by default: nothing is spent without it.
+    #[serde(default)]
+    pub allow_deploy: bool,
+    /// The highest stake a deploy may lock (the root's `min_client_stake`); a root asking more
+    /// is refused.
+    #[serde(default = "default_max_stake", with = "coins_text")]
+    pub max_stake: Coins,
+    /// What one top-up (and the first deposit after a deploy) puts in the client contract.
+    #[serde(default = "default_top_up_amount", with = "coins_text")]
+    pub top_up_amount: Coins,
+    /// The most this client deposits in all (first deposits and top-ups) while it runs; 0, the
+    /// default, turns deposits off.
+    #[serde(default = "default_max_top_up", with = "coins_text")]
+    pub max_top_up: Coins,
+    /// Seconds between checks of the client contract's balance (top-ups).
+    #[serde(default = "default_balance_check")]
+    pub balance_check_secs: f64,
+}
+
+fn default_max_stake() -> Coins {
+    Coins::ton(1)
+}
+fn default_top_up_amount() -> Coins {
+    Coins::ton(1)
+}
+fn default_max_top_up() -> Coins {
+    Coins::ZERO
+}
+fn default_balance_check() -> f64 {
+    10.0
+}
+
+/// Amounts in configs as text: `"1.5"` (TON) or `"1500000000n"` (nano-TON).
+mod coins_text {
+    use cocoon_ton::Coins;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(coins: &Coins, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{}n", coins.0))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Coins, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl ChainConfig {
+    /// The config of a local (embedded) network in `local_dir` paid from `wallet_key`.
+    pub fn local(local_dir: PathBuf, wallet_key: PathBuf) -> ChainConfig {
+        ChainConfig {
+            network: NetworkKind::Local,
+            local_dir: Some(local_dir),
+            toncenter_url: None,
+            toncenter_api_key: None,
+            root_address: None,
+            wallet_key,
+            allow_deploy: false,
+            max_stake: default_max_stake(),
+            top_up_amount: default_top_up_amount(),
+            max_top_up: default_max_top_up(),
+            balance_check_secs: default_balance_check(),
+        }
+    }
+
+    fn problems(&self, problems: &mut Vec<String>) {
+        match self.network {
+            NetworkKind::Local if self.local_dir.is_none() => {
+                problems.push("chain: network = \"local\" needs local_dir".into())
+            }
+            NetworkKind::Toncenter if self.toncenter_url.is_none() => {
+                problems.push("chain: network = \"toncenter\" needs toncenter_url".into())
+            }
+            NetworkKind::Toncenter if self.root_address.is_none() => {
+                problems.push("chain: network = \"toncenter\" needs root_address".into())
+            }
+            _ => {}
+        }
+        if let Some(url) = &self.toncenter_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                problems.push(format!(
+                    "chain.toncenter_url {url:?} must be an http(s) URL"
+                ));
+            }
+        }
+        if let Some(root) = &self.root_address {
+            if root.parse::<cocoon_ton::Address>().is_err() {
+                problems.push(format!("chain.root_address {root:?} is not a TON address"));
+            }
+        }
+        check_all_seconds(
+            problems,
+            &[("chain.balance_check_secs", self.balance_check_secs, false)],
+        );
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -88,6 +236,7 @@ impl ClientConfig {
             proxy_policy,
             owner_address: String::new(),
             secret: String::new(),
+            chain: None,
             default_timeout_secs: DEFAULT_TIMEOUT_SECS,
             default_max_coefficient: DEFAULT_MAX_COEFFICIENT,
             cors_origins: Vec::new(),
@@ -116,6 +265,9 @@ impl ClientConfig {
                 ("grace_period_secs", self.grace_period_secs, true),
             ],
         );
+        if let Some(chain) = &self.chain {
+            chain.problems(&mut problems);
+        }
         if self.default_max_coefficient < 0 {
             problems.push("default_max_coefficient must not be negative".into());
         }

@@ -5,6 +5,7 @@
 //! [`Shutdown`].
 
 mod api;
+mod chain;
 mod config;
 mod proxies;
 
@@ -53,6 +54,9 @@ pub enum ClientError {
     /// The client's certificate could not be built, or its policy could not be built.
     #[error(transparent)]
     Attest(#[from] cocoon_attest::AttestError),
+    /// `[chain]`: the network, the root or the wallet key.
+    #[error("chain: {0}")]
+    Chain(String),
 }
 
 /// Counters for `/metrics` and `/stats`.
@@ -115,11 +119,34 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Checks the config, binds the API port, and starts connecting to proxies.
-pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningClient, ClientError> {
+pub async fn start(
+    mut config: ClientConfig,
+    shutdown: Shutdown,
+) -> Result<RunningClient, ClientError> {
     let problems = config.problems();
     if !problems.is_empty() {
         return Err(ClientError::Config(problems));
     }
+    let chain = match &config.chain {
+        Some(chain_config) => {
+            let chain = chain::ClientChain::open(chain_config, &config.secret)
+                .await
+                .map_err(ClientError::Chain)?;
+            let owner = chain.owner_address();
+            if !config.owner_address.is_empty()
+                && config.owner_address.parse::<cocoon_ton::Address>().ok()
+                    != owner.parse::<cocoon_ton::Address>().ok()
+            {
+                return Err(ClientError::Config(vec![format!(
+                    "owner_address {} is not the address of chain.wallet_key's wallet ({owner}): leave it empty",
+                    config.owner_address
+                )]));
+            }
+            config.owner_address = owner;
+            Some(Arc::new(chain))
+        }
+        None => None,
+    };
     // Clients are not TEEs: their certificate carries no quote, but it is short-lived like
     // every RA-TLS certificate and renewed the same way.
     let identity = TeeConfig::none().identity("cocoon-client")?;
@@ -140,6 +167,7 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
         config.owner_address.clone(),
         config.secret.clone(),
         Duration::from_secs_f64(config.max_reconnect_secs),
+        chain.clone(),
     ));
     let shared = Arc::new(ClientShared {
         pool: pool.clone(),
@@ -176,6 +204,12 @@ pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningCl
         ));
         for slot in 0..shared.config.proxies.len() {
             tasks.spawn(pool.clone().maintain(slot, shutdown.clone()));
+        }
+        if let Some(chain) = &shared.config.chain {
+            tasks.spawn(pool.clone().keep_funded(
+                Duration::from_secs_f64(chain.balance_check_secs),
+                shutdown.clone(),
+            ));
         }
         let grace = Duration::from_secs_f64(shared.config.grace_period_secs);
         let drain_shutdown = shutdown.clone();
@@ -241,6 +275,7 @@ async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
             "charged_tokens": load(&shared.pool.payments.charged_tokens),
         },
         "tokens": s.tokens.totals(),
+        "chain": shared.pool.chain_status(),
     }))
 }
 

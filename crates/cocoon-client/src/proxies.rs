@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a long authorisation may take: the proxy waits up to 300 s for the register
+/// transaction (the C++ client's timeout), plus a margin.
+const LONG_AUTH_TIMEOUT: Duration = Duration::from_secs(310);
 
 /// Bytes of answers one request may have queued in the client (routed from the proxy connection
 /// but not yet taken by its HTTP body) before the stream is cut off as a slow reader. LLM answers
@@ -118,6 +121,10 @@ pub(crate) struct ProxyPool {
     params: ClientParams,
     secret: String,
     max_reconnect: Duration,
+    /// The chain (`[chain]`): contracts checked, deployed, registered and topped up.
+    chain: Option<Arc<crate::chain::ClientChain>>,
+    /// Our client contract at each slot's proxy, once a handshake found it (with `[chain]`).
+    contracts: Mutex<Vec<Option<cocoon_ton::Address>>>,
     /// Why the last connection attempt failed, for the API's "no proxy" answer.
     last_error: Mutex<Option<String>>,
     pub streams: StreamStats,
@@ -143,8 +150,10 @@ impl ProxyPool {
         owner_address: String,
         secret: String,
         max_reconnect: Duration,
+        chain: Option<Arc<crate::chain::ClientChain>>,
     ) -> ProxyPool {
         let slots = Mutex::new(vec![None; addresses.len()]);
+        let contracts = Mutex::new(vec![None; addresses.len()]);
         ProxyPool {
             addresses,
             slots,
@@ -160,6 +169,8 @@ impl ProxyPool {
             },
             secret,
             max_reconnect,
+            chain,
+            contracts,
             last_error: Mutex::new(None),
             streams: StreamStats::default(),
             payments: PaymentStats::default(),
@@ -304,6 +315,50 @@ impl ProxyPool {
         }
     }
 
+    /// With `[chain]`: the wallet, what was deposited since start and the client contract at
+    /// each proxy, for `/stats`.
+    pub fn chain_status(&self) -> Option<serde_json::Value> {
+        let chain = self.chain.as_ref()?;
+        let contracts: Vec<Option<String>> = self
+            .contracts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| c.as_ref().map(|a| a.to_hex()))
+            .collect();
+        Some(serde_json::json!({
+            "wallet": chain.owner_address(),
+            "deposited_nano": chain.deposited(),
+            "client_contracts": contracts,
+        }))
+    }
+
+    /// With `[chain]`: checks every known client contract's balance every
+    /// `balance_check_secs` and tops it up when low, until shutdown.
+    pub async fn keep_funded(self: Arc<Self>, every: Duration, shutdown: Shutdown) {
+        let Some(chain) = self.chain.clone() else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.draining() => return,
+            }
+            let contracts: Vec<cocoon_ton::Address> = self
+                .contracts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .flatten()
+                .cloned()
+                .collect();
+            let charged = self.payments.charged_tokens.load(Ordering::Relaxed);
+            for contract in contracts {
+                chain.check_balance(&contract, charged).await;
+            }
+        }
+    }
+
     /// Keeps slot `slot` connected until shutdown.
     pub async fn maintain(self: Arc<Self>, slot: usize, shutdown: Shutdown) {
         let pool = &*self;
@@ -315,7 +370,7 @@ impl ProxyPool {
             move || async move {
                 let result = async {
                     let connection = pool.connector.connect(address).await?;
-                    pool.handshake(&connection).await?;
+                    pool.handshake(slot, &connection).await?;
                     Ok(connection)
                 }
                 .await;
@@ -330,7 +385,7 @@ impl ProxyPool {
         .await;
     }
 
-    async fn handshake(&self, connection: &Connection) -> Result<(), NetError> {
+    async fn handshake(&self, slot: usize, connection: &Connection) -> Result<(), NetError> {
         let handle = &connection.handle;
         let connect = ClientConnectToProxy {
             params: self.params.clone(),
@@ -344,17 +399,59 @@ impl ProxyPool {
                 "proxy speaks a protocol version below 1".into(),
             ));
         }
-        let authorize = match connected.auth {
-            ProxyConnectionAuth::Short { .. } => {
-                ClientToProxyQuery::AuthorizeShort(ClientAuthorizeWithProxyShort {
-                    data: self.secret.as_bytes().to_vec(),
-                })
+        let (offered_hash, nonce) = match connected.auth {
+            ProxyConnectionAuth::Short { secret_hash, nonce } => (Some(secret_hash), nonce),
+            ProxyConnectionAuth::Long { nonce } => (None, nonce),
+        };
+        let short = match &self.chain {
+            Some(chain) => {
+                let prepared = chain
+                    .prepare(
+                        &connected.params,
+                        &connected.client_sc_address,
+                        offered_hash,
+                    )
+                    .await
+                    .map_err(NetError::Closed)?;
+                if !prepared.short {
+                    // The register payload carries the TL long's 64 bits as u64.
+                    chain
+                        .register(&prepared.contract, nonce as u64)
+                        .await
+                        .map_err(NetError::Closed)?;
+                }
+                if let Some(known) = self
+                    .contracts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(slot)
+                {
+                    *known = Some(prepared.contract);
+                }
+                prepared.short
             }
-            ProxyConnectionAuth::Long { .. } => {
-                ClientToProxyQuery::AuthorizeLong(ClientAuthorizeWithProxyLong {})
+            None if offered_hash.is_some() => true,
+            None => {
+                return Err(NetError::Closed(format!(
+                    "client contract {} holds no secret hash for this client (not deployed, or none set): the proxy asks it to register on chain (long authorisation), which needs a [chain] table in the client config",
+                    connected.client_sc_address
+                )))
             }
         };
-        let answer = handle.query(&authorize.to_bytes(), QUERY_TIMEOUT).await?;
+        let (authorize, timeout) = if short {
+            (
+                ClientToProxyQuery::AuthorizeShort(ClientAuthorizeWithProxyShort {
+                    data: self.secret.as_bytes().to_vec(),
+                }),
+                QUERY_TIMEOUT,
+            )
+        } else {
+            (
+                ClientToProxyQuery::AuthorizeLong(ClientAuthorizeWithProxyLong {}),
+                LONG_AUTH_TIMEOUT,
+            )
+        };
+        let answer = handle.query(&authorize.to_bytes(), timeout).await?;
         match AuthorizationWithProxy::from_bytes(&answer) {
             Ok(AuthorizationWithProxy::Success { .. }) => Ok(()),
             Ok(AuthorizationWithProxy::Failed { error_code, error }) => Err(NetError::Remote {

@@ -160,7 +160,11 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
         policy: policy_name,
     });
     let proxy_identity = Arc::new(ProxyIdentity {
-        public_key: identity.public_key,
+        // A paid proxy names the key its contracts hold (peers derive its contract from it and
+        // check signed payments with it); a free one its TLS key.
+        public_key: payments
+            .as_ref()
+            .map_or(identity.public_key, |p| p.signer_public_key()),
         owner_address: payments
             .as_ref()
             .map(|p| p.owner_address().to_hex())

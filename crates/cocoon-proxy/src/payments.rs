@@ -29,7 +29,8 @@ use cocoon_ledger::{Ledger, LedgerConfig};
 use cocoon_net::Shutdown;
 use cocoon_proto::{codes, SignedPayment};
 use cocoon_ton::cocoon::{
-    address, exit, CodecError, Params, ProxyMessage, SaveState, SignedAction, SignedPayload, State,
+    address, exit, ClientPayload, CodecError, Params, ProxyMessage, SaveState, SignedAction,
+    SignedPayload, State,
 };
 use cocoon_ton::ton::{
     Cell, Cocoon, InboundTx, SendOutcome, TonError, TonNetwork, TvmNetwork, WalletMessage,
@@ -217,13 +218,23 @@ pub enum PaymentsError {
     Rollback(#[from] cocoon_ledger::RollbackError),
 }
 
-/// A client that passed the contract lookup.
+/// A client's contract at this proxy, as its `connectToProxy` found it.
+#[derive(Clone, Debug)]
 pub(crate) struct ClientContract {
     /// Its address: the client's key in the ledger.
     pub key: String,
-    /// What its short auth secret must hash to.
-    pub secret_hash: [u8; 32],
+    /// The owner the client claimed.
+    pub owner: String,
+    /// What its short auth secret must hash to; `None` while the contract is not deployed, or
+    /// holds no secret hash (zero): the client must authorise the long way.
+    pub secret_hash: Option<[u8; 32]>,
 }
+
+/// How long `authorizeWithProxyLong` waits for the client's register transaction (the C++
+/// client's timeout).
+pub const LONG_AUTH_TIMEOUT: Duration = Duration::from_secs(300);
+/// Register transactions remembered for long authorisation (the newest).
+const REGISTRATIONS_KEPT: usize = 4096;
 
 /// What the proxy attaches to a signed charge it submits (the C++ proxy's value; the client
 /// contract needs ≥ 0.1 TON and returns what it does not use to the proxy's wallet).
@@ -307,6 +318,8 @@ pub struct Payments {
     worker_paid_on_chain: Mutex<HashMap<String, u64>>,
     /// The proxy contract's history as read so far.
     history: tokio::sync::Mutex<HistoryScan>,
+    /// Register payloads seen from derived client contracts: (nonce, client key), newest last.
+    registrations: Mutex<std::collections::VecDeque<(u64, String)>>,
 }
 
 /// One cached signed message: (opcode, tokens, message).
@@ -446,6 +459,7 @@ impl Payments {
             sent: Mutex::new(HashMap::new()),
             worker_paid_on_chain: Mutex::new(HashMap::new()),
             history: tokio::sync::Mutex::new(HistoryScan::default()),
+            registrations: Mutex::new(std::collections::VecDeque::new()),
         };
         // Everything up to now, so the newest commit is known before anything is served.
         let newest = loop {
@@ -469,6 +483,11 @@ impl Payments {
         self.wallet.address()
     }
 
+    /// The payment signing key's public half: the key the proxy contract holds.
+    pub fn signer_public_key(&self) -> [u8; 32] {
+        self.signer.public_key()
+    }
+
     fn client_address(&self, owner: &Address) -> Result<Address, CodecError> {
         address::client_contract(
             &self.proxy_contract,
@@ -489,7 +508,9 @@ impl Payments {
         .address()
     }
 
-    /// Finds `owner`'s client contract at this proxy and records its balance in the ledger.
+    /// Finds `owner`'s client contract at this proxy and records its balance in the ledger. A
+    /// contract that is not deployed yet is not an error: its client deploys it and authorises
+    /// the long way.
     pub(crate) async fn client_contract(
         &self,
         owner: &str,
@@ -504,17 +525,18 @@ impl Payments {
             .client_address(&owner_address)
             .map_err(|e| (codes::INTERNAL, format!("client contract address: {e}")))?;
         let key = address.to_hex();
-        let state = self
+        let Some(state) = self
             .cocoon
             .client(&address)
             .await
             .map_err(|e| (codes::INTERNAL, format!("reading the client contract: {e}")))?
-            .ok_or_else(|| {
-                (
-                    codes::PAYMENT_REQUIRED,
-                    format!("no client contract {address} for owner {owner} at this proxy ({}): deploy one first", self.proxy_contract),
-                )
-            })?;
+        else {
+            return Ok(ClientContract {
+                key,
+                owner: owner.to_owned(),
+                secret_hash: None,
+            });
+        };
         if state.state != State::Normal {
             return Err((
                 codes::PAYMENT_REQUIRED,
@@ -529,8 +551,39 @@ impl Payments {
             .map_err(|e| (codes::INTERNAL, format!("ledger: {e}")))?;
         Ok(ClientContract {
             key,
-            secret_hash: state.secret_hash,
+            owner: owner.to_owned(),
+            secret_hash: Some(state.secret_hash).filter(|hash| *hash != [0; 32]),
         })
+    }
+
+    /// Waits until the proxy contract's history shows `client`'s register payload carrying
+    /// `nonce` (from the derived client contract), reading new transactions every half second,
+    /// for at most `timeout`. Whether it came.
+    pub(crate) async fn await_registration(
+        &self,
+        client: &str,
+        nonce: u64,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let seen = self
+                .registrations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|(n, key)| *n == nonce && key == client);
+            if seen {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            if let Err(error) = self.read_history().await {
+                warn!(%error, "cannot read the proxy contract's transactions");
+            }
+            tokio::time::sleep(Duration::from_millis(500).min(timeout)).await;
+        }
     }
 
     /// Records a client contract's counters in the ledger if they changed.
@@ -558,7 +611,7 @@ impl Payments {
     /// Whether `secret` is the client's short-auth secret.
     pub(crate) fn secret_matches(contract: &ClientContract, secret: &[u8]) -> bool {
         let hash: [u8; 32] = Sha256::digest(secret).into();
-        hash == contract.secret_hash
+        contract.secret_hash == Some(hash)
     }
 
     /// A client's payment status: the newest signed charge (`signedPaymentEmpty` before the
@@ -908,6 +961,7 @@ impl Payments {
             ProxyMessage::ClientRequest {
                 client_owner,
                 report,
+                payload,
                 ..
             } => {
                 let Ok(derived) = self.client_address(&client_owner) else {
@@ -918,6 +972,14 @@ impl Payments {
                     return;
                 }
                 let key = derived.to_hex();
+                if let Some(ClientPayload::Register { nonce }) = payload {
+                    let mut registrations =
+                        self.registrations.lock().unwrap_or_else(|p| p.into_inner());
+                    if registrations.len() >= REGISTRATIONS_KEPT {
+                        registrations.pop_front();
+                    }
+                    registrations.push_back((nonce, key.clone()));
+                }
                 // Only clients this proxy serves are in the books; others are read when they
                 // connect.
                 if self.ledger.client(&key).is_some() {

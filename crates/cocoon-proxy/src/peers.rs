@@ -61,11 +61,11 @@ async fn connect_client(
     identity: &ProxyIdentity,
     handle: &cocoon_net::ConnectionHandle,
     connect: ClientConnectToProxy,
-) -> Result<(String, Option<ClientContract>, Vec<u8>), (i32, String)> {
+) -> Result<(String, Option<ClientContract>, i64, Vec<u8>), (i32, String)> {
     let version = negotiate(connect.params.proto_version.as_ref())
         .map_err(|message| (codes::BAD_REQUEST, message))?;
     let owner = connect.params.client_owner_address;
-    let nonce = rand::random();
+    let nonce: i64 = rand::random();
     let Some(payments) = &router.payments else {
         let key = if owner.is_empty() {
             hex(&handle.peer().public_key)
@@ -81,7 +81,7 @@ async fn connect_client(
             },
             signed_payment: SignedPayment::Empty,
         };
-        return Ok((key, None, answer.to_bytes()));
+        return Ok((key, None, nonce, answer.to_bytes()));
     };
     if owner.is_empty() {
         return Err((
@@ -92,16 +92,24 @@ async fn connect_client(
     }
     let contract = payments.client_contract(&owner).await?;
     let signed_payment = payments.client_status(&contract.key).signed_payment;
+    // Without a deployed contract holding a secret hash the client must register on chain
+    // (facts §11 long auth); otherwise it may prove the secret, or still register.
+    let auth = match contract.secret_hash {
+        Some(secret_hash) => ProxyConnectionAuth::Short { secret_hash, nonce },
+        None => ProxyConnectionAuth::Long { nonce },
+    };
     let answer = ClientConnectedToProxy {
         params: identity.params(version),
         client_sc_address: contract.key.clone(),
-        auth: ProxyConnectionAuth::Short {
-            secret_hash: contract.secret_hash,
-            nonce,
-        },
+        auth,
         signed_payment,
     };
-    Ok((contract.key.clone(), Some(contract), answer.to_bytes()))
+    Ok((
+        contract.key.clone(),
+        Some(contract),
+        nonce,
+        answer.to_bytes(),
+    ))
 }
 
 /// Serves a client connection until it closes or the proxy is killed.
@@ -120,6 +128,8 @@ pub(crate) async fn serve_client(
     info!(connection = connection_id, remote = %handle.remote_addr(), "client connected");
     let mut client_key: Option<Arc<str>> = None;
     let mut contract: Option<ClientContract> = None;
+    // The nonce of the last connectToProxy answer (long authorisation waits for it on chain).
+    let mut nonce = 0u64;
     let mut authorized = false;
     while let Some(message) = next_incoming(&mut incoming, &shutdown).await {
         match message {
@@ -128,10 +138,12 @@ pub(crate) async fn serve_client(
                     Ok(ClientToProxyQuery::ConnectToProxy(connect)) => {
                         connect_client(&router, &identity, &handle, connect)
                             .await
-                            .map(|(key, found, answer)| {
+                            .map(|(key, found, offered, answer)| {
                                 client_key = Some(key.into());
                                 contract = found;
                                 authorized = false;
+                                // The register payload carries the TL long's 64 bits as u64.
+                                nonce = offered as u64;
                                 answer
                             })
                     }
@@ -175,10 +187,54 @@ pub(crate) async fn serve_client(
                             .to_bytes())
                         }
                     },
-                    Ok(ClientToProxyQuery::AuthorizeLong(_)) => Err((
-                        codes::BAD_REQUEST,
-                        "long authorization (an on-chain register transaction) is not supported by this proxy: use the short one with the client secret".to_string(),
-                    )),
+                    Ok(ClientToProxyQuery::AuthorizeLong(_)) => match (&client_key, &router.payments, &contract) {
+                        (Some(key), Some(payments), Some(found)) => {
+                            info!(connection = connection_id, client = %key, "waiting for the client's register transaction");
+                            let registered = tokio::select! {
+                                registered = payments.await_registration(key, nonce, crate::payments::LONG_AUTH_TIMEOUT) => registered,
+                                _ = shutdown.draining() => false,
+                            };
+                            let refreshed = if registered {
+                                payments.client_contract(&found.owner).await.map(Some)
+                            } else {
+                                Ok(None)
+                            };
+                            match refreshed {
+                                Ok(Some(fresh)) => {
+                                    contract = Some(fresh);
+                                    authorized = true;
+                                    let status = payments.client_status(key);
+                                    info!(connection = connection_id, client = %key, charged = status.db_tokens, "client authorized (long)");
+                                    Ok(AuthorizationWithProxy::Success {
+                                        signed_payment: status.signed_payment,
+                                        tokens_committed_to_db: status.db_tokens,
+                                        max_tokens: status.max_tokens,
+                                    }
+                                    .to_bytes())
+                                }
+                                Ok(None) => Ok(AuthorizationWithProxy::Failed {
+                                    error_code: codes::PAYMENT_REQUIRED,
+                                    error: format!("no register transaction with nonce {nonce} from client contract {key} reached this proxy's contract in time"),
+                                }
+                                .to_bytes()),
+                                Err(error) => Err(error),
+                            }
+                        }
+                        (None, _, _) | (Some(_), Some(_), None) => Err((
+                            codes::BAD_REQUEST,
+                            "connectToProxy must come first".to_string(),
+                        )),
+                        // A free proxy: nothing to register.
+                        (Some(_), None, _) => {
+                            authorized = true;
+                            Ok(AuthorizationWithProxy::Success {
+                                signed_payment: SignedPayment::Empty,
+                                tokens_committed_to_db: 0,
+                                max_tokens: 0,
+                            }
+                            .to_bytes())
+                        }
+                    },
                     Ok(ClientToProxyQuery::GetWorkerTypesV2(_)) => {
                         Ok(router.worker_types().to_bytes())
                     }

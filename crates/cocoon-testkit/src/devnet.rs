@@ -339,9 +339,18 @@ impl DevnetBuilder {
         client_config.listen = self.client_listen;
         client_config.grace_period_secs = grace;
         client_config.max_reconnect_secs = 1.0;
-        if let Some(chain) = &chain {
+        if let (Some(chain), Some(setup)) = (&chain, &self.chain) {
             client_config.owner_address = chain.client.address().to_hex();
             client_config.secret = chain.client_secret.clone();
+            // The client on chain as a real one: it checks the proxy's contract against the
+            // root, keeps its secret hash, and tops its contract up (5 TON at a time, at most
+            // 50 TON per run) when it runs low.
+            let mut on_chain =
+                cocoon_client::ChainConfig::local(chain.ton_dir(), key_path(&setup.dir, "client"));
+            on_chain.allow_deploy = true;
+            on_chain.top_up_amount = cocoon_ton::Coins::ton(5);
+            on_chain.max_top_up = cocoon_ton::Coins::ton(50);
+            client_config.chain = Some(on_chain);
         }
         let (client_trigger, client_shutdown) = ShutdownTrigger::new();
         let client = cocoon_client::start(client_config.clone(), client_shutdown)

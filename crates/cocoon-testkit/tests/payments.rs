@@ -250,9 +250,11 @@ async fn a_client_with_a_wrong_secret_or_no_contract_is_refused() {
             "not the secret".to_string(),
             "does not match the client contract",
         ),
-        (stranger, String::new(), "no client contract"),
+        (stranger, String::new(), "needs a [chain] table"),
     ] {
+        // A client that claims an owner without holding its wallet (no [chain]).
         let mut config = devnet.client_config.clone();
+        config.chain = None;
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.owner_address = owner;
         config.secret = secret;

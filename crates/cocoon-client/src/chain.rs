@@ -1,0 +1,401 @@
+//! The client on chain (`[chain]`): what the C++ client runner does with its client contract
+//! (facts §11), within the limits the config sets.
+//!
+//! At each proxy handshake: the proxy contract the proxy names must be the one derived from the
+//! root's params, its owner and its key, and the client contract the proxy names must be ours
+//! (else the proxy is refused). A contract that is not deployed is deployed — only with
+//! `allow_deploy`, with a stake the config allows — together with the first deposit and the
+//! secret hash. A secret hash on chain that is not SHA-256 of the configured secret is changed.
+//! Then the client authorises short (the secret) when the proxy offers the hash it has, or long:
+//! an `owner_client_register` carrying the proxy's nonce, which the proxy waits to see in its
+//! contract's transactions. While it runs, the client tops its contract up when what is left
+//! falls below half a stake or one `top_up_amount`, never depositing more than `max_top_up`
+//! in all. Every spend is logged with its amount before it is sent.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cocoon_proto::ProxyParams;
+use cocoon_ton::cocoon::{address, ClientData, ClientMessage, Params, State};
+use cocoon_ton::ton::{Cell, Cocoon, SendOutcome, TonNetwork, TvmNetwork, WalletMessage};
+use cocoon_ton::toncenter_v2::ToncenterNetwork;
+use cocoon_ton::{keyfile, Address, Coins, Wallet};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::config::{ChainConfig, NetworkKind, MAINNET_ROOT, MAINNET_TONCENTER};
+
+/// What the C++ client attaches to a deploy (facts §11).
+pub const DEPLOY_VALUE: Coins = Coins(800_000_000);
+/// What it attaches to `owner_client_register`.
+pub const REGISTER_VALUE: Coins = Coins(1_000_000_000);
+/// What it attaches to its other owner operations (the contract returns what it does not use).
+pub const OWNER_OP_VALUE: Coins = Coins(700_000_000);
+/// How long a sent deploy may take to show on a real network.
+const DEPLOY_WAIT: Duration = Duration::from_secs(90);
+
+/// The client's side of the chain.
+pub(crate) struct ClientChain {
+    cocoon: Cocoon,
+    wallet: Wallet,
+    config: ChainConfig,
+    secret_hash: Option<[u8; 32]>,
+    params: Params,
+    /// nano-TON deposited since start (first deposits and top-ups), against `max_top_up`.
+    deposited: AtomicU64,
+    /// One chain operation at a time: they share the wallet's seqno.
+    busy: tokio::sync::Mutex<()>,
+}
+
+/// What a handshake learned: our client contract at this proxy, and how to authorise.
+pub(crate) struct Prepared {
+    /// The client contract.
+    pub contract: Address,
+    /// Whether the secret proves us (short) or we must register (long).
+    pub short: bool,
+}
+
+fn describe(error: impl std::fmt::Display) -> String {
+    error.to_string()
+}
+
+impl ClientChain {
+    /// Opens the network and reads the root: a client with `[chain]` does not start without
+    /// it, and says what is missing.
+    pub async fn open(config: &ChainConfig, secret: &str) -> Result<ClientChain, String> {
+        let (network, root): (Arc<dyn TonNetwork>, Option<String>) = match config.network {
+            NetworkKind::Local => {
+                let dir = config.local_dir.clone().unwrap_or_default();
+                let root = std::fs::read_to_string(dir.join("root")).ok();
+                let network = TvmNetwork::open(&dir)
+                    .map_err(|e| format!("chain.local_dir {}: {e}", dir.display()))?;
+                (Arc::new(network), root)
+            }
+            NetworkKind::Toncenter | NetworkKind::Mainnet => {
+                let url = config.toncenter_url.clone().unwrap_or_else(|| {
+                    if config.network == NetworkKind::Mainnet {
+                        MAINNET_TONCENTER.to_string()
+                    } else {
+                        String::new()
+                    }
+                });
+                let network = ToncenterNetwork::new(&url, config.toncenter_api_key.clone())
+                    .map_err(describe)?;
+                let root = (config.network == NetworkKind::Mainnet).then(|| MAINNET_ROOT.into());
+                (Arc::new(network), root)
+            }
+        };
+        let root = config
+            .root_address
+            .clone()
+            .or(root)
+            .ok_or("chain.root_address is missing")?;
+        let root: Address = root
+            .trim()
+            .parse()
+            .map_err(|e| format!("root address {root:?}: {e}"))?;
+        let cocoon = Cocoon::new(network.clone(), root.clone());
+        let root_data = cocoon.root().await.map_err(|e| {
+            format!(
+                "cannot read the COCOON root {root} on {}: {e}",
+                network.describe()
+            )
+        })?;
+        let wallet = Wallet::from_seed(&keyfile::read(&config.wallet_key).map_err(describe)?);
+        let chain = ClientChain {
+            cocoon,
+            wallet,
+            config: config.clone(),
+            secret_hash: (!secret.is_empty()).then(|| Sha256::digest(secret.as_bytes()).into()),
+            params: root_data.params,
+            deposited: AtomicU64::new(0),
+            busy: tokio::sync::Mutex::new(()),
+        };
+        info!(
+            network = %network.describe(),
+            root = %root,
+            wallet = %chain.wallet.address(),
+            price = %chain.params.price_per_token,
+            min_stake = %chain.params.min_client_stake,
+            allow_deploy = config.allow_deploy,
+            max_top_up = %config.max_top_up,
+            "client chain ready"
+        );
+        Ok(chain)
+    }
+
+    /// The wallet: the client contracts' owner.
+    pub fn owner_address(&self) -> String {
+        self.wallet.address().to_hex()
+    }
+
+    /// nano-TON deposited since start.
+    pub fn deposited(&self) -> u64 {
+        self.deposited.load(Ordering::Relaxed)
+    }
+
+    /// Checks the contracts a proxy named, deploys ours if allowed, keeps its secret hash, and
+    /// says how to authorise.
+    pub async fn prepare(
+        &self,
+        proxy: &ProxyParams,
+        client_sc_address: &str,
+        offered_hash: Option<[u8; 32]>,
+    ) -> Result<Prepared, String> {
+        let _busy = self.busy.lock().await;
+        let owner: Address = proxy
+            .proxy_owner_address
+            .parse()
+            .map_err(|e| format!("the proxy's owner address: {e}"))?;
+        let proxy_contract = address::proxy_contract(
+            self.cocoon.root_address(),
+            &self.params,
+            &owner,
+            &proxy.proxy_public_key,
+        )
+        .and_then(|init| init.address())
+        .map_err(describe)?;
+        let named: Option<Address> = proxy.proxy_sc_address.parse().ok();
+        if named.as_ref() != Some(&proxy_contract) {
+            return Err(format!(
+                "the proxy names contract {:?}, but its owner and key derive {proxy_contract} from the root's params: refusing it",
+                proxy.proxy_sc_address
+            ));
+        }
+        let init = address::client_contract(
+            &proxy_contract,
+            &self.params,
+            &proxy.proxy_public_key,
+            self.wallet.address(),
+        )
+        .map_err(describe)?;
+        let contract = init.address().map_err(describe)?;
+        if client_sc_address.parse::<Address>().ok().as_ref() != Some(&contract) {
+            return Err(format!(
+                "the proxy names client contract {client_sc_address:?}, but ours there is {contract}: refusing it"
+            ));
+        }
+        let data = match self.read(&contract).await? {
+            Some(data) => data,
+            None => {
+                self.deploy(&contract, init.to_cell().map_err(describe)?)
+                    .await?;
+                self.read(&contract)
+                    .await?
+                    .ok_or("the deployed client contract is not there")?
+            }
+        };
+        if data.state != State::Normal {
+            return Err(format!(
+                "client contract {contract} is {:?}: close it (`cocoon wallet close`) and use a new wallet",
+                data.state
+            ));
+        }
+        if let Some(hash) = self.secret_hash {
+            if data.secret_hash != hash {
+                self.spend(
+                    &contract,
+                    OWNER_OP_VALUE,
+                    ClientMessage::ChangeSecretHash {
+                        query_id: rand::random(),
+                        new_secret_hash: hash,
+                        send_excesses_to: self.wallet.address().clone(),
+                    },
+                    "setting the client contract's secret hash",
+                )
+                .await?;
+            }
+        }
+        let short = self.secret_hash.is_some() && offered_hash == self.secret_hash;
+        Ok(Prepared { contract, short })
+    }
+
+    /// Sends `owner_client_register(nonce)` for long authorisation.
+    pub async fn register(&self, contract: &Address, nonce: u64) -> Result<(), String> {
+        let _busy = self.busy.lock().await;
+        self.spend(
+            contract,
+            REGISTER_VALUE,
+            ClientMessage::Register {
+                query_id: rand::random(),
+                nonce,
+                send_excesses_to: self.wallet.address().clone(),
+            },
+            "registering with the proxy (long authorisation)",
+        )
+        .await
+    }
+
+    /// Tops `contract` up when what it holds beyond the tokens the proxy charged and the chain
+    /// has not taken yet (`charged_tokens` is what the proxy reported) is below half a stake or
+    /// one top-up, within `max_top_up`.
+    pub async fn check_balance(&self, contract: &Address, charged_tokens: u64) {
+        let _busy = self.busy.lock().await;
+        let data = match self.read(contract).await {
+            Ok(Some(data)) if data.state == State::Normal => data,
+            Ok(_) => return,
+            Err(error) => {
+                warn!(%error, "cannot read the client contract");
+                return;
+            }
+        };
+        let price = self.params.price_per_token.0;
+        let owed =
+            u128::from(charged_tokens.saturating_sub(data.tokens_used)).saturating_mul(price);
+        let left = data.balance.0.saturating_sub(owed);
+        let low_water = (data.stake.0 / 2).max(self.config.top_up_amount.0 / 2);
+        if left >= low_water {
+            return;
+        }
+        let amount = self.config.top_up_amount;
+        if !self.may_deposit(amount) {
+            warn!(%contract, left = %Coins(left), max_top_up = %self.config.max_top_up, deposited = %Coins(u128::from(self.deposited())), "the client contract runs low, and a top-up would pass chain.max_top_up: not topping up");
+            return;
+        }
+        let result = self
+            .spend(
+                contract,
+                Coins(amount.0 + OWNER_OP_VALUE.0),
+                ClientMessage::TopUp {
+                    query_id: rand::random(),
+                    amount,
+                    send_excesses_to: self.wallet.address().clone(),
+                },
+                "topping up the client contract",
+            )
+            .await;
+        match result {
+            Ok(()) => self.count_deposit(amount),
+            Err(error) => warn!(%error, "top-up failed"),
+        }
+    }
+
+    fn may_deposit(&self, amount: Coins) -> bool {
+        u128::from(self.deposited()) + amount.0 <= self.config.max_top_up.0
+    }
+
+    fn count_deposit(&self, amount: Coins) {
+        let amount = u64::try_from(amount.0).unwrap_or(u64::MAX);
+        self.deposited.fetch_add(amount, Ordering::Relaxed);
+    }
+
+    async fn read(&self, contract: &Address) -> Result<Option<ClientData>, String> {
+        self.cocoon
+            .client(contract)
+            .await
+            .map_err(|e| format!("reading client contract {contract}: {e}"))
+    }
+
+    /// Deploys the client contract with the first deposit and the secret hash, as the C++
+    /// client does (0.8 TON with the StateInit, then the owner operation).
+    async fn deploy(&self, contract: &Address, state_init: Cell) -> Result<(), String> {
+        let stake = self.params.min_client_stake;
+        if !self.config.allow_deploy {
+            return Err(format!(
+                "client contract {contract} is not deployed: set allow_deploy = true in [chain] to deploy it from wallet {} ({DEPLOY_VALUE} plus a first deposit of {}; the root's minimum stake is {stake})",
+                self.wallet.address(),
+                self.config.top_up_amount
+            ));
+        }
+        if stake.0 > self.config.max_stake.0 {
+            return Err(format!(
+                "the root asks a client stake of {stake}, above chain.max_stake = {}: not deploying",
+                self.config.max_stake
+            ));
+        }
+        let deposit = self.config.top_up_amount;
+        if !self.may_deposit(deposit) {
+            return Err(format!(
+                "deploying needs a first deposit of {deposit} (chain.top_up_amount), above what chain.max_top_up = {} still allows",
+                self.config.max_top_up
+            ));
+        }
+        let excess = self.wallet.address().clone();
+        let second = match self.secret_hash {
+            Some(hash) => ClientMessage::ChangeSecretHashAndTopUp {
+                query_id: rand::random(),
+                amount: deposit,
+                new_secret_hash: hash,
+                send_excesses_to: excess,
+            },
+            None => ClientMessage::TopUp {
+                query_id: rand::random(),
+                amount: deposit,
+                send_excesses_to: excess,
+            },
+        };
+        let total = Coins(DEPLOY_VALUE.0 + deposit.0 + OWNER_OP_VALUE.0);
+        info!(%contract, spend = %total, deploy = %DEPLOY_VALUE, deposit = %deposit, stake = %stake, wallet = %self.wallet.address(), "deploying the client contract");
+        let messages = [
+            WalletMessage {
+                to: contract.clone(),
+                value: DEPLOY_VALUE.0,
+                bounce: false,
+                body: Arc::new(Cell::default()),
+                state_init: Some(Arc::new(state_init)),
+            },
+            WalletMessage {
+                to: contract.clone(),
+                value: deposit.0 + OWNER_OP_VALUE.0,
+                bounce: true,
+                body: Arc::new(second.to_cell().map_err(describe)?),
+                state_init: None,
+            },
+        ];
+        let outcome = self
+            .cocoon
+            .network()
+            .send(&self.wallet, &messages)
+            .await
+            .map_err(|e| format!("deploying client contract {contract}: {e}"))?;
+        self.count_deposit(deposit);
+        if let SendOutcome::Submitted { .. } = outcome {
+            let deadline = tokio::time::Instant::now() + DEPLOY_WAIT;
+            while self.read(contract).await?.is_none() {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!(
+                        "client contract {contract} did not appear within {} s of its deploy",
+                        DEPLOY_WAIT.as_secs()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one owner operation, logging what it spends first; a refusal by the contract is
+    /// an error.
+    async fn spend(
+        &self,
+        contract: &Address,
+        value: Coins,
+        body: ClientMessage,
+        what: &str,
+    ) -> Result<(), String> {
+        info!(%contract, spend = %value, wallet = %self.wallet.address(), "{what} (the contract returns what it does not use)");
+        let message = WalletMessage {
+            to: contract.clone(),
+            value: value.0,
+            bounce: true,
+            body: Arc::new(body.to_cell().map_err(describe)?),
+            state_init: None,
+        };
+        match self
+            .cocoon
+            .network()
+            .send(&self.wallet, &[message])
+            .await
+            .map_err(|e| format!("{what}: {e}"))?
+        {
+            SendOutcome::Executed(txs) => match txs.first().and_then(|tx| tx.exit_code) {
+                Some(0) | None => Ok(()),
+                Some(code) => Err(format!(
+                    "{what}: the client contract refused it (exit code {code})"
+                )),
+            },
+            SendOutcome::Submitted { .. } => Ok(()),
+        }
+    }
+}

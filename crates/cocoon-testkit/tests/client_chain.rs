@@ -1,0 +1,259 @@
+//! The client on chain (`[chain]`), against a paid devnet: a client whose contract does not
+//! exist deploys it (only when allowed), registers on chain (long authorisation) and is served
+//! and charged; after its secret changes it puts the new hash on chain and registers once more,
+//! and the next connection authorises short; it tops its contract up when low, never past
+//! `max_top_up`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use cocoon_attest::{PeerPolicyConfig, PolicyKind};
+use cocoon_client::{ChainConfig, ClientConfig, RunningClient};
+use cocoon_net::ShutdownTrigger;
+use cocoon_testkit::devchain::DevChain;
+use cocoon_testkit::http::{get_json, TestHttp};
+use cocoon_testkit::{wait_until, Devnet, MockBackendConfig};
+use cocoon_ton::cocoon::{ClientMessage, ClientPayload, ProxyMessage};
+use cocoon_ton::ton::{TonNetwork, WalletMessage};
+use cocoon_ton::{Address, Coins, Wallet};
+use serde_json::json;
+
+const TON: u128 = 1_000_000_000;
+
+async fn paid_devnet(dir: &Path) -> Devnet {
+    Devnet::builder()
+        .mock(MockBackendConfig::default())
+        .local_chain(
+            dir,
+            &dir.join("prices.toml"),
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+        )
+        .start()
+        .await
+        .expect("paid devnet starts")
+}
+
+fn client_config(devnet: &Devnet, key: &Path, secret: &str) -> ClientConfig {
+    let dev = devnet.chain.as_ref().unwrap();
+    let mut config = ClientConfig::new(
+        vec![devnet.proxy.client_addr.to_string()],
+        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+    );
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.max_reconnect_secs = 0.2;
+    config.secret = secret.to_string();
+    let mut chain = ChainConfig::local(dev.ton_dir(), key.to_path_buf());
+    chain.allow_deploy = true;
+    chain.top_up_amount = Coins::ton(2);
+    chain.max_top_up = Coins::ton(5);
+    chain.balance_check_secs = 0.1;
+    config.chain = Some(chain);
+    config
+}
+
+async fn start(config: ClientConfig) -> (RunningClient, ShutdownTrigger) {
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    let client = cocoon_client::start(config, shutdown)
+        .await
+        .expect("the client starts");
+    (client, trigger)
+}
+
+async fn chat_once(client: &RunningClient) -> (u16, serde_json::Value) {
+    let body = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]});
+    let answer = TestHttp::new()
+        .post(client.api_addr, "/v1/chat/completions", &body)
+        .await
+        .unwrap();
+    (answer.status, answer.json())
+}
+
+/// A chat request once the client's first connection attempt is over (served, or failed).
+async fn chat(client: &RunningClient) -> (u16, serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = chat_once(client).await;
+        let waiting = status == 503 && body.to_string().contains("not connected to any proxy yet");
+        if !waiting || tokio::time::Instant::now() >= deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Register payloads from `contract` in the proxy contract's history.
+async fn registrations(dev: &DevChain, contract: &Address) -> usize {
+    let proxy = dev.proxy_contract().unwrap();
+    let mut count = 0;
+    let mut after = 0;
+    loop {
+        let page = dev.network.transactions(&proxy, after, 100).await.unwrap();
+        for tx in &page {
+            after = tx.lt;
+            if tx.source.as_ref() != Some(contract) {
+                continue;
+            }
+            if let Ok(ProxyMessage::ClientRequest {
+                payload: Some(ClientPayload::Register { .. }),
+                ..
+            }) = ProxyMessage::from_cell(&tx.body)
+            {
+                count += 1;
+            }
+        }
+        if page.len() < 100 {
+            return count;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_client_deploys_registers_is_served_and_keeps_its_secret_and_balance() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = paid_devnet(dir.path()).await;
+    let dev = devnet.chain.as_ref().unwrap();
+    let key = dir.path().join("new-client.key");
+    let seed = cocoon_ton::keyfile::read_or_create(&key).unwrap();
+    let wallet = Wallet::from_seed(&seed);
+    dev.network.mint(wallet.address(), 50 * TON).unwrap();
+    let contract = dev.client_contract(wallet.address()).unwrap();
+    assert!(dev.cocoon.client(&contract).await.unwrap().is_none());
+
+    // Not allowed to deploy: refused, with what to do, and nothing spent.
+    let mut refused = client_config(&devnet, &key, "first secret");
+    refused.chain.as_mut().unwrap().allow_deploy = false;
+    let (client, trigger) = start(refused).await;
+    let (status, body) = chat(&client).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.to_string().contains("allow_deploy = true"), "{body}");
+    trigger.kill();
+    assert_eq!(dev.balance(wallet.address()).await.unwrap(), 50 * TON);
+    assert!(dev.cocoon.client(&contract).await.unwrap().is_none());
+
+    // Allowed: deploy with the first deposit, register (long), served, charged.
+    let (client, trigger) = start(client_config(&devnet, &key, "first secret")).await;
+    let (status, body) = chat(&client).await;
+    assert_eq!(status, 200, "{body}");
+    let tokens = body["usage"]["total_tokens"].as_u64().unwrap();
+    let data = dev.cocoon.client(&contract).await.unwrap().unwrap();
+    assert_eq!(registrations(dev, &contract).await, 1, "long authorisation");
+    let price = dev.params.price_per_token.0;
+    wait_until("the charge on chain", || async {
+        dev.cocoon
+            .client(&contract)
+            .await
+            .unwrap()
+            .unwrap()
+            .tokens_used
+            == tokens
+    })
+    .await;
+    let charged = dev.cocoon.client(&contract).await.unwrap().unwrap();
+    assert_eq!(data.secret_hash, sha(b"first secret"));
+    assert_eq!(charged.balance.0, 2 * TON - u128::from(tokens) * price);
+    let stats = get_json(client.api_addr, "/stats").await;
+    assert_eq!(stats["chain"]["deposited_nano"], 2 * TON as u64, "{stats}");
+    assert_eq!(
+        stats["chain"]["client_contracts"][0],
+        contract.to_hex(),
+        "{stats}"
+    );
+    trigger.kill();
+
+    // A new secret: the hash on chain follows, one more registration; then short.
+    let (client, trigger) = start(client_config(&devnet, &key, "second secret")).await;
+    assert_eq!(chat(&client).await.0, 200);
+    let data = dev.cocoon.client(&contract).await.unwrap().unwrap();
+    assert_eq!(data.secret_hash, sha(b"second secret"));
+    assert_eq!(registrations(dev, &contract).await, 2);
+    trigger.kill();
+    let (client, trigger) = start(client_config(&devnet, &key, "second secret")).await;
+    assert_eq!(chat(&client).await.0, 200);
+    assert_eq!(
+        registrations(dev, &contract).await,
+        2,
+        "short authorisation: no register"
+    );
+
+    // Low: the owner takes everything above the stake out (once every charge is on chain);
+    // this client process tops up 2 TON, again 2 TON, and a third time it may not: 6 TON would
+    // pass its max_top_up of 5.
+    let key_hex = contract.to_hex();
+    wait_until("every charge on chain", || async {
+        let ledger =
+            devnet.proxy_stats().await["ledger"]["clients"][&key_hex]["charged_tokens"].clone();
+        ledger.as_u64()
+            == Some(
+                dev.cocoon
+                    .client(&contract)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .tokens_used,
+            )
+    })
+    .await;
+    let withdraw = |query_id: u64| WalletMessage {
+        to: contract.clone(),
+        value: 7 * TON / 10,
+        bounce: true,
+        body: std::sync::Arc::new(
+            ClientMessage::Withdraw {
+                query_id,
+                send_excesses_to: wallet.address().clone(),
+            }
+            .to_cell()
+            .unwrap(),
+        ),
+        state_init: None,
+    };
+    dev.network.send(&wallet, &[withdraw(1)]).await.unwrap();
+    let stake = data.stake.0;
+    wait_until("a top-up", || async {
+        dev.cocoon
+            .client(&contract)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+            .0
+            == stake + 2 * TON
+    })
+    .await;
+    dev.network.send(&wallet, &[withdraw(2)]).await.unwrap();
+    wait_until("a second top-up", || async {
+        dev.cocoon
+            .client(&contract)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+            .0
+            == stake + 2 * TON
+    })
+    .await;
+    dev.network.send(&wallet, &[withdraw(3)]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        dev.cocoon
+            .client(&contract)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+            .0,
+        stake,
+        "a third top-up would pass max_top_up (5 TON): none"
+    );
+    let stats = get_json(client.api_addr, "/stats").await;
+    assert_eq!(stats["chain"]["deposited_nano"], 4 * TON as u64, "{stats}");
+    trigger.kill();
+    devnet.stop().await;
+}
+
+fn sha(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
