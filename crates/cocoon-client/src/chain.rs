@@ -18,13 +18,12 @@ use std::time::Duration;
 
 use cocoon_proto::ProxyParams;
 use cocoon_ton::cocoon::{address, ClientData, ClientMessage, Params, State};
-use cocoon_ton::ton::{Cell, Cocoon, SendOutcome, TonNetwork, TvmNetwork, WalletMessage};
-use cocoon_ton::toncenter_v2::ToncenterNetwork;
+use cocoon_ton::ton::{Cell, Cocoon, NetworkSpec, SendOutcome, WalletMessage};
 use cocoon_ton::{keyfile, Address, Coins, Wallet};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::config::{ChainConfig, NetworkKind, MAINNET_ROOT, MAINNET_TONCENTER};
+use crate::config::{ChainConfig, NetworkKind};
 
 /// What the C++ client attaches to a deploy (facts §11).
 pub const DEPLOY_VALUE: Coins = Coins(800_000_000);
@@ -64,38 +63,27 @@ impl ClientChain {
     /// Opens the network and reads the root: a client with `[chain]` does not start without
     /// it, and says what is missing.
     pub async fn open(config: &ChainConfig, secret: &str) -> Result<ClientChain, String> {
-        let (network, root): (Arc<dyn TonNetwork>, Option<String>) = match config.network {
-            NetworkKind::Local => {
-                let dir = config.local_dir.clone().unwrap_or_default();
-                let root = std::fs::read_to_string(dir.join("root")).ok();
-                let network = TvmNetwork::open(&dir)
-                    .map_err(|e| format!("chain.local_dir {}: {e}", dir.display()))?;
-                (Arc::new(network), root)
-            }
-            NetworkKind::Toncenter | NetworkKind::Mainnet => {
-                let url = config.toncenter_url.clone().unwrap_or_else(|| {
-                    if config.network == NetworkKind::Mainnet {
-                        MAINNET_TONCENTER.to_string()
-                    } else {
-                        String::new()
-                    }
-                });
-                let network = ToncenterNetwork::new(&url, config.toncenter_api_key.clone())
-                    .map_err(describe)?;
-                let root = (config.network == NetworkKind::Mainnet).then(|| MAINNET_ROOT.into());
-                (Arc::new(network), root)
-            }
+        let spec = match config.network {
+            NetworkKind::Local => NetworkSpec {
+                local_dir: config.local_dir.clone(),
+                root_address: config.root_address.clone(),
+                ..NetworkSpec::default()
+            },
+            NetworkKind::Toncenter => NetworkSpec {
+                local_dir: None,
+                toncenter_url: config.toncenter_url.clone(),
+                toncenter_api_key: config.toncenter_api_key.clone(),
+                root_address: config.root_address.clone(),
+            },
+            NetworkKind::Mainnet => NetworkSpec::mainnet(
+                config.toncenter_url.clone(),
+                config.toncenter_api_key.clone(),
+                config.root_address.clone(),
+            ),
         };
-        let root = config
-            .root_address
-            .clone()
-            .or(root)
-            .ok_or("chain.root_address is missing")?;
-        let root: Address = root
-            .trim()
-            .parse()
-            .map_err(|e| format!("root address {root:?}: {e}"))?;
-        let cocoon = Cocoon::new(network.clone(), root.clone());
+        let cocoon = spec.open().map_err(|e| format!("[chain]: {e}"))?;
+        let network = cocoon.network().clone();
+        let root = cocoon.root_address().clone();
         let root_data = cocoon.root().await.map_err(|e| {
             format!(
                 "cannot read the COCOON root {root} on {}: {e}",

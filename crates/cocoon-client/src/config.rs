@@ -71,10 +71,7 @@ pub struct ClientConfig {
     pub max_reconnect_secs: f64,
 }
 
-/// The published mainnet root (the reference's `scripts/dist-worker/worker.conf.example`).
-pub const MAINNET_ROOT: &str = "EQCns7bYSp0igFvS1wpb5wsZjCKCV19MD5AVzI4EyxsnU73k";
-/// toncenter's mainnet v2 API.
-pub const MAINNET_TONCENTER: &str = "https://toncenter.com/api/v2";
+pub use cocoon_ton::ton::{MAINNET_ROOT, MAINNET_TONCENTER};
 
 /// Which TON network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]

@@ -32,10 +32,7 @@ use cocoon_ton::cocoon::{
     address, exit, ClientPayload, CodecError, Params, ProxyMessage, SaveState, SignedAction,
     SignedPayload, State,
 };
-use cocoon_ton::ton::{
-    Cell, Cocoon, InboundTx, SendOutcome, TonError, TonNetwork, TvmNetwork, WalletMessage,
-};
-use cocoon_ton::toncenter_v2::ToncenterNetwork;
+use cocoon_ton::ton::{Cell, Cocoon, InboundTx, NetworkSpec, SendOutcome, TonError, WalletMessage};
 use cocoon_ton::ProxyKey;
 use cocoon_ton::{keyfile, Address, Wallet};
 use serde::{Deserialize, Serialize};
@@ -365,30 +362,22 @@ fn parse_address(text: &str) -> Option<Address> {
 }
 
 /// Opens the network a `[payments]` table names.
-fn open_network(config: &PaymentsConfig) -> Result<(Arc<dyn TonNetwork>, Address), PaymentsError> {
-    let (network, default_root): (Arc<dyn TonNetwork>, Option<String>) = match config.chain {
-        ChainKind::Local => {
-            let dir = config.local_chain_dir.clone().unwrap_or_default();
-            let root = std::fs::read_to_string(dir.join("root")).ok();
-            (Arc::new(TvmNetwork::open(&dir)?), root)
-        }
-        ChainKind::Toncenter => (
-            Arc::new(ToncenterNetwork::new(
-                config.toncenter_url.as_deref().unwrap_or_default(),
-                config.toncenter_api_key.clone(),
-            )?),
-            None,
-        ),
+fn open_network(config: &PaymentsConfig) -> Result<Cocoon, PaymentsError> {
+    let spec = match config.chain {
+        ChainKind::Local => NetworkSpec {
+            local_dir: Some(config.local_chain_dir.clone().unwrap_or_default()),
+            root_address: config.root_address.clone(),
+            ..NetworkSpec::default()
+        },
+        ChainKind::Toncenter => NetworkSpec {
+            local_dir: None,
+            toncenter_url: config.toncenter_url.clone(),
+            toncenter_api_key: config.toncenter_api_key.clone(),
+            root_address: config.root_address.clone(),
+        },
     };
-    let root = config
-        .root_address
-        .clone()
-        .or(default_root)
-        .ok_or_else(|| PaymentsError::Contract("payments.root_address is missing".into()))?;
-    let root = parse_address(root.trim()).ok_or_else(|| {
-        PaymentsError::Contract(format!("root address {root:?} is not a TON address"))
-    })?;
-    Ok((network, root))
+    spec.open()
+        .map_err(|e| PaymentsError::Contract(format!("payments: {e}")))
 }
 
 impl Payments {
@@ -396,8 +385,9 @@ impl Payments {
     /// anti-rollback check against the newest save-state commit in the contract's history: a
     /// ledger older than it, or another ledger's, is refused.
     pub async fn open(config: &PaymentsConfig) -> Result<Payments, PaymentsError> {
-        let (network, root_address) = open_network(config)?;
-        let cocoon = Cocoon::new(network.clone(), root_address.clone());
+        let cocoon = open_network(config)?;
+        let network = cocoon.network().clone();
+        let root_address = cocoon.root_address().clone();
         let root = cocoon.root().await?;
         let signer_seed = keyfile::read(&config.signer_key)?;
         let signer = ProxyKey::from_seed(&signer_seed);

@@ -448,3 +448,70 @@ impl TonNetwork for TvmNetwork {
         Ok(SendOutcome::Executed(executed))
     }
 }
+
+/// toncenter's mainnet v2 API.
+pub const MAINNET_TONCENTER: &str = "https://toncenter.com/api/v2";
+/// The published mainnet COCOON root (the reference's `scripts/dist-worker/worker.conf.example`).
+pub const MAINNET_ROOT: &str = "EQCns7bYSp0igFvS1wpb5wsZjCKCV19MD5AVzI4EyxsnU73k";
+
+/// Which network a node's config names, and where to find it.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkSpec {
+    /// The embedded network's directory (the devnet's `<data-dir>/ton`); its `root` file names
+    /// the root when `root_address` is not set.
+    pub local_dir: Option<std::path::PathBuf>,
+    /// toncenter's v2 API, when not local.
+    pub toncenter_url: Option<String>,
+    /// toncenter's API key.
+    pub toncenter_api_key: Option<String>,
+    /// The COCOON root.
+    pub root_address: Option<String>,
+}
+
+impl NetworkSpec {
+    /// Mainnet through toncenter, with the published root unless others are given.
+    pub fn mainnet(
+        toncenter_url: Option<String>,
+        toncenter_api_key: Option<String>,
+        root: Option<String>,
+    ) -> NetworkSpec {
+        NetworkSpec {
+            local_dir: None,
+            toncenter_url: Some(toncenter_url.unwrap_or_else(|| MAINNET_TONCENTER.into())),
+            toncenter_api_key,
+            root_address: Some(root.unwrap_or_else(|| MAINNET_ROOT.into())),
+        }
+    }
+
+    /// Opens the network (the embedded one when `local_dir` is set, else toncenter) and
+    /// returns the COCOON view of it; the root is not read yet.
+    pub fn open(&self) -> Result<Cocoon, String> {
+        let (network, default_root): (Arc<dyn TonNetwork>, Option<String>) = match &self.local_dir {
+            Some(dir) => {
+                let root = std::fs::read_to_string(dir.join("root")).ok();
+                let network = TvmNetwork::open(dir).map_err(|e| e.to_string())?;
+                (Arc::new(network), root)
+            }
+            None => {
+                let url = self
+                    .toncenter_url
+                    .as_deref()
+                    .ok_or("no network: set a local directory or a toncenter URL")?;
+                let network =
+                    crate::toncenter_v2::ToncenterNetwork::new(url, self.toncenter_api_key.clone())
+                        .map_err(|e| e.to_string())?;
+                (Arc::new(network), None)
+            }
+        };
+        let root = self
+            .root_address
+            .clone()
+            .or(default_root)
+            .ok_or("the root address is missing")?;
+        let root: TonAddress = root
+            .trim()
+            .parse()
+            .map_err(|e| format!("root address {:?}: {e}", root.trim()))?;
+        Ok(Cocoon::new(network, root))
+    }
+}

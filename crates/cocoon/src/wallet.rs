@@ -11,7 +11,7 @@ use cocoon_testkit::devchain::{load_key, PAYOUTS_DIR, TON_DIR};
 use cocoon_ton::cocoon::{address, exit, ClientMessage, Params, State, WorkerMessage};
 use cocoon_ton::payout::{parse_payout, payout_path, payout_tokens};
 use cocoon_ton::ton::{
-    Cell, Cocoon, InboundTx, SendOutcome, TonNetwork, TvmNetwork, WalletMessage,
+    Cell, Cocoon, InboundTx, NetworkSpec, SendOutcome, TonNetwork, WalletMessage,
 };
 use cocoon_ton::ProxyKey;
 use cocoon_ton::{Address, Coins, Wallet};
@@ -117,19 +117,18 @@ impl Devnet {
 
 async fn open(dir: &Path) -> Result<Devnet> {
     let ton_dir = dir.join(TON_DIR);
-    let network = TvmNetwork::open(&ton_dir).map_err(|_| {
+    let cocoon = NetworkSpec {
+        local_dir: Some(ton_dir),
+        ..NetworkSpec::default()
+    }
+    .open()
+    .map_err(|error| {
         anyhow::anyhow!(
-            "no devnet chain in {}: run `cocoon devnet` first (or pass --data-dir)",
+            "no devnet chain in {} ({error}): run `cocoon devnet` first (or pass --data-dir)",
             dir.display()
         )
     })?;
-    let root_file = ton_dir.join("root");
-    let root: Address = std::fs::read_to_string(&root_file)
-        .with_context(|| format!("cannot read {}", root_file.display()))?
-        .trim()
-        .parse()
-        .with_context(|| format!("{} does not hold a TON address", root_file.display()))?;
-    let cocoon = Cocoon::new(Arc::new(network), root.clone());
+    let root = cocoon.root_address().clone();
     let wallet = |name: &str| -> Result<Wallet> { Ok(Wallet::from_seed(&load_key(dir, name)?)) };
     let proxy = wallet("proxy")?;
     let proxy_public_key = ProxyKey::from_seed(&load_key(dir, "proxy-signer")?).public_key();
