@@ -10,6 +10,8 @@
 #   BENCH_SECONDS  seconds per measured wrk run (default 8)
 #   COCOON_BIN     cocoon binary (default: target/release/cocoon under the repo)
 #   BENCH_KEEP=1   keep the temporary runtime dir (configs, pids, data dir)
+#   BENCH_PAID_ARGS  extra `cocoon devnet` arguments for the paid row, e.g.
+#                  "--settle-secs 1000 --commit-secs 1000" to see what settling costs
 #
 # Raw wrk output and logs go to bench/out/relay-<timestamp>/ (git-ignored).
 # Exit status: 0 ok; 1 setup error; 3 when any run had non-2xx responses or
@@ -406,7 +408,8 @@ if (( ! NGINX_ONLY )); then
   # The free proxy keeps no books; the paid one is the devnet's default (durable
   # ledger with group commit, local chain): its last part waits for the fsync.
   start_cocoon cocoon-free "cocoon free" "$P_FREE" --free
-  start_cocoon cocoon-paid "cocoon paid" "$P_PAID"
+  # shellcheck disable=SC2086 # word splitting of the extra arguments is wanted
+  start_cocoon cocoon-paid "cocoon paid" "$P_PAID" ${BENCH_PAID_ARGS:-}
 fi
 
 echo "measuring (1 s warm-up, then -t1 -c1, -t1 -c4 and -t2 -c32, ${BENCH_SECONDS}s each):"

@@ -59,6 +59,9 @@ struct ChainSetup {
     payout_threshold_tokens: u64,
     settle_interval: Duration,
     commit_interval: Duration,
+    /// Reach the chain through this toncenter v2 API (a `FakeToncenter` over the devnet's
+    /// network) instead of opening its directory.
+    toncenter: Option<String>,
 }
 
 /// One worker of a devnet.
@@ -206,7 +209,19 @@ impl DevnetBuilder {
             payout_threshold_tokens: 1,
             settle_interval,
             commit_interval,
+            toncenter: None,
         });
+        self
+    }
+
+    /// With [`DevnetBuilder::local_chain`]: the proxy and the client reach the chain through
+    /// the toncenter v2 API at `url` (a `FakeToncenter` serving the devnet's network, started
+    /// by the test after [`DevChain::open`]), as on a real network; the devnet's setup still
+    /// opens the directory.
+    pub fn toncenter(mut self, url: &str) -> Self {
+        if let Some(setup) = &mut self.chain {
+            setup.toncenter = Some(url.to_string());
+        }
         self
     }
 
@@ -283,6 +298,12 @@ impl DevnetBuilder {
                 key_path(&setup.dir, "proxy-signer"),
                 key_path(&setup.dir, "proxy"),
             );
+            if let Some(url) = &setup.toncenter {
+                payments.chain = cocoon_proxy::payments::ChainKind::Toncenter;
+                payments.local_chain_dir = None;
+                payments.toncenter_url = Some(url.clone());
+                payments.root_address = Some(chain.cocoon.root_address().to_string());
+            }
             payments.charge_threshold_tokens = setup.threshold_tokens;
             payments.payout_threshold_tokens = setup.payout_threshold_tokens;
             payments.settle_interval_secs = setup.settle_interval.as_secs_f64();
@@ -347,6 +368,12 @@ impl DevnetBuilder {
             // 50 TON per run) when it runs low.
             let mut on_chain =
                 cocoon_client::ChainConfig::local(chain.ton_dir(), key_path(&setup.dir, "client"));
+            if let Some(url) = &setup.toncenter {
+                on_chain.network = cocoon_client::NetworkKind::Toncenter;
+                on_chain.local_dir = None;
+                on_chain.toncenter_url = Some(url.clone());
+                on_chain.root_address = Some(chain.cocoon.root_address().to_string());
+            }
             on_chain.allow_deploy = true;
             on_chain.top_up_amount = cocoon_ton::Coins::ton(5);
             on_chain.max_top_up = cocoon_ton::Coins::ton(50);

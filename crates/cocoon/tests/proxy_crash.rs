@@ -30,7 +30,23 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-fn spawn_proxy(config: &Path, log: &Path) -> Child {
+/// The proxy process, killed when dropped (a failed assertion must not leave it running).
+struct ProxyProcess(Child);
+
+impl ProxyProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_proxy(config: &Path, log: &Path) -> ProxyProcess {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -44,6 +60,7 @@ fn spawn_proxy(config: &Path, log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(ProxyProcess)
         .expect("start the proxy")
 }
 
@@ -188,8 +205,7 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % 150)).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.kill();
         child = spawn_proxy(&proxy_toml, &proxy_log);
         wait_for_http(proxy.http_listen).await;
     }
@@ -282,8 +298,7 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     // Stop everything, then read the ledger itself: one charge per request id.
     client_trigger.kill();
     worker_trigger.kill();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     let seed = load_key(data, "proxy-signer").unwrap();
     let ledger = Ledger::open(
         data.join("proxy.ledger"),
