@@ -350,6 +350,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "tokens": c.tokens.totals(),
         "workers": router.workers_json(),
         "ledger": router.ledger.snapshot(),
+        "chain": router.payments.as_ref().map(|p| p.chain_json()),
     }))
 }
 

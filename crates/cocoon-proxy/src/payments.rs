@@ -230,8 +230,11 @@ pub(crate) struct ClientContract {
 /// How long `authorizeWithProxyLong` waits for the client's register transaction (the C++
 /// client's timeout).
 pub const LONG_AUTH_TIMEOUT: Duration = Duration::from_secs(300);
-/// Register transactions remembered for long authorisation (the newest).
+/// Register payloads remembered for long authorisation (the newest).
 const REGISTRATIONS_KEPT: usize = 4096;
+/// How often the settle loop re-reads the root for a params change (the C++ runners: 30–60 s;
+/// at most every six settle rounds).
+const ROOT_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// What the proxy attaches to a signed charge it submits (the C++ proxy's value; the client
 /// contract needs ≥ 0.1 TON and returns what it does not use to the proxy's wallet).
@@ -317,6 +320,8 @@ pub struct Payments {
     history: tokio::sync::Mutex<HistoryScan>,
     /// Register payloads seen from derived client contracts: (nonce, client key), newest last.
     registrations: Mutex<std::collections::VecDeque<(u64, String)>>,
+    /// When the root was last read, and the params version it had.
+    root_checked: Mutex<(Instant, u32)>,
 }
 
 /// One cached signed message: (opcode, tokens, message).
@@ -406,8 +411,13 @@ impl Payments {
             None => derived.clone(),
         };
         let Some(state) = cocoon.proxy(&proxy_contract).await? else {
+            let params_note = if root.params.params_version > 1 && config.proxy_contract.is_none() {
+                format!(" The root's params are at version {}: if they changed since your proxy contract was deployed, its address moved; set payments.proxy_contract to it to see what to do (docs/payments.md).", root.params.params_version)
+            } else {
+                String::new()
+            };
             return Err(PaymentsError::Contract(format!(
-                "no proxy contract at {proxy_contract} on {}: deploy it from wallet {} with the signing key {} (cocoon devnet does this for you)",
+                "no proxy contract at {proxy_contract} on {}: deploy it from wallet {} with the signing key {} (cocoon devnet does this for you).{params_note}",
                 network.describe(),
                 wallet.address(),
                 hex::encode(signer.public_key())
@@ -450,6 +460,7 @@ impl Payments {
             worker_paid_on_chain: Mutex::new(HashMap::new()),
             history: tokio::sync::Mutex::new(HistoryScan::default()),
             registrations: Mutex::new(std::collections::VecDeque::new()),
+            root_checked: Mutex::new((Instant::now(), root.params.params_version)),
         };
         // Everything up to now, so the newest commit is known before anything is served.
         let newest = loop {
@@ -811,6 +822,59 @@ impl Payments {
             warn!(%error, "cannot read the proxy contract's transactions");
         }
         self.resend_unlanded(payout_threshold).await;
+        self.check_root().await;
+    }
+
+    /// Every [`ROOT_CHECK_EVERY`]: re-reads the root. A params change moved every contract's
+    /// address (facts §9): new clients and workers derive other contracts, while this proxy
+    /// keeps serving and settling its own. It is logged as an error each time it is seen, and
+    /// shown in `/stats`; what to do is in `docs/payments.md`.
+    async fn check_root(&self) {
+        let due = self
+            .root_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .elapsed()
+            >= ROOT_CHECK_EVERY.min(Duration::from_secs_f64(
+                self.config.settle_interval_secs * 6.0,
+            ));
+        if !due {
+            return;
+        }
+        match self.cocoon.root().await {
+            Ok(root) => {
+                *self.root_checked.lock().unwrap_or_else(|p| p.into_inner()) =
+                    (Instant::now(), root.params.params_version);
+                if root.params.params_version != self.params.params_version {
+                    tracing::error!(
+                        contract = %self.proxy_contract,
+                        ours = self.params.params_version,
+                        root = root.params.params_version,
+                        "the root's params changed: new clients and workers derive other contracts and cannot use this proxy's; deploy a new proxy contract and wind this one down (docs/payments.md)"
+                    );
+                }
+            }
+            Err(error) => warn!(%error, "cannot re-read the root"),
+        }
+    }
+
+    /// The chain side for `/stats`.
+    pub fn chain_json(&self) -> serde_json::Value {
+        let root_version = self
+            .root_checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1;
+        serde_json::json!({
+            "network": self.cocoon.network().describe(),
+            "root": self.cocoon.root_address().to_hex(),
+            "proxy_contract": self.proxy_contract.to_hex(),
+            "params_version": self.params.params_version,
+            "root_params_version": root_version,
+            "root_params_changed": root_version != self.params.params_version,
+            "committed_seqno": self.committed.load(Ordering::Relaxed),
+        })
     }
 
     async fn settle_one(&self, kind: Kind, key: &str, tokens: u64) {

@@ -425,3 +425,81 @@ async fn a_signed_payout_nobody_sent_is_sent_by_the_settle_loop() {
     assert!(contract.to_hex() == worker_key);
     devnet.stop().await;
 }
+
+/// The root's owner changes the price: every contract address moves (params version + 1). The
+/// running proxy notices within six settle rounds (`/stats` chain.root_params_changed) and keeps
+/// serving the clients it has; a restart is refused with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_params_change_on_the_root_is_noticed_and_refused_at_restart() {
+    use cocoon_ton::cocoon::RootMessage;
+    use cocoon_ton::ton::{TonNetwork, WalletMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let mut devnet = paid_devnet(dir.path()).await;
+    let dev = devnet.chain.as_ref().unwrap();
+    assert_eq!(
+        devnet.proxy_stats().await["chain"]["root_params_changed"],
+        false
+    );
+    let body = RootMessage::ChangePrice {
+        query_id: 7,
+        price_per_token: cocoon_ton::Coins(40),
+        worker_fee_per_token: cocoon_ton::Coins(30),
+    }
+    .to_cell()
+    .unwrap();
+    let sent = dev
+        .network
+        .send(
+            &dev.owner,
+            &[WalletMessage {
+                to: dev.cocoon.root_address().clone(),
+                value: 100_000_000,
+                bounce: true,
+                body: std::sync::Arc::new(body),
+                state_init: None,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(sent, cocoon_ton::ton::SendOutcome::Executed(_)));
+    assert_eq!(dev.cocoon.root().await.unwrap().params.params_version, 2);
+    wait_until("the proxy notices", || async {
+        devnet.proxy_stats().await["chain"]["root_params_changed"] == true
+    })
+    .await;
+    // Still serving its clients on the old contracts.
+    let answer = TestHttp::new()
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("still here", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let old = dev.proxy_contract().unwrap().to_string();
+    devnet.kill_proxy().await;
+    let refused = devnet
+        .restart_proxy()
+        .await
+        .expect_err("the contract the new params derive does not exist");
+    assert!(
+        refused.contains("no proxy contract") && refused.contains("params are at version 2"),
+        "{refused}"
+    );
+    devnet
+        .proxy_config
+        .payments
+        .as_mut()
+        .unwrap()
+        .proxy_contract = Some(old);
+    let refused = devnet
+        .restart_proxy()
+        .await
+        .expect_err("a proxy whose contract the root no longer derives is refused");
+    assert!(
+        refused.contains("the root's params changed (version 1 → 2)")
+            && refused.contains("docs/payments.md"),
+        "{refused}"
+    );
+}
