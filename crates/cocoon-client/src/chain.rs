@@ -23,7 +23,7 @@ use cocoon_ton::{keyfile, Address, Coins, Wallet};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::config::{ChainConfig, NetworkKind};
+use crate::config::ChainConfig;
 
 /// What the C++ client attaches to a deploy (facts §11).
 pub const DEPLOY_VALUE: Coins = Coins(800_000_000);
@@ -63,24 +63,13 @@ impl ClientChain {
     /// Opens the network and reads the root: a client with `[chain]` does not start without
     /// it, and says what is missing.
     pub async fn open(config: &ChainConfig, secret: &str) -> Result<ClientChain, String> {
-        let spec = match config.network {
-            NetworkKind::Local => NetworkSpec {
-                local_dir: config.local_dir.clone(),
-                root_address: config.root_address.clone(),
-                ..NetworkSpec::default()
-            },
-            NetworkKind::Toncenter => NetworkSpec {
-                local_dir: None,
-                toncenter_url: config.toncenter_url.clone(),
-                toncenter_api_key: config.toncenter_api_key.clone(),
-                root_address: config.root_address.clone(),
-            },
-            NetworkKind::Mainnet => NetworkSpec::mainnet(
-                config.toncenter_url.clone(),
-                config.toncenter_api_key.clone(),
-                config.root_address.clone(),
-            ),
-        };
+        let spec = NetworkSpec::of(
+            config.network,
+            config.local_dir.clone(),
+            config.toncenter_url.clone(),
+            config.toncenter_api_key.clone(),
+            config.root_address.clone(),
+        );
         let cocoon = spec.open().map_err(|e| format!("[chain]: {e}"))?;
         let network = cocoon.network().clone();
         let root = cocoon.root_address().clone();

@@ -73,17 +73,7 @@ pub struct ClientConfig {
 
 pub use cocoon_ton::ton::{MAINNET_ROOT, MAINNET_TONCENTER};
 
-/// Which TON network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NetworkKind {
-    /// The embedded TVM network in `local_dir` (the devnet's `<data-dir>/ton`).
-    Local,
-    /// A TON network through toncenter's v2 API at `toncenter_url`.
-    Toncenter,
-    /// TON mainnet: toncenter's mainnet API and the published COCOON root, unless set.
-    Mainnet,
-}
+pub use cocoon_ton::ton::NetworkKind;
 
 /// `[chain]` of the client config.
 #[derive(Clone, Debug, Deserialize, Serialize)]

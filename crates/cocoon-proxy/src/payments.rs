@@ -668,10 +668,12 @@ impl Payments {
                 codes::BAD_REQUEST,
                 format!("worker contract {address} is {:?}", state.state),
             )),
-            Ok(None) => Err((
-                codes::BAD_REQUEST,
-                format!("no worker contract {address} for owner {owner} at this proxy ({}): deploy one first", self.proxy_contract),
-            )),
+            // The worker deploys it after connectedToProxy (the C++ worker does); payouts wait
+            // until it is there.
+            Ok(None) => {
+                info!(worker = %address, %owner, "worker contract not deployed yet: payouts wait for it");
+                Ok(address.to_hex())
+            }
             Err(e) => Err((codes::INTERNAL, format!("reading the worker contract: {e}"))),
         }
     }
@@ -900,6 +902,10 @@ impl Payments {
             }
             (_, None) => return,
         };
+        if kind == Kind::Payout && !matches!(self.cocoon.worker(&to).await, Ok(Some(_))) {
+            debug!(contract = %key, tokens, "worker contract not deployed (or unreadable): the payout waits");
+            return;
+        }
         match self.send(to, kind.value(), true, body).await {
             Ok(executed) => {
                 self.sent.lock().unwrap_or_else(|p| p.into_inner()).insert(

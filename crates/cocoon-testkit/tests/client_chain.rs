@@ -257,3 +257,92 @@ fn sha(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(data).into()
 }
+
+/// A worker with `[chain]` at a proxy that never pays on its own: it deploys its worker
+/// contract from its node wallet after `connectedToProxy`, serves, and submits the payout the
+/// proxy signed for it (repacked with its node wallet as excess address); the contract pays the
+/// owner exactly tokens × fee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_deploys_its_contract_and_submits_its_payout() {
+    use cocoon_attest::{TeeConfig, TeeKind};
+    use cocoon_worker::{WorkerChainConfig, WorkerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::builder()
+        .mock(MockBackendConfig::default())
+        .workers(0)
+        .local_chain(
+            dir.path(),
+            &dir.path().join("prices.toml"),
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+        )
+        .payout_threshold(u64::MAX)
+        .start()
+        .await
+        .expect("paid devnet starts");
+    let dev = devnet.chain.as_ref().unwrap();
+    let key = dir.path().join("node-wallet.key");
+    let node = Wallet::from_seed(&cocoon_ton::keyfile::read_or_create(&key).unwrap());
+    dev.network.mint(node.address(), 5 * TON).unwrap();
+    let owner = Wallet::from_seed(&[77; 32]).address().clone();
+    let contract = dev.worker_contract(&owner).unwrap();
+    assert!(dev.cocoon.worker(&contract).await.unwrap().is_none());
+
+    let backend = cocoon_testkit::MockBackend::start(MockBackendConfig::default())
+        .await
+        .unwrap();
+    let mut config = WorkerConfig::new(
+        vec![devnet.proxy.worker_addr.to_string()],
+        &backend.url(),
+        "mock-model",
+        TeeConfig::of(TeeKind::DangerFake),
+        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+    );
+    config.http_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.owner_address = owner.to_hex();
+    config.payouts_dir = Some(dir.path().join("node-payouts"));
+    config.payout_check_secs = 0.1;
+    config.max_reconnect_secs = 0.2;
+    config.chain = Some(WorkerChainConfig {
+        network: cocoon_ton::ton::NetworkKind::Local,
+        local_dir: Some(dev.ton_dir()),
+        toncenter_url: None,
+        toncenter_api_key: None,
+        root_address: None,
+        wallet_key: key,
+        allow_deploy: true,
+        submit_payout_tokens: 1,
+    });
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    let _worker = cocoon_worker::start(config, shutdown).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let body = json!({"model": "mock-model", "messages": [{"role": "user", "content": "pay me"}]});
+    let answer = loop {
+        let answer = TestHttp::new()
+            .post(devnet.client_addr(), "/v1/chat/completions", &body)
+            .await
+            .unwrap();
+        if answer.status == 200 || tokio::time::Instant::now() >= deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let tokens = answer.json()["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(
+        dev.cocoon.worker(&contract).await.unwrap().is_some(),
+        "deployed"
+    );
+    wait_until("the worker's own payout on chain", || async {
+        dev.cocoon.worker(&contract).await.unwrap().unwrap().tokens == tokens
+    })
+    .await;
+    let fee = dev.params.worker_fee_per_token.0;
+    assert_eq!(
+        dev.balance(&owner).await.unwrap(),
+        u128::from(tokens) * fee,
+        "the owner got exactly tokens × fee"
+    );
+    trigger.kill();
+    devnet.stop().await;
+}

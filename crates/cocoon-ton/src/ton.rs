@@ -454,6 +454,18 @@ pub const MAINNET_TONCENTER: &str = "https://toncenter.com/api/v2";
 /// The published mainnet COCOON root (the reference's `scripts/dist-worker/worker.conf.example`).
 pub const MAINNET_ROOT: &str = "EQCns7bYSp0igFvS1wpb5wsZjCKCV19MD5AVzI4EyxsnU73k";
 
+/// Which TON network a node's `[chain]` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkKind {
+    /// The embedded TVM network in a local directory (the devnet's `<data-dir>/ton`).
+    Local,
+    /// A TON network through toncenter's v2 API.
+    Toncenter,
+    /// TON mainnet: toncenter's mainnet API and the published COCOON root, unless set.
+    Mainnet,
+}
+
 /// Which network a node's config names, and where to find it.
 #[derive(Clone, Debug, Default)]
 pub struct NetworkSpec {
@@ -469,6 +481,32 @@ pub struct NetworkSpec {
 }
 
 impl NetworkSpec {
+    /// The network of a `[chain]` table's fields.
+    pub fn of(
+        kind: NetworkKind,
+        local_dir: Option<std::path::PathBuf>,
+        toncenter_url: Option<String>,
+        toncenter_api_key: Option<String>,
+        root_address: Option<String>,
+    ) -> NetworkSpec {
+        match kind {
+            NetworkKind::Local => NetworkSpec {
+                local_dir: Some(local_dir.unwrap_or_default()),
+                root_address,
+                ..NetworkSpec::default()
+            },
+            NetworkKind::Toncenter => NetworkSpec {
+                local_dir: None,
+                toncenter_url,
+                toncenter_api_key,
+                root_address,
+            },
+            NetworkKind::Mainnet => {
+                NetworkSpec::mainnet(toncenter_url, toncenter_api_key, root_address)
+            }
+        }
+    }
+
     /// Mainnet through toncenter, with the published root unless others are given.
     pub fn mainnet(
         toncenter_url: Option<String>,

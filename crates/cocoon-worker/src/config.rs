@@ -60,6 +60,12 @@ pub struct WorkerConfig {
     /// proxy; each brings a payout signed for everything earned.
     #[serde(default = "default_payout_check")]
     pub payout_check_secs: f64,
+    /// `[chain]`: the TON network this worker's node wallet acts on, as the C++ worker does:
+    /// it checks each proxy's contract against the root, deploys its worker contract when
+    /// allowed, and submits its kept payout itself when it is far enough ahead of the contract.
+    /// Without it the worker only keeps payouts (`payouts_dir`).
+    #[serde(default)]
+    pub chain: Option<WorkerChainConfig>,
     /// Plain HTTP for `/metrics` and `/stats`.
     #[serde(default = "default_http_listen")]
     pub http_listen: SocketAddr,
@@ -86,6 +92,37 @@ fn default_coefficient() -> i32 {
 fn default_max_active() -> u32 {
     DEFAULT_MAX_ACTIVE_REQUESTS
 }
+/// `[chain]` of the worker config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerChainConfig {
+    /// `local`, `toncenter` or `mainnet`.
+    pub network: cocoon_ton::ton::NetworkKind,
+    /// The embedded network's directory (`network = "local"`).
+    #[serde(default)]
+    pub local_dir: Option<std::path::PathBuf>,
+    /// The toncenter v2 API (mainnet's by default with `"mainnet"`).
+    #[serde(default)]
+    pub toncenter_url: Option<String>,
+    /// Sent as `X-API-Key`.
+    #[serde(default)]
+    pub toncenter_api_key: Option<String>,
+    /// The COCOON root (default: the published one on mainnet, `<local_dir>/root` locally).
+    #[serde(default)]
+    pub root_address: Option<String>,
+    /// Key file of the node wallet that deploys the worker contract and submits payouts; the
+    /// contract pays `owner_address`.
+    pub wallet_key: std::path::PathBuf,
+    /// Deploy the worker contract at a proxy where it is missing (0.3 TON). Off by default.
+    #[serde(default)]
+    pub allow_deploy: bool,
+    /// Submit the kept payout when it pays at least this many tokens more than the contract
+    /// holds (0.5 TON attached, the rest comes back). 0, the default: never (the proxy pays
+    /// on its own once enough is owed).
+    #[serde(default)]
+    pub submit_payout_tokens: u64,
+}
+
 fn default_http_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT))
 }
@@ -123,6 +160,7 @@ impl WorkerConfig {
             owner_address: String::new(),
             payouts_dir: None,
             payout_check_secs: DEFAULT_PAYOUT_CHECK_SECS,
+            chain: None,
             http_listen: default_http_listen(),
             max_pow_difficulty: DEFAULT_MAX_POW_DIFFICULTY,
             backend_check_secs: DEFAULT_BACKEND_CHECK_SECS,
@@ -134,6 +172,30 @@ impl WorkerConfig {
     /// Every problem with the config; empty when usable.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.tee.problems();
+        if let Some(chain) = &self.chain {
+            use cocoon_ton::ton::NetworkKind;
+            if self.owner_address.parse::<cocoon_ton::Address>().is_err() {
+                problems.push(
+                    "chain: owner_address must be the TON address the worker contract pays".into(),
+                );
+            }
+            if chain.network == NetworkKind::Local && chain.local_dir.is_none() {
+                problems.push("chain: network = \"local\" needs local_dir".into());
+            }
+            if chain.network == NetworkKind::Toncenter
+                && (chain.toncenter_url.is_none() || chain.root_address.is_none())
+            {
+                problems.push(
+                    "chain: network = \"toncenter\" needs toncenter_url and root_address".into(),
+                );
+            }
+            if chain.submit_payout_tokens > 0 && self.payouts_dir.is_none() {
+                problems.push(
+                    "chain.submit_payout_tokens needs payouts_dir (where the payouts are kept)"
+                        .into(),
+                );
+            }
+        }
         problems.extend(self.proxy_policy.problems("proxy_policy"));
         if self.proxies.is_empty() {
             problems.push("proxies: at least one proxy address is needed".into());

@@ -4,6 +4,7 @@
 //! Entry point: [`start`] returns a [`RunningWorker`]; it stops on its [`Shutdown`].
 
 mod backend;
+mod chain;
 mod config;
 mod link;
 mod request;
@@ -51,6 +52,9 @@ pub enum WorkerError {
     /// This worker's attestation could not be produced, or its policy could not be built.
     #[error(transparent)]
     Attest(#[from] cocoon_attest::AttestError),
+    /// `[chain]`: the network, the root or the node wallet's key.
+    #[error("chain: {0}")]
+    Chain(String),
 }
 
 /// Counters for `/metrics` and `/stats`.
@@ -77,6 +81,8 @@ pub(crate) struct WorkerShared {
     pub standings: Mutex<HashMap<String, link::Standing>>,
     pub stats: Stats,
     pub started: Instant,
+    /// `[chain]`: contracts checked and deployed, payouts submitted.
+    pub chain: Option<Arc<chain::WorkerChain>>,
 }
 
 /// Decrements the in-flight count when a request task ends, however it ends.
@@ -180,7 +186,16 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         })?;
     let http_addr = listener.local_addr().map_err(cocoon_net::NetError::Io)?;
     let backend = Backend::new(&config.backend_url, config.backend_api_key.clone());
+    let chain = match &config.chain {
+        Some(chain_config) => Some(Arc::new(
+            chain::WorkerChain::open(chain_config)
+                .await
+                .map_err(WorkerError::Chain)?,
+        )),
+        None => None,
+    };
     let shared = Arc::new(WorkerShared {
+        chain,
         backend,
         connector,
         shutdown: shutdown.clone(),

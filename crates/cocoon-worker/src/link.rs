@@ -69,7 +69,19 @@ async fn handshake(
             "proxy speaks a protocol version below 1".into(),
         ));
     }
-    let contract = connected.worker_sc_address.parse::<Address>().ok();
+    let contract = match &shared.chain {
+        Some(chain) => Some(
+            chain
+                .prepare(
+                    &connected.params,
+                    &connected.worker_sc_address,
+                    &config.owner_address,
+                )
+                .await
+                .map_err(NetError::Closed)?,
+        ),
+        None => connected.worker_sc_address.parse::<Address>().ok(),
+    };
     compare_balance(shared, handle, contract.as_ref()).await?;
     let complete = WorkerProxyHandshakeComplete {
         is_disabled: !shared.backend_healthy.load(Ordering::Relaxed),
@@ -254,6 +266,11 @@ async fn serve(
                 tokio::spawn(async move {
                     if let Err(error) = update_payment_status(&shared, &handle, contract.as_ref()).await {
                         debug!(%error, "payment status update failed");
+                    }
+                    if let (Some(chain), Some(dir), Some(contract)) =
+                        (&shared.chain, &shared.config.payouts_dir, &contract)
+                    {
+                        chain.maybe_submit(dir, contract).await;
                     }
                 });
                 continue;
