@@ -28,6 +28,18 @@ pub struct WalletArgs {
     /// The devnet's data directory (what `cocoon devnet --data-dir` used).
     #[arg(long, global = true, default_value = "cocoon-devnet")]
     data_dir: PathBuf,
+    /// Act on the network of a client config's `[chain]` table (its wallet key, network and
+    /// root) instead of the devnet's: any network, mainnet included.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// With --config: the client contract to act on (the client's /stats lists them under
+    /// chain.client_contracts; there is one per proxy).
+    #[arg(long, global = true)]
+    contract: Option<String>,
+    /// With --config on a real network (toncenter, mainnet): send. Without it the command says
+    /// what it would send and stops.
+    #[arg(long, global = true)]
+    yes: bool,
     #[command(subcommand)]
     command: WalletCommand,
 }
@@ -64,6 +76,8 @@ enum WalletCommand {
 }
 
 struct Devnet {
+    /// The embedded devnet chain (sends execute at once), or a real network.
+    local: bool,
     cocoon: Cocoon,
     params: Params,
     proxy_contract: Address,
@@ -92,14 +106,15 @@ impl Devnet {
         Ok(Coins(self.network().account(address).await?.balance))
     }
 
-    /// Sends one message and returns the destination's transaction.
+    /// Sends one message and returns the destination's transaction (`None`: submitted to a
+    /// real network, executing in a few seconds).
     async fn send(
         &self,
         from: &Wallet,
         to: &Address,
         value: Coins,
         body: Cell,
-    ) -> Result<InboundTx> {
+    ) -> Result<Option<InboundTx>> {
         let message = WalletMessage {
             to: to.clone(),
             value: value.0,
@@ -108,9 +123,12 @@ impl Devnet {
             state_init: None,
         };
         match self.network().send(from, &[message]).await? {
-            SendOutcome::Executed(mut txs) if !txs.is_empty() => Ok(txs.remove(0)),
+            SendOutcome::Executed(mut txs) if !txs.is_empty() => Ok(Some(txs.remove(0))),
             SendOutcome::Executed(_) => bail!("the message executed nothing"),
-            SendOutcome::Submitted { hash } => bail!("submitted as {hash}; not executed yet"),
+            SendOutcome::Submitted { hash } => {
+                println!("submitted (external message {hash}); it executes within seconds: `cocoon wallet status` shows it");
+                Ok(None)
+            }
         }
     }
 }
@@ -156,6 +174,7 @@ async fn open(dir: &Path) -> Result<Devnet> {
         parties.push((name.clone(), wallet(&name)?));
     }
     Ok(Devnet {
+        local: true,
         cocoon,
         params,
         proxy_contract,
@@ -184,11 +203,62 @@ fn exit_name(code: i32) -> &'static str {
     }
 }
 
+/// `--config`: the client's wallet and one of its client contracts, on its `[chain]` network.
+async fn open_configured(path: &Path, contract: Option<&str>) -> Result<Devnet> {
+    let config: cocoon_client::ClientConfig = crate::load_config(path)?;
+    let chain = config
+        .chain
+        .as_ref()
+        .with_context(|| format!("{} has no [chain] table", path.display()))?;
+    let cocoon = NetworkSpec::of(
+        chain.network,
+        chain.local_dir.clone(),
+        chain.toncenter_url.clone(),
+        chain.toncenter_api_key.clone(),
+        chain.root_address.clone(),
+    )
+    .open()
+    .map_err(|e| anyhow::anyhow!("{}: [chain]: {e}", path.display()))?;
+    let params = cocoon.root().await.context("reading the root")?.params;
+    let wallet = Wallet::from_seed(&cocoon_ton::keyfile::read(&chain.wallet_key)?);
+    let contract: Address = contract
+        .context("pass --contract: the client contract to act on (the client's /stats lists them under chain.client_contracts)")?
+        .parse()
+        .context("--contract is not a TON address")?;
+    let data = cocoon
+        .client(&contract)
+        .await?
+        .with_context(|| format!("no client contract at {contract}"))?;
+    if &data.owner != wallet.address() {
+        bail!(
+            "client contract {contract} belongs to {}, not to this config's wallet {}",
+            data.owner,
+            wallet.address()
+        );
+    }
+    Ok(Devnet {
+        local: chain.network == cocoon_ton::ton::NetworkKind::Local,
+        cocoon,
+        params,
+        proxy_contract: data.proxy.clone(),
+        proxy_public_key: data.proxy_public_key,
+        client: wallet.clone(),
+        client_contract: contract,
+        parties: vec![("client".to_string(), wallet)],
+    })
+}
+
 pub async fn run(args: WalletArgs) -> Result<()> {
-    let devnet = open(&args.data_dir).await?;
+    let devnet = match &args.config {
+        Some(path) => open_configured(path, args.contract.as_deref()).await?,
+        None => open(&args.data_dir).await?,
+    };
     let excess = devnet.client.address().clone();
     let (what, value, body) = match args.command {
         WalletCommand::Status => return status(&devnet).await,
+        WalletCommand::Payout { .. } if args.config.is_some() => bail!(
+            "`payout` acts on the devnet's workers; a worker with [chain] submits its payouts itself (submit_payout_tokens)"
+        ),
         WalletCommand::Payout { worker } => return payout(&devnet, &args.data_dir, worker).await,
         WalletCommand::TopUp { amount } => (
             format!("top-up of {amount}"),
@@ -231,7 +301,13 @@ pub async fn run(args: WalletArgs) -> Result<()> {
         "sending the {what}: {value} from the client wallet {wallet} (holds {before}) to client contract {}; what the contract does not use comes back",
         devnet.client_contract
     );
-    let tx = devnet
+    if !devnet.local && !args.yes {
+        bail!(
+            "this spends real TON on {}: run it again with --yes to send",
+            devnet.network().describe()
+        );
+    }
+    let Some(tx) = devnet
         .send(
             &devnet.client,
             &devnet.client_contract,
@@ -239,7 +315,10 @@ pub async fn run(args: WalletArgs) -> Result<()> {
             body.to_cell()?,
         )
         .await
-        .with_context(|| format!("the {what} was not sent"))?;
+        .with_context(|| format!("the {what} was not sent"))?
+    else {
+        return Ok(());
+    };
     match tx.exit_code {
         Some(0) | None => {}
         Some(code) => bail!(
@@ -306,7 +385,9 @@ async fn payout(d: &Devnet, dir: &Path, index: usize) -> Result<()> {
         wallet.address()
     );
     let body = WorkerMessage::Signed(message.repack(wallet.address().clone())).to_cell()?;
-    let tx = d.send(wallet, &contract, PAYOUT_VALUE, body).await?;
+    let Some(tx) = d.send(wallet, &contract, PAYOUT_VALUE, body).await? else {
+        return Ok(());
+    };
     match tx.exit_code {
         Some(0) | None => {}
         Some(exit::OLD_MESSAGE) => {

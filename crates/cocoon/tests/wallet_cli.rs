@@ -159,3 +159,138 @@ async fn a_worker_submits_its_signed_payout() {
     assert!(again.contains("nothing to pay"), "{again}");
     devnet.stop().await;
 }
+
+/// `cocoon wallet --config client.toml --contract ADDR` on any network a client's `[chain]`
+/// names: the embedded one sends at once; over toncenter's API (a fake one over the same
+/// network here) it says what it would spend and sends only with `--yes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_acts_on_a_configured_chain_and_asks_before_spending_real_ton() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let dev = DevChain::open(
+        &data,
+        &data.join("prices.toml"),
+        1,
+        &["mock-model".to_string()],
+    )
+    .await
+    .unwrap();
+    let contract = dev.client_contract(dev.client.address()).unwrap();
+    let key = cocoon_testkit::devchain::key_path(&data, "client");
+    let write = |name: &str, chain: &str| {
+        let path = dir.path().join(name);
+        let text = format!(
+            "proxies = [\"127.0.0.1:1\"]\n[proxy_policy]\npolicy = \"danger_fake_tdx\"\n[chain]\n{chain}\nwallet_key = {:?}\n",
+            key.display().to_string()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let local = write(
+        "local.toml",
+        &format!(
+            "network = \"local\"\nlocal_dir = {:?}",
+            dev.ton_dir().display().to_string()
+        ),
+    );
+    let run = |config: &std::path::Path, args: &[&str]| {
+        let config = config.to_str().unwrap().to_string();
+        let contract = contract.to_string();
+        let mut all = vec!["wallet", "--config", &config, "--contract", &contract];
+        all.extend_from_slice(args);
+        support::cocoon(&all)
+    };
+    let status = ok(&run(&local, &["status"]));
+    assert!(status.contains("client     balance 10 TON"), "{status}");
+    ok(&run(&local, &["top-up", "1"]));
+    let balance = || async {
+        dev.cocoon
+            .client(&contract)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+            .0
+    };
+    assert_eq!(balance().await, 11_000_000_000);
+
+    // Someone else's contract is refused.
+    let stranger = dev
+        .client_contract(dev.workers[0].address())
+        .unwrap()
+        .to_string();
+    let config = local.to_str().unwrap();
+    let refused = support::cocoon(&[
+        "wallet",
+        "--config",
+        config,
+        "--contract",
+        &stranger,
+        "status",
+    ]);
+    assert!(!refused.status.success());
+
+    // Over toncenter: nothing is sent without --yes.
+    let toncenter = cocoon_testkit::FakeToncenter::start(
+        cocoon_tvm::LocalNetwork::open(dev.ton_dir()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let api = write(
+        "api.toml",
+        &format!(
+            "network = \"toncenter\"\ntoncenter_url = {:?}\nroot_address = {:?}",
+            toncenter.url(),
+            dev.cocoon.root_address().to_string()
+        ),
+    );
+    let asked = tokio::task::spawn_blocking({
+        let run_api = api.clone();
+        let contract = contract.to_string();
+        move || {
+            let config = run_api.to_str().unwrap().to_string();
+            support::cocoon(&[
+                "wallet",
+                "--config",
+                &config,
+                "--contract",
+                &contract,
+                "top-up",
+                "2",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&asked.stderr);
+    assert!(
+        !asked.status.success() && stderr.contains("--yes"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&asked.stdout).contains("sending the top-up of 2 TON: 2.7 TON"));
+    assert_eq!(balance().await, 11_000_000_000, "nothing sent");
+    let sent = tokio::task::spawn_blocking({
+        let contract = contract.to_string();
+        move || {
+            let config = api.to_str().unwrap().to_string();
+            support::cocoon(&[
+                "wallet",
+                "--config",
+                &config,
+                "--contract",
+                &contract,
+                "--yes",
+                "top-up",
+                "2",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&sent.stdout).contains("submitted"),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert_eq!(balance().await, 13_000_000_000);
+}
