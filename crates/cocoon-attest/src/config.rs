@@ -132,8 +132,8 @@ fn default_statuses() -> Vec<String> {
 pub struct PeerPolicyConfig {
     /// `tdx`, `danger_fake_tdx` or `danger_any`.
     pub policy: PolicyKind,
-    /// Allowed image hashes (64 hex digits each); empty allows any. The chain's registry
-    /// feeds this list in a later release.
+    /// Allowed image hashes (64 hex digits each); empty allows any. A client with `[chain]`
+    /// fills an empty list from the root's `proxy_hashes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_hashes: Vec<String>,
     /// Allowed MRTDs (96 hex digits each); empty allows any.

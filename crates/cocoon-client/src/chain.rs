@@ -45,6 +45,23 @@ pub(crate) struct ClientChain {
     deposited: AtomicU64,
     /// One chain operation at a time: they share the wallet's seqno.
     busy: tokio::sync::Mutex<()>,
+    /// The proxy images the root allows (`proxy_hashes`).
+    pub proxy_hashes: Vec<[u8; 32]>,
+    /// The client ports of the proxies the root lists (`registered_proxies`, by seqno).
+    pub registered_proxies: Vec<String>,
+}
+
+/// The client address of a registry entry (facts §4): `ip:port` serves both, or
+/// `workers_ip:port clients_ip:port`; surrounding brackets are stripped.
+pub(crate) fn client_endpoint(entry: &str) -> Option<String> {
+    let parts: Vec<&str> = entry.split_whitespace().collect();
+    let endpoint = match parts.as_slice() {
+        [both] => *both,
+        [_, clients] => *clients,
+        _ => return None,
+    };
+    let endpoint = endpoint.trim_start_matches('[').trim_end_matches(']');
+    endpoint.contains(':').then(|| endpoint.to_string())
 }
 
 /// What a handshake learned: our client contract at this proxy, and how to authorise.
@@ -85,9 +102,15 @@ impl ClientChain {
             wallet,
             config: config.clone(),
             secret_hash: (!secret.is_empty()).then(|| Sha256::digest(secret.as_bytes()).into()),
-            params: root_data.params,
+            params: root_data.params.clone(),
             deposited: AtomicU64::new(0),
             busy: tokio::sync::Mutex::new(()),
+            proxy_hashes: root_data.proxy_hashes.iter().copied().collect(),
+            registered_proxies: root_data
+                .registered_proxies
+                .values()
+                .filter_map(|entry| client_endpoint(entry.text()))
+                .collect(),
         };
         info!(
             network = %network.describe(),
@@ -374,5 +397,23 @@ impl ClientChain {
             },
             SendOutcome::Submitted { .. } => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_endpoint;
+
+    #[test]
+    fn registry_entries_give_the_client_endpoint() {
+        assert_eq!(client_endpoint("1.2.3.4:5").as_deref(), Some("1.2.3.4:5"));
+        assert_eq!(
+            client_endpoint("1.2.3.4:5 6.7.8.9:10").as_deref(),
+            Some("6.7.8.9:10")
+        );
+        assert_eq!(client_endpoint("[1.2.3.4:5]").as_deref(), Some("1.2.3.4:5"));
+        assert_eq!(client_endpoint("nonsense"), None);
+        assert_eq!(client_endpoint("a:1 b:2 c:3"), None);
+        assert_eq!(client_endpoint(""), None);
     }
 }

@@ -30,7 +30,9 @@ pub struct ClientConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Proxies to use, in order of preference ("host:port" of their client ports). The first
-    /// reachable one serves; the others take over when it fails.
+    /// reachable one serves; the others take over when it fails. Empty with `[chain]`: the
+    /// proxies the root registers.
+    #[serde(default)]
     pub proxies: Vec<String>,
     /// What proxies must prove, `[proxy_policy]`. Clients themselves are not TEEs.
     pub proxy_policy: PeerPolicyConfig,
@@ -236,8 +238,10 @@ impl ClientConfig {
     /// Every problem with the config; empty when usable.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.proxy_policy.problems("proxy_policy");
-        if self.proxies.is_empty() {
-            problems.push("proxies: at least one proxy address is needed".into());
+        if self.proxies.is_empty() && self.chain.is_none() {
+            problems.push(
+                "proxies: at least one proxy address is needed (or a [chain] table: then the root's registered proxies)".into(),
+            );
         }
         for proxy in &self.proxies {
             if !proxy.contains(':') {

@@ -143,6 +143,30 @@ pub async fn start(
                 )]));
             }
             config.owner_address = owner;
+            if config.proxies.is_empty() {
+                if chain.registered_proxies.is_empty() {
+                    return Err(ClientError::Chain(
+                        "no proxies configured and the root registers none: set proxies".into(),
+                    ));
+                }
+                info!(proxies = ?chain.registered_proxies, "proxies from the root's registry");
+                config.proxies = chain.registered_proxies.clone();
+            }
+            // The root says which proxy images may be trusted, unless the config says so itself.
+            if config.proxy_policy.image_hashes.is_empty()
+                && config.proxy_policy.policy != cocoon_attest::PolicyKind::DangerAny
+            {
+                if chain.proxy_hashes.is_empty() {
+                    return Err(ClientError::Chain(
+                        "the root allows no proxy image (its proxy_hashes is empty): set proxy_policy.image_hashes to trust images yourself".into(),
+                    ));
+                }
+                config.proxy_policy.image_hashes = chain
+                    .proxy_hashes
+                    .iter()
+                    .map(|h| cocoon_attest::hex(h))
+                    .collect();
+            }
             Some(Arc::new(chain))
         }
         None => None,

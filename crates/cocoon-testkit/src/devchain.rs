@@ -16,13 +16,16 @@
 //! Setup, idempotent across restarts (each step is skipped when the chain already shows it):
 //! 1. wallets funded by the faucet once (`ton/funded` records it); the root's address is fixed
 //!    at the first start (`ton/root`);
-//! 2. the root deployed by its owner with `prices.toml`'s params and the three codes, and the
-//!    devnet's models allowed;
+//! 2. the root deployed by its owner with `prices.toml`'s params and the three codes, the
+//!    devnet proxy's image (the fake TEE's) and the devnet's models allowed;
 //! 3. the proxy contract deployed (1 TON) at the address derived from the root, then staked
 //!    `min_proxy_stake` (`ext_proxy_increase_stake`);
 //! 4. the client contract deployed (0.8 TON), then its secret hash set and `CLIENT_DEPOSIT`
 //!    topped up in one message (`owner_client_change_secret_hash_and_top_up`);
 //! 5. each worker contract deployed (0.3 TON).
+//!
+//! The devnet proxy's image is the fake TEE's default (zero measurements); its hash is on the
+//! root so that clients with `[chain]` trust it.
 //!
 //! A root whose params differ from `prices.toml` is refused: on the deployed interface a params
 //! change moves every contract's address (facts §9), so the devnet's chain would have to be
@@ -523,6 +526,24 @@ impl DevChain {
                     self.dir.join(TON_DIR).display()
                 ),
             });
+        }
+        // The devnet proxy's image (the fake TEE's default measurements): clients with [chain]
+        // trust the proxy images the root lists.
+        let proxy_image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
+        if !current.proxy_hashes.contains(&proxy_image) {
+            let body = RootMessage::AddHash {
+                query_id: 0,
+                list: HashList::Proxy,
+                hash: proxy_image,
+            }
+            .to_cell()
+            .map_err(codec("allowing the proxy image"))?;
+            self.send(
+                &self.owner,
+                message(root.clone(), ROOT_OP, body, None),
+                "allowing the proxy image",
+            )
+            .await?;
         }
         for model in models {
             let hash: [u8; 32] = Sha256::digest(model.as_bytes()).into();

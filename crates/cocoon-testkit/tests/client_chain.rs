@@ -346,3 +346,89 @@ async fn a_worker_deploys_its_contract_and_submits_its_payout() {
     trigger.kill();
     devnet.stop().await;
 }
+
+/// A client with `[chain]` and no configured proxies uses the root's registry, and trusts only
+/// the proxy images the root lists: once the root drops the proxy's image, a new connection
+/// is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_images() {
+    use cocoon_ton::cocoon::root::HashList;
+    use cocoon_ton::cocoon::{ProxyEntry, RootMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = paid_devnet(dir.path()).await;
+    let dev = devnet.chain.as_ref().unwrap();
+    let root_op = |body: RootMessage| WalletMessage {
+        to: dev.cocoon.root_address().clone(),
+        value: TON / 10,
+        bounce: true,
+        body: std::sync::Arc::new(body.to_cell().unwrap()),
+        state_init: None,
+    };
+    let key = cocoon_testkit::devchain::key_path(dir.path(), "client");
+    let mut config = client_config(&devnet, &key, &dev.client_secret);
+    config.proxies = Vec::new();
+
+    // Nothing registered yet: refused at start, saying so.
+    let (_trigger, shutdown) = ShutdownTrigger::new();
+    let refused = cocoon_client::start(config.clone(), shutdown)
+        .await
+        .err()
+        .unwrap();
+    assert!(refused.to_string().contains("registers none"), "{refused}");
+
+    let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
+    dev.network
+        .send(
+            &dev.owner,
+            &[root_op(RootMessage::RegisterProxy {
+                query_id: 1,
+                entry: ProxyEntry::new(&entry).unwrap(),
+            })],
+        )
+        .await
+        .unwrap();
+    let (client, trigger) = start(config.clone()).await;
+    let (status, body) = chat(&client).await;
+    assert_eq!(status, 200, "{body}");
+    let stats = get_json(client.api_addr, "/stats").await;
+    assert_eq!(
+        stats["connections"]["configured"][0]["address"],
+        devnet.proxy.client_addr.to_string(),
+        "{stats}"
+    );
+    trigger.kill();
+
+    // The root no longer lists the proxy's image: a new client does not trust it.
+    let image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
+    dev.network
+        .send(
+            &dev.owner,
+            &[root_op(RootMessage::AddHash {
+                query_id: 2,
+                list: HashList::Proxy,
+                hash: [7; 32],
+            })],
+        )
+        .await
+        .unwrap();
+    dev.network
+        .send(
+            &dev.owner,
+            &[root_op(RootMessage::DelHash {
+                query_id: 3,
+                list: HashList::Proxy,
+                hash: image,
+            })],
+        )
+        .await
+        .unwrap();
+    let (client, trigger) = start(config).await;
+    let (status, body) = chat(&client).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.to_string().contains(&cocoon_attest::hex(&image)),
+        "the refusal names the image: {body}"
+    );
+    trigger.kill();
+    devnet.stop().await;
+}
