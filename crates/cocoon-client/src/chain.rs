@@ -144,25 +144,13 @@ impl ClientChain {
         offered_hash: Option<[u8; 32]>,
     ) -> Result<Prepared, String> {
         let _busy = self.busy.lock().await;
-        let owner: Address = proxy
-            .proxy_owner_address
-            .parse()
-            .map_err(|e| format!("the proxy's owner address: {e}"))?;
-        let proxy_contract = address::proxy_contract(
+        let proxy_contract = address::check_named_proxy(
             self.cocoon.root_address(),
             &self.params,
-            &owner,
+            &proxy.proxy_owner_address,
             &proxy.proxy_public_key,
-        )
-        .and_then(|init| init.address())
-        .map_err(describe)?;
-        let named: Option<Address> = proxy.proxy_sc_address.parse().ok();
-        if named.as_ref() != Some(&proxy_contract) {
-            return Err(format!(
-                "the proxy names contract {:?}, but its owner and key derive {proxy_contract} from the root's params: refusing it",
-                proxy.proxy_sc_address
-            ));
-        }
+            &proxy.proxy_sc_address,
+        )?;
         let init = address::client_contract(
             &proxy_contract,
             &self.params,

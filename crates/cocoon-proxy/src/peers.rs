@@ -44,6 +44,16 @@ fn negotiate(range: Option<&ProtoVersionRange>) -> Result<i32, String> {
     Ok(version)
 }
 
+/// `client.authorizationWithProxySuccess` with the client's payment standing.
+fn authorization_success(status: PaymentStatus) -> Vec<u8> {
+    AuthorizationWithProxy::Success {
+        signed_payment: status.signed_payment,
+        tokens_committed_to_db: status.db_tokens,
+        max_tokens: status.max_tokens,
+    }
+    .to_bytes()
+}
+
 fn answer(query: IncomingQuery, result: Result<Vec<u8>, (i32, String)>) {
     let outcome = match result {
         Ok(bytes) => query.answer(&bytes),
@@ -160,12 +170,7 @@ pub(crate) async fn serve_client(
                                 authorized = true;
                                 let status = payments.client_status(key);
                                 info!(connection = connection_id, client = %key, charged = status.db_tokens, "client authorized");
-                                Ok(AuthorizationWithProxy::Success {
-                                    signed_payment: status.signed_payment,
-                                    tokens_committed_to_db: status.db_tokens,
-                                    max_tokens: status.max_tokens,
-                                }
-                                .to_bytes())
+                                Ok(authorization_success(status))
                             } else {
                                 warn!(connection = connection_id, client = %key, "client secret does not match its contract");
                                 Ok(AuthorizationWithProxy::Failed {
@@ -179,12 +184,7 @@ pub(crate) async fn serve_client(
                         // spend.
                         (Some(_), None) => {
                             authorized = true;
-                            Ok(AuthorizationWithProxy::Success {
-                                signed_payment: SignedPayment::Empty,
-                                tokens_committed_to_db: 0,
-                                max_tokens: 0,
-                            }
-                            .to_bytes())
+                            Ok(authorization_success(PaymentStatus::free()))
                         }
                     },
                     Ok(ClientToProxyQuery::AuthorizeLong(_)) => match (&client_key, &router.payments, &contract) {
@@ -205,12 +205,7 @@ pub(crate) async fn serve_client(
                                     authorized = true;
                                     let status = payments.client_status(key);
                                     info!(connection = connection_id, client = %key, charged = status.db_tokens, "client authorized (long)");
-                                    Ok(AuthorizationWithProxy::Success {
-                                        signed_payment: status.signed_payment,
-                                        tokens_committed_to_db: status.db_tokens,
-                                        max_tokens: status.max_tokens,
-                                    }
-                                    .to_bytes())
+                                    Ok(authorization_success(status))
                                 }
                                 Ok(None) => Ok(AuthorizationWithProxy::Failed {
                                     error_code: codes::PAYMENT_REQUIRED,
@@ -227,12 +222,7 @@ pub(crate) async fn serve_client(
                         // A free proxy: nothing to register.
                         (Some(_), None, _) => {
                             authorized = true;
-                            Ok(AuthorizationWithProxy::Success {
-                                signed_payment: SignedPayment::Empty,
-                                tokens_committed_to_db: 0,
-                                max_tokens: 0,
-                            }
-                            .to_bytes())
+                            Ok(authorization_success(PaymentStatus::free()))
                         }
                     },
                     Ok(ClientToProxyQuery::GetWorkerTypesV2(_)) => {

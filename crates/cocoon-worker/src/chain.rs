@@ -70,24 +70,13 @@ impl WorkerChain {
         owner: &str,
     ) -> Result<Address, String> {
         let _busy = self.busy.lock().await;
-        let proxy_owner: Address = proxy
-            .proxy_owner_address
-            .parse()
-            .map_err(|e| format!("the proxy's owner address: {e}"))?;
-        let proxy_contract = address::proxy_contract(
+        let proxy_contract = address::check_named_proxy(
             self.cocoon.root_address(),
             &self.params,
-            &proxy_owner,
+            &proxy.proxy_owner_address,
             &proxy.proxy_public_key,
-        )
-        .and_then(|init| init.address())
-        .map_err(|e| e.to_string())?;
-        if proxy.proxy_sc_address.parse::<Address>().ok().as_ref() != Some(&proxy_contract) {
-            return Err(format!(
-                "the proxy names contract {:?}, but its owner and key derive {proxy_contract} from the root's params: refusing it",
-                proxy.proxy_sc_address
-            ));
-        }
+            &proxy.proxy_sc_address,
+        )?;
         let owner: Address = owner
             .parse()
             .map_err(|e| format!("owner_address {owner:?}: {e}"))?;

@@ -75,6 +75,30 @@ pub fn proxy_contract(
     ))
 }
 
+/// The proxy contract a proxy names in `proxy.params` (its owner, key and contract address, as
+/// text), checked against the one the root's params derive from that owner and key (facts §9,
+/// §11 step 1): the derived address, or why the proxy must be refused.
+pub fn check_named_proxy(
+    root: &TonAddress,
+    root_params: &Params,
+    proxy_owner: &str,
+    proxy_public_key: &Hash256,
+    named_contract: &str,
+) -> Result<TonAddress, String> {
+    let owner: TonAddress = proxy_owner
+        .parse()
+        .map_err(|e| format!("the proxy's owner address: {e}"))?;
+    let derived = proxy_contract(root, root_params, &owner, proxy_public_key)
+        .and_then(|init| init.address())
+        .map_err(|e| e.to_string())?;
+    if named_contract.parse::<TonAddress>().ok().as_ref() != Some(&derived) {
+        return Err(format!(
+            "the proxy names contract {named_contract:?}, but its owner and key derive {derived} from the root's params: refusing it"
+        ));
+    }
+    Ok(derived)
+}
+
 /// The client contract of `client_owner` for the proxy contract at `proxy`. `params` is the
 /// root's or the proxy contract's (either carries the client code; the data gets neither).
 pub fn client_contract(
