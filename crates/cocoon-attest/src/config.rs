@@ -158,6 +158,11 @@ pub struct PeerPolicyConfig {
     /// PEM file with the CA of a PCCS that uses its own certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pccs_ca_file: Option<PathBuf>,
+    /// With `tdx` and no allow-list at all (`image_hashes`, `mrtd`, `rtmr_sets` all empty):
+    /// accept a genuine TDX VM running *any* code, which proves nothing about what handles the
+    /// traffic. Refused as a config error unless this is set; logged as a warning when it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub danger_accept_any_tdx_image: bool,
 }
 
 /// A built peer policy, and the collateral fetcher to run beside it when a PCCS is configured.
@@ -181,7 +186,13 @@ impl PeerPolicyConfig {
             collateral_dir: None,
             pccs_url: None,
             pccs_ca_file: None,
+            danger_accept_any_tdx_image: false,
         }
+    }
+
+    /// Whether no allow-list is set: any measurement is accepted.
+    pub fn has_no_allow_list(&self) -> bool {
+        self.image_hashes.is_empty() && self.mrtd.is_empty() && self.rtmr_sets.is_empty()
     }
 
     fn allow_lists(&self, table: &str) -> Result<AllowLists, Vec<String>> {
@@ -221,7 +232,33 @@ impl PeerPolicyConfig {
 
     /// Every problem with this table; `table` names it in messages.
     pub fn problems(&self, table: &str) -> Vec<String> {
+        let mut problems = self.problems_with_allow_list_from_elsewhere(table);
+        if self.policy == PolicyKind::Tdx
+            && self.has_no_allow_list()
+            && !self.danger_accept_any_tdx_image
+        {
+            problems.push(format!(
+                "{table}: policy = \"tdx\" with no allow-list accepts any TDX VM running any code; \
+                 add {table}.image_hashes (the image hashes you trust, 64 hex digits each; \
+                 `cocoon attest` prints a node's), or {table}.mrtd / {table}.rtmr_sets, \
+                 or set {table}.danger_accept_any_tdx_image = true to accept any image"
+            ));
+        }
+        problems
+    }
+
+    /// Every problem with this table except an empty allow-list under `tdx`: for a caller that
+    /// fills the allow-list itself before building the policy (a client with `[chain]` takes
+    /// the root's `proxy_hashes`) and checks it again then.
+    pub fn problems_with_allow_list_from_elsewhere(&self, table: &str) -> Vec<String> {
         let mut problems = self.allow_lists(table).err().unwrap_or_default();
+        if self.danger_accept_any_tdx_image
+            && (self.policy != PolicyKind::Tdx || !self.has_no_allow_list())
+        {
+            problems.push(format!(
+                "{table}.danger_accept_any_tdx_image only applies to policy = \"tdx\" with no allow-list"
+            ));
+        }
         if self.policy == PolicyKind::Tdx {
             match &self.collateral_dir {
                 None => problems.push(format!(
@@ -249,9 +286,7 @@ impl PeerPolicyConfig {
                 "{table}: collateral_dir and pccs_url only apply to policy = \"tdx\""
             ));
         }
-        if self.policy == PolicyKind::DangerAny
-            && !(self.image_hashes.is_empty() && self.mrtd.is_empty() && self.rtmr_sets.is_empty())
-        {
+        if self.policy == PolicyKind::DangerAny && !self.has_no_allow_list() {
             problems.push(format!(
                 "{table}: allow-lists need an attesting policy; danger_any checks no measurements"
             ));
@@ -281,6 +316,16 @@ impl PeerPolicyConfig {
             PolicyKind::DangerAny => (danger::any(), None),
             PolicyKind::DangerFakeTdx => (Arc::new(danger::fake_tdx(allow)), None),
             PolicyKind::Tdx => {
+                if self.has_no_allow_list() {
+                    if !self.danger_accept_any_tdx_image {
+                        return Err(AttestError::Config(
+                            "policy = \"tdx\" with no allow-list accepts any image: set image_hashes, mrtd or rtmr_sets (or danger_accept_any_tdx_image)".into(),
+                        ));
+                    }
+                    tracing::warn!(
+                        "danger: peer policy tdx with danger_accept_any_tdx_image accepts ANY TDX VM running ANY code; set image_hashes to say which images you trust"
+                    );
+                }
                 let dir = self.collateral_dir.clone().ok_or_else(|| {
                     AttestError::Config("collateral_dir is required for tdx".into())
                 })?;
@@ -307,5 +352,59 @@ impl PeerPolicyConfig {
             }
         };
         Ok(BuiltPolicy { policy, fetcher })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `tdx` table as a config file states it (JSON here; TOML maps to the same serde
+    /// fields), `extra` being more `"key": value` pairs.
+    fn tdx_table(extra: &str) -> PeerPolicyConfig {
+        let dir = std::env::temp_dir().display().to_string();
+        let text = format!("{{\"policy\": \"tdx\", \"collateral_dir\": {dir:?}{extra}}}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn tdx_without_any_allow_list_is_refused_unless_the_danger_switch_is_set() {
+        let open = tdx_table("");
+        let problems = open.problems("proxy_policy");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("accepts any TDX VM running any code")
+                && problems[0].contains("proxy_policy.image_hashes")
+                && problems[0].contains("proxy_policy.danger_accept_any_tdx_image = true"),
+            "{}",
+            problems[0]
+        );
+        assert!(open.build().is_err(), "build refuses it too");
+        // A caller that fills the list itself (a client with [chain]) is not told yet.
+        assert!(open
+            .problems_with_allow_list_from_elsewhere("proxy_policy")
+            .is_empty());
+
+        let opted_in = tdx_table(", \"danger_accept_any_tdx_image\": true");
+        assert!(opted_in.problems("proxy_policy").is_empty());
+        assert!(opted_in.build().is_ok());
+
+        let listed = tdx_table(&format!(", \"image_hashes\": [\"{}\"]", "ab".repeat(32)));
+        assert!(listed.problems("worker_policy").is_empty());
+        let mrtd_only = tdx_table(&format!(", \"mrtd\": [\"{}\"]", "cd".repeat(48)));
+        assert!(mrtd_only.problems("worker_policy").is_empty());
+    }
+
+    #[test]
+    fn the_danger_switch_is_refused_where_it_means_nothing() {
+        let both = tdx_table(&format!(
+            ", \"image_hashes\": [\"{}\"], \"danger_accept_any_tdx_image\": true",
+            "ab".repeat(32)
+        ));
+        assert_eq!(both.problems("worker_policy").len(), 1);
+        let mut fake = PeerPolicyConfig::of(PolicyKind::DangerFakeTdx);
+        assert!(fake.problems("worker_policy").is_empty());
+        fake.danger_accept_any_tdx_image = true;
+        assert_eq!(fake.problems("worker_policy").len(), 1);
     }
 }

@@ -211,6 +211,76 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The most platforms (FMSPCs) a fetcher keeps track of. A real fleet has a handful; the
+/// FMSPC comes from a quote nobody has verified yet (its collateral is what is missing), so
+/// without a bound anyone could grow the map with invented ones.
+pub const MAX_KNOWN_PLATFORMS: usize = 64;
+
+/// One platform a fetcher knows of.
+#[derive(Debug)]
+struct Platform {
+    /// The last quote seen from it (needed to fetch again).
+    quote: Vec<u8>,
+    /// When it may be fetched next.
+    due: tokio::time::Instant,
+    /// Whether its last fetch succeeded.
+    fetched: bool,
+}
+
+/// The platforms a fetcher refreshes, bounded by [`MAX_KNOWN_PLATFORMS`]. Only platforms
+/// whose collateral the PCCS actually served are kept and refreshed; a failed one is held just
+/// long enough to stop it being fetched again before its retry time, then forgotten (a
+/// handshake that still needs it asks again), and it is the first to go when the map is full.
+#[derive(Debug, Default)]
+struct KnownPlatforms(HashMap<String, Platform>);
+
+impl KnownPlatforms {
+    /// Whether a request for `fmspc` should be fetched now.
+    fn should_fetch(&self, fmspc: &str, now: tokio::time::Instant) -> bool {
+        self.0.get(fmspc).is_none_or(|platform| platform.due <= now)
+    }
+
+    /// Records the outcome of a fetch. When the map is full a failed platform makes room; if
+    /// none has failed, a new platform is not kept (its collateral was written all the same; it
+    /// is just not refreshed ahead of time).
+    fn record(&mut self, fmspc: String, platform: Platform) {
+        if !self.0.contains_key(&fmspc) && self.0.len() >= MAX_KNOWN_PLATFORMS {
+            let failed = self
+                .0
+                .iter()
+                .filter(|(_, known)| !known.fetched)
+                .min_by_key(|(_, known)| known.due)
+                .map(|(key, _)| key.clone());
+            match failed {
+                Some(key) => {
+                    self.0.remove(&key);
+                }
+                None => {
+                    tracing::warn!(
+                        fmspc,
+                        max = MAX_KNOWN_PLATFORMS,
+                        "too many platforms to refresh; this one is not tracked"
+                    );
+                    return;
+                }
+            }
+        }
+        self.0.insert(fmspc, platform);
+    }
+
+    /// The fetched platforms due for a refresh (with their quotes); failed platforms past their
+    /// retry time are forgotten.
+    fn take_due(&mut self, now: tokio::time::Instant) -> Vec<(String, Vec<u8>)> {
+        self.0
+            .retain(|_, platform| platform.fetched || platform.due > now);
+        self.0
+            .iter()
+            .filter(|(_, platform)| platform.due <= now)
+            .map(|(fmspc, platform)| (fmspc.clone(), platform.quote.clone()))
+            .collect()
+    }
+}
+
 /// Keeps a collateral directory supplied from a PCCS. Handshakes that lack collateral send
 /// the quote here (never waiting for it); fetched collateral is written as
 /// `<FMSPC>-<ca>.json` (atomically) and refreshed a day before it expires.
@@ -263,8 +333,7 @@ impl CollateralFetcher {
 
     /// Serves fetch requests and refreshes fetched collateral until `shutdown` drains.
     pub async fn run(mut self, shutdown: cocoon_net::Shutdown) {
-        // Per platform: the last quote seen (needed to fetch again) and when it is next due.
-        let mut known: HashMap<String, (Vec<u8>, tokio::time::Instant)> = HashMap::new();
+        let mut known = KnownPlatforms::default();
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tokio::select! {
@@ -272,21 +341,16 @@ impl CollateralFetcher {
                     let Some(quote) = request else { return };
                     let Ok(parsed) = dcap_qvl::quote::Quote::parse(&quote) else { continue };
                     let Ok(fmspc) = dcap_qvl::intel::quote_fmspc(&parsed).map(hex::encode_upper) else { continue };
-                    let due = known.get(&fmspc).map(|(_, due)| *due);
-                    if due.is_some_and(|due| tokio::time::Instant::now() < due) {
+                    if !known.should_fetch(&fmspc, tokio::time::Instant::now()) {
                         continue;
                     }
-                    let next = self.fetch_and_schedule(&quote).await;
-                    known.insert(fmspc, (quote, next));
+                    let platform = self.fetch_and_schedule(quote).await;
+                    known.record(fmspc, platform);
                 }
                 _ = tick.tick() => {
-                    let now = tokio::time::Instant::now();
-                    let due: Vec<String> = known.iter().filter(|(_, (_, at))| *at <= now).map(|(f, _)| f.clone()).collect();
-                    for fmspc in due {
-                        if let Some((quote, _)) = known.get(&fmspc).cloned() {
-                            let next = self.fetch_and_schedule(&quote).await;
-                            known.insert(fmspc, (quote, next));
-                        }
+                    for (fmspc, quote) in known.take_due(tokio::time::Instant::now()) {
+                        let platform = self.fetch_and_schedule(quote).await;
+                        known.record(fmspc, platform);
                     }
                 }
                 _ = shutdown.draining() => return,
@@ -294,16 +358,80 @@ impl CollateralFetcher {
         }
     }
 
-    async fn fetch_and_schedule(&self, quote: &[u8]) -> tokio::time::Instant {
+    async fn fetch_and_schedule(&self, quote: Vec<u8>) -> Platform {
         let now = tokio::time::Instant::now();
-        match self.fetch_now(quote).await {
+        match self.fetch_now(&quote).await {
             // Collateral lives about a month; refreshing daily keeps well ahead of expiry
             // without needing to parse every piece's nextUpdate here.
-            Ok(_) => now + REFRESH_AHEAD,
+            Ok(_) => Platform {
+                quote,
+                due: now + REFRESH_AHEAD,
+                fetched: true,
+            },
             Err(error) => {
                 tracing::warn!(%error, "collateral fetch failed; will retry");
-                now + RETRY_AFTER_FAILURE
+                Platform {
+                    quote,
+                    due: now + RETRY_AFTER_FAILURE,
+                    fetched: false,
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(now: tokio::time::Instant, fetched: bool) -> Platform {
+        Platform {
+            quote: vec![1; 16],
+            due: now
+                + if fetched {
+                    REFRESH_AHEAD
+                } else {
+                    RETRY_AFTER_FAILURE
+                },
+            fetched,
+        }
+    }
+
+    #[test]
+    fn invented_platforms_cannot_grow_the_map() {
+        let now = tokio::time::Instant::now();
+        let mut known = KnownPlatforms::default();
+        known.record("REAL".into(), platform(now, true));
+        for i in 0..10_000 {
+            known.record(format!("INVENTED{i}"), platform(now, false));
+        }
+        assert_eq!(known.0.len(), MAX_KNOWN_PLATFORMS);
+        assert!(known.0.contains_key("REAL"), "a fetched platform is kept");
+        // A failed one is not fetched again before its retry time...
+        assert!(!known.should_fetch("INVENTED9999", now));
+        // ...and afterwards forgotten, while the fetched one stays (not due yet).
+        let later = now + RETRY_AFTER_FAILURE + Duration::from_secs(1);
+        assert!(known.take_due(later).is_empty());
+        assert_eq!(known.0.len(), 1);
+        assert!(known.should_fetch("INVENTED9999", later));
+        // A day on, the fetched one is due for its refresh.
+        let due = known.take_due(now + REFRESH_AHEAD);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0, "REAL");
+    }
+
+    #[test]
+    fn a_map_full_of_fetched_platforms_keeps_them() {
+        let now = tokio::time::Instant::now();
+        let mut known = KnownPlatforms::default();
+        for i in 0..MAX_KNOWN_PLATFORMS {
+            known.record(format!("REAL{i}"), platform(now, true));
+        }
+        known.record("ONE_MORE".into(), platform(now, false));
+        assert_eq!(known.0.len(), MAX_KNOWN_PLATFORMS);
+        assert!(!known.0.contains_key("ONE_MORE"));
+        // An update of a known platform is always recorded.
+        known.record("REAL0".into(), platform(now, false));
+        assert!(!known.0["REAL0"].fetched);
     }
 }

@@ -74,6 +74,25 @@ fn proxy_error(code: i32, message: &str) -> Response {
     api_error(status, kind, name, message)
 }
 
+/// The most characters of a client-supplied text (a `request_guid`, a model name, a header)
+/// that reach a log line.
+const LOG_TEXT_MAX_CHARS: usize = 64;
+
+/// A client-supplied text as it may appear in logs: control characters, quotes and
+/// backslashes escaped (a newline cannot start a forged log line) and at most
+/// [`LOG_TEXT_MAX_CHARS`] characters, a cut marked with `…`.
+pub(crate) fn log_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(LOG_TEXT_MAX_CHARS * 2));
+    for (index, c) in text.chars().enumerate() {
+        if index == LOG_TEXT_MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -215,9 +234,22 @@ pub(crate) async fn completion(
 ) -> Response {
     let client_start = unix_time_f64();
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let response = match axum::body::to_bytes(body, crate::MAX_BODY).await {
-        Ok(body) => run_completion(&shared, uri.path(), body, client_start).await,
+    // The headers are in; the body gets its own limit, so a stalled or trickled body cannot
+    // hold the connection (hyper closes it after this answer, the body being unread).
+    let body_timeout = Duration::from_secs_f64(shared.config.body_read_timeout_secs);
+    let body = tokio::time::timeout(body_timeout, axum::body::to_bytes(body, crate::MAX_BODY));
+    let response = match body.await {
+        Ok(Ok(body)) => run_completion(&shared, uri.path(), body, client_start).await,
         Err(_) => api_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s (body_read_timeout_secs)",
+                shared.config.body_read_timeout_secs
+            ),
+        ),
+        Ok(Err(_)) => api_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             "request_too_large",
@@ -323,9 +355,11 @@ async fn run_completion(
         );
     };
     let request_id: [u8; 32] = rand::random();
+    // The app's own id when it sent one, escaped: it is the app's text and goes into logs.
     let log_id = extras
         .request_guid
-        .clone()
+        .as_deref()
+        .map(log_safe)
         .unwrap_or_else(|| hex(&request_id[..6]));
     let http_request = HttpRequest {
         method: "POST".into(),
@@ -356,7 +390,7 @@ async fn run_completion(
             format!("proxy connection failed: {error}"),
         );
     }
-    debug!(request = %log_id, %model, bytes = http_request.payload.len(), "request sent");
+    debug!(request = %log_id, model = %log_safe(&model), bytes = http_request.payload.len(), "request sent");
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs_f64(extras.timeout) + TIMEOUT_SLACK;
     let first = match tokio::time::timeout_at(deadline, answers.recv()).await {
@@ -565,4 +599,24 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
         "unknown_url",
         format!("unknown path {}; this API serves /v1/models, /v1/chat/completions, /v1/completions, /stats and /metrics", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_safe;
+
+    #[test]
+    fn client_text_in_logs_cannot_break_lines_and_is_bounded() {
+        let forged = "abc\n2025-01-01T00:00:00Z  INFO cocoon_client: forged\r\u{1b}[31m\"";
+        let safe = log_safe(forged);
+        assert!(!safe.chars().any(char::is_control), "{safe}");
+        assert_eq!(
+            safe,
+            "abc\\n2025-01-01T00:00:00Z  INFO cocoon_client: forged\\r\\u{1b}[31m\\\""
+        );
+        assert_eq!(log_safe("req-42"), "req-42");
+        let long = "x".repeat(1000);
+        assert_eq!(log_safe(&long), format!("{}…", "x".repeat(64)));
+        assert_eq!(log_safe(&"é".repeat(64)), "é".repeat(64));
+    }
 }

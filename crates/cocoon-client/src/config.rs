@@ -20,6 +20,15 @@ pub const DEFAULT_MAX_POW_DIFFICULTY: i32 = 28;
 pub const DEFAULT_GRACE_PERIOD_SECS: f64 = 30.0;
 /// Longest wait between reconnection attempts.
 pub const DEFAULT_MAX_RECONNECT_SECS: f64 = 10.0;
+/// Time an API connection gets to send a request's headers (also the idle limit between
+/// keep-alive requests). Any local app sends them at once; a connection that trickles them
+/// (slowloris) is closed.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: f64 = 10.0;
+/// Time a request gets to send its whole body once its headers arrived: 15 MiB over loopback
+/// takes milliseconds, so this only ends bodies that are trickled or stalled.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: f64 = 30.0;
+/// The shortest `api_token` accepted: a guessable token would be no better than none.
+pub const MIN_API_TOKEN_LEN: usize = 16;
 
 /// Everything a client needs to run.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -62,6 +71,25 @@ pub struct ClientConfig {
     /// the safe default, since a web page could otherwise spend your stake.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Host names (or IP addresses), without port, under which the API may be addressed
+    /// besides loopback addresses and `localhost`. A request whose `Host` names anything else is
+    /// refused (421), which defeats DNS rebinding: a web page cannot reach the API through a
+    /// name of its own that resolves to this machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// When set, every API request must carry `Authorization: Bearer <api_token>` (401
+    /// otherwise), and a request that does is served whatever its `Host` and `Origin`. Without
+    /// it only loopback `Host`s (and `allowed_hosts`) and loopback or `cors_origins` origins
+    /// are served. At least 16 characters; keep the config file private.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<String>,
+    /// Seconds an API connection gets to send a request's headers (and to start the next
+    /// request on a kept-alive connection).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: f64,
+    /// Seconds a request gets to send its whole body once its headers arrived (408 after).
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: f64,
     /// Refuse proxies demanding more proof-of-work bits than this.
     #[serde(default = "default_max_pow")]
     pub max_pow_difficulty: i32,
@@ -105,14 +133,14 @@ pub struct ChainConfig {
     pub allow_deploy: bool,
     /// The highest stake a deploy may lock (the root's `min_client_stake`); a root asking more
     /// is refused.
-    #[serde(default = "default_max_stake", with = "coins_text")]
+    #[serde(default = "default_max_stake", with = "cocoon_ton::coins::text")]
     pub max_stake: Coins,
     /// What one top-up (and the first deposit after a deploy) puts in the client contract.
-    #[serde(default = "default_top_up_amount", with = "coins_text")]
+    #[serde(default = "default_top_up_amount", with = "cocoon_ton::coins::text")]
     pub top_up_amount: Coins,
     /// The most this client deposits in all (first deposits and top-ups) while it runs; 0, the
     /// default, turns deposits off.
-    #[serde(default = "default_max_top_up", with = "coins_text")]
+    #[serde(default = "default_max_top_up", with = "cocoon_ton::coins::text")]
     pub max_top_up: Coins,
     /// Seconds between checks of the client contract's balance (top-ups).
     #[serde(default = "default_balance_check")]
@@ -130,21 +158,6 @@ fn default_max_top_up() -> Coins {
 }
 fn default_balance_check() -> f64 {
     10.0
-}
-
-/// Amounts in configs as text: `"1.5"` (TON) or `"1500000000n"` (nano-TON).
-mod coins_text {
-    use cocoon_ton::Coins;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(coins: &Coins, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format!("{}n", coins.0))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Coins, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 impl ChainConfig {
@@ -215,6 +228,12 @@ fn default_grace() -> f64 {
 fn default_reconnect() -> f64 {
     DEFAULT_MAX_RECONNECT_SECS
 }
+fn default_header_read_timeout() -> f64 {
+    DEFAULT_HEADER_READ_TIMEOUT_SECS
+}
+fn default_body_read_timeout() -> f64 {
+    DEFAULT_BODY_READ_TIMEOUT_SECS
+}
 
 impl ClientConfig {
     /// A config with defaults for everything but the essentials.
@@ -229,6 +248,10 @@ impl ClientConfig {
             default_timeout_secs: DEFAULT_TIMEOUT_SECS,
             default_max_coefficient: DEFAULT_MAX_COEFFICIENT,
             cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            api_token: None,
+            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
             max_pow_difficulty: DEFAULT_MAX_POW_DIFFICULTY,
             grace_period_secs: DEFAULT_GRACE_PERIOD_SECS,
             max_reconnect_secs: DEFAULT_MAX_RECONNECT_SECS,
@@ -237,7 +260,13 @@ impl ClientConfig {
 
     /// Every problem with the config; empty when usable.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = self.proxy_policy.problems("proxy_policy");
+        // With `[chain]` an empty allow-list is filled from the root's `proxy_hashes` at start.
+        let mut problems = if self.chain.is_some() {
+            self.proxy_policy
+                .problems_with_allow_list_from_elsewhere("proxy_policy")
+        } else {
+            self.proxy_policy.problems("proxy_policy")
+        };
         if self.proxies.is_empty() && self.chain.is_none() {
             problems.push(
                 "proxies: at least one proxy address is needed (or a [chain] table: then the root's registered proxies)".into(),
@@ -254,6 +283,12 @@ impl ClientConfig {
                 ("default_timeout_secs", self.default_timeout_secs, false),
                 ("max_reconnect_secs", self.max_reconnect_secs, false),
                 ("grace_period_secs", self.grace_period_secs, true),
+                (
+                    "header_read_timeout_secs",
+                    self.header_read_timeout_secs,
+                    false,
+                ),
+                ("body_read_timeout_secs", self.body_read_timeout_secs, false),
             ],
         );
         if let Some(chain) = &self.chain {
@@ -265,6 +300,25 @@ impl ClientConfig {
         for origin in &self.cors_origins {
             if origin != "*" && origin.parse::<http::HeaderValue>().is_err() {
                 problems.push(format!("cors_origins: '{origin}' is not a valid origin"));
+            }
+        }
+        if self.cors_origins.iter().any(|o| o == "*") && self.api_token.is_none() {
+            problems.push(
+                "cors_origins = [\"*\"] lets every web page call the API and spend your stake: set api_token too (then only requests carrying it are served), or list the origins you trust".into(),
+            );
+        }
+        for host in &self.allowed_hosts {
+            if !crate::guard::is_valid_allowed_host(host) {
+                problems.push(format!(
+                    "allowed_hosts: '{host}' is not a host name or IP address (no scheme, port or path)"
+                ));
+            }
+        }
+        if let Some(token) = &self.api_token {
+            if token.len() < MIN_API_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                problems.push(format!(
+                    "api_token must be at least {MIN_API_TOKEN_LEN} printable ASCII characters without spaces (e.g. `openssl rand -hex 32`)"
+                ));
             }
         }
         problems

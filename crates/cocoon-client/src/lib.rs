@@ -7,7 +7,9 @@
 mod api;
 mod chain;
 mod config;
+mod guard;
 mod proxies;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +20,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use cocoon_attest::TeeConfig;
 use cocoon_net::metrics::{PrometheusText, TokenCounters};
 use cocoon_net::shutdown::wait_for_drain;
@@ -65,12 +66,15 @@ pub(crate) struct Stats {
     pub requests: AtomicU64,
     pub failed: AtomicU64,
     pub failed_streams: AtomicU64,
+    /// Requests refused before any handler ran (`guard.rs`).
+    pub refused: AtomicU64,
     pub tokens: TokenCounters,
 }
 
 /// State shared by the API handlers.
 pub(crate) struct ClientShared {
     pub config: ClientConfig,
+    pub guard: guard::ApiGuard,
     pub pool: Arc<ProxyPool>,
     pub stats: Stats,
     pub started: Instant,
@@ -93,6 +97,14 @@ impl RunningClient {
     pub async fn wait(&mut self) {
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+    }
+
+    /// Stops the client at once, as if its process were killed: no drain, its connections to
+    /// proxies close. (Tests use it to show what a proxy does when a client vanishes.)
+    pub fn abort(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
     }
 }
@@ -155,6 +167,7 @@ pub async fn start(
             // The root says which proxy images may be trusted, unless the config says so itself.
             if config.proxy_policy.image_hashes.is_empty()
                 && config.proxy_policy.policy != cocoon_attest::PolicyKind::DangerAny
+                && !config.proxy_policy.danger_accept_any_tdx_image
             {
                 if chain.proxy_hashes.is_empty() {
                     return Err(ClientError::Chain(
@@ -184,6 +197,9 @@ pub async fn start(
             source,
         })?;
     let api_addr = listener.local_addr().map_err(cocoon_net::NetError::Io)?;
+    if !api_addr.ip().is_loopback() && config.api_token.is_none() {
+        warn!(%api_addr, "the API listens beyond loopback without api_token: requests are served only under a loopback Host or allowed_hosts, and anyone who can send one spends your stake; set api_token");
+    }
     let connector_for_renewal = connector.clone();
     let pool = Arc::new(ProxyPool::new(
         config.proxies.clone(),
@@ -194,6 +210,7 @@ pub async fn start(
         chain.clone(),
     ));
     let shared = Arc::new(ClientShared {
+        guard: guard::ApiGuard::new(&config),
         pool: pool.clone(),
         stats: Stats::default(),
         started: Instant::now(),
@@ -208,6 +225,11 @@ pub async fn start(
         .fallback(api::not_found)
         // The completion handler enforces MAX_BODY itself, with an OpenAI-shaped error.
         .layer(DefaultBodyLimit::disable())
+        // Inside CORS: a preflight is answered by the CORS layer and never carries a token.
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            guard::guard,
+        ))
         .with_state(shared.clone());
     if let Some(cors) = cors(&shared.config.cors_origins) {
         app = app.layer(cors);
@@ -243,16 +265,12 @@ pub async fn start(
             wait_for_drain(&drain_shutdown, grace, || drain_pool.in_flight()).await;
         };
         // Stop accepting at once; in-flight responses finish while `drained` waits.
-        let serve = axum::serve(listener.tap_io(|tcp| cocoon_net::tcp::tune(tcp)), app)
-            .with_graceful_shutdown({
-                let shutdown = shutdown.clone();
-                async move { shutdown.draining().await }
-            });
-        let serve = async move {
-            if let Err(error) = serve.await {
-                warn!(%error, "API server failed");
-            }
-        };
+        let serve = serve::serve(
+            listener,
+            app,
+            Duration::from_secs_f64(shared.config.header_read_timeout_secs),
+            shutdown.clone(),
+        );
         tokio::select! {
             _ = async { tokio::join!(serve, drained) } => {}
             _ = shutdown.killed() => {}
@@ -287,6 +305,7 @@ async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
             "in_flight": shared.pool.in_flight(),
             "failed": load(&s.failed),
             "failed_streams": load(&s.failed_streams),
+            "refused": load(&s.refused),
         },
         "streams": {
             "cut_slow_reader": load(&shared.pool.streams.cut_slow_reader),
@@ -325,6 +344,11 @@ async fn metrics(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
         "cocoon_client_requests_failed_total",
         "Requests answered with an error status.",
         load(&s.failed),
+    )
+    .counter(
+        "cocoon_client_requests_refused_total",
+        "API requests refused before any handler ran (token, Host, Origin, Content-Type).",
+        load(&s.refused),
     )
     .counter(
         "cocoon_client_streams_failed_total",

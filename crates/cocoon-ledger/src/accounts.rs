@@ -68,17 +68,24 @@ pub struct LedgerSnapshot {
 /// What the client can still spend, nano-TON:
 ///
 /// ```text
-/// available = balance_nano − (charged_nano − tokens_used_on_chain × price) − reserved_tokens × price
+/// available = min(balance_nano, stake_nano)
+///             − (charged_nano − tokens_used_on_chain × price) − reserved_tokens × price
 /// ```
 ///
-/// `balance_nano` already has the on-chain charges taken out, so only the part of
-/// `charged_nano` the chain has not yet taken counts against it. Saturating at zero.
+/// Only what the client cannot take back counts: its owner may withdraw everything above the
+/// stake at any moment (the proxy learns of it a settle round later), but the stake stays until
+/// a close has run its delay. So what is owed and not yet taken on chain, plus what running
+/// requests hold, stays within the stake (the reference proxy's rule), and the proxy charges
+/// before half of it is used (see the proxy's settle loop). `balance_nano` already has the
+/// on-chain charges taken out, so only the part of `charged_nano` the chain has not yet taken
+/// counts against it. Saturating at zero.
 pub fn available_nano(account: &ClientAccount, price_per_token: u128) -> u128 {
     let settled = u128::from(account.tokens_used_on_chain).saturating_mul(price_per_token);
     let unsettled = account.charged_nano.saturating_sub(settled);
     let reserved = u128::from(account.reserved_tokens).saturating_mul(price_per_token);
     account
         .balance_nano
+        .min(account.stake_nano)
         .saturating_sub(unsettled)
         .saturating_sub(reserved)
 }

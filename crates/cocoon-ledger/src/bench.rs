@@ -163,7 +163,9 @@ fn run_one(
         .build()?;
     runtime.block_on(async {
         for client in clients.iter() {
-            ledger.sync_client(client, u128::MAX / 4, 0, 0).await?;
+            ledger
+                .sync_client(client, u128::MAX / 4, u128::MAX / 4, 0)
+                .await?;
         }
         Ok::<_, LedgerError>(())
     })?;

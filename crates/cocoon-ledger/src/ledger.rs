@@ -400,8 +400,9 @@ impl Ledger {
     }
 
     /// Charges `tokens` for request `request_id` to the reservation's client and credits
-    /// `worker`; the reservation is released whatever the outcome. `tokens` may exceed the
-    /// reservation: the work was done, so it is billed.
+    /// `worker`; the reservation is released whatever the outcome. A charge never exceeds its
+    /// reservation: `tokens` above it are cut to it (the proxy caps a worker's report before,
+    /// and logs it; this is the books' own guarantee).
     ///
     /// The books change before this returns; the [`Pending`] resolves once the record is
     /// committed. A `request_id` charged before is refused with
@@ -416,6 +417,7 @@ impl Ledger {
         if !Arc::ptr_eq(&reservation.shared, &self.shared) {
             return Pending::ready(Err(LedgerError::ForeignReservation));
         }
+        let tokens = tokens.min(reservation.tokens);
         let mut state = self.shared.lock();
         reservation.release_locked(&mut state);
         let record = Record::Charge(Charge {
@@ -476,16 +478,22 @@ impl Ledger {
         append(&mut self.shared.lock(), record)
     }
 
-    /// Clients whose charged tokens exceed their signed ones by at least `min_tokens` (and by
-    /// at least one), with the count to sign: their `charged_tokens`.
+    /// Clients whose charged tokens exceed their signed ones by at least `min_tokens`, or by
+    /// half their stake if that is less (and by at least one), with the count to sign: their
+    /// `charged_tokens`.
     pub fn clients_over_threshold(&self, min_tokens: u64) -> Vec<(String, u64)> {
+        let price = self.shared.price_per_token.max(1);
         let state = self.shared.lock();
         let mut due: Vec<(String, u64)> = state
             .books
             .clients
             .iter()
             .filter(|(_, a)| {
-                a.charged_tokens - a.signed_tokens.min(a.charged_tokens) >= min_tokens.max(1)
+                // Only the stake backs what is owed: charge by half of it at the latest, so
+                // admission (which keeps owed + reserved within the stake) never stalls.
+                let half_stake = u64::try_from(a.stake_nano / price / 2).unwrap_or(u64::MAX);
+                let due = min_tokens.min(half_stake).max(1);
+                a.charged_tokens - a.signed_tokens.min(a.charged_tokens) >= due
             })
             .map(|(key, a)| (key.clone(), a.charged_tokens))
             .collect();

@@ -27,7 +27,7 @@ fn request_id(n: u64) -> [u8; 32] {
 fn write(path: &Path, charges: u64) {
     let ledger = Ledger::open(path, config(1)).expect("open");
     ledger
-        .sync_client("alice-the-client", 1_000_000, 0, 0)
+        .sync_client("alice-the-client", 1_000_000, 1_000_000, 0)
         .wait()
         .expect("sync");
     let pending: Vec<_> = (0..charges)
@@ -454,7 +454,7 @@ fn write_legacy(path: &Path, charges: u64) -> crate::Head {
         let mut all = vec![Record::SyncClient {
             client: "alice-the-client".into(),
             balance_nano: 1_000_000,
-            stake_nano: 0,
+            stake_nano: 1_000_000,
             tokens_used: 0,
         }];
         all.extend((0..charges).map(|n| {

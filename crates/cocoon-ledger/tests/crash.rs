@@ -50,7 +50,7 @@ fn child(path: &Path) {
                 .get(client)
                 .map_or(0, |c| c.signed_tokens);
             ledger
-                .sync_client(client, u128::MAX / 4, 1000, tokens_used)
+                .sync_client(client, u128::MAX / 4, u128::MAX / 4, tokens_used)
                 .await
                 .expect("sync");
         }

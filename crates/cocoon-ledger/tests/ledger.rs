@@ -26,7 +26,7 @@ fn reserve_charge_release_arithmetic() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir);
     ledger
-        .sync_client("alice", 100_000, 10_000, 0)
+        .sync_client("alice", 100_000, 100_000, 0)
         .wait()
         .unwrap();
 
@@ -76,17 +76,46 @@ fn reserve_charge_release_arithmetic() {
 
     // Once the chain has taken the charge, the synced balance already reflects it.
     ledger
-        .sync_client("alice", 88_000, 10_000, 600)
+        .sync_client("alice", 88_000, 100_000, 600)
         .wait()
         .unwrap();
     assert_eq!(ledger.snapshot().clients["alice"].available_nano, 88_000);
-    // A charge beyond the reservation is billed in full: the work was done.
+    // A charge beyond the reservation is cut to it.
     let small = ledger.reserve("alice", 10).unwrap();
     ledger.charge(small, "w2", 50, id(2)).wait().unwrap();
     assert_eq!(
         ledger.snapshot().clients["alice"].available_nano,
-        88_000 - 50 * 20
+        88_000 - 10 * 20
     );
+    assert_eq!(ledger.snapshot().workers["w2"].earned_tokens, 10);
+}
+
+#[test]
+fn admission_counts_only_what_the_client_cannot_withdraw() {
+    // The owner may withdraw everything above the stake at any moment: only the stake backs
+    // what is owed and reserved.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    ledger
+        .sync_client("alice", 1_000_000, 10_000, 0)
+        .wait()
+        .unwrap();
+    assert_eq!(ledger.snapshot().clients["alice"].available_nano, 10_000);
+    let held = ledger.reserve("alice", 300).unwrap();
+    ledger.charge(held, "w", 200, id(1)).wait().unwrap();
+    // 200 tokens owed (4,000 nano): 6,000 nano of stake left, 300 tokens.
+    let rest = ledger.reserve("alice", 300).unwrap();
+    assert!(matches!(
+        ledger.reserve("alice", 1),
+        Err(LedgerError::InsufficientBalance { .. })
+    ));
+    drop(rest);
+    // A balance below the stake (charges took it down) is the limit.
+    ledger
+        .sync_client("alice", 5_000, 10_000, 200)
+        .wait()
+        .unwrap();
+    assert_eq!(ledger.snapshot().clients["alice"].available_nano, 5_000);
 }
 
 #[test]
@@ -109,7 +138,7 @@ fn unknown_clients_and_bad_keys_are_refused() {
         ledger.sync_client(&long, 1, 1, 0).wait(),
         Err(LedgerError::InvalidKey { len: 257 })
     ));
-    ledger.sync_client("bob", 1000, 0, 0).wait().unwrap();
+    ledger.sync_client("bob", 1000, 1000, 0).wait().unwrap();
     let reservation = ledger.reserve("bob", 1).unwrap();
     assert!(matches!(
         ledger.charge(reservation, "", 1, id(1)).wait(),
@@ -144,7 +173,10 @@ fn a_request_id_is_charged_once_even_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     {
         let ledger = open(&dir);
-        ledger.sync_client("alice", 1_000_000, 0, 0).wait().unwrap();
+        ledger
+            .sync_client("alice", 1_000_000, 1_000_000, 0)
+            .wait()
+            .unwrap();
         let first = ledger.reserve("alice", 10).unwrap();
         let second = ledger.reserve("alice", 10).unwrap();
         // The second charge is refused while the first is still in flight.
@@ -171,7 +203,10 @@ fn a_request_id_is_charged_once_even_across_restarts() {
 fn signed_charges_and_payouts_only_grow_and_never_exceed_the_books() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir);
-    ledger.sync_client("alice", 1_000_000, 0, 0).wait().unwrap();
+    ledger
+        .sync_client("alice", 1_000_000, 1_000_000, 0)
+        .wait()
+        .unwrap();
     let reservation = ledger.reserve("alice", 600).unwrap();
     ledger.charge(reservation, "w", 600, id(1)).wait().unwrap();
 
@@ -233,7 +268,7 @@ fn reopening_rebuilds_the_same_books_and_head() {
         let ledger = open(&dir);
         for (n, client) in ["alice", "bob", "carol"].iter().enumerate() {
             ledger
-                .sync_client(client, 1_000_000 * (n as u128 + 1), 1000, 0)
+                .sync_client(client, 1_000_000 * (n as u128 + 1), 1_000_000, 0)
                 .wait()
                 .unwrap();
         }
@@ -249,7 +284,7 @@ fn reopening_rebuilds_the_same_books_and_head() {
         ledger.record_signed_charge("bob", 1000).wait().unwrap();
         ledger.record_signed_payout("w1", 900).wait().unwrap();
         ledger
-            .sync_client("bob", 1_990_000, 1000, 500)
+            .sync_client("bob", 1_990_000, 1_000_000, 500)
             .wait()
             .unwrap();
         // A reservation in flight at close does not survive it.
@@ -315,7 +350,7 @@ fn a_not_durable_ledger_is_flushed_at_close() {
     };
     let head = {
         let ledger = Ledger::open(&path, not_durable).unwrap();
-        ledger.sync_client("alice", 1000, 0, 0).wait().unwrap();
+        ledger.sync_client("alice", 1000, 1000, 0).wait().unwrap();
         let reservation = ledger.reserve("alice", 10).unwrap();
         ledger.charge(reservation, "w", 10, id(1)).wait().unwrap();
         let head = ledger.head();
@@ -331,7 +366,7 @@ fn a_not_durable_ledger_is_flushed_at_close() {
 fn foreign_reservations_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir);
-    ledger.sync_client("alice", 1000, 0, 0).wait().unwrap();
+    ledger.sync_client("alice", 1000, 1000, 0).wait().unwrap();
     let reservation = ledger.reserve("alice", 10).unwrap();
     let other_dir = tempfile::tempdir().unwrap();
     let other = open(&other_dir);
@@ -349,7 +384,7 @@ fn chain_commit_checks() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir);
     assert_eq!(ledger.check_chain_commit(0, [0; 32]), Ok(()));
-    ledger.sync_client("alice", 1000, 0, 0).wait().unwrap();
+    ledger.sync_client("alice", 1000, 1000, 0).wait().unwrap();
     let head = ledger.head();
     assert_eq!(ledger.check_chain_commit(head.seqno, head.hash), Ok(()));
     assert_eq!(
@@ -375,7 +410,7 @@ fn concurrent_async_charges_batch_and_add_up() {
         .unwrap();
     runtime.block_on(async {
         ledger
-            .sync_client("alice", u128::MAX / 2, 0, 0)
+            .sync_client("alice", u128::MAX / 2, u128::MAX / 2, 0)
             .await
             .unwrap();
         let tasks: Vec<_> = (0..64u64)
@@ -448,7 +483,7 @@ mod random_histories {
                 let ledger = Ledger::open(&path, not_durable).unwrap();
                 for op in ops {
                     let _ = match op {
-                        Op::Sync(c, balance, used) => ledger.sync_client(clients[c], balance, 0, used).wait(),
+                        Op::Sync(c, balance, used) => ledger.sync_client(clients[c], balance, balance, used).wait(),
                         Op::Charge(c, w, reserve, tokens, request) => match ledger.reserve(clients[c], reserve) {
                             Ok(reservation) => ledger.charge(reservation, workers[w], tokens, id(u64::from(request))).wait(),
                             Err(LedgerError::InsufficientBalance { .. }) => continue,

@@ -12,7 +12,7 @@ fn config() -> LedgerConfig {
 fn charge(path: &Path, first: u64, count: u64) -> Head {
     let ledger = Ledger::open(path, config()).expect("open");
     ledger
-        .sync_client("alice", 1_000_000_000, 0, 0)
+        .sync_client("alice", 1_000_000_000, 1_000_000_000, 0)
         .wait()
         .expect("sync");
     for n in first..first + count {

@@ -5,10 +5,17 @@
 //! writes it with one TLS write. Senders never touch the socket: they encode into the session's
 //! output buffer under a short lock and wake the writer. Under load many packets share one
 //! write and one TLS record, which is what keeps the relay cheap.
+//!
+//! What a peer can make us hold is bounded by the connection's [`ConnectionLimits`]: a send that
+//! would take the queue past its cap is refused (that caller alone fails, the link stays up);
+//! the reader stops reading while the queue is over the cap (the session answers every ping, so
+//! a peer that pings and never reads would otherwise grow the queue without end); a queue the
+//! peer takes nothing of for the stall timeout closes the connection; and a connection the
+//! daemon has not authenticated by its deadline is closed, whatever the peer sends.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,19 +23,13 @@ use cocoon_proto::session::{Session, SessionEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
+use crate::limits::{ConnectionLimits, LimitCounters, UNAUTHENTICATED_MAX_QUEUED_OUTPUT};
 use crate::{NetError, PeerIdentity};
 
-/// Queued output above which a peer is considered too slow and is disconnected, so one stuck
-/// reader cannot make us buffer without bound.
-///
-/// It is per connection, not per request: senders never wait (a relay must not stall on one
-/// peer), so when the peer's daemon stops reading its socket, the whole connection — every
-/// request multiplexed on it — is closed once 64 MiB are waiting. That is the right unit,
-/// because a daemon that does not drain its socket is stuck as a whole; one slow *request*
-/// never gets here, since each daemon reads its connections continuously and bounds per-request
-/// buffering itself (the client cuts a stream whose app stops reading at 4 MiB). 64 MiB is far
-/// above what a healthy peer lets pile up (a few packets, at most 16 MiB each).
-const MAX_PENDING_OUTPUT: usize = 64 << 20;
+/// Bytes a send adds to the queue besides its payload: the frame header and the TL wrapping
+/// (constructor, query id, length prefix and padding), rounded up. Used only to decide whether
+/// a send fits under the cap.
+const SEND_OVERHEAD: usize = 32;
 /// Incoming packets and queries buffered for the daemon before the reader stops reading
 /// (backpressure onto TCP).
 const INCOMING_CAPACITY: usize = 1024;
@@ -66,18 +67,44 @@ pub struct IncomingQuery {
 }
 
 impl IncomingQuery {
-    /// Sends `tcp.queryAnswer`.
+    /// Sends `tcp.queryAnswer`. An answer that does not fit in the peer's queue (see
+    /// [`ConnectionLimits::max_queued_output`]) is refused with [`NetError::Backpressure`] and
+    /// the peer is sent a `tcp.queryError` instead, so this query fails alone and the peer does
+    /// not wait for it until its timeout.
     pub fn answer(self, data: &[u8]) -> Result<(), NetError> {
-        self.handle
-            .with_state(|state| state.session.send_query_answer(self.id, data))
+        let result = self.handle.with_state(data.len(), |state| {
+            state.session.send_query_answer(self.id, data)
+        });
+        if let Err(NetError::Backpressure {
+            queued,
+            size,
+            limit,
+        }) = &result
+        {
+            let message = format!(
+                "answer of {size} bytes refused: {queued} bytes already queued for this connection, cap {limit}"
+            );
+            // If even this does not fit, the peer times the query out.
+            let _ = self.handle.with_state(message.len(), |state| {
+                state
+                    .session
+                    .send_query_error(self.id, ANSWER_REFUSED_CODE, &message)
+            });
+        }
+        result
     }
 
     /// Sends `tcp.queryError`.
     pub fn fail(self, code: i32, message: &str) -> Result<(), NetError> {
-        self.handle
-            .with_state(|state| state.session.send_query_error(self.id, code, message))
+        self.handle.with_state(message.len(), |state| {
+            state.session.send_query_error(self.id, code, message)
+        })
     }
 }
+
+/// The `tcp.queryError` code sent in place of an answer the peer's queue had no room for
+/// (HTTP's 503: try again when the connection is less busy).
+pub const ANSWER_REFUSED_CODE: i32 = 503;
 
 /// Byte and packet counters of one connection.
 #[derive(Debug, Default)]
@@ -92,6 +119,18 @@ struct State {
     session: Session,
     pending_queries: HashMap<i64, oneshot::Sender<Result<Vec<u8>, NetError>>>,
     close_reason: Option<String>,
+    /// The most output this connection ever had queued; the shared high-water mark in
+    /// [`LimitCounters`] is only touched when this grows.
+    max_queued: usize,
+    /// Bytes the writer took from the session and has not written yet.
+    writing: usize,
+}
+
+impl State {
+    /// Output held for the peer: queued in the session plus taken by the writer, unwritten.
+    fn queued(&self) -> usize {
+        self.session.pending_output() + self.writing
+    }
 }
 
 struct Shared {
@@ -104,6 +143,14 @@ struct Shared {
     closed: watch::Sender<bool>,
     ready: watch::Sender<bool>,
     stats: ConnectionStats,
+    limits: ConnectionLimits,
+    counters: Arc<LimitCounters>,
+    authenticated: AtomicBool,
+    /// When the daemon must have authenticated the connection (see
+    /// [`ConnectionLimits::auth_timeout`]); moved by [`ConnectionHandle::defer_auth_deadline`].
+    auth_deadline: Mutex<Option<Instant>>,
+    /// Woken by the writer after each write, so a reader that paused for a full queue resumes.
+    output_drained: Notify,
 }
 
 /// A cheap, clonable handle for sending on a connection.
@@ -159,37 +206,132 @@ impl ConnectionHandle {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` on the open connection's state (refusing when closed or when the peer lets
-    /// output pile up), then wakes the writer.
+    /// The cap on queued output now: the configured one, or less before authentication.
+    fn queue_cap(&self) -> usize {
+        if self.is_authenticated() {
+            self.0.limits.max_queued_output
+        } else {
+            self.0
+                .limits
+                .max_queued_output
+                .min(UNAUTHENTICATED_MAX_QUEUED_OUTPUT)
+        }
+    }
+
+    /// Runs `f` on the open connection's state, then wakes the writer. Refuses when closed, and
+    /// when `payload_len` more bytes (plus framing) would take the queue past its cap: that
+    /// send alone fails, the connection stays up.
     fn with_state<T>(
         &self,
+        payload_len: usize,
         f: impl FnOnce(&mut State) -> Result<T, cocoon_proto::session::SessionError>,
     ) -> Result<T, NetError> {
+        let limit = self.queue_cap();
         let mut state = self.lock();
         if let Some(reason) = &state.close_reason {
             return Err(NetError::Closed(reason.clone()));
         }
-        let pending = state.session.pending_output();
-        if pending > MAX_PENDING_OUTPUT {
+        let queued = state.queued();
+        let size = payload_len.saturating_add(SEND_OVERHEAD);
+        if queued.saturating_add(size) > limit {
             drop(state);
-            self.close("peer does not read its data");
-            return Err(NetError::SlowPeer(pending));
+            self.0
+                .counters
+                .refused_sends
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                connection = self.0.id,
+                remote = %self.0.remote,
+                queued,
+                size,
+                limit,
+                "send refused: the peer's queue is full"
+            );
+            return Err(NetError::Backpressure {
+                queued,
+                size,
+                limit,
+            });
         }
         let result = f(&mut state)?;
+        self.note_queued(&mut state);
         drop(state);
         self.0.writer_wake.notify_one();
         Ok(result)
     }
 
+    /// Records a new high-water mark of queued output, if this is one.
+    fn note_queued(&self, state: &mut State) {
+        let queued = state.queued();
+        if queued > state.max_queued {
+            state.max_queued = queued;
+            self.0
+                .counters
+                .max_queued_output
+                .fetch_max(queued as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes queued for the peer and not yet handed to TLS.
+    pub fn queued_output(&self) -> usize {
+        self.lock().queued()
+    }
+
+    /// The most bytes ever queued for the peer on this connection.
+    pub fn max_queued_output(&self) -> usize {
+        self.lock().max_queued
+    }
+
+    /// Tells the connection that the daemon has authenticated its peer: the authentication
+    /// deadline no longer applies and the full output cap does.
+    pub fn mark_authenticated(&self) {
+        self.0.authenticated.store(true, Ordering::Relaxed);
+        // The reader may be paused at the smaller cap.
+        self.0.output_drained.notify_one();
+    }
+
+    /// Whether [`ConnectionHandle::mark_authenticated`] was called (or no deadline applies).
+    pub fn is_authenticated(&self) -> bool {
+        self.0.authenticated.load(Ordering::Relaxed)
+    }
+
+    /// Moves the authentication deadline to `from_now` from now, for an authentication that
+    /// legitimately takes longer (waiting for a transaction on chain). No effect once
+    /// authenticated or when no deadline applies.
+    pub fn defer_auth_deadline(&self, from_now: Duration) {
+        let mut deadline = self
+            .0
+            .auth_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = deadline.as_mut() {
+            *at = (*at).max(Instant::now() + from_now);
+        }
+        drop(deadline);
+        // The reader sleeps until the old deadline; wake it to pick up the new one.
+        self.0.output_drained.notify_one();
+    }
+
+    fn auth_deadline(&self) -> Option<Instant> {
+        if self.is_authenticated() {
+            return None;
+        }
+        *self
+            .0
+            .auth_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Queues a one-way `tcp.packet`. Never blocks: the writer task sends it.
     pub fn send_packet(&self, data: &[u8]) -> Result<(), NetError> {
-        self.with_state(|state| state.session.send_packet(data))
+        self.with_state(data.len(), |state| state.session.send_packet(data))
     }
 
     /// Sends a `tcp.query` and waits for its answer.
     pub async fn query(&self, data: &[u8], timeout: Duration) -> Result<Vec<u8>, NetError> {
         let (sender, receiver) = oneshot::channel();
-        let id = self.with_state(|state| {
+        let id = self.with_state(data.len(), |state| {
             let id = state.session.send_query(data)?;
             state.pending_queries.insert(id, sender);
             Ok(id)
@@ -269,18 +411,31 @@ impl Drop for CloseOnDrop {
     }
 }
 
+/// How a connection is bounded: its limits, the counters it reports to, and when it was
+/// accepted (the authentication deadline counts from there).
+pub(crate) struct Bounds {
+    pub limits: ConnectionLimits,
+    pub counters: Arc<LimitCounters>,
+    pub accepted_at: Instant,
+}
+
 /// Starts the reader and writer tasks for an established TLS stream.
 pub(crate) fn spawn_connection<S>(
     stream: S,
     session: Session,
     peer: PeerIdentity,
     remote: SocketAddr,
+    bounds: Bounds,
 ) -> Connection
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (closed, _) = watch::channel(false);
     let (ready, _) = watch::channel(false);
+    let auth_deadline = bounds
+        .limits
+        .auth_timeout
+        .map(|timeout| bounds.accepted_at + timeout);
     let shared = Arc::new(Shared {
         id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
         peer,
@@ -290,11 +445,18 @@ where
             session,
             pending_queries: HashMap::new(),
             close_reason: None,
+            max_queued: 0,
+            writing: 0,
         }),
         writer_wake: Notify::new(),
         closed,
         ready,
         stats: ConnectionStats::default(),
+        limits: bounds.limits,
+        counters: bounds.counters,
+        authenticated: AtomicBool::new(auth_deadline.is_none()),
+        auth_deadline: Mutex::new(auth_deadline),
+        output_drained: Notify::new(),
     });
     let handle = ConnectionHandle(shared);
     let (incoming_sender, incoming) = mpsc::channel(INCOMING_CAPACITY);
@@ -320,6 +482,25 @@ where
     Connection { handle, incoming }
 }
 
+/// Sleeps until `at` (a session time in ms), forever for `None`.
+async fn sleep_until_ms(handle: &ConnectionHandle, at: Option<u64>) {
+    match at {
+        Some(at) => {
+            let wait = at.saturating_sub(handle.now_ms());
+            tokio::time::sleep(Duration::from_millis(wait)).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`, forever for `None`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn read_loop<R: AsyncRead>(
     handle: &ConnectionHandle,
     reader: R,
@@ -330,18 +511,17 @@ async fn read_loop<R: AsyncRead>(
     let mut events = Vec::new();
     let mut closed = handle.0.closed.subscribe();
     loop {
-        let deadline = handle.lock().session.poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(at) => {
-                    let wait = at.saturating_sub(handle.now_ms());
-                    tokio::time::sleep(Duration::from_millis(wait)).await
-                }
-                None => std::future::pending().await,
-            }
+        let (deadline, queued) = {
+            let state = handle.lock();
+            (state.session.poll_timeout(), state.queued())
         };
+        // Over the cap only the session's own answers (pongs) can have put us there: stop
+        // reading until the peer takes some, so a peer that pings and never reads is pushed
+        // back through TCP instead of growing our queue.
+        let paused = queued > handle.queue_cap();
+        let auth_deadline = handle.auth_deadline();
         tokio::select! {
-            read = reader.read(&mut buffer) => {
+            read = reader.read(&mut buffer), if !paused => {
                 let n = read?;
                 if n == 0 {
                     return Err(NetError::Closed("peer closed the connection".into()));
@@ -355,6 +535,7 @@ async fn read_loop<R: AsyncRead>(
                         events.push(event);
                     }
                     if state.session.pending_output() > 0 {
+                        handle.note_queued(&mut state);
                         handle.0.writer_wake.notify_one();
                     }
                 }
@@ -367,7 +548,21 @@ async fn read_loop<R: AsyncRead>(
                     }
                 }
             }
-            _ = sleep => {
+            _ = handle.0.output_drained.notified() => {}
+            _ = sleep_until(auth_deadline) => {
+                // Re-checked: the daemon may have authenticated or deferred it meanwhile.
+                if handle.auth_deadline().is_some_and(|at| at <= Instant::now()) {
+                    handle.0.counters.auth_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        connection = handle.id(),
+                        remote = %handle.remote_addr(),
+                        "closing a connection that did not authenticate in time"
+                    );
+                    handle.close("not authenticated in time");
+                    return Ok(());
+                }
+            }
+            _ = sleep_until_ms(handle, deadline) => {
                 let now = handle.now_ms();
                 handle.lock().session.handle_timeout(now)?;
                 handle.0.writer_wake.notify_one();
@@ -420,6 +615,8 @@ async fn write_loop<W: AsyncWrite>(handle: &ConnectionHandle, writer: W) -> Resu
         let is_closed = {
             let mut state = handle.lock();
             state.session.take_output(&mut buffer);
+            // Still counted as queued until written, so the cap bounds both buffers together.
+            state.writing = buffer.len();
             state.close_reason.is_some()
         };
         if buffer.is_empty() {
@@ -436,23 +633,71 @@ async fn write_loop<W: AsyncWrite>(handle: &ConnectionHandle, writer: W) -> Resu
                 _ = wait_true(&mut closed) => continue,
             }
         }
-        let write = async {
-            writer.write_all(&buffer).await?;
-            writer.flush().await
-        };
         let abandon = async {
             wait_true(&mut closed).await;
             tokio::time::sleep(CLOSE_FLUSH_GRACE).await
         };
-        tokio::select! {
-            result = write => result?,
+        let stalled = tokio::select! {
+            result = write_buffer(handle, &mut writer, &buffer) => result?,
             _ = abandon => return Ok(()),
+        };
+        if stalled {
+            let queued = handle.queued_output();
+            handle
+                .0
+                .counters
+                .stalled_peers_cut
+                .fetch_add(1, Ordering::Relaxed);
+            let stall = handle.0.limits.write_stall_timeout;
+            tracing::info!(
+                connection = handle.id(),
+                remote = %handle.remote_addr(),
+                queued,
+                stall_secs = stall.as_secs_f64(),
+                "closing a connection whose peer does not read"
+            );
+            handle.close(&format!(
+                "peer does not read its data: {queued} bytes queued, none taken for {stall:?}"
+            ));
+            return Ok(());
+        }
+        buffer.clear();
+    }
+}
+
+/// Writes `buffer` out; `Ok(true)` when the peer took nothing for the stall timeout (one write
+/// call or the final flush making no progress that long).
+async fn write_buffer<W: AsyncWrite>(
+    handle: &ConnectionHandle,
+    writer: &mut std::pin::Pin<&mut W>,
+    buffer: &[u8],
+) -> Result<bool, NetError> {
+    let stall = handle.0.limits.write_stall_timeout;
+    let mut written = 0;
+    while written < buffer.len() {
+        let n = match tokio::time::timeout(stall, writer.as_mut().write(&buffer[written..])).await {
+            Ok(result) => result?,
+            Err(_) => return Ok(true),
+        };
+        if n == 0 {
+            return Err(NetError::Io(std::io::ErrorKind::WriteZero.into()));
+        }
+        written += n;
+        {
+            let mut state = handle.lock();
+            state.writing = state.writing.saturating_sub(n);
         }
         handle
             .0
             .stats
             .bytes_sent
-            .fetch_add(buffer.len() as u64, Ordering::Relaxed);
-        buffer.clear();
+            .fetch_add(n as u64, Ordering::Relaxed);
+        // A reader paused for a full queue may go on.
+        handle.0.output_drained.notify_one();
     }
+    match tokio::time::timeout(stall, writer.as_mut().flush()).await {
+        Ok(result) => result?,
+        Err(_) => return Ok(true),
+    }
+    Ok(false)
 }

@@ -3,14 +3,15 @@
 //! connection to the daemon, so a daemon only ever sees authenticated, ready peers.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use cocoon_proto::session::{Session, SessionConfig};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::connection::spawn_connection;
+use crate::connection::{spawn_connection, Bounds};
+use crate::limits::{ConnectionLimits, LimitCounters};
 use crate::policy::{PeerPolicy, PolicyError};
 use crate::{pow_gate, tls, Connection, NetError, TlsIdentity};
 
@@ -54,6 +55,8 @@ pub struct Acceptor {
     verifier: Arc<tls::PolicyVerifier>,
     pow_difficulty: i32,
     session: SessionConfig,
+    limits: ConnectionLimits,
+    counters: Arc<LimitCounters>,
     /// Deadline for the whole handshake.
     pub handshake_timeout: Duration,
 }
@@ -75,6 +78,8 @@ impl Acceptor {
             verifier,
             pow_difficulty,
             session: SessionConfig::server_default(),
+            limits: ConnectionLimits::default(),
+            counters: Arc::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
     }
@@ -85,27 +90,51 @@ impl Acceptor {
         self
     }
 
+    /// Bounds every connection this acceptor establishes from now on (queue cap, write stall,
+    /// authentication deadline). The default has no authentication deadline.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Acceptor {
+        self.limits = limits;
+        self
+    }
+
+    /// What the limits refused or cut, over every connection this acceptor (and its clones)
+    /// established.
+    pub fn counters(&self) -> &Arc<LimitCounters> {
+        &self.counters
+    }
+
     /// Presents `identity` in handshakes from now on (certificate renewal); established
     /// connections keep theirs.
     pub fn renew_identity(&self, identity: &TlsIdentity) -> Result<(), NetError> {
         tls::renew(&self.cert, identity)
     }
 
-    /// Runs the server side of the handshake on an accepted socket.
+    /// Runs the server side of the handshake on an accepted socket. The authentication
+    /// deadline of [`ConnectionLimits::auth_timeout`] counts from this call.
     pub async fn accept(&self, tcp: TcpStream) -> Result<Connection, NetError> {
-        tokio::time::timeout(self.handshake_timeout, self.accept_inner(tcp))
+        let accepted_at = Instant::now();
+        tokio::time::timeout(self.handshake_timeout, self.accept_inner(tcp, accepted_at))
             .await
             .map_err(|_| NetError::Timeout)?
     }
 
-    async fn accept_inner(&self, mut tcp: TcpStream) -> Result<Connection, NetError> {
+    async fn accept_inner(
+        &self,
+        mut tcp: TcpStream,
+        accepted_at: Instant,
+    ) -> Result<Connection, NetError> {
         let remote = tcp.peer_addr()?;
         crate::tcp::tune(&tcp);
         pow_gate::server_gate(&mut tcp, self.pow_difficulty).await?;
         let stream = self.tls.accept(tcp).await?;
         let peer = peer_from_certs(&self.verifier, stream.get_ref().1.peer_certificates())?;
         let session = Session::server(self.session, 0);
-        finish_handshake(spawn_connection(stream, session, peer, remote)).await
+        let bounds = Bounds {
+            limits: self.limits,
+            counters: self.counters.clone(),
+            accepted_at,
+        };
+        finish_handshake(spawn_connection(stream, session, peer, remote, bounds)).await
     }
 }
 
@@ -117,6 +146,8 @@ pub struct Connector {
     verifier: Arc<tls::PolicyVerifier>,
     max_pow_difficulty: i32,
     session: SessionConfig,
+    limits: ConnectionLimits,
+    counters: Arc<LimitCounters>,
     /// Deadline for the whole handshake.
     pub handshake_timeout: Duration,
 }
@@ -138,6 +169,8 @@ impl Connector {
             verifier,
             max_pow_difficulty,
             session: SessionConfig::client_default(),
+            limits: ConnectionLimits::default(),
+            counters: Arc::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
     }
@@ -146,6 +179,21 @@ impl Connector {
     pub fn with_session_config(mut self, session: SessionConfig) -> Connector {
         self.session = session;
         self
+    }
+
+    /// Bounds every connection this connector dials from now on. An authentication deadline
+    /// is ignored: a dialled peer is the one we chose.
+    pub fn with_limits(mut self, limits: ConnectionLimits) -> Connector {
+        self.limits = ConnectionLimits {
+            auth_timeout: None,
+            ..limits
+        };
+        self
+    }
+
+    /// What the limits refused or cut, over every connection this connector dialled.
+    pub fn counters(&self) -> &Arc<LimitCounters> {
+        &self.counters
     }
 
     /// Presents `identity` in handshakes from now on (certificate renewal).
@@ -170,6 +218,11 @@ impl Connector {
         let stream = self.tls.connect(name, tcp).await?;
         let peer = peer_from_certs(&self.verifier, stream.get_ref().1.peer_certificates())?;
         let session = Session::client(self.session, 0, rand::random());
-        finish_handshake(spawn_connection(stream, session, peer, remote)).await
+        let bounds = Bounds {
+            limits: self.limits,
+            counters: self.counters.clone(),
+            accepted_at: Instant::now(),
+        };
+        finish_handshake(spawn_connection(stream, session, peer, remote, bounds)).await
     }
 }

@@ -12,19 +12,23 @@ mod connection;
 mod endpoint;
 pub mod http_client;
 mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod policy;
 mod pow_gate;
 pub mod reconnect;
+pub mod secret_file;
 pub mod shutdown;
 pub mod tcp;
 mod tls;
 
 pub use connection::{
     CloseOnDrop, Connection, ConnectionHandle, ConnectionStats, Incoming, IncomingQuery,
+    ANSWER_REFUSED_CODE,
 };
 pub use endpoint::{Acceptor, Connector, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use identity::{TlsIdentity, CERTIFICATE_VALIDITY};
+pub use limits::{ConnectionCaps, ConnectionLimits, ConnectionPermit, LimitCounters};
 pub use policy::{PeerIdentity, PeerPolicy, PolicyError};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 
@@ -75,7 +79,17 @@ pub enum NetError {
         /// Message from `tcp.queryError`.
         message: String,
     },
-    /// The peer does not read fast enough; its connection was dropped to protect memory.
-    #[error("peer too slow: {0} bytes queued")]
-    SlowPeer(usize),
+    /// The peer's queue had no room for this send (see [`ConnectionLimits`]): this send alone
+    /// is refused, the connection stays up.
+    #[error(
+        "send of {size} bytes refused: {queued} bytes already queued for the peer, cap {limit}"
+    )]
+    Backpressure {
+        /// Bytes queued for the peer, not yet written.
+        queued: usize,
+        /// Bytes this send would have added (payload and framing).
+        size: usize,
+        /// The connection's cap.
+        limit: usize,
+    },
 }

@@ -17,6 +17,10 @@ pub const UPSTREAM_FAILED: i32 = 502;
 pub const NO_WORKER_AVAILABLE: i32 = 503;
 /// The request did not finish within its timeout.
 pub const TIMEOUT: i32 = 504;
+/// The request was cancelled: its client went away or ran out of time (nginx's 499).
+pub const CANCELLED: i32 = 499;
+/// An answer or request is larger than the limit of the hop that refused it.
+pub const TOO_LARGE: i32 = 413;
 /// The daemon is shutting down.
 pub const SHUTTING_DOWN: i32 = 503;
 

@@ -7,6 +7,8 @@ pub mod pow;
 pub mod schema;
 pub mod session;
 pub mod tl;
+pub mod usage;
 
 pub use schema::*;
 pub use tl::{peek_constructor, TlBoxed, TlError, TlObject, TlReader};
+pub use usage::Multipliers;

@@ -337,6 +337,7 @@ fn worker_params_flags() {
             proxy_cnt: 2,
             max_active_requests: 10,
         }),
+        supports_cancel: false,
         proto_version: Some(ProtoVersionRange { min: 0, max: 2 }),
     };
     let expected = hex("ed739c86 03000000 016f0000 016d0000 e8030000

@@ -78,6 +78,7 @@ fn seeds() -> Vec<Vec<u8>> {
                 proxy_cnt: 1,
                 max_active_requests: 1,
             }),
+            supports_cancel: false,
             proto_version: None,
         }
         .to_bytes(),

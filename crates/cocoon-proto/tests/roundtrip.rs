@@ -95,15 +95,26 @@ fn worker_params() -> impl Strategy<Value = WorkerParams> {
             max_active_requests,
         },
     ));
-    (text(), text(), any::<i32>(), limits, version_range()).prop_map(
-        |(worker_owner_address, model, coefficient, limits, proto_version)| WorkerParams {
-            worker_owner_address,
-            model,
-            coefficient,
-            limits,
-            proto_version,
-        },
+    (
+        text(),
+        text(),
+        any::<i32>(),
+        limits,
+        version_range(),
+        any::<bool>(),
     )
+        .prop_map(
+            |(worker_owner_address, model, coefficient, limits, proto_version, supports_cancel)| {
+                WorkerParams {
+                    worker_owner_address,
+                    model,
+                    coefficient,
+                    limits,
+                    proto_version,
+                    supports_cancel,
+                }
+            },
+        )
 }
 
 fn proxy_params() -> impl Strategy<Value = ProxyParams> {

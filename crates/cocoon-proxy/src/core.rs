@@ -17,7 +17,8 @@ use cocoon_net::metrics::{unix_time_f64, TokenCounters};
 use cocoon_net::ConnectionHandle;
 use cocoon_proto::{codes, *};
 
-use crate::ledger::{billable_tokens, Books, Charged, Reservation};
+use crate::billing::{self, Billed, Progress};
+use crate::ledger::{Books, Charged, Reservation};
 use crate::payments::Payments;
 
 /// A request is tried on at most this many workers, and only while no answer byte reached the
@@ -27,8 +28,9 @@ const MAX_ATTEMPTS: u32 = 2;
 const LATENCY_DECAY: f64 = 0.2;
 /// Starting latency estimate for a new worker, in seconds.
 pub(crate) const INITIAL_LATENCY_SECS: f64 = 0.5;
-/// Tokens reserved when a client does not say how many it will need.
-pub const DEFAULT_RESERVED_TOKENS: u64 = 4096;
+/// How long a request that ended for its client (timed out, client gone) waits for its
+/// worker's last message after a `proxy.cancelQuery` before the worker's slot is freed anyway.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
 /// One connected worker (one connection; a worker with several proxies has one entry each).
 #[derive(Debug)]
@@ -48,6 +50,10 @@ pub(crate) struct WorkerEntry {
     pub served: u64,
     pub failed: u64,
     pub tokens: u64,
+    /// Usage reports above the request's reservation (capped).
+    pub overreported: u64,
+    /// The worker stops a request on `proxy.cancelQuery`.
+    pub supports_cancel: bool,
 }
 
 /// One request in flight.
@@ -63,9 +69,32 @@ struct RequestEntry {
     tried: Vec<u64>,
     relayed_any: bool,
     reservation: Option<Reservation>,
+    /// Size of the request's HTTP body, for the estimate of a cut answer.
+    body_bytes: u64,
+    /// Adjusted tokens reserved: no charge exceeds it.
+    reserved: u64,
+    /// The coefficient `reserved` was priced at: a retry goes only to workers asking no more.
+    reserved_coefficient: i32,
+    /// What reached the client so far.
+    progress: Progress,
+    /// The request is over for its client (timed out, client gone) and was billed; the entry
+    /// only holds the worker's slot until the worker ends it or `deadline` passes.
+    ended: bool,
     started: Instant,
     start_time: f64,
     enable_debug: bool,
+}
+
+/// How to bill a request that ends.
+#[derive(Clone, Copy)]
+enum Bill<'a> {
+    /// Nothing reached the client: release the reservation.
+    Nothing,
+    /// The worker's report of a complete answer.
+    Report(&'a TokensUsed),
+    /// An answer cut short: the worker's report if it made one, else the estimate of what was
+    /// relayed (see [`billing`]).
+    Cut(&'a TokensUsed),
 }
 
 #[derive(Default)]
@@ -197,12 +226,15 @@ pub(crate) struct Router {
     pub max_request_timeout_secs: f64,
     /// Models that are known even without a live worker (503 rather than 404).
     known_models: Vec<String>,
+    /// The root's price multipliers (1.0× without payments), for reservations.
+    multipliers: Multipliers,
 }
 
 /// What to send after the lock is released.
 enum Outgoing {
     ToClient(ConnectionHandle, ClientQueryAnswer),
     ToWorker(ConnectionHandle, ProxyRunQueryEx),
+    Cancel(ConnectionHandle, ProxyCancelQuery),
     /// A request's last message, held until its charge is durable: a client never sees the end
     /// of an answer the ledger could forget.
     AfterCharge(ConnectionHandle, ClientQueryAnswer, ChargeWait),
@@ -219,17 +251,43 @@ pub(crate) struct ChargeWait {
     tokens: u64,
 }
 
-fn send(handle: &ConnectionHandle, bytes: &[u8]) {
-    if let Err(error) = handle.send_packet(bytes) {
-        tracing::debug!(connection = handle.id(), %error, "dropping message for a closed peer");
+/// Sends a message; a closed peer's are dropped. Returns the refusal when the peer's queue is
+/// full (a client not reading its answers), which fails only the request it belonged to.
+fn send(handle: &ConnectionHandle, bytes: &[u8]) -> Result<(), cocoon_net::NetError> {
+    match handle.send_packet(bytes) {
+        Err(error @ cocoon_net::NetError::Backpressure { .. }) => Err(error),
+        Err(error) => {
+            tracing::debug!(connection = handle.id(), %error, "dropping message for a closed peer");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
     }
 }
 
-fn send_all(payments: Option<&Arc<Payments>>, outgoing: Vec<Outgoing>) {
+/// Sends what a critical section produced. Returns the client messages refused for
+/// backpressure that were not a request's last (the caller ends those requests).
+fn send_all(
+    payments: Option<&Arc<Payments>>,
+    outgoing: Vec<Outgoing>,
+) -> Vec<(ConnectionHandle, [u8; 32], cocoon_net::NetError)> {
+    let mut refused = Vec::new();
     for message in outgoing {
         match message {
-            Outgoing::ToClient(handle, answer) => send(&handle, &answer.to_bytes()),
-            Outgoing::ToWorker(handle, query) => send(&handle, &query.to_bytes()),
+            Outgoing::ToClient(handle, answer) => {
+                if let Err(error) = send(&handle, &answer.to_bytes()) {
+                    if answer.final_info().is_none() {
+                        refused.push((handle, *answer.request_id(), error));
+                    }
+                }
+            }
+            Outgoing::ToWorker(handle, query) => {
+                if let Err(error) = send(&handle, &query.to_bytes()) {
+                    tracing::warn!(connection = handle.id(), %error, "a request could not be queued for its worker");
+                }
+            }
+            Outgoing::Cancel(handle, cancel) => {
+                let _ = send(&handle, &cancel.to_bytes());
+            }
             Outgoing::AfterCharge(handle, answer, wait) => {
                 let payments = payments.cloned();
                 tokio::spawn(async move {
@@ -243,7 +301,9 @@ fn send_all(payments: Option<&Arc<Payments>>, outgoing: Vec<Outgoing>) {
                     let request_id = *answer.request_id();
                     match pending.await {
                         Ok(_) => {
-                            send(&handle, &answer.to_bytes());
+                            if let Err(error) = send(&handle, &answer.to_bytes()) {
+                                tracing::warn!(connection = handle.id(), %error, "a request's last message could not be queued");
+                            }
                             if let Some(payments) = payments {
                                 tell_payment(
                                     &payments,
@@ -265,13 +325,14 @@ fn send_all(payments: Option<&Arc<Payments>>, outgoing: Vec<Outgoing>) {
                                 "the proxy could not record the charge".into(),
                                 TokensUsed::default(),
                             );
-                            send(&handle, &failed.to_bytes());
+                            let _ = send(&handle, &failed.to_bytes());
                         }
                     }
                 });
             }
         }
     }
+    refused
 }
 
 /// Tells the client (`proxy.clientRequestPayment`, after the last part, in the same write) and
@@ -292,7 +353,7 @@ fn tell_payment(
         max_tokens: status.max_tokens,
         request_tokens,
     };
-    send(client, &to_client.to_bytes());
+    let _ = send(client, &to_client.to_bytes());
     // The worker's copy is informational (it polls `worker.updatePaymentStatus` too) and costs
     // it a wake-up: at most one a second per worker, so a busy worker is not woken per request.
     let worker = worker.filter(|(_, key, _)| payments.worker_notice_due(key));
@@ -308,7 +369,7 @@ fn tell_payment(
             // contract and no worker reads the field, so it stays empty.
             request_client_owner: String::new(),
         };
-        send(handle, &to_worker.to_bytes());
+        let _ = send(handle, &to_worker.to_bytes());
     }
 }
 
@@ -341,14 +402,72 @@ impl Router {
         max_request_timeout_secs: f64,
         known_models: Vec<String>,
     ) -> Router {
+        let multipliers = payments
+            .as_ref()
+            .map_or(Multipliers::ONE, |payments| payments.multipliers());
         Router {
             state: Mutex::new(State::default()),
+            multipliers,
             ledger,
             payments,
             counters: Counters::default(),
             max_request_timeout_secs,
             known_models,
         }
+    }
+
+    /// Sends what a critical section produced (after the lock is released), and ends alone
+    /// each request whose client refused a part for backpressure: a client that does not read
+    /// (or one part larger than its connection may queue) fails that request, never the link.
+    fn deliver(&self, outgoing: Vec<Outgoing>) {
+        let refused = send_all(self.payments.as_ref(), outgoing);
+        if refused.is_empty() {
+            return;
+        }
+        let mut outgoing = Vec::new();
+        {
+            let mut state = self.lock();
+            for (client, client_request_id, error) in refused {
+                let found = state
+                    .requests
+                    .iter()
+                    .find(|(_, r)| {
+                        r.client.id() == client.id()
+                            && r.client_request_id == client_request_id
+                            && !r.ended
+                    })
+                    .map(|(k, _)| *k);
+                let Some(worker_request_id) = found else {
+                    continue;
+                };
+                let (code, message) = match &error {
+                    cocoon_net::NetError::Backpressure { size, limit, .. } if size > limit => (
+                        codes::TOO_LARGE,
+                        format!("an answer part of {size} bytes exceeds what the connection may queue ({limit})"),
+                    ),
+                    _ => (
+                        codes::NO_WORKER_AVAILABLE,
+                        format!("the answer could not be queued for the client: {error}"),
+                    ),
+                };
+                tracing::info!(request = %short_id(&client_request_id), code, "request ended: its client does not take its answer");
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                if let Some((pending, billed)) = self.cut(
+                    &mut state,
+                    worker_request_id,
+                    Some(CANCEL_GRACE),
+                    &mut outgoing,
+                ) {
+                    outgoing.push(Self::final_message(
+                        client,
+                        error_answer(client_request_id, code, message, billed),
+                        pending,
+                    ));
+                }
+            }
+        }
+        // Whatever this round refuses is dropped: the requests are over.
+        let _ = send_all(self.payments.as_ref(), outgoing);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -389,7 +508,7 @@ impl Router {
                 );
             }
         }
-        send_all(self.payments.as_ref(), outgoing);
+        self.deliver(outgoing);
     }
 
     /// Models with at least one ready, enabled worker, for `client.getWorkerTypesV2`.
@@ -439,6 +558,8 @@ impl Router {
                     "served": w.served,
                     "failed": w.failed,
                     "tokens": w.tokens,
+                    "overreported": w.overreported,
+                    "supports_cancel": w.supports_cancel,
                 })
             })
             .collect();
@@ -496,7 +617,7 @@ impl Router {
 
     // ---- requests ----
 
-    /// A client asked to run a query.
+    /// A client asked to run a query: bound it, pick a worker, reserve what it may cost there.
     pub fn start_request(
         &self,
         client: &ConnectionHandle,
@@ -504,72 +625,68 @@ impl Router {
         query: ClientRunQueryEx,
     ) {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let mut outgoing = Vec::new();
+        let refuse = |code: i32, message: String| {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(request = %short_id(&query.request_id), code, "request refused");
+            let _ = send(
+                client,
+                &error_answer(query.request_id, code, message, TokensUsed::default()).to_bytes(),
+            );
+        };
         let timeout_secs = if query.timeout.is_finite() && query.timeout > 0.0 {
             query.timeout.min(self.max_request_timeout_secs)
         } else {
             self.max_request_timeout_secs
         };
-        let reserve = if query.max_tokens > 0 {
-            query.max_tokens as u64
-        } else {
-            DEFAULT_RESERVED_TOKENS
+        let bound = match billing::bound(&query.query, query.max_tokens) {
+            Ok(bound) => bound,
+            Err(billing::Refused(message)) => return refuse(codes::BAD_REQUEST, message),
         };
-        let reservation = match self.ledger.reserve(client_key, reserve) {
-            Ok(reservation) => reservation,
-            Err(error) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                send_all(
-                    self.payments.as_ref(),
-                    vec![Outgoing::ToClient(
-                        client.clone(),
-                        error_answer(
-                            query.request_id,
-                            codes::PAYMENT_REQUIRED,
-                            error.to_string(),
-                            TokensUsed::default(),
-                        ),
-                    )],
-                );
-                return;
-            }
-        };
+        let mut outgoing = Vec::new();
         {
             let mut state = self.lock();
-            match self.pick_worker(&state, &query.model_name, query.max_coefficient, &[]) {
-                Ok(worker_id) => {
-                    let entry = RequestEntry {
-                        client: client.clone(),
-                        client_request_id: query.request_id,
-                        model: query.model_name,
-                        query: Arc::new(query.query),
-                        max_coefficient: query.max_coefficient,
-                        timeout_secs,
-                        deadline: Instant::now() + Duration::from_secs_f64(timeout_secs),
-                        worker: worker_id,
-                        tried: vec![worker_id],
-                        relayed_any: false,
-                        reservation: Some(reservation),
-                        started: Instant::now(),
-                        start_time: unix_time_f64(),
-                        enable_debug: query.enable_debug.unwrap_or(false),
-                    };
-                    tracing::debug!(request = %short_id(&entry.client_request_id), model = %entry.model, bytes = entry.query.len(), worker = worker_id, "request assigned");
-                    Self::assign(&mut state, entry, worker_id, &mut outgoing);
-                }
-                Err((code, message)) => {
+            let (worker_id, coefficient) =
+                match self.pick_worker(&state, &query.model_name, query.max_coefficient, &[]) {
+                    Ok(id) => (id, state.workers.get(&id).map_or(0, |w| w.coefficient)),
+                    Err((code, message)) => {
+                        drop(state);
+                        return refuse(code, message);
+                    }
+                };
+            let reserved =
+                bound.reserve(u32::try_from(coefficient).unwrap_or(0), &self.multipliers);
+            let reservation = match self.ledger.reserve(client_key, reserved) {
+                Ok(reservation) => reservation,
+                Err(error) => {
                     drop(state);
-                    self.ledger.release(reservation);
-                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(request = %short_id(&query.request_id), code, "request refused");
-                    outgoing.push(Outgoing::ToClient(
-                        client.clone(),
-                        error_answer(query.request_id, code, message, TokensUsed::default()),
-                    ));
+                    return refuse(codes::PAYMENT_REQUIRED, error.to_string());
                 }
-            }
+            };
+            let entry = RequestEntry {
+                client: client.clone(),
+                client_request_id: query.request_id,
+                model: query.model_name,
+                query: Arc::new(bound.rewritten.unwrap_or(query.query)),
+                max_coefficient: query.max_coefficient,
+                timeout_secs,
+                deadline: Instant::now() + Duration::from_secs_f64(timeout_secs),
+                worker: worker_id,
+                tried: vec![worker_id],
+                relayed_any: false,
+                reservation: Some(reservation),
+                body_bytes: bound.body_bytes,
+                reserved,
+                reserved_coefficient: coefficient,
+                progress: Progress::default(),
+                ended: false,
+                started: Instant::now(),
+                start_time: unix_time_f64(),
+                enable_debug: query.enable_debug.unwrap_or(false),
+            };
+            tracing::debug!(request = %short_id(&entry.client_request_id), model = %entry.model, bytes = entry.query.len(), reserved, worker = worker_id, "request assigned");
+            Self::assign(&mut state, entry, worker_id, &mut outgoing);
         }
-        send_all(self.payments.as_ref(), outgoing);
+        self.deliver(outgoing);
     }
 
     /// Sends a request to `worker_id` under a fresh worker-side request id.
@@ -624,15 +741,18 @@ impl Router {
             worker.running = worker.running.saturating_sub(1);
             worker.failed += 1;
         });
+        if entry.ended {
+            return;
+        }
         // A timed-out attempt used up the request's time; another worker could not do better.
         let retryable = !entry.relayed_any
             && code != codes::TIMEOUT
             && (entry.tried.len() as u32) < MAX_ATTEMPTS
             && Instant::now() < entry.deadline;
         if retryable {
-            if let Ok(next) =
-                self.pick_worker(state, &entry.model, entry.max_coefficient, &entry.tried)
-            {
+            // Only a worker asking no more than what was reserved for.
+            let max_coefficient = entry.max_coefficient.min(entry.reserved_coefficient);
+            if let Ok(next) = self.pick_worker(state, &entry.model, max_coefficient, &entry.tried) {
                 tracing::info!(request = %short_id(&entry.client_request_id), from = entry.worker, to = next, code, "retrying on another worker");
                 self.counters.retried.fetch_add(1, Ordering::Relaxed);
                 entry.worker = next;
@@ -644,11 +764,13 @@ impl Router {
         tracing::info!(request = %short_id(&entry.client_request_id), code, "request failed");
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
         // A request that failed before any answer byte reached the client costs it nothing;
-        // one that broke off mid-answer pays for the tokens the worker reported.
-        let bill = entry.relayed_any;
-        let worker = state.workers.get(&entry.worker);
-        let pending = self.settle(&mut entry, worker_request_id, worker, &tokens, bill);
-        let billed = if bill { tokens } else { TokensUsed::default() };
+        // one that broke off mid-answer pays for what it delivered.
+        let bill = if entry.relayed_any {
+            Bill::Cut(&tokens)
+        } else {
+            Bill::Nothing
+        };
+        let (pending, billed) = self.settle(state, &mut entry, worker_request_id, bill);
         outgoing.push(Self::final_message(
             entry.client.clone(),
             error_answer(entry.client_request_id, code, message, billed),
@@ -656,23 +778,106 @@ impl Router {
         ));
     }
 
-    /// Charges (`bill` = the worker's usage report) or releases (`bill` = `None`) the
-    /// reservation, and counts the reported tokens. What a charge returns must reach the
-    /// client's last message (see [`Outgoing::AfterCharge`]).
+    /// Ends a request for its client without its worker's last word (a timeout, a client that
+    /// went away): bills what was relayed, tells the worker to stop when it can be told, and
+    /// keeps the entry only to hold the worker's slot until the worker ends the request or
+    /// `grace` passes.
+    fn cut(
+        &self,
+        state: &mut State,
+        worker_request_id: [u8; 32],
+        grace: Option<Duration>,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Option<(Option<ChargeWait>, TokensUsed)> {
+        let mut entry = state.requests.remove(&worker_request_id)?;
+        if entry.ended {
+            state.requests.insert(worker_request_id, entry);
+            return None;
+        }
+        let no_report = TokensUsed::default();
+        let bill = if entry.relayed_any {
+            Bill::Cut(&no_report)
+        } else {
+            Bill::Nothing
+        };
+        let settled = self.settle(state, &mut entry, worker_request_id, bill);
+        entry.ended = true;
+        let cancellable = state
+            .workers
+            .get(&entry.worker)
+            .filter(|worker| worker.supports_cancel)
+            .map(|worker| worker.handle.clone());
+        if let Some(handle) = cancellable {
+            outgoing.push(Outgoing::Cancel(
+                handle,
+                ProxyCancelQuery {
+                    request_id: worker_request_id,
+                },
+            ));
+            if let Some(grace) = grace {
+                entry.deadline = Instant::now() + grace;
+            }
+        } else if grace.is_some() {
+            // Told nothing, the worker runs to its own timeout (95 % of the request's).
+            entry.deadline = entry.deadline.max(Instant::now() + CANCEL_GRACE);
+        }
+        state.requests.insert(worker_request_id, entry);
+        Some(settled)
+    }
+
+    /// Charges or releases the reservation as `bill` says and counts the billed tokens. Returns
+    /// what the charge must wait for (see [`Outgoing::AfterCharge`]) and the usage to tell the
+    /// client. No charge exceeds the reservation: a larger report is capped and counted against
+    /// the worker.
     fn settle(
         &self,
+        state: &mut State,
         entry: &mut RequestEntry,
         worker_request_id: [u8; 32],
-        worker: Option<&WorkerEntry>,
-        reported: &TokensUsed,
-        bill: bool,
-    ) -> Option<ChargeWait> {
-        self.counters.tokens.add(reported);
-        let reservation = entry.reservation.take()?;
-        let tokens = billable_tokens(reported);
-        if !bill || tokens == 0 {
+        bill: Bill<'_>,
+    ) -> (Option<ChargeWait>, TokensUsed) {
+        let (billed, told) = match bill {
+            Bill::Nothing => (None, TokensUsed::default()),
+            Bill::Report(report) => {
+                let billed = billing::bill_report(report, entry.reserved);
+                if billed.capped {
+                    tracing::warn!(
+                        request = %short_id(&entry.client_request_id),
+                        worker = entry.worker,
+                        reported = report.billable(),
+                        reserved = entry.reserved,
+                        "the worker reported more tokens than the request could use; billed the reservation"
+                    );
+                    state.with_worker(entry.worker, |worker| worker.overreported += 1);
+                }
+                (Some(billed), billing::told(report, billed))
+            }
+            Bill::Cut(report) if report.billable() > 0 => {
+                let billed = billing::bill_report(report, entry.reserved);
+                (Some(billed), billing::told(report, billed))
+            }
+            Bill::Cut(_) => {
+                let coefficient = u32::try_from(entry.reserved_coefficient).unwrap_or(0);
+                let estimate = entry
+                    .progress
+                    .estimate(entry.body_bytes)
+                    .adjusted(coefficient, &self.multipliers);
+                let billed = Billed {
+                    tokens: estimate.billable().min(entry.reserved),
+                    capped: false,
+                };
+                tracing::info!(request = %short_id(&entry.client_request_id), tokens = billed.tokens, events = entry.progress.events, bytes = entry.progress.bytes, "answer cut short; billing the estimate of what was relayed");
+                (Some(billed), billing::told(&estimate, billed))
+            }
+        };
+        self.counters.tokens.add(&told);
+        let Some(reservation) = entry.reservation.take() else {
+            return (None, told);
+        };
+        let tokens = billed.map_or(0, |b| b.tokens);
+        if tokens == 0 {
             self.ledger.release(reservation);
-            return None;
+            return (None, told);
         }
         // Only a paid charge waits, and only then is the key needed (see `tell_payment`).
         let client_key = if self.ledger.is_paid() {
@@ -680,8 +885,9 @@ impl Router {
         } else {
             String::new()
         };
+        let worker = state.workers.get(&entry.worker);
         let worker_key = worker.map(|w| w.owner.as_str()).unwrap_or("unknown-worker");
-        match self
+        let pending = match self
             .ledger
             .charge(reservation, worker_key, tokens, worker_request_id)
         {
@@ -693,7 +899,8 @@ impl Router {
                 worker_request_id,
                 tokens,
             }),
-        }
+        };
+        (pending, told)
     }
 
     /// The client's last message for a request, held back until its charge is durable.
@@ -719,8 +926,24 @@ impl Router {
                 ProxyQueryAnswer::Error(e) => e.request_id,
             };
             match state.requests.get(&request_id) {
+                Some(entry) if entry.worker == worker_id && entry.ended => {
+                    // The request is over for its client; the worker's last message frees
+                    // its slot, and nothing more is relayed or billed.
+                    let last = match &answer {
+                        ProxyQueryAnswer::Error(_) => true,
+                        ProxyQueryAnswer::Answer(a) => a.final_info.is_some(),
+                        ProxyQueryAnswer::Part(p) => p.final_info.is_some(),
+                    };
+                    if last {
+                        state.requests.remove(&request_id);
+                        state.with_worker(worker_id, |worker| {
+                            worker.running = worker.running.saturating_sub(1);
+                        });
+                    }
+                    return;
+                }
                 Some(entry) if entry.worker == worker_id => {}
-                // Late answers for timed-out or re-assigned requests, or another worker's ids.
+                // Late answers for re-assigned requests, or another worker's ids.
                 _ => return,
             }
             match answer {
@@ -767,7 +990,7 @@ impl Router {
                 }
             }
         }
-        send_all(self.payments.as_ref(), outgoing);
+        self.deliver(outgoing);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -788,7 +1011,7 @@ impl Router {
             };
             let elapsed = entry.started.elapsed().as_secs_f64();
             let tokens = info.tokens_used;
-            let client_info = ClientQueryFinalInfo {
+            let mut client_info = ClientQueryFinalInfo {
                 tokens_used: tokens,
                 debug: entry.enable_debug.then(|| FinalInfoDebug {
                     worker_debug: info.worker_debug.clone().unwrap_or_default(),
@@ -812,17 +1035,17 @@ impl Router {
                         .unwrap_or(0.0),
                 }),
             };
+            let (pending, told) = self.settle(state, &mut entry, request_id, Bill::Report(&tokens));
+            client_info.tokens_used = told;
             state.with_worker(worker_id, |worker| {
                 worker.running = worker.running.saturating_sub(1);
                 worker.served += 1;
-                worker.tokens += u64::try_from(tokens.total_tokens_used).unwrap_or(0);
+                worker.tokens = worker.tokens.saturating_add(told.billable());
                 worker.avg_latency_secs =
                     worker.avg_latency_secs * (1.0 - LATENCY_DECAY) + elapsed * LATENCY_DECAY;
             });
-            let worker = state.workers.get(&worker_id);
-            let pending = self.settle(&mut entry, request_id, worker, &tokens, true);
             self.counters.succeeded.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(request = %short_id(&entry.client_request_id), tokens = tokens.total_tokens_used, elapsed_ms = elapsed * 1000.0, "request finished");
+            tracing::debug!(request = %short_id(&entry.client_request_id), tokens = told.billable(), elapsed_ms = elapsed * 1000.0, "request finished");
             Some((entry.client, entry.client_request_id, client_info, pending))
         } else {
             None
@@ -834,6 +1057,7 @@ impl Router {
                     return;
                 };
                 entry.relayed_any = true;
+                entry.progress.relayed(&answer);
                 (entry.client.clone(), entry.client_request_id, None, None)
             }
         };
@@ -854,7 +1078,9 @@ impl Router {
         outgoing.push(Self::final_message(client, message, pending));
     }
 
-    /// Ends requests whose deadline passed. Called periodically.
+    /// Ends requests whose deadline passed (billing what they relayed and telling their
+    /// workers to stop), and frees the slots of ended requests whose workers never finished.
+    /// Called periodically.
     pub fn expire(&self, now: Instant) {
         let mut outgoing = Vec::new();
         {
@@ -866,48 +1092,72 @@ impl Router {
                 .map(|(k, _)| *k)
                 .collect();
             for request_id in expired {
-                let Some(mut entry) = state.requests.remove(&request_id) else {
+                let Some(entry) = state.requests.get(&request_id) else {
                     continue;
                 };
-                state.with_worker(entry.worker, |worker| {
-                    worker.running = worker.running.saturating_sub(1);
-                    worker.failed += 1;
-                });
+                let worker = entry.worker;
+                if entry.ended {
+                    state.requests.remove(&request_id);
+                    state.with_worker(worker, |worker| {
+                        worker.running = worker.running.saturating_sub(1);
+                    });
+                    continue;
+                }
+                let (client, client_request_id, timeout_secs) = (
+                    entry.client.clone(),
+                    entry.client_request_id,
+                    entry.timeout_secs,
+                );
+                state.with_worker(worker, |worker| worker.failed += 1);
                 self.counters.timed_out.fetch_add(1, Ordering::Relaxed);
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(request = %short_id(&entry.client_request_id), timeout_secs = entry.timeout_secs, "request timed out");
-                outgoing.push(Outgoing::ToClient(
-                    entry.client.clone(),
+                tracing::info!(request = %short_id(&client_request_id), timeout_secs, "request timed out");
+                let Some((pending, billed)) =
+                    self.cut(&mut state, request_id, Some(CANCEL_GRACE), &mut outgoing)
+                else {
+                    continue;
+                };
+                outgoing.push(Self::final_message(
+                    client,
                     error_answer(
-                        entry.client_request_id,
+                        client_request_id,
                         codes::TIMEOUT,
-                        format!("request timed out after {:.1} s", entry.timeout_secs),
-                        TokensUsed::default(),
+                        format!("request timed out after {timeout_secs:.1} s"),
+                        billed,
                     ),
+                    pending,
                 ));
-                let _ = self.settle(&mut entry, request_id, None, &TokensUsed::default(), false);
             }
         }
-        send_all(self.payments.as_ref(), outgoing);
+        self.deliver(outgoing);
     }
 
-    /// Forgets requests of a client that went away (their reservations are released; a
-    /// worker's late answers are then ignored).
+    /// Ends the requests of a client that went away: what they relayed is billed, their
+    /// workers are told to stop, and each worker's slot stays taken until it has (a worker's
+    /// late answers are not relayed).
     pub fn client_gone(&self, client_connection: u64) {
-        let mut state = self.lock();
-        let gone: Vec<[u8; 32]> = state
-            .requests
-            .iter()
-            .filter(|(_, r)| r.client.id() == client_connection)
-            .map(|(k, _)| *k)
-            .collect();
-        for request_id in gone {
-            if let Some(mut entry) = state.requests.remove(&request_id) {
-                state.with_worker(entry.worker, |worker| {
-                    worker.running = worker.running.saturating_sub(1);
-                });
-                let _ = self.settle(&mut entry, request_id, None, &TokensUsed::default(), false);
+        let mut outgoing = Vec::new();
+        {
+            let mut state = self.lock();
+            let gone: Vec<[u8; 32]> = state
+                .requests
+                .iter()
+                .filter(|(_, r)| r.client.id() == client_connection && !r.ended)
+                .map(|(k, _)| *k)
+                .collect();
+            for request_id in gone {
+                // Nobody is left to tell, but the charge is recorded all the same.
+                if let Some((Some(wait), _)) =
+                    self.cut(&mut state, request_id, Some(CANCEL_GRACE), &mut outgoing)
+                {
+                    tokio::spawn(async move {
+                        if let Err(error) = wait.pending.await {
+                            tracing::error!(%error, "a charge could not be recorded");
+                        }
+                    });
+                }
             }
         }
+        self.deliver(outgoing);
     }
 }

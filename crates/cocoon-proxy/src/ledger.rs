@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cocoon_proto::TokensUsed;
 use serde::Serialize;
 
 /// Tokens held for a running request of a free proxy.
@@ -71,16 +70,11 @@ impl MemoryLedger {
     }
 }
 
-/// The billable count of a usage report.
-pub fn billable_tokens(used: &TokensUsed) -> u64 {
-    u64::try_from(used.total_tokens_used).unwrap_or(0)
-}
-
 impl MemoryLedger {
     fn reserve(&self, client: &str, tokens: u64) -> FreeReservation {
         let mut books = self.books();
         let account = books.clients.entry(client.to_string()).or_default();
-        account.reserved_tokens += tokens;
+        account.reserved_tokens = account.reserved_tokens.saturating_add(tokens);
         FreeReservation {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             client: client.into(),
@@ -95,10 +89,10 @@ impl MemoryLedger {
             .entry(reservation.client.to_string())
             .or_default();
         account.reserved_tokens = account.reserved_tokens.saturating_sub(reservation.tokens);
-        account.charged_tokens += tokens;
+        account.charged_tokens = account.charged_tokens.saturating_add(tokens);
         account.requests += 1;
         let worker = books.workers.entry(worker.to_string()).or_default();
-        worker.earned_tokens += tokens;
+        worker.earned_tokens = worker.earned_tokens.saturating_add(tokens);
         worker.requests += 1;
         tracing::trace!(reservation = reservation.id, tokens, "charged");
     }

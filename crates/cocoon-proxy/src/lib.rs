@@ -5,6 +5,7 @@
 //! need for ephemeral ports) and returns a [`RunningProxy`]; [`RunningProxy::wait`] resolves
 //! when the proxy has stopped after a drain or kill on its [`Shutdown`].
 
+pub mod billing;
 mod config;
 mod core;
 pub mod ledger;
@@ -22,10 +23,10 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use cocoon_net::metrics::PrometheusText;
 use cocoon_net::shutdown::wait_for_drain;
-use cocoon_net::{Acceptor, Shutdown};
+use cocoon_net::{Acceptor, ConnectionCaps, LimitCounters, Shutdown};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use crate::config::*;
 use crate::core::Router;
@@ -92,6 +93,32 @@ struct Shared {
     started: Instant,
     public_key: [u8; 32],
     policy: &'static str,
+    clients: PortLimits,
+    workers: PortLimits,
+}
+
+/// One port's connection caps and what its connections' limits refused or cut, for `/stats`.
+#[derive(Clone)]
+struct PortLimits {
+    caps: Arc<ConnectionCaps>,
+    counters: Arc<LimitCounters>,
+}
+
+impl PortLimits {
+    fn json(&self) -> serde_json::Value {
+        let caps = self.caps.snapshot();
+        let counters = self.counters.snapshot();
+        serde_json::json!({
+            "open": caps.open,
+            "refused_connections": caps.refused_total_cap + caps.refused_per_source_cap,
+            "refused_total_cap": caps.refused_total_cap,
+            "refused_per_ip_cap": caps.refused_per_source_cap,
+            "auth_timeouts": counters.auth_timeouts,
+            "stalled_peers_cut": counters.stalled_peers_cut,
+            "refused_sends": counters.refused_sends,
+            "max_queued_output_bytes": counters.max_queued_output_bytes,
+        })
+    }
 }
 
 async fn bind(what: &'static str, address: SocketAddr) -> Result<TcpListener, ProxyError> {
@@ -121,12 +148,25 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
     let built = config.worker_policy.build()?;
     let policy_name = built.policy.name();
     let collateral_fetcher = built.fetcher;
-    let worker_acceptor = Acceptor::new(&identity.tls, built.policy, config.pow_difficulty)?;
+    let limits = config.connection_limits();
+    let worker_acceptor =
+        Acceptor::new(&identity.tls, built.policy, config.pow_difficulty)?.with_limits(limits);
     let client_acceptor = Acceptor::new(
         &identity.tls,
         Arc::new(cocoon_net::policy::UnattestedClients),
         config.pow_difficulty,
-    )?;
+    )?
+    .with_limits(limits);
+    // Each port its own caps, so a flood on the client port cannot lock workers out.
+    let client_limits = PortLimits {
+        caps: ConnectionCaps::new(config.max_connections, config.max_connections_per_ip),
+        counters: client_acceptor.counters().clone(),
+    };
+    let worker_limits = PortLimits {
+        caps: ConnectionCaps::new(config.max_connections, config.max_connections_per_ip),
+        counters: worker_acceptor.counters().clone(),
+    };
+    let max_free_identities = config.max_free_identities_per_connection;
     if payments.is_none() {
         warn!("no [payments] in the config: every client is served for FREE and no worker is paid");
     }
@@ -158,6 +198,8 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
         started: Instant::now(),
         public_key: identity.public_key,
         policy: policy_name,
+        clients: client_limits.clone(),
+        workers: worker_limits.clone(),
     });
     let proxy_identity = Arc::new(ProxyIdentity {
         // A paid proxy names the key its contracts hold (peers derive its contract from it and
@@ -204,15 +246,17 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
         ));
         let mut peer_loops = JoinSet::new();
         peer_loops.spawn(accept_loop(
-            client_listener,
+            (client_listener, client_limits.caps),
             client_acceptor,
             router.clone(),
             proxy_identity.clone(),
             peer_shutdown.clone(),
-            PeerKind::Client,
+            PeerKind::Client {
+                max_free_identities,
+            },
         ));
         peer_loops.spawn(accept_loop(
-            worker_listener,
+            (worker_listener, worker_limits.caps),
             worker_acceptor,
             router.clone(),
             proxy_identity,
@@ -246,12 +290,17 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
 
 #[derive(Clone, Copy, Debug)]
 enum PeerKind {
-    Client,
+    Client {
+        /// Identities one connection may present to a free proxy.
+        max_free_identities: usize,
+    },
     Worker,
 }
 
+/// Accepts one port's peers: each socket takes a place under the port's caps first (a refused
+/// one is closed at once, before any PoW or TLS work) and keeps it until its connection ends.
 async fn accept_loop(
-    listener: TcpListener,
+    (listener, caps): (TcpListener, Arc<ConnectionCaps>),
     acceptor: Acceptor,
     router: Arc<Router>,
     identity: Arc<ProxyIdentity>,
@@ -274,11 +323,27 @@ async fn accept_loop(
                 continue;
             }
         };
+        let permit = match caps.admit(remote.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                drop(socket);
+                // A flood must not flood the log too: the first refusal, then every power of
+                // two.
+                let refused = caps.refused();
+                if refused.is_power_of_two() {
+                    warn!(%remote, ?kind, %refusal, refused, "connection refused: over the cap");
+                } else {
+                    debug!(%remote, ?kind, %refusal, refused, "connection refused: over the cap");
+                }
+                continue;
+            }
+        };
         let acceptor = acceptor.clone();
         let router = router.clone();
         let identity = identity.clone();
         let shutdown = shutdown.clone();
         peers.spawn(async move {
+            let _permit = permit;
             let connection = match acceptor.accept(socket).await {
                 Ok(connection) => connection,
                 Err(error) => {
@@ -287,12 +352,15 @@ async fn accept_loop(
                 }
             };
             match kind {
-                PeerKind::Client => {
+                PeerKind::Client {
+                    max_free_identities,
+                } => {
                     router
                         .counters
                         .client_connections
                         .fetch_add(1, Ordering::Relaxed);
-                    peers::serve_client(router, identity, connection, shutdown).await
+                    peers::serve_client(router, identity, connection, shutdown, max_free_identities)
+                        .await
                 }
                 PeerKind::Worker => {
                     peers::serve_worker(router, identity, connection, shutdown).await
@@ -339,6 +407,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "worker_policy": shared.policy,
         "client_policy": "unattested_clients",
         "connections": { "clients": load(&c.client_connections), "workers": router.worker_count() },
+        "limits": { "clients": shared.clients.json(), "workers": shared.workers.json() },
         "requests": {
             "total": load(&c.requests),
             "in_flight": router.in_flight(),
@@ -373,6 +442,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "cocoon_proxy_worker_connections",
         "Connected workers.",
         router.worker_count() as f64,
+    )
+    .counter(
+        "cocoon_proxy_client_connections_refused_total",
+        "Client sockets refused at accept: over the connection caps.",
+        shared.clients.caps.refused(),
+    )
+    .counter(
+        "cocoon_proxy_worker_connections_refused_total",
+        "Worker sockets refused at accept: over the connection caps.",
+        shared.workers.caps.refused(),
     )
     .counter(
         "cocoon_proxy_requests_total",

@@ -34,15 +34,20 @@ use cocoon_ton::cocoon::{
 };
 use cocoon_ton::ton::{Cell, Cocoon, InboundTx, NetworkSpec, SendOutcome, TonError, WalletMessage};
 use cocoon_ton::ProxyKey;
-use cocoon_ton::{keyfile, Address, Wallet};
+use cocoon_ton::{keyfile, Address, Coins, Wallet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
-/// Default tokens a client may owe before the proxy signs a charge to its contract.
-pub const DEFAULT_CHARGE_THRESHOLD_TOKENS: u64 = 10_000;
-/// Default tokens a worker may be owed before the proxy signs a payout.
-pub const DEFAULT_PAYOUT_THRESHOLD_TOKENS: u64 = 10_000;
+/// Default amount a client may owe before the proxy signs a charge to its contract (the
+/// reference: 1 TON). A client also owing half its stake is charged sooner: only the stake backs
+/// what it owes (see `cocoon_ledger::available_nano`).
+pub const DEFAULT_CHARGE_THRESHOLD: Coins = Coins(1_000_000_000);
+/// Default amount a worker may be owed before the proxy signs and sends it a payout.
+pub const DEFAULT_PAYOUT_THRESHOLD: Coins = Coins(1_000_000_000);
+/// Thresholds below this cost more in fees than they move (each send pays about 0.01–0.05 TON
+/// of gas and forwarding): allowed, with a warning at start.
+pub const SENSIBLE_THRESHOLD: Coins = Coins(100_000_000);
 /// How often thresholds are checked and client balances re-read.
 pub const DEFAULT_SETTLE_INTERVAL_SECS: f64 = 10.0;
 /// How often the ledger head is committed to the proxy contract (the reference: 30–60 s).
@@ -92,12 +97,13 @@ pub struct PaymentsConfig {
     /// Key file of the operator's wallet: the proxy contract's owner, which sends the signed
     /// charges, payouts and state commits.
     pub wallet_key: PathBuf,
-    /// Tokens a client may owe before a charge is signed and sent to its contract.
-    #[serde(default = "default_charge_threshold")]
-    pub charge_threshold_tokens: u64,
-    /// Tokens a worker may be owed before a payout is signed and sent to its contract.
-    #[serde(default = "default_payout_threshold")]
-    pub payout_threshold_tokens: u64,
+    /// What a client may owe before a charge is signed and sent to its contract (TON, or
+    /// nano-TON as `"…n"`); a client owing half its stake is charged sooner.
+    #[serde(default = "default_charge_threshold", with = "cocoon_ton::coins::text")]
+    pub charge_threshold: Coins,
+    /// What a worker may be owed before a payout is signed and sent to its contract.
+    #[serde(default = "default_payout_threshold", with = "cocoon_ton::coins::text")]
+    pub payout_threshold: Coins,
     /// Seconds between threshold checks (and re-reads of client balances).
     #[serde(default = "default_settle_interval")]
     pub settle_interval_secs: f64,
@@ -106,11 +112,11 @@ pub struct PaymentsConfig {
     pub commit_interval_secs: f64,
 }
 
-fn default_charge_threshold() -> u64 {
-    DEFAULT_CHARGE_THRESHOLD_TOKENS
+fn default_charge_threshold() -> Coins {
+    DEFAULT_CHARGE_THRESHOLD
 }
-fn default_payout_threshold() -> u64 {
-    DEFAULT_PAYOUT_THRESHOLD_TOKENS
+fn default_payout_threshold() -> Coins {
+    DEFAULT_PAYOUT_THRESHOLD
 }
 fn default_settle_interval() -> f64 {
     DEFAULT_SETTLE_INTERVAL_SECS
@@ -137,8 +143,8 @@ impl PaymentsConfig {
             proxy_contract: None,
             signer_key,
             wallet_key,
-            charge_threshold_tokens: DEFAULT_CHARGE_THRESHOLD_TOKENS,
-            payout_threshold_tokens: DEFAULT_PAYOUT_THRESHOLD_TOKENS,
+            charge_threshold: DEFAULT_CHARGE_THRESHOLD,
+            payout_threshold: DEFAULT_PAYOUT_THRESHOLD,
             settle_interval_secs: DEFAULT_SETTLE_INTERVAL_SECS,
             commit_interval_secs: DEFAULT_COMMIT_INTERVAL_SECS,
         }
@@ -475,11 +481,29 @@ impl Payments {
             .check_chain_commit(chain_seqno, chain_hash)?;
         payments.committed.store(chain_seqno, Ordering::Relaxed);
         let head = payments.ledger.head();
-        info!(contract = %payments.proxy_contract, chain = %network.describe(), ledger_seqno = head.seqno, chain_seqno, price, fee, "payments ready");
+        info!(contract = %payments.proxy_contract, chain = %network.describe(), ledger_seqno = head.seqno, chain_seqno, price, fee, charge_threshold = %config.charge_threshold, payout_threshold = %config.payout_threshold, "payments ready");
+        for (name, amount) in [
+            ("charge_threshold", config.charge_threshold),
+            ("payout_threshold", config.payout_threshold),
+        ] {
+            if amount < SENSIBLE_THRESHOLD {
+                warn!(%amount, "payments.{name} is below {SENSIBLE_THRESHOLD}: each charge or payout costs about 0.01–0.05 TON in fees, more than so small an amount moves");
+            }
+        }
         Ok(payments)
     }
 
     /// The operator's wallet.
+    /// The root's price multipliers (from the params cell; `get_cur_params` omits two).
+    pub fn multipliers(&self) -> cocoon_proto::Multipliers {
+        cocoon_proto::Multipliers {
+            prompt: self.params.prompt_tokens_price_multiplier,
+            cached: self.params.cached_tokens_price_multiplier,
+            completion: self.params.completion_tokens_price_multiplier,
+            reasoning: self.params.reasoning_tokens_price_multiplier,
+        }
+    }
+
     pub fn owner_address(&self) -> &Address {
         self.wallet.address()
     }
@@ -1129,13 +1153,25 @@ impl Payments {
         }
     }
 
+    /// The configured thresholds in tokens: (charge at the client price, payout at the
+    /// worker fee), rounded up.
+    pub fn threshold_tokens(&self) -> (u64, u64) {
+        let tokens = |amount: Coins, per_token: u128| {
+            u64::try_from(amount.0.div_ceil(per_token.max(1))).unwrap_or(u64::MAX)
+        };
+        (
+            tokens(self.config.charge_threshold, self.params.price_per_token.0),
+            tokens(
+                self.config.payout_threshold,
+                self.params.worker_fee_per_token.0,
+            ),
+        )
+    }
+
     /// One settle round and one commit, with the configured thresholds.
     pub async fn round(&self) {
-        self.settle(
-            self.config.charge_threshold_tokens,
-            self.config.payout_threshold_tokens,
-        )
-        .await;
+        let (charge, payout) = self.threshold_tokens();
+        self.settle(charge, payout).await;
         self.commit().await;
     }
 
@@ -1152,7 +1188,8 @@ impl Payments {
         loop {
             tokio::select! {
                 _ = settle.tick() => {
-                    self.settle(self.config.charge_threshold_tokens, self.config.payout_threshold_tokens).await;
+                    let (charge, payout) = self.threshold_tokens();
+                    self.settle(charge, payout).await;
                 }
                 _ = commit.tick() => self.commit().await,
                 _ = shutdown.draining() => return,

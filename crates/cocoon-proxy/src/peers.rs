@@ -1,7 +1,9 @@
 //! Serving one connected peer: the client hop (handshake, auth, queries) and the worker hop
 //! (registration handshake, answers, enable/disable, coefficient changes).
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cocoon_net::reconnect::next_incoming;
 use cocoon_net::{Connection, Incoming, IncomingQuery, Shutdown};
@@ -10,6 +12,11 @@ use tracing::{debug, info, warn};
 
 use crate::core::{Router, WorkerEntry};
 use crate::payments::{ClientContract, PaymentStatus, Payments};
+
+/// The longest owner address a client may name. A TON address is 48 characters (user-friendly)
+/// or 66 (raw `0:` + hex); the rest is room for other spellings. The owner keys the client's
+/// books, which a free proxy keeps for as long as it runs.
+pub(crate) const MAX_OWNER_ADDRESS_LEN: usize = 256;
 
 /// Identity facts the proxy tells peers about itself.
 pub(crate) struct ProxyIdentity {
@@ -75,6 +82,16 @@ async fn connect_client(
     let version = negotiate(connect.params.proto_version.as_ref())
         .map_err(|message| (codes::BAD_REQUEST, message))?;
     let owner = connect.params.client_owner_address;
+    if owner.len() > MAX_OWNER_ADDRESS_LEN {
+        warn!(connection = handle.id(), remote = %handle.remote_addr(), bytes = owner.len(), "client owner address too long; refused");
+        return Err((
+            codes::BAD_REQUEST,
+            format!(
+                "owner address of {} bytes: at most {MAX_OWNER_ADDRESS_LEN}",
+                owner.len()
+            ),
+        ));
+    }
     let nonce: i64 = rand::random();
     let Some(payments) = &router.payments else {
         let key = if owner.is_empty() {
@@ -122,12 +139,14 @@ async fn connect_client(
     ))
 }
 
-/// Serves a client connection until it closes or the proxy is killed.
+/// Serves a client connection until it closes or the proxy is killed. A free proxy accepts at
+/// most `max_free_identities` distinct identities on it.
 pub(crate) async fn serve_client(
     router: Arc<Router>,
     identity: Arc<ProxyIdentity>,
     connection: Connection,
     shutdown: Shutdown,
+    max_free_identities: usize,
 ) {
     let Connection {
         handle,
@@ -141,6 +160,8 @@ pub(crate) async fn serve_client(
     // The nonce of the last connectToProxy answer (long authorisation waits for it on chain).
     let mut nonce = 0u64;
     let mut authorized = false;
+    // A free proxy's identities on this connection (see `max_free_identities`).
+    let mut free_identities: HashSet<String> = HashSet::new();
     while let Some(message) = next_incoming(&mut incoming, &shutdown).await {
         match message {
             Incoming::Query(query) => {
@@ -148,13 +169,24 @@ pub(crate) async fn serve_client(
                     Ok(ClientToProxyQuery::ConnectToProxy(connect)) => {
                         connect_client(&router, &identity, &handle, connect)
                             .await
-                            .map(|(key, found, offered, answer)| {
+                            .and_then(|(key, found, offered, answer)| {
+                                let is_new = router.payments.is_none() && !free_identities.contains(&key);
+                                if is_new && free_identities.len() >= max_free_identities {
+                                    warn!(connection = connection_id, remote = %handle.remote_addr(), identities = free_identities.len(), "client presented too many identities; refused");
+                                    return Err((
+                                        codes::BAD_REQUEST,
+                                        format!("at most {max_free_identities} identities per connection"),
+                                    ));
+                                }
+                                if is_new {
+                                    free_identities.insert(key.clone());
+                                }
                                 client_key = Some(key.into());
                                 contract = found;
                                 authorized = false;
                                 // The register payload carries the TL long's 64 bits as u64.
                                 nonce = offered as u64;
-                                answer
+                                Ok(answer)
                             })
                     }
                     Ok(ClientToProxyQuery::AuthorizeShort(auth)) => match (&client_key, &router.payments) {
@@ -190,6 +222,10 @@ pub(crate) async fn serve_client(
                     Ok(ClientToProxyQuery::AuthorizeLong(_)) => match (&client_key, &router.payments, &contract) {
                         (Some(key), Some(payments), Some(found)) => {
                             info!(connection = connection_id, client = %key, "waiting for the client's register transaction");
+                            // The chain is slower than the authentication deadline.
+                            handle.defer_auth_deadline(
+                                crate::payments::LONG_AUTH_TIMEOUT + LONG_AUTH_MARGIN,
+                            );
                             let registered = tokio::select! {
                                 registered = payments.await_registration(key, nonce, crate::payments::LONG_AUTH_TIMEOUT) => registered,
                                 _ = shutdown.draining() => false,
@@ -256,6 +292,9 @@ pub(crate) async fn serve_client(
                     Err(error) => Err((codes::BAD_REQUEST, format!("unknown query: {error}"))),
                 };
                 answer(query, result);
+                if authorized && !handle.is_authenticated() {
+                    handle.mark_authenticated();
+                }
             }
             Incoming::Packet(data) => match ClientRunQueryEx::from_bytes(&data) {
                 Ok(run) => match (&client_key, authorized) {
@@ -329,6 +368,9 @@ pub(crate) async fn serve_worker(
                             warn!(connection = id, %error, "worker refused");
                         }
                         registered |= result.is_ok();
+                        if registered {
+                            handle.mark_authenticated();
+                        }
                         result
                     }
                     Ok(WorkerToProxyQuery::CompareBalance(compare)) => {
@@ -449,6 +491,10 @@ pub(crate) async fn serve_worker(
     info!(connection = id, %reason, "worker disconnected");
 }
 
+/// Time a long authorisation may take beyond its wait on chain before the connection's
+/// authentication deadline applies again (reading the refreshed contract, answering).
+const LONG_AUTH_MARGIN: Duration = Duration::from_secs(30);
+
 /// Highest price coefficient a worker may ask (1000 = 1.0×).
 const MAX_COEFFICIENT: i32 = 1_000_000_000;
 
@@ -507,6 +553,8 @@ fn register_worker(
             served: 0,
             failed: 0,
             tokens: 0,
+            overreported: 0,
+            supports_cancel: params.supports_cancel,
         },
     );
     let worker_sc_address = if router.payments.is_some() {

@@ -21,7 +21,7 @@ use cocoon_proxy::{ProxyConfig, RunningProxy};
 use cocoon_worker::{Backend, RunningWorker, WorkerConfig};
 
 use crate::devchain::{key_path, DevChain, PAYOUTS_DIR};
-use crate::http::get_json as http_get_json;
+use crate::http::{get_json as http_get_json, get_json_with, TestHttp};
 use crate::mock_backend::{MockBackend, MockBackendConfig};
 
 /// Where the workers' backend comes from.
@@ -48,6 +48,7 @@ pub struct DevnetBuilder {
     required_worker_image_hashes: Vec<String>,
     wait_for_workers: bool,
     chain: Option<ChainSetup>,
+    client_settings: Option<fn(&mut ClientConfig)>,
 }
 
 /// A devnet that is paid on a local chain (see [`DevnetBuilder::local_chain`]).
@@ -126,6 +127,7 @@ impl Default for DevnetBuilder {
             required_worker_image_hashes: Vec::new(),
             wait_for_workers: true,
             chain: None,
+            client_settings: None,
         }
     }
 }
@@ -235,6 +237,13 @@ impl DevnetBuilder {
         self
     }
 
+    /// Changes the client's config before it starts (its API settings: `api_token`,
+    /// `allowed_hosts`, read timeouts…). The devnet's own helpers send the token.
+    pub fn client_settings(mut self, settings: fn(&mut ClientConfig)) -> Self {
+        self.client_settings = Some(settings);
+        self
+    }
+
     /// Whether `start` waits for every worker to be ready (off when a test expects a worker
     /// to be refused).
     pub fn wait_for_workers(mut self, wait: bool) -> Self {
@@ -304,8 +313,13 @@ impl DevnetBuilder {
                 payments.toncenter_url = Some(url.clone());
                 payments.root_address = Some(chain.cocoon.root_address().to_string());
             }
-            payments.charge_threshold_tokens = setup.threshold_tokens;
-            payments.payout_threshold_tokens = setup.payout_threshold_tokens;
+            // The builder counts in tokens; the config in TON.
+            payments.charge_threshold = cocoon_ton::Coins(
+                u128::from(setup.threshold_tokens) * chain.params.price_per_token.0,
+            );
+            payments.payout_threshold = cocoon_ton::Coins(
+                u128::from(setup.payout_threshold_tokens) * chain.params.worker_fee_per_token.0,
+            );
             payments.settle_interval_secs = setup.settle_interval.as_secs_f64();
             payments.commit_interval_secs = setup.commit_interval.as_secs_f64();
             proxy_config.payments = Some(payments);
@@ -379,6 +393,9 @@ impl DevnetBuilder {
             on_chain.max_top_up = cocoon_ton::Coins::ton(50);
             client_config.chain = Some(on_chain);
         }
+        if let Some(settings) = self.client_settings {
+            settings(&mut client_config);
+        }
         let (client_trigger, client_shutdown) = ShutdownTrigger::new();
         let client = cocoon_client::start(client_config.clone(), client_shutdown)
             .await
@@ -428,7 +445,12 @@ impl Devnet {
 
     /// Fetches the client's `/stats`.
     pub async fn client_stats(&self) -> serde_json::Value {
-        http_get_json(self.client.api_addr, "/stats").await
+        get_json_with(&self.client_http(), self.client.api_addr, "/stats").await
+    }
+
+    /// An HTTP client for the client's API, sending its `api_token` when it has one.
+    pub fn client_http(&self) -> TestHttp {
+        TestHttp::new().with_bearer(self.client_config.api_token.as_deref())
     }
 
     /// Waits until every live worker is ready at the proxy and `/v1/models` lists its model.
@@ -441,7 +463,8 @@ impl Devnet {
             .map(|w| w.config.model.clone())
             .collect();
         loop {
-            let models = http_get_json(self.client.api_addr, "/v1/models").await;
+            let models =
+                get_json_with(&self.client_http(), self.client.api_addr, "/v1/models").await;
             let listed: std::collections::BTreeSet<String> = models["data"]
                 .as_array()
                 .map(|d| {

@@ -76,6 +76,8 @@ impl HttpStream {
 #[derive(Clone, Debug)]
 pub struct TestHttp {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Sent as `Authorization: Bearer …` with every request (a client with `api_token`).
+    bearer: Option<String>,
 }
 
 impl Default for TestHttp {
@@ -92,7 +94,44 @@ impl TestHttp {
         connector.set_nodelay(true);
         TestHttp {
             client: Client::builder(TokioExecutor::new()).build(connector),
+            bearer: None,
         }
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` with every request when a
+    /// token is given.
+    pub fn with_bearer(mut self, token: Option<&str>) -> TestHttp {
+        self.bearer = token.map(str::to_owned);
+        self
+    }
+
+    /// Any request with exactly these extra headers (no `Content-Type` unless given; `Host`
+    /// is the address unless given), read whole.
+    pub async fn request(
+        &self,
+        method: http::Method,
+        address: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<HttpAnswer, String> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{address}{path}"));
+        if let Some(token) = &self.bearer {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(Duration::from_secs(60), self.client.request(request))
+            .await
+            .map_err(|_| "request timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        collect(response).await
     }
 
     async fn send(
@@ -107,6 +146,9 @@ impl TestHttp {
             .uri(format!("http://{address}{path}"));
         if body.is_some() {
             request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = &self.bearer {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -188,7 +230,12 @@ async fn collect(response: hyper::Response<Incoming>) -> Result<HttpAnswer, Stri
 
 /// GET a JSON document; Null on any failure.
 pub async fn get_json(address: SocketAddr, path: &str) -> serde_json::Value {
-    match TestHttp::new().get(address, path).await {
+    get_json_with(&TestHttp::new(), address, path).await
+}
+
+/// GET a JSON document with `http`; Null on any failure.
+pub async fn get_json_with(http: &TestHttp, address: SocketAddr, path: &str) -> serde_json::Value {
+    match http.get(address, path).await {
         Ok(answer) => answer.json(),
         Err(_) => serde_json::Value::Null,
     }

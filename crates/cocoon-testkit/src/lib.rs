@@ -5,6 +5,7 @@ pub mod devnet;
 pub mod fake_toncenter;
 pub mod http;
 pub mod mock_backend;
+pub mod scripted_backend;
 pub mod sockets;
 
 pub use devnet::{Devnet, DevnetBuilder};

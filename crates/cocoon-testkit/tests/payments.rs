@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cocoon_testkit::devchain::CLIENT_DEPOSIT;
 use cocoon_testkit::http::{sse_events, TestHttp};
+use cocoon_testkit::scripted_backend::{Script, ScriptedBackend};
 use cocoon_testkit::{wait_until, Devnet, MockBackendConfig};
 use serde_json::{json, Value};
 
@@ -311,6 +312,7 @@ async fn payment_status_queries_behave_as_a_cpp_worker_expects() {
         model: config.model.clone(),
         coefficient: config.coefficient,
         limits: None,
+        supports_cancel: false,
         proto_version: Some(ProtoVersionRange {
             min: codes::MIN_PROTO_VERSION,
             max: codes::PROTO_VERSION,
@@ -416,7 +418,7 @@ async fn a_signed_payout_nobody_sent_is_sent_by_the_settle_loop() {
         .payments
         .as_mut()
         .unwrap()
-        .payout_threshold_tokens = 1;
+        .payout_threshold = cocoon_ton::Coins(1);
     devnet.restart_proxy().await.expect("restarts");
     wait_until("the signed payout on chain", || async {
         on_chain(&devnet).await.4 == tokens
@@ -502,4 +504,263 @@ async fn a_params_change_on_the_root_is_noticed_and_refused_at_restart() {
             && refused.contains("docs/payments.md"),
         "{refused}"
     );
+}
+
+/// A paid devnet whose worker forwards to `backend`.
+async fn paid_devnet_on(dir: &Path, backend: &ScriptedBackend) -> Devnet {
+    Devnet::builder()
+        .backend_url(&backend.url())
+        .local_chain(dir, &dir.join("prices.toml"), SETTLE, COMMIT)
+        .start()
+        .await
+        .expect("paid devnet starts")
+}
+
+/// The only client's account in the proxy's books.
+async fn client_account(devnet: &Devnet) -> Value {
+    let ledger = &devnet.proxy_stats().await["ledger"];
+    ledger["clients"]
+        .as_object()
+        .and_then(|clients| clients.values().next())
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Waits for the proxy's books to settle on chain, then checks that what left the client
+/// contract is exactly what the worker contract was paid plus the proxy's commission, to the
+/// nano-TON, and returns the tokens charged.
+async fn settled_exactly(devnet: &Devnet, wallet_before: u128) -> u64 {
+    let dev = devnet.chain.as_ref().unwrap();
+    let (price, fee) = (
+        dev.params.price_per_token.0,
+        dev.params.worker_fee_per_token.0,
+    );
+    let charged = client_account(devnet).await["charged_tokens"]
+        .as_u64()
+        .unwrap();
+    wait_until("the charge and the payout on chain", || async {
+        let (used, _, _, _, paid, _) = on_chain(devnet).await;
+        used == charged && paid == charged
+    })
+    .await;
+    let (_, balance, wallet, commission, _, _) = on_chain(devnet).await;
+    let t = u128::from(charged);
+    assert_eq!(
+        balance,
+        CLIENT_DEPOSIT.0 - t * price,
+        "client paid tokens × price"
+    );
+    assert_eq!(wallet, wallet_before + t * fee, "worker got tokens × fee");
+    assert_eq!(commission, t * (price - fee), "the proxy kept the rest");
+    charged
+}
+
+fn short_chat(max_tokens: u64) -> Value {
+    json!({"model": "mock-model", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_reports_beyond_what_a_request_could_use_are_capped() {
+    // The audit's attack: a `max_tokens: 1` request answered with a usage of 100,000,000
+    // tokens got the client charged 2 TON. The backend here claims that in `total_tokens` and
+    // in its counts, and in a count that wraps an i64 sum.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = ScriptedBackend::start(
+        "mock-model",
+        Script::Json {
+            content: "ok".into(),
+            usage: json!({"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 100_000_000}),
+        },
+    )
+    .await
+    .unwrap();
+    let devnet = paid_devnet_on(dir.path(), &backend).await;
+    let (_, _, wallet_before, _, _, _) = on_chain(&devnet).await;
+    let http = TestHttp::new();
+    let answer = http
+        .post(devnet.client_addr(), "/v1/chat/completions", &short_chat(1))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // A lying total is not believed: the counts are 5 + 1. (The body reaches the app as the
+    // backend wrote it; the charge is what the proxy's books say.)
+    assert_eq!(client_account(&devnet).await["charged_tokens"], 6);
+
+    // Counts beyond the bound (and one that would wrap a sum) are cut to the reservation:
+    // the body's bytes, the template's allowance and max_tokens.
+    let body = short_chat(1);
+    let bound = serde_json::to_vec(&body).unwrap().len() as u64 + 256 + 1;
+    for usage in [
+        json!({"prompt_tokens": 100_000_000, "completion_tokens": 1}),
+        json!({"prompt_tokens": i64::MAX, "completion_tokens": i64::MAX}),
+    ] {
+        backend.set_script(Script::Json {
+            content: "ok".into(),
+            usage,
+        });
+        let before = client_account(&devnet).await["charged_tokens"]
+            .as_u64()
+            .unwrap();
+        let answer = http
+            .post(devnet.client_addr(), "/v1/chat/completions", &body)
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let charged = client_account(&devnet).await["charged_tokens"]
+            .as_u64()
+            .unwrap();
+        let billed = charged - before;
+        assert!(
+            billed > 0 && billed <= bound + 64,
+            "charged {billed}, at most the bound {bound} (+ the client's own fields)"
+        );
+    }
+    let workers = devnet.proxy_stats().await["workers"].clone();
+    assert_eq!(
+        workers[0]["overreported"], 2,
+        "counted against the worker: {workers}"
+    );
+    // And the money adds up on chain.
+    settled_exactly(&devnet, wallet_before).await;
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_by_its_timeout_is_billed_for_what_it_delivered() {
+    // The audit: 10 parts 0.5 s apart with `"timeout": 4.6` → 9 parts received, nothing billed.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = ScriptedBackend::start(
+        "mock-model",
+        Script::Stream {
+            parts: 10,
+            delay: Duration::from_millis(500),
+        },
+    )
+    .await
+    .unwrap();
+    let devnet = paid_devnet_on(dir.path(), &backend).await;
+    let (_, _, wallet_before, _, _, _) = on_chain(&devnet).await;
+    let mut body = short_chat(100);
+    body["stream"] = json!(true);
+    body["timeout"] = json!(4.6);
+    let answer = TestHttp::new()
+        .post(devnet.client_addr(), "/v1/chat/completions", &body)
+        .await
+        .unwrap();
+    let parts = answer.text().matches("part").count();
+    assert!((7..10).contains(&parts), "{parts} parts: {}", answer.text());
+    let account = client_account(&devnet).await;
+    assert_eq!(account["reserved_tokens"], 0, "{account}");
+    let charged = account["charged_tokens"].as_u64().unwrap();
+    assert!(
+        charged >= parts as u64,
+        "a token per delivered part at least: charged {charged} for {parts} parts"
+    );
+    // The worker was told the bound: its copy asks for max_tokens 100.
+    assert_eq!(backend.bodies()[0]["max_tokens"], 100);
+    assert_eq!(settled_exactly(&devnet, wallet_before).await, charged);
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_counts_the_prompt_and_every_choice_against_the_stake() {
+    // Honest `max_tokens: 1` requests with large prompts were admitted against a balance for
+    // one token. The devnet's client has a 0.1 TON stake: 5,000,000 tokens at 20 nano-TON.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = ScriptedBackend::start(
+        "mock-model",
+        Script::Json {
+            content: "ok".into(),
+            usage: json!({"prompt_tokens": 5, "completion_tokens": 1}),
+        },
+    )
+    .await
+    .unwrap();
+    let devnet = paid_devnet_on(dir.path(), &backend).await;
+    let http = TestHttp::new();
+    let stake_tokens = 5_000_000u64;
+    // A body without max_tokens reaches the worker with the default bound set.
+    let answer = http
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(backend.bodies()[0]["max_tokens"], 4096);
+    // max_tokens × n beyond the stake is refused before it runs, whatever the balance.
+    let mut many = short_chat(stake_tokens / 100);
+    many["n"] = json!(128);
+    let refused = http
+        .post(devnet.client_addr(), "/v1/chat/completions", &many)
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 402, "{}", refused.text());
+    // So is a prompt whose bytes alone exceed it (one byte per token at most).
+    let big = "x".repeat(stake_tokens as usize + 1);
+    let refused = http
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &json!({"model": "mock-model", "max_tokens": 1, "messages": [{"role": "user", "content": big}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 402, "{}", refused.text());
+    assert_eq!(backend.bodies().len(), 1, "neither reached the backend");
+    let account = client_account(&devnet).await;
+    assert_eq!(account["reserved_tokens"], 0, "{account}");
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_vanishes_mid_stream_is_billed_and_its_worker_stops() {
+    // Before, the proxy released the reservation (billing nothing), counted the worker's slot
+    // free and left the worker generating for nobody.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = ScriptedBackend::start(
+        "mock-model",
+        Script::Stream {
+            parts: 300,
+            delay: Duration::from_millis(100),
+        },
+    )
+    .await
+    .unwrap();
+    let mut devnet = paid_devnet_on(dir.path(), &backend).await;
+    let mut body = short_chat(1000);
+    body["stream"] = json!(true);
+    let mut stream = TestHttp::new()
+        .post_stream(devnet.client_addr(), "/v1/chat/completions", &body)
+        .await
+        .unwrap();
+    let mut received = 0;
+    while received < 3 {
+        let chunk = stream.next_chunk().await.expect("the stream runs");
+        received += String::from_utf8_lossy(&chunk).matches("part").count();
+    }
+    assert_eq!(backend.open_streams(), 1);
+    devnet.client.abort();
+    wait_until("the proxy billed the cut stream", || async {
+        let account = client_account(&devnet).await;
+        account["reserved_tokens"] == 0 && account["charged_tokens"].as_u64() > Some(0)
+    })
+    .await;
+    let charged = client_account(&devnet).await["charged_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        charged >= received as u64,
+        "charged {charged} for {received}+ parts"
+    );
+    assert!(charged < 300, "not the whole answer: {charged}");
+    // The worker was told to stop: it dropped the backend stream and ended the request, so the
+    // proxy counts its slot free again.
+    wait_until("the worker stopped generating", || async {
+        backend.open_streams() == 0 && devnet.proxy_stats().await["workers"][0]["running"] == 0
+    })
+    .await;
+    devnet.stop().await;
 }

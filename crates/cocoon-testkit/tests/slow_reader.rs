@@ -43,7 +43,7 @@ async fn stalled_app(devnet: &Devnet) -> TcpStream {
     })
     .to_string();
     let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: cocoon\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();

@@ -162,3 +162,21 @@ mod tests {
         }
     }
 }
+
+/// Amounts in config files as text, for `#[serde(with = "cocoon_ton::coins::text")]`: `"1.5"`
+/// (TON), `"1.5 TON"` or `"1500000000n"` (nano-TON); written back as nano-TON.
+pub mod text {
+    use super::Coins;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `1500000000n`.
+    pub fn serialize<S: Serializer>(coins: &Coins, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{}n", coins.0))
+    }
+
+    /// Reads any form [`Coins`] parses.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Coins, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -58,17 +58,7 @@ fn parse(path: &Path, text: &str) -> Result<[u8; 32], KeyFileError> {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), KeyFileError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(io(path))?;
-    f.write_all(text.as_bytes()).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+    cocoon_net::secret_file::create_secret_file(path, text.as_bytes()).map_err(io(path))
 }
 
 #[cfg(test)]

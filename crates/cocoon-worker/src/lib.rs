@@ -68,6 +68,9 @@ pub(crate) struct Stats {
     pub tokens: TokenCounters,
 }
 
+/// How to stop each running request, by (link id, request id).
+pub(crate) type Cancels = HashMap<(u64, [u8; 32]), tokio::sync::oneshot::Sender<()>>;
+
 /// State shared by the worker's tasks.
 pub(crate) struct WorkerShared {
     pub config: WorkerConfig,
@@ -83,6 +86,8 @@ pub(crate) struct WorkerShared {
     pub started: Instant,
     /// `[chain]`: contracts checked and deployed, payouts submitted.
     pub chain: Option<Arc<chain::WorkerChain>>,
+    /// Running requests a proxy may cancel (`proxy.cancelQuery`), by (link, request id).
+    pub cancels: Mutex<Cancels>,
 }
 
 /// Decrements the in-flight count when a request task ends, however it ends.
@@ -132,15 +137,46 @@ impl WorkerShared {
         let guard = InFlight(self.clone());
         let shared = self.clone();
         let link = link.clone();
+        let key = (link.id(), query.request_id);
+        let (cancel, cancelled) = tokio::sync::oneshot::channel();
+        self.lock_cancels().insert(key, cancel);
         // Request tasks end with their request (bounded by its timeout), and a killed link
-        // makes their next send fail, so none outlives the worker for long.
+        // makes their next send fail, so none outlives the worker for long. A cancel drops the
+        // request's future, which closes the backend stream, so the backend stops generating.
         tokio::spawn(async move {
             let _guard = guard;
             tokio::select! {
-                _ = request::run_request(shared.clone(), link, query) => {}
+                _ = request::run_request(shared.clone(), link.clone(), query) => {}
+                Ok(()) = cancelled => {
+                    tracing::debug!(request = %request::short_id(&key.1), "request cancelled by the proxy");
+                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    let end = ProxyQueryAnswer::Error(ProxyQueryAnswerErrorEx {
+                        request_id: key.1,
+                        error_code: codes::CANCELLED,
+                        error: "cancelled by the proxy".into(),
+                        final_info: Some(ProxyQueryFinalInfo {
+                            tokens_used: TokensUsed::default(),
+                            worker_debug: None,
+                            timings: None,
+                        }),
+                    });
+                    let _ = link.send_packet(&end.to_bytes());
+                }
                 _ = shared.shutdown.killed() => {}
             }
+            shared.lock_cancels().remove(&key);
         });
+    }
+
+    fn lock_cancels(&self) -> std::sync::MutexGuard<'_, Cancels> {
+        self.cancels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A proxy cancelled one of its requests: stop it (nothing happens if it already ended).
+    pub fn cancel(&self, link: &ConnectionHandle, request_id: [u8; 32]) {
+        if let Some(cancel) = self.lock_cancels().remove(&(link.id(), request_id)) {
+            let _ = cancel.send(());
+        }
     }
 }
 
@@ -202,6 +238,7 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         backend_healthy: AtomicBool::new(false),
         links: Mutex::new(HashMap::new()),
         standings: Mutex::new(HashMap::new()),
+        cancels: Mutex::new(HashMap::new()),
         stats: Stats::default(),
         started: Instant::now(),
         config,

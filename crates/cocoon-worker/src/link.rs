@@ -54,6 +54,7 @@ async fn handshake(
             proxy_cnt: config.proxies.len() as i32,
             max_active_requests: config.max_active_requests.min(i32::MAX as u32) as i32,
         }),
+        supports_cancel: true,
         proto_version: Some(ProtoVersionRange {
             min: codes::MIN_PROTO_VERSION,
             max: codes::PROTO_VERSION,
@@ -289,6 +290,9 @@ async fn serve(
                 ),
                 Ok(ProxyToWorkerMessage::SignedPayment(payment)) => {
                     record_standing(shared, contract.as_ref(), &payment, 0, 0)
+                }
+                Ok(ProxyToWorkerMessage::Cancel(cancel)) => {
+                    shared.cancel(&handle, cancel.request_id)
                 }
                 Err(error) => {
                     warn!(%error, bytes = data.len(), "malformed packet from proxy; dropping link");

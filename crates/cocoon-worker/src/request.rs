@@ -22,18 +22,24 @@ use crate::WorkerShared;
 /// Largest non-streamed answer we relay; answers are text, this is generous.
 const MAX_JSON_ANSWER: usize = 64 << 20;
 /// Used when a proxy sends a nonsensical timeout.
+/// The largest piece of a non-streamed answer sent in one packet.
+const ANSWER_PIECE: usize = 1 << 20;
 const FALLBACK_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Reply<'a> {
     link: &'a ConnectionHandle,
     request_id: [u8; 32],
     start_time: f64,
+    /// This worker's price coefficient (1000 = 1.0×) and the root's multipliers: the usage
+    /// reported to the proxy is adjusted by them, as the protocol bills.
+    coefficient: u32,
+    multipliers: Multipliers,
 }
 
 impl Reply<'_> {
     fn final_info(&self, tokens: TokensUsed) -> ProxyQueryFinalInfo {
         ProxyQueryFinalInfo {
-            tokens_used: tokens,
+            tokens_used: tokens.adjusted(self.coefficient, &self.multipliers),
             worker_debug: None,
             timings: Some(WorkerTimings {
                 worker_start_time: self.start_time,
@@ -43,9 +49,26 @@ impl Reply<'_> {
     }
 
     fn send(&self, message: ProxyQueryAnswer) -> Result<(), ()> {
-        self.link.send_packet(&message.to_bytes()).map_err(|error| {
-            debug!(%error, "proxy link closed; abandoning request");
-        })
+        match self.link.send_packet(&message.to_bytes()) {
+            Ok(()) => Ok(()),
+            Err(error @ cocoon_net::NetError::Backpressure { .. }) => {
+                // The link is up but the proxy is not taking our output: end this request
+                // alone with a small error, so the proxy does not wait for the rest.
+                warn!(%error, "the proxy does not take this answer; ending the request");
+                let end = ProxyQueryAnswer::Error(ProxyQueryAnswerErrorEx {
+                    request_id: self.request_id,
+                    error_code: codes::UPSTREAM_FAILED,
+                    error: format!("the worker could not queue the answer: {error}"),
+                    final_info: Some(self.final_info(TokensUsed::default())),
+                });
+                let _ = self.link.send_packet(&end.to_bytes());
+                Err(())
+            }
+            Err(error) => {
+                debug!(%error, "proxy link closed; abandoning request");
+                Err(())
+            }
+        }
     }
 
     fn head(&self, response: HttpResponse, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
@@ -54,6 +77,23 @@ impl Reply<'_> {
             answer: response.to_bytes(),
             final_info: final_tokens.map(|t| self.final_info(t)),
         }))
+    }
+
+    /// A complete answer, in pieces of at most [`ANSWER_PIECE`] bytes: one packet may carry at
+    /// most 16 MiB, and a larger answer sent whole would be refused by the link and lost.
+    fn whole(&self, mut head: HttpResponse, body: Vec<u8>, tokens: TokensUsed) -> Result<(), ()> {
+        if body.len() <= ANSWER_PIECE {
+            head.payload = body;
+            return self.head(head, Some(tokens));
+        }
+        let mut pieces = body.chunks(ANSWER_PIECE).peekable();
+        head.payload = pieces.next().unwrap_or_default().to_vec();
+        self.head(head, None)?;
+        while let Some(piece) = pieces.next() {
+            let last = pieces.peek().is_none();
+            self.part(piece.to_vec(), last.then_some(tokens))?;
+        }
+        Ok(())
     }
 
     fn part(&self, data: Vec<u8>, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
@@ -96,7 +136,7 @@ impl Reply<'_> {
     }
 }
 
-fn short_id(id: &[u8; 32]) -> String {
+pub(crate) fn short_id(id: &[u8; 32]) -> String {
     id[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -111,6 +151,11 @@ pub(crate) async fn run_request(
         link: &link,
         request_id: query.request_id,
         start_time: unix_time_f64(),
+        coefficient: u32::try_from(shared.config.coefficient).unwrap_or(0),
+        multipliers: shared
+            .chain
+            .as_ref()
+            .map_or(Multipliers::ONE, |chain| chain.multipliers()),
     };
     let id = short_id(&query.request_id);
     let stats = &shared.stats;
@@ -212,7 +257,7 @@ async fn serve(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let mut head = HttpResponse {
+    let head = HttpResponse {
         http_version: "HTTP/1.1".into(),
         status_code: status.as_u16() as i32,
         reason: status.canonical_reason().unwrap_or("").into(),
@@ -238,8 +283,7 @@ async fn serve(
                 if status.is_success() && tokens.total_tokens_used == 0 {
                     info!(request = %id, "backend answer carries no usage; nothing to bill");
                 }
-                head.payload = bytes;
-                reply.head(head, Some(tokens))?;
+                reply.whole(head, bytes, tokens)?;
                 Ok(tokens)
             }
             Ok(Err(message)) => {

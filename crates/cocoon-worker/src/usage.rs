@@ -11,29 +11,25 @@ use cocoon_proto::TokensUsed;
 use memchr::memmem::Finder;
 use serde_json::Value;
 
-/// Converts an OpenAI `usage` object into the wire's four categories.
+/// Converts an OpenAI `usage` object into the wire's four categories (raw counts, before the
+/// price adjustment). The total is their sum: the backend's `total_tokens` is not trusted, so a
+/// backend claiming 100,000,000 total tokens for a 6-token answer bills 6. Negative counts are
+/// 0 and nothing wraps.
 pub fn tokens_from_usage(usage: &Value) -> Option<TokensUsed> {
-    let field = |v: &Value, name: &str| v.get(name).and_then(Value::as_i64);
+    let field = |v: &Value, name: &str| v.get(name).and_then(Value::as_u64);
     let prompt = field(usage, "prompt_tokens")?;
     let completion = field(usage, "completion_tokens").unwrap_or(0);
     let cached = usage
         .get("prompt_tokens_details")
         .and_then(|d| field(d, "cached_tokens"))
-        .unwrap_or(0)
-        .clamp(0, prompt.max(0));
+        .unwrap_or(0);
     let reasoning = usage
         .get("completion_tokens_details")
         .and_then(|d| field(d, "reasoning_tokens"))
-        .unwrap_or(0)
-        .clamp(0, completion.max(0));
-    let total = field(usage, "total_tokens").unwrap_or(prompt + completion);
-    Some(TokensUsed {
-        prompt_tokens_used: prompt - cached,
-        cached_tokens_used: cached,
-        completion_tokens_used: completion - reasoning,
-        reasoning_tokens_used: reasoning,
-        total_tokens_used: total,
-    })
+        .unwrap_or(0);
+    Some(TokensUsed::from_counts(
+        prompt, cached, completion, reasoning,
+    ))
 }
 
 /// Usage from a complete JSON answer body.
@@ -159,14 +155,8 @@ impl SseUsageTracker {
     /// servers send one event per token, and the prompt estimated from its size.
     pub fn estimate(&self, prompt_bytes: usize) -> TokensUsed {
         let prompt =
-            i64::try_from(prompt_bytes.div_ceil(BYTES_PER_TOKEN_ESTIMATE)).unwrap_or(i64::MAX);
-        let completion = i64::try_from(self.content_events).unwrap_or(i64::MAX);
-        TokensUsed {
-            prompt_tokens_used: prompt,
-            completion_tokens_used: completion,
-            total_tokens_used: prompt.saturating_add(completion),
-            ..TokensUsed::default()
-        }
+            u64::try_from(prompt_bytes.div_ceil(BYTES_PER_TOKEN_ESTIMATE)).unwrap_or(u64::MAX);
+        TokensUsed::from_counts(prompt, 0, self.content_events, 0)
     }
 }
 
@@ -275,5 +265,22 @@ data: {\"choices\":[{\"delta\":{\"content\":\"d\"}}]}";
         assert_eq!(usage.reasoning_tokens_used, 5);
         assert_eq!(usage.prompt_tokens_used, 10);
         assert!(tokens_from_json_body(b"not json").is_none());
+    }
+
+    #[test]
+    fn a_backend_lying_in_total_tokens_bills_its_itemised_counts() {
+        let body =
+            br#"{"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":100000000}}"#;
+        let usage = tokens_from_json_body(body).unwrap();
+        assert_eq!(usage.total_tokens_used, 6);
+        let huge = format!(
+            r#"{{"usage":{{"prompt_tokens":{},"completion_tokens":{}}}}}"#,
+            i64::MAX,
+            i64::MAX
+        );
+        let usage = tokens_from_json_body(huge.as_bytes()).unwrap();
+        assert_eq!(usage.total_tokens_used, i64::MAX, "saturates, never wraps");
+        let negative = br#"{"usage":{"prompt_tokens":-5,"completion_tokens":2}}"#;
+        assert!(tokens_from_json_body(negative).is_none());
     }
 }

@@ -143,17 +143,8 @@ fn gen_cert(args: GenCertArgs) -> Result<()> {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(bytes)?;
-    Ok(())
+    cocoon_net::secret_file::write_secret_file(path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn quote_measurements(quote: &[u8]) -> Option<cocoon_attest::tdx::TdxMeasurements> {

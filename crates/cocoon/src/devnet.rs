@@ -62,7 +62,8 @@ fn write_toml<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<
     let path = dir.join(name);
     let text = toml::to_string_pretty(value).context("cannot serialise config")?;
     let header = "# Written by `cocoon devnet` with the addresses it used; run the role alone with\n# `cocoon <role> --config <this file>`. The danger_* settings use a FAKE TEE: development only.\n";
-    std::fs::write(&path, format!("{header}{text}"))
+    // Configs name key files and carry the client's secret: owner-only, like the keys.
+    cocoon_net::secret_file::write_secret_file(&path, format!("{header}{text}").as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
@@ -183,4 +184,24 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     }
     eprintln!("devnet stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devnet_configs_are_written_owner_only_even_over_an_old_world_readable_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("client.toml");
+        std::fs::write(&old, "old").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let config = serde_json::json!({"secret": "s3cret"});
+        let path = write_toml(dir.path(), "client.toml", &config).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("secret = \"s3cret\""), "{text}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -116,8 +116,8 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
         key_path(data, "proxy-signer"),
         key_path(data, "proxy"),
     );
-    payments.charge_threshold_tokens = 1;
-    payments.payout_threshold_tokens = 1;
+    payments.charge_threshold = cocoon_ton::Coins(1);
+    payments.payout_threshold = cocoon_ton::Coins(1);
     payments.settle_interval_secs = 0.05;
     payments.commit_interval_secs = 0.1;
     proxy.payments = Some(payments);

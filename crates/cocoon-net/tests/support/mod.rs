@@ -303,7 +303,17 @@ pub async fn hand_made_handshake(
     std::io::Result<(tokio_rustls::client::TlsStream<TcpStream>, Session)>,
     Result<Connection, NetError>,
 ) {
-    let acceptor = acceptor(&identity(), any_policy());
+    hand_made_handshake_with(&acceptor(&identity(), any_policy()), config).await
+}
+
+/// [`hand_made_handshake`] against a given acceptor.
+pub async fn hand_made_handshake_with(
+    acceptor: &Acceptor,
+    config: rustls::ClientConfig,
+) -> (
+    std::io::Result<(tokio_rustls::client::TlsStream<TcpStream>, Session)>,
+    Result<Connection, NetError>,
+) {
     let (listener, address) = listener().await;
     let client = async {
         let mut tcp = TcpStream::connect(&address).await.expect("tcp connect");
@@ -355,6 +365,49 @@ pub async fn hand_made_session_handshake(
             return Ok(session);
         }
     }
+}
+
+/// A hand-made client that has finished every handshake layer against `acceptor` and will
+/// never read again: (its TLS stream, the server's side of the connection).
+pub async fn never_reading_client(
+    acceptor: &Acceptor,
+) -> (tokio_rustls::client::TlsStream<TcpStream>, Connection) {
+    let config = hand_made_client_config(
+        &[&rustls::version::TLS13],
+        rustls::crypto::ring::default_provider().cipher_suites,
+        &identity(),
+    );
+    let (client, server) = hand_made_handshake_with(acceptor, config).await;
+    let (stream, _) = client.expect("hand-made client connects");
+    (stream, server.expect("accepted"))
+}
+
+/// `count` framed `tcp.ping`s as a client sends them right after `tcp.connect` (sequence
+/// numbers from 1).
+pub fn ping_frames(count: usize) -> Vec<u8> {
+    use cocoon_proto::frame::FrameEncoder;
+    use cocoon_proto::{TcpPing, TlBoxed};
+    let mut encoder = FrameEncoder::new();
+    // Sequence number 0 went to `tcp.connect`.
+    encoder
+        .encode(&[0; 4], &mut Vec::new())
+        .expect("a 4-byte payload frames");
+    let mut out = Vec::new();
+    for id in 0..count {
+        let ping = TcpPing { id: id as i64 }.to_bytes();
+        encoder.encode(&ping, &mut out).expect("a ping frames");
+    }
+    out
+}
+
+/// Polls `check` every 10 ms until it holds; fails the test after [`GENEROUS`].
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    within(what, async {
+        while !check() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
 }
 
 /// Waits until the runtime is back to `baseline` live tasks: the connection's reader and

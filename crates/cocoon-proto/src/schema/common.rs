@@ -84,14 +84,25 @@ pub struct WorkerParams {
     pub limits: Option<WorkerLimits>,
     /// Protocol versions spoken (`flags.1`).
     pub proto_version: Option<ProtoVersionRange>,
+    /// The worker stops a request when told `proxy.cancelQuery` (`flags.16`, an extension of
+    /// this implementation: the bit carries no field, so the reference's parser, which reads
+    /// only the bits it knows, ignores it, and a proxy sends cancels only to workers that set it).
+    pub supports_cancel: bool,
 }
+
+/// The `worker.params` flag bit of [`WorkerParams::supports_cancel`].
+pub const WORKER_PARAMS_CANCEL_FLAG: u32 = 1 << 16;
 
 impl TlObject for WorkerParams {
     const CONSTRUCTOR: u32 = 0x869c73ed;
     const SCHEMA: &'static str = "worker.params flags:# worker_owner_address:string model:string coefficient:int is_test:flags.0?Bool proxy_cnt:flags.0?int max_active_requests:flags.0?int min_proto_version:flags.1?int max_proto_version:flags.1?int = worker.Params";
 
     fn write_bare(&self, out: &mut Vec<u8>) {
-        let flags = u32::from(self.limits.is_some()) | u32::from(self.proto_version.is_some()) << 1;
+        let mut flags =
+            u32::from(self.limits.is_some()) | u32::from(self.proto_version.is_some()) << 1;
+        if self.supports_cancel {
+            flags |= WORKER_PARAMS_CANCEL_FLAG;
+        }
         write_u32(out, flags);
         self.worker_owner_address.write_field(out);
         self.model.write_field(out);
@@ -128,6 +139,7 @@ impl TlObject for WorkerParams {
             coefficient,
             limits,
             proto_version,
+            supports_cancel: flags & WORKER_PARAMS_CANCEL_FLAG != 0,
         })
     }
 }

@@ -154,6 +154,17 @@ impl ProxyQueryAnswer {
 }
 
 tl_struct! {
+    /// `proxy.cancelQuery` (one-way, as `tcp.packet`; an extension of this implementation, sent
+    /// only to workers whose `worker.params` set [`super::WORKER_PARAMS_CANCEL_FLAG`]): the
+    /// client of `request_id` is gone or out of time, so the worker stops generating and ends
+    /// the request (its last message frees the slot; what it bills was settled at the cut).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    ProxyCancelQuery = "proxy.cancelQuery request_id:int256 = proxy.CancelQuery" {
+        request_id: [u8; 32],
+    }
+}
+
+tl_struct! {
     /// `proxy.clientRequestPayment`: the proxy's record of what a client request cost. (The
     /// schema declares its result type as `proxy.WorkerRequestPayment`; the id depends on it.)
     #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -2,7 +2,7 @@
 //! time.
 
 use super::{
-    ProxyParams, ProxyQueryAnswer, ProxyQueryAnswerErrorEx, ProxyQueryAnswerEx,
+    ProxyCancelQuery, ProxyParams, ProxyQueryAnswer, ProxyQueryAnswerErrorEx, ProxyQueryAnswerEx,
     ProxyQueryAnswerPartEx, ProxyRunQueryEx, ProxyWorkerRequestPayment, SignedPayment,
     WorkerParams,
 };
@@ -140,6 +140,8 @@ pub enum ProxyToWorkerMessage {
     RequestPayment(ProxyWorkerRequestPayment),
     /// A newer signed payout on its own (or `signedPaymentEmpty`, which says nothing).
     SignedPayment(SignedPayment),
+    /// Stop a running request (see [`ProxyCancelQuery`]).
+    Cancel(ProxyCancelQuery),
 }
 
 impl TlBoxed for ProxyToWorkerMessage {
@@ -148,6 +150,7 @@ impl TlBoxed for ProxyToWorkerMessage {
             Self::RunQuery(query) => query.write_boxed(out),
             Self::RequestPayment(payment) => payment.write_boxed(out),
             Self::SignedPayment(payment) => payment.write_boxed(out),
+            Self::Cancel(cancel) => cancel.write_boxed(out),
         }
     }
 
@@ -162,6 +165,7 @@ impl TlBoxed for ProxyToWorkerMessage {
                 Self::SignedPayment(SignedPayment::Signed { data: r.bytes()? })
             }
             SignedPayment::EMPTY_CONSTRUCTOR => Self::SignedPayment(SignedPayment::Empty),
+            ProxyCancelQuery::CONSTRUCTOR => Self::Cancel(ProxyCancelQuery::read_bare(r)?),
             found => {
                 return Err(TlError::UnknownConstructor {
                     type_name: "ProxyToWorkerMessage",

@@ -191,6 +191,9 @@ async fn start_proxy(args: &ScaleArgs) -> Result<ProxyChild> {
     config.pow_difficulty = args.pow_bits;
     config.max_request_timeout_secs = 600.0;
     config.grace_period_secs = 1.0;
+    // Every bench worker and client comes from loopback: lift the connection caps.
+    config.max_connections = 100_000;
+    config.max_connections_per_ip = 100_000;
     let config_path = dir.join("proxy.toml");
     std::fs::write(&config_path, toml::to_string(&config)?)
         .with_context(|| format!("cannot write {}", config_path.display()))?;

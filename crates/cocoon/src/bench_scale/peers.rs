@@ -213,6 +213,7 @@ pub(super) async fn connect_worker(
             proxy_cnt: 1,
             max_active_requests: max_active,
         }),
+        supports_cancel: false,
         proto_version: Some(ProtoVersionRange {
             min: codes::MIN_PROTO_VERSION,
             max: codes::PROTO_VERSION,

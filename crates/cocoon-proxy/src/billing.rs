@@ -1,0 +1,313 @@
+//! What a request may cost, and what it is billed.
+//!
+//! Before a request runs the proxy bounds it from its body: the prompt's bytes (a token is at
+//! least a byte of text; [`PROMPT_SLACK_TOKENS`] covers what the chat template adds) plus
+//! `max_tokens × n` completion tokens, priced with the chosen worker's coefficient and the
+//! largest of the root's multipliers. That many adjusted tokens are reserved, and the worker's
+//! copy of the request carries the bound (its `max_tokens` is set when absent or larger), so an
+//! honest worker always fits. A charge never exceeds the reservation: a report above it is
+//! capped, logged and counted against the worker.
+//!
+//! An answer cut short (a timeout, a client that went away, a worker that broke off) is billed
+//! for what was delivered: the worker's own report when it sent one, otherwise the documented
+//! estimate of [`Progress::estimate`]: a prompt token per [`BYTES_PER_TOKEN`] bytes of body and a
+//! completion token per SSE event relayed (the servers we forward to send one event per token),
+//! or per [`BYTES_PER_TOKEN`] bytes of a non-streamed answer.
+
+use cocoon_proto::usage::adjust_tokens;
+use cocoon_proto::{HttpRequest, Multipliers, TlBoxed, TokensUsed};
+use memchr::memmem;
+use serde_json::Value;
+
+/// Completion tokens reserved when neither the client nor the body says how many it needs; the
+/// worker's copy of the request then asks for at most this many.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+/// Tokens allowed beyond the body's size for what the chat template adds (role markers, a
+/// default system prompt).
+pub const PROMPT_SLACK_TOKENS: u64 = 256;
+/// The largest `n` (choices per request) the proxy admits.
+pub const MAX_N: u64 = 128;
+/// Bytes of text per token in the estimates (OpenAI's rule of thumb for English).
+pub const BYTES_PER_TOKEN: u64 = 4;
+
+/// A request's bound, read from its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// Bytes of the HTTP body (the prompt and its JSON).
+    pub body_bytes: u64,
+    /// Completion tokens per choice.
+    pub max_tokens: u64,
+    /// Choices.
+    pub n: u64,
+    /// The request re-encoded with `max_tokens` set, when the body lacked it or asked for more
+    /// than the bound.
+    pub rewritten: Option<Vec<u8>>,
+}
+
+impl Bound {
+    /// Raw tokens the request may use at most.
+    pub fn raw_tokens(&self) -> u64 {
+        self.body_bytes
+            .saturating_add(PROMPT_SLACK_TOKENS)
+            .saturating_add(self.max_tokens.saturating_mul(self.n))
+    }
+
+    /// Adjusted tokens to reserve on a worker with `coefficient`.
+    pub fn reserve(&self, coefficient: u32, multipliers: &Multipliers) -> u64 {
+        adjust_tokens(self.raw_tokens(), coefficient, multipliers.max())
+    }
+}
+
+/// Why a request was refused before it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+fn count_field(body: &serde_json::Map<String, Value>, name: &str) -> Result<Option<u64>, Refused> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| Refused(format!("'{name}' must be a non-negative integer"))),
+    }
+}
+
+/// Reads the bound of a `client.runQueryEx` query (a boxed `http.request`), where the client
+/// said `client_max_tokens` (0 or less: not said).
+///
+/// A body that is not a JSON object (or a query that is not an `http.request`) is bounded by
+/// its size and [`DEFAULT_MAX_TOKENS`] and passed on unchanged: the worker refuses it.
+pub fn bound(query: &[u8], client_max_tokens: i32) -> Result<Bound, Refused> {
+    let client_max = u64::try_from(client_max_tokens).ok().filter(|&m| m > 0);
+    let Ok(mut request) = HttpRequest::from_bytes(query) else {
+        return Ok(Bound {
+            body_bytes: query.len() as u64,
+            max_tokens: client_max.unwrap_or(DEFAULT_MAX_TOKENS),
+            n: 1,
+            rewritten: None,
+        });
+    };
+    let body_bytes = request.payload.len() as u64;
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.payload) else {
+        return Ok(Bound {
+            body_bytes,
+            max_tokens: client_max.unwrap_or(DEFAULT_MAX_TOKENS),
+            n: 1,
+            rewritten: None,
+        });
+    };
+    let n = count_field(&body, "n")?.unwrap_or(1);
+    if n == 0 || n > MAX_N {
+        return Err(Refused(format!("'n' must be between 1 and {MAX_N}")));
+    }
+    let asked_tokens = count_field(&body, "max_tokens")?;
+    let asked_completion = count_field(&body, "max_completion_tokens")?;
+    let asked = [asked_tokens, asked_completion, client_max]
+        .into_iter()
+        .flatten()
+        .min();
+    let max_tokens = asked.unwrap_or(DEFAULT_MAX_TOKENS);
+    // The worker's copy must not ask for more than was reserved: set the fields that are
+    // missing or larger (both, when the body names both).
+    let mut changed = false;
+    let mut set = |name: &str, present: Option<u64>| {
+        if present.is_some_and(|v| v > max_tokens) {
+            body.insert(name.into(), max_tokens.into());
+            changed = true;
+        }
+    };
+    set("max_tokens", asked_tokens);
+    set("max_completion_tokens", asked_completion);
+    if asked_tokens.is_none() && asked_completion.is_none() {
+        body.insert("max_tokens".into(), max_tokens.into());
+        changed = true;
+    }
+    let rewritten = if changed {
+        request.payload = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+        Some(request.to_bytes())
+    } else {
+        None
+    };
+    Ok(Bound {
+        body_bytes,
+        max_tokens,
+        n,
+        rewritten,
+    })
+}
+
+/// What reached the client of a running request, for billing an answer cut short.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Answer bytes relayed.
+    pub bytes: u64,
+    /// SSE `data:` events relayed.
+    pub events: u64,
+}
+
+static SSE_DATA: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(b"data:"));
+
+impl Progress {
+    /// Counts a relayed piece of the answer.
+    pub fn relayed(&mut self, piece: &[u8]) {
+        self.bytes = self.bytes.saturating_add(piece.len() as u64);
+        self.events = self
+            .events
+            .saturating_add(SSE_DATA.find_iter(piece).count() as u64);
+    }
+
+    /// The documented estimate of what a cut answer used (raw counts): the prompt at
+    /// [`BYTES_PER_TOKEN`] bytes a token, and a completion token per SSE event, or per
+    /// [`BYTES_PER_TOKEN`] bytes of an answer that is not SSE.
+    pub fn estimate(&self, body_bytes: u64) -> TokensUsed {
+        let prompt = body_bytes.div_ceil(BYTES_PER_TOKEN);
+        let completion = if self.events > 0 {
+            self.events
+        } else {
+            self.bytes.div_ceil(BYTES_PER_TOKEN)
+        };
+        TokensUsed::from_counts(prompt, 0, completion, 0)
+    }
+}
+
+/// What a request is billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Billed {
+    /// Adjusted tokens charged.
+    pub tokens: u64,
+    /// The report was above the reservation and was cut to it.
+    pub capped: bool,
+}
+
+/// Bills a worker's report against a reservation of `reserved` adjusted tokens.
+pub fn bill_report(report: &TokensUsed, reserved: u64) -> Billed {
+    let reported = report.billable();
+    Billed {
+        tokens: reported.min(reserved),
+        capped: reported > reserved,
+    }
+}
+
+/// What the client is told it used: the report itself, or only the billed total when the
+/// report was capped or estimated.
+pub fn told(report: &TokensUsed, billed: Billed) -> TokensUsed {
+    if billed.capped || report.billable() != billed.tokens {
+        TokensUsed {
+            total_tokens_used: i64::try_from(billed.tokens).unwrap_or(i64::MAX),
+            ..TokensUsed::default()
+        }
+    } else {
+        *report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cocoon_proto::TlBoxed;
+
+    fn query(body: &str) -> Vec<u8> {
+        HttpRequest {
+            method: "POST".into(),
+            url: "/v1/chat/completions".into(),
+            http_version: "HTTP/1.1".into(),
+            headers: vec![],
+            payload: body.as_bytes().to_vec(),
+        }
+        .to_bytes()
+    }
+
+    fn body_of(query: &[u8]) -> Value {
+        serde_json::from_slice(&HttpRequest::from_bytes(query).unwrap().payload).unwrap()
+    }
+
+    #[test]
+    fn the_bound_counts_the_prompt_and_every_choice() {
+        let body = r#"{"model":"m","messages":[],"max_tokens":10,"n":3}"#;
+        let bound = bound(&query(body), 0).unwrap();
+        assert_eq!(bound.max_tokens, 10);
+        assert_eq!(bound.n, 3);
+        assert_eq!(
+            bound.raw_tokens(),
+            body.len() as u64 + PROMPT_SLACK_TOKENS + 30
+        );
+        assert!(bound.rewritten.is_none(), "nothing to change");
+        // Priced: 4× coefficient and a 2× completion multiplier.
+        let multipliers = Multipliers {
+            completion: 20_000,
+            ..Multipliers::ONE
+        };
+        assert_eq!(bound.reserve(4000, &multipliers), bound.raw_tokens() * 8);
+    }
+
+    #[test]
+    fn the_workers_copy_carries_the_bound() {
+        // No max_tokens: the default is set.
+        let bound1 = bound(&query(r#"{"model":"m"}"#), 0).unwrap();
+        assert_eq!(bound1.max_tokens, DEFAULT_MAX_TOKENS);
+        let rewritten = body_of(bound1.rewritten.as_ref().unwrap());
+        assert_eq!(rewritten["max_tokens"], DEFAULT_MAX_TOKENS);
+        assert_eq!(rewritten["model"], "m");
+        // The client said less than the body: the smaller wins, in both fields.
+        let body = r#"{"model":"m","max_tokens":500,"max_completion_tokens":400}"#;
+        let bound2 = bound(&query(body), 20).unwrap();
+        assert_eq!(bound2.max_tokens, 20);
+        let rewritten = body_of(bound2.rewritten.as_ref().unwrap());
+        assert_eq!(rewritten["max_tokens"], 20);
+        assert_eq!(rewritten["max_completion_tokens"], 20);
+    }
+
+    #[test]
+    fn bad_counts_are_refused_and_non_json_is_passed_on() {
+        for body in [
+            r#"{"n":0}"#,
+            r#"{"n":129}"#,
+            r#"{"n":"2"}"#,
+            r#"{"max_tokens":-1}"#,
+            r#"{"max_tokens":1.5}"#,
+        ] {
+            assert!(bound(&query(body), 0).is_err(), "{body}");
+        }
+        let plain = bound(&query("not json"), 7).unwrap();
+        assert_eq!((plain.max_tokens, plain.n, plain.rewritten), (7, 1, None));
+        let garbage = bound(b"\x01\x02", 0).unwrap();
+        assert_eq!(garbage.max_tokens, DEFAULT_MAX_TOKENS);
+    }
+
+    #[test]
+    fn reports_are_capped_at_the_reservation() {
+        let lie = TokensUsed {
+            prompt_tokens_used: 5,
+            completion_tokens_used: 100_000_000,
+            total_tokens_used: 100_000_005,
+            ..TokensUsed::default()
+        };
+        let billed = bill_report(&lie, 300);
+        assert_eq!(
+            billed,
+            Billed {
+                tokens: 300,
+                capped: true
+            }
+        );
+        assert_eq!(told(&lie, billed).total_tokens_used, 300);
+        let honest = TokensUsed::from_counts(5, 0, 7, 0);
+        let billed = bill_report(&honest, 300);
+        assert_eq!(billed.tokens, 12);
+        assert_eq!(told(&honest, billed), honest);
+    }
+
+    #[test]
+    fn a_cut_answer_is_estimated_from_what_was_relayed() {
+        let mut progress = Progress::default();
+        progress.relayed(b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n");
+        progress.relayed(b"data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\ndata: {}\n\n");
+        assert_eq!(progress.events, 3);
+        let estimate = progress.estimate(41);
+        assert_eq!(estimate.categories(), [11, 0, 3, 0]);
+        let mut plain = Progress::default();
+        plain.relayed(&[b'x'; 10]);
+        assert_eq!(plain.estimate(0).completion_tokens_used, 3);
+    }
+}
