@@ -638,6 +638,16 @@ impl Router {
         } else {
             self.max_request_timeout_secs
         };
+        if self
+            .payments
+            .as_ref()
+            .is_some_and(|payments| payments.is_closing(client_key))
+        {
+            return refuse(
+                codes::PAYMENT_REQUIRED,
+                "the client contract is closing: no new requests".into(),
+            );
+        }
         let bound = match billing::bound(&query.query, query.max_tokens) {
             Ok(bound) => bound,
             Err(billing::Refused(message)) => return refuse(codes::BAD_REQUEST, message),

@@ -260,6 +260,9 @@ const HISTORY_PAGES_PER_ROUND: usize = 50;
 enum Kind {
     /// `ext_client_charge_signed` to a client contract.
     Charge,
+    /// `ext_client_grant_refund_signed` to a closing client contract: the final charge, then
+    /// the rest of its balance back to its owner.
+    GrantRefund,
     /// `ext_worker_payout_request_signed` to a worker contract.
     Payout,
 }
@@ -268,6 +271,7 @@ impl Kind {
     fn what(self) -> &'static str {
         match self {
             Kind::Charge => "charge",
+            Kind::GrantRefund => "refund grant",
             Kind::Payout => "payout",
         }
     }
@@ -277,13 +281,16 @@ impl Kind {
             Kind::Charge => SignedAction::ClientCharge {
                 new_tokens_used: tokens,
             },
+            Kind::GrantRefund => SignedAction::ClientGrantRefund {
+                new_tokens_used: tokens,
+            },
             Kind::Payout => SignedAction::WorkerPayout { new_tokens: tokens },
         }
     }
 
     fn value(self) -> u128 {
         match self {
-            Kind::Charge => CHARGE_VALUE,
+            Kind::Charge | Kind::GrantRefund => CHARGE_VALUE,
             Kind::Payout => PAYOUT_VALUE,
         }
     }
@@ -326,6 +333,12 @@ pub struct Payments {
     history: tokio::sync::Mutex<HistoryScan>,
     /// Register payloads seen from derived client contracts: (nonce, client key), newest last.
     registrations: Mutex<std::collections::VecDeque<(u64, String)>>,
+    /// Client contracts seen closing or closed (by key): no request is admitted for them, and
+    /// a closing one gets its final charge as `ext_client_grant_refund_signed` once none of its
+    /// requests runs.
+    closing: Mutex<HashMap<String, State>>,
+    /// Whether `closing` has any entry: the request path looks only when it does.
+    any_closing: std::sync::atomic::AtomicBool,
     /// When the root was last read, and the params version it had.
     root_checked: Mutex<(Instant, u32)>,
 }
@@ -466,6 +479,8 @@ impl Payments {
             worker_paid_on_chain: Mutex::new(HashMap::new()),
             history: tokio::sync::Mutex::new(HistoryScan::default()),
             registrations: Mutex::new(std::collections::VecDeque::new()),
+            closing: Mutex::new(HashMap::new()),
+            any_closing: std::sync::atomic::AtomicBool::new(false),
             root_checked: Mutex::new((Instant::now(), root.params.params_version)),
         };
         // Everything up to now, so the newest commit is known before anything is served.
@@ -847,8 +862,68 @@ impl Payments {
         if let Err(error) = self.read_history().await {
             warn!(%error, "cannot read the proxy contract's transactions");
         }
+        self.grant_refunds().await;
         self.resend_unlanded(payout_threshold).await;
         self.check_root().await;
+    }
+
+    /// A client contract reported closing (its owner asked for a refund) or closed.
+    fn saw_closing(&self, key: &str, state: State) {
+        let mut closing = self.closing.lock().unwrap_or_else(|p| p.into_inner());
+        if closing.insert(key.to_owned(), state) != Some(state) {
+            info!(client = %key, ?state, "client contract closing: no new requests; its final charge goes with the refund grant");
+        }
+        self.any_closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a client's contract is closing or closed (no request is admitted for it).
+    pub(crate) fn is_closing(&self, key: &str) -> bool {
+        self.any_closing.load(Ordering::Relaxed)
+            && self
+                .closing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(key)
+    }
+
+    /// Sends each closing client whose requests have all ended its final charge with the
+    /// refund grant (`ext_client_grant_refund_signed`, non-strict, so a repeat is harmless):
+    /// before its delay runs out and the owner forces the refund, which would leave what it
+    /// owes unpaid. Resent at most once per [`RESEND_AFTER`] until the contract reports closed.
+    async fn grant_refunds(&self) {
+        let closing: Vec<String> = self
+            .closing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, state)| **state == State::Closing)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in closing {
+            let Some(account) = self.ledger.client(&key) else {
+                continue;
+            };
+            if account.reserved_tokens > 0 {
+                continue;
+            }
+            let tokens = account.charged_tokens;
+            let recent = self
+                .sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&(Kind::GrantRefund.action(0).op(), key.clone()))
+                .is_some_and(|&(sent, at)| sent >= tokens && at.elapsed() < RESEND_AFTER);
+            if recent {
+                continue;
+            }
+            if tokens > account.signed_tokens {
+                if let Err(error) = self.ledger.record_signed_charge(&key, tokens).await {
+                    warn!(client = %key, tokens, %error, "cannot record a signed refund grant");
+                    continue;
+                }
+            }
+            self.send_signed(Kind::GrantRefund, &key, tokens).await;
+        }
     }
 
     /// Every [`ROOT_CHECK_EVERY`]: re-reads the root. A params change moved every contract's
@@ -905,7 +980,7 @@ impl Payments {
 
     async fn settle_one(&self, kind: Kind, key: &str, tokens: u64) {
         let recorded = match kind {
-            Kind::Charge => self.ledger.record_signed_charge(key, tokens).await,
+            Kind::Charge | Kind::GrantRefund => self.ledger.record_signed_charge(key, tokens).await,
             Kind::Payout => self.ledger.record_signed_payout(key, tokens).await,
         };
         if let Err(error) = recorded {
@@ -963,7 +1038,7 @@ impl Payments {
             let Some(account) = self.ledger.client(&client) else {
                 continue;
             };
-            if account.signed_tokens > account.tokens_used_on_chain {
+            if account.signed_tokens > account.tokens_used_on_chain && !self.is_closing(&client) {
                 self.resend(Kind::Charge, &client, account.signed_tokens)
                     .await;
             }
@@ -1072,6 +1147,9 @@ impl Payments {
                         .await
                     {
                         warn!(client = %key, %error, "cannot record a client contract's report");
+                    }
+                    if report.state != State::Normal {
+                        self.saw_closing(&key, report.state);
                     }
                 }
             }

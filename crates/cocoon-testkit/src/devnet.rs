@@ -227,6 +227,15 @@ impl DevnetBuilder {
         self
     }
 
+    /// Tokens a client may owe before the proxy charges its contract (with
+    /// [`DevnetBuilder::local_chain`]; default 1).
+    pub fn charge_threshold(mut self, tokens: u64) -> Self {
+        if let Some(setup) = &mut self.chain {
+            setup.threshold_tokens = tokens;
+        }
+        self
+    }
+
     /// Tokens a worker may be owed before the proxy pays it on its own (with
     /// [`DevnetBuilder::local_chain`]; default 1). Workers keep their signed payouts in
     /// `dir/payouts/` either way.

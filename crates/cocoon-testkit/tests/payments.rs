@@ -764,3 +764,90 @@ async fn a_client_that_vanishes_mid_stream_is_billed_and_its_worker_stops() {
     .await;
     devnet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_client_gets_its_final_charge_with_the_refund_grant() {
+    // Before, nothing answered a client's close: what it owed stayed uncharged until the owner
+    // forced the refund after the delay, and the proxy paid its worker from its own funds.
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::builder()
+        .mock(MockBackendConfig::default())
+        .local_chain(dir.path(), &dir.path().join("prices.toml"), SETTLE, COMMIT)
+        .charge_threshold(u64::MAX)
+        .start()
+        .await
+        .expect("paid devnet starts");
+    let dev = devnet.chain.as_ref().unwrap();
+    let price = dev.params.price_per_token.0;
+    let http = TestHttp::new();
+    let answer = http
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("owe me", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let owed = client_account(&devnet).await["charged_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(owed > 0);
+    tokio::time::sleep(SETTLE * 5).await;
+    assert_eq!(
+        on_chain(&devnet).await.0,
+        0,
+        "nothing charged yet: the threshold is high"
+    );
+
+    // The owner closes its contract.
+    let contract = dev.client_contract(dev.client.address()).unwrap();
+    let close = cocoon_ton::ton::WalletMessage {
+        to: contract.clone(),
+        value: 7 * cocoon_ton::coins::NANO_PER_TON / 10,
+        bounce: true,
+        body: std::sync::Arc::new(
+            cocoon_ton::cocoon::ClientMessage::RequestRefund {
+                query_id: 7,
+                send_excesses_to: dev.client.address().clone(),
+            }
+            .to_cell()
+            .unwrap(),
+        ),
+        state_init: None,
+    };
+    cocoon_ton::ton::TonNetwork::send(dev.network.as_ref(), &dev.client, &[close])
+        .await
+        .unwrap();
+    wait_until(
+        "the refund grant closes the contract with the final charge",
+        || async {
+            let state = dev.cocoon.client(&contract).await.unwrap().unwrap();
+            state.state == cocoon_ton::cocoon::State::Closed && state.tokens_used == owed
+        },
+    )
+    .await;
+    let proxy = dev
+        .cocoon
+        .proxy(&dev.proxy_contract().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let fee = dev.params.worker_fee_per_token.0;
+    assert_eq!(
+        proxy.balance.0,
+        u128::from(owed) * (price - fee),
+        "the commission"
+    );
+    // A closed client is not served.
+    let refused = http
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &chat("more", false),
+        )
+        .await
+        .unwrap();
+    assert_ne!(refused.status, 200, "{}", refused.text());
+    devnet.stop().await;
+}

@@ -692,3 +692,28 @@ proptest! {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_sends_from_one_wallet_all_land() {
+    // Each external must carry the wallet's current seqno. Sent at once, they all read the
+    // same one: on TON all but one would be dropped without a word (here the fake refuses
+    // them). One send at a time, each waiting for the seqno to move, lands them all.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = fake(dir.path(), 1000).await;
+    let network = std::sync::Arc::new(ToncenterNetwork::new(&fake.url(), None).unwrap());
+    let w = std::sync::Arc::new(wallet(41));
+    fake.fund(w.address(), 100 * TON).unwrap();
+    let to = wallet(42).address().clone();
+    // The first external deploys the wallet.
+    network.send(&w, &[transfer(&to, TON / 100)]).await.unwrap();
+    let sends: Vec<_> = (0..6u128)
+        .map(|i| {
+            let (network, w, to) = (network.clone(), w.clone(), to.clone());
+            tokio::spawn(async move { network.send(&w, &[transfer(&to, TON / 100 + i)]).await })
+        })
+        .collect();
+    for send in sends {
+        send.await.unwrap().expect("every send lands");
+    }
+    assert_eq!(seqno(&network, &w).await, 7);
+}

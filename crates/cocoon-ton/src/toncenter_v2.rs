@@ -23,7 +23,11 @@
 //!   leave the seqno unmoved and the signed external replayable until it expires, each replay
 //!   paying gas). The C++ runners send mode 0 or 1 from their cocoon wallet (facts §10); the
 //!   contracts see the same value either way with mode 1, and nothing on their side depends on
-//!   the mode. The answer's hash is checked against the external's own cell hash.
+//!   the mode. The answer's hash is checked against the external's own cell hash. Sends go
+//!   one at a time, each until its wallet's seqno moved (polled every [`SEQNO_POLL`]): an
+//!   external built on a seqno already taken is accepted by toncenter and dropped by the
+//!   network, so back-to-back sends would lose all but one. One that expires unexecuted is an
+//!   error.
 //!
 //! What v2's JSON does not carry is left unset: [`InboundTx::exit_code`] is `None` and
 //! [`InboundTx::aborted`] false (both are in the raw transaction's description, which is not
@@ -84,7 +88,16 @@ pub struct ToncenterNetwork {
     api_key: Option<String>,
     page_size: usize,
     history_pages: usize,
+    /// One external at a time, each until its wallet's seqno moved: a wallet takes an external
+    /// only with its current seqno, and toncenter accepts a second one built on the same seqno
+    /// only for the network to drop it silently.
+    send_turn: tokio::sync::Mutex<()>,
+    /// How often a submitted external's wallet is read until its seqno moves.
+    seqno_poll: Duration,
 }
+
+/// How often a submitted external's wallet is read until its seqno moves (a block is ~5 s).
+pub const SEQNO_POLL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for ToncenterNetwork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -429,6 +442,8 @@ impl ToncenterNetwork {
             api_key,
             page_size: DEFAULT_PAGE_SIZE,
             history_pages: DEFAULT_HISTORY_PAGES,
+            send_turn: tokio::sync::Mutex::new(()),
+            seqno_poll: SEQNO_POLL,
         })
     }
 
@@ -565,6 +580,28 @@ impl ToncenterNetwork {
         wallet: &Wallet,
         messages: &[WalletMessage],
     ) -> Result<Cell, TonError> {
+        Ok(self.external(wallet, messages).await?.0)
+    }
+
+    /// The wallet's seqno and time now (0 for a wallet not deployed yet).
+    async fn wallet_seqno(&self, wallet: &Wallet) -> Result<(u32, u32), TonError> {
+        let info = self.information(wallet.address()).await?;
+        let seqno = match (&info.state.status, &info.state.data) {
+            (Status::Active, Some(data)) => data
+                .parser()
+                .load_u32(32)
+                .map_err(|e| api(format!("wallet {} data: {e}", wallet.address())))?,
+            _ => 0,
+        };
+        Ok((seqno, info.sync_utime))
+    }
+
+    /// The signed external and the seqno and expiry it was built with.
+    async fn external(
+        &self,
+        wallet: &Wallet,
+        messages: &[WalletMessage],
+    ) -> Result<(Cell, u32, u32), TonError> {
         if messages.len() > MAX_WALLET_MESSAGES {
             return Err(TonError::Cell(format!(
                 "a wallet v4r2 external carries at most {MAX_WALLET_MESSAGES} messages, not {}",
@@ -606,12 +643,9 @@ impl ToncenterNetwork {
             .collect::<Result<Vec<_>, _>>()?;
         let cell_error = |e: tonlib_core::cell::TonCellError| TonError::Cell(e.to_string());
         let ton_wallet = wallet.ton_wallet();
+        let valid_until = info.sync_utime.saturating_add(EXTERNAL_TTL_SECS);
         let body = ton_wallet
-            .create_external_body(
-                info.sync_utime.saturating_add(EXTERNAL_TTL_SECS),
-                seqno,
-                internals,
-            )
+            .create_external_body(valid_until, seqno, internals)
             .and_then(|body| ton_wallet.sign_external_body(&body))
             .map_err(cell_error)?;
         // Built here rather than with tonlib-core's `create_external_msg`, which inlines the
@@ -637,7 +671,7 @@ impl ToncenterNetwork {
             });
             external.body.layout = EitherRefLayout::ToRef;
         }
-        external.to_cell().map_err(cell_error)
+        Ok((external.to_cell().map_err(cell_error)?, seqno, valid_until))
     }
 }
 
@@ -742,7 +776,8 @@ impl TonNetwork for ToncenterNetwork {
         wallet: &Wallet,
         messages: &[WalletMessage],
     ) -> Result<SendOutcome, TonError> {
-        let external = self.external_message(wallet, messages).await?;
+        let _turn = self.send_turn.lock().await;
+        let (external, seqno, valid_until) = self.external(wallet, messages).await?;
         let hash = hex::encode(hash_bytes(&external));
         let boc = BagOfCells::from_root(external)
             .serialize(true)
@@ -767,7 +802,22 @@ impl TonNetwork for ToncenterNetwork {
                 hex::encode(answered)
             )));
         }
-        tracing::info!(wallet = %wallet.address(), messages = messages.len(), %hash, "external submitted");
-        Ok(SendOutcome::Submitted { hash })
+        tracing::info!(wallet = %wallet.address(), messages = messages.len(), %hash, seqno, "external submitted");
+        // Executed once the wallet's seqno moved past it; the next send waits for that, so it
+        // is built on the new seqno. One that expires unexecuted is an error (the caller's
+        // resend logic sends it again).
+        loop {
+            let (now_seqno, now) = self.wallet_seqno(wallet).await?;
+            if now_seqno > seqno {
+                return Ok(SendOutcome::Submitted { hash });
+            }
+            if now > valid_until {
+                return Err(api(format!(
+                    "external {hash} from wallet {} (seqno {seqno}) expired unexecuted",
+                    wallet.address()
+                )));
+            }
+            tokio::time::sleep(self.seqno_poll).await;
+        }
     }
 }
