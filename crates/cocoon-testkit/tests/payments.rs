@@ -851,3 +851,36 @@ async fn a_closing_client_gets_its_final_charge_with_the_refund_grant() {
     assert_ne!(refused.status, 200, "{}", refused.text());
     devnet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_over_the_packet_limit_fails_fast_and_costs_nothing() {
+    // Before, the worker sent a non-streamed answer as one packet; over the 16 MiB packet limit
+    // the link refused it, nothing reached the proxy, and the client got a 504 after its
+    // timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = ScriptedBackend::start(
+        "mock-model",
+        Script::Json {
+            content: "y".repeat(20 << 20),
+            usage: json!({"prompt_tokens": 5, "completion_tokens": 7}),
+        },
+    )
+    .await
+    .unwrap();
+    let devnet = paid_devnet_on(dir.path(), &backend).await;
+    let started = std::time::Instant::now();
+    let answer = TestHttp::new()
+        .post(devnet.client_addr(), "/v1/chat/completions", &short_chat(7))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 502, "{}", answer.text());
+    assert!(answer.text().contains("stream"), "{}", answer.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no wait for a timeout"
+    );
+    let account = client_account(&devnet).await;
+    assert_eq!(account["charged_tokens"], 0, "{account}");
+    assert_eq!(account["reserved_tokens"], 0, "{account}");
+    devnet.stop().await;
+}

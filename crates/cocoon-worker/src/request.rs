@@ -19,11 +19,11 @@ use crate::usage::{tokens_from_json_body, SseUsageTracker};
 use crate::validate::{validate_request, Endpoint};
 use crate::WorkerShared;
 
-/// Largest non-streamed answer we relay; answers are text, this is generous.
-const MAX_JSON_ANSWER: usize = 64 << 20;
+/// Largest non-streamed answer we relay: it travels as one packet, which carries at most
+/// 16 MiB with its framing. A larger one fails at once with a clear error (stream it instead)
+/// rather than being refused by the link and lost.
+const MAX_JSON_ANSWER: usize = 15 << 20;
 /// Used when a proxy sends a nonsensical timeout.
-/// The largest piece of a non-streamed answer sent in one packet.
-const ANSWER_PIECE: usize = 1 << 20;
 const FALLBACK_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Reply<'a> {
@@ -77,23 +77,6 @@ impl Reply<'_> {
             answer: response.to_bytes(),
             final_info: final_tokens.map(|t| self.final_info(t)),
         }))
-    }
-
-    /// A complete answer, in pieces of at most [`ANSWER_PIECE`] bytes: one packet may carry at
-    /// most 16 MiB, and a larger answer sent whole would be refused by the link and lost.
-    fn whole(&self, mut head: HttpResponse, body: Vec<u8>, tokens: TokensUsed) -> Result<(), ()> {
-        if body.len() <= ANSWER_PIECE {
-            head.payload = body;
-            return self.head(head, Some(tokens));
-        }
-        let mut pieces = body.chunks(ANSWER_PIECE).peekable();
-        head.payload = pieces.next().unwrap_or_default().to_vec();
-        self.head(head, None)?;
-        while let Some(piece) = pieces.next() {
-            let last = pieces.peek().is_none();
-            self.part(piece.to_vec(), last.then_some(tokens))?;
-        }
-        Ok(())
     }
 
     fn part(&self, data: Vec<u8>, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
@@ -257,7 +240,7 @@ async fn serve(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let head = HttpResponse {
+    let mut head = HttpResponse {
         http_version: "HTTP/1.1".into(),
         status_code: status.as_u16() as i32,
         reason: status.canonical_reason().unwrap_or("").into(),
@@ -283,7 +266,8 @@ async fn serve(
                 if status.is_success() && tokens.total_tokens_used == 0 {
                     info!(request = %id, "backend answer carries no usage; nothing to bill");
                 }
-                reply.whole(head, bytes, tokens)?;
+                head.payload = bytes;
+                reply.head(head, Some(tokens))?;
                 Ok(tokens)
             }
             Ok(Err(message)) => {
@@ -319,7 +303,8 @@ async fn collect_limited(body: &mut Incoming) -> Result<Vec<u8>, String> {
         if let Ok(data) = frame.into_data() {
             if out.len() + data.len() > MAX_JSON_ANSWER {
                 return Err(format!(
-                    "backend answer larger than {MAX_JSON_ANSWER} bytes"
+                    "the backend's answer is larger than {} MiB, the most a non-streamed answer may be: ask for it with \"stream\": true",
+                    MAX_JSON_ANSWER >> 20
                 ));
             }
             out.extend_from_slice(&data);
