@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use crate::error::LedgerError;
-use crate::record::{valid_key, Charge, Record};
+use crate::record::{valid_key, Charge, Progress, Record};
 
 /// A client's account.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -100,6 +100,9 @@ pub(crate) struct Books {
     /// Every request id ever charged: the no-double-charge index. Rebuilt from the records
     /// at open, about 40 bytes per charge.
     pub(crate) request_ids: HashSet<[u8; 32]>,
+    /// The last progress checkpoint of each request not charged yet: running requests, or
+    /// ones a crash ended (charged when the ledger is opened again).
+    pub(crate) in_flight: HashMap<[u8; 32], Progress>,
 }
 
 impl Books {
@@ -131,6 +134,17 @@ impl Books {
                     .entry(client.clone())
                     .or_default()
                     .signed_tokens = *tokens;
+                Ok(())
+            }
+            Record::Progress(progress) => {
+                check_key(&progress.client)?;
+                check_key(&progress.worker)?;
+                if self.request_ids.contains(&progress.request_id) {
+                    return Err(LedgerError::DuplicateCharge {
+                        request_id: progress.request_id,
+                    });
+                }
+                self.in_flight.insert(progress.request_id, progress.clone());
                 Ok(())
             }
             Record::SignedPayout { worker, tokens } => {
@@ -187,6 +201,7 @@ impl Books {
         self.charged_nano = total_charged;
         self.earned_nano = total_earned;
         self.request_ids.insert(charge.request_id);
+        self.in_flight.remove(&charge.request_id);
         Ok(())
     }
 

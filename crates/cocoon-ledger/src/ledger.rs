@@ -23,7 +23,7 @@ use crate::accounts::{
 };
 use crate::chain::{PublicKey, Signer};
 use crate::error::{LedgerError, OpenError, RollbackError};
-use crate::record::{Charge, Record};
+use crate::record::{Charge, Progress, Record};
 use crate::store::{self, Head, Log, StoredRecord};
 use crate::writer::Writer;
 
@@ -472,6 +472,52 @@ impl Ledger {
             worker: worker.to_owned(),
             tokens,
         })
+    }
+
+    /// Records that running request `request_id` has delivered work worth `tokens` so far (a
+    /// checkpoint of a long answer): if the proxy dies before charging it, the next open finds
+    /// it in [`Ledger::unfinished`]. Not awaited by the request path; a refusal (the request
+    /// was charged already) is harmless.
+    pub fn progress(
+        &self,
+        request_id: [u8; 32],
+        client: &str,
+        worker: &str,
+        tokens: u64,
+    ) -> Pending {
+        self.append(Record::Progress(Progress {
+            request_id,
+            client: client.to_owned(),
+            worker: worker.to_owned(),
+            tokens,
+        }))
+    }
+
+    /// Requests with a progress checkpoint and no charge: at open, the ones a crash ended.
+    pub fn unfinished(&self) -> Vec<Progress> {
+        let mut unfinished: Vec<Progress> = self
+            .shared
+            .lock()
+            .books
+            .in_flight
+            .values()
+            .cloned()
+            .collect();
+        unfinished.sort_by_key(|p| p.request_id);
+        unfinished
+    }
+
+    /// Charges an unfinished request its last checkpoint, at the current prices (call it
+    /// for each of [`Ledger::unfinished`] right after opening, before serving).
+    pub fn charge_unfinished(&self, progress: &Progress) -> Pending {
+        self.append(Record::Charge(Charge {
+            request_id: progress.request_id,
+            client: progress.client.clone(),
+            worker: progress.worker.clone(),
+            tokens: progress.tokens,
+            price_per_token: self.shared.price_per_token,
+            worker_fee_per_token: self.shared.worker_fee_per_token,
+        }))
     }
 
     fn append(&self, record: Record) -> Pending {

@@ -42,7 +42,7 @@ pub use ledger::{
     ChargeReceipt, Durability, Ledger, LedgerConfig, Pending, Receipt, Reservation, WriterStats,
     DEFAULT_MAX_BATCH,
 };
-pub use record::{Charge, DecodeError, Record, MAX_KEY_LEN, RECORD_VERSION};
+pub use record::{Charge, DecodeError, Progress, Record, MAX_KEY_LEN, RECORD_VERSION};
 pub use store::{Head, StoredRecord};
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! sync_client   (kind 2) = client:key balance_nano:u128 stake_nano:u128 tokens_used:u64
 //! signed_charge (kind 3) = client:key tokens:u64
 //! signed_payout (kind 4) = worker:key tokens:u64
+//! progress      (kind 5) = request_id:[32] client:key worker:key tokens:u64
 //! key           = len:u16 (1..=256) UTF-8 bytes
 //! ```
 //!
@@ -27,6 +28,7 @@ const KIND_CHARGE: u8 = 1;
 const KIND_SYNC_CLIENT: u8 = 2;
 const KIND_SIGNED_CHARGE: u8 = 3;
 const KIND_SIGNED_PAYOUT: u8 = 4;
+const KIND_PROGRESS: u8 = 5;
 
 /// One entry of the ledger. Entries are appended, never changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +60,23 @@ pub enum Record {
         /// The cumulative token count signed.
         tokens: u64,
     },
+    /// A running request had delivered work worth at least `tokens` (a checkpoint of a long
+    /// answer). Its charge, when it finishes, supersedes it; one the proxy never charged (it
+    /// crashed) is charged for `tokens` when the ledger is opened again.
+    Progress(Progress),
+}
+
+/// The body of [`Record::Progress`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The request's id (the one its charge will carry).
+    pub request_id: [u8; 32],
+    /// Client key.
+    pub client: String,
+    /// Worker key.
+    pub worker: String,
+    /// Tokens delivered so far (never above the request's reservation).
+    pub tokens: u64,
 }
 
 /// The body of [`Record::Charge`]. Prices are recorded with each charge so that history keeps
@@ -145,6 +164,13 @@ impl Record {
                 put_key(out, worker);
                 out.extend_from_slice(&tokens.to_le_bytes());
             }
+            Record::Progress(progress) => {
+                out.push(KIND_PROGRESS);
+                out.extend_from_slice(&progress.request_id);
+                put_key(out, &progress.client);
+                put_key(out, &progress.worker);
+                out.extend_from_slice(&progress.tokens.to_le_bytes());
+            }
         }
     }
 
@@ -186,6 +212,12 @@ impl Record {
                 worker: reader.key()?,
                 tokens: reader.u64()?,
             },
+            KIND_PROGRESS => Record::Progress(Progress {
+                request_id: reader.array()?,
+                client: reader.key()?,
+                worker: reader.key()?,
+                tokens: reader.u64()?,
+            }),
             other => return Err(DecodeError::UnknownKind(other)),
         };
         let rest = bytes.len().saturating_sub(reader.offset);
@@ -222,6 +254,14 @@ impl fmt::Display for Record {
             Record::SignedPayout { worker, tokens } => {
                 write!(f, "signed payout of {worker} up to {tokens} tokens")
             }
+            Record::Progress(p) => write!(
+                f,
+                "progress of request {}: {} tokens of {} to {}",
+                hex::encode(p.request_id),
+                p.tokens,
+                p.client,
+                p.worker
+            ),
         }
     }
 }
@@ -334,6 +374,14 @@ mod tests {
                 .prop_map(|(client, tokens)| Record::SignedCharge { client, tokens }),
             (key(), any::<u64>())
                 .prop_map(|(worker, tokens)| Record::SignedPayout { worker, tokens }),
+            (any::<[u8; 32]>(), key(), key(), any::<u64>()).prop_map(
+                |(request_id, client, worker, tokens)| Record::Progress(Progress {
+                    request_id,
+                    client,
+                    worker,
+                    tokens,
+                })
+            ),
         ]
     }
 

@@ -506,3 +506,49 @@ mod random_histories {
         }
     }
 }
+
+#[test]
+fn progress_of_a_request_a_crash_ended_is_found_and_charged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ledger = open(&dir);
+        ledger
+            .sync_client("alice", 1_000_000, 1_000_000, 0)
+            .wait()
+            .unwrap();
+        // A finished request's checkpoint goes with its charge.
+        let held = ledger.reserve("alice", 100).unwrap();
+        ledger.progress(id(1), "alice", "w", 10).wait().unwrap();
+        ledger.charge(held, "w", 40, id(1)).wait().unwrap();
+        // A request cut by a crash: two checkpoints, no charge.
+        let _held = ledger.reserve("alice", 100).unwrap();
+        ledger.progress(id(2), "alice", "w", 5).wait().unwrap();
+        ledger.progress(id(2), "alice", "w", 30).wait().unwrap();
+        assert_eq!(ledger.unfinished().len(), 1, "the running one");
+        // A checkpoint after the charge is refused.
+        assert!(matches!(
+            ledger.progress(id(1), "alice", "w", 50).wait(),
+            Err(LedgerError::DuplicateCharge { .. })
+        ));
+        ledger.close().unwrap();
+    }
+    let ledger = open(&dir);
+    let unfinished = ledger.unfinished();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(
+        (unfinished[0].request_id, unfinished[0].tokens),
+        (id(2), 30)
+    );
+    ledger.charge_unfinished(&unfinished[0]).wait().unwrap();
+    assert!(ledger.unfinished().is_empty());
+    assert!(matches!(
+        ledger.charge_unfinished(&unfinished[0]).wait(),
+        Err(LedgerError::DuplicateCharge { .. })
+    ));
+    let alice = &ledger.snapshot().clients["alice"];
+    assert_eq!(alice.charged_tokens, 70);
+    assert_eq!(alice.reserved_tokens, 0);
+    ledger.close().unwrap();
+    // And after another open the books are the same: nothing unfinished.
+    assert!(open(&dir).unfinished().is_empty());
+}

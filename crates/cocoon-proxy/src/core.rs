@@ -31,6 +31,9 @@ pub(crate) const INITIAL_LATENCY_SECS: f64 = 0.5;
 /// How long a request that ended for its client (timed out, client gone) waits for its
 /// worker's last message after a `proxy.cancelQuery` before the worker's slot is freed anyway.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
+/// How often a paid request that is relaying records its progress in the ledger, so a crash
+/// loses at most this much of its bill (see [`Router::expire`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// One connected worker (one connection; a worker with several proxies has one entry each).
 #[derive(Debug)]
@@ -77,6 +80,8 @@ struct RequestEntry {
     reserved_coefficient: i32,
     /// What reached the client so far.
     progress: Progress,
+    /// When the request's progress was last checkpointed in the ledger, and at how many tokens.
+    checkpointed: (Instant, u64),
     /// The request is over for its client (timed out, client gone) and was billed; the entry
     /// only holds the worker's slot until the worker ends it or `deadline` passes.
     ended: bool,
@@ -688,6 +693,7 @@ impl Router {
                 reserved,
                 reserved_coefficient: coefficient,
                 progress: Progress::default(),
+                checkpointed: (Instant::now(), 0),
                 ended: false,
                 started: Instant::now(),
                 start_time: unix_time_f64(),
@@ -867,11 +873,7 @@ impl Router {
                 (Some(billed), billing::told(report, billed))
             }
             Bill::Cut(_) => {
-                let coefficient = u32::try_from(entry.reserved_coefficient).unwrap_or(0);
-                let estimate = entry
-                    .progress
-                    .estimate(entry.body_bytes)
-                    .adjusted(coefficient, &self.multipliers);
+                let estimate = self.estimate(entry);
                 let billed = Billed {
                     tokens: estimate.billable().min(entry.reserved),
                     capped: false,
@@ -885,7 +887,9 @@ impl Router {
             return (None, told);
         };
         let tokens = billed.map_or(0, |b| b.tokens);
-        if tokens == 0 {
+        // A request with a progress checkpoint is always charged (if only 0 tokens), so the
+        // ledger does not take it for one a crash cut short.
+        if tokens == 0 && entry.checkpointed.1 == 0 {
             self.ledger.release(reservation);
             return (None, told);
         }
@@ -911,6 +915,15 @@ impl Router {
             }),
         };
         (pending, told)
+    }
+
+    /// The documented estimate of what a request delivered so far, adjusted (see [`billing`]).
+    fn estimate(&self, entry: &RequestEntry) -> TokensUsed {
+        let coefficient = u32::try_from(entry.reserved_coefficient).unwrap_or(0);
+        entry
+            .progress
+            .estimate(entry.body_bytes)
+            .adjusted(coefficient, &self.multipliers)
     }
 
     /// The client's last message for a request, held back until its charge is durable.
@@ -1093,8 +1106,39 @@ impl Router {
     /// Called periodically.
     pub fn expire(&self, now: Instant) {
         let mut outgoing = Vec::new();
+        let mut checkpoints = Vec::new();
         {
             let mut state = self.lock();
+            if self.ledger.is_paid() {
+                let State {
+                    requests, workers, ..
+                } = &mut *state;
+                for (request_id, entry) in requests.iter_mut() {
+                    if entry.ended
+                        || !entry.relayed_any
+                        || now.saturating_duration_since(entry.checkpointed.0) < CHECKPOINT_EVERY
+                    {
+                        continue;
+                    }
+                    let tokens = self.estimate(entry).billable().min(entry.reserved);
+                    entry.checkpointed.0 = now;
+                    if tokens <= entry.checkpointed.1 {
+                        continue;
+                    }
+                    entry.checkpointed.1 = tokens;
+                    let (Some(reservation), Some(worker)) =
+                        (entry.reservation.as_ref(), workers.get(&entry.worker))
+                    else {
+                        continue;
+                    };
+                    checkpoints.push((
+                        *request_id,
+                        reservation.client_key().to_owned(),
+                        worker.owner.clone(),
+                        tokens,
+                    ));
+                }
+            }
             let expired: Vec<[u8; 32]> = state
                 .requests
                 .iter()
@@ -1138,6 +1182,9 @@ impl Router {
                     pending,
                 ));
             }
+        }
+        for (request_id, client, worker, tokens) in checkpoints {
+            self.ledger.progress(request_id, &client, &worker, tokens);
         }
         self.deliver(outgoing);
     }

@@ -184,6 +184,14 @@ impl Books {
         }
     }
 
+    /// Records that a running request delivered work worth `tokens` so far (paid books only;
+    /// see [`cocoon_ledger::Ledger::progress`]). Not awaited.
+    pub fn progress(&self, request_id: [u8; 32], client: &str, worker: &str, tokens: u64) {
+        if let Books::Paid(ledger) = self {
+            drop(ledger.progress(request_id, client, worker, tokens));
+        }
+    }
+
     /// Releases a reservation without charging.
     pub fn release(&self, reservation: Reservation) {
         match (self, reservation) {

@@ -495,6 +495,18 @@ impl Payments {
             .ledger
             .check_chain_commit(chain_seqno, chain_hash)?;
         payments.committed.store(chain_seqno, Ordering::Relaxed);
+        // Answers a crash cut short: each is charged its last progress checkpoint.
+        for progress in payments.ledger.unfinished() {
+            let request = hex::encode(&progress.request_id[..6]);
+            match payments.ledger.charge_unfinished(&progress).await {
+                Ok(_) => {
+                    info!(%request, tokens = progress.tokens, client = %progress.client, "charged a request the last stop cut short (its last checkpoint)")
+                }
+                Err(error) => {
+                    warn!(%request, %error, "cannot charge a request the last stop cut short")
+                }
+            }
+        }
         let head = payments.ledger.head();
         info!(contract = %payments.proxy_contract, chain = %network.describe(), ledger_seqno = head.seqno, chain_seqno, price, fee, charge_threshold = %config.charge_threshold, payout_threshold = %config.payout_threshold, "payments ready");
         for (name, amount) in [

@@ -17,6 +17,7 @@ use cocoon_proxy::payments::PaymentsConfig;
 use cocoon_proxy::ProxyConfig;
 use cocoon_testkit::devchain::{key_path, load_key, DevChain, CLIENT_DEPOSIT};
 use cocoon_testkit::http::{get_json, TestHttp};
+use cocoon_testkit::scripted_backend::{Script, ScriptedBackend};
 use cocoon_testkit::{MockBackend, MockBackendConfig};
 use serde_json::json;
 
@@ -75,31 +76,30 @@ async fn wait_for_http(address: SocketAddr) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
-    let model = "mock-model".to_string();
+/// A paid proxy as its own process on a devnet chain, with a worker (forwarding to
+/// `backend`) and a client in this process that reconnect on their own after every kill.
+struct PaidSetup {
+    dev: DevChain,
+    proxy: ProxyConfig,
+    proxy_toml: std::path::PathBuf,
+    proxy_log: std::path::PathBuf,
+    child: ProxyProcess,
+    api: SocketAddr,
+    worker_trigger: ShutdownTrigger,
+    client_trigger: ShutdownTrigger,
+    _worker: cocoon_worker::RunningWorker,
+    _client: cocoon_client::RunningClient,
+}
+
+async fn paid_setup(data: &Path, backend: &str, model: &str) -> PaidSetup {
     let dev = DevChain::open(
         data,
         &data.join("prices.toml"),
         1,
-        std::slice::from_ref(&model),
+        std::slice::from_ref(&model.to_string()),
     )
     .await
     .unwrap();
-    let (price, fee) = (
-        dev.params.price_per_token.0,
-        dev.params.worker_fee_per_token.0,
-    );
-    let worker_funds = dev.balance(dev.workers[0].address()).await.unwrap();
-    let worker_funds_lt =
-        cocoon_ton::ton::TonNetwork::account(dev.network.as_ref(), dev.workers[0].address())
-            .await
-            .unwrap()
-            .last_lt;
-
-    // The proxy, as its own process on fixed ports.
     let mut proxy = ProxyConfig::new(
         TeeConfig::of(TeeKind::DangerFake),
         PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
@@ -109,7 +109,7 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     proxy.http_listen = free_port();
     proxy.pow_difficulty = 4;
     proxy.grace_period_secs = 1.0;
-    proxy.models = vec![model.clone()];
+    proxy.models = vec![model.to_string()];
     let mut payments = PaymentsConfig::local(
         dev.ton_dir(),
         data.join("proxy.ledger"),
@@ -124,20 +124,13 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     let proxy_toml = data.join("proxy.toml");
     std::fs::write(&proxy_toml, toml::to_string(&proxy).unwrap()).unwrap();
     let proxy_log = data.join("proxy.log");
-    let mut child = spawn_proxy(&proxy_toml, &proxy_log);
+    let child = spawn_proxy(&proxy_toml, &proxy_log);
     wait_for_http(proxy.http_listen).await;
 
-    // Worker and client in this process; they reconnect on their own after every kill.
-    let backend = MockBackend::start(MockBackendConfig {
-        chunk_delay: Duration::from_millis(3),
-        ..MockBackendConfig::default()
-    })
-    .await
-    .unwrap();
     let mut worker = cocoon_worker::WorkerConfig::new(
         vec![proxy.worker_listen.to_string()],
-        &backend.url(),
-        &model,
+        backend,
+        model,
         TeeConfig::of(TeeKind::DangerFake),
         PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
     );
@@ -146,7 +139,7 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     worker.backend_check_secs = 0.2;
     worker.owner_address = dev.workers[0].address().to_hex();
     let (worker_trigger, worker_shutdown) = ShutdownTrigger::new();
-    let _worker = cocoon_worker::start(worker, worker_shutdown).await.unwrap();
+    let worker = cocoon_worker::start(worker, worker_shutdown).await.unwrap();
     let mut client = cocoon_client::ClientConfig::new(
         vec![proxy.client_listen.to_string()],
         PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
@@ -157,7 +150,53 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     client.secret = dev.client_secret.clone();
     let (client_trigger, client_shutdown) = ShutdownTrigger::new();
     let client = cocoon_client::start(client, client_shutdown).await.unwrap();
-    let api = client.api_addr;
+    PaidSetup {
+        dev,
+        proxy,
+        proxy_toml,
+        proxy_log,
+        child,
+        api: client.api_addr,
+        worker_trigger,
+        client_trigger,
+        _worker: worker,
+        _client: client,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let model = "mock-model".to_string();
+    let backend = MockBackend::start(MockBackendConfig {
+        chunk_delay: Duration::from_millis(3),
+        ..MockBackendConfig::default()
+    })
+    .await
+    .unwrap();
+    let PaidSetup {
+        dev,
+        proxy,
+        proxy_toml,
+        proxy_log,
+        mut child,
+        api,
+        worker_trigger,
+        client_trigger,
+        _worker,
+        _client,
+    } = paid_setup(data, &backend.url(), &model).await;
+    let (price, fee) = (
+        dev.params.price_per_token.0,
+        dev.params.worker_fee_per_token.0,
+    );
+    let worker_funds = dev.balance(dev.workers[0].address()).await.unwrap();
+    let worker_funds_lt =
+        cocoon_ton::ton::TonNetwork::account(dev.network.as_ref(), dev.workers[0].address())
+            .await
+            .unwrap()
+            .last_lt;
 
     // Load: the same prompt over and over, so every request costs the same tokens.
     let body = json!({"model": model, "max_tokens": 16, "timeout": 10,
@@ -324,4 +363,78 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     eprintln!(
         "{KILLS} kills: {attempted} requests sent, {succeeded} answered in full, {charged_requests} charged ({per} tokens each); client paid {client_paid} nano-TON = worker {worker_received} + commission {commission}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_a_crash_cuts_short_is_charged_its_last_checkpoint() {
+    // Before, a proxy killed while an answer streamed lost its reservation with it: the parts
+    // the client had received were never billed, and the worker was never paid for them.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let backend = ScriptedBackend::start(
+        "mock-model",
+        Script::Stream {
+            parts: 100,
+            delay: Duration::from_millis(50),
+        },
+    )
+    .await
+    .unwrap();
+    let mut setup = paid_setup(data, &backend.url(), "mock-model").await;
+    let body = json!({"model": "mock-model", "stream": true, "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "a long answer please"}]});
+    // The worker and the client connect on their own: until then, 503.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        let stream = TestHttp::new()
+            .post_stream(setup.api, "/v1/chat/completions", &body)
+            .await
+            .unwrap();
+        if stream.status == 200 {
+            break stream;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Two seconds of parts: at least one checkpoint (every second) is in the ledger.
+    let mut received = 0;
+    while received < 40 {
+        let chunk = stream.next_chunk().await.expect("the stream runs");
+        received += String::from_utf8_lossy(&chunk).matches("part").count();
+    }
+    setup.child.kill();
+    drop(stream);
+    setup.child = spawn_proxy(&setup.proxy_toml, &setup.proxy_log);
+    wait_for_http(setup.proxy.http_listen).await;
+    let client_contract = setup
+        .dev
+        .client_contract(setup.dev.client.address())
+        .unwrap();
+    let ledger = get_json(setup.proxy.http_listen, "/stats").await["ledger"].clone();
+    let charged = ledger["clients"][client_contract.to_hex()]["charged_tokens"]
+        .as_u64()
+        .unwrap_or(0);
+    // The prompt's estimate plus a token per part relayed by the last checkpoint (a second
+    // or less before the kill), never the whole answer.
+    assert!(
+        (20..100).contains(&charged),
+        "charged {charged} after {received} parts: {ledger}"
+    );
+    // It settles on chain like any charge.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while setup
+        .dev
+        .cocoon
+        .client(&client_contract)
+        .await
+        .unwrap()
+        .unwrap()
+        .tokens_used
+        != charged
+    {
+        assert!(tokio::time::Instant::now() < deadline, "not settled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    setup.client_trigger.kill();
+    setup.worker_trigger.kill();
 }
