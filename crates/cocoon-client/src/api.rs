@@ -237,10 +237,10 @@ pub(crate) async fn completion(
     // The headers are in; the body gets its own limit, so a stalled or trickled body cannot
     // hold the connection (hyper closes it after this answer, the body being unread).
     let body_timeout = Duration::from_secs_f64(shared.config.body_read_timeout_secs);
-    let body = tokio::time::timeout(body_timeout, axum::body::to_bytes(body, crate::MAX_BODY));
+    let body = cocoon_net::within(body_timeout, axum::body::to_bytes(body, crate::MAX_BODY));
     let response = match body.await {
-        Ok(Ok(body)) => run_completion(&shared, uri.path(), body, client_start).await,
-        Err(_) => api_error(
+        Some(Ok(body)) => run_completion(&shared, uri.path(), body, client_start).await,
+        None => api_error(
             StatusCode::REQUEST_TIMEOUT,
             "invalid_request_error",
             "request_timeout",
@@ -249,7 +249,7 @@ pub(crate) async fn completion(
                 shared.config.body_read_timeout_secs
             ),
         ),
-        Ok(Err(_)) => api_error(
+        Some(Err(_)) => api_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             "request_too_large",

@@ -226,10 +226,7 @@ pub async fn start(
         // The completion handler enforces MAX_BODY itself, with an OpenAI-shaped error.
         .layer(DefaultBodyLimit::disable())
         // Inside CORS: a preflight is answered by the CORS layer and never carries a token.
-        .layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            guard::guard,
-        ))
+        .layer(guard::GuardLayer(shared.clone()))
         .with_state(shared.clone());
     if let Some(cors) = cors(&shared.config.cors_origins) {
         app = app.layer(cors);

@@ -124,6 +124,10 @@ struct State {
     max_queued: usize,
     /// Bytes the writer took from the session and has not written yet.
     writing: usize,
+    /// The reader stopped reading for a full queue and waits for `output_drained`. Set and
+    /// read under the lock, so the writer wakes the reader only then (a wake-up per write
+    /// would cost every relayed message a task switch).
+    reader_paused: bool,
 }
 
 impl State {
@@ -307,9 +311,7 @@ impl ConnectionHandle {
         if let Some(at) = deadline.as_mut() {
             *at = (*at).max(Instant::now() + from_now);
         }
-        drop(deadline);
-        // The reader sleeps until the old deadline; wake it to pick up the new one.
-        self.0.output_drained.notify_one();
+        // The reader wakes at the old deadline, finds the new one and sleeps on.
     }
 
     fn auth_deadline(&self) -> Option<Instant> {
@@ -447,6 +449,7 @@ where
             close_reason: None,
             max_queued: 0,
             writing: 0,
+            reader_paused: false,
         }),
         writer_wake: Notify::new(),
         closed,
@@ -511,14 +514,16 @@ async fn read_loop<R: AsyncRead>(
     let mut events = Vec::new();
     let mut closed = handle.0.closed.subscribe();
     loop {
-        let (deadline, queued) = {
-            let state = handle.lock();
-            (state.session.poll_timeout(), state.queued())
-        };
         // Over the cap only the session's own answers (pongs) can have put us there: stop
         // reading until the peer takes some, so a peer that pings and never reads is pushed
         // back through TCP instead of growing our queue.
-        let paused = queued > handle.queue_cap();
+        let cap = handle.queue_cap();
+        let (deadline, paused) = {
+            let mut state = handle.lock();
+            let paused = state.queued() > cap;
+            state.reader_paused = paused;
+            (state.session.poll_timeout(), paused)
+        };
         let auth_deadline = handle.auth_deadline();
         tokio::select! {
             read = reader.read(&mut buffer), if !paused => {
@@ -548,7 +553,7 @@ async fn read_loop<R: AsyncRead>(
                     }
                 }
             }
-            _ = handle.0.output_drained.notified() => {}
+            _ = handle.0.output_drained.notified(), if paused => {}
             _ = sleep_until(auth_deadline) => {
                 // Re-checked: the daemon may have authenticated or deferred it meanwhile.
                 if handle.auth_deadline().is_some_and(|at| at <= Instant::now()) {
@@ -675,29 +680,71 @@ async fn write_buffer<W: AsyncWrite>(
     let stall = handle.0.limits.write_stall_timeout;
     let mut written = 0;
     while written < buffer.len() {
-        let n = match tokio::time::timeout(stall, writer.as_mut().write(&buffer[written..])).await {
-            Ok(result) => result?,
-            Err(_) => return Ok(true),
+        let n = match within(stall, writer.as_mut().write(&buffer[written..])).await {
+            Some(result) => result?,
+            None => return Ok(true),
         };
         if n == 0 {
             return Err(NetError::Io(std::io::ErrorKind::WriteZero.into()));
         }
         written += n;
-        {
+        let reader_paused = {
             let mut state = handle.lock();
             state.writing = state.writing.saturating_sub(n);
-        }
+            state.reader_paused
+        };
         handle
             .0
             .stats
             .bytes_sent
             .fetch_add(n as u64, Ordering::Relaxed);
-        // A reader paused for a full queue may go on.
-        handle.0.output_drained.notify_one();
+        if reader_paused {
+            // The reader paused for a full queue may go on.
+            handle.0.output_drained.notify_one();
+        }
     }
-    match tokio::time::timeout(stall, writer.as_mut().flush()).await {
-        Ok(result) => result?,
-        Err(_) => return Ok(true),
+    match within(stall, writer.as_mut().flush()).await {
+        Some(result) => result?,
+        None => return Ok(true),
     }
     Ok(false)
+}
+
+/// Runs `future` for at most `limit`; `None` when it took longer. A future that is ready at
+/// once (most socket writes, a small request body already read) is never given a timer, which
+/// would cost two timer-wheel operations on every request of the relay path.
+pub async fn within<F: std::future::Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await;
+    match first {
+        Some(output) => Some(output),
+        None => tokio::time::timeout(limit, future).await.ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn within_returns_what_is_ready_and_gives_up_on_what_stalls() {
+        assert_eq!(within(Duration::from_secs(1), async { 7 }).await, Some(7));
+        // Ready after a wait shorter than the limit: the timer armed on the first Pending.
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            8
+        };
+        assert_eq!(within(Duration::from_secs(1), slow).await, Some(8));
+        let start = tokio::time::Instant::now();
+        let never = std::future::pending::<()>();
+        assert_eq!(within(Duration::from_secs(3), never).await, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
 }

@@ -23,7 +23,7 @@ pub mod tcp;
 mod tls;
 
 pub use connection::{
-    CloseOnDrop, Connection, ConnectionHandle, ConnectionStats, Incoming, IncomingQuery,
+    within, CloseOnDrop, Connection, ConnectionHandle, ConnectionStats, Incoming, IncomingQuery,
     ANSWER_REFUSED_CODE,
 };
 pub use endpoint::{Acceptor, Connector, DEFAULT_HANDSHAKE_TIMEOUT};

@@ -73,6 +73,63 @@ async fn a_ping_flood_from_a_peer_that_never_reads_stays_bounded_and_is_cut() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_pings_faster_than_it_reads_is_slowed_not_cut_and_gets_every_pong() {
+    const CAP: usize = 64 << 10;
+    const PINGS: usize = 200_000;
+    let acceptor =
+        acceptor(&identity(), any_policy()).with_limits(limits(CAP, Duration::from_secs(10), None));
+    let (stream, server) = never_reading_client(&acceptor).await;
+    let _server_packets = serve(server.incoming);
+    let pings = ping_frames(PINGS);
+    // A pong is as long as its ping; the first frame (`tcp.connect`) gets none.
+    let expected = pings.len() - ping_frames(0).len();
+    let (mut read_half, mut write_half) = tokio::io::split(stream);
+    let flood = tokio::spawn(async move {
+        write_half
+            .write_all(&pings)
+            .await
+            .expect("the flood is taken");
+        write_half.flush().await.expect("flushed");
+        write_half
+    });
+    // Reads far slower than it pings, so the server's queue fills and its reader pauses; each
+    // read lets it go on.
+    let mut received = 0;
+    let mut buffer = vec![0u8; 4096];
+    within("every pong arrives", async {
+        while received < expected {
+            let n = tokio::io::AsyncReadExt::read(&mut read_half, &mut buffer)
+                .await
+                .expect("reading pongs");
+            assert!(
+                n > 0,
+                "the server closed after {received} of {expected} bytes"
+            );
+            received += n;
+            if received % (64 << 10) < 4096 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    })
+    .await;
+    assert_eq!(received, expected);
+    within("the flood was sent", flood).await.expect("task");
+    assert!(
+        server.handle.close_reason().is_none(),
+        "the slow reader was cut"
+    );
+    let most = server.handle.max_queued_output();
+    assert!(
+        most > CAP,
+        "the queue never reached its cap ({most} bytes): nothing paused"
+    );
+    assert!(
+        most <= CAP + ONE_READ_OF_PONGS,
+        "{most} bytes queued, cap {CAP}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_flood_before_authentication_stays_under_the_small_cap_and_hits_the_deadline() {
     // The defaults a proxy runs with, but a short deadline.
     let acceptor = acceptor(&identity(), any_policy()).with_limits(ConnectionLimits {

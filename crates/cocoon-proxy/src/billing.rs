@@ -62,14 +62,75 @@ impl Bound {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused(pub String);
 
-fn count_field(body: &serde_json::Map<String, Value>, name: &str) -> Result<Option<u64>, Refused> {
-    match body.get(name) {
+fn count_of(name: &str, value: Option<&Value>) -> Result<Option<u64>, Refused> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(value) => value
             .as_u64()
             .map(Some)
             .ok_or_else(|| Refused(format!("'{name}' must be a non-negative integer"))),
     }
+}
+
+/// The fields of a request body the bound reads; serde skips the rest without building it.
+/// `None`: absent; `Some(Value::Null)`: present as `null`.
+#[derive(serde::Deserialize)]
+struct Counts {
+    #[serde(default, deserialize_with = "present")]
+    n: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    max_tokens: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    max_completion_tokens: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Value>, D::Error> {
+    serde::Deserialize::deserialize(field).map(Some)
+}
+
+/// The counts of a body, and whether its JSON is a plain object that names each at most once
+/// (so that setting `max_tokens` needs no re-encoding, see [`insert_max_tokens`]). `None`: not
+/// a JSON object at all.
+fn read_counts(payload: &[u8]) -> Option<(Counts, bool)> {
+    let starts_as_object = payload
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{');
+    if starts_as_object {
+        // Fails on a repeated field (a backend may read either copy): the slow path below
+        // reads such a body as the backend's JSON parser would, the last copy winning.
+        if let Ok(counts) = serde_json::from_slice::<Counts>(payload) {
+            return Some((counts, true));
+        }
+    }
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(payload) else {
+        return None;
+    };
+    let counts = Counts {
+        n: body.remove("n"),
+        max_tokens: body.remove("max_tokens"),
+        max_completion_tokens: body.remove("max_completion_tokens"),
+    };
+    Some((counts, false))
+}
+
+/// `payload`, a JSON object without `max_tokens`, with `"max_tokens":value` as its first
+/// member: a splice, not a re-encoding, so the rest of the body reaches the worker as sent.
+fn insert_max_tokens(payload: &[u8], value: u64) -> Vec<u8> {
+    let open = payload
+        .iter()
+        .position(|&b| b == b'{')
+        .expect("read_counts saw an object");
+    let empty = payload[open + 1..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'}');
+    let member = format!("\"max_tokens\":{value}{}", if empty { "" } else { "," });
+    let mut out = Vec::with_capacity(payload.len() + member.len());
+    out.extend_from_slice(&payload[..=open]);
+    out.extend_from_slice(member.as_bytes());
+    out.extend_from_slice(&payload[open + 1..]);
+    out
 }
 
 /// Reads the bound of a `client.runQueryEx` query (a boxed `http.request`), where the client
@@ -79,29 +140,28 @@ fn count_field(body: &serde_json::Map<String, Value>, name: &str) -> Result<Opti
 /// its size and [`DEFAULT_MAX_TOKENS`] and passed on unchanged: the worker refuses it.
 pub fn bound(query: &[u8], client_max_tokens: i32) -> Result<Bound, Refused> {
     let client_max = u64::try_from(client_max_tokens).ok().filter(|&m| m > 0);
+    let unread = |body_bytes: u64| Bound {
+        body_bytes,
+        max_tokens: client_max.unwrap_or(DEFAULT_MAX_TOKENS),
+        n: 1,
+        rewritten: None,
+    };
     let Ok(mut request) = HttpRequest::from_bytes(query) else {
-        return Ok(Bound {
-            body_bytes: query.len() as u64,
-            max_tokens: client_max.unwrap_or(DEFAULT_MAX_TOKENS),
-            n: 1,
-            rewritten: None,
-        });
+        return Ok(unread(query.len() as u64));
     };
     let body_bytes = request.payload.len() as u64;
-    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.payload) else {
-        return Ok(Bound {
-            body_bytes,
-            max_tokens: client_max.unwrap_or(DEFAULT_MAX_TOKENS),
-            n: 1,
-            rewritten: None,
-        });
+    let Some((counts, plain)) = read_counts(&request.payload) else {
+        return Ok(unread(body_bytes));
     };
-    let n = count_field(&body, "n")?.unwrap_or(1);
+    let n = count_of("n", counts.n.as_ref())?.unwrap_or(1);
     if n == 0 || n > MAX_N {
         return Err(Refused(format!("'n' must be between 1 and {MAX_N}")));
     }
-    let asked_tokens = count_field(&body, "max_tokens")?;
-    let asked_completion = count_field(&body, "max_completion_tokens")?;
+    let asked_tokens = count_of("max_tokens", counts.max_tokens.as_ref())?;
+    let asked_completion = count_of(
+        "max_completion_tokens",
+        counts.max_completion_tokens.as_ref(),
+    )?;
     let asked = [asked_tokens, asked_completion, client_max]
         .into_iter()
         .flatten()
@@ -109,25 +169,30 @@ pub fn bound(query: &[u8], client_max_tokens: i32) -> Result<Bound, Refused> {
     let max_tokens = asked.unwrap_or(DEFAULT_MAX_TOKENS);
     // The worker's copy must not ask for more than was reserved: set the fields that are
     // missing or larger (both, when the body names both).
-    let mut changed = false;
-    let mut set = |name: &str, present: Option<u64>| {
-        if present.is_some_and(|v| v > max_tokens) {
-            body.insert(name.into(), max_tokens.into());
-            changed = true;
-        }
-    };
-    set("max_tokens", asked_tokens);
-    set("max_completion_tokens", asked_completion);
-    if asked_tokens.is_none() && asked_completion.is_none() {
-        body.insert("max_tokens".into(), max_tokens.into());
-        changed = true;
-    }
-    let rewritten = if changed {
-        request.payload = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
-        Some(request.to_bytes())
+    let too_large = |present: Option<u64>| present.is_some_and(|v| v > max_tokens);
+    let neither = asked_tokens.is_none() && asked_completion.is_none();
+    let payload = if plain && counts.max_tokens.is_none() && asked_completion.is_none() {
+        // The common case, no `max_tokens` in the body at all: one splice.
+        Some(insert_max_tokens(&request.payload, max_tokens))
+    } else if neither || too_large(asked_tokens) || too_large(asked_completion) {
+        let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&request.payload) else {
+            return Ok(unread(body_bytes));
+        };
+        let mut set = |name: &str, present: Option<u64>| {
+            if neither && name == "max_tokens" || too_large(present) {
+                body.insert(name.into(), max_tokens.into());
+            }
+        };
+        set("max_tokens", asked_tokens);
+        set("max_completion_tokens", asked_completion);
+        Some(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
     } else {
         None
     };
+    let rewritten = payload.map(|payload| {
+        request.payload = payload;
+        request.to_bytes()
+    });
     Ok(Bound {
         body_bytes,
         max_tokens,
@@ -256,6 +321,53 @@ mod tests {
         let rewritten = body_of(bound2.rewritten.as_ref().unwrap());
         assert_eq!(rewritten["max_tokens"], 20);
         assert_eq!(rewritten["max_completion_tokens"], 20);
+    }
+
+    #[test]
+    fn the_bound_is_set_in_every_shape_of_body_and_nothing_else_changes() {
+        // (body, client max) → max_tokens the worker's copy must carry, or None: unchanged.
+        let cases: [(&str, i32, Option<u64>); 9] = [
+            ("{}", 0, Some(DEFAULT_MAX_TOKENS)),
+            (" {  } ", 0, Some(DEFAULT_MAX_TOKENS)),
+            (
+                "\n{ \"model\" : \"m\", \"x\": [1, {\"max_tokens\": 9}] }",
+                0,
+                Some(DEFAULT_MAX_TOKENS),
+            ),
+            (r#"{"model":"m","max_tokens":null}"#, 30, Some(30)),
+            (
+                r#"{"max_completion_tokens":null}"#,
+                0,
+                Some(DEFAULT_MAX_TOKENS),
+            ),
+            (r#"{"max_tokens":10}"#, 30, None),
+            // A repeated field: read as a JSON parser does (the last wins), both copies fit.
+            (r#"{"max_tokens":1,"max_tokens":100}"#, 0, None),
+            (r#"{"max_tokens":1,"max_tokens":100}"#, 50, Some(50)),
+            (r#"{"max_completion_tokens":5}"#, 0, None),
+        ];
+        for (body, client_max, expected) in cases {
+            let read = bound(&query(body), client_max).unwrap();
+            let Some(rewritten) = &read.rewritten else {
+                assert_eq!(expected, None, "{body}");
+                continue;
+            };
+            let mut sent = body_of(rewritten);
+            assert_eq!(sent["max_tokens"], expected.unwrap(), "{body}");
+            assert_eq!(read.max_tokens, expected.unwrap(), "{body}");
+            // Everything else is as the client sent it.
+            let mut original: Value = serde_json::from_str(body).unwrap();
+            sent.as_object_mut().unwrap().remove("max_tokens");
+            original.as_object_mut().unwrap().remove("max_tokens");
+            assert_eq!(sent, original, "{body}");
+        }
+        // The repeated field's larger copy counts when nothing else bounds it.
+        let repeated = bound(&query(r#"{"max_tokens":1,"max_tokens":100}"#), 0).unwrap();
+        assert_eq!(repeated.max_tokens, 100);
+        // Not an object: passed on as sent.
+        for body in ["[1,2]", "\"text\"", "{\"a\":1} trailing"] {
+            assert_eq!(bound(&query(body), 0).unwrap().rewritten, None, "{body}");
+        }
     }
 
     #[test]
