@@ -520,15 +520,9 @@ impl Payments {
         Ok(payments)
     }
 
-    /// The operator's wallet.
     /// The root's price multipliers (from the params cell; `get_cur_params` omits two).
     pub fn multipliers(&self) -> cocoon_proto::Multipliers {
-        cocoon_proto::Multipliers {
-            prompt: self.params.prompt_tokens_price_multiplier,
-            cached: self.params.cached_tokens_price_multiplier,
-            completion: self.params.completion_tokens_price_multiplier,
-            reasoning: self.params.reasoning_tokens_price_multiplier,
-        }
+        self.params.multipliers()
     }
 
     pub fn owner_address(&self) -> &Address {

@@ -64,12 +64,7 @@ impl WorkerChain {
 
     /// The root's price multipliers, which the worker applies to the usage it reports.
     pub fn multipliers(&self) -> cocoon_proto::Multipliers {
-        cocoon_proto::Multipliers {
-            prompt: self.params.prompt_tokens_price_multiplier,
-            cached: self.params.cached_tokens_price_multiplier,
-            completion: self.params.completion_tokens_price_multiplier,
-            reasoning: self.params.reasoning_tokens_price_multiplier,
-        }
+        self.params.multipliers()
     }
 
     /// Checks the contracts a proxy named and deploys the worker contract if allowed.

@@ -63,6 +63,17 @@ pub struct Params {
 }
 
 impl Params {
+    /// The price multipliers, which the worker applies to the usage it reports and the proxy to
+    /// the bound it reserves.
+    pub fn multipliers(&self) -> cocoon_proto::Multipliers {
+        cocoon_proto::Multipliers {
+            prompt: self.prompt_tokens_price_multiplier,
+            cached: self.cached_tokens_price_multiplier,
+            completion: self.completion_tokens_price_multiplier,
+            reasoning: self.reasoning_tokens_price_multiplier,
+        }
+    }
+
     /// The same params without code: what client and worker contracts hold (variant 0).
     pub fn without_code(&self) -> Params {
         Params {
