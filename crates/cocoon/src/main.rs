@@ -6,6 +6,7 @@ mod bench;
 mod bench_scale;
 mod devnet;
 mod model;
+mod root;
 mod wallet;
 
 /// mimalloc: the relay allocates a few small buffers per packet, and glibc's allocator showed up
@@ -75,6 +76,10 @@ enum Command {
     /// Balances and contract actions on the devnet's chain: status, top-up, increase-stake,
     /// withdraw, close, payout.
     Wallet(wallet::WalletArgs),
+    /// The root contract's owner operations: register, update and unregister proxies; allow
+    /// or drop proxy images, worker images and models; status. On the devnet's chain or,
+    /// with --network, on toncenter or mainnet (sends only with --yes).
+    Root(root::RootArgs),
     /// Models for the built-in engine: pull (with a progress bar, SHA-256 checked), list.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -201,6 +206,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Attest(command) => attest::run(command).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Wallet(args) => wallet::run(args).await,
+        Command::Root(args) => root::run(args).await,
         Command::Model(command) => model::run(command).await,
         Command::Proxy { config, tee } => {
             let mut config: cocoon_proxy::ProxyConfig = load_config(&config)?;
