@@ -25,6 +25,8 @@ use crate::ClientShared;
 /// Extra time the client waits beyond the request timeout, so the proxy's precise timeout error
 /// arrives before ours.
 const TIMEOUT_SLACK: Duration = Duration::from_secs(2);
+/// Proxies one request is sent to at most, when connections are lost before its answer began.
+const MAX_PROXY_TRIES: usize = 3;
 /// Response headers that describe the hop, not the content, and are recomputed here.
 const HOP_HEADERS: &[&str] = &[
     "content-length",
@@ -339,28 +341,6 @@ async fn run_completion(
     } else {
         body.to_vec()
     };
-    let Some(proxy) = shared.pool.pick() else {
-        let message = match shared.pool.last_error() {
-            Some(error) => format!("not connected to any proxy; the last attempt failed: {error}"),
-            None => {
-                "not connected to any proxy yet; check the client's log and its proxies setting"
-                    .into()
-            }
-        };
-        return api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "no_proxy",
-            message,
-        );
-    };
-    let request_id: [u8; 32] = rand::random();
-    // The app's own id when it sent one, escaped: it is the app's text and goes into logs.
-    let log_id = extras
-        .request_guid
-        .as_deref()
-        .map(log_safe)
-        .unwrap_or_else(|| hex(&request_id[..6]));
     let http_request = HttpRequest {
         method: "POST".into(),
         url: path.into(),
@@ -371,46 +351,95 @@ async fn run_completion(
         }],
         payload,
     };
-    let query = ClientRunQueryEx {
+    let mut query = ClientRunQueryEx {
         model_name: model.clone(),
         query: http_request.to_bytes(),
         max_coefficient: extras.max_coefficient,
         max_tokens,
         timeout: extras.timeout,
-        request_id,
+        request_id: [0; 32],
         min_config_version: 0,
         enable_debug: extras.enable_debug.then_some(true),
     };
-    let (mut answers, guard) = shared.pool.register(request_id, proxy.id(), log_id.clone());
-    if let Err(error) = proxy.send_packet(&query.to_bytes()) {
-        return api_error(
-            StatusCode::BAD_GATEWAY,
-            "upstream_error",
-            "proxy_unavailable",
-            format!("proxy connection failed: {error}"),
-        );
-    }
-    debug!(request = %log_id, model = %log_safe(&model), bytes = http_request.payload.len(), "request sent");
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs_f64(extras.timeout) + TIMEOUT_SLACK;
-    let first = match tokio::time::timeout_at(deadline, answers.recv()).await {
-        Ok(Some(answer)) => answer,
-        Ok(None) => {
+    // A request whose proxy connection is lost before any answer came is sent again on another
+    // proxy: nothing reached the app yet, and a proxy bills only what it relayed.
+    let mut tried = Vec::new();
+    let (request_id, log_id, answers, guard, first) = loop {
+        let Some(proxy) = shared.pool.pick(&tried) else {
+            if !tried.is_empty() {
+                return api_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "proxy_unavailable",
+                    "proxy connection lost before the answer began, and no other proxy is connected",
+                );
+            }
+            let message = match shared.pool.last_error() {
+                Some(error) => {
+                    format!("not connected to any proxy; the last attempt failed: {error}")
+                }
+                None => {
+                    "not connected to any proxy yet; check the client's log and its proxies setting"
+                        .into()
+                }
+            };
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "no_proxy",
+                message,
+            );
+        };
+        tried.push(proxy.id());
+        let last_try = tried.len() >= MAX_PROXY_TRIES;
+        let request_id: [u8; 32] = rand::random();
+        // The app's own id when it sent one, escaped: it is the app's text and goes into logs.
+        let log_id = extras
+            .request_guid
+            .as_deref()
+            .map(log_safe)
+            .unwrap_or_else(|| hex(&request_id[..6]));
+        query.request_id = request_id;
+        let (mut answers, guard) = shared.pool.register(request_id, proxy.id(), log_id.clone());
+        if let Err(error) = proxy.send_packet(&query.to_bytes()) {
+            if !last_try {
+                info!(request = %log_id, %error, "proxy connection failed; trying another proxy");
+                continue;
+            }
             return api_error(
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 "proxy_unavailable",
-                "proxy connection lost",
-            )
+                format!("proxy connection failed: {error}"),
+            );
         }
-        Err(_) => {
-            return api_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "timeout",
-                format!("no answer within {:.1} s", extras.timeout),
-            )
-        }
+        debug!(request = %log_id, model = %log_safe(&model), bytes = http_request.payload.len(), "request sent");
+        let first = match tokio::time::timeout_at(deadline, answers.recv()).await {
+            Ok(Some(ClientQueryAnswer::Error(_))) | Ok(None) if proxy.is_closed() && !last_try => {
+                info!(request = %log_id, "proxy connection lost before the answer began; trying another proxy");
+                continue;
+            }
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
+                return api_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "proxy_unavailable",
+                    "proxy connection lost",
+                )
+            }
+            Err(_) => {
+                return api_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "timeout",
+                    format!("no answer within {:.1} s", extras.timeout),
+                )
+            }
+        };
+        break (request_id, log_id, answers, guard, first);
     };
     let head = match first {
         ClientQueryAnswer::Answer(head) => head,

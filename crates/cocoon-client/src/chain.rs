@@ -49,6 +49,16 @@ pub(crate) struct ClientChain {
     pub proxy_hashes: Vec<[u8; 32]>,
     /// The client ports of the proxies the root lists (`registered_proxies`, by seqno).
     pub registered_proxies: Vec<String>,
+    /// The root's `version` when it was read at start.
+    pub root_version: u32,
+}
+
+/// What the client follows of the root while it runs.
+pub(crate) struct Registry {
+    /// Bumped by every change of the root.
+    pub version: u32,
+    /// The client ports of the registered proxies, by seqno.
+    pub proxies: Vec<String>,
 }
 
 /// The client address of a registry entry (facts §4): `ip:port` serves both, or
@@ -62,6 +72,13 @@ pub(crate) fn client_endpoint(entry: &str) -> Option<String> {
     };
     let endpoint = endpoint.trim_start_matches('[').trim_end_matches(']');
     endpoint.contains(':').then(|| endpoint.to_string())
+}
+
+fn client_endpoints(root: &cocoon_ton::cocoon::RootData) -> Vec<String> {
+    root.registered_proxies
+        .values()
+        .filter_map(|entry| client_endpoint(entry.text()))
+        .collect()
 }
 
 /// What a handshake learned: our client contract at this proxy, and how to authorise.
@@ -106,11 +123,8 @@ impl ClientChain {
             deposited: AtomicU64::new(0),
             busy: tokio::sync::Mutex::new(()),
             proxy_hashes: root_data.proxy_hashes.iter().copied().collect(),
-            registered_proxies: root_data
-                .registered_proxies
-                .values()
-                .filter_map(|entry| client_endpoint(entry.text()))
-                .collect(),
+            registered_proxies: client_endpoints(&root_data),
+            root_version: root_data.version,
         };
         info!(
             network = %network.describe(),
@@ -123,6 +137,15 @@ impl ClientChain {
             "client chain ready"
         );
         Ok(chain)
+    }
+
+    /// Reads the root again: its version and registered proxies.
+    pub async fn registry(&self) -> Result<Registry, String> {
+        let root = self.cocoon.root().await.map_err(describe)?;
+        Ok(Registry {
+            version: root.version,
+            proxies: client_endpoints(&root),
+        })
     }
 
     /// The wallet: the client contracts' owner.

@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_POW_DIFFICULTY: i32 = 28;
 pub const DEFAULT_GRACE_PERIOD_SECS: f64 = 30.0;
 /// Longest wait between reconnection attempts.
 pub const DEFAULT_MAX_RECONNECT_SECS: f64 = 10.0;
+/// Registered proxies a client keeps connected when it takes them from the root.
+pub const DEFAULT_PROXY_CONNECTIONS: usize = 3;
+/// Seconds between reads of the root for changes of its registry.
+pub const DEFAULT_ROOT_REFRESH_SECS: f64 = 45.0;
 /// Time an API connection gets to send a request's headers (also the idle limit between
 /// keep-alive requests). Any local app sends them at once; a connection that trickles them
 /// (slowloris) is closed.
@@ -99,6 +103,11 @@ pub struct ClientConfig {
     /// Longest wait between reconnection attempts, in seconds.
     #[serde(default = "default_reconnect")]
     pub max_reconnect_secs: f64,
+    /// With `[chain]` and no `proxies`: how many of the root's registered proxies to keep
+    /// connected, chosen at random; one that cannot be reached is swapped for another. A
+    /// `proxies` list is kept connected whole.
+    #[serde(default = "default_proxy_connections")]
+    pub proxy_connections: usize,
 }
 
 pub use cocoon_ton::ton::{MAINNET_ROOT, MAINNET_TONCENTER};
@@ -145,6 +154,10 @@ pub struct ChainConfig {
     /// Seconds between checks of the client contract's balance (top-ups).
     #[serde(default = "default_balance_check")]
     pub balance_check_secs: f64,
+    /// Seconds between reads of the root (the reference's runners: 30–60): when its version
+    /// grew, registered proxies are connected or drained live.
+    #[serde(default = "default_root_refresh")]
+    pub root_refresh_secs: f64,
 }
 
 fn default_max_stake() -> Coins {
@@ -158,6 +171,12 @@ fn default_max_top_up() -> Coins {
 }
 fn default_balance_check() -> f64 {
     10.0
+}
+fn default_root_refresh() -> f64 {
+    DEFAULT_ROOT_REFRESH_SECS
+}
+fn default_proxy_connections() -> usize {
+    DEFAULT_PROXY_CONNECTIONS
 }
 
 impl ChainConfig {
@@ -175,6 +194,7 @@ impl ChainConfig {
             top_up_amount: default_top_up_amount(),
             max_top_up: default_max_top_up(),
             balance_check_secs: default_balance_check(),
+            root_refresh_secs: default_root_refresh(),
         }
     }
 
@@ -205,7 +225,10 @@ impl ChainConfig {
         }
         check_all_seconds(
             problems,
-            &[("chain.balance_check_secs", self.balance_check_secs, false)],
+            &[
+                ("chain.balance_check_secs", self.balance_check_secs, false),
+                ("chain.root_refresh_secs", self.root_refresh_secs, false),
+            ],
         );
     }
 }
@@ -255,6 +278,7 @@ impl ClientConfig {
             max_pow_difficulty: DEFAULT_MAX_POW_DIFFICULTY,
             grace_period_secs: DEFAULT_GRACE_PERIOD_SECS,
             max_reconnect_secs: DEFAULT_MAX_RECONNECT_SECS,
+            proxy_connections: DEFAULT_PROXY_CONNECTIONS,
         }
     }
 
@@ -293,6 +317,9 @@ impl ClientConfig {
         );
         if let Some(chain) = &self.chain {
             chain.problems(&mut problems);
+        }
+        if self.proxy_connections == 0 {
+            problems.push("proxy_connections must be at least 1".into());
         }
         if self.default_max_coefficient < 0 {
             problems.push("default_max_coefficient must not be negative".into());

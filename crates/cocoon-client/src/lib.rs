@@ -139,6 +139,8 @@ pub async fn start(
     if !problems.is_empty() {
         return Err(ClientError::Config(problems));
     }
+    // Proxies taken from the root's registry are followed while the client runs.
+    let mut from_root = false;
     let chain = match &config.chain {
         Some(chain_config) => {
             let chain = chain::ClientChain::open(chain_config, &config.secret)
@@ -156,6 +158,7 @@ pub async fn start(
             }
             config.owner_address = owner;
             if config.proxies.is_empty() {
+                from_root = true;
                 if chain.registered_proxies.is_empty() {
                     return Err(ClientError::Chain(
                         "no proxies configured and the root registers none: set proxies".into(),
@@ -202,7 +205,6 @@ pub async fn start(
     }
     let connector_for_renewal = connector.clone();
     let pool = Arc::new(ProxyPool::new(
-        config.proxies.clone(),
         connector,
         config.owner_address.clone(),
         config.secret.clone(),
@@ -245,8 +247,18 @@ pub async fn start(
             shutdown.clone(),
             move |identity| renewal_connector.renew_identity(identity),
         ));
-        for slot in 0..shared.config.proxies.len() {
-            tasks.spawn(pool.clone().maintain(slot, shutdown.clone()));
+        let target = if from_root {
+            shared.config.proxy_connections
+        } else {
+            usize::MAX
+        };
+        let _pool_tasks = proxies::PoolTasks(pool.clone());
+        pool.set_members(shared.config.proxies.clone(), target, &shutdown);
+        if let (true, Some(chain)) = (from_root, &shared.config.chain) {
+            tasks.spawn(pool.clone().follow_root(
+                Duration::from_secs_f64(chain.root_refresh_secs),
+                shutdown.clone(),
+            ));
         }
         if let Some(chain) = &shared.config.chain {
             tasks.spawn(pool.clone().keep_funded(
@@ -291,7 +303,7 @@ async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
         .pool
         .status()
         .into_iter()
-        .map(|(address, connected)| serde_json::json!({"address": address, "connected": connected}))
+        .map(|(address, connected, retiring)| serde_json::json!({"address": address, "connected": connected, "retiring": retiring}))
         .collect();
     axum::Json(serde_json::json!({
         "role": "client",

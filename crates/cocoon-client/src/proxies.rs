@@ -1,6 +1,9 @@
-//! The client's proxy connections: one slot per configured proxy, each kept connected and
-//! authorised with backoff; requests go to the first healthy slot in config order, so an
-//! unreachable proxy is skipped and a recovered one takes over again.
+//! The client's proxy connections: one slot per proxy it keeps, each kept connected and
+//! authorised with backoff. A `proxies` list is kept whole; proxies taken from the root's
+//! registry are a random `proxy_connections` of them, followed live (`follow_root`): new ones
+//! connected, removed ones drained, one that cannot be reached swapped for another. Each
+//! request goes to the connected proxy with the fewest requests running (ties at random), so
+//! load spreads and an unreachable proxy is skipped.
 //!
 //! Answers are routed to waiting requests by request id. When a connection drops, every request
 //! on it ends with a synthetic error so no HTTP caller hangs.
@@ -16,10 +19,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cocoon_net::reconnect::{keep_connected, next_incoming};
-use cocoon_net::{Connection, ConnectionHandle, Connector, Incoming, NetError, Shutdown};
+use cocoon_net::{
+    Connection, ConnectionHandle, Connector, Incoming, NetError, Shutdown, ShutdownTrigger,
+};
 use cocoon_proto::{codes, *};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a long authorisation may take: the proxy waits up to 300 s for the register
@@ -112,23 +117,104 @@ pub(crate) struct StreamStats {
     pub queued_peak_bytes: AtomicU64,
 }
 
+/// A registered proxy that cannot be reached this many times in a row is swapped for another
+/// registered one, when there is another.
+const FAILURES_BEFORE_SWAP: u32 = 3;
+/// How long a proxy that left the set (unregistered, or swapped out) keeps its connection for
+/// the requests still running on it.
+const RETIRE_GRACE: Duration = Duration::from_secs(120);
+
+/// One proxy the client keeps connected.
+struct Slot {
+    id: u64,
+    address: String,
+    handle: Option<ConnectionHandle>,
+    /// Our client contract at this proxy, once a handshake found it (with `[chain]`).
+    contract: Option<cocoon_ton::Address>,
+    /// Ends this slot alone: drain stops reconnecting, kill ends the connection.
+    trigger: ShutdownTrigger,
+    /// Left the set: takes no new requests, closes once its requests ended.
+    retiring: bool,
+    /// Connection attempts that failed in a row.
+    failures: u32,
+}
+
+/// The proxies to choose from and how many to keep connected.
+#[derive(Clone, Debug, Default)]
+struct Members {
+    all: Vec<String>,
+    target: usize,
+}
+
+/// Requests waiting for answers, and how many run on each connection.
+#[derive(Default)]
+struct PendingTable {
+    requests: HashMap<[u8; 32], PendingRequest>,
+    per_connection: HashMap<u64, usize>,
+}
+
+impl PendingTable {
+    fn insert(&mut self, request_id: [u8; 32], request: PendingRequest) {
+        let connection = request.connection;
+        if let Some(old) = self.requests.insert(request_id, request) {
+            self.release(old.connection);
+        }
+        *self.per_connection.entry(connection).or_default() += 1;
+    }
+
+    fn remove(&mut self, request_id: &[u8; 32]) -> Option<PendingRequest> {
+        let request = self.requests.remove(request_id)?;
+        self.release(request.connection);
+        Some(request)
+    }
+
+    fn release(&mut self, connection: u64) {
+        if let Some(count) = self.per_connection.get_mut(&connection) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_connection.remove(&connection);
+            }
+        }
+    }
+
+    fn load(&self, connection: u64) -> usize {
+        self.per_connection.get(&connection).copied().unwrap_or(0)
+    }
+}
+
 /// All proxy slots and the requests waiting on them.
 pub(crate) struct ProxyPool {
-    addresses: Vec<String>,
-    slots: Mutex<Vec<Option<ConnectionHandle>>>,
-    pending: Mutex<HashMap<[u8; 32], PendingRequest>>,
+    slots: Mutex<Vec<Slot>>,
+    next_slot: AtomicU64,
+    members: Mutex<Members>,
+    pending: Mutex<PendingTable>,
     connector: Connector,
     params: ClientParams,
     secret: String,
     max_reconnect: Duration,
     /// The chain (`[chain]`): contracts checked, deployed, registered and topped up.
     chain: Option<Arc<crate::chain::ClientChain>>,
-    /// Our client contract at each slot's proxy, once a handshake found it (with `[chain]`).
-    contracts: Mutex<Vec<Option<cocoon_ton::Address>>>,
     /// Why the last connection attempt failed, for the API's "no proxy" answer.
     last_error: Mutex<Option<String>>,
+    /// The slots' tasks: they end with the client's task ([`PoolTasks`]), even when it is
+    /// aborted.
+    tasks: Mutex<tokio::task::JoinSet<()>>,
     pub streams: StreamStats,
     pub payments: PaymentStats,
+}
+
+/// Held by the client's task: when it ends, or is aborted, every slot's task ends with it and
+/// the proxy connections close.
+pub(crate) struct PoolTasks(pub Arc<ProxyPool>);
+
+impl Drop for PoolTasks {
+    fn drop(&mut self) {
+        self.0
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .abort_all();
+    }
 }
 
 /// Removes a request's routing entry when its HTTP response is done or dropped.
@@ -145,19 +231,17 @@ impl Drop for PendingGuard {
 
 impl ProxyPool {
     pub fn new(
-        addresses: Vec<String>,
         connector: Connector,
         owner_address: String,
         secret: String,
         max_reconnect: Duration,
         chain: Option<Arc<crate::chain::ClientChain>>,
     ) -> ProxyPool {
-        let slots = Mutex::new(vec![None; addresses.len()]);
-        let contracts = Mutex::new(vec![None; addresses.len()]);
         ProxyPool {
-            addresses,
-            slots,
-            pending: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Vec::new()),
+            next_slot: AtomicU64::new(0),
+            members: Mutex::new(Members::default()),
+            pending: Mutex::new(PendingTable::default()),
             connector,
             params: ClientParams {
                 client_owner_address: owner_address,
@@ -170,29 +254,47 @@ impl ProxyPool {
             secret,
             max_reconnect,
             chain,
-            contracts,
             last_error: Mutex::new(None),
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
             streams: StreamStats::default(),
             payments: PaymentStats::default(),
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, Vec<Option<ConnectionHandle>>> {
+    fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
         // Slot updates are single assignments; a poisoned lock still holds valid slots.
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<[u8; 32], PendingRequest>> {
+    fn pending(&self) -> MutexGuard<'_, PendingTable> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The first connected proxy in config order.
-    pub fn pick(&self) -> Option<ConnectionHandle> {
-        self.slots()
+    fn slot_mut(slots: &mut [Slot], id: u64) -> Option<&mut Slot> {
+        slots.iter_mut().find(|slot| slot.id == id)
+    }
+
+    /// The connected proxy with the fewest requests running, among those still in the set and
+    /// not on a connection in `tried`; ties go to a random one, so load spreads.
+    pub fn pick(&self, tried: &[u64]) -> Option<ConnectionHandle> {
+        let slots = self.slots();
+        let pending = self.pending();
+        let live: Vec<&ConnectionHandle> = slots
             .iter()
-            .flatten()
-            .find(|h| !h.is_closed())
-            .cloned()
+            .filter(|slot| !slot.retiring)
+            .filter_map(|slot| slot.handle.as_ref())
+            .filter(|handle| !handle.is_closed() && !tried.contains(&handle.id()))
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        let start = rand::random::<usize>() % live.len();
+        live.iter()
+            .cycle()
+            .skip(start)
+            .take(live.len())
+            .min_by_key(|handle| pending.load(handle.id()))
+            .map(|handle| (*handle).clone())
     }
 
     /// Why the last connection attempt failed, if it did.
@@ -207,24 +309,132 @@ impl ProxyPool {
     pub fn connected(&self) -> Vec<ConnectionHandle> {
         self.slots()
             .iter()
-            .flatten()
+            .filter_map(|slot| slot.handle.as_ref())
             .filter(|h| !h.is_closed())
             .cloned()
             .collect()
     }
 
-    /// (address, connected) per slot, for `/stats`.
-    pub fn status(&self) -> Vec<(String, bool)> {
-        let slots = self.slots();
-        self.addresses
+    /// (address, connected, retiring) per slot, for `/stats`.
+    pub fn status(&self) -> Vec<(String, bool, bool)> {
+        self.slots()
             .iter()
-            .zip(slots.iter())
-            .map(|(a, s)| (a.clone(), s.as_ref().is_some_and(|h| !h.is_closed())))
+            .map(|slot| {
+                (
+                    slot.address.clone(),
+                    slot.handle.as_ref().is_some_and(|h| !h.is_closed()),
+                    slot.retiring,
+                )
+            })
             .collect()
     }
 
     pub fn in_flight(&self) -> usize {
-        self.pending().len()
+        self.pending().requests.len()
+    }
+
+    /// Sets the proxies to choose from and how many of them to keep connected (`usize::MAX`:
+    /// all), then connects and drains to match.
+    pub fn set_members(self: &Arc<Self>, all: Vec<String>, target: usize, shutdown: &Shutdown) {
+        *self.members.lock().unwrap_or_else(|p| p.into_inner()) = Members { all, target };
+        self.reconcile(shutdown);
+    }
+
+    /// Brings the slots in line with the members: proxies that left are drained, one that
+    /// keeps failing is swapped for a spare member, and the set is filled up to the target
+    /// with members chosen at random.
+    pub fn reconcile(self: &Arc<Self>, shutdown: &Shutdown) {
+        let members = self
+            .members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut slots = self.slots();
+        let mut retire = Vec::new();
+        for slot in slots.iter_mut().filter(|slot| !slot.retiring) {
+            if !members.all.contains(&slot.address) {
+                info!(proxy = %slot.address, "proxy left the root's registry; draining it");
+                retire.push(slot.id);
+            }
+        }
+        let in_use = |slots: &[Slot], address: &str| slots.iter().any(|s| s.address == address);
+        let mut spare: Vec<String> = members
+            .all
+            .iter()
+            .filter(|address| !in_use(&slots, address))
+            .cloned()
+            .collect();
+        for slot in slots.iter_mut().filter(|slot| !slot.retiring) {
+            if spare.len() > retire.len()
+                && slot.failures >= FAILURES_BEFORE_SWAP
+                && slot.handle.is_none()
+                && !retire.contains(&slot.id)
+            {
+                info!(proxy = %slot.address, failures = slot.failures, "proxy unreachable; swapping it for another registered one");
+                retire.push(slot.id);
+            }
+        }
+        for id in &retire {
+            if let Some(slot) = Self::slot_mut(&mut slots, *id) {
+                slot.retiring = true;
+                slot.trigger.drain();
+            }
+        }
+        let active = slots.iter().filter(|slot| !slot.retiring).count();
+        let wanted = members.target.min(members.all.len());
+        let mut added = Vec::new();
+        for _ in active..wanted {
+            if spare.is_empty() {
+                break;
+            }
+            let address = spare.swap_remove(rand::random::<usize>() % spare.len());
+            let id = self.next_slot.fetch_add(1, Ordering::Relaxed);
+            let (trigger, slot_shutdown) = shutdown.child();
+            slots.push(Slot {
+                id,
+                address: address.clone(),
+                handle: None,
+                contract: None,
+                trigger,
+                retiring: false,
+                failures: 0,
+            });
+            added.push((id, address, slot_shutdown));
+        }
+        drop(slots);
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        while tasks.try_join_next().is_some() {}
+        for id in retire {
+            tasks.spawn(self.clone().retire(id));
+        }
+        for (id, address, slot_shutdown) in added {
+            tasks.spawn(self.clone().maintain(id, address, slot_shutdown));
+        }
+    }
+
+    /// Ends a slot that left the set once its requests are done (at most [`RETIRE_GRACE`]).
+    async fn retire(self: Arc<Self>, id: u64) {
+        let until = tokio::time::Instant::now() + RETIRE_GRACE;
+        loop {
+            let connection = {
+                let slots = self.slots();
+                let Some(slot) = slots.iter().find(|slot| slot.id == id) else {
+                    return;
+                };
+                slot.handle.as_ref().map(|h| h.id())
+            };
+            let busy = connection.is_some_and(|c| self.pending().load(c) > 0);
+            if !busy || tokio::time::Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut slots = self.slots();
+        if let Some(index) = slots.iter().position(|slot| slot.id == id) {
+            let slot = slots.swap_remove(index);
+            slot.trigger.kill();
+            info!(proxy = %slot.address, "proxy drained and closed");
+        }
     }
 
     /// Registers a request before it is sent, so no answer can arrive unrouted. `log_id` names
@@ -262,7 +472,7 @@ impl ProxyPool {
             ClientQueryAnswer::Error(e) => e.request_id,
         };
         let mut pending = self.pending();
-        let Some(request) = pending.get(&request_id) else {
+        let Some(request) = pending.requests.get(&request_id) else {
             debug!("answer for a request nobody waits for (client went away or was cut off)");
             return;
         };
@@ -298,7 +508,11 @@ impl ProxyPool {
 
     fn fail_connection(&self, connection: u64, reason: &str) {
         let pending = self.pending();
-        for (request_id, request) in pending.iter().filter(|(_, r)| r.connection == connection) {
+        for (request_id, request) in pending
+            .requests
+            .iter()
+            .filter(|(_, r)| r.connection == connection)
+        {
             let error = ClientQueryAnswer::Error(ClientQueryAnswerErrorEx {
                 request_id: *request_id,
                 error_code: codes::UPSTREAM_FAILED,
@@ -315,16 +529,21 @@ impl ProxyPool {
         }
     }
 
+    fn contracts(&self) -> Vec<cocoon_ton::Address> {
+        self.slots()
+            .iter()
+            .filter_map(|slot| slot.contract.clone())
+            .collect()
+    }
+
     /// With `[chain]`: the wallet, what was deposited since start and the client contract at
     /// each proxy, for `/stats`.
     pub fn chain_status(&self) -> Option<serde_json::Value> {
         let chain = self.chain.as_ref()?;
         let contracts: Vec<Option<String>> = self
-            .contracts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .slots()
             .iter()
-            .map(|c| c.as_ref().map(|a| a.to_hex()))
+            .map(|slot| slot.contract.as_ref().map(|a| a.to_hex()))
             .collect();
         Some(serde_json::json!({
             "wallet": chain.owner_address(),
@@ -344,25 +563,66 @@ impl ProxyPool {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.draining() => return,
             }
-            let contracts: Vec<cocoon_ton::Address> = self
-                .contracts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .flatten()
-                .cloned()
-                .collect();
             let charged = self.payments.charged_tokens.load(Ordering::Relaxed);
-            for contract in contracts {
+            for contract in self.contracts() {
                 chain.check_balance(&contract, charged).await;
             }
         }
     }
 
-    /// Keeps slot `slot` connected until shutdown.
-    pub async fn maintain(self: Arc<Self>, slot: usize, shutdown: Shutdown) {
+    /// With `[chain]` and proxies taken from the root: reads the root every `every` and, when
+    /// its version grew, connects newly registered proxies and drains removed ones; in between,
+    /// swaps out proxies that keep failing. Until shutdown.
+    pub async fn follow_root(self: Arc<Self>, every: Duration, shutdown: Shutdown) {
+        let Some(chain) = self.chain.clone() else {
+            return;
+        };
+        let mut version = chain.root_version;
+        let mut next_read = tokio::time::Instant::now() + every;
+        let tick = every.min(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = shutdown.draining() => return,
+            }
+            if tokio::time::Instant::now() >= next_read {
+                next_read = tokio::time::Instant::now() + every;
+                match chain.registry().await {
+                    Ok(registry) if registry.version != version => {
+                        info!(
+                            from = version,
+                            to = registry.version,
+                            proxies = ?registry.proxies,
+                            "the root changed; following its registry"
+                        );
+                        version = registry.version;
+                        let target = self
+                            .members
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .target;
+                        if registry.proxies.is_empty() {
+                            warn!("the root registers no proxy now; keeping the connected ones");
+                        } else {
+                            self.set_members(registry.proxies, target, &shutdown);
+                            continue;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        warn!(%error, "cannot read the root; keeping the proxies we have")
+                    }
+                }
+            }
+            self.reconcile(&shutdown);
+        }
+    }
+
+    /// Keeps slot `id` connected to `address` until its shutdown (the client's, or its own when
+    /// it leaves the set).
+    async fn maintain(self: Arc<Self>, id: u64, address: String, shutdown: Shutdown) {
         let pool = &*self;
-        let address = self.addresses[slot].as_str();
+        let address = address.as_str();
         keep_connected(
             address,
             &shutdown,
@@ -370,22 +630,29 @@ impl ProxyPool {
             move || async move {
                 let result = async {
                     let connection = pool.connector.connect(address).await?;
-                    pool.handshake(slot, &connection).await?;
+                    pool.handshake(id, &connection).await?;
                     Ok(connection)
                 }
                 .await;
+                if let Some(slot) = Self::slot_mut(&mut pool.slots(), id) {
+                    slot.failures = if result.is_ok() {
+                        0
+                    } else {
+                        slot.failures.saturating_add(1)
+                    };
+                }
                 *pool.last_error.lock().unwrap_or_else(|p| p.into_inner()) = result
                     .as_ref()
                     .err()
                     .map(|e: &NetError| format!("{address}: {e}"));
                 result
             },
-            |connection| self.serve(slot, connection, &shutdown),
+            |connection| self.serve(id, connection, &shutdown),
         )
         .await;
     }
 
-    async fn handshake(&self, slot: usize, connection: &Connection) -> Result<(), NetError> {
+    async fn handshake(&self, id: u64, connection: &Connection) -> Result<(), NetError> {
         let handle = &connection.handle;
         let connect = ClientConnectToProxy {
             params: self.params.clone(),
@@ -420,13 +687,8 @@ impl ProxyPool {
                         .await
                         .map_err(NetError::Closed)?;
                 }
-                if let Some(known) = self
-                    .contracts
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(slot)
-                {
-                    *known = Some(prepared.contract);
+                if let Some(slot) = Self::slot_mut(&mut self.slots(), id) {
+                    slot.contract = Some(prepared.contract);
                 }
                 prepared.short
             }
@@ -464,13 +726,15 @@ impl ProxyPool {
         }
     }
 
-    async fn serve(&self, slot: usize, connection: Connection, shutdown: &Shutdown) {
+    async fn serve(&self, id: u64, connection: Connection, shutdown: &Shutdown) {
         let Connection {
             handle,
             mut incoming,
         } = connection;
         let _close = handle.close_on_drop();
-        self.slots()[slot] = Some(handle.clone());
+        if let Some(slot) = Self::slot_mut(&mut self.slots(), id) {
+            slot.handle = Some(handle.clone());
+        }
         while let Some(message) = next_incoming(&mut incoming, shutdown).await {
             match message {
                 Incoming::Packet(data) => match ProxyToClientMessage::from_bytes(&data) {
@@ -496,7 +760,9 @@ impl ProxyPool {
             }
         }
         handle.close("client stopped reading");
-        self.slots()[slot] = None;
+        if let Some(slot) = Self::slot_mut(&mut self.slots(), id) {
+            slot.handle = None;
+        }
         self.fail_connection(handle.id(), &handle.close_reason().unwrap_or_default());
     }
 }

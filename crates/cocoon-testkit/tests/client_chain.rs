@@ -432,3 +432,96 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
     trigger.kill();
     devnet.stop().await;
 }
+
+/// A client that takes its proxies from the root follows the registry while it runs: a proxy
+/// registered later is connected without a restart (an unreachable one is swapped for it), and
+/// an unregistered one is drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_follows_the_root_registry_live() {
+    use cocoon_ton::cocoon::{ProxyEntry, RootMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = paid_devnet(dir.path()).await;
+    let dev = devnet.chain.as_ref().unwrap();
+    let register = |body: RootMessage| async move {
+        let message = WalletMessage {
+            to: dev.cocoon.root_address().clone(),
+            value: TON / 10,
+            bounce: true,
+            body: std::sync::Arc::new(body.to_cell().unwrap()),
+            state_init: None,
+        };
+        dev.network.send(&dev.owner, &[message]).await.unwrap();
+    };
+    // A registered proxy nobody answers for.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    register(RootMessage::RegisterProxy {
+        query_id: 1,
+        entry: ProxyEntry::new(&dead.to_string()).unwrap(),
+    })
+    .await;
+    let key = cocoon_testkit::devchain::key_path(dir.path(), "client");
+    let mut config = client_config(&devnet, &key, &dev.client_secret);
+    config.proxies = Vec::new();
+    config.proxy_connections = 1;
+    config.chain.as_mut().unwrap().root_refresh_secs = 0.2;
+    let (client, trigger) = start(config).await;
+    let (status, body) = chat_once(&client).await;
+    assert_eq!(
+        status, 503,
+        "only an unreachable proxy is registered: {body}"
+    );
+
+    // The real proxy is registered: the client finds it at its next read of the root and,
+    // keeping one connection, swaps the unreachable proxy for it.
+    let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
+    register(RootMessage::RegisterProxy {
+        query_id: 2,
+        entry: ProxyEntry::new(&entry).unwrap(),
+    })
+    .await;
+    let http = TestHttp::new();
+    wait_until(
+        "the client to serve through the newly registered proxy",
+        || async { chat_once(&client).await.0 == 200 },
+    )
+    .await;
+    let stats = get_json(client.api_addr, "/stats").await;
+    let kept: Vec<&serde_json::Value> = stats["connections"]["configured"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["retiring"] == false)
+        .collect();
+    assert_eq!(kept.len(), 1, "one proxy kept: {stats}");
+    assert_eq!(
+        kept[0]["address"],
+        devnet.proxy.client_addr.to_string(),
+        "{stats}"
+    );
+
+    // Unregistered: drained, and no request goes there any more.
+    register(RootMessage::UnregisterProxy {
+        query_id: 3,
+        seqno: 2,
+    })
+    .await;
+    wait_until("the client to drain the unregistered proxy", || async {
+        let stats = get_json(client.api_addr, "/stats").await;
+        stats["connections"]["proxies"] == 0
+    })
+    .await;
+    let answer = http
+        .post(
+            client.api_addr,
+            "/v1/chat/completions",
+            &json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    trigger.kill();
+    devnet.stop().await;
+}

@@ -521,6 +521,84 @@ async fn client_fails_over_to_the_next_proxy() {
     devnet.stop().await;
 }
 
+/// Two proxies: requests spread over both, and one whose proxy dies before its answer began
+/// is sent again through the other; the app sees only the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_spread_over_proxies_and_move_when_one_dies_before_answering() {
+    let slow = MockBackendConfig {
+        headers_delay: Duration::from_millis(800),
+        ..MockBackendConfig::default()
+    };
+    let mut first = Devnet::builder().mock(slow.clone()).start().await.unwrap();
+    let mut second = Devnet::builder().mock(slow).start().await.unwrap();
+    let mut config = first.client_config.clone();
+    config.proxies = vec![
+        first.proxy.client_addr.to_string(),
+        second.proxy.client_addr.to_string(),
+    ];
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let (trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
+    let mut client = cocoon_client::start(config, shutdown).await.unwrap();
+    let address = client.api_addr;
+    let http = TestHttp::new();
+    wait_until("the client to connect to both proxies", || async {
+        http.get(address, "/stats")
+            .await
+            .map(|a| a.json()["connections"]["proxies"] == 2)
+            .unwrap_or(false)
+    })
+    .await;
+    // Four at once: each proxy gets two (the least busy is chosen).
+    let requests: Vec<_> = (0..4)
+        .map(|_| {
+            let http = http.clone();
+            tokio::spawn(async move {
+                http.post(address, "/v1/chat/completions", &chat("hi", false))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap().status, 200);
+    }
+    let total = |stats: Value| stats["requests"]["total"].as_u64().unwrap();
+    assert_eq!(total(first.proxy_stats().await), 2);
+    assert_eq!(total(second.proxy_stats().await), 2);
+
+    // One request; the proxy it went to dies before the backend answers.
+    let request = tokio::spawn({
+        let http = http.clone();
+        async move {
+            http.post(address, "/v1/chat/completions", &chat("hi", false))
+                .await
+                .unwrap()
+        }
+    });
+    let running = |stats: Value| stats["requests"]["in_flight"].as_u64().unwrap_or(0) > 0;
+    wait_until("the request to reach a proxy", || async {
+        running(first.proxy_stats().await) || running(second.proxy_stats().await)
+    })
+    .await;
+    let on_first = running(first.proxy_stats().await);
+    if on_first {
+        first.kill_proxy().await;
+    } else {
+        second.kill_proxy().await;
+    }
+    let answer = request.await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let survivor = if on_first { &second } else { &first };
+    assert_eq!(
+        total(survivor.proxy_stats().await),
+        3,
+        "it was sent again there"
+    );
+    trigger.drain();
+    client.wait().await;
+    first.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_finishes_in_flight_streams() {
     let mock = MockBackendConfig {
