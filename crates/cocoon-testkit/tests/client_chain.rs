@@ -312,6 +312,7 @@ async fn a_worker_deploys_its_contract_and_submits_its_payout() {
         wallet_key: key,
         allow_deploy: true,
         submit_payout_tokens: 1,
+        root_refresh_secs: 45.0,
     });
     let (trigger, shutdown) = ShutdownTrigger::new();
     let _worker = cocoon_worker::start(config, shutdown).await.unwrap();
@@ -522,6 +523,127 @@ async fn a_client_follows_the_root_registry_live() {
         .await
         .unwrap();
     assert_eq!(answer.status, 503, "{}", answer.text());
+    trigger.kill();
+    devnet.stop().await;
+}
+
+/// A worker with `[chain]` and no `proxies` serves the proxies the root registers and follows
+/// the registry: registered later, the proxy gets the worker; unregistered, its link is drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_follows_the_root_registry_live() {
+    use cocoon_attest::{TeeConfig, TeeKind};
+    use cocoon_ton::cocoon::{ProxyEntry, RootMessage};
+    use cocoon_worker::{WorkerChainConfig, WorkerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::builder()
+        .mock(MockBackendConfig::default())
+        .workers(0)
+        .local_chain(
+            dir.path(),
+            &dir.path().join("prices.toml"),
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+        )
+        .start()
+        .await
+        .expect("paid devnet starts");
+    let dev = devnet.chain.as_ref().unwrap();
+    let root_op = |body: RootMessage| async move {
+        let message = WalletMessage {
+            to: dev.cocoon.root_address().clone(),
+            value: TON / 10,
+            bounce: true,
+            body: std::sync::Arc::new(body.to_cell().unwrap()),
+            state_init: None,
+        };
+        dev.network.send(&dev.owner, &[message]).await.unwrap();
+    };
+    let key = dir.path().join("node-wallet.key");
+    let node = Wallet::from_seed(&cocoon_ton::keyfile::read_or_create(&key).unwrap());
+    dev.network.mint(node.address(), 5 * TON).unwrap();
+    let backend = cocoon_testkit::MockBackend::start(MockBackendConfig::default())
+        .await
+        .unwrap();
+    let mut config = WorkerConfig::new(
+        Vec::new(),
+        &backend.url(),
+        "mock-model",
+        TeeConfig::of(TeeKind::DangerFake),
+        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+    );
+    config.http_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.owner_address = Wallet::from_seed(&[78; 32]).address().to_hex();
+    config.max_reconnect_secs = 0.2;
+    config.chain = Some(WorkerChainConfig {
+        network: cocoon_ton::ton::NetworkKind::Local,
+        local_dir: Some(dev.ton_dir()),
+        toncenter_url: None,
+        toncenter_api_key: None,
+        root_address: None,
+        wallet_key: key,
+        allow_deploy: true,
+        submit_payout_tokens: 0,
+        root_refresh_secs: 0.2,
+    });
+
+    // Nothing registered: refused at start, saying so.
+    let refused = cocoon_worker::start(config.clone(), ShutdownTrigger::new().1)
+        .await
+        .err()
+        .unwrap();
+    assert!(refused.to_string().contains("registers none"), "{refused}");
+
+    // A registered address nobody answers at; the worker starts and keeps dialling it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    root_op(RootMessage::RegisterProxy {
+        query_id: 1,
+        entry: ProxyEntry::new(&dead.to_string()).unwrap(),
+    })
+    .await;
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    let worker = cocoon_worker::start(config, shutdown).await.unwrap();
+    let workers = || async { devnet.proxy_stats().await["connections"]["workers"].clone() };
+    assert_eq!(workers().await, 0);
+
+    // The devnet's proxy is registered (workers' port first): the worker dials it live.
+    let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
+    root_op(RootMessage::RegisterProxy {
+        query_id: 2,
+        entry: ProxyEntry::new(&entry).unwrap(),
+    })
+    .await;
+    wait_until("the worker to register with the new proxy", || async {
+        workers().await == 1
+    })
+    .await;
+    let answer = devnet
+        .client_http()
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let stats = get_json(worker.http_addr, "/stats").await;
+    assert_eq!(stats["connections"]["configured"], 2, "{stats}");
+
+    // Unregistered: the link is drained and the proxy has no worker left.
+    root_op(RootMessage::UnregisterProxy {
+        query_id: 3,
+        seqno: 2,
+    })
+    .await;
+    wait_until("the worker to leave the unregistered proxy", || async {
+        workers().await == 0
+    })
+    .await;
+    let stats = get_json(worker.http_addr, "/stats").await;
+    assert_eq!(stats["connections"]["configured"], 1, "{stats}");
     trigger.kill();
     devnet.stop().await;
 }

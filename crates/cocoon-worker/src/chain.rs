@@ -29,6 +29,25 @@ pub(crate) struct WorkerChain {
     params: Params,
     /// One chain operation at a time (the node wallet's seqno).
     busy: tokio::sync::Mutex<()>,
+    /// The root's `version` and the workers' endpoints of its registered proxies, at start.
+    pub registry: (u32, Vec<String>),
+}
+
+/// The workers' endpoints of the root's registered proxies, by seqno (facts §4: the first half
+/// of `workers clients`, or the one address; brackets stripped).
+fn worker_endpoints(root: &cocoon_ton::cocoon::RootData) -> Vec<String> {
+    root.registered_proxies
+        .values()
+        .map(|entry| {
+            entry
+                .endpoints()
+                .0
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string()
+        })
+        .filter(|endpoint| endpoint.contains(':'))
+        .collect()
 }
 
 impl WorkerChain {
@@ -57,9 +76,16 @@ impl WorkerChain {
             cocoon,
             wallet,
             config: config.clone(),
+            registry: (root.version, worker_endpoints(&root)),
             params: root.params,
             busy: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Reads the root again: its version and the workers' endpoints it registers.
+    pub async fn registry(&self) -> Result<(u32, Vec<String>), String> {
+        let root = self.cocoon.root().await.map_err(|e| e.to_string())?;
+        Ok((root.version, worker_endpoints(&root)))
     }
 
     /// The root's price multipliers, which the worker applies to the usage it reports.

@@ -121,6 +121,14 @@ pub struct WorkerChainConfig {
     /// on its own once enough is owed).
     #[serde(default)]
     pub submit_payout_tokens: u64,
+    /// With no `proxies`: seconds between reads of the root's registry (the reference's runners:
+    /// 30–60); newly registered proxies are dialled and removed ones drained, live.
+    #[serde(default = "default_root_refresh")]
+    pub root_refresh_secs: f64,
+}
+
+fn default_root_refresh() -> f64 {
+    45.0
 }
 
 fn default_http_listen() -> SocketAddr {
@@ -197,8 +205,16 @@ impl WorkerConfig {
             }
         }
         problems.extend(self.proxy_policy.problems("proxy_policy"));
-        if self.proxies.is_empty() {
-            problems.push("proxies: at least one proxy address is needed".into());
+        if self.proxies.is_empty() && self.chain.is_none() {
+            problems.push(
+                "proxies: at least one proxy address is needed (or a [chain] table: then the root's registered proxies)".into(),
+            );
+        }
+        if let Some(chain) = &self.chain {
+            if !(chain.root_refresh_secs.is_finite() && chain.root_refresh_secs > 0.0) {
+                problems
+                    .push("chain.root_refresh_secs must be a positive number of seconds".into());
+            }
         }
         for proxy in &self.proxies {
             if !proxy.contains(':') {

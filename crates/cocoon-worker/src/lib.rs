@@ -13,7 +13,7 @@ pub mod validate;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use cocoon_net::metrics::{PrometheusText, TokenCounters};
 use cocoon_net::shutdown::wait_for_drain;
-use cocoon_net::{ConnectionHandle, Connector, Shutdown};
+use cocoon_net::{ConnectionHandle, Connector, Shutdown, ShutdownTrigger};
 use cocoon_proto::*;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -88,6 +88,37 @@ pub(crate) struct WorkerShared {
     pub chain: Option<Arc<chain::WorkerChain>>,
     /// Running requests a proxy may cancel (`proxy.cancelQuery`), by (link, request id).
     pub cancels: Mutex<Cancels>,
+    /// The proxies this worker dials, by slot.
+    pub proxy_slots: Mutex<Vec<ProxySlot>>,
+    next_slot: AtomicUsize,
+    /// The links' tasks: they end with the worker's task, even when it is aborted.
+    link_tasks: Mutex<tokio::task::JoinSet<()>>,
+}
+
+/// One proxy the worker dials.
+pub(crate) struct ProxySlot {
+    pub slot: usize,
+    pub address: String,
+    /// Ends this link alone: drain stops redialling, kill ends the link.
+    trigger: ShutdownTrigger,
+    /// Left the root's registry: closed once its requests ended.
+    retiring: bool,
+}
+
+/// How long a proxy that left the registry keeps its link for the requests still running on it.
+const RETIRE_GRACE: Duration = Duration::from_secs(120);
+
+/// Held by the worker's task: when it ends, or is aborted, every link's task ends with it.
+struct LinkTasks(Arc<WorkerShared>);
+
+impl Drop for LinkTasks {
+    fn drop(&mut self) {
+        self.0
+            .link_tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .abort_all();
+    }
 }
 
 /// Decrements the in-flight count when a request task ends, however it ends.
@@ -100,6 +131,129 @@ impl Drop for InFlight {
 }
 
 impl WorkerShared {
+    /// Proxies this worker serves now (what it announces as `proxy_cnt`).
+    pub fn proxy_count(&self) -> usize {
+        self.proxy_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|slot| !slot.retiring)
+            .count()
+            .max(1)
+    }
+
+    /// The address of link slot `slot`, for `/stats`.
+    fn slot_address(&self, slot: usize) -> Option<String> {
+        self.proxy_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|s| s.slot == slot)
+            .map(|s| s.address.clone())
+    }
+
+    /// Dials every proxy in `addresses` not dialled yet, and drains those no longer in it.
+    fn set_proxies(self: &Arc<Self>, addresses: &[String]) {
+        let mut slots = self.proxy_slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut retire = Vec::new();
+        for slot in slots.iter_mut().filter(|s| !s.retiring) {
+            if !addresses.contains(&slot.address) {
+                info!(proxy = %slot.address, "proxy left the root's registry; draining its link");
+                slot.retiring = true;
+                slot.trigger.drain();
+                retire.push(slot.slot);
+            }
+        }
+        let mut added = Vec::new();
+        for address in addresses {
+            if slots.iter().any(|s| !s.retiring && &s.address == address) {
+                continue;
+            }
+            let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+            let (trigger, shutdown) = self.shutdown.child();
+            slots.push(ProxySlot {
+                slot,
+                address: address.clone(),
+                trigger,
+                retiring: false,
+            });
+            added.push((slot, address.clone(), shutdown));
+        }
+        drop(slots);
+        let mut tasks = self.link_tasks.lock().unwrap_or_else(|p| p.into_inner());
+        while tasks.try_join_next().is_some() {}
+        for slot in retire {
+            tasks.spawn(self.clone().retire(slot));
+        }
+        for (slot, address, shutdown) in added {
+            tasks.spawn(link::maintain_link(self.clone(), slot, address, shutdown));
+        }
+    }
+
+    /// Closes the link of a proxy that left the registry once the requests it sent ended (at
+    /// most [`RETIRE_GRACE`]).
+    async fn retire(self: Arc<Self>, slot: usize) {
+        let until = tokio::time::Instant::now() + RETIRE_GRACE;
+        loop {
+            let link = self
+                .links
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&slot)
+                .map(|h| h.id());
+            let busy = link.is_some_and(|id| {
+                self.cancels
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .keys()
+                    .any(|(l, _)| *l == id)
+            });
+            if !busy || tokio::time::Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut slots = self.proxy_slots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(index) = slots.iter().position(|s| s.slot == slot) {
+            let removed = slots.swap_remove(index);
+            removed.trigger.kill();
+            info!(proxy = %removed.address, "proxy link drained and closed");
+        }
+    }
+
+    /// With `[chain]` and no `proxies`: reads the root every `every`; when its version grew,
+    /// dials the newly registered proxies and drains the removed ones.
+    async fn follow_root(self: Arc<Self>, every: Duration) {
+        let Some(chain) = self.chain.clone() else {
+            return;
+        };
+        let mut version = chain.registry.0;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.shutdown.draining() => return,
+            }
+            match chain.registry().await {
+                Ok((now, proxies)) if now != version => {
+                    info!(
+                        from = version,
+                        to = now,
+                        ?proxies,
+                        "the root changed; following its registry"
+                    );
+                    version = now;
+                    if proxies.is_empty() {
+                        warn!("the root registers no proxy now; keeping the links we have");
+                    } else {
+                        self.set_proxies(&proxies);
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => warn!(%error, "cannot read the root; keeping the links we have"),
+            }
+        }
+    }
+
     /// Starts a request unless the worker is full, draining or its backend is down; refusals go
     /// back as errors so the proxy can retry elsewhere.
     pub fn admit(self: &Arc<Self>, link: &ConnectionHandle, query: ProxyRunQueryEx) {
@@ -239,11 +393,25 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         links: Mutex::new(HashMap::new()),
         standings: Mutex::new(HashMap::new()),
         cancels: Mutex::new(HashMap::new()),
+        proxy_slots: Mutex::new(Vec::new()),
+        next_slot: AtomicUsize::new(0),
+        link_tasks: Mutex::new(tokio::task::JoinSet::new()),
         stats: Stats::default(),
         started: Instant::now(),
         config,
     });
-    info!(model = %shared.config.model, backend = %shared.backend.url(), proxies = ?shared.config.proxies, %http_addr, "worker starting");
+    // With `[chain]` and no `proxies`: the root's registered proxies, followed while it runs.
+    let from_root = shared.config.proxies.is_empty();
+    let proxies = match (&shared.chain, from_root) {
+        (Some(chain), true) if chain.registry.1.is_empty() => {
+            return Err(WorkerError::Chain(
+                "no proxies configured and the root registers none: set proxies".into(),
+            ))
+        }
+        (Some(chain), true) => chain.registry.1.clone(),
+        _ => shared.config.proxies.clone(),
+    };
+    info!(model = %shared.config.model, backend = %shared.backend.url(), ?proxies, from_root, %http_addr, "worker starting");
     // Know the backend's state before registering, so proxies never route to a dead one.
     check_backend(&shared).await;
     let task = tokio::spawn(async move {
@@ -261,8 +429,14 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
             shutdown.clone(),
             move |identity| renewal_connector.renew_identity(identity),
         ));
-        for (slot, address) in shared.config.proxies.clone().into_iter().enumerate() {
-            tasks.spawn(link::maintain_link(shared.clone(), slot, address));
+        let _link_tasks = LinkTasks(shared.clone());
+        shared.set_proxies(&proxies);
+        if let (true, Some(chain)) = (from_root, &shared.config.chain) {
+            tasks.spawn(
+                shared
+                    .clone()
+                    .follow_root(Duration::from_secs_f64(chain.root_refresh_secs)),
+            );
         }
         shutdown.draining().await;
         let grace = Duration::from_secs_f64(shared.config.grace_period_secs);
@@ -350,7 +524,7 @@ async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
         .iter()
         .map(|(slot, link)| {
             serde_json::json!({
-                "address": shared.config.proxies.get(*slot),
+                "address": shared.slot_address(*slot),
                 "remote": link.remote_addr().to_string(),
                 "bytes_sent": load(&link.stats().bytes_sent),
                 "bytes_received": load(&link.stats().bytes_received),
@@ -371,7 +545,7 @@ async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
         "model": shared.config.model,
         "coefficient": shared.config.coefficient,
         "backend": { "url": shared.backend.url(), "healthy": shared.backend_healthy.load(Ordering::Relaxed) },
-        "connections": { "proxies": proxies.len(), "configured": shared.config.proxies.len(), "links": proxies },
+        "connections": { "proxies": proxies.len(), "configured": shared.proxy_count(), "links": proxies },
         "requests": {
             "total": load(&s.requests),
             "in_flight": load(&s.in_flight),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_net::reconnect::{keep_connected, next_incoming};
-use cocoon_net::{Connection, ConnectionHandle, Incoming, NetError};
+use cocoon_net::{Connection, ConnectionHandle, Incoming, NetError, Shutdown};
 use cocoon_proto::{codes, *};
 use cocoon_ton::Address;
 use tracing::{debug, warn};
@@ -19,21 +19,28 @@ use crate::WorkerShared;
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Keeps one proxy link alive until shutdown.
-pub(crate) async fn maintain_link(shared: Arc<WorkerShared>, slot: usize, address: String) {
+/// Keeps one proxy link alive until `shutdown` (the worker's, or the link's own when its proxy
+/// left the root's registry).
+pub(crate) async fn maintain_link(
+    shared: Arc<WorkerShared>,
+    slot: usize,
+    address: String,
+    shutdown: Shutdown,
+) {
     let max_backoff = Duration::from_secs_f64(shared.config.max_reconnect_secs);
     let worker = &*shared;
     let address = address.as_str();
+    let link_shutdown = &shutdown;
     keep_connected(
         address,
-        &shared.shutdown,
+        &shutdown,
         max_backoff,
         move || async move {
             let connection = worker.connector.connect(address).await?;
             let contract = handshake(worker, &connection).await?;
             Ok((connection, contract))
         },
-        |(connection, contract)| serve(&shared, slot, connection, contract),
+        |(connection, contract)| serve(&shared, slot, connection, contract, link_shutdown),
     )
     .await;
 }
@@ -51,7 +58,7 @@ async fn handshake(
         coefficient: config.coefficient,
         limits: Some(WorkerLimits {
             is_test: true,
-            proxy_cnt: config.proxies.len() as i32,
+            proxy_cnt: shared.proxy_count().min(i32::MAX as usize) as i32,
             max_active_requests: config.max_active_requests.min(i32::MAX as u32) as i32,
         }),
         supports_cancel: true,
@@ -241,6 +248,7 @@ async fn serve(
     slot: usize,
     connection: Connection,
     contract: Option<Address>,
+    shutdown: &Shutdown,
 ) {
     let Connection {
         handle,
@@ -260,7 +268,7 @@ async fn serve(
     compare.tick().await; // the handshake just compared
     loop {
         let message = tokio::select! {
-            message = next_incoming(&mut incoming, &shared.shutdown) => message,
+            message = next_incoming(&mut incoming, shutdown) => message,
             _ = compare.tick(), if contract.is_some() => {
                 let (shared, handle, contract) = (shared.clone(), handle.clone(), contract.clone());
                 // Not awaited here: the link keeps serving while the proxy answers.
