@@ -1,16 +1,13 @@
-//! Test support: mock backends, fake TEE and builders that start daemons on loopback.
+//! Test support: the fake toncenter, the scripted backend, socket helpers, and (re-exported
+//! from `cocoon-devnet`, the shipped devnet) the devnet builder, its chain and the mock backend.
 
-pub mod devchain;
-pub mod devnet;
 pub mod fake_toncenter;
-pub mod http;
-pub mod mock_backend;
 pub mod scripted_backend;
 pub mod sockets;
 
-pub use devnet::{Devnet, DevnetBuilder};
+pub use cocoon_devnet::{devchain, devnet, http, mock_backend};
+pub use cocoon_devnet::{Devnet, DevnetBuilder, MockBackend, MockBackendConfig};
 pub use fake_toncenter::FakeToncenter;
-pub use mock_backend::{MockBackend, MockBackendConfig};
 
 /// Polls `check` every 20 ms until it holds; panics naming `what` after 20 s (only a hang
 /// gets there).

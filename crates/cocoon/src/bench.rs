@@ -255,8 +255,8 @@ async fn engine(args: EngineBenchArgs) -> Result<()> {
 }
 
 async fn paid(args: PaidBenchArgs) -> Result<()> {
-    use cocoon_testkit::http::TestHttp;
-    use cocoon_testkit::{Devnet, MockBackendConfig};
+    use cocoon_devnet::http::TestHttp;
+    use cocoon_devnet::{Devnet, MockBackendConfig};
     if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
         anyhow::bail!("--seconds must be between 0 and 3600");
     }

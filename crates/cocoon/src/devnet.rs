@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use cocoon_testkit::{Devnet, MockBackendConfig};
+use cocoon_devnet::{Devnet, MockBackendConfig};
 
 /// Options of `cocoon devnet`.
 #[derive(Args, Debug)]

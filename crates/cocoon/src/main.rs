@@ -259,13 +259,13 @@ async fn run(command: Command) -> Result<()> {
             tokens,
             token_delay_ms,
         } => {
-            let config = cocoon_testkit::MockBackendConfig {
+            let config = cocoon_devnet::MockBackendConfig {
                 models: vec![model],
                 chunk_count: tokens,
                 chunk_delay: std::time::Duration::from_millis(token_delay_ms),
-                ..cocoon_testkit::MockBackendConfig::default()
+                ..cocoon_devnet::MockBackendConfig::default()
             };
-            let backend = cocoon_testkit::MockBackend::start_on(config, listen)
+            let backend = cocoon_devnet::MockBackend::start_on(config, listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             println!("mock backend up: {}/v1", backend.url());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use cocoon_testkit::devchain::{load_key, TON_DIR};
+use cocoon_devnet::devchain::{load_key, TON_DIR};
 use cocoon_ton::cocoon::root::HashList;
 use cocoon_ton::cocoon::{exit, Hash256, ProxyEntry, RootData, RootMessage};
 use cocoon_ton::ton::{Cocoon, NetworkKind, NetworkSpec, SendOutcome, WalletMessage};

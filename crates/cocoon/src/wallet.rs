@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use cocoon_testkit::devchain::{load_key, PAYOUTS_DIR, TON_DIR};
+use cocoon_devnet::devchain::{load_key, PAYOUTS_DIR, TON_DIR};
 use cocoon_ton::cocoon::{address, exit, ClientMessage, Params, State, WorkerMessage};
 use cocoon_ton::payout::{parse_payout, payout_path, payout_tokens};
 use cocoon_ton::ton::{
