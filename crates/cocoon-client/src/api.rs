@@ -99,28 +99,74 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `GET /v1/models`: every model with a live worker on any connected proxy.
+/// What the connected proxies offer of one model, summed over them.
+#[derive(Default)]
+struct Offer {
+    proxies: usize,
+    workers: usize,
+    active_requests: i64,
+    max_active_requests: i64,
+    min_coefficient: Option<i32>,
+    max_coefficient: Option<i32>,
+}
+
+/// `GET /v1/models`: every model with a live worker on any connected proxy (asked at once),
+/// with what it costs and how busy it is under `cocoon`: workers and proxies offering it, their
+/// requests running and accepted at once, the coefficient range (1000 = 1.0×), and with
+/// `[chain]` the root's price per token at the cheapest coefficient.
 pub(crate) async fn models(State(shared): State<Arc<ClientShared>>) -> Response {
-    let mut names = std::collections::BTreeSet::new();
-    for proxy in shared.pool.connected() {
-        let query = ClientGetWorkerTypesV2 {}.to_bytes();
-        match proxy.query(&query, Duration::from_secs(5)).await {
-            Ok(answer) => match ClientWorkerTypesV2::from_bytes(&answer) {
-                Ok(types) => names.extend(
-                    types
-                        .types
-                        .into_iter()
-                        .filter(|t| !t.workers.is_empty())
-                        .map(|t| t.name),
-                ),
-                Err(error) => debug!(%error, "bad worker types answer"),
-            },
-            Err(error) => debug!(%error, "worker types query failed"),
+    let query = ClientGetWorkerTypesV2 {}.to_bytes();
+    let answers =
+        futures_util::future::join_all(shared.pool.connected().into_iter().map(|proxy| {
+            let query = &query;
+            async move { proxy.query(query, Duration::from_secs(5)).await }
+        }))
+        .await;
+    let mut offers: std::collections::BTreeMap<String, Offer> = Default::default();
+    for answer in answers {
+        let types = match answer.map(|a| ClientWorkerTypesV2::from_bytes(&a)) {
+            Ok(Ok(types)) => types,
+            Ok(Err(error)) => {
+                debug!(%error, "bad worker types answer");
+                continue;
+            }
+            Err(error) => {
+                debug!(%error, "worker types query failed");
+                continue;
+            }
+        };
+        for t in types.types.into_iter().filter(|t| !t.workers.is_empty()) {
+            let offer = offers.entry(t.name).or_default();
+            offer.proxies += 1;
+            // Counts from a proxy are bounded before they are added up.
+            for w in t.workers.iter().take(100_000) {
+                offer.workers += 1;
+                offer.active_requests += i64::from(w.active_requests.max(0));
+                offer.max_active_requests += i64::from(w.max_active_requests.max(0));
+                let c = w.coefficient.max(0);
+                offer.min_coefficient = Some(offer.min_coefficient.map_or(c, |m| m.min(c)));
+                offer.max_coefficient = Some(offer.max_coefficient.map_or(c, |m| m.max(c)));
+            }
         }
     }
-    let data: Vec<Value> = names
+    let price = shared.pool.price_per_token();
+    let data: Vec<Value> = offers
         .into_iter()
-        .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "cocoon"}))
+        .map(|(id, o)| {
+            let mut cocoon = serde_json::json!({
+                "proxies": o.proxies,
+                "workers": o.workers,
+                "active_requests": o.active_requests,
+                "max_active_requests": o.max_active_requests,
+                "min_coefficient": o.min_coefficient,
+                "max_coefficient": o.max_coefficient,
+            });
+            if let (Some(price), Some(c)) = (price, o.min_coefficient) {
+                cocoon["price_per_token_nano"] =
+                    serde_json::json!(price.saturating_mul(c as u128) / 1000);
+            }
+            serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "cocoon", "cocoon": cocoon})
+        })
         .collect();
     axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
 }

@@ -139,6 +139,11 @@ impl ClientChain {
         Ok(chain)
     }
 
+    /// The root's price per token in nano-TON (at coefficient 1.0×), as read at start.
+    pub fn price_per_token(&self) -> u128 {
+        self.params.price_per_token.0
+    }
+
     /// Reads the root again: its version and registered proxies.
     pub async fn registry(&self) -> Result<Registry, String> {
         let root = self.cocoon.root().await.map_err(describe)?;

@@ -529,6 +529,11 @@ impl ProxyPool {
         }
     }
 
+    /// With `[chain]`: the root's price per token (nano-TON, at coefficient 1.0×).
+    pub fn price_per_token(&self) -> Option<u128> {
+        self.chain.as_ref().map(|chain| chain.price_per_token())
+    }
+
     fn contracts(&self) -> Vec<cocoon_ton::Address> {
         self.slots()
             .iter()

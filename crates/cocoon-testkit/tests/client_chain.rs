@@ -489,6 +489,13 @@ async fn a_client_follows_the_root_registry_live() {
         || async { chat_once(&client).await.0 == 200 },
     )
     .await;
+    // With [chain], /v1/models says what a token costs: the root's price at the coefficient.
+    let models = get_json(client.api_addr, "/v1/models").await;
+    let price = dev.params.price_per_token.0 as u64;
+    assert_eq!(
+        models["data"][0]["cocoon"]["price_per_token_nano"], price,
+        "{models}"
+    );
     let stats = get_json(client.api_addr, "/stats").await;
     let kept: Vec<&serde_json::Value> = stats["connections"]["configured"]
         .as_array()

@@ -548,6 +548,14 @@ async fn requests_spread_over_proxies_and_move_when_one_dies_before_answering() 
             .unwrap_or(false)
     })
     .await;
+    // The models are the union over both proxies, with what they offer.
+    let models = http.get(address, "/v1/models").await.unwrap().json();
+    let model = &models["data"][0];
+    assert_eq!(model["id"], "mock-model", "{models}");
+    assert_eq!(model["cocoon"]["proxies"], 2, "{models}");
+    assert_eq!(model["cocoon"]["workers"], 2, "{models}");
+    assert_eq!(model["cocoon"]["max_active_requests"], 128, "{models}");
+    assert_eq!(model["cocoon"]["min_coefficient"], 1000, "{models}");
     // Four at once: each proxy gets two (the least busy is chosen).
     let requests: Vec<_> = (0..4)
         .map(|_| {
