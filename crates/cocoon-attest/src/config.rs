@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::cert::{generate_identity, RaTlsIdentity};
 use crate::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
 use crate::pccs::{CollateralFetcher, PccsClient};
-use crate::policy::{danger, AllowLists, AttestError, AttestationPolicy};
+use crate::policy::{danger, AllowLists, AttestError, AttestationPolicy, LiveImageHashes};
 use crate::provider::{self, ConfigFsTsm, NoTee, QuoteProvider};
 use crate::tdx::TdxMeasurements;
 
@@ -309,9 +309,23 @@ impl PeerPolicyConfig {
 
     /// Builds the policy (call after `problems` came back empty).
     pub fn build(&self) -> Result<BuiltPolicy, AttestError> {
-        let allow = self
+        self.build_with(None)
+    }
+
+    /// Builds the policy with an image allow-list the caller may replace while it runs (it
+    /// stands instead of `image_hashes`; empty, it allows nothing).
+    pub fn build_with_live_image_hashes(
+        &self,
+        live: LiveImageHashes,
+    ) -> Result<BuiltPolicy, AttestError> {
+        self.build_with(Some(live))
+    }
+
+    fn build_with(&self, live: Option<LiveImageHashes>) -> Result<BuiltPolicy, AttestError> {
+        let mut allow = self
             .allow_lists("policy")
             .map_err(|p| AttestError::Config(p.join("; ")))?;
+        allow.live_image_hashes = live;
         let (policy, fetcher): (Arc<dyn PeerPolicy>, _) = match self.policy {
             PolicyKind::DangerAny => (danger::any(), None),
             PolicyKind::DangerFakeTdx => (Arc::new(danger::fake_tdx(allow)), None),

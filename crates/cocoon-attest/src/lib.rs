@@ -21,7 +21,7 @@ pub mod tdx;
 pub use cert::{generate_identity, parse_certificate, RaTlsIdentity};
 pub use claims::UserClaims;
 pub use config::{BuiltPolicy, PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
-pub use policy::{AttestError, AttestationPolicy};
+pub use policy::{AttestError, AttestationPolicy, LiveImageHashes};
 pub use provider::QuoteProvider;
 
 /// Lower-case hex, for logs and `inspect` output.

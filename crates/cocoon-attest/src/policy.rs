@@ -68,11 +68,38 @@ pub enum AttestError {
     Collateral(String),
 }
 
+/// An image allow-list that can be replaced while the policy is in use: a client following
+/// the root's `proxy_hashes`. Unlike the configured list, an empty one allows nothing.
+#[derive(Clone, Debug, Default)]
+pub struct LiveImageHashes(Arc<std::sync::RwLock<Vec<[u8; 32]>>>);
+
+impl LiveImageHashes {
+    /// A list holding `hashes`.
+    pub fn new(hashes: Vec<[u8; 32]>) -> LiveImageHashes {
+        LiveImageHashes(Arc::new(std::sync::RwLock::new(hashes)))
+    }
+
+    /// Replaces the list; handshakes from now on are checked against `hashes`.
+    pub fn set(&self, hashes: Vec<[u8; 32]>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = hashes;
+    }
+
+    /// Whether `hash` is allowed.
+    pub fn contains(&self, hash: &[u8; 32]) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(hash)
+    }
+}
+
 /// Allow-lists over measurements. An empty list allows everything of its kind.
 #[derive(Clone, Debug, Default)]
 pub struct AllowLists {
     /// Allowed image hashes.
     pub image_hashes: Vec<[u8; 32]>,
+    /// When set, it replaces `image_hashes`, and may change while the policy is in use.
+    pub live_image_hashes: Option<LiveImageHashes>,
     /// Allowed MRTD values.
     pub mrtd: Vec<[u8; 48]>,
     /// Allowed RTMR0..3 sets.
@@ -88,7 +115,11 @@ impl AllowLists {
         if !self.rtmr_sets.is_empty() && !self.rtmr_sets.contains(&measurements.rtmr) {
             return Err(AttestError::RtmrNotAllowed);
         }
-        if !self.image_hashes.is_empty() && !self.image_hashes.contains(&image_hash) {
+        let allowed = match &self.live_image_hashes {
+            Some(live) => live.contains(&image_hash),
+            None => self.image_hashes.is_empty() || self.image_hashes.contains(&image_hash),
+        };
+        if !allowed {
             return Err(AttestError::ImageHashNotAllowed(hex(&image_hash)));
         }
         Ok(image_hash)

@@ -121,6 +121,36 @@ fn allow_lists_refuse_other_images_and_mrtds() {
 }
 
 #[test]
+fn a_live_image_list_is_followed_as_it_changes_and_empty_allows_nothing() {
+    let now = SystemTime::now();
+    let identity = generate_identity(&FakeTdx::new(Some(mrtd(0xaa))), "w", now).unwrap();
+    let cert = &identity.tls.cert_der;
+    let live = cocoon_attest::LiveImageHashes::new(vec![mrtd(0xaa).image_hash()]);
+    let policy = danger::fake_tdx(AllowLists {
+        // The live list stands instead of the configured one.
+        image_hashes: vec![mrtd(0xbb).image_hash()],
+        live_image_hashes: Some(live.clone()),
+        ..AllowLists::default()
+    });
+    assert!(policy.check(cert, now).is_ok());
+    live.set(vec![mrtd(0xbb).image_hash()]);
+    assert!(matches!(
+        policy.check(cert, now),
+        Err(AttestError::ImageHashNotAllowed(_))
+    ));
+    live.set(Vec::new());
+    assert!(
+        matches!(
+            policy.check(cert, now),
+            Err(AttestError::ImageHashNotAllowed(_))
+        ),
+        "an empty live list allows nothing"
+    );
+    live.set(vec![mrtd(0xaa).image_hash()]);
+    assert!(policy.check(cert, now).is_ok());
+}
+
+#[test]
 fn a_quote_moved_onto_another_key_is_refused() {
     let now = SystemTime::now();
     let original = generate_identity(&FakeTdx::new(None), "a", now).unwrap();

@@ -59,6 +59,8 @@ pub(crate) struct Registry {
     pub version: u32,
     /// The client ports of the registered proxies, by seqno.
     pub proxies: Vec<String>,
+    /// The proxy images the root allows.
+    pub proxy_hashes: Vec<[u8; 32]>,
 }
 
 /// The client address of a registry entry (facts §4): `ip:port` serves both, or
@@ -144,12 +146,13 @@ impl ClientChain {
         self.params.price_per_token.0
     }
 
-    /// Reads the root again: its version and registered proxies.
+    /// Reads the root again: its version, registered proxies and allowed proxy images.
     pub async fn registry(&self) -> Result<Registry, String> {
         let root = self.cocoon.root().await.map_err(describe)?;
         Ok(Registry {
             version: root.version,
             proxies: client_endpoints(&root),
+            proxy_hashes: root.proxy_hashes.iter().copied().collect(),
         })
     }
 

@@ -139,8 +139,10 @@ pub async fn start(
     if !problems.is_empty() {
         return Err(ClientError::Config(problems));
     }
-    // Proxies taken from the root's registry are followed while the client runs.
+    // Proxies taken from the root's registry, and proxy images it allows, are followed while
+    // the client runs.
     let mut from_root = false;
+    let mut live_hashes = None;
     let chain = match &config.chain {
         Some(chain_config) => {
             let chain = chain::ClientChain::open(chain_config, &config.secret)
@@ -182,6 +184,10 @@ pub async fn start(
                     .iter()
                     .map(|h| cocoon_attest::hex(h))
                     .collect();
+                // Followed while the client runs: the root may allow other images later.
+                live_hashes = Some(cocoon_attest::LiveImageHashes::new(
+                    chain.proxy_hashes.clone(),
+                ));
             }
             Some(Arc::new(chain))
         }
@@ -190,7 +196,12 @@ pub async fn start(
     // Clients are not TEEs: their certificate carries no quote, but it is short-lived like
     // every RA-TLS certificate and renewed the same way.
     let identity = TeeConfig::none().identity("cocoon-client")?;
-    let built = config.proxy_policy.build()?;
+    let built = match &live_hashes {
+        Some(live) => config
+            .proxy_policy
+            .build_with_live_image_hashes(live.clone())?,
+        None => config.proxy_policy.build()?,
+    };
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = TcpListener::bind(config.listen)
@@ -254,11 +265,15 @@ pub async fn start(
         };
         let _pool_tasks = proxies::PoolTasks(pool.clone());
         pool.set_members(shared.config.proxies.clone(), target, &shutdown);
-        if let (true, Some(chain)) = (from_root, &shared.config.chain) {
-            tasks.spawn(pool.clone().follow_root(
-                Duration::from_secs_f64(chain.root_refresh_secs),
-                shutdown.clone(),
-            ));
+        if let Some(chain) = &shared.config.chain {
+            if from_root || live_hashes.is_some() {
+                tasks.spawn(pool.clone().follow_root(
+                    Duration::from_secs_f64(chain.root_refresh_secs),
+                    shutdown.clone(),
+                    from_root,
+                    live_hashes,
+                ));
+            }
         }
         if let Some(chain) = &shared.config.chain {
             tasks.spawn(pool.clone().keep_funded(

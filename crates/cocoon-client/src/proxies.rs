@@ -575,10 +575,18 @@ impl ProxyPool {
         }
     }
 
-    /// With `[chain]` and proxies taken from the root: reads the root every `every` and, when
-    /// its version grew, connects newly registered proxies and drains removed ones; in between,
-    /// swaps out proxies that keep failing. Until shutdown.
-    pub async fn follow_root(self: Arc<Self>, every: Duration, shutdown: Shutdown) {
+    /// With `[chain]`: reads the root every `every` and, when its version grew, connects newly
+    /// registered proxies and drains removed ones (`members`: the proxies came from the root)
+    /// and replaces the allowed proxy images (`images`: they came from the root), closing
+    /// connections to proxies whose image it no longer allows; in between, swaps out proxies
+    /// that keep failing. Until shutdown.
+    pub async fn follow_root(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: Shutdown,
+        members: bool,
+        images: Option<cocoon_attest::LiveImageHashes>,
+    ) {
         let Some(chain) = self.chain.clone() else {
             return;
         };
@@ -601,6 +609,12 @@ impl ProxyPool {
                             "the root changed; following its registry"
                         );
                         version = registry.version;
+                        if let Some(images) = &images {
+                            self.follow_images(images, registry.proxy_hashes);
+                        }
+                        if !members {
+                            continue;
+                        }
                         let target = self
                             .members
                             .lock()
@@ -620,6 +634,23 @@ impl ProxyPool {
                 }
             }
             self.reconcile(&shutdown);
+        }
+    }
+
+    /// Allows only `hashes` from now on, and closes the connections to proxies whose attested
+    /// image is not among them (they are dialled again, and refused, like any new one).
+    fn follow_images(&self, images: &cocoon_attest::LiveImageHashes, hashes: Vec<[u8; 32]>) {
+        if hashes.is_empty() {
+            warn!("the root allows no proxy image now: no proxy connection will be trusted");
+        }
+        images.set(hashes);
+        for handle in self.connected() {
+            if let Some(image) = handle.peer().image_hash {
+                if !images.contains(&image) {
+                    warn!(proxy = %handle.remote_addr(), image = %cocoon_attest::hex(&image), "the root no longer allows this proxy's image; closing its connection");
+                    handle.close("the root no longer allows this proxy's image");
+                }
+            }
         }
     }
 

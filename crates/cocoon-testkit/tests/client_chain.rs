@@ -368,6 +368,7 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
     let key = cocoon_testkit::devchain::key_path(dir.path(), "client");
     let mut config = client_config(&devnet, &key, &dev.client_secret);
     config.proxies = Vec::new();
+    config.chain.as_mut().unwrap().root_refresh_secs = 0.2;
 
     // Nothing registered yet: refused at start, saying so.
     let (_trigger, shutdown) = ShutdownTrigger::new();
@@ -397,9 +398,10 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
         devnet.proxy.client_addr.to_string(),
         "{stats}"
     );
-    trigger.kill();
+    let running = (client, trigger);
 
-    // The root no longer lists the proxy's image: a new client does not trust it.
+    // The root no longer lists the proxy's image: a new client does not trust it, and the
+    // running one closes its connection at its next read of the root.
     let image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
     dev.network
         .send(
@@ -431,6 +433,28 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
         "the refusal names the image: {body}"
     );
     trigger.kill();
+    wait_until("the running client to drop the proxy", || async {
+        chat_once(&running.0).await.0 == 503
+    })
+    .await;
+
+    // Allowed again: the running client connects again by itself.
+    dev.network
+        .send(
+            &dev.owner,
+            &[root_op(RootMessage::AddHash {
+                query_id: 4,
+                list: HashList::Proxy,
+                hash: image,
+            })],
+        )
+        .await
+        .unwrap();
+    wait_until("the running client to trust the proxy again", || async {
+        chat_once(&running.0).await.0 == 200
+    })
+    .await;
+    running.1.kill();
     devnet.stop().await;
 }
 
