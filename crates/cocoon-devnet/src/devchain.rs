@@ -247,6 +247,9 @@ pub struct DevChain {
     pub proxy: Wallet,
     /// Seed of the proxy's payment signing key (its public key is the proxy contract's).
     pub proxy_signer_seed: [u8; 32],
+    /// Every proxy's operator wallet and signing seed, the first being `proxy` above; the
+    /// others' keys are `proxy-N` and `proxy-N-signer`.
+    pub proxies: Vec<(Wallet, [u8; 32])>,
     /// The client.
     pub client: Wallet,
     /// The workers.
@@ -287,6 +290,16 @@ pub fn params_from_prices(prices: &Prices) -> Params {
     }
 }
 
+/// The key name of proxy `index`'s operator wallet: `proxy` for the first (as before there
+/// were several), `proxy-N` for the others; its signing key is that name with `-signer`.
+pub fn proxy_key_name(index: usize) -> String {
+    if index == 0 {
+        "proxy".to_string()
+    } else {
+        format!("proxy-{index}")
+    }
+}
+
 fn message(to: Address, value: u128, body: Cell, state_init: Option<Cell>) -> WalletMessage {
     WalletMessage {
         to,
@@ -306,6 +319,18 @@ impl DevChain {
         workers: usize,
         models: &[String],
     ) -> Result<DevChain, DevChainError> {
+        DevChain::open_with_proxies(dir, prices, 1, workers, models).await
+    }
+
+    /// [`DevChain::open`] with `proxies` proxies (at least one), each with its contract staked
+    /// and the client's and workers' contracts at it.
+    pub async fn open_with_proxies(
+        dir: &Path,
+        prices: &Path,
+        proxies: usize,
+        workers: usize,
+        models: &[String],
+    ) -> Result<DevChain, DevChainError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let params = params_from_prices(&load_prices(prices)?);
         let wallet = |name: &str| load_or_create_key(dir, name).map(|s| Wallet::from_seed(&s));
@@ -316,6 +341,14 @@ impl DevChain {
             .map(|i| wallet(&format!("worker-{i}")))
             .collect::<Result<Vec<_>, _>>()?;
         let proxy_signer_seed = load_or_create_key(dir, "proxy-signer")?;
+        let mut all_proxies = vec![(proxy.clone(), proxy_signer_seed)];
+        for index in 1..proxies.max(1) {
+            let name = proxy_key_name(index);
+            all_proxies.push((
+                wallet(&name)?,
+                load_or_create_key(dir, &format!("{name}-signer"))?,
+            ));
+        }
         let client_secret = hex::encode(load_or_create_key(dir, "client-secret")?);
         let ton_dir = dir.join(TON_DIR);
         let now = u32::try_from(
@@ -359,6 +392,7 @@ impl DevChain {
             owner,
             proxy,
             proxy_signer_seed,
+            proxies: all_proxies,
             client,
             workers,
             client_secret,
@@ -425,6 +459,91 @@ impl DevChain {
         }
     }
 
+    /// The contract of proxy `index`.
+    pub fn proxy_contract_at(&self, index: usize) -> Result<Address, DevChainError> {
+        let (wallet, seed) = &self.proxies[index];
+        self.deployment()
+            .proxy(wallet.address(), &ProxyKey::from_seed(seed).public_key())
+            .and_then(|init| init.address())
+            .map_err(codec("the proxy contract's address"))
+    }
+
+    /// The client contract of `owner` at proxy `index`.
+    pub fn client_contract_at(
+        &self,
+        index: usize,
+        owner: &Address,
+    ) -> Result<Address, DevChainError> {
+        let (wallet, seed) = &self.proxies[index];
+        self.deployment()
+            .client(
+                wallet.address(),
+                &ProxyKey::from_seed(seed).public_key(),
+                owner,
+            )
+            .and_then(|init| init.address())
+            .map_err(codec("a client contract's address"))
+    }
+
+    /// The worker contract of `owner` at proxy `index`.
+    pub fn worker_contract_at(
+        &self,
+        index: usize,
+        owner: &Address,
+    ) -> Result<Address, DevChainError> {
+        let (wallet, seed) = &self.proxies[index];
+        self.deployment()
+            .worker(
+                wallet.address(),
+                &ProxyKey::from_seed(seed).public_key(),
+                owner,
+            )
+            .and_then(|init| init.address())
+            .map_err(codec("a worker contract's address"))
+    }
+
+    /// Registers the proxies' endpoints in the root (`workers_addr clients_addr` each), in
+    /// order: a proxy registered by an earlier start (its seqno is kept in
+    /// `<data-dir>/ton/proxy-N.seqno`) is updated when its ports changed, the others are
+    /// registered anew.
+    pub async fn register_proxies(&self, entries: &[String]) -> Result<(), DevChainError> {
+        let root = self.cocoon.root_address().clone();
+        for (index, text) in entries.iter().enumerate() {
+            let entry = cocoon_ton::cocoon::ProxyEntry::new(text)
+                .map_err(codec("a proxy registry entry"))?;
+            let current = self.cocoon.root().await.map_err(step("reading the root"))?;
+            let seqno_file = self.ton_dir().join(format!("proxy-{index}.seqno"));
+            let known = std::fs::read_to_string(&seqno_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .filter(|seqno| current.registered_proxies.contains_key(seqno));
+            let (body, seqno) = match known {
+                Some(seqno) if current.registered_proxies[&seqno] == entry => continue,
+                Some(seqno) => (
+                    RootMessage::UpdateProxy {
+                        query_id: 0,
+                        seqno,
+                        entry,
+                    },
+                    seqno,
+                ),
+                None => (
+                    RootMessage::RegisterProxy { query_id: 0, entry },
+                    current.last_proxy_seqno + 1,
+                ),
+            };
+            let body = body.to_cell().map_err(codec("registering a proxy"))?;
+            self.send(
+                &self.owner,
+                message(root.clone(), ROOT_OP, body, None),
+                "registering a proxy",
+            )
+            .await?;
+            std::fs::write(&seqno_file, seqno.to_string()).map_err(io(&seqno_file))?;
+        }
+        Ok(())
+    }
+
     /// The proxy contract.
     pub fn proxy_contract(&self) -> Result<Address, DevChainError> {
         self.deployment()
@@ -482,6 +601,19 @@ impl DevChain {
                 path: funded.clone(),
                 source,
             })?;
+        }
+        // Proxies beyond the first are funded once each (a devnet may grow its proxies).
+        for (index, (wallet, _)) in self.proxies.iter().enumerate().skip(1) {
+            let flag = self
+                .dir
+                .join(TON_DIR)
+                .join(format!("funded-{}", proxy_key_name(index)));
+            if !flag.exists() {
+                self.network
+                    .mint(wallet.address(), PROXY_FUNDS.0)
+                    .map_err(step("funding wallets"))?;
+                std::fs::write(&flag, b"").map_err(io(&flag))?;
+            }
         }
 
         // 2. The root and its model list.
@@ -564,11 +696,20 @@ impl DevChain {
             }
         }
 
-        // 3. The proxy contract, staked.
+        for (operator, seed) in &self.proxies {
+            self.setup_proxy(operator, seed).await?;
+        }
+        Ok(())
+    }
+
+    /// Steps 3–5 for one proxy: its contract staked, the client's contract with its secret and
+    /// deposit, the workers' contracts.
+    async fn setup_proxy(&self, operator: &Wallet, seed: &[u8; 32]) -> Result<(), DevChainError> {
         let deployment = self.deployment();
-        let key = self.proxy_public_key();
+        // 3. The proxy contract, staked.
+        let key = ProxyKey::from_seed(seed).public_key();
         let proxy_init = deployment
-            .proxy(self.proxy.address(), &key)
+            .proxy(operator.address(), &key)
             .map_err(codec("the proxy contract"))?;
         let proxy = proxy_init.address().map_err(codec("the proxy contract"))?;
         if self
@@ -580,7 +721,7 @@ impl DevChain {
         {
             let init = proxy_init.to_cell().map_err(codec("the proxy contract"))?;
             self.send(
-                &self.proxy,
+                operator,
                 message(proxy.clone(), PROXY_DEPLOY, Cell::default(), Some(init)),
                 "deploying the proxy contract",
             )
@@ -598,12 +739,12 @@ impl DevChain {
             let body = ProxyMessage::IncreaseStake {
                 query_id: 0,
                 grams: Coins(grams),
-                send_excesses_to: self.proxy.address().clone(),
+                send_excesses_to: operator.address().clone(),
             }
             .to_cell()
             .map_err(codec("staking the proxy"))?;
             self.send(
-                &self.proxy,
+                operator,
                 message(proxy.clone(), grams + STAKE_GAS, body, None),
                 "staking the proxy",
             )
@@ -612,7 +753,7 @@ impl DevChain {
 
         // 4. The client contract, with its secret and its deposit.
         let client_init = deployment
-            .client(self.proxy.address(), &key, self.client.address())
+            .client(operator.address(), &key, self.client.address())
             .map_err(codec("the client contract"))?;
         let client = client_init
             .address()
@@ -653,7 +794,7 @@ impl DevChain {
         // 5. The worker contracts.
         for wallet in &self.workers {
             let init = deployment
-                .worker(self.proxy.address(), &key, wallet.address())
+                .worker(operator.address(), &key, wallet.address())
                 .map_err(codec("a worker contract"))?;
             let address = init.address().map_err(codec("a worker contract"))?;
             if self

@@ -37,6 +37,8 @@ enum BackendChoice {
 /// Configures a devnet before starting it.
 #[derive(Clone, Debug)]
 pub struct DevnetBuilder {
+    proxies: usize,
+    register_proxies: bool,
     workers: usize,
     backend: BackendChoice,
     client_listen: SocketAddr,
@@ -94,6 +96,15 @@ impl DevnetWorker {
     }
 }
 
+/// A proxy of a devnet beyond the first.
+pub struct DevnetProxy {
+    /// Its addresses.
+    pub proxy: RunningProxy,
+    /// Its config as started (real ports).
+    pub config: ProxyConfig,
+    trigger: ShutdownTrigger,
+}
+
 /// A running devnet. Dropping it kills everything; [`Devnet::stop`] drains gracefully.
 pub struct Devnet {
     /// The proxy's addresses.
@@ -108,6 +119,8 @@ pub struct Devnet {
     pub client_config: ClientConfig,
     /// The local chain and its parties, when the devnet is paid.
     pub chain: Option<DevChain>,
+    /// The proxies beyond the first ([`DevnetBuilder::proxies`]).
+    pub more_proxies: Vec<DevnetProxy>,
     proxy_trigger: ShutdownTrigger,
     client_trigger: ShutdownTrigger,
 }
@@ -115,6 +128,8 @@ pub struct Devnet {
 impl Default for DevnetBuilder {
     fn default() -> Self {
         DevnetBuilder {
+            proxies: 1,
+            register_proxies: false,
             workers: 1,
             backend: BackendChoice::MockPerWorker(MockBackendConfig::default()),
             client_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -134,6 +149,21 @@ impl Default for DevnetBuilder {
 
 impl DevnetBuilder {
     /// Number of workers (each with its own mock backend when mocks are used).
+    /// Proxies to start (at least one). Every worker serves all of them and the client keeps
+    /// all of them connected; with a chain each has its own operator, signing key, contract,
+    /// ledger (`proxy.ledger`, `proxy-N.ledger`) and the client's and workers' contracts.
+    pub fn proxies(mut self, proxies: usize) -> Self {
+        self.proxies = proxies.max(1);
+        self
+    }
+
+    /// With a chain: register the proxies' endpoints in the root once they listen (what
+    /// `cocoon devnet` does, so that nodes with `[chain]` and no `proxies` find them).
+    pub fn register_proxies(mut self, register: bool) -> Self {
+        self.register_proxies = register;
+        self
+    }
+
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
         self
@@ -292,9 +322,15 @@ impl DevnetBuilder {
         let models: Vec<String> = backends.iter().map(|b| b.1.clone()).collect();
         let chain = match &self.chain {
             Some(setup) => Some(
-                DevChain::open(&setup.dir, &setup.prices, backends.len(), &models)
-                    .await
-                    .map_err(|e| format!("devnet chain: {e}"))?,
+                DevChain::open_with_proxies(
+                    &setup.dir,
+                    &setup.prices,
+                    self.proxies,
+                    backends.len(),
+                    &models,
+                )
+                .await
+                .map_err(|e| format!("devnet chain: {e}"))?,
             ),
             None => None,
         };
@@ -309,44 +345,85 @@ impl DevnetBuilder {
         proxy_config.http_listen = loopback;
         proxy_config.pow_difficulty = self.pow_difficulty;
         proxy_config.grace_period_secs = grace;
-        if let (Some(setup), Some(chain)) = (&self.chain, &chain) {
-            let mut payments = PaymentsConfig::local(
-                chain.ton_dir(),
-                setup.dir.join("proxy.ledger"),
-                key_path(&setup.dir, "proxy-signer"),
-                key_path(&setup.dir, "proxy"),
-            );
-            if let Some(url) = &setup.toncenter {
-                payments.chain = cocoon_proxy::payments::ChainKind::Toncenter;
-                payments.local_chain_dir = None;
-                payments.toncenter_url = Some(url.clone());
-                payments.root_address = Some(chain.cocoon.root_address().to_string());
+        let base_proxy_config = proxy_config;
+        let mut started = Vec::new();
+        for index in 0..self.proxies {
+            let mut proxy_config = base_proxy_config.clone();
+            if let (Some(setup), Some(chain)) = (&self.chain, &chain) {
+                let name = crate::devchain::proxy_key_name(index);
+                let ledger = if index == 0 {
+                    "proxy.ledger".to_string()
+                } else {
+                    format!("{name}.ledger")
+                };
+                let mut payments = PaymentsConfig::local(
+                    chain.ton_dir(),
+                    setup.dir.join(ledger),
+                    key_path(&setup.dir, &format!("{name}-signer")),
+                    key_path(&setup.dir, &name),
+                );
+                if let Some(url) = &setup.toncenter {
+                    payments.chain = cocoon_proxy::payments::ChainKind::Toncenter;
+                    payments.local_chain_dir = None;
+                    payments.toncenter_url = Some(url.clone());
+                    payments.root_address = Some(chain.cocoon.root_address().to_string());
+                }
+                // The builder counts in tokens; the config in TON.
+                payments.charge_threshold = cocoon_ton::Coins(
+                    u128::from(setup.threshold_tokens) * chain.params.price_per_token.0,
+                );
+                payments.payout_threshold = cocoon_ton::Coins(
+                    u128::from(setup.payout_threshold_tokens) * chain.params.worker_fee_per_token.0,
+                );
+                payments.settle_interval_secs = setup.settle_interval.as_secs_f64();
+                payments.commit_interval_secs = setup.commit_interval.as_secs_f64();
+                proxy_config.payments = Some(payments);
             }
-            // The builder counts in tokens; the config in TON.
-            payments.charge_threshold = cocoon_ton::Coins(
-                u128::from(setup.threshold_tokens) * chain.params.price_per_token.0,
-            );
-            payments.payout_threshold = cocoon_ton::Coins(
-                u128::from(setup.payout_threshold_tokens) * chain.params.worker_fee_per_token.0,
-            );
-            payments.settle_interval_secs = setup.settle_interval.as_secs_f64();
-            payments.commit_interval_secs = setup.commit_interval.as_secs_f64();
-            proxy_config.payments = Some(payments);
+            let (trigger, shutdown) = ShutdownTrigger::new();
+            let proxy = cocoon_proxy::start(proxy_config.clone(), shutdown)
+                .await
+                .map_err(|e| e.to_string())?;
+            proxy_config.client_listen = proxy.client_addr;
+            proxy_config.worker_listen = proxy.worker_addr;
+            proxy_config.http_listen = proxy.http_addr;
+            started.push(DevnetProxy {
+                proxy,
+                config: proxy_config,
+                trigger,
+            });
         }
-        let (proxy_trigger, proxy_shutdown) = ShutdownTrigger::new();
-        let proxy = cocoon_proxy::start(proxy_config.clone(), proxy_shutdown)
-            .await
-            .map_err(|e| e.to_string())?;
-        proxy_config.client_listen = proxy.client_addr;
-        proxy_config.worker_listen = proxy.worker_addr;
-        proxy_config.http_listen = proxy.http_addr;
+        if let (true, Some(chain)) = (self.register_proxies, &chain) {
+            let entries: Vec<String> = started
+                .iter()
+                .map(|p| format!("{} {}", p.proxy.worker_addr, p.proxy.client_addr))
+                .collect();
+            chain
+                .register_proxies(&entries)
+                .await
+                .map_err(|e| format!("registering the proxies in the root: {e}"))?;
+        }
+        let worker_addrs: Vec<String> = started
+            .iter()
+            .map(|p| p.proxy.worker_addr.to_string())
+            .collect();
+        let client_addrs: Vec<String> = started
+            .iter()
+            .map(|p| p.proxy.client_addr.to_string())
+            .collect();
+        let mut started = started.into_iter();
+        let DevnetProxy {
+            proxy,
+            config: proxy_config,
+            trigger: proxy_trigger,
+        } = started.next().expect("at least one proxy");
+        let more_proxies: Vec<DevnetProxy> = started.collect();
 
         let mut workers = Vec::new();
         for (index, (url, model, backend)) in backends.into_iter().enumerate() {
             let mut tee = TeeConfig::of(TeeKind::DangerFake);
             tee.danger_fake_mrtd = self.worker_fake_mrtd.clone();
             let mut config = WorkerConfig::new(
-                vec![proxy.worker_addr.to_string()],
+                worker_addrs.clone(),
                 &url,
                 &model,
                 tee,
@@ -377,7 +454,7 @@ impl DevnetBuilder {
         }
 
         let mut client_config = ClientConfig::new(
-            vec![proxy.client_addr.to_string()],
+            client_addrs,
             PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
         );
         client_config.listen = self.client_listen;
@@ -419,6 +496,7 @@ impl DevnetBuilder {
             proxy_trigger,
             client_trigger,
             chain,
+            more_proxies,
         };
         if self.wait_for_workers {
             devnet.wait_ready(Duration::from_secs(30)).await?;
@@ -482,15 +560,22 @@ impl Devnet {
                         .collect()
                 })
                 .unwrap_or_default();
-            let stats = self.proxy_stats().await;
-            let ready = stats["workers"]
-                .as_array()
-                .map(|w| {
-                    w.iter()
-                        .filter(|w| w["ready"] == true && w["enabled"] == true)
-                        .count()
-                })
-                .unwrap_or(0);
+            // Every live worker ready at every proxy.
+            let mut ready = usize::MAX;
+            let proxies = std::iter::once(self.proxy.http_addr)
+                .chain(self.more_proxies.iter().map(|p| p.proxy.http_addr));
+            for address in proxies {
+                let stats = http_get_json(address, "/stats").await;
+                let here = stats["workers"]
+                    .as_array()
+                    .map(|w| {
+                        w.iter()
+                            .filter(|w| w["ready"] == true && w["enabled"] == true)
+                            .count()
+                    })
+                    .unwrap_or(0);
+                ready = ready.min(here);
+            }
             if expected.is_subset(&listed)
                 && ready >= self.workers.iter().filter(|w| !w.is_stopped()).count()
             {
@@ -508,7 +593,8 @@ impl Devnet {
     /// Waits until the client is connected to the proxy.
     pub async fn wait_client_connected(&self, limit: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.client_stats().await["connections"]["proxies"] != 1 {
+        let all = 1 + self.more_proxies.len();
+        while self.client_stats().await["connections"]["proxies"] != all {
             if tokio::time::Instant::now() > deadline {
                 return Err(format!("client not connected after {limit:?}"));
             }
@@ -521,6 +607,9 @@ impl Devnet {
     pub async fn stop(mut self) {
         self.client_trigger.drain();
         self.proxy_trigger.drain();
+        for proxy in &self.more_proxies {
+            proxy.trigger.drain();
+        }
         for worker in &self.workers {
             worker.trigger.drain();
         }
@@ -531,6 +620,9 @@ impl Devnet {
         }
         self.client.wait().await;
         self.proxy.wait().await;
+        for proxy in &mut self.more_proxies {
+            proxy.proxy.wait().await;
+        }
     }
 
     /// Kills the proxy as a crash would and waits until it is gone.
@@ -554,6 +646,9 @@ impl Devnet {
     pub fn drain(&self) {
         self.client_trigger.drain();
         self.proxy_trigger.drain();
+        for proxy in &self.more_proxies {
+            proxy.trigger.drain();
+        }
         for worker in &self.workers {
             worker.trigger.drain();
         }
@@ -564,6 +659,9 @@ impl Drop for Devnet {
     fn drop(&mut self) {
         self.client_trigger.kill();
         self.proxy_trigger.kill();
+        for proxy in &self.more_proxies {
+            proxy.trigger.kill();
+        }
         for worker in &self.workers {
             worker.trigger.kill();
         }

@@ -37,6 +37,11 @@ pub struct DevnetArgs {
     /// Workers to start when using the mock backend.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Proxies to start (1 to 16). Each has its own operator, contract and ledger, and all are
+    /// registered in the devnet's root; every worker serves all of them and the client spreads
+    /// requests over them. Configs: proxy.toml for one, proxy-0.toml, proxy-1.toml, … for more.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    proxies: u16,
     /// Seconds between the proxy's settle rounds: signed charges to the client contract and
     /// payouts to worker contracts (from one token owed), what the proxy contract reports.
     #[arg(long, default_value_t = 2.0)]
@@ -75,7 +80,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .prices
         .clone()
         .unwrap_or_else(|| args.data_dir.join("prices.toml"));
-    let mut builder = Devnet::builder();
+    let mut builder = Devnet::builder().proxies(usize::from(args.proxies));
     if !args.free {
         builder = builder
             .local_chain(
@@ -84,7 +89,8 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
                 std::time::Duration::from_secs_f64(args.settle_secs),
                 std::time::Duration::from_secs_f64(args.commit_secs),
             )
-            .payout_threshold(args.payout_threshold);
+            .payout_threshold(args.payout_threshold)
+            .register_proxies(true);
     }
     let mut builder = builder
         .client_listen(SocketAddr::from(([127, 0, 0, 1], args.client_port)))
@@ -121,7 +127,18 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     if chain.is_none() && !args.free {
         anyhow::bail!("the devnet started without its chain");
     }
-    let proxy_path = write_toml(&args.data_dir, "proxy.toml", &devnet.proxy_config)?;
+    let proxy_path = if devnet.more_proxies.is_empty() {
+        write_toml(&args.data_dir, "proxy.toml", &devnet.proxy_config)?
+    } else {
+        for (index, proxy) in devnet.more_proxies.iter().enumerate() {
+            write_toml(
+                &args.data_dir,
+                &format!("proxy-{}.toml", index + 1),
+                &proxy.config,
+            )?;
+        }
+        write_toml(&args.data_dir, "proxy-0.toml", &devnet.proxy_config)?
+    };
     for (index, worker) in devnet.workers.iter().enumerate() {
         write_toml(
             &args.data_dir,
@@ -137,10 +154,19 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .unwrap_or_default();
     println!("Cocoon devnet is up (FAKE TEE on every hop, development only; {backend_note})");
     println!("  OpenAI API   {}", devnet.client_base_url());
-    println!(
-        "  proxy        clients {}  workers {}  stats http://{}/stats",
-        devnet.proxy.client_addr, devnet.proxy.worker_addr, devnet.proxy.http_addr
-    );
+    let proxies =
+        std::iter::once(&devnet.proxy).chain(devnet.more_proxies.iter().map(|p| &p.proxy));
+    for (index, proxy) in proxies.enumerate() {
+        let name = if devnet.more_proxies.is_empty() {
+            "proxy       ".to_string()
+        } else {
+            format!("proxy {index:<6}")
+        };
+        println!(
+            "  {name} clients {}  workers {}  stats http://{}/stats",
+            proxy.client_addr, proxy.worker_addr, proxy.http_addr
+        );
+    }
     for (index, worker) in devnet.workers.iter().enumerate() {
         println!(
             "  worker {index}     model {}  backend {}  stats http://{}/stats",
@@ -155,17 +181,28 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
                 prices.display()
             );
             println!(
-                "  ledger       {}/proxy.ledger (settles every {} s, commits every {} s)",
+                "  ledger       {}/proxy{}.ledger (settles every {} s, commits every {} s)",
                 args.data_dir.display(),
+                if devnet.more_proxies.is_empty() {
+                    ""
+                } else {
+                    "{,-N}"
+                },
                 args.settle_secs,
                 args.commit_secs
             );
+            println!("  root         registers the proxies; `cocoon root status` lists them");
         }
         None => println!("  payments     NONE (--free): every request is served free"),
     }
     println!(
-        "  configs      {}/{{proxy,worker-N,client}}.toml",
-        proxy_path.parent().unwrap_or(Path::new(".")).display()
+        "  configs      {}/{{{},worker-N,client}}.toml",
+        proxy_path.parent().unwrap_or(Path::new(".")).display(),
+        if devnet.more_proxies.is_empty() {
+            "proxy"
+        } else {
+            "proxy-N"
+        }
     );
     println!(
         "Try: curl -s {}/chat/completions -H 'content-type: application/json' -d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"What is the capital of France?\"}}]}}'",
