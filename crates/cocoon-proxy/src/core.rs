@@ -39,7 +39,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct WorkerEntry {
     pub handle: ConnectionHandle,
-    pub owner: String,
+    /// Shared with the requests it runs, which bill it even after its link is gone.
+    pub owner: Arc<str>,
     pub model: String,
     pub coefficient: i32,
     /// Per-connection cap: ceil(max_active_requests / proxy_cnt).
@@ -69,6 +70,9 @@ struct RequestEntry {
     timeout_secs: f64,
     deadline: Instant,
     worker: u64,
+    /// The owner of `worker`: the ledger's key for what it earns, kept here because a worker
+    /// whose link broke mid-answer is gone from the worker table when the request is billed.
+    worker_owner: Arc<str>,
     tried: Vec<u64>,
     relayed_any: bool,
     reservation: Option<Reservation>,
@@ -552,7 +556,7 @@ impl Router {
                     "connection": id,
                     "remote": w.handle.remote_addr().to_string(),
                     "image_hash": w.handle.peer().image_hash.map(|h| cocoon_attest::hex(&h)),
-                    "owner": w.owner,
+                    "owner": w.owner.as_ref(),
                     "model": w.model,
                     "coefficient": w.coefficient,
                     "ready": w.ready,
@@ -686,6 +690,7 @@ impl Router {
                 timeout_secs,
                 deadline: Instant::now() + Duration::from_secs_f64(timeout_secs),
                 worker: worker_id,
+                worker_owner: Arc::from(""),
                 tried: vec![worker_id],
                 relayed_any: false,
                 reservation: Some(reservation),
@@ -708,17 +713,22 @@ impl Router {
     /// Sends a request to `worker_id` under a fresh worker-side request id.
     fn assign(
         state: &mut State,
-        entry: RequestEntry,
+        mut entry: RequestEntry,
         worker_id: u64,
         outgoing: &mut Vec<Outgoing>,
     ) {
         let worker_request_id: [u8; 32] = rand::random();
-        let Some((handle, coefficient)) = state.with_worker(worker_id, |worker| {
+        let Some((handle, coefficient, owner)) = state.with_worker(worker_id, |worker| {
             worker.running += 1;
-            (worker.handle.clone(), worker.coefficient)
+            (
+                worker.handle.clone(),
+                worker.coefficient,
+                worker.owner.clone(),
+            )
         }) else {
             return;
         };
+        entry.worker_owner = owner;
         let remaining = entry
             .deadline
             .saturating_duration_since(Instant::now())
@@ -900,7 +910,7 @@ impl Router {
             String::new()
         };
         let worker = state.workers.get(&entry.worker);
-        let worker_key = worker.map(|w| w.owner.as_str()).unwrap_or("unknown-worker");
+        let worker_key: &str = &entry.worker_owner;
         let pending = match self
             .ledger
             .charge(reservation, worker_key, tokens, worker_request_id)
@@ -909,7 +919,7 @@ impl Router {
             Charged::Pending(pending) => Some(ChargeWait {
                 pending,
                 client_key,
-                worker: worker.map(|w| (w.handle.clone(), w.owner.clone())),
+                worker: worker.map(|w| (w.handle.clone(), w.owner.to_string())),
                 worker_request_id,
                 tokens,
             }),
@@ -1110,10 +1120,7 @@ impl Router {
         {
             let mut state = self.lock();
             if self.ledger.is_paid() {
-                let State {
-                    requests, workers, ..
-                } = &mut *state;
-                for (request_id, entry) in requests.iter_mut() {
+                for (request_id, entry) in state.requests.iter_mut() {
                     if entry.ended
                         || !entry.relayed_any
                         || now.saturating_duration_since(entry.checkpointed.0) < CHECKPOINT_EVERY
@@ -1126,15 +1133,13 @@ impl Router {
                         continue;
                     }
                     entry.checkpointed.1 = tokens;
-                    let (Some(reservation), Some(worker)) =
-                        (entry.reservation.as_ref(), workers.get(&entry.worker))
-                    else {
+                    let Some(reservation) = entry.reservation.as_ref() else {
                         continue;
                     };
                     checkpoints.push((
                         *request_id,
                         reservation.client_key().to_owned(),
-                        worker.owner.clone(),
+                        entry.worker_owner.to_string(),
                         tokens,
                     ));
                 }

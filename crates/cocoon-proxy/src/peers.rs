@@ -542,7 +542,7 @@ fn register_worker(
         handle.id(),
         WorkerEntry {
             handle: handle.clone(),
-            owner: owner.clone(),
+            owner: owner.as_str().into(),
             model: params.model,
             coefficient: params.coefficient,
             max_active: max_active.div_ceil(proxy_cnt),

@@ -626,6 +626,59 @@ async fn usage_reports_beyond_what_a_request_could_use_are_capped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_stream_costs_only_what_it_delivered_and_is_paid_for_it() {
+    // R2: the client pays for the parts it got, the worker is paid for them, nothing more.
+    let dir = tempfile::tempdir().unwrap();
+    let backend = ScriptedBackend::start(
+        "mock-model",
+        Script::Stream {
+            parts: 300,
+            delay: Duration::from_millis(100),
+        },
+    )
+    .await
+    .unwrap();
+    let mut devnet = paid_devnet_on(dir.path(), &backend).await;
+    let (_, _, wallet_before, _, _, _) = on_chain(&devnet).await;
+    let mut body = short_chat(1000);
+    body["stream"] = json!(true);
+    let mut stream = TestHttp::new()
+        .post_stream(devnet.client_addr(), "/v1/chat/completions", &body)
+        .await
+        .unwrap();
+    let mut received = 0;
+    while received < 3 {
+        let chunk = stream.next_chunk().await.expect("the stream runs");
+        received += String::from_utf8_lossy(&chunk).matches("part").count();
+    }
+    devnet.workers[0].kill();
+    let rest = stream.rest().await;
+    received += String::from_utf8_lossy(&rest).matches("part").count();
+    assert!(
+        String::from_utf8_lossy(&rest).contains("error"),
+        "the stream ends with an error event: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    wait_until("the proxy billed the cut stream", || async {
+        let account = client_account(&devnet).await;
+        account["reserved_tokens"] == 0 && account["charged_tokens"].as_u64() > Some(0)
+    })
+    .await;
+    let charged = client_account(&devnet).await["charged_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        charged >= received as u64 && charged < 300,
+        "charged {charged} for {received} delivered parts of 300"
+    );
+    // Client paid = worker earned + commission, to the nano-TON: the worker whose link broke
+    // is paid for what it delivered (before, its earnings went to an "unknown-worker" key
+    // that nobody could be paid from).
+    assert_eq!(settled_exactly(&devnet, wallet_before).await, charged);
+    devnet.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_cut_by_its_timeout_is_billed_for_what_it_delivered() {
     // The audit: 10 parts 0.5 s apart with `"timeout": 4.6` → 9 parts received, nothing billed.
     let dir = tempfile::tempdir().unwrap();
