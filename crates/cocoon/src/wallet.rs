@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use cocoon_devnet::devchain::{load_key, PAYOUTS_DIR, TON_DIR};
+use cocoon_devnet::devchain::{load_key, proxy_key_name, PAYOUTS_DIR, TON_DIR};
 use cocoon_ton::cocoon::{address, exit, ClientMessage, Params, State, WorkerMessage};
 use cocoon_ton::payout::{parse_payout, payout_path, payout_tokens};
 use cocoon_ton::ton::{
@@ -40,6 +40,11 @@ pub struct WalletArgs {
     /// what it would send and stops.
     #[arg(long, global = true)]
     yes: bool,
+    /// On a devnet with several proxies (`cocoon devnet --proxies N`): which proxy's contracts
+    /// the actions use (the client's contract and the workers' at that proxy). `status` lists
+    /// every proxy's.
+    #[arg(long, global = true, default_value_t = 0)]
+    proxy: usize,
     #[command(subcommand)]
     command: WalletCommand,
 }
@@ -85,6 +90,8 @@ struct Devnet {
     client: Wallet,
     client_contract: Address,
     parties: Vec<(String, Wallet)>,
+    /// Every devnet proxy (index, operator's contract, signing key), for `status`.
+    proxies: Vec<(usize, Address, [u8; 32])>,
 }
 
 impl Devnet {
@@ -133,7 +140,7 @@ impl Devnet {
     }
 }
 
-async fn open(dir: &Path) -> Result<Devnet> {
+async fn open(dir: &Path, chosen: usize) -> Result<Devnet> {
     let ton_dir = dir.join(TON_DIR);
     let cocoon = NetworkSpec {
         local_dir: Some(ton_dir),
@@ -148,12 +155,26 @@ async fn open(dir: &Path) -> Result<Devnet> {
     })?;
     let root = cocoon.root_address().clone();
     let wallet = |name: &str| -> Result<Wallet> { Ok(Wallet::from_seed(&load_key(dir, name)?)) };
-    let proxy = wallet("proxy")?;
-    let proxy_public_key = ProxyKey::from_seed(&load_key(dir, "proxy-signer")?).public_key();
     let client = wallet("client")?;
     let params = cocoon.root().await.context("reading the root")?.params;
-    let proxy_contract =
-        address::proxy_contract(&root, &params, proxy.address(), &proxy_public_key)?.address()?;
+    let mut proxies = Vec::new();
+    for index in 0.. {
+        let name = proxy_key_name(index);
+        if !dir.join("keys").join(format!("{name}.key")).exists() {
+            break;
+        }
+        let operator = wallet(&name)?;
+        let key = ProxyKey::from_seed(&load_key(dir, &format!("{name}-signer"))?).public_key();
+        let contract =
+            address::proxy_contract(&root, &params, operator.address(), &key)?.address()?;
+        proxies.push((index, contract, key));
+    }
+    let Some((_, proxy_contract, proxy_public_key)) = proxies.get(chosen).cloned() else {
+        bail!(
+            "the devnet has no proxy {chosen} (it has {}; --proxy counts from 0)",
+            proxies.len()
+        );
+    };
     let client_contract = address::client_contract(
         &proxy_contract,
         &params,
@@ -161,11 +182,12 @@ async fn open(dir: &Path) -> Result<Devnet> {
         client.address(),
     )?
     .address()?;
-    let mut parties = vec![
-        ("owner".to_string(), wallet("owner")?),
-        ("proxy".to_string(), proxy),
-        ("client".to_string(), client.clone()),
-    ];
+    let mut parties = vec![("owner".to_string(), wallet("owner")?)];
+    for (index, _, _) in &proxies {
+        let name = proxy_key_name(*index);
+        parties.push((name.clone(), wallet(&name)?));
+    }
+    parties.push(("client".to_string(), client.clone()));
     for i in 0.. {
         let name = format!("worker-{i}");
         if !dir.join("keys").join(format!("{name}.key")).exists() {
@@ -182,6 +204,7 @@ async fn open(dir: &Path) -> Result<Devnet> {
         client,
         client_contract,
         parties,
+        proxies,
     })
 }
 
@@ -245,13 +268,14 @@ async fn open_configured(path: &Path, contract: Option<&str>) -> Result<Devnet> 
         client: wallet.clone(),
         client_contract: contract,
         parties: vec![("client".to_string(), wallet)],
+        proxies: vec![(0, data.proxy.clone(), data.proxy_public_key)],
     })
 }
 
 pub async fn run(args: WalletArgs) -> Result<()> {
     let devnet = match &args.config {
         Some(path) => open_configured(path, args.contract.as_deref()).await?,
-        None => open(&args.data_dir).await?,
+        None => open(&args.data_dir, args.proxy).await?,
     };
     let excess = devnet.client.address().clone();
     let (what, value, body) = match args.command {
@@ -424,34 +448,47 @@ async fn status(d: &Devnet) -> Result<()> {
         );
     }
     println!("\ncontracts");
-    match d.cocoon.proxy(&d.proxy_contract).await? {
-        Some(proxy) => println!(
-            "  proxy      holds {}  stake {}  commission {}  {:?}  {}",
-            d.balance(&d.proxy_contract).await?,
-            proxy.stake,
-            proxy.balance,
-            proxy.state,
-            d.proxy_contract
-        ),
-        None => println!("  proxy      not deployed"),
-    }
-    match d.cocoon.client(&d.client_contract).await? {
-        Some(c) => println!(
-            "  client     balance {}  stake {}  charged tokens {}  {:?}  {}",
-            c.balance, c.stake, c.tokens_used, c.state, d.client_contract
-        ),
-        None => println!("  client     not deployed"),
-    }
-    for (name, w) in d.parties.iter().filter(|(n, _)| n.starts_with("worker-")) {
-        let contract = d.worker_contract(w.address())?;
-        match d.cocoon.worker(&contract).await? {
-            Some(s) => println!(
-                "  {name:<10} paid tokens {}  earned {}  {:?}  {contract}",
-                s.tokens,
-                Coins(u128::from(s.tokens) * p.worker_fee_per_token.0),
-                s.state
+    for (index, proxy_contract, key) in &d.proxies {
+        let at = if d.proxies.len() > 1 {
+            format!(" (proxy {index})")
+        } else {
+            String::new()
+        };
+        match d.cocoon.proxy(proxy_contract).await? {
+            Some(proxy) => println!(
+                "  proxy      holds {}  stake {}  commission {}  {:?}  {proxy_contract}{at}",
+                d.balance(proxy_contract).await?,
+                proxy.stake,
+                proxy.balance,
+                proxy.state,
             ),
-            None => println!("  {name:<10} not deployed"),
+            None => println!("  proxy      not deployed{at}"),
+        }
+        let client_contract = if proxy_contract == &d.proxy_contract {
+            d.client_contract.clone()
+        } else {
+            address::client_contract(proxy_contract, &d.params, key, d.client.address())?
+                .address()?
+        };
+        match d.cocoon.client(&client_contract).await? {
+            Some(c) => println!(
+                "  client     balance {}  stake {}  charged tokens {}  {:?}  {client_contract}{at}",
+                c.balance, c.stake, c.tokens_used, c.state
+            ),
+            None => println!("  client     not deployed{at}"),
+        }
+        for (name, w) in d.parties.iter().filter(|(n, _)| n.starts_with("worker-")) {
+            let contract =
+                address::worker_contract(proxy_contract, &d.params, key, w.address())?.address()?;
+            match d.cocoon.worker(&contract).await? {
+                Some(s) => println!(
+                    "  {name:<10} paid tokens {}  earned {}  {:?}  {contract}{at}",
+                    s.tokens,
+                    Coins(u128::from(s.tokens) * p.worker_fee_per_token.0),
+                    s.state
+                ),
+                None => println!("  {name:<10} not deployed{at}"),
+            }
         }
     }
     Ok(())

@@ -294,3 +294,48 @@ async fn wallet_acts_on_a_configured_chain_and_asks_before_spending_real_ton() {
     );
     assert_eq!(balance().await, 13_000_000_000);
 }
+
+/// On a devnet with two proxies, `status` lists each proxy's contracts and `--proxy N` picks
+/// whose client contract an action uses.
+#[tokio::test]
+async fn wallet_lists_and_acts_on_each_proxy_of_a_devnet() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("devnet");
+    let dev = DevChain::open_with_proxies(
+        &data,
+        &data.join("prices.toml"),
+        2,
+        1,
+        &["mock-model".to_string()],
+    )
+    .await
+    .unwrap();
+    let status = ok(&cocoon(&data, &["status"]));
+    assert_eq!(
+        status
+            .matches("client     balance 10 TON  stake 0.1 TON  charged tokens 0  Normal")
+            .count(),
+        2,
+        "{status}"
+    );
+    assert!(status.contains("(proxy 1)"), "{status}");
+    assert!(status.contains("proxy-1 "), "{status}");
+    ok(&cocoon(&data, &["--proxy", "1", "top-up", "1"]));
+    let mut balances = Vec::new();
+    for index in 0..2 {
+        let contract = dev.client_contract_at(index, dev.client.address()).unwrap();
+        let data = dev.cocoon.client(&contract).await.unwrap().unwrap();
+        balances.push(data.balance.0);
+    }
+    assert_eq!(
+        balances,
+        [10_000_000_000, 11_000_000_000],
+        "only proxy 1's client contract got the top-up"
+    );
+    let none = cocoon(&data, &["--proxy", "2", "status"]);
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("has no proxy 2"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+}
