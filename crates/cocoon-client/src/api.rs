@@ -462,12 +462,21 @@ async fn run_completion(
             );
         }
         debug!(request = %log_id, model = %log_safe(&model), bytes = http_request.payload.len(), "request sent");
+        let sent_at = std::time::Instant::now();
         let first = match tokio::time::timeout_at(deadline, answers.recv()).await {
             Ok(Some(ClientQueryAnswer::Error(_))) | Ok(None) if proxy.is_closed() && !last_try => {
                 info!(request = %log_id, "proxy connection lost before the answer began; trying another proxy");
                 continue;
             }
-            Ok(Some(answer)) => answer,
+            Ok(Some(answer)) => {
+                // Only answers count: a proxy that fails fast must not look fast.
+                if !matches!(answer, ClientQueryAnswer::Error(_)) {
+                    shared
+                        .pool
+                        .observe_latency(proxy.id(), sent_at.elapsed().as_secs_f64());
+                }
+                answer
+            }
             Ok(None) => {
                 return api_error(
                     StatusCode::BAD_GATEWAY,

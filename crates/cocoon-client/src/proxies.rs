@@ -2,8 +2,9 @@
 //! authorised with backoff. A `proxies` list is kept whole; proxies taken from the root's
 //! registry are a random `proxy_connections` of them, followed live (`follow_root`): new ones
 //! connected, removed ones drained, one that cannot be reached swapped for another. Each
-//! request goes to the connected proxy with the fewest requests running (ties at random), so
-//! load spreads and an unreachable proxy is skipped.
+//! request goes where it should wait least — (requests running + 1) × the proxy's recent time
+//! to first answer — so load spreads, a slow or distant proxy is avoided, and an unreachable
+//! one is skipped.
 //!
 //! Answers are routed to waiting requests by request id. When a connection drops, every request
 //! on it ends with a synthetic error so no HTTP caller hangs.
@@ -137,7 +138,16 @@ struct Slot {
     retiring: bool,
     /// Connection attempts that failed in a row.
     failures: u32,
+    /// Recent time from sending a request to its first answer through this proxy, seconds
+    /// (moving average), and when it was last measured; `None` until the first answer.
+    latency: Option<(f64, std::time::Instant)>,
 }
+
+/// Weight of the newest sample in a proxy's moving-average latency.
+const LATENCY_WEIGHT: f64 = 0.2;
+/// A latency not measured again for this long is forgotten, so a proxy once slow (one long
+/// answer, a bad minute) is tried again instead of being avoided for good.
+const LATENCY_TTL: Duration = Duration::from_secs(30);
 
 /// The proxies to choose from and how many to keep connected.
 #[derive(Clone, Debug, Default)]
@@ -274,16 +284,26 @@ impl ProxyPool {
         slots.iter_mut().find(|slot| slot.id == id)
     }
 
-    /// The connected proxy with the fewest requests running, among those still in the set and
-    /// not on a connection in `tried`; ties go to a random one, so load spreads.
+    /// The connected proxy a request waits least at, among those still in the set and not on
+    /// a connection in `tried`: the lowest (requests running + 1) × its recent time to first
+    /// answer, so load spreads and a slow or distant proxy is avoided. A proxy not measured yet,
+    /// or not for [`LATENCY_TTL`], counts as instant (it gets tried); ties go to the least
+    /// busy, then at random.
     pub fn pick(&self, tried: &[u64]) -> Option<ConnectionHandle> {
         let slots = self.slots();
         let pending = self.pending();
-        let live: Vec<&ConnectionHandle> = slots
+        let live: Vec<(&ConnectionHandle, f64, usize)> = slots
             .iter()
             .filter(|slot| !slot.retiring)
-            .filter_map(|slot| slot.handle.as_ref())
-            .filter(|handle| !handle.is_closed() && !tried.contains(&handle.id()))
+            .filter_map(|slot| slot.handle.as_ref().map(|h| (h, slot.latency)))
+            .filter(|(handle, _)| !handle.is_closed() && !tried.contains(&handle.id()))
+            .map(|(handle, latency)| {
+                let load = pending.load(handle.id());
+                let latency = latency
+                    .filter(|(_, at)| at.elapsed() < LATENCY_TTL)
+                    .map_or(0.0, |(seconds, _)| seconds);
+                (handle, (load + 1) as f64 * latency, load)
+            })
             .collect();
         if live.is_empty() {
             return None;
@@ -293,8 +313,28 @@ impl ProxyPool {
             .cycle()
             .skip(start)
             .take(live.len())
-            .min_by_key(|handle| pending.load(handle.id()))
-            .map(|handle| (*handle).clone())
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)))
+            .map(|(handle, _, _)| (*handle).clone())
+    }
+
+    /// Records how long a request took to its first answer through `connection`.
+    pub fn observe_latency(&self, connection: u64, seconds: f64) {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return;
+        }
+        let mut slots = self.slots();
+        if let Some(slot) = slots
+            .iter_mut()
+            .find(|slot| slot.handle.as_ref().is_some_and(|h| h.id() == connection))
+        {
+            let now = std::time::Instant::now();
+            slot.latency = Some(match slot.latency {
+                Some((old, at)) if at.elapsed() < LATENCY_TTL => {
+                    (old + LATENCY_WEIGHT * (seconds - old), now)
+                }
+                _ => (seconds, now),
+            });
+        }
     }
 
     /// Why the last connection attempt failed, if it did.
@@ -398,6 +438,7 @@ impl ProxyPool {
                 trigger,
                 retiring: false,
                 failures: 0,
+                latency: None,
             });
             added.push((id, address, slot_shutdown));
         }

@@ -607,6 +607,60 @@ async fn requests_spread_over_proxies_and_move_when_one_dies_before_answering() 
     first.stop().await;
 }
 
+/// Of two proxies, the one that answers slowly is avoided once measured: the client sends each
+/// request where it expects the shortest wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_moves_away_from_a_slow_proxy() {
+    let slow = Devnet::builder()
+        .mock(MockBackendConfig {
+            headers_delay: Duration::from_millis(300),
+            ..MockBackendConfig::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    let fast = Devnet::builder().start().await.unwrap();
+    let mut config = fast.client_config.clone();
+    config.proxies = vec![
+        slow.proxy.client_addr.to_string(),
+        fast.proxy.client_addr.to_string(),
+    ];
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let (trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
+    let mut client = cocoon_client::start(config, shutdown).await.unwrap();
+    let address = client.api_addr;
+    let http = TestHttp::new();
+    wait_until("the client to connect to both proxies", || async {
+        http.get(address, "/stats")
+            .await
+            .map(|a| a.json()["connections"]["proxies"] == 2)
+            .unwrap_or(false)
+    })
+    .await;
+    for _ in 0..10 {
+        let answer = http
+            .post(address, "/v1/chat/completions", &chat("hi", false))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200);
+    }
+    let total = |stats: Value| stats["requests"]["total"].as_u64().unwrap();
+    let (to_slow, to_fast) = (
+        total(slow.proxy_stats().await),
+        total(fast.proxy_stats().await),
+    );
+    assert_eq!(to_slow + to_fast, 10);
+    // At most one request goes to each proxy before both are measured; then the fast one wins.
+    assert!(
+        to_slow <= 1,
+        "{to_slow} to the slow proxy, {to_fast} to the fast one"
+    );
+    trigger.drain();
+    client.wait().await;
+    slow.stop().await;
+    fast.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_finishes_in_flight_streams() {
     let mock = MockBackendConfig {
