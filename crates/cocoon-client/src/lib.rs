@@ -263,7 +263,7 @@ pub async fn start(
         } else {
             usize::MAX
         };
-        let _pool_tasks = proxies::PoolTasks(pool.clone());
+        let _pool_tasks = pool.tasks.abort_on_drop();
         pool.set_members(shared.config.proxies.clone(), target, &shutdown);
         if let Some(chain) = &shared.config.chain {
             if from_root || live_hashes.is_some() {

@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use cocoon_net::reconnect::{keep_connected, next_incoming};
 use cocoon_net::{
-    Connection, ConnectionHandle, Connector, Incoming, NetError, Shutdown, ShutdownTrigger,
+    Connection, ConnectionHandle, Connector, Incoming, NetError, OwnedTasks, Shutdown,
+    ShutdownTrigger,
 };
 use cocoon_proto::{codes, *};
 use tokio::sync::mpsc;
@@ -206,25 +207,11 @@ pub(crate) struct ProxyPool {
     chain: Option<Arc<crate::chain::ClientChain>>,
     /// Why the last connection attempt failed, for the API's "no proxy" answer.
     last_error: Mutex<Option<String>>,
-    /// The slots' tasks: they end with the client's task ([`PoolTasks`]), even when it is
-    /// aborted.
-    tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// The slots' tasks: they end with the client's task (which holds their abort guard), even
+    /// when it is aborted.
+    pub tasks: Arc<OwnedTasks>,
     pub streams: StreamStats,
     pub payments: PaymentStats,
-}
-
-/// Held by the client's task: when it ends, or is aborted, every slot's task ends with it and
-/// the proxy connections close.
-pub(crate) struct PoolTasks(pub Arc<ProxyPool>);
-
-impl Drop for PoolTasks {
-    fn drop(&mut self) {
-        self.0
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .abort_all();
-    }
 }
 
 /// Removes a request's routing entry when its HTTP response is done or dropped.
@@ -265,7 +252,7 @@ impl ProxyPool {
             max_reconnect,
             chain,
             last_error: Mutex::new(None),
-            tasks: Mutex::new(tokio::task::JoinSet::new()),
+            tasks: Arc::default(),
             streams: StreamStats::default(),
             payments: PaymentStats::default(),
         }
@@ -443,13 +430,12 @@ impl ProxyPool {
             added.push((id, address, slot_shutdown));
         }
         drop(slots);
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        while tasks.try_join_next().is_some() {}
         for id in retire {
-            tasks.spawn(self.clone().retire(id));
+            self.tasks.spawn(self.clone().retire(id));
         }
         for (id, address, slot_shutdown) in added {
-            tasks.spawn(self.clone().maintain(id, address, slot_shutdown));
+            self.tasks
+                .spawn(self.clone().maintain(id, address, slot_shutdown));
         }
     }
 

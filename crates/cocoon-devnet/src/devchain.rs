@@ -459,11 +459,17 @@ impl DevChain {
         }
     }
 
+    /// Proxy `index`'s operator wallet and the public half of its signing key.
+    fn operator(&self, index: usize) -> (&Wallet, [u8; 32]) {
+        let (wallet, seed) = &self.proxies[index];
+        (wallet, ProxyKey::from_seed(seed).public_key())
+    }
+
     /// The contract of proxy `index`.
     pub fn proxy_contract_at(&self, index: usize) -> Result<Address, DevChainError> {
-        let (wallet, seed) = &self.proxies[index];
+        let (wallet, key) = self.operator(index);
         self.deployment()
-            .proxy(wallet.address(), &ProxyKey::from_seed(seed).public_key())
+            .proxy(wallet.address(), &key)
             .and_then(|init| init.address())
             .map_err(codec("the proxy contract's address"))
     }
@@ -474,13 +480,9 @@ impl DevChain {
         index: usize,
         owner: &Address,
     ) -> Result<Address, DevChainError> {
-        let (wallet, seed) = &self.proxies[index];
+        let (wallet, key) = self.operator(index);
         self.deployment()
-            .client(
-                wallet.address(),
-                &ProxyKey::from_seed(seed).public_key(),
-                owner,
-            )
+            .client(wallet.address(), &key, owner)
             .and_then(|init| init.address())
             .map_err(codec("a client contract's address"))
     }
@@ -491,13 +493,9 @@ impl DevChain {
         index: usize,
         owner: &Address,
     ) -> Result<Address, DevChainError> {
-        let (wallet, seed) = &self.proxies[index];
+        let (wallet, key) = self.operator(index);
         self.deployment()
-            .worker(
-                wallet.address(),
-                &ProxyKey::from_seed(seed).public_key(),
-                owner,
-            )
+            .worker(wallet.address(), &key, owner)
             .and_then(|init| init.address())
             .map_err(codec("a worker contract's address"))
     }
@@ -546,26 +544,17 @@ impl DevChain {
 
     /// The proxy contract.
     pub fn proxy_contract(&self) -> Result<Address, DevChainError> {
-        self.deployment()
-            .proxy(self.proxy.address(), &self.proxy_public_key())
-            .and_then(|init| init.address())
-            .map_err(codec("the proxy contract's address"))
+        self.proxy_contract_at(0)
     }
 
     /// The client contract of `owner` at the devnet proxy.
     pub fn client_contract(&self, owner: &Address) -> Result<Address, DevChainError> {
-        self.deployment()
-            .client(self.proxy.address(), &self.proxy_public_key(), owner)
-            .and_then(|init| init.address())
-            .map_err(codec("a client contract's address"))
+        self.client_contract_at(0, owner)
     }
 
     /// The worker contract of `owner` at the devnet proxy.
     pub fn worker_contract(&self, owner: &Address) -> Result<Address, DevChainError> {
-        self.deployment()
-            .worker(self.proxy.address(), &self.proxy_public_key(), owner)
-            .and_then(|init| init.address())
-            .map_err(codec("a worker contract's address"))
+        self.worker_contract_at(0, owner)
     }
 
     async fn send(
@@ -696,18 +685,18 @@ impl DevChain {
             }
         }
 
-        for (operator, seed) in &self.proxies {
-            self.setup_proxy(operator, seed).await?;
+        for index in 0..self.proxies.len() {
+            let (operator, key) = self.operator(index);
+            self.setup_proxy(operator, key).await?;
         }
         Ok(())
     }
 
     /// Steps 3–5 for one proxy: its contract staked, the client's contract with its secret and
     /// deposit, the workers' contracts.
-    async fn setup_proxy(&self, operator: &Wallet, seed: &[u8; 32]) -> Result<(), DevChainError> {
+    async fn setup_proxy(&self, operator: &Wallet, key: [u8; 32]) -> Result<(), DevChainError> {
         let deployment = self.deployment();
         // 3. The proxy contract, staked.
-        let key = ProxyKey::from_seed(seed).public_key();
         let proxy_init = deployment
             .proxy(operator.address(), &key)
             .map_err(codec("the proxy contract"))?;

@@ -155,3 +155,60 @@ pub async fn wait_for_drain(
     }
     left
 }
+
+/// Tasks a daemon keeps spawning while it runs (one per peer it dials, as peers come and go),
+/// that must end with it even when its own task is aborted rather than drained: finished ones
+/// are reaped at each spawn, and every one is aborted when the [`AbortOnDrop`] guard its owner
+/// holds goes.
+#[derive(Debug, Default)]
+pub struct OwnedTasks(std::sync::Mutex<tokio::task::JoinSet<()>>);
+
+impl OwnedTasks {
+    fn set(&self) -> std::sync::MutexGuard<'_, tokio::task::JoinSet<()>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Spawns `task` among them (needs a Tokio runtime).
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut set = self.set();
+        while set.try_join_next().is_some() {}
+        set.spawn(task);
+    }
+
+    /// A guard that aborts every task when dropped: hold it in the owner's task.
+    pub fn abort_on_drop(self: &std::sync::Arc<Self>) -> AbortOnDrop {
+        AbortOnDrop(self.clone())
+    }
+}
+
+/// See [`OwnedTasks::abort_on_drop`].
+#[derive(Debug)]
+pub struct AbortOnDrop(std::sync::Arc<OwnedTasks>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.set().abort_all();
+    }
+}
+
+#[cfg(test)]
+mod owned_tasks_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_the_guard_aborts_every_task_and_finished_ones_are_reaped() {
+        let tasks = std::sync::Arc::new(OwnedTasks::default());
+        let guard = tasks.abort_on_drop();
+        tasks.spawn(async {});
+        tokio::task::yield_now().await;
+        let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+        tasks.spawn(async move {
+            let _keep = sender;
+            std::future::pending::<()>().await;
+        });
+        assert_eq!(tasks.set().len(), 1, "the finished task was reaped");
+        drop(guard);
+        // The pending task was aborted: its sender is gone.
+        assert!(receiver.await.is_err());
+    }
+}

@@ -53,6 +53,52 @@ fn client_config(devnet: &Devnet, key: &Path, secret: &str) -> ClientConfig {
     config
 }
 
+/// A worker on the devnet's chain: mock-model from `backend_url`, paid to `owner`, its node
+/// wallet's key in `key`, allowed to deploy its worker contract.
+fn chain_worker_config(
+    dev: &DevChain,
+    proxies: Vec<String>,
+    backend_url: &str,
+    owner: &Address,
+    key: std::path::PathBuf,
+) -> cocoon_worker::WorkerConfig {
+    use cocoon_attest::{TeeConfig, TeeKind};
+    let mut config = cocoon_worker::WorkerConfig::new(
+        proxies,
+        backend_url,
+        "mock-model",
+        TeeConfig::of(TeeKind::DangerFake),
+        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+    );
+    config.http_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.owner_address = owner.to_hex();
+    config.max_reconnect_secs = 0.2;
+    config.chain = Some(cocoon_worker::WorkerChainConfig {
+        network: cocoon_ton::ton::NetworkKind::Local,
+        local_dir: Some(dev.ton_dir()),
+        toncenter_url: None,
+        toncenter_api_key: None,
+        root_address: None,
+        wallet_key: key,
+        allow_deploy: true,
+        submit_payout_tokens: 0,
+        root_refresh_secs: 45.0,
+    });
+    config
+}
+
+/// Sends one owner operation to the devnet's root.
+async fn root_op(dev: &DevChain, body: cocoon_ton::cocoon::RootMessage) {
+    let message = WalletMessage {
+        to: dev.cocoon.root_address().clone(),
+        value: TON / 10,
+        bounce: true,
+        body: std::sync::Arc::new(body.to_cell().unwrap()),
+        state_init: None,
+    };
+    dev.network.send(&dev.owner, &[message]).await.unwrap();
+}
+
 async fn start(config: ClientConfig) -> (RunningClient, ShutdownTrigger) {
     let (trigger, shutdown) = ShutdownTrigger::new();
     let client = cocoon_client::start(config, shutdown)
@@ -264,8 +310,6 @@ fn sha(data: &[u8]) -> [u8; 32] {
 /// owner exactly tokens × fee.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_deploys_its_contract_and_submits_its_payout() {
-    use cocoon_attest::{TeeConfig, TeeKind};
-    use cocoon_worker::{WorkerChainConfig, WorkerConfig};
     let dir = tempfile::tempdir().unwrap();
     let devnet = Devnet::builder()
         .mock(MockBackendConfig::default())
@@ -291,29 +335,18 @@ async fn a_worker_deploys_its_contract_and_submits_its_payout() {
     let backend = cocoon_testkit::MockBackend::start(MockBackendConfig::default())
         .await
         .unwrap();
-    let mut config = WorkerConfig::new(
+    let mut config = chain_worker_config(
+        dev,
         vec![devnet.proxy.worker_addr.to_string()],
         &backend.url(),
-        "mock-model",
-        TeeConfig::of(TeeKind::DangerFake),
-        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
+        &owner,
+        key,
     );
-    config.http_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.owner_address = owner.to_hex();
     config.payouts_dir = Some(dir.path().join("node-payouts"));
     config.payout_check_secs = 0.1;
-    config.max_reconnect_secs = 0.2;
-    config.chain = Some(WorkerChainConfig {
-        network: cocoon_ton::ton::NetworkKind::Local,
-        local_dir: Some(dev.ton_dir()),
-        toncenter_url: None,
-        toncenter_api_key: None,
-        root_address: None,
-        wallet_key: key,
-        allow_deploy: true,
-        submit_payout_tokens: 1,
-        root_refresh_secs: 45.0,
-    });
+    if let Some(chain) = &mut config.chain {
+        chain.submit_payout_tokens = 1;
+    }
     let (trigger, shutdown) = ShutdownTrigger::new();
     let _worker = cocoon_worker::start(config, shutdown).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -358,13 +391,6 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
     let dir = tempfile::tempdir().unwrap();
     let devnet = paid_devnet(dir.path()).await;
     let dev = devnet.chain.as_ref().unwrap();
-    let root_op = |body: RootMessage| WalletMessage {
-        to: dev.cocoon.root_address().clone(),
-        value: TON / 10,
-        bounce: true,
-        body: std::sync::Arc::new(body.to_cell().unwrap()),
-        state_init: None,
-    };
     let key = cocoon_testkit::devchain::key_path(dir.path(), "client");
     let mut config = client_config(&devnet, &key, &dev.client_secret);
     config.proxies = Vec::new();
@@ -379,16 +405,14 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
     assert!(refused.to_string().contains("registers none"), "{refused}");
 
     let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
-    dev.network
-        .send(
-            &dev.owner,
-            &[root_op(RootMessage::RegisterProxy {
-                query_id: 1,
-                entry: ProxyEntry::new(&entry).unwrap(),
-            })],
-        )
-        .await
-        .unwrap();
+    root_op(
+        dev,
+        RootMessage::RegisterProxy {
+            query_id: 1,
+            entry: ProxyEntry::new(&entry).unwrap(),
+        },
+    )
+    .await;
     let (client, trigger) = start(config.clone()).await;
     let (status, body) = chat(&client).await;
     assert_eq!(status, 200, "{body}");
@@ -403,28 +427,24 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
     // The root no longer lists the proxy's image: a new client does not trust it, and the
     // running one closes its connection at its next read of the root.
     let image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
-    dev.network
-        .send(
-            &dev.owner,
-            &[root_op(RootMessage::AddHash {
-                query_id: 2,
-                list: HashList::Proxy,
-                hash: [7; 32],
-            })],
-        )
-        .await
-        .unwrap();
-    dev.network
-        .send(
-            &dev.owner,
-            &[root_op(RootMessage::DelHash {
-                query_id: 3,
-                list: HashList::Proxy,
-                hash: image,
-            })],
-        )
-        .await
-        .unwrap();
+    root_op(
+        dev,
+        RootMessage::AddHash {
+            query_id: 2,
+            list: HashList::Proxy,
+            hash: [7; 32],
+        },
+    )
+    .await;
+    root_op(
+        dev,
+        RootMessage::DelHash {
+            query_id: 3,
+            list: HashList::Proxy,
+            hash: image,
+        },
+    )
+    .await;
     let (client, trigger) = start(config).await;
     let (status, body) = chat(&client).await;
     assert_eq!(status, 503, "{body}");
@@ -439,17 +459,15 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
     .await;
 
     // Allowed again: the running client connects again by itself.
-    dev.network
-        .send(
-            &dev.owner,
-            &[root_op(RootMessage::AddHash {
-                query_id: 4,
-                list: HashList::Proxy,
-                hash: image,
-            })],
-        )
-        .await
-        .unwrap();
+    root_op(
+        dev,
+        RootMessage::AddHash {
+            query_id: 4,
+            list: HashList::Proxy,
+            hash: image,
+        },
+    )
+    .await;
     wait_until("the running client to trust the proxy again", || async {
         chat_once(&running.0).await.0 == 200
     })
@@ -467,25 +485,18 @@ async fn a_client_follows_the_root_registry_live() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = paid_devnet(dir.path()).await;
     let dev = devnet.chain.as_ref().unwrap();
-    let register = |body: RootMessage| async move {
-        let message = WalletMessage {
-            to: dev.cocoon.root_address().clone(),
-            value: TON / 10,
-            bounce: true,
-            body: std::sync::Arc::new(body.to_cell().unwrap()),
-            state_init: None,
-        };
-        dev.network.send(&dev.owner, &[message]).await.unwrap();
-    };
     // A registered proxy nobody answers for.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    register(RootMessage::RegisterProxy {
-        query_id: 1,
-        entry: ProxyEntry::new(&dead.to_string()).unwrap(),
-    })
+    root_op(
+        dev,
+        RootMessage::RegisterProxy {
+            query_id: 1,
+            entry: ProxyEntry::new(&dead.to_string()).unwrap(),
+        },
+    )
     .await;
     let key = cocoon_testkit::devchain::key_path(dir.path(), "client");
     let mut config = client_config(&devnet, &key, &dev.client_secret);
@@ -502,10 +513,13 @@ async fn a_client_follows_the_root_registry_live() {
     // The real proxy is registered: the client finds it at its next read of the root and,
     // keeping one connection, swaps the unreachable proxy for it.
     let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
-    register(RootMessage::RegisterProxy {
-        query_id: 2,
-        entry: ProxyEntry::new(&entry).unwrap(),
-    })
+    root_op(
+        dev,
+        RootMessage::RegisterProxy {
+            query_id: 2,
+            entry: ProxyEntry::new(&entry).unwrap(),
+        },
+    )
     .await;
     let http = TestHttp::new();
     wait_until(
@@ -535,10 +549,13 @@ async fn a_client_follows_the_root_registry_live() {
     );
 
     // Unregistered: drained, and no request goes there any more.
-    register(RootMessage::UnregisterProxy {
-        query_id: 3,
-        seqno: 2,
-    })
+    root_op(
+        dev,
+        RootMessage::UnregisterProxy {
+            query_id: 3,
+            seqno: 2,
+        },
+    )
     .await;
     wait_until("the client to drain the unregistered proxy", || async {
         let stats = get_json(client.api_addr, "/stats").await;
@@ -562,9 +579,7 @@ async fn a_client_follows_the_root_registry_live() {
 /// the registry: registered later, the proxy gets the worker; unregistered, its link is drained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_follows_the_root_registry_live() {
-    use cocoon_attest::{TeeConfig, TeeKind};
     use cocoon_ton::cocoon::{ProxyEntry, RootMessage};
-    use cocoon_worker::{WorkerChainConfig, WorkerConfig};
     let dir = tempfile::tempdir().unwrap();
     let devnet = Devnet::builder()
         .mock(MockBackendConfig::default())
@@ -579,43 +594,17 @@ async fn a_worker_follows_the_root_registry_live() {
         .await
         .expect("paid devnet starts");
     let dev = devnet.chain.as_ref().unwrap();
-    let root_op = |body: RootMessage| async move {
-        let message = WalletMessage {
-            to: dev.cocoon.root_address().clone(),
-            value: TON / 10,
-            bounce: true,
-            body: std::sync::Arc::new(body.to_cell().unwrap()),
-            state_init: None,
-        };
-        dev.network.send(&dev.owner, &[message]).await.unwrap();
-    };
     let key = dir.path().join("node-wallet.key");
     let node = Wallet::from_seed(&cocoon_ton::keyfile::read_or_create(&key).unwrap());
     dev.network.mint(node.address(), 5 * TON).unwrap();
     let backend = cocoon_testkit::MockBackend::start(MockBackendConfig::default())
         .await
         .unwrap();
-    let mut config = WorkerConfig::new(
-        Vec::new(),
-        &backend.url(),
-        "mock-model",
-        TeeConfig::of(TeeKind::DangerFake),
-        PeerPolicyConfig::of(PolicyKind::DangerFakeTdx),
-    );
-    config.http_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.owner_address = Wallet::from_seed(&[78; 32]).address().to_hex();
-    config.max_reconnect_secs = 0.2;
-    config.chain = Some(WorkerChainConfig {
-        network: cocoon_ton::ton::NetworkKind::Local,
-        local_dir: Some(dev.ton_dir()),
-        toncenter_url: None,
-        toncenter_api_key: None,
-        root_address: None,
-        wallet_key: key,
-        allow_deploy: true,
-        submit_payout_tokens: 0,
-        root_refresh_secs: 0.2,
-    });
+    let owner = Wallet::from_seed(&[78; 32]).address().clone();
+    let mut config = chain_worker_config(dev, Vec::new(), &backend.url(), &owner, key);
+    if let Some(chain) = &mut config.chain {
+        chain.root_refresh_secs = 0.2;
+    }
 
     // Nothing registered: refused at start, saying so.
     let refused = cocoon_worker::start(config.clone(), ShutdownTrigger::new().1)
@@ -629,10 +618,13 @@ async fn a_worker_follows_the_root_registry_live() {
         .unwrap()
         .local_addr()
         .unwrap();
-    root_op(RootMessage::RegisterProxy {
-        query_id: 1,
-        entry: ProxyEntry::new(&dead.to_string()).unwrap(),
-    })
+    root_op(
+        dev,
+        RootMessage::RegisterProxy {
+            query_id: 1,
+            entry: ProxyEntry::new(&dead.to_string()).unwrap(),
+        },
+    )
     .await;
     let (trigger, shutdown) = ShutdownTrigger::new();
     let worker = cocoon_worker::start(config, shutdown).await.unwrap();
@@ -641,15 +633,21 @@ async fn a_worker_follows_the_root_registry_live() {
 
     // The devnet's proxy is registered (workers' port first): the worker dials it live.
     let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
-    root_op(RootMessage::RegisterProxy {
-        query_id: 2,
-        entry: ProxyEntry::new(&entry).unwrap(),
+    root_op(
+        dev,
+        RootMessage::RegisterProxy {
+            query_id: 2,
+            entry: ProxyEntry::new(&entry).unwrap(),
+        },
+    )
+    .await;
+    // Registered, and ready to take requests (handshake done, backend healthy).
+    wait_until("the worker to be ready at the new proxy", || async {
+        let stats = devnet.proxy_stats().await;
+        stats["workers"][0]["ready"] == true && stats["workers"][0]["enabled"] == true
     })
     .await;
-    wait_until("the worker to register with the new proxy", || async {
-        workers().await == 1
-    })
-    .await;
+    assert_eq!(workers().await, 1);
     let answer = devnet
         .client_http()
         .post(
@@ -664,10 +662,13 @@ async fn a_worker_follows_the_root_registry_live() {
     assert_eq!(stats["connections"]["configured"], 2, "{stats}");
 
     // Unregistered: the link is drained and the proxy has no worker left.
-    root_op(RootMessage::UnregisterProxy {
-        query_id: 3,
-        seqno: 2,
-    })
+    root_op(
+        dev,
+        RootMessage::UnregisterProxy {
+            query_id: 3,
+            seqno: 2,
+        },
+    )
     .await;
     wait_until("the worker to leave the unregistered proxy", || async {
         workers().await == 0

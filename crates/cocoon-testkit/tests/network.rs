@@ -489,6 +489,29 @@ async fn request_timeout_gives_504() {
     devnet.stop().await;
 }
 
+/// A second client, like `base`'s but over `proxies`, started and connected to `connected` of
+/// them.
+async fn client_over(
+    base: &Devnet,
+    proxies: Vec<String>,
+    connected: usize,
+) -> (cocoon_client::RunningClient, cocoon_net::ShutdownTrigger) {
+    let mut config = base.client_config.clone();
+    config.proxies = proxies;
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let (trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
+    let client = cocoon_client::start(config, shutdown).await.unwrap();
+    let (http, address) = (TestHttp::new(), client.api_addr);
+    wait_until("the client to connect to its proxies", || async {
+        http.get(address, "/stats")
+            .await
+            .map(|a| a.json()["connections"]["proxies"] == connected)
+            .unwrap_or(false)
+    })
+    .await;
+    (client, trigger)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_fails_over_to_the_next_proxy() {
     let devnet = Devnet::builder().start().await.unwrap();
@@ -497,20 +520,10 @@ async fn client_fails_over_to_the_next_proxy() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut config = devnet.client_config.clone();
-    config.proxies = vec![dead.to_string(), devnet.proxy.client_addr.to_string()];
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let (trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
-    let mut client = cocoon_client::start(config, shutdown).await.unwrap();
+    let proxies = vec![dead.to_string(), devnet.proxy.client_addr.to_string()];
+    let (mut client, trigger) = client_over(&devnet, proxies, 1).await;
     let http = TestHttp::new();
     let address = client.api_addr;
-    wait_until("the second client to connect", || async {
-        http.get(address, "/stats")
-            .await
-            .map(|a| a.json()["connections"]["proxies"] == 1)
-            .unwrap_or(false)
-    })
-    .await;
     let answer = http
         .post(address, "/v1/chat/completions", &chat("hi", false))
         .await
@@ -531,23 +544,13 @@ async fn requests_spread_over_proxies_and_move_when_one_dies_before_answering() 
     };
     let mut first = Devnet::builder().mock(slow.clone()).start().await.unwrap();
     let mut second = Devnet::builder().mock(slow).start().await.unwrap();
-    let mut config = first.client_config.clone();
-    config.proxies = vec![
+    let proxies = vec![
         first.proxy.client_addr.to_string(),
         second.proxy.client_addr.to_string(),
     ];
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let (trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
-    let mut client = cocoon_client::start(config, shutdown).await.unwrap();
+    let (mut client, trigger) = client_over(&first, proxies, 2).await;
     let address = client.api_addr;
     let http = TestHttp::new();
-    wait_until("the client to connect to both proxies", || async {
-        http.get(address, "/stats")
-            .await
-            .map(|a| a.json()["connections"]["proxies"] == 2)
-            .unwrap_or(false)
-    })
-    .await;
     // The models are the union over both proxies, with what they offer.
     let models = http.get(address, "/v1/models").await.unwrap().json();
     let model = &models["data"][0];
@@ -620,23 +623,13 @@ async fn the_client_moves_away_from_a_slow_proxy() {
         .await
         .unwrap();
     let fast = Devnet::builder().start().await.unwrap();
-    let mut config = fast.client_config.clone();
-    config.proxies = vec![
+    let proxies = vec![
         slow.proxy.client_addr.to_string(),
         fast.proxy.client_addr.to_string(),
     ];
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    let (trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
-    let mut client = cocoon_client::start(config, shutdown).await.unwrap();
+    let (mut client, trigger) = client_over(&fast, proxies, 2).await;
     let address = client.api_addr;
     let http = TestHttp::new();
-    wait_until("the client to connect to both proxies", || async {
-        http.get(address, "/stats")
-            .await
-            .map(|a| a.json()["connections"]["proxies"] == 2)
-            .unwrap_or(false)
-    })
-    .await;
     for _ in 0..10 {
         let answer = http
             .post(address, "/v1/chat/completions", &chat("hi", false))

@@ -625,10 +625,8 @@ async fn usage_reports_beyond_what_a_request_could_use_are_capped() {
     devnet.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_stream_costs_only_what_it_delivered_and_is_paid_for_it() {
-    // R2: the client pays for the parts it got, the worker is paid for them, nothing more.
-    let dir = tempfile::tempdir().unwrap();
+/// A backend streaming 300 parts, 100 ms apart, behind a paid devnet in `dir`.
+async fn long_stream_devnet(dir: &std::path::Path) -> (ScriptedBackend, Devnet) {
     let backend = ScriptedBackend::start(
         "mock-model",
         Script::Stream {
@@ -638,8 +636,13 @@ async fn a_worker_killed_mid_stream_costs_only_what_it_delivered_and_is_paid_for
     )
     .await
     .unwrap();
-    let mut devnet = paid_devnet_on(dir.path(), &backend).await;
-    let (_, _, wallet_before, _, _, _) = on_chain(&devnet).await;
+    let devnet = paid_devnet_on(dir, &backend).await;
+    (backend, devnet)
+}
+
+/// Starts a streamed request and reads until at least three parts arrived; returns the stream
+/// and the parts received.
+async fn stream_three_parts(devnet: &Devnet) -> (cocoon_testkit::http::HttpStream, usize) {
     let mut body = short_chat(1000);
     body["stream"] = json!(true);
     let mut stream = TestHttp::new()
@@ -651,6 +654,29 @@ async fn a_worker_killed_mid_stream_costs_only_what_it_delivered_and_is_paid_for
         let chunk = stream.next_chunk().await.expect("the stream runs");
         received += String::from_utf8_lossy(&chunk).matches("part").count();
     }
+    (stream, received)
+}
+
+/// Waits until the proxy billed a cut stream (nothing reserved, something charged); returns
+/// the tokens charged.
+async fn billed_after_cut(devnet: &Devnet) -> u64 {
+    wait_until("the proxy billed the cut stream", || async {
+        let account = client_account(devnet).await;
+        account["reserved_tokens"] == 0 && account["charged_tokens"].as_u64() > Some(0)
+    })
+    .await;
+    client_account(devnet).await["charged_tokens"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_stream_costs_only_what_it_delivered_and_is_paid_for_it() {
+    // R2: the client pays for the parts it got, the worker is paid for them, nothing more.
+    let dir = tempfile::tempdir().unwrap();
+    let (_backend, mut devnet) = long_stream_devnet(dir.path()).await;
+    let (_, _, wallet_before, _, _, _) = on_chain(&devnet).await;
+    let (mut stream, mut received) = stream_three_parts(&devnet).await;
     devnet.workers[0].kill();
     let rest = stream.rest().await;
     received += String::from_utf8_lossy(&rest).matches("part").count();
@@ -659,14 +685,7 @@ async fn a_worker_killed_mid_stream_costs_only_what_it_delivered_and_is_paid_for
         "the stream ends with an error event: {}",
         String::from_utf8_lossy(&rest)
     );
-    wait_until("the proxy billed the cut stream", || async {
-        let account = client_account(&devnet).await;
-        account["reserved_tokens"] == 0 && account["charged_tokens"].as_u64() > Some(0)
-    })
-    .await;
-    let charged = client_account(&devnet).await["charged_tokens"]
-        .as_u64()
-        .unwrap();
+    let charged = billed_after_cut(&devnet).await;
     assert!(
         charged >= received as u64 && charged < 300,
         "charged {charged} for {received} delivered parts of 300"
@@ -773,37 +792,11 @@ async fn a_client_that_vanishes_mid_stream_is_billed_and_its_worker_stops() {
     // Before, the proxy released the reservation (billing nothing), counted the worker's slot
     // free and left the worker generating for nobody.
     let dir = tempfile::tempdir().unwrap();
-    let backend = ScriptedBackend::start(
-        "mock-model",
-        Script::Stream {
-            parts: 300,
-            delay: Duration::from_millis(100),
-        },
-    )
-    .await
-    .unwrap();
-    let mut devnet = paid_devnet_on(dir.path(), &backend).await;
-    let mut body = short_chat(1000);
-    body["stream"] = json!(true);
-    let mut stream = TestHttp::new()
-        .post_stream(devnet.client_addr(), "/v1/chat/completions", &body)
-        .await
-        .unwrap();
-    let mut received = 0;
-    while received < 3 {
-        let chunk = stream.next_chunk().await.expect("the stream runs");
-        received += String::from_utf8_lossy(&chunk).matches("part").count();
-    }
+    let (backend, mut devnet) = long_stream_devnet(dir.path()).await;
+    let (_stream, received) = stream_three_parts(&devnet).await;
     assert_eq!(backend.open_streams(), 1);
     devnet.client.abort();
-    wait_until("the proxy billed the cut stream", || async {
-        let account = client_account(&devnet).await;
-        account["reserved_tokens"] == 0 && account["charged_tokens"].as_u64() > Some(0)
-    })
-    .await;
-    let charged = client_account(&devnet).await["charged_tokens"]
-        .as_u64()
-        .unwrap();
+    let charged = billed_after_cut(&devnet).await;
     assert!(
         charged >= received as u64,
         "charged {charged} for {received}+ parts"

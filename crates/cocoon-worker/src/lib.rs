@@ -23,7 +23,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use cocoon_net::metrics::{PrometheusText, TokenCounters};
 use cocoon_net::shutdown::wait_for_drain;
-use cocoon_net::{ConnectionHandle, Connector, Shutdown, ShutdownTrigger};
+use cocoon_net::{ConnectionHandle, Connector, OwnedTasks, Shutdown, ShutdownTrigger};
 use cocoon_proto::*;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -91,8 +91,9 @@ pub(crate) struct WorkerShared {
     /// The proxies this worker dials, by slot.
     pub proxy_slots: Mutex<Vec<ProxySlot>>,
     next_slot: AtomicUsize,
-    /// The links' tasks: they end with the worker's task, even when it is aborted.
-    link_tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// The links' tasks: they end with the worker's task (which holds their abort guard), even
+    /// when it is aborted.
+    link_tasks: Arc<OwnedTasks>,
 }
 
 /// One proxy the worker dials.
@@ -107,19 +108,6 @@ pub(crate) struct ProxySlot {
 
 /// How long a proxy that left the registry keeps its link for the requests still running on it.
 const RETIRE_GRACE: Duration = Duration::from_secs(120);
-
-/// Held by the worker's task: when it ends, or is aborted, every link's task ends with it.
-struct LinkTasks(Arc<WorkerShared>);
-
-impl Drop for LinkTasks {
-    fn drop(&mut self) {
-        self.0
-            .link_tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .abort_all();
-    }
-}
 
 /// Decrements the in-flight count when a request task ends, however it ends.
 struct InFlight(Arc<WorkerShared>);
@@ -180,13 +168,12 @@ impl WorkerShared {
             added.push((slot, address.clone(), shutdown));
         }
         drop(slots);
-        let mut tasks = self.link_tasks.lock().unwrap_or_else(|p| p.into_inner());
-        while tasks.try_join_next().is_some() {}
         for slot in retire {
-            tasks.spawn(self.clone().retire(slot));
+            self.link_tasks.spawn(self.clone().retire(slot));
         }
         for (slot, address, shutdown) in added {
-            tasks.spawn(link::maintain_link(self.clone(), slot, address, shutdown));
+            self.link_tasks
+                .spawn(link::maintain_link(self.clone(), slot, address, shutdown));
         }
     }
 
@@ -395,7 +382,7 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         cancels: Mutex::new(HashMap::new()),
         proxy_slots: Mutex::new(Vec::new()),
         next_slot: AtomicUsize::new(0),
-        link_tasks: Mutex::new(tokio::task::JoinSet::new()),
+        link_tasks: Arc::default(),
         stats: Stats::default(),
         started: Instant::now(),
         config,
@@ -429,7 +416,7 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
             shutdown.clone(),
             move |identity| renewal_connector.renew_identity(identity),
         ));
-        let _link_tasks = LinkTasks(shared.clone());
+        let _link_tasks = shared.link_tasks.abort_on_drop();
         shared.set_proxies(&proxies);
         if let (true, Some(chain)) = (from_root, &shared.config.chain) {
             tasks.spawn(
