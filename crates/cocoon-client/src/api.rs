@@ -13,6 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use cocoon_attest::hex;
 use cocoon_net::config::MAX_SECONDS;
 use cocoon_net::metrics::unix_time_f64;
 use cocoon_proto::{codes, *};
@@ -93,10 +94,6 @@ pub(crate) fn log_safe(text: &str) -> String {
         out.extend(c.escape_debug());
     }
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the connected proxies offer of one model, summed over them.

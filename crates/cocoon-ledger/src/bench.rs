@@ -255,6 +255,7 @@ fn run_one(
                 .zip(&before.histogram)
                 .map(|(a, b)| a - b)
                 .collect(),
+            delayed: after.delayed - before.delayed,
         },
     })
 }

@@ -2,7 +2,9 @@
 //! it as one frame, appends it with one write and one `fdatasync`, and only then answers the
 //! callers.
 
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use crate::chain::{next_hash, Signer};
 use crate::error::LedgerError;
@@ -16,6 +18,8 @@ pub(crate) struct Writer {
     pub(crate) signer: Signer,
     pub(crate) durable: bool,
     pub(crate) max_batch: usize,
+    pub(crate) commit_delay: Duration,
+    pub(crate) commit_siblings: usize,
     pub(crate) head: Head,
 }
 
@@ -28,11 +32,23 @@ impl Writer {
         let mut frame: Vec<u8> = Vec::new();
         let mut hashes: Vec<[u8; 32]> = Vec::new();
         while let Ok(first) = receiver.recv() {
+            let taken = Instant::now();
             batch.push(first);
             while batch.len() < self.max_batch {
                 match receiver.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
+                }
+            }
+            if self.should_wait(batch.len()) {
+                self.shared.stats.delayed.fetch_add(1, Ordering::Relaxed);
+                let until = taken + self.commit_delay;
+                while batch.len() < self.max_batch {
+                    let left = until.saturating_duration_since(Instant::now());
+                    match receiver.recv_timeout(left) {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
                 }
             }
             if let Err(reason) = self.commit(&batch, &mut frame, &mut hashes) {
@@ -52,6 +68,14 @@ impl Writer {
                 .map_err(|e| -> Arc<str> { format!("flushing the ledger: {e}").into() })?;
         }
         Ok(())
+    }
+
+    /// Whether to hold a commit of `batch_len` records open for more: only with a delay set,
+    /// room in the batch, and enough requests running that more charges are due soon.
+    fn should_wait(&self, batch_len: usize) -> bool {
+        !self.commit_delay.is_zero()
+            && batch_len < self.max_batch
+            && self.shared.open_reservations.load(Ordering::Relaxed) >= self.commit_siblings
     }
 
     /// Encodes and chains `batch`, signs its end, and appends it as one frame.

@@ -445,6 +445,57 @@ fn concurrent_async_charges_batch_and_add_up() {
     assert!(stats.batches < stats.records, "no batching: {stats:?}");
 }
 
+#[test]
+fn with_many_requests_running_a_commit_waits_for_more_charges_and_alone_it_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(
+        dir.path().join("ledger"),
+        LedgerConfig {
+            // Longer than any test run: the commit below ends because its batch is full.
+            commit_delay: std::time::Duration::from_secs(60),
+            commit_siblings: 2,
+            max_batch: 3,
+            ..config()
+        },
+    )
+    .unwrap();
+    ledger
+        .sync_client("alice", 1_000_000, 1_000_000, 0)
+        .wait()
+        .unwrap();
+    let before = ledger.writer_stats();
+    assert_eq!(before.delayed, 0, "no request running: no reason to wait");
+
+    // Four running requests. The first charge leaves three open, so its commit is held open;
+    // the writer has long taken it when the next two come, and they join the same commit.
+    let reservations: Vec<_> = (0..4)
+        .map(|_| ledger.reserve("alice", 10).unwrap())
+        .collect();
+    let mut reservations = reservations.into_iter();
+    let a = ledger.charge(reservations.next().unwrap(), "w", 3, id(1));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let b = ledger.charge(reservations.next().unwrap(), "w", 4, id(2));
+    let c = ledger.charge(reservations.next().unwrap(), "w", 5, id(3));
+    let seqnos = [a, b, c].map(|p| p.wait().unwrap().seqno);
+    assert_eq!(seqnos, [2, 3, 4]);
+    let after = ledger.writer_stats();
+    assert_eq!(
+        after.batches - before.batches,
+        1,
+        "one commit for three: {after:?}"
+    );
+    assert_eq!(after.delayed, 1, "{after:?}");
+
+    // One request left running, below the siblings: its charge is committed at once, alone.
+    let d = ledger.charge(reservations.next().unwrap(), "w", 6, id(4));
+    assert_eq!(d.wait().unwrap().seqno, 5);
+    let last = ledger.writer_stats();
+    assert_eq!(last.batches - after.batches, 1);
+    assert_eq!(last.delayed, 1, "nothing else running: no wait");
+    let alice = &ledger.snapshot().clients["alice"];
+    assert_eq!((alice.charged_tokens, alice.reserved_tokens), (18, 0));
+}
+
 mod random_histories {
     use super::*;
     use proptest::prelude::*;

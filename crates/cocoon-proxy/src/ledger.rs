@@ -209,6 +209,14 @@ impl Books {
         value.unwrap_or_default()
     }
 
+    /// How a paid proxy's ledger writer has grouped records into commits (`None` when free).
+    pub fn writer_stats(&self) -> Option<cocoon_ledger::WriterStats> {
+        match self {
+            Books::Free(_) => None,
+            Books::Paid(ledger) => Some(ledger.writer_stats()),
+        }
+    }
+
     /// Whether charges cost money.
     pub fn is_paid(&self) -> bool {
         matches!(self, Books::Paid(_))

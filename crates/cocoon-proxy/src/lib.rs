@@ -419,6 +419,12 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "tokens": c.tokens.totals(),
         "workers": router.workers_json(),
         "ledger": router.ledger.snapshot(),
+        "ledger_writer": router.ledger.writer_stats().map(|w| serde_json::json!({
+            "commits": w.batches,
+            "records": w.records,
+            "records_per_commit": if w.batches == 0 { 0.0 } else { w.records as f64 / w.batches as f64 },
+            "delayed_commits": w.delayed,
+        })),
         "chain": router.payments.as_ref().map(|p| p.chain_json()),
     }))
 }
@@ -483,6 +489,23 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "Requests running now.",
         router.in_flight() as f64,
     );
+    if let Some(writer) = router.ledger.writer_stats() {
+        text.counter(
+            "cocoon_proxy_ledger_commits_total",
+            "Ledger commits (one write, one fdatasync and one signature each).",
+            writer.batches,
+        )
+        .counter(
+            "cocoon_proxy_ledger_records_total",
+            "Ledger records committed.",
+            writer.records,
+        )
+        .counter(
+            "cocoon_proxy_ledger_delayed_commits_total",
+            "Commits held open up to the commit delay for more records, many requests running.",
+            writer.delayed,
+        );
+    }
     c.tokens.write_prometheus(
         &mut text,
         "cocoon_proxy_tokens_total",

@@ -571,6 +571,4 @@ fn register_worker(
 }
 
 /// Lower-case hex, for keys in logs and ledgers.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use cocoon_attest::hex;
