@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust workspace (unit, property and in-process end-to-end tests), the
-# end-to-end test with the real `openai` Python SDK against `cocoon devnet`, and the Tolk
+# end-to-end test with the real `openai` Python SDK against `cocoon devnet`, the multi-host fault
+# harness (tests/netfaults: network namespaces, so root), and the Tolk
 # contracts (the deployed COCOON interface) on @ton/sandbox. Needs cargo, python3 and node/npm;
 # the Python packages go into ./.venv from PyPI, the npm packages into contracts/node_modules.
 set -euo pipefail
@@ -22,6 +23,9 @@ fi
 
 echo "== openai SDK end to end"
 COCOON_BIN="$PWD/target/debug/cocoon" bash tests/e2e/run.sh
+
+echo "== faults between hosts (network namespaces; as root)"
+COCOON_BIN="$PWD/target/debug/cocoon" bash tests/netfaults/run.sh
 
 echo "== contracts: the deployed COCOON interface (Tolk, @ton/sandbox)"
 (cd contracts && npm ci --no-audit --no-fund && npm test)

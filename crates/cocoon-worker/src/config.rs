@@ -127,8 +127,11 @@ pub struct WorkerChainConfig {
     pub root_refresh_secs: f64,
 }
 
+/// Default of `[chain] root_refresh_secs`.
+pub const DEFAULT_ROOT_REFRESH_SECS: f64 = 45.0;
+
 fn default_root_refresh() -> f64 {
-    45.0
+    DEFAULT_ROOT_REFRESH_SECS
 }
 
 fn default_http_listen() -> SocketAddr {

@@ -73,6 +73,23 @@ fn write_toml<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<
     Ok(path)
 }
 
+/// A written worker config for a devnet with a chain: no list of proxies; it serves whatever
+/// the devnet's root registers (re-read every `root_refresh_secs`), with its own node wallet.
+fn follow_root_worker(config: &mut cocoon_worker::WorkerConfig, data_dir: &Path, index: usize) {
+    config.proxies.clear();
+    config.chain = Some(cocoon_worker::WorkerChainConfig {
+        network: cocoon_ton::ton::NetworkKind::Local,
+        local_dir: Some(data_dir.join(cocoon_devnet::devchain::TON_DIR)),
+        toncenter_url: None,
+        toncenter_api_key: None,
+        root_address: None,
+        wallet_key: cocoon_devnet::devchain::key_path(data_dir, &format!("worker-{index}")),
+        allow_deploy: false,
+        submit_payout_tokens: 0,
+        root_refresh_secs: cocoon_worker::DEFAULT_ROOT_REFRESH_SECS,
+    });
+}
+
 pub async fn run(args: DevnetArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
@@ -140,13 +157,18 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         write_toml(&args.data_dir, "proxy-0.toml", &devnet.proxy_config)?
     };
     for (index, worker) in devnet.workers.iter().enumerate() {
-        write_toml(
-            &args.data_dir,
-            &format!("worker-{index}.toml"),
-            &worker.config,
-        )?;
+        let mut config = worker.config.clone();
+        if chain.is_some() {
+            follow_root_worker(&mut config, &args.data_dir, index);
+        }
+        write_toml(&args.data_dir, &format!("worker-{index}.toml"), &config)?;
     }
-    write_toml(&args.data_dir, "client.toml", &devnet.client_config)?;
+    let mut client_config = devnet.client_config.clone();
+    if client_config.chain.is_some() {
+        // Like the worker: the registered proxies come from the root.
+        client_config.proxies.clear();
+    }
+    write_toml(&args.data_dir, "client.toml", &client_config)?;
     let model = devnet
         .workers
         .first()
