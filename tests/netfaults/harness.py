@@ -51,6 +51,7 @@ BACKEND_PORT = 8000
 TOKENS = 30  # per answer; with 20 ms between tokens a stream lasts about 0.6 s
 TOKEN_DELAY_MS = 20
 LOAD_THREADS = 4  # per client host
+PROMPT = "Count to thirty."  # what load.py asks
 
 
 def log(message: str) -> None:
@@ -305,6 +306,7 @@ class Harness:
         stop_file = self.tmp / f"stop-{number}"
         outs = {host: self.tmp / f"load-{number}-{host}.jsonl" for host in ("c0", "c1")}
         before = self.served()
+        charged_before = self.charged()
         for host, out in outs.items():
             self.start(f"load-{host}", host, self.python, str(HERE / "load.py"),
                        "--url", f"http://127.0.0.1:{API_PORT}/v1", "--workers", str(LOAD_THREADS),
@@ -338,9 +340,41 @@ class Harness:
                     record["client"] = host
                     records.append(record)
         books = self.check_books(number)
+        books["billing"] = self.check_billing(number, records, charged_before, self.charged())
         self.report(number, title, records, t_fault, t_heal, before, mid, during, after, books)
         if check:
             check(records, before, mid, during, after, t_fault, t_heal)
+
+    def charged(self) -> dict[str, int]:
+        """Tokens each live proxy has charged its clients so far."""
+        totals = {}
+        for host in self.live_proxies():
+            clients = self.proxy_stats(host)["ledger"]["clients"]
+            totals[host] = sum(c["charged_tokens"] for c in clients.values())
+        return totals
+
+    def check_billing(self, number: int, records: list, before: dict, after: dict) -> str:
+        """What the proxies charged against what the apps received: every whole answer exactly
+        its usage (all multipliers are 1x on the devnet), every cut one at most the documented
+        estimate (cocoon-proxy's billing.rs): its prompt by OpenAI's rule and one token per event
+        that reached the app (+2: the role event, a part in flight when it was cut)."""
+        charged = sum(after[h] - before.get(h, 0) for h in after)
+        ok = [r for r in records if r["outcome"] == "ok"]
+        cut = [r for r in records if r["outcome"] == "stream_error"]
+        ok_usage = sum(r["usage"] for r in ok)
+        prompts = sorted(r["usage"] - r["chunks"] for r in ok)
+        prompt = prompts[len(prompts) // 2] if prompts else 0
+        # load.py's one message: its text at 4 bytes a token, + 3 for the message, + 3 for the reply.
+        estimated_prompt = -(-len(PROMPT) // 4) + 3 + 3
+        bound = sum(max(prompt, estimated_prompt) + r["chunks"] + 2 for r in cut)
+        full = sum(prompt + TOKENS for r in cut)
+        text = (f"{charged} tokens charged: {len(ok)} whole answers {ok_usage} (their usage), "
+                f"{len(cut)} cut answers {charged - ok_usage} (at most {bound} for the "
+                f"{sum(r['chunks'] for r in cut)} tokens they delivered; in full they were {full})")
+        if not ok_usage <= charged <= ok_usage + bound:
+            self.failures.append(f"scenario {number}: billing: {text}")
+            return "FAIL: " + text
+        return "ok: " + text
 
     def check_books(self, number: int) -> dict[str, str]:
         """Waits until no proxy runs a request, then checks every proxy's books."""
@@ -416,7 +450,8 @@ class Harness:
             f"  after healing     {after_heal_ok}/{len(after_heal)} ok (started 2 s or more after)",
             f"  served per proxy  before {delta(before, mid)} | fault {delta(mid, during)} | after {delta(during, after)}",
         ]
-        lines += [f"  money {h:<11} {v}" for h, v in sorted(books.items())]
+        lines += [f"  money {h:<11} {v}" for h, v in sorted(books.items()) if h != "billing"]
+        lines.append(f"  billing           {books['billing']}")
         table = "\n".join(lines)
         print(table, flush=True)
         self.tables.append(table)

@@ -17,6 +17,8 @@ import time
 
 import openai
 
+PROMPT = "Count to thirty."  # harness.py's billing check counts it
+
 
 def error_kind(error: Exception) -> str:
     if isinstance(error, openai.APITimeoutError):
@@ -42,7 +44,7 @@ def one_request(client: openai.OpenAI, model: str) -> dict:
     try:
         stream = client.chat.completions.create(
             model=model,
-            messages=[{"role": "user", "content": "Count to thirty."}],
+            messages=[{"role": "user", "content": PROMPT}],
             stream=True,
             stream_options={"include_usage": True},
         )

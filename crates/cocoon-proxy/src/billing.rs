@@ -10,9 +10,10 @@
 //!
 //! An answer cut short (a timeout, a client that went away, a worker that broke off) is billed
 //! for what was delivered: the worker's own report when it sent one, otherwise the documented
-//! estimate of [`Progress::estimate`]: a prompt token per [`BYTES_PER_TOKEN`] bytes of body and a
-//! completion token per SSE event relayed (the servers we forward to send one event per token),
-//! or per [`BYTES_PER_TOKEN`] bytes of a non-streamed answer.
+//! estimate of [`Progress::estimate`]: the prompt counted by [`prompt_estimate`] (OpenAI's rule
+//! for chat messages: their text at [`BYTES_PER_TOKEN`] bytes a token, 3 tokens per message and 3
+//! to prime the reply) and a completion token per SSE event relayed (the servers we forward to
+//! send one event per token), or per [`BYTES_PER_TOKEN`] bytes of a non-streamed answer.
 
 use cocoon_proto::usage::adjust_tokens;
 use cocoon_proto::{HttpRequest, Multipliers, TlBoxed, TokensUsed};
@@ -222,11 +223,10 @@ impl Progress {
             .saturating_add(SSE_DATA.find_iter(piece).count() as u64);
     }
 
-    /// The documented estimate of what a cut answer used (raw counts): the prompt at
-    /// [`BYTES_PER_TOKEN`] bytes a token, and a completion token per SSE event, or per
-    /// [`BYTES_PER_TOKEN`] bytes of an answer that is not SSE.
-    pub fn estimate(&self, body_bytes: u64) -> TokensUsed {
-        let prompt = body_bytes.div_ceil(BYTES_PER_TOKEN);
+    /// The documented estimate of what a cut answer used (raw counts): `prompt` tokens (see
+    /// [`prompt_estimate`]), and a completion token per SSE event, or per [`BYTES_PER_TOKEN`]
+    /// bytes of an answer that is not SSE.
+    pub fn estimate(&self, prompt: u64) -> TokensUsed {
         let completion = if self.events > 0 {
             self.events
         } else {
@@ -234,6 +234,64 @@ impl Progress {
         };
         TokensUsed::from_counts(prompt, 0, completion, 0)
     }
+}
+
+/// Tokens OpenAI counts per chat message beyond its text, and to prime the reply ("How to count
+/// tokens with tiktoken", for its chat models).
+const TOKENS_PER_MESSAGE: u64 = 3;
+const TOKENS_PER_REPLY: u64 = 3;
+
+/// The prompt tokens of a query (a boxed `http.request`) when the worker never said: a chat
+/// body's messages by OpenAI's rule (text at [`BYTES_PER_TOKEN`] bytes a token, plus
+/// [`TOKENS_PER_MESSAGE`] each and [`TOKENS_PER_REPLY`]), a completions body's `prompt` text at
+/// [`BYTES_PER_TOKEN`] bytes a token, anything else its whole body so; never more than the whole
+/// body so. Tool definitions and non-text parts count as their JSON. Runs only for an answer cut
+/// short (and for its crash checkpoints), never on the relay path.
+pub fn prompt_estimate(query: &[u8]) -> u64 {
+    fn text_bytes(value: &Value) -> u64 {
+        match value {
+            Value::Null => 0,
+            Value::String(text) => text.len() as u64,
+            // Content parts: the text of text parts, the JSON of the rest (an image URL…).
+            Value::Array(parts) => parts
+                .iter()
+                .map(|part| match part.get("text") {
+                    Some(Value::String(text)) => text.len() as u64,
+                    _ => json_bytes(part),
+                })
+                .sum(),
+            other => json_bytes(other),
+        }
+    }
+    fn json_bytes(value: &Value) -> u64 {
+        serde_json::to_vec(value).map_or(0, |v| v.len() as u64)
+    }
+    let (body_bytes, body) = match HttpRequest::from_bytes(query) {
+        Ok(request) => (
+            request.payload.len() as u64,
+            serde_json::from_slice::<Value>(&request.payload).ok(),
+        ),
+        Err(_) => (query.len() as u64, None),
+    };
+    let whole = body_bytes.div_ceil(BYTES_PER_TOKEN);
+    let Some(Value::Object(body)) = body else {
+        return whole;
+    };
+    let tools = body.get("tools").map_or(0, json_bytes);
+    let counted = if let Some(Value::Array(messages)) = body.get("messages") {
+        let text: u64 = messages
+            .iter()
+            .map(|m| text_bytes(m.get("content").unwrap_or(&Value::Null)))
+            .sum();
+        (text + tools).div_ceil(BYTES_PER_TOKEN)
+            + TOKENS_PER_MESSAGE * messages.len() as u64
+            + TOKENS_PER_REPLY
+    } else if let Some(prompt) = body.get("prompt") {
+        (text_bytes(prompt) + tools).div_ceil(BYTES_PER_TOKEN)
+    } else {
+        whole
+    };
+    counted.min(whole)
 }
 
 /// What a request is billed.
@@ -411,12 +469,38 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_answer_counts_its_prompt_by_openais_rule_not_by_the_json_around_it() {
+        // 16 bytes of text: 4 tokens, + 3 for the message, + 3 for the reply.
+        let chat = r#"{"model":"mock-model","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Count to thirty."}]}"#;
+        assert_eq!(prompt_estimate(&query(chat)), 10);
+        assert_eq!(
+            chat.len().div_ceil(4),
+            34,
+            "what the whole body would have counted"
+        );
+        // Two messages, one with text and image parts: 8 + 6 bytes of text, the image part as its JSON.
+        let parts = r#"{"messages":[{"role":"system","content":"Be brief"},{"role":"user","content":[{"type":"text","text":"What's this"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
+        let image = r#"{"image_url":{"url":"x"},"type":"image_url"}"#.len() as u64;
+        assert_eq!(
+            prompt_estimate(&query(parts)),
+            (8 + 11 + image).div_ceil(4) + 2 * 3 + 3
+        );
+        // Completions: the prompt's text.
+        assert_eq!(prompt_estimate(&query(r#"{"prompt":"abcdefgh"}"#)), 2);
+        // Not JSON, or not an http.request: the whole body at 4 bytes a token.
+        assert_eq!(prompt_estimate(&query("not json at all!")), 4);
+        assert_eq!(prompt_estimate(b"garbage"), 2);
+        // Never more than the whole body would count.
+        assert_eq!(prompt_estimate(&query(r#"{"messages":[{},{},{}]}"#)), 6);
+    }
+
+    #[test]
     fn a_cut_answer_is_estimated_from_what_was_relayed() {
         let mut progress = Progress::default();
         progress.relayed(b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n");
         progress.relayed(b"data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\ndata: {}\n\n");
         assert_eq!(progress.events, 3);
-        let estimate = progress.estimate(41);
+        let estimate = progress.estimate(11);
         assert_eq!(estimate.categories(), [11, 0, 3, 0]);
         let mut plain = Progress::default();
         plain.relayed(&[b'x'; 10]);

@@ -76,8 +76,6 @@ struct RequestEntry {
     tried: Vec<u64>,
     relayed_any: bool,
     reservation: Option<Reservation>,
-    /// Size of the request's HTTP body, for the estimate of a cut answer.
-    body_bytes: u64,
     /// Adjusted tokens reserved: no charge exceeds it.
     reserved: u64,
     /// The coefficient `reserved` was priced at: a retry goes only to workers asking no more.
@@ -694,7 +692,6 @@ impl Router {
                 tried: vec![worker_id],
                 relayed_any: false,
                 reservation: Some(reservation),
-                body_bytes: bound.body_bytes,
                 reserved,
                 reserved_coefficient: coefficient,
                 progress: Progress::default(),
@@ -932,7 +929,7 @@ impl Router {
         let coefficient = u32::try_from(entry.reserved_coefficient).unwrap_or(0);
         entry
             .progress
-            .estimate(entry.body_bytes)
+            .estimate(billing::prompt_estimate(&entry.query))
             .adjusted(coefficient, &self.multipliers)
     }
 
