@@ -661,6 +661,38 @@ async fn a_worker_follows_the_root_registry_live() {
     let stats = get_json(worker.http_addr, "/stats").await;
     assert_eq!(stats["connections"]["configured"], 2, "{stats}");
 
+    // The worker trusts the proxy images the root lists: the root drops this proxy's image,
+    // and the worker closes its link (and is refused when it dials again) ...
+    let image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
+    let hash_op = |query_id, add: bool| {
+        let list = cocoon_ton::cocoon::root::HashList::Proxy;
+        if add {
+            RootMessage::AddHash {
+                query_id,
+                list,
+                hash: image,
+            }
+        } else {
+            RootMessage::DelHash {
+                query_id,
+                list,
+                hash: image,
+            }
+        }
+    };
+    root_op(dev, hash_op(10, false)).await;
+    wait_until(
+        "the worker to leave the proxy whose image the root dropped",
+        || async { workers().await == 0 },
+    )
+    .await;
+    // ... and serves it again once the root allows the image again.
+    root_op(dev, hash_op(11, true)).await;
+    wait_until("the worker to trust the proxy again", || async {
+        workers().await == 1
+    })
+    .await;
+
     // Unregistered: the link is drained and the proxy has no worker left.
     root_op(
         dev,

@@ -559,7 +559,8 @@ async fn requests_spread_over_proxies_and_move_when_one_dies_before_answering() 
     assert_eq!(model["cocoon"]["workers"], 2, "{models}");
     assert_eq!(model["cocoon"]["max_active_requests"], 128, "{models}");
     assert_eq!(model["cocoon"]["min_coefficient"], 1000, "{models}");
-    // Four at once: each proxy gets two (the least busy is chosen).
+    // Four at once: both proxies get some (the least busy is chosen; picks made at the same
+    // instant on two threads may both see the same counts, so not always two each).
     let requests: Vec<_> = (0..4)
         .map(|_| {
             let http = http.clone();
@@ -574,8 +575,14 @@ async fn requests_spread_over_proxies_and_move_when_one_dies_before_answering() 
         assert_eq!(request.await.unwrap().status, 200);
     }
     let total = |stats: Value| stats["requests"]["total"].as_u64().unwrap();
-    assert_eq!(total(first.proxy_stats().await), 2);
-    assert_eq!(total(second.proxy_stats().await), 2);
+    let spread = (
+        total(first.proxy_stats().await),
+        total(second.proxy_stats().await),
+    );
+    assert!(
+        spread.0 >= 1 && spread.1 >= 1 && spread.0 + spread.1 == 4,
+        "{spread:?}"
+    );
 
     // One request; the proxy it went to dies before the backend answers.
     let request = tokio::spawn({
@@ -600,9 +607,10 @@ async fn requests_spread_over_proxies_and_move_when_one_dies_before_answering() 
     let answer = request.await.unwrap();
     assert_eq!(answer.status, 200, "{}", answer.text());
     let survivor = if on_first { &second } else { &first };
+    let before = if on_first { spread.1 } else { spread.0 };
     assert_eq!(
         total(survivor.proxy_stats().await),
-        3,
+        before + 1,
         "it was sent again there"
     );
     trigger.drain();

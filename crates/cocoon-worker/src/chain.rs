@@ -29,8 +29,29 @@ pub(crate) struct WorkerChain {
     params: Params,
     /// One chain operation at a time (the node wallet's seqno).
     busy: tokio::sync::Mutex<()>,
-    /// The root's `version` and the workers' endpoints of its registered proxies, at start.
-    pub registry: (u32, Vec<String>),
+    /// The root's registry at start.
+    pub registry: Registry,
+}
+
+/// What the worker follows of the root.
+#[derive(Clone, Debug)]
+pub(crate) struct Registry {
+    /// The root's `version`: it grows with every change.
+    pub version: u32,
+    /// The workers' endpoints of its registered proxies.
+    pub proxies: Vec<String>,
+    /// The proxy images it allows (`proxy_hashes`).
+    pub proxy_hashes: Vec<[u8; 32]>,
+}
+
+impl Registry {
+    fn of(root: &cocoon_ton::cocoon::RootData) -> Registry {
+        Registry {
+            version: root.version,
+            proxies: worker_endpoints(root),
+            proxy_hashes: root.proxy_hashes.iter().copied().collect(),
+        }
+    }
 }
 
 /// The workers' endpoints of the root's registered proxies, by seqno (facts §4: the first half
@@ -76,16 +97,16 @@ impl WorkerChain {
             cocoon,
             wallet,
             config: config.clone(),
-            registry: (root.version, worker_endpoints(&root)),
+            registry: Registry::of(&root),
             params: root.params,
             busy: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Reads the root again: its version and the workers' endpoints it registers.
-    pub async fn registry(&self) -> Result<(u32, Vec<String>), String> {
+    /// Reads the root again.
+    pub async fn registry(&self) -> Result<Registry, String> {
         let root = self.cocoon.root().await.map_err(|e| e.to_string())?;
-        Ok((root.version, worker_endpoints(&root)))
+        Ok(Registry::of(&root))
     }
 
     /// The root's price multipliers, which the worker applies to the usage it reports.

@@ -208,35 +208,72 @@ impl WorkerShared {
         }
     }
 
-    /// With `[chain]` and no `proxies`: reads the root every `every`; when its version grew,
-    /// dials the newly registered proxies and drains the removed ones.
-    async fn follow_root(self: Arc<Self>, every: Duration) {
+    /// With `[chain]`: reads the root every `every`; when its version grew, dials the newly
+    /// registered proxies and drains the removed ones (`members`: the proxies came from the
+    /// root), and replaces the allowed proxy images (`images`: they came from the root),
+    /// closing links to proxies whose image it no longer allows.
+    async fn follow_root(
+        self: Arc<Self>,
+        every: Duration,
+        members: bool,
+        images: Option<cocoon_attest::LiveImageHashes>,
+    ) {
         let Some(chain) = self.chain.clone() else {
             return;
         };
-        let mut version = chain.registry.0;
+        let mut version = chain.registry.version;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.shutdown.draining() => return,
             }
             match chain.registry().await {
-                Ok((now, proxies)) if now != version => {
+                Ok(registry) if registry.version != version => {
                     info!(
                         from = version,
-                        to = now,
-                        ?proxies,
+                        to = registry.version,
+                        proxies = ?registry.proxies,
                         "the root changed; following its registry"
                     );
-                    version = now;
-                    if proxies.is_empty() {
+                    version = registry.version;
+                    if let Some(images) = &images {
+                        self.follow_images(images, registry.proxy_hashes);
+                    }
+                    if !members {
+                        continue;
+                    }
+                    if registry.proxies.is_empty() {
                         warn!("the root registers no proxy now; keeping the links we have");
                     } else {
-                        self.set_proxies(&proxies);
+                        self.set_proxies(&registry.proxies);
                     }
                 }
                 Ok(_) => {}
                 Err(error) => warn!(%error, "cannot read the root; keeping the links we have"),
+            }
+        }
+    }
+
+    /// Allows only `hashes` from now on, and closes the links to proxies whose attested image
+    /// is not among them (they are dialled again, and refused, like any new one).
+    fn follow_images(&self, images: &cocoon_attest::LiveImageHashes, hashes: Vec<[u8; 32]>) {
+        if hashes.is_empty() {
+            warn!("the root allows no proxy image now: no proxy link will be trusted");
+        }
+        images.set(hashes);
+        let links: Vec<ConnectionHandle> = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for link in links {
+            if let Some(image) = link.peer().image_hash {
+                if !images.contains(&image) {
+                    warn!(proxy = %link.remote_addr(), image = %cocoon_attest::hex(&image), "the root no longer allows this proxy's image; closing its link");
+                    link.close("the root no longer allows this proxy's image");
+                }
             }
         }
     }
@@ -352,7 +389,42 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         return Err(WorkerError::Config(problems));
     }
     let identity = config.tee.identity("cocoon-worker")?;
-    let built = config.proxy_policy.build()?;
+    let chain = match &config.chain {
+        Some(chain_config) => Some(Arc::new(
+            chain::WorkerChain::open(chain_config)
+                .await
+                .map_err(WorkerError::Chain)?,
+        )),
+        None => None,
+    };
+    let mut config = config;
+    // The root says which proxy images may be trusted, unless the config says so itself (as
+    // the client does).
+    let live_hashes = match &chain {
+        Some(chain)
+            if config.proxy_policy.image_hashes.is_empty()
+                && config.proxy_policy.policy != cocoon_attest::PolicyKind::DangerAny
+                && !config.proxy_policy.danger_accept_any_tdx_image =>
+        {
+            let hashes = &chain.registry.proxy_hashes;
+            if hashes.is_empty() {
+                return Err(WorkerError::Chain(
+                    "the root allows no proxy image (its proxy_hashes is empty): set proxy_policy.image_hashes to trust images yourself".into(),
+                ));
+            }
+            config.proxy_policy.image_hashes =
+                hashes.iter().map(|h| cocoon_attest::hex(h)).collect();
+            // Followed while the worker runs: the root may allow other images later.
+            Some(cocoon_attest::LiveImageHashes::new(hashes.clone()))
+        }
+        _ => None,
+    };
+    let built = match &live_hashes {
+        Some(live) => config
+            .proxy_policy
+            .build_with_live_image_hashes(live.clone())?,
+        None => config.proxy_policy.build()?,
+    };
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = TcpListener::bind(config.http_listen)
@@ -363,14 +435,6 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         })?;
     let http_addr = listener.local_addr().map_err(cocoon_net::NetError::Io)?;
     let backend = Backend::new(&config.backend_url, config.backend_api_key.clone());
-    let chain = match &config.chain {
-        Some(chain_config) => Some(Arc::new(
-            chain::WorkerChain::open(chain_config)
-                .await
-                .map_err(WorkerError::Chain)?,
-        )),
-        None => None,
-    };
     let shared = Arc::new(WorkerShared {
         chain,
         backend,
@@ -390,12 +454,12 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
     // With `[chain]` and no `proxies`: the root's registered proxies, followed while it runs.
     let from_root = shared.config.proxies.is_empty();
     let proxies = match (&shared.chain, from_root) {
-        (Some(chain), true) if chain.registry.1.is_empty() => {
+        (Some(chain), true) if chain.registry.proxies.is_empty() => {
             return Err(WorkerError::Chain(
                 "no proxies configured and the root registers none: set proxies".into(),
             ))
         }
-        (Some(chain), true) => chain.registry.1.clone(),
+        (Some(chain), true) => chain.registry.proxies.clone(),
         _ => shared.config.proxies.clone(),
     };
     info!(model = %shared.config.model, backend = %shared.backend.url(), ?proxies, from_root, %http_addr, "worker starting");
@@ -418,12 +482,14 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         ));
         let _link_tasks = shared.link_tasks.abort_on_drop();
         shared.set_proxies(&proxies);
-        if let (true, Some(chain)) = (from_root, &shared.config.chain) {
-            tasks.spawn(
-                shared
-                    .clone()
-                    .follow_root(Duration::from_secs_f64(chain.root_refresh_secs)),
-            );
+        if let Some(chain) = &shared.config.chain {
+            if from_root || live_hashes.is_some() {
+                tasks.spawn(shared.clone().follow_root(
+                    Duration::from_secs_f64(chain.root_refresh_secs),
+                    from_root,
+                    live_hashes,
+                ));
+            }
         }
         shutdown.draining().await;
         let grace = Duration::from_secs_f64(shared.config.grace_period_secs);
