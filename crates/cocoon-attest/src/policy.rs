@@ -79,6 +79,11 @@ impl LiveImageHashes {
         LiveImageHashes(Arc::new(std::sync::RwLock::new(hashes)))
     }
 
+    /// The hashes allowed now.
+    pub fn get(&self) -> Vec<[u8; 32]> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Replaces the list; handshakes from now on are checked against `hashes`.
     pub fn set(&self, hashes: Vec<[u8; 32]>) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = hashes;

@@ -648,21 +648,36 @@ impl DevChain {
                 ),
             });
         }
-        // The devnet proxy's image (the fake TEE's default measurements): clients with [chain]
-        // trust the proxy images the root lists.
-        let proxy_image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
-        if !current.proxy_hashes.contains(&proxy_image) {
+        // The devnet's proxy and worker images (the fake TEE's default measurements): clients
+        // and workers with [chain] trust the proxy images the root lists, paid proxies the
+        // worker images.
+        let fake_image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
+        for (list, listed, what) in [
+            (
+                HashList::Proxy,
+                &current.proxy_hashes,
+                "allowing the proxy image",
+            ),
+            (
+                HashList::Worker,
+                &current.worker_hashes,
+                "allowing the worker image",
+            ),
+        ] {
+            if listed.contains(&fake_image) {
+                continue;
+            }
             let body = RootMessage::AddHash {
                 query_id: 0,
-                list: HashList::Proxy,
-                hash: proxy_image,
+                list,
+                hash: fake_image,
             }
             .to_cell()
-            .map_err(codec("allowing the proxy image"))?;
+            .map_err(codec(what))?;
             self.send(
                 &self.owner,
                 message(root.clone(), ROOT_OP, body, None),
-                "allowing the proxy image",
+                what,
             )
             .await?;
         }

@@ -319,7 +319,14 @@ impl DevnetBuilder {
                 }
             }
         }
-        let models: Vec<String> = backends.iter().map(|b| b.1.clone()).collect();
+        // The models the root allows: what the workers serve, and with the mock every model it
+        // answers for (a test may start its workers itself, outside the devnet).
+        let mut models: Vec<String> = backends.iter().map(|b| b.1.clone()).collect();
+        if let BackendChoice::MockPerWorker(mock) = &self.backend {
+            models.extend(mock.models.iter().cloned());
+        }
+        models.sort();
+        models.dedup();
         let chain = match &self.chain {
             Some(setup) => Some(
                 DevChain::open_with_proxies(

@@ -235,6 +235,8 @@ pub(crate) struct Router {
     known_models: Vec<String>,
     /// The root's price multipliers (1.0× without payments), for reservations.
     multipliers: Multipliers,
+    /// The version of the root's allow-lists the workers were last checked against.
+    rules_seen: AtomicU64,
 }
 
 /// What to send after the lock is released.
@@ -420,6 +422,7 @@ impl Router {
             counters: Counters::default(),
             max_request_timeout_secs,
             known_models,
+            rules_seen: AtomicU64::new(0),
         }
     }
 
@@ -490,6 +493,42 @@ impl Router {
 
     pub fn update_worker(&self, id: u64, update: impl FnOnce(&mut WorkerEntry)) {
         self.lock().with_worker(id, update);
+    }
+
+    /// On a paid proxy, after the root's allowed models or worker images changed: closes the
+    /// links of workers whose model or attested image the root no longer allows (what they
+    /// run is retried or failed as for any lost worker).
+    pub fn enforce_root_rules(&self) {
+        let Some(payments) = &self.payments else {
+            return;
+        };
+        let version = payments.rules.version();
+        if self.rules_seen.swap(version, Ordering::Relaxed) == version {
+            return;
+        }
+        let images = &payments.rules.worker_images;
+        let workers: Vec<(ConnectionHandle, String)> = self
+            .lock()
+            .workers
+            .values()
+            .map(|w| (w.handle.clone(), w.model.clone()))
+            .collect();
+        for (handle, model) in workers {
+            let why = if !payments.rules.allows_model(&model) {
+                "the root no longer allows its model"
+            } else if payments.rules.follows_images()
+                && handle
+                    .peer()
+                    .image_hash
+                    .is_some_and(|image| !images.contains(&image))
+            {
+                "the root no longer allows its image"
+            } else {
+                continue;
+            };
+            tracing::warn!(connection = handle.id(), model = %model, "{why}; closing the worker's link");
+            handle.close(why);
+        }
     }
 
     /// Forgets a worker and fails or retries what it was running.

@@ -145,7 +145,30 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
         None => None,
     };
     let identity = config.tee.identity("cocoon-proxy")?;
-    let built = config.worker_policy.build()?;
+    // A paid proxy trusts the worker images the root lists, unless its config says so itself
+    // (as clients and workers do for proxy images); followed at every re-read of the root.
+    let mut worker_policy = config.worker_policy.clone();
+    let live_images = match &payments {
+        Some(payments)
+            if worker_policy.image_hashes.is_empty()
+                && worker_policy.policy != cocoon_attest::PolicyKind::DangerAny
+                && !worker_policy.danger_accept_any_tdx_image =>
+        {
+            let images = payments.rules.follow_images();
+            if images.get().is_empty() {
+                return Err(ProxyError::Config(vec![
+                    "the root allows no worker image (its worker_hashes is empty): the root owner adds one with `cocoon root add-worker-hash`, or set worker_policy.image_hashes to trust images yourself".into(),
+                ]));
+            }
+            worker_policy.image_hashes = images.get().iter().map(|h| hex(h)).collect();
+            Some(images)
+        }
+        _ => None,
+    };
+    let built = match live_images {
+        Some(images) => worker_policy.build_with_live_image_hashes(images)?,
+        None => worker_policy.build()?,
+    };
     let policy_name = built.policy.name();
     let collateral_fetcher = built.fetcher;
     let limits = config.connection_limits();
@@ -377,7 +400,10 @@ async fn expire_loop(router: Arc<Router>, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     loop {
         tokio::select! {
-            _ = tick.tick() => router.expire(Instant::now()),
+            _ = tick.tick() => {
+                router.expire(Instant::now());
+                router.enforce_root_rules();
+            }
             _ = shutdown.killed() => return,
         }
     }

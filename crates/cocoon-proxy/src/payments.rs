@@ -341,6 +341,82 @@ pub struct Payments {
     any_closing: std::sync::atomic::AtomicBool,
     /// When the root was last read, and the params version it had.
     root_checked: Mutex<(Instant, u32)>,
+    /// The root's allow-lists of models and worker images, followed at every re-read.
+    pub rules: RootRules,
+}
+
+/// What the root allows of workers, as last read: the models (SHA-256 of the exact string a
+/// worker announces, facts §4) and the worker images (its `worker_hashes`). `version` grows
+/// whenever either changed, so the router re-checks its workers only then.
+pub struct RootRules {
+    models: Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// The worker images, shared with the worker port's policy when it takes them from the root.
+    pub worker_images: cocoon_attest::LiveImageHashes,
+    /// Whether the worker port's policy takes its images from the root (its config names none).
+    images_followed: std::sync::atomic::AtomicBool,
+    version: AtomicU64,
+}
+
+impl RootRules {
+    fn new(root: &cocoon_ton::cocoon::RootData) -> RootRules {
+        RootRules {
+            models: Mutex::new(root.model_hashes.iter().copied().collect()),
+            worker_images: cocoon_attest::LiveImageHashes::new(
+                root.worker_hashes.iter().copied().collect(),
+            ),
+            images_followed: std::sync::atomic::AtomicBool::new(false),
+            version: AtomicU64::new(0),
+        }
+    }
+
+    /// The worker port's policy takes its images from the root from now on.
+    pub fn follow_images(&self) -> cocoon_attest::LiveImageHashes {
+        self.images_followed.store(true, Ordering::Relaxed);
+        self.worker_images.clone()
+    }
+
+    /// Whether the worker images are the root's.
+    pub fn follows_images(&self) -> bool {
+        self.images_followed.load(Ordering::Relaxed)
+    }
+
+    fn update(&self, root: &cocoon_ton::cocoon::RootData) {
+        let models: std::collections::HashSet<[u8; 32]> =
+            root.model_hashes.iter().copied().collect();
+        let images: Vec<[u8; 32]> = root.worker_hashes.iter().copied().collect();
+        let mut current = self.models.lock().unwrap_or_else(|p| p.into_inner());
+        let images_changed = {
+            let mut old: Vec<[u8; 32]> = self.worker_images.get();
+            let mut new = images.clone();
+            old.sort_unstable();
+            new.sort_unstable();
+            old != new
+        };
+        if *current != models || images_changed {
+            info!(
+                models = models.len(),
+                worker_images = images.len(),
+                "the root's allowed models or worker images changed"
+            );
+            *current = models;
+            self.worker_images.set(images);
+            self.version.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the root allows workers to serve `model` (the exact string they announce).
+    pub fn allows_model(&self, model: &str) -> bool {
+        let hash: [u8; 32] = Sha256::digest(model.as_bytes()).into();
+        self.models
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&hash)
+    }
+
+    /// Grows whenever the allow-lists changed.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Relaxed)
+    }
 }
 
 /// One cached signed message: (opcode, tokens, message).
@@ -482,6 +558,7 @@ impl Payments {
             closing: Mutex::new(HashMap::new()),
             any_closing: std::sync::atomic::AtomicBool::new(false),
             root_checked: Mutex::new((Instant::now(), root.params.params_version)),
+            rules: RootRules::new(&root),
         };
         // Everything up to now, so the newest commit is known before anything is served.
         let newest = loop {
@@ -953,6 +1030,7 @@ impl Payments {
             Ok(root) => {
                 *self.root_checked.lock().unwrap_or_else(|p| p.into_inner()) =
                     (Instant::now(), root.params.params_version);
+                self.rules.update(&root);
                 if root.params.params_version != self.params.params_version {
                     tracing::error!(
                         contract = %self.proxy_contract,

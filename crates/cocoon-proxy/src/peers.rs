@@ -512,6 +512,18 @@ fn register_worker(
             "worker announced an empty model name".into(),
         ));
     }
+    if let Some(payments) = &router.payments {
+        if !payments.rules.allows_model(&params.model) {
+            return Err((
+                codes::BAD_REQUEST,
+                format!(
+                    "the root does not allow model {:?} (SHA-256 {}): its owner adds it with `cocoon root add-model`",
+                    params.model,
+                    hex(&<sha2::Sha256 as sha2::Digest>::digest(params.model.as_bytes()))
+                ),
+            ));
+        }
+    }
     if !(0..=MAX_COEFFICIENT).contains(&params.coefficient) {
         return Err((
             codes::BAD_REQUEST,

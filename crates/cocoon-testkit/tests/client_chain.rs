@@ -711,3 +711,82 @@ async fn a_worker_follows_the_root_registry_live() {
     trigger.kill();
     devnet.stop().await;
 }
+
+/// A paid proxy serves only what the root allows of workers, followed live: the models (the
+/// SHA-256 of the exact string a worker announces) and, when its config names none, the worker
+/// images. A worker whose model or image the root drops loses its link and is refused when it
+/// dials again; allowed again, it is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_proxy_serves_only_the_models_and_worker_images_the_root_allows() {
+    use cocoon_ton::cocoon::root::HashList;
+    use cocoon_ton::cocoon::RootMessage;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::builder()
+        .mock(MockBackendConfig::default())
+        .local_chain(
+            dir.path(),
+            &dir.path().join("prices.toml"),
+            // Settling every 100 ms: the proxy re-reads the root every 600 ms.
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+        )
+        .start()
+        .await
+        .expect("paid devnet starts");
+    let dev = devnet.chain.as_ref().unwrap();
+    let workers = || async { devnet.proxy_stats().await["connections"]["workers"].clone() };
+    let ready = || async {
+        let stats = devnet.proxy_stats().await;
+        stats["workers"][0]["ready"] == true && stats["workers"][0]["enabled"] == true
+    };
+    wait_until("the worker to be ready", ready).await;
+    let model: [u8; 32] = sha2::Sha256::digest(b"mock-model").into();
+    let image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
+    let mut query_id = 100;
+    for (list, hash, what) in [
+        (HashList::Model, model, "model"),
+        (HashList::Worker, image, "worker image"),
+    ] {
+        query_id += 1;
+        root_op(
+            dev,
+            RootMessage::DelHash {
+                query_id,
+                list,
+                hash,
+            },
+        )
+        .await;
+        wait_until(
+            &format!("the proxy to drop the worker whose {what} the root dropped"),
+            || async { workers().await == 0 },
+        )
+        .await;
+        // Dialling again is refused while the root does not allow it.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(workers().await, 0, "refused again ({what})");
+        query_id += 1;
+        root_op(
+            dev,
+            RootMessage::AddHash {
+                query_id,
+                list,
+                hash,
+            },
+        )
+        .await;
+        wait_until(&format!("the worker to be served again ({what})"), ready).await;
+    }
+    let answer = devnet
+        .client_http()
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    devnet.stop().await;
+}
