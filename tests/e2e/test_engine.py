@@ -67,3 +67,31 @@ def test_plain_completion(llm):
     r = llm.completions.create(model=MODEL, prompt="The capital of France is", max_tokens=2, temperature=0)
     assert r.choices[0].text == " Paris."
     assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (5, 2)
+
+
+def test_chat_template_kwargs_are_accepted(llm):
+    # Qwen3's switch; SmolLM2's template does not read it, so the answer is the same.
+    r = llm.chat.completions.create(
+        model=MODEL, messages=CAPITAL, temperature=0,
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}},
+    )
+    assert r.choices[0].message.content == ANSWER
+    assert r.usage.prompt_tokens == 16
+
+
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"n": 2}, "'n'"),
+        ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
+    ],
+)
+def test_what_the_engine_cannot_do_is_refused_by_name(llm, fields, named):
+    """Asked for several choices, log probabilities, JSON mode or tools, the built-in engine
+    says which field it cannot honour instead of quietly answering without it."""
+    with pytest.raises(openai.BadRequestError) as info:
+        llm.chat.completions.create(model=MODEL, messages=CAPITAL, extra_body=fields)
+    assert info.value.status_code == 400
+    assert named in str(info.value), str(info.value)

@@ -326,6 +326,16 @@ def test_unknown_body_field_is_400(client):
     assert info.value.status_code == 400
 
 
+def test_chat_template_kwargs_pass_through_the_network(client):
+    # Refused as an unknown field before; backends (vLLM, SGLang, llama.cpp) read it.
+    resp = client.chat.completions.create(
+        model=MODEL, messages=CAPITAL,
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}},
+    )
+    assert resp.choices[0].message.content
+    _assert_usage(resp.usage, 6, 8)
+
+
 def test_still_serving_after_errors(client):
     """Errors above must not have broken the chain."""
     resp = client.chat.completions.create(model=MODEL, messages=CAPITAL, max_tokens=1)

@@ -51,6 +51,13 @@ pub enum EngineError {
     Stopped,
 }
 
+/// The request's chat-template variables the engine understands (`chat_template_kwargs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TemplateOptions {
+    /// Qwen3's switch: `Some(false)` asks for an answer without a thinking block.
+    pub enable_thinking: Option<bool>,
+}
+
 /// One chat message.
 #[derive(Clone, Debug)]
 pub struct ChatMessage {
@@ -314,32 +321,20 @@ impl Engine {
     /// Llama 3's header format when the template uses it), ending with the assistant's turn.
     /// A template's default system prompt is not added.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> String {
-        let template = self.chat_template.as_deref().unwrap_or("");
-        let mut prompt = String::new();
-        if template.contains("<|start_header_id|>") {
-            prompt.push_str("<|begin_of_text|>");
-            for m in messages {
-                prompt.push_str(&format!(
-                    "<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>",
-                    m.role,
-                    m.content.trim()
-                ));
-            }
-            prompt.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
-            return prompt;
-        }
-        // ChatML. SmolLM2's GGUF template also inserts a default system prompt ("You are a
-        // helpful AI assistant named SmolLM…") when there is none; it is left out here: with it
-        // the 135M model answers "What is the capital of France?" with French word salad
-        // (llama.cpp too), without it "The capital of France is Paris."
-        for m in messages {
-            prompt.push_str(&format!(
-                "<|im_start|>{}\n{}<|im_end|>\n",
-                m.role, m.content
-            ));
-        }
-        prompt.push_str("<|im_start|>assistant\n");
-        prompt
+        self.chat_prompt_with(messages, &TemplateOptions::default())
+    }
+
+    /// [`Engine::chat_prompt`] with the request's `chat_template_kwargs` that the model's
+    /// template reads. Only `enable_thinking` changes anything, and only for a template that
+    /// reads it (Qwen3's): `false` closes an empty thinking block at the start of the answer,
+    /// as that template does, so the model answers at once. Other variables are ignored, as a
+    /// template ignores variables it does not use.
+    pub fn chat_prompt_with(&self, messages: &[ChatMessage], options: &TemplateOptions) -> String {
+        render_chat(
+            self.chat_template.as_deref().unwrap_or(""),
+            messages,
+            options,
+        )
     }
 
     /// Generates from `prompt` (control tokens in it are parsed), calling `on_text` with each
@@ -712,9 +707,67 @@ fn safe_end(text: &str, hold: usize) -> usize {
     end
 }
 
+/// The prompt for `messages` in the format `template` (the GGUF's `tokenizer.chat_template`)
+/// names: Llama 3's headers, else ChatML. See [`Engine::chat_prompt_with`] for `options`.
+pub fn render_chat(template: &str, messages: &[ChatMessage], options: &TemplateOptions) -> String {
+    let mut prompt = String::new();
+    if template.contains("<|start_header_id|>") {
+        prompt.push_str("<|begin_of_text|>");
+        for m in messages {
+            prompt.push_str(&format!(
+                "<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>",
+                m.role,
+                m.content.trim()
+            ));
+        }
+        prompt.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+        return prompt;
+    }
+    // ChatML. SmolLM2's GGUF template also inserts a default system prompt ("You are a
+    // helpful AI assistant named SmolLM…") when there is none; it is left out here: with it
+    // the 135M model answers "What is the capital of France?" with French word salad
+    // (llama.cpp too), without it "The capital of France is Paris."
+    for m in messages {
+        prompt.push_str(&format!(
+            "<|im_start|>{}\n{}<|im_end|>\n",
+            m.role, m.content
+        ));
+    }
+    prompt.push_str("<|im_start|>assistant\n");
+    if options.enable_thinking == Some(false) && template.contains("enable_thinking") {
+        prompt.push_str("<think>\n\n</think>\n\n");
+    }
+    prompt
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enable_thinking_false_closes_an_empty_thinking_block_only_where_the_template_reads_it() {
+        let messages = [ChatMessage {
+            role: "user".into(),
+            content: "hi".into(),
+        }];
+        let off = TemplateOptions {
+            enable_thinking: Some(false),
+        };
+        let qwen3 = "{%- if enable_thinking is defined and enable_thinking is false %}<think>…";
+        assert_eq!(
+            render_chat(qwen3, &messages, &off),
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        );
+        // Thinking on (or not said): the template's own start.
+        assert!(render_chat(qwen3, &messages, &TemplateOptions::default())
+            .ends_with("<|im_start|>assistant\n"));
+        // A template that does not read it is unchanged by it.
+        let smollm = "{% for message in messages %}<|im_start|>…";
+        assert_eq!(
+            render_chat(smollm, &messages, &off),
+            render_chat(smollm, &messages, &TemplateOptions::default())
+        );
+    }
 
     #[test]
     fn sampler_is_greedy_at_zero_and_seeded_otherwise() {

@@ -16,5 +16,6 @@ pub mod transformer;
 
 pub use engine::{
     default_threads, ChatMessage, Engine, EngineError, FinishReason, Generation, SamplingParams,
+    TemplateOptions,
 };
 pub use kernels::kernel_name;

@@ -22,7 +22,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::engine::{ChatMessage, Engine, FinishReason, Generation, SamplingParams};
+use crate::engine::{
+    ChatMessage, Engine, FinishReason, Generation, SamplingParams, TemplateOptions,
+};
 
 /// Default most concurrent generations (the engine batches them step by step; more wait here).
 pub const DEFAULT_MAX_CONCURRENT: usize = crate::engine::MAX_RUNNING;
@@ -168,9 +170,70 @@ struct Request {
     stream: bool,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    /// Chat-template variables (see [`Engine::chat_prompt_with`]).
+    #[serde(default)]
+    chat_template_kwargs: Option<serde_json::Map<String, Value>>,
+    // Read only to refuse what the engine cannot do, rather than ignore it silently.
+    #[serde(default)]
+    n: Option<Value>,
+    #[serde(default)]
+    logprobs: Option<Value>,
+    #[serde(default)]
+    top_logprobs: Option<Value>,
+    #[serde(default)]
+    response_format: Option<Value>,
+    #[serde(default)]
+    tools: Option<Value>,
 }
 
 impl Request {
+    /// The first field asking for something the engine does not do, and why: an app that asks
+    /// for several choices, log probabilities, a JSON schema or tool calls gets a 400 naming it
+    /// instead of an answer that quietly lacks it.
+    fn unsupported(&self) -> Option<String> {
+        let set = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
+        if set(&self.n) && self.n != Some(json!(1)) {
+            return Some("'n': the built-in engine makes one choice per request (n = 1)".into());
+        }
+        if self
+            .logprobs
+            .as_ref()
+            .is_some_and(|v| v != &json!(false) && !v.is_null())
+            || set(&self.top_logprobs)
+        {
+            return Some(
+                "'logprobs'/'top_logprobs': the built-in engine does not return log probabilities"
+                    .into(),
+            );
+        }
+        if let Some(format) = self.response_format.as_ref().filter(|v| !v.is_null()) {
+            if format.get("type") != Some(&json!("text")) {
+                return Some(format!(
+                    "'response_format' {}: the built-in engine has no constrained decoding (only {{\"type\":\"text\"}})",
+                    format.get("type").unwrap_or(&Value::Null)
+                ));
+            }
+        }
+        if self
+            .tools
+            .as_ref()
+            .is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty()) && !t.is_null())
+        {
+            return Some("'tools': the built-in engine does not call tools".into());
+        }
+        None
+    }
+
+    fn template_options(&self) -> TemplateOptions {
+        TemplateOptions {
+            enable_thinking: self
+                .chat_template_kwargs
+                .as_ref()
+                .and_then(|k| k.get("enable_thinking"))
+                .and_then(Value::as_bool),
+        }
+    }
+
     fn params(&self) -> Result<SamplingParams, String> {
         let temperature = self.temperature.unwrap_or(0.0);
         if !(0.0..=2.0).contains(&temperature) {
@@ -240,7 +303,9 @@ async fn chat(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Res
             },
         })
         .collect();
-    let prompt = shared.engine.chat_prompt(&messages);
+    let prompt = shared
+        .engine
+        .chat_prompt_with(&messages, &request.template_options());
     run(shared, request, prompt, true).await
 }
 
@@ -271,6 +336,9 @@ fn finish(g: &Generation) -> &'static str {
 }
 
 async fn run(shared: Arc<Shared>, request: Request, prompt: String, chat: bool) -> Response {
+    if let Some(message) = request.unsupported() {
+        return error(StatusCode::BAD_REQUEST, message);
+    }
     let params = match request.params() {
         Ok(p) => p,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),

@@ -38,6 +38,7 @@ impl Endpoint {
             Endpoint::ChatCompletions => &[
                 "model",
                 "messages",
+                "chat_template_kwargs",
                 "frequency_penalty",
                 "presence_penalty",
                 "logit_bias",
@@ -253,8 +254,25 @@ fn check_types(object: &Map<String, Value>) -> Result<(), String> {
         }
         Some(_) => return Err("'stream_options' must be an object".into()),
     }
+    // Extra variables for the model's chat template (vLLM, SGLang and llama.cpp's server take
+    // them; e.g. Qwen3's `enable_thinking`): forwarded as sent, so bounded here.
+    match object.get("chat_template_kwargs") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(kwargs)) => {
+            let size = serde_json::to_vec(kwargs).map_or(usize::MAX, |v| v.len());
+            if size > MAX_CHAT_TEMPLATE_KWARGS_BYTES {
+                return Err(format!(
+                    "'chat_template_kwargs' is {size} bytes of JSON; at most {MAX_CHAT_TEMPLATE_KWARGS_BYTES}"
+                ));
+            }
+        }
+        Some(_) => return Err("'chat_template_kwargs' must be an object".into()),
+    }
     Ok(())
 }
+
+/// The most JSON `chat_template_kwargs` may carry.
+pub const MAX_CHAT_TEMPLATE_KWARGS_BYTES: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -276,6 +294,29 @@ mod tests {
         let request = validate_request(Endpoint::ChatCompletions, body).unwrap();
         assert_eq!(request.body, body.to_vec());
         assert!(!request.stream);
+    }
+
+    #[test]
+    fn chat_template_kwargs_pass_through_and_are_bounded() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"chat_template_kwargs":{"enable_thinking":false}}"#;
+        let request = validate_request(Endpoint::ChatCompletions, body).unwrap();
+        assert_eq!(request.body, body.to_vec());
+        let not_object = br#"{"model":"m","messages":[{"role":"user","content":"x"}],"chat_template_kwargs":true}"#;
+        let error = validate_request(Endpoint::ChatCompletions, not_object).unwrap_err();
+        assert!(error.contains("must be an object"), "{error}");
+        let huge = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"chat_template_kwargs":{{"k":"{}"}}}}"#,
+            "a".repeat(MAX_CHAT_TEMPLATE_KWARGS_BYTES)
+        );
+        let error = validate_request(Endpoint::ChatCompletions, huge.as_bytes()).unwrap_err();
+        assert!(error.contains("at most 4096"), "{error}");
+        // Only chat templates take them.
+        let completions = br#"{"model":"m","prompt":"x","chat_template_kwargs":{}}"#;
+        let error = validate_request(Endpoint::Completions, completions).unwrap_err();
+        assert!(
+            error.contains("unknown field 'chat_template_kwargs'"),
+            "{error}"
+        );
     }
 
     #[test]
