@@ -58,6 +58,17 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def set_keys(path: Path, values: dict[str, str]) -> None:
+    """Sets `key = value` (value as TOML text) wherever a line of the config assigns key."""
+    lines = []
+    for line in path.read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and key in values:
+            line = f"{key} = {values[key]}"
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+
+
 class Harness:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -198,25 +209,10 @@ class Harness:
                 text = text.replace(f'{key}_listen = "127.0.0.1:{port}"', f'{key}_listen = "{ip}:{port}"')
             path.write_text(text)
         for n in range(4):
-            path = self.data / f"worker-{n}.toml"
-            text = path.read_text()
-            lines = []
-            for line in text.splitlines():
-                if line.startswith("backend_url ="):
-                    line = f'backend_url = "http://127.0.0.1:{BACKEND_PORT}"'
-                elif line.startswith("root_refresh_secs ="):
-                    line = "root_refresh_secs = 2.0"
-                lines.append(line)
-            path.write_text("\n".join(lines) + "\n")
-        path = self.data / "client.toml"
-        lines = []
-        for line in path.read_text().splitlines():
-            if line.startswith("listen ="):
-                line = f'listen = "127.0.0.1:{API_PORT}"'
-            elif line.startswith("root_refresh_secs ="):
-                line = "root_refresh_secs = 2.0"
-            lines.append(line)
-        path.write_text("\n".join(lines) + "\n")
+            set_keys(self.data / f"worker-{n}.toml", {
+                "backend_url": f'"http://127.0.0.1:{BACKEND_PORT}"', "root_refresh_secs": "2.0"})
+        set_keys(self.data / "client.toml", {
+            "listen": f'"127.0.0.1:{API_PORT}"', "root_refresh_secs": "2.0"})
         for name in ["worker-0.toml", "client.toml"]:
             config = tomllib.loads((self.data / name).read_text())
             if config.get("proxies"):

@@ -116,6 +116,20 @@ async fn chat_once(client: &RunningClient) -> (u16, serde_json::Value) {
     (answer.status, answer.json())
 }
 
+/// One chat request through the devnet's own client; it must be answered.
+async fn devnet_chat_ok(devnet: &Devnet) {
+    let answer = devnet
+        .client_http()
+        .post(
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+}
+
 /// A chat request once the client's first connection attempt is over (served, or failed).
 async fn chat(client: &RunningClient) -> (u16, serde_json::Value) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -648,16 +662,7 @@ async fn a_worker_follows_the_root_registry_live() {
     })
     .await;
     assert_eq!(workers().await, 1);
-    let answer = devnet
-        .client_http()
-        .post(
-            devnet.client_addr(),
-            "/v1/chat/completions",
-            &json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 200, "{}", answer.text());
+    devnet_chat_ok(&devnet).await;
     let stats = get_json(worker.http_addr, "/stats").await;
     assert_eq!(stats["connections"]["configured"], 2, "{stats}");
 
@@ -722,18 +727,8 @@ async fn a_paid_proxy_serves_only_the_models_and_worker_images_the_root_allows()
     use cocoon_ton::cocoon::RootMessage;
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
-    let devnet = Devnet::builder()
-        .mock(MockBackendConfig::default())
-        .local_chain(
-            dir.path(),
-            &dir.path().join("prices.toml"),
-            // Settling every 100 ms: the proxy re-reads the root every 600 ms.
-            Duration::from_millis(100),
-            Duration::from_millis(200),
-        )
-        .start()
-        .await
-        .expect("paid devnet starts");
+    // Settling every 100 ms: the proxy re-reads the root every 600 ms.
+    let devnet = paid_devnet(dir.path()).await;
     let dev = devnet.chain.as_ref().unwrap();
     let workers = || async { devnet.proxy_stats().await["connections"]["workers"].clone() };
     let ready = || async {
@@ -778,15 +773,6 @@ async fn a_paid_proxy_serves_only_the_models_and_worker_images_the_root_allows()
         .await;
         wait_until(&format!("the worker to be served again ({what})"), ready).await;
     }
-    let answer = devnet
-        .client_http()
-        .post(
-            devnet.client_addr(),
-            "/v1/chat/completions",
-            &json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(answer.status, 200, "{}", answer.text());
+    devnet_chat_ok(&devnet).await;
     devnet.stop().await;
 }
