@@ -319,16 +319,32 @@ EOF
 
 # ------------------------------------------------------------------- wrk
 
-declare -A RPS P50 P99 NON2XX SOCKERR BYTES
+declare -A RPS P50 P99 NON2XX SOCKERR BYTES CPU
 WARN=()
+CLK_TCK="$(getconf CLK_TCK)"
 
-run_wrk() {  # key label port threads conns
-  local key=$1 label=$2 port=$3 threads=$4 conns=$5
+# CPU time (clock ticks) of a target's process and its children (nginx's workers), from /proc.
+cpu_ticks() {  # pid
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    if [[ -r /proc/$p/stat ]]; then
+      total=$(( total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}') ))
+    fi
+  done
+  echo "$total"
+}
+
+run_wrk() {  # key label port threads conns [pid]
+  local key=$1 label=$2 port=$3 threads=$4 conns=$5 pid=${6:-}
   local url="http://127.0.0.1:$port/v1/chat/completions"
   local out="$OUT_DIR/wrk-$key-c$conns.txt"
   printf '  %-16s -t%d -c%-3d %2ds ... ' "$label" "$threads" "$conns" "$BENCH_SECONDS"
+  local ticks_before=0
+  [[ -n "$pid" ]] && ticks_before="$(cpu_ticks "$pid")"
   wrk -t"$threads" -c"$conns" -d"${BENCH_SECONDS}s" --timeout 10s --latency -s "$LUA" "$url" >"$out" 2>&1 || {
     echo "FAILED"; cat "$out" >&2; exit 1; }
+  local ticks_after=0
+  [[ -n "$pid" ]] && ticks_after="$(cpu_ticks "$pid")"
   local line
   line="$(grep '^BENCH_RESULT ' "$out" || true)"
   if [[ -z "$line" ]]; then
@@ -343,6 +359,12 @@ run_wrk() {  # key label port threads conns
   P99[$k]="$(awk -v x="${r[p99_us]}" 'BEGIN{printf "%.3f", x / 1000}')"
   BYTES[$k]="$(awk -v b="${r[bytes]}" -v n="${r[requests]}" 'BEGIN{printf "%.0f", n ? b / n : 0}')"
   NON2XX[$k]="${r[non2xx]}"
+  CPU[$k]="-"
+  if [[ -n "$pid" ]] && (( r[requests] > 0 )); then
+    # The relay's own CPU per request (the backend and wrk not counted): steadier than req/s
+    # on a shared machine, where the relay competes with wrk and the backend for the cores.
+    CPU[$k]="$(awk -v t=$(( ticks_after - ticks_before )) -v hz="$CLK_TCK" -v n="${r[requests]}" 'BEGIN{printf "%.1f", t * 1e6 / hz / n}')"
+  fi
   SOCKERR[$k]=$(( r[connect] + r[read] + r[write] + r[timeout] ))
   # Cross-check with wrk's own human-readable line.
   local human
@@ -362,13 +384,13 @@ run_wrk() {  # key label port threads conns
 # an app with one SDK client sees), a light load, and saturation.
 CONNS=(1 4 32)
 
-bench_target() {  # key label port
-  local key=$1 label=$2 port=$3
+bench_target() {  # key label port pid
+  local key=$1 label=$2 port=$3 pid=$4
   # Short unmeasured warm-up: connections, caches, lazy init.
   wrk -t1 -c4 -d1s --timeout 10s -s "$LUA" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
   run_wrk "$key" "$label" "$port" 1 1
   run_wrk "$key" "$label" "$port" 1 4
-  run_wrk "$key" "$label" "$port" 2 32
+  run_wrk "$key" "$label" "$port" 2 32 "$pid"
 }
 
 # ------------------------------------------------------------------ main
@@ -381,12 +403,12 @@ TARGETS=()
 start_nginx direct
 wait_models "nginx direct" "$P_DIRECT" bench-model "${PIDS[-1]}"
 preflight "nginx direct" "$P_DIRECT"
-TARGETS+=("direct|nginx direct|$P_DIRECT")
+TARGETS+=("direct|nginx direct|$P_DIRECT|${PIDS[-1]}")
 
 start_nginx hop
 wait_models "nginx 1 hop" "$P_HOP" bench-model "${PIDS[-1]}"
 preflight "nginx 1 hop" "$P_HOP"
-TARGETS+=("hop|nginx 1 hop|$P_HOP")
+TARGETS+=("hop|nginx 1 hop|$P_HOP|${PIDS[-1]}")
 
 start_cocoon() {  # key label port extra-args...
   local key=$1 label=$2 port=$3; shift 3
@@ -401,7 +423,7 @@ start_cocoon() {  # key label port extra-args...
   if ! preflight "$label" "$port"; then
     WARN+=("$label: preflight response differs from the backend's (see above)")
   fi
-  TARGETS+=("$key|$label|$port")
+  TARGETS+=("$key|$label|$port|${PIDS[-1]}")
 }
 
 if (( ! NGINX_ONLY )); then
@@ -414,8 +436,8 @@ fi
 
 echo "measuring (1 s warm-up, then -t1 -c1, -t1 -c4 and -t2 -c32, ${BENCH_SECONDS}s each):"
 for t in "${TARGETS[@]}"; do
-  IFS='|' read -r key label port <<<"$t"
-  bench_target "$key" "$label" "$port"
+  IFS='|' read -r key label port pid <<<"$t"
+  bench_target "$key" "$label" "$port" "$pid"
 done
 
 # ----------------------------------------------------------------- report
@@ -430,14 +452,14 @@ MISSED=()
 
 {
   echo
-  printf '%-16s | %5s | %9s | %8s | %8s | %10s | %7s\n' target conns 'req/s' 'p50 ms' 'p99 ms' 'bytes/resp' 'non-2xx'
-  printf '%s\n' '-----------------+-------+-----------+----------+----------+------------+--------'
+  printf '%-16s | %5s | %9s | %8s | %8s | %10s | %7s | %10s\n' target conns 'req/s' 'p50 ms' 'p99 ms' 'bytes/resp' 'non-2xx' 'cpu us/req'
+  printf '%s\n' '-----------------+-------+-----------+----------+----------+------------+---------+-----------'
   for t in "${TARGETS[@]}"; do
-    IFS='|' read -r key label port <<<"$t"
+    IFS='|' read -r key label port _ <<<"$t"
     for c in "${CONNS[@]}"; do
       k="$key/$c"
-      printf '%-16s | %5s | %9s | %8s | %8s | %10s | %7s\n' \
-        "$label" "$c" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${BYTES[$k]}" "${NON2XX[$k]}"
+      printf '%-16s | %5s | %9s | %8s | %8s | %10s | %7s | %10s\n' \
+        "$label" "$c" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${BYTES[$k]}" "${NON2XX[$k]}" "${CPU[$k]}"
     done
   done
   echo
@@ -447,6 +469,10 @@ MISSED=()
   done
   awk -v r="${RPS[hop/32]}" -v s="${RPS[direct/32]}" \
     'BEGIN{printf "nginx hop at 32 conns: throughput ratio hop / direct = %.2f\n", r/s}'
+  if (( ! NGINX_ONLY )); then
+    awk -v h="${CPU[hop/32]}" -v f="${CPU[cocoon-free/32]}" -v p="${CPU[cocoon-paid/32]}" \
+      'BEGIN{if (h > 0) printf "relay CPU per request at 32 conns: nginx hop %.1f us, chain (free) %.1f us (%.1fx), chain (paid) %.1f us (%.1fx)\n", h, f, f/h, p, p/h}'
+  fi
   if (( NGINX_ONLY )); then
     echo "chain adds: (not measured: --nginx-only)"
   fi
