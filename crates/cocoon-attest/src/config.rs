@@ -321,6 +321,39 @@ impl PeerPolicyConfig {
         self.build_with(Some(live))
     }
 
+    /// Takes the image allow-list from the root contract's `root` list when this table names
+    /// none and its policy checks images at all (not `danger_any`, not
+    /// `danger_accept_any_tdx_image`): `image_hashes` is set to the root's list (so `tdx` sees
+    /// an allow-list) and the live list to build with ([`Self::build_following`]) is returned,
+    /// for the caller to replace as the root changes. `None`: this table's own list stands.
+    /// `Err(empty)` when the root lists no image at all.
+    pub fn follow_root_images(
+        &mut self,
+        root: LiveImageHashes,
+        empty: &str,
+    ) -> Result<Option<LiveImageHashes>, String> {
+        if !self.image_hashes.is_empty()
+            || self.policy == PolicyKind::DangerAny
+            || self.danger_accept_any_tdx_image
+        {
+            return Ok(None);
+        }
+        let hashes = root.get();
+        if hashes.is_empty() {
+            return Err(empty.to_owned());
+        }
+        self.image_hashes = hashes.iter().map(|h| crate::hex(h)).collect();
+        Ok(Some(root))
+    }
+
+    /// Builds the policy with the live list [`Self::follow_root_images`] returned, if any.
+    pub fn build_following(
+        &self,
+        live: Option<LiveImageHashes>,
+    ) -> Result<BuiltPolicy, AttestError> {
+        self.build_with(live)
+    }
+
     fn build_with(&self, live: Option<LiveImageHashes>) -> Result<BuiltPolicy, AttestError> {
         let mut allow = self
             .allow_lists("policy")

@@ -89,6 +89,31 @@ impl LiveImageHashes {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = hashes;
     }
 
+    /// Replaces the list (the root changed it) and closes those of `connections` whose peer
+    /// attested an image no longer in it: dialled again, they are refused like any new peer.
+    /// `peer` names what the peers are ("proxy"), for the logs.
+    pub fn replace_and_close(
+        &self,
+        hashes: Vec<[u8; 32]>,
+        connections: impl IntoIterator<Item = cocoon_net::ConnectionHandle>,
+        peer: &str,
+    ) {
+        if hashes.is_empty() {
+            tracing::warn!(
+                "the root allows no {peer} image now: no {peer} connection will be trusted"
+            );
+        }
+        self.set(hashes);
+        for handle in connections {
+            if let Some(image) = handle.peer().image_hash {
+                if !self.contains(&image) {
+                    tracing::warn!(remote = %handle.remote_addr(), image = %hex(&image), "the root no longer allows this {peer}'s image; closing its connection");
+                    handle.close(&format!("the root no longer allows this {peer}'s image"));
+                }
+            }
+        }
+    }
+
     /// Whether `hash` is allowed.
     pub fn contains(&self, hash: &[u8; 32]) -> bool {
         self.0

@@ -169,26 +169,15 @@ pub async fn start(
                 info!(proxies = ?chain.registered_proxies, "proxies from the root's registry");
                 config.proxies = chain.registered_proxies.clone();
             }
-            // The root says which proxy images may be trusted, unless the config says so itself.
-            if config.proxy_policy.image_hashes.is_empty()
-                && config.proxy_policy.policy != cocoon_attest::PolicyKind::DangerAny
-                && !config.proxy_policy.danger_accept_any_tdx_image
-            {
-                if chain.proxy_hashes.is_empty() {
-                    return Err(ClientError::Chain(
-                        "the root allows no proxy image (its proxy_hashes is empty): set proxy_policy.image_hashes to trust images yourself".into(),
-                    ));
-                }
-                config.proxy_policy.image_hashes = chain
-                    .proxy_hashes
-                    .iter()
-                    .map(|h| cocoon_attest::hex(h))
-                    .collect();
-                // Followed while the client runs: the root may allow other images later.
-                live_hashes = Some(cocoon_attest::LiveImageHashes::new(
-                    chain.proxy_hashes.clone(),
-                ));
-            }
+            // The root says which proxy images may be trusted, unless the config says so itself;
+            // followed while the client runs: the root may allow other images later.
+            live_hashes = config
+                .proxy_policy
+                .follow_root_images(
+                    cocoon_attest::LiveImageHashes::new(chain.proxy_hashes.clone()),
+                    "the root allows no proxy image (its proxy_hashes is empty): set proxy_policy.image_hashes to trust images yourself",
+                )
+                .map_err(ClientError::Chain)?;
             Some(Arc::new(chain))
         }
         None => None,
@@ -196,12 +185,7 @@ pub async fn start(
     // Clients are not TEEs: their certificate carries no quote, but it is short-lived like
     // every RA-TLS certificate and renewed the same way.
     let identity = TeeConfig::none().identity("cocoon-client")?;
-    let built = match &live_hashes {
-        Some(live) => config
-            .proxy_policy
-            .build_with_live_image_hashes(live.clone())?,
-        None => config.proxy_policy.build()?,
-    };
+    let built = config.proxy_policy.build_following(live_hashes.clone())?;
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = TcpListener::bind(config.listen)

@@ -637,7 +637,11 @@ impl ProxyPool {
                         );
                         version = registry.version;
                         if let Some(images) = &images {
-                            self.follow_images(images, registry.proxy_hashes);
+                            images.replace_and_close(
+                                registry.proxy_hashes,
+                                self.connected(),
+                                "proxy",
+                            );
                         }
                         if !members {
                             continue;
@@ -661,23 +665,6 @@ impl ProxyPool {
                 }
             }
             self.reconcile(&shutdown);
-        }
-    }
-
-    /// Allows only `hashes` from now on, and closes the connections to proxies whose attested
-    /// image is not among them (they are dialled again, and refused, like any new one).
-    fn follow_images(&self, images: &cocoon_attest::LiveImageHashes, hashes: Vec<[u8; 32]>) {
-        if hashes.is_empty() {
-            warn!("the root allows no proxy image now: no proxy connection will be trusted");
-        }
-        images.set(hashes);
-        for handle in self.connected() {
-            if let Some(image) = handle.peer().image_hash {
-                if !images.contains(&image) {
-                    warn!(proxy = %handle.remote_addr(), image = %cocoon_attest::hex(&image), "the root no longer allows this proxy's image; closing its connection");
-                    handle.close("the root no longer allows this proxy's image");
-                }
-            }
         }
     }
 

@@ -149,26 +149,21 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
     // (as clients and workers do for proxy images); followed at every re-read of the root.
     let mut worker_policy = config.worker_policy.clone();
     let live_images = match &payments {
-        Some(payments)
-            if worker_policy.image_hashes.is_empty()
-                && worker_policy.policy != cocoon_attest::PolicyKind::DangerAny
-                && !worker_policy.danger_accept_any_tdx_image =>
-        {
-            let images = payments.rules.follow_images();
-            if images.get().is_empty() {
-                return Err(ProxyError::Config(vec![
-                    "the root allows no worker image (its worker_hashes is empty): the root owner adds one with `cocoon root add-worker-hash`, or set worker_policy.image_hashes to trust images yourself".into(),
-                ]));
+        Some(payments) => {
+            let live = worker_policy
+                .follow_root_images(
+                    payments.rules.worker_images.clone(),
+                    "the root allows no worker image (its worker_hashes is empty): the root owner adds one with `cocoon root add-worker-hash`, or set worker_policy.image_hashes to trust images yourself",
+                )
+                .map_err(|why| ProxyError::Config(vec![why]))?;
+            if live.is_some() {
+                payments.rules.follow_images();
             }
-            worker_policy.image_hashes = images.get().iter().map(|h| hex(h)).collect();
-            Some(images)
+            live
         }
-        _ => None,
+        None => None,
     };
-    let built = match live_images {
-        Some(images) => worker_policy.build_with_live_image_hashes(images)?,
-        None => worker_policy.build()?,
-    };
+    let built = worker_policy.build_following(live_images)?;
     let policy_name = built.policy.name();
     let collateral_fetcher = built.fetcher;
     let limits = config.connection_limits();

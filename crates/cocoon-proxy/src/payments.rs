@@ -370,9 +370,8 @@ impl RootRules {
     }
 
     /// The worker port's policy takes its images from the root from now on.
-    pub fn follow_images(&self) -> cocoon_attest::LiveImageHashes {
+    pub fn follow_images(&self) {
         self.images_followed.store(true, Ordering::Relaxed);
-        self.worker_images.clone()
     }
 
     /// Whether the worker images are the root's.

@@ -99,6 +99,18 @@ async fn root_op(dev: &DevChain, body: cocoon_ton::cocoon::RootMessage) {
     dev.network.send(&dev.owner, &[message]).await.unwrap();
 }
 
+/// The root owner registers `entry` (`ip:port`, or `workers clients`).
+async fn register_proxy(dev: &DevChain, query_id: u64, entry: &str) {
+    root_op(
+        dev,
+        cocoon_ton::cocoon::RootMessage::RegisterProxy {
+            query_id,
+            entry: cocoon_ton::cocoon::ProxyEntry::new(entry).unwrap(),
+        },
+    )
+    .await;
+}
+
 async fn start(config: ClientConfig) -> (RunningClient, ShutdownTrigger) {
     let (trigger, shutdown) = ShutdownTrigger::new();
     let client = cocoon_client::start(config, shutdown)
@@ -401,7 +413,7 @@ async fn a_worker_deploys_its_contract_and_submits_its_payout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_images() {
     use cocoon_ton::cocoon::root::HashList;
-    use cocoon_ton::cocoon::{ProxyEntry, RootMessage};
+    use cocoon_ton::cocoon::RootMessage;
     let dir = tempfile::tempdir().unwrap();
     let devnet = paid_devnet(dir.path()).await;
     let dev = devnet.chain.as_ref().unwrap();
@@ -419,14 +431,7 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
     assert!(refused.to_string().contains("registers none"), "{refused}");
 
     let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
-    root_op(
-        dev,
-        RootMessage::RegisterProxy {
-            query_id: 1,
-            entry: ProxyEntry::new(&entry).unwrap(),
-        },
-    )
-    .await;
+    register_proxy(dev, 1, &entry).await;
     let (client, trigger) = start(config.clone()).await;
     let (status, body) = chat(&client).await;
     assert_eq!(status, 200, "{body}");
@@ -495,7 +500,7 @@ async fn a_client_finds_its_proxy_in_the_root_registry_and_trusts_only_listed_im
 /// an unregistered one is drained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_follows_the_root_registry_live() {
-    use cocoon_ton::cocoon::{ProxyEntry, RootMessage};
+    use cocoon_ton::cocoon::RootMessage;
     let dir = tempfile::tempdir().unwrap();
     let devnet = paid_devnet(dir.path()).await;
     let dev = devnet.chain.as_ref().unwrap();
@@ -504,14 +509,7 @@ async fn a_client_follows_the_root_registry_live() {
         .unwrap()
         .local_addr()
         .unwrap();
-    root_op(
-        dev,
-        RootMessage::RegisterProxy {
-            query_id: 1,
-            entry: ProxyEntry::new(&dead.to_string()).unwrap(),
-        },
-    )
-    .await;
+    register_proxy(dev, 1, &dead.to_string()).await;
     let key = cocoon_testkit::devchain::key_path(dir.path(), "client");
     let mut config = client_config(&devnet, &key, &dev.client_secret);
     config.proxies = Vec::new();
@@ -527,14 +525,7 @@ async fn a_client_follows_the_root_registry_live() {
     // The real proxy is registered: the client finds it at its next read of the root and,
     // keeping one connection, swaps the unreachable proxy for it.
     let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
-    root_op(
-        dev,
-        RootMessage::RegisterProxy {
-            query_id: 2,
-            entry: ProxyEntry::new(&entry).unwrap(),
-        },
-    )
-    .await;
+    register_proxy(dev, 2, &entry).await;
     let http = TestHttp::new();
     wait_until(
         "the client to serve through the newly registered proxy",
@@ -593,7 +584,7 @@ async fn a_client_follows_the_root_registry_live() {
 /// the registry: registered later, the proxy gets the worker; unregistered, its link is drained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_follows_the_root_registry_live() {
-    use cocoon_ton::cocoon::{ProxyEntry, RootMessage};
+    use cocoon_ton::cocoon::RootMessage;
     let dir = tempfile::tempdir().unwrap();
     let devnet = Devnet::builder()
         .mock(MockBackendConfig::default())
@@ -632,14 +623,7 @@ async fn a_worker_follows_the_root_registry_live() {
         .unwrap()
         .local_addr()
         .unwrap();
-    root_op(
-        dev,
-        RootMessage::RegisterProxy {
-            query_id: 1,
-            entry: ProxyEntry::new(&dead.to_string()).unwrap(),
-        },
-    )
-    .await;
+    register_proxy(dev, 1, &dead.to_string()).await;
     let (trigger, shutdown) = ShutdownTrigger::new();
     let worker = cocoon_worker::start(config, shutdown).await.unwrap();
     let workers = || async { devnet.proxy_stats().await["connections"]["workers"].clone() };
@@ -647,14 +631,7 @@ async fn a_worker_follows_the_root_registry_live() {
 
     // The devnet's proxy is registered (workers' port first): the worker dials it live.
     let entry = format!("{} {}", devnet.proxy.worker_addr, devnet.proxy.client_addr);
-    root_op(
-        dev,
-        RootMessage::RegisterProxy {
-            query_id: 2,
-            entry: ProxyEntry::new(&entry).unwrap(),
-        },
-    )
-    .await;
+    register_proxy(dev, 2, &entry).await;
     // Registered, and ready to take requests (handshake done, backend healthy).
     wait_until("the worker to be ready at the new proxy", || async {
         let stats = devnet.proxy_stats().await;

@@ -237,7 +237,14 @@ impl WorkerShared {
                     );
                     version = registry.version;
                     if let Some(images) = &images {
-                        self.follow_images(images, registry.proxy_hashes);
+                        let links: Vec<ConnectionHandle> = self
+                            .links
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .values()
+                            .cloned()
+                            .collect();
+                        images.replace_and_close(registry.proxy_hashes, links, "proxy");
                     }
                     if !members {
                         continue;
@@ -250,30 +257,6 @@ impl WorkerShared {
                 }
                 Ok(_) => {}
                 Err(error) => warn!(%error, "cannot read the root; keeping the links we have"),
-            }
-        }
-    }
-
-    /// Allows only `hashes` from now on, and closes the links to proxies whose attested image
-    /// is not among them (they are dialled again, and refused, like any new one).
-    fn follow_images(&self, images: &cocoon_attest::LiveImageHashes, hashes: Vec<[u8; 32]>) {
-        if hashes.is_empty() {
-            warn!("the root allows no proxy image now: no proxy link will be trusted");
-        }
-        images.set(hashes);
-        let links: Vec<ConnectionHandle> = self
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for link in links {
-            if let Some(image) = link.peer().image_hash {
-                if !images.contains(&image) {
-                    warn!(proxy = %link.remote_addr(), image = %cocoon_attest::hex(&image), "the root no longer allows this proxy's image; closing its link");
-                    link.close("the root no longer allows this proxy's image");
-                }
             }
         }
     }
@@ -399,32 +382,18 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
     };
     let mut config = config;
     // The root says which proxy images may be trusted, unless the config says so itself (as
-    // the client does).
+    // the client does); followed while the worker runs.
     let live_hashes = match &chain {
-        Some(chain)
-            if config.proxy_policy.image_hashes.is_empty()
-                && config.proxy_policy.policy != cocoon_attest::PolicyKind::DangerAny
-                && !config.proxy_policy.danger_accept_any_tdx_image =>
-        {
-            let hashes = &chain.registry.proxy_hashes;
-            if hashes.is_empty() {
-                return Err(WorkerError::Chain(
-                    "the root allows no proxy image (its proxy_hashes is empty): set proxy_policy.image_hashes to trust images yourself".into(),
-                ));
-            }
-            config.proxy_policy.image_hashes =
-                hashes.iter().map(|h| cocoon_attest::hex(h)).collect();
-            // Followed while the worker runs: the root may allow other images later.
-            Some(cocoon_attest::LiveImageHashes::new(hashes.clone()))
-        }
-        _ => None,
-    };
-    let built = match &live_hashes {
-        Some(live) => config
+        Some(chain) => config
             .proxy_policy
-            .build_with_live_image_hashes(live.clone())?,
-        None => config.proxy_policy.build()?,
+            .follow_root_images(
+                cocoon_attest::LiveImageHashes::new(chain.registry.proxy_hashes.clone()),
+                "the root allows no proxy image (its proxy_hashes is empty): set proxy_policy.image_hashes to trust images yourself",
+            )
+            .map_err(WorkerError::Chain)?,
+        None => None,
     };
+    let built = config.proxy_policy.build_following(live_hashes.clone())?;
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = TcpListener::bind(config.http_listen)
