@@ -95,3 +95,82 @@ def test_what_the_engine_cannot_do_is_refused_by_name(llm, fields, named):
         llm.chat.completions.create(model=MODEL, messages=CAPITAL, extra_body=fields)
     assert info.value.status_code == 400
     assert named in str(info.value), str(info.value)
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def _norm(vector):
+    return sum(v * v for v in vector) ** 0.5
+
+
+def _cosine(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def test_embeddings_are_normalised_and_the_same_text_gives_the_same_vector(llm):
+    """`/v1/embeddings` through the whole network: the engine mean-pools its final hidden
+    states and normalises them, as llama.cpp's server does. The SDK asks for base64 by default;
+    the float form must decode to the same numbers."""
+    texts = ["The capital of France is Paris.", "Paris is the capital city of France.", "I like green bananas."]
+    r = llm.embeddings.create(model=MODEL, input=texts)
+    assert [d.index for d in r.data] == [0, 1, 2]
+    vectors = [d.embedding for d in r.data]
+    assert {len(v) for v in vectors} == {576}, "SmolLM2-135M's hidden size"
+    for v in vectors:
+        assert abs(_norm(v) - 1.0) < 1e-4
+    assert r.usage.prompt_tokens == r.usage.total_tokens > 0
+    again = llm.embeddings.create(model=MODEL, input=texts[0], encoding_format="float")
+    assert max(abs(x - y) for x, y in zip(again.data[0].embedding, vectors[0])) < 1e-5
+    # Each input is embedded on its own: alone or in a batch, the same vector.
+    assert again.usage.prompt_tokens < r.usage.prompt_tokens
+    # Not a constant vector: different texts differ.
+    assert _cosine(vectors[0], vectors[2]) < 0.9999
+
+
+def test_embeddings_refuse_what_they_cannot_do_by_name(llm):
+    with pytest.raises(openai.BadRequestError) as info:
+        llm.embeddings.create(model=MODEL, input="x", dimensions=64)
+    assert "dimensions" in str(info.value)
+    with pytest.raises(openai.BadRequestError) as info:
+        llm.embeddings.create(model=MODEL, input=[])
+    assert "input" in str(info.value)
+
+
+# ---------------------------------------------------------------- responses
+
+
+def test_responses_plain_translates_onto_chat(llm):
+    r = llm.responses.create(model=MODEL, input="What is the capital of France?", temperature=0)
+    assert r.status == "completed"
+    assert r.output_text == ANSWER
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens) == (16, 7, 23)
+    cut = llm.responses.create(model=MODEL, input=CAPITAL, temperature=0, max_output_tokens=3)
+    assert cut.status == "incomplete"
+    assert cut.incomplete_details.reason == "max_output_tokens"
+    assert cut.usage.output_tokens == 3
+
+
+def test_responses_stream_events_add_up_to_the_answer(llm):
+    events = list(llm.responses.create(
+        model=MODEL, input=CAPITAL, instructions=None, temperature=0, stream=True,
+    ))
+    kinds = [e.type for e in events]
+    assert kinds[:4] == [
+        "response.created", "response.in_progress",
+        "response.output_item.added", "response.content_part.added",
+    ]
+    assert kinds[-1] == "response.completed"
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == ANSWER
+    assert len(deltas) == 7, "one event per token"
+    done = events[-1].response
+    assert done.output_text == ANSWER
+    assert (done.usage.input_tokens, done.usage.output_tokens) == (16, 7)
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_responses_refuse_tools_by_name(llm):
+    with pytest.raises(openai.BadRequestError) as info:
+        llm.responses.create(model=MODEL, input="hi", previous_response_id="resp_x")
+    assert "previous_response_id" in str(info.value)

@@ -1,5 +1,6 @@
 //! The OpenAI-compatible HTTP API: `/v1/models`, `/v1/chat/completions`, `/v1/completions`
-//! (JSON and SSE), plus `/stats` and `/metrics`.
+//! (JSON and SSE), `/v1/embeddings`, plus `/stats` and `/metrics`. `/v1/responses` is
+//! translated onto chat completions in [`crate::responses`].
 //!
 //! The body is parsed only for what routing needs (`model`, `stream`, `max_tokens`) and the
 //! Cocoon extras (`max_coefficient`, `timeout`, `request_guid`, `enable_debug`), which are
@@ -271,7 +272,7 @@ fn final_timing_headers(headers: &mut HeaderMap, info: &ClientQueryFinalInfo) {
     }
 }
 
-/// `POST /v1/chat/completions` and `POST /v1/completions`.
+/// `POST /v1/chat/completions`, `POST /v1/completions` and `POST /v1/embeddings`.
 pub(crate) async fn completion(
     State(shared): State<Arc<ClientShared>>,
     uri: Uri,
@@ -279,30 +280,9 @@ pub(crate) async fn completion(
 ) -> Response {
     let client_start = unix_time_f64();
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    // The headers are in; the body gets its own limit, so a stalled or trickled body cannot
-    // hold the connection (hyper closes it after this answer, the body being unread).
-    let body_timeout = Duration::from_secs_f64(shared.config.body_read_timeout_secs);
-    let body = cocoon_net::within(body_timeout, axum::body::to_bytes(body, crate::MAX_BODY));
-    let response = match body.await {
-        Some(Ok(body)) => run_completion(&shared, uri.path(), body, client_start).await,
-        None => api_error(
-            StatusCode::REQUEST_TIMEOUT,
-            "invalid_request_error",
-            "request_timeout",
-            format!(
-                "the request body did not arrive within {} s (body_read_timeout_secs)",
-                shared.config.body_read_timeout_secs
-            ),
-        ),
-        Some(Err(_)) => api_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            "request_too_large",
-            format!(
-                "request body is larger than {} MiB (a COCOON packet carries at most 16 MiB)",
-                crate::MAX_BODY >> 20
-            ),
-        ),
+    let response = match read_body(&shared, body).await {
+        Ok(body) => run_completion(&shared, uri.path(), body, client_start).await,
+        Err(response) => response,
     };
     if !response.status().is_success() {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -310,7 +290,38 @@ pub(crate) async fn completion(
     response
 }
 
-async fn run_completion(
+/// The request body, within the body timeout and [`crate::MAX_BODY`]; or the error to answer.
+pub(crate) async fn read_body(shared: &ClientShared, body: Body) -> Result<Bytes, Response> {
+    // The headers are in; the body gets its own limit, so a stalled or trickled body cannot
+    // hold the connection (hyper closes it after this answer, the body being unread).
+    let body_timeout = Duration::from_secs_f64(shared.config.body_read_timeout_secs);
+    let body = cocoon_net::within(body_timeout, axum::body::to_bytes(body, crate::MAX_BODY));
+    match body.await {
+        Some(Ok(body)) => Ok(body),
+        None => Err(api_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s (body_read_timeout_secs)",
+                shared.config.body_read_timeout_secs
+            ),
+        )),
+        Some(Err(_)) => Err(api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!(
+                "request body is larger than {} MiB (a COCOON packet carries at most 16 MiB)",
+                crate::MAX_BODY >> 20
+            ),
+        )),
+    }
+}
+
+/// Sends one OpenAI request (`path`, JSON `body`) through a proxy and answers with what the
+/// worker's backend answered, streamed as it arrives.
+pub(crate) async fn run_completion(
     shared: &Arc<ClientShared>,
     path: &str,
     body: Bytes,
@@ -678,7 +689,7 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         "unknown_url",
-        format!("unknown path {}; this API serves /v1/models, /v1/chat/completions, /v1/completions, /stats and /metrics", uri.path()),
+        format!("unknown path {}; this API serves /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /stats and /metrics", uri.path()),
     )
 }
 

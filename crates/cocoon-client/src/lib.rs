@@ -9,6 +9,7 @@ mod chain;
 mod config;
 mod guard;
 mod proxies;
+mod responses;
 mod serve;
 
 use std::net::SocketAddr;
@@ -217,6 +218,8 @@ pub async fn start(
         .route("/v1/models", get(api::models))
         .route("/v1/chat/completions", post(api::completion))
         .route("/v1/completions", post(api::completion))
+        .route("/v1/embeddings", post(api::completion))
+        .route("/v1/responses", post(responses::responses))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
         .fallback(api::not_found)

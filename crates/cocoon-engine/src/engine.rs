@@ -141,8 +141,9 @@ pub struct Engine {
     tokenizer: Arc<Tokenizer>,
     context_length: usize,
     chat_template: Option<String>,
-    requests: Mutex<mpsc::Sender<Request>>,
+    requests: Mutex<mpsc::Sender<Job>>,
     threads: usize,
+    embedding_size: usize,
     /// The model id (from the file name).
     pub id: String,
     /// The GGUF architecture (`llama`, `qwen2`, `qwen3`).
@@ -263,6 +264,7 @@ impl Engine {
             )));
         }
         let context_length = model.config.context_length;
+        let embedding_size = model.config.dim;
         let id = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -297,6 +299,7 @@ impl Engine {
             chat_template,
             requests: Mutex::new(requests),
             threads,
+            embedding_size,
             id,
             architecture,
         })
@@ -373,7 +376,7 @@ impl Engine {
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send(request)
+            .send(Job::Generate(request))
             .map_err(|_| EngineError::Stopped)?;
         let mut cancelled = false;
         loop {
@@ -389,6 +392,67 @@ impl Engine {
             }
         }
     }
+
+    /// Tokenizes `text` for [`Engine::embed`] as llama.cpp's server does (special tokens
+    /// parsed, BOS added when the model asks for it).
+    pub fn embedding_tokens(&self, text: &str) -> Vec<u32> {
+        self.tokenizer.encode(text, true)
+    }
+
+    /// The embedding of each input (token ids, see [`Engine::embedding_tokens`]): the final
+    /// normalised hidden states mean-pooled over the input's tokens, then scaled to unit
+    /// length, as llama.cpp's server computes them with `--pooling mean`. Each input runs on
+    /// its own, so inputs never see each other. Blocks until done; generations keep running
+    /// between inputs.
+    pub fn embed(&self, inputs: Vec<Vec<u32>>) -> Result<Vec<Vec<f32>>, EngineError> {
+        let vocab = self.tokenizer.vocab_size();
+        for (index, input) in inputs.iter().enumerate() {
+            if input.is_empty() {
+                return Err(EngineError::Request(format!("input {index} is empty")));
+            }
+            if input.len() > self.context_length {
+                return Err(EngineError::Request(format!(
+                    "input {index} is {} tokens; this model holds {}",
+                    input.len(),
+                    self.context_length
+                )));
+            }
+            if let Some(bad) = input.iter().find(|&&t| t as usize >= vocab) {
+                return Err(EngineError::Request(format!(
+                    "input {index} holds token {bad}, outside the vocabulary of {vocab}"
+                )));
+            }
+        }
+        let (reply, answer) = mpsc::channel();
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Job::Embed(EmbedJob {
+                inputs,
+                done: Vec::new(),
+                reply,
+            }))
+            .map_err(|_| EngineError::Stopped)?;
+        answer.recv().map_err(|_| EngineError::Stopped)
+    }
+
+    /// Length of the vectors [`Engine::embed`] returns.
+    pub fn embedding_size(&self) -> usize {
+        self.embedding_size
+    }
+}
+
+/// Work for the scheduler thread.
+enum Job {
+    Generate(Request),
+    Embed(EmbedJob),
+}
+
+/// Inputs to embed, one per scheduler turn.
+struct EmbedJob {
+    inputs: Vec<Vec<u32>>,
+    done: Vec<Vec<f32>>,
+    reply: mpsc::Sender<Vec<Vec<f32>>>,
 }
 
 /// A request on its way to the scheduler.
@@ -438,19 +502,39 @@ struct Running {
 }
 
 impl Scheduler {
-    fn run(self, queue: mpsc::Receiver<Request>) {
+    fn run(self, queue: mpsc::Receiver<Job>) {
         let pool = Pool::new(self.threads);
         let mut running: Vec<Running> = Vec::new();
         let mut waiting = std::collections::VecDeque::new();
+        let mut embeds = std::collections::VecDeque::new();
+        let take = |job: Job,
+                    waiting: &mut std::collections::VecDeque<Request>,
+                    embeds: &mut std::collections::VecDeque<EmbedJob>| match job
+        {
+            Job::Generate(r) => waiting.push_back(r),
+            Job::Embed(e) => embeds.push_back(e),
+        };
         loop {
-            if running.is_empty() && waiting.is_empty() {
+            if running.is_empty() && waiting.is_empty() && embeds.is_empty() {
                 match queue.recv() {
-                    Ok(r) => waiting.push_back(r),
+                    Ok(job) => take(job, &mut waiting, &mut embeds),
                     Err(_) => return,
                 }
             }
-            while let Ok(r) = queue.try_recv() {
-                waiting.push_back(r);
+            while let Ok(job) = queue.try_recv() {
+                take(job, &mut waiting, &mut embeds);
+            }
+            // One input of the oldest embedding job per turn, between generation steps.
+            if let Some(job) = embeds.front_mut() {
+                let next = job.done.len();
+                let vector = self.embed_one(&pool, &job.inputs[next]);
+                job.done.push(vector);
+                if job.done.len() == job.inputs.len() {
+                    if let Some(job) = embeds.pop_front() {
+                        // A caller that went away needs no answer.
+                        let _ = job.reply.send(job.done);
+                    }
+                }
             }
             while running.len() < MAX_RUNNING {
                 let Some(request) = waiting.pop_front() else {
@@ -501,6 +585,35 @@ impl Scheduler {
             }
             self.retire(&mut running);
         }
+    }
+
+    /// Mean of the final hidden states of `tokens`, scaled to unit length.
+    fn embed_one(&self, pool: &Pool, tokens: &[u32]) -> Vec<f32> {
+        let dim = self.model.config.dim;
+        let mut cache = self.model.cache(tokens.len());
+        let mut sum = vec![0f64; dim];
+        for (chunk_index, chunk) in tokens.chunks(PROMPT_CHUNK).enumerate() {
+            let batch: Vec<BatchToken> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, &token)| BatchToken {
+                    sequence: 0,
+                    token,
+                    position: chunk_index * PROMPT_CHUNK + i,
+                    logits: false,
+                })
+                .collect();
+            let hidden = self.model.hidden_states(pool, &batch, &mut [&mut cache]);
+            for row in hidden.chunks_exact(dim) {
+                for (s, v) in sum.iter_mut().zip(row) {
+                    *s += f64::from(*v);
+                }
+            }
+        }
+        let n = tokens.len().max(1) as f64;
+        let norm = sum.iter().map(|s| (s / n) * (s / n)).sum::<f64>().sqrt();
+        let scale = if norm > 0.0 { 1.0 / (n * norm) } else { 0.0 };
+        sum.iter().map(|s| (s * scale) as f32).collect()
     }
 
     fn start(&self, request: Request) -> Running {

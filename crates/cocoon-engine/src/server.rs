@@ -1,6 +1,6 @@
 //! The engine behind an OpenAI-compatible HTTP API — `GET /v1/models`, `POST
-//! /v1/chat/completions` and `POST /v1/completions`, JSON or SSE — so a worker forwards to it
-//! exactly as it forwards to vLLM or llama.cpp's server.
+//! /v1/chat/completions` and `POST /v1/completions`, JSON or SSE, and `POST /v1/embeddings` — so
+//! a worker forwards to it exactly as it forwards to vLLM or llama.cpp's server.
 //!
 //! Generation runs on blocking threads (at most `max_concurrent` at once; more requests wait
 //! their turn); a stream whose client went away is cancelled at the next token. Prompts and
@@ -73,6 +73,7 @@ pub async fn serve(
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -318,6 +319,138 @@ async fn completions(State(shared): State<Arc<Shared>>, body: axum::body::Bytes)
         return error(StatusCode::BAD_REQUEST, "prompt (a string) is required");
     };
     run(shared, request, prompt, false).await
+}
+
+/// Most inputs one embeddings request may carry (OpenAI's limit).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
+/// Most tokens one embeddings request may carry, all inputs together.
+pub const MAX_EMBEDDING_TOKENS: usize = 65_536;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EmbeddingInput {
+    Text(String),
+    Texts(Vec<String>),
+    Tokens(Vec<u32>),
+    TokenLists(Vec<Vec<u32>>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbeddingRequest {
+    #[serde(default)]
+    model: Option<String>,
+    input: EmbeddingInput,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<usize>,
+    /// Accepted as OpenAI does; the engine has no use for it.
+    #[serde(default, rename = "user")]
+    _user: Option<String>,
+}
+
+/// `POST /v1/embeddings`: one vector per input, mean-pooled and normalised (see
+/// [`Engine::embed`]); `encoding_format` `float` (the default) or `base64` (little-endian
+/// `f32`s, what the openai SDKs ask for).
+async fn embeddings(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let request: EmbeddingRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid embeddings request: {e} ('input' is a string, an array of strings, an array of token ids or an array of such arrays)"),
+            )
+        }
+    };
+    let base64 = match request.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("'encoding_format' {other:?}: use \"float\" or \"base64\""),
+            )
+        }
+    };
+    let size = shared.engine.embedding_size();
+    if let Some(dimensions) = request.dimensions.filter(|d| *d != size) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("'dimensions' {dimensions}: this model's embeddings have {size} dimensions and cannot be shortened"),
+        );
+    }
+    let engine = shared.engine.clone();
+    let inputs: Vec<Vec<u32>> = match request.input {
+        EmbeddingInput::Text(text) => vec![engine.embedding_tokens(&text)],
+        EmbeddingInput::Texts(texts) if texts.len() <= MAX_EMBEDDING_INPUTS => {
+            texts.iter().map(|t| engine.embedding_tokens(t)).collect()
+        }
+        EmbeddingInput::Tokens(tokens) => vec![tokens],
+        EmbeddingInput::TokenLists(lists) if lists.len() <= MAX_EMBEDDING_INPUTS => lists,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("'input' holds more than {MAX_EMBEDDING_INPUTS} inputs"),
+            )
+        }
+    };
+    if inputs.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "'input' must not be empty");
+    }
+    let tokens: usize = inputs.iter().map(Vec::len).sum();
+    if tokens > MAX_EMBEDDING_TOKENS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "'input' is {tokens} tokens; one request may carry at most {MAX_EMBEDDING_TOKENS}"
+            ),
+        );
+    }
+    let Ok(_permit) = shared.permits.acquire().await else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the engine is shutting down",
+        );
+    };
+    let count = inputs.len();
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || engine.embed(inputs)).await;
+    let vectors = match result {
+        Ok(Ok(vectors)) => vectors,
+        Ok(Err(crate::engine::EngineError::Request(message))) => {
+            return error(StatusCode::BAD_REQUEST, message)
+        }
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    tracing::debug!(
+        inputs = count,
+        tokens,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "embeddings done"
+    );
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let embedding = if base64 {
+                use base64::Engine as _;
+                let bytes: Vec<u8> = vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Json(json!({
+        "object": "list",
+        "data": data,
+        "model": request.model.unwrap_or_else(|| shared.engine.id.clone()),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+    .into_response()
 }
 
 fn usage(g: &Generation) -> Value {

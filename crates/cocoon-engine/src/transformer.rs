@@ -24,7 +24,8 @@ enum Rope {
 #[derive(Clone, Debug)]
 pub struct Config {
     layers: usize,
-    dim: usize,
+    /// Width of the hidden state (and of an embedding).
+    pub dim: usize,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -316,6 +317,46 @@ impl Model {
         caches: &mut [&mut KvCache],
     ) -> Vec<f32> {
         let c = &self.config;
+        let dim = c.dim;
+        let x = self.layers_forward(pool, batch, caches);
+        let wanted: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].logits).collect();
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let mut last = Vec::with_capacity(wanted.len() * dim);
+        for &i in &wanted {
+            last.extend_from_slice(&x[i * dim..(i + 1) * dim]);
+        }
+        let mut normed = vec![0f32; last.len()];
+        rms_norm(&last, &self.norm, c.eps, &mut normed);
+        let mut logits = vec![0f32; wanted.len() * c.vocab];
+        matmul(pool, &[self.output()], &normed, wanted.len(), &mut logits);
+        logits
+    }
+
+    /// Runs `batch` through the model like [`Model::forward`] and returns the final normalised
+    /// hidden state of every token (`batch.len()` rows of `config.dim` values): what
+    /// llama.cpp's embeddings are pooled from.
+    pub fn hidden_states(
+        &self,
+        pool: &Pool,
+        batch: &[BatchToken],
+        caches: &mut [&mut KvCache],
+    ) -> Vec<f32> {
+        let x = self.layers_forward(pool, batch, caches);
+        let mut normed = vec![0f32; x.len()];
+        rms_norm(&x, &self.norm, self.config.eps, &mut normed);
+        normed
+    }
+
+    /// The residual stream after the last layer, one row of `config.dim` per batch token.
+    fn layers_forward(
+        &self,
+        pool: &Pool,
+        batch: &[BatchToken],
+        caches: &mut [&mut KvCache],
+    ) -> Vec<f32> {
+        let c = &self.config;
         let t = batch.len();
         let (dim, q_dim, kv_dim, head_dim) = (c.dim, c.q_dim(), c.kv_dim(), c.head_dim);
         let mut x = vec![0f32; t * dim];
@@ -397,19 +438,7 @@ impl Model {
                 *a += b;
             }
         }
-        let wanted: Vec<usize> = (0..t).filter(|&i| batch[i].logits).collect();
-        if wanted.is_empty() {
-            return Vec::new();
-        }
-        let mut last = Vec::with_capacity(wanted.len() * dim);
-        for &i in &wanted {
-            last.extend_from_slice(&x[i * dim..(i + 1) * dim]);
-        }
-        let mut normed = vec![0f32; last.len()];
-        rms_norm(&last, &self.norm, c.eps, &mut normed);
-        let mut logits = vec![0f32; wanted.len() * c.vocab];
-        matmul(pool, &[self.output()], &normed, wanted.len(), &mut logits);
-        logits
+        x
     }
 }
 

@@ -228,3 +228,63 @@ fn concurrent_requests_give_what_each_gives_alone() {
     });
     assert_eq!(together, alone);
 }
+
+#[test]
+fn embeddings_are_unit_mean_pooled_vectors_independent_of_their_batch() {
+    let engine = engine();
+    let texts = ["The capital of France is Paris.", "I like green bananas."];
+    let inputs: Vec<Vec<u32>> = texts.iter().map(|t| engine.embedding_tokens(t)).collect();
+    let both = engine.embed(inputs.clone()).expect("embeds");
+    assert_eq!(both.len(), 2);
+    for vector in &both {
+        assert_eq!(vector.len(), engine.embedding_size());
+        let norm: f32 = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "unit length, got {norm}");
+    }
+    let alone = engine.embed(vec![inputs[1].clone()]).expect("embeds");
+    assert_eq!(
+        alone[0], both[1],
+        "an input's vector does not depend on its batch"
+    );
+    let cosine: f32 = both[0].iter().zip(&both[1]).map(|(a, b)| a * b).sum();
+    assert!(cosine < 0.9999, "different texts differ: {cosine}");
+    let long: Vec<u32> = engine.embedding_tokens(&"word ".repeat(300));
+    assert!(long.len() > 256, "spans several 128-token chunks");
+    let chunked = engine.embed(vec![long]).expect("embeds");
+    assert!(chunked[0].iter().all(|v| v.is_finite()));
+    assert!(
+        engine.embed(vec![Vec::new()]).is_err(),
+        "an empty input is refused"
+    );
+    assert!(
+        engine.embed(vec![vec![u32::MAX]]).is_err(),
+        "a token outside the vocabulary is refused"
+    );
+}
+
+#[test]
+fn embeddings_match_llama_cpp_mean_pooling() {
+    // From llama.cpp (llama-cpp-python) on the same file; see the fixture's `source`.
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/smollm2_embedding_llama_cpp.json")).unwrap();
+    let theirs: Vec<f32> = fixture["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let engine = engine();
+    let text = fixture["text"].as_str().unwrap();
+    let ours = engine
+        .embed(vec![engine.embedding_tokens(text)])
+        .expect("embeds")
+        .remove(0);
+    assert_eq!(ours.len(), theirs.len());
+    let cosine: f32 = ours.iter().zip(&theirs).map(|(a, b)| a * b).sum();
+    // Both quantize activations their own way; the vectors agree to within that (0.99982 when
+    // this was written). Another pooling or no normalisation lands far below.
+    assert!(
+        cosine > 0.999,
+        "cosine with llama.cpp's embedding: {cosine}"
+    );
+}

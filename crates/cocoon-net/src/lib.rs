@@ -19,6 +19,7 @@ mod pow_gate;
 pub mod reconnect;
 pub mod secret_file;
 pub mod shutdown;
+pub mod sse;
 pub mod tcp;
 mod tls;
 

@@ -151,6 +151,15 @@ pub fn bound(query: &[u8], client_max_tokens: i32) -> Result<Bound, Refused> {
         return Ok(unread(query.len() as u64));
     };
     let body_bytes = request.payload.len() as u64;
+    if request.url.split('?').next() == Some("/v1/embeddings") {
+        // No completion: the input is all it uses, and its tokens are fewer than its bytes.
+        return Ok(Bound {
+            body_bytes,
+            max_tokens: 0,
+            n: 1,
+            rewritten: None,
+        });
+    }
     let Some((counts, plain)) = read_counts(&request.payload) else {
         return Ok(unread(body_bytes));
     };
@@ -343,6 +352,31 @@ mod tests {
 
     fn body_of(query: &[u8]) -> Value {
         serde_json::from_slice(&HttpRequest::from_bytes(query).unwrap().payload).unwrap()
+    }
+
+    #[test]
+    fn an_embeddings_request_reserves_its_input_only_and_is_not_rewritten() {
+        let body = r#"{"model":"m","input":["a","b"]}"#;
+        let request = HttpRequest {
+            method: "POST".into(),
+            url: "/v1/embeddings".into(),
+            http_version: "HTTP/1.1".into(),
+            headers: vec![],
+            payload: body.as_bytes().to_vec(),
+        }
+        .to_bytes();
+        let embeddings = bound(&request, 0).expect("bounded");
+        assert_eq!(embeddings.max_tokens, 0);
+        assert!(embeddings.rewritten.is_none());
+        assert_eq!(
+            embeddings.raw_tokens(),
+            body.len() as u64 + PROMPT_SLACK_TOKENS
+        );
+        let chat = bound(&query(r#"{"model":"m","messages":[]}"#), 0).expect("bounded");
+        assert_eq!(
+            chat.max_tokens, DEFAULT_MAX_TOKENS,
+            "chat still gets the default"
+        );
     }
 
     #[test]

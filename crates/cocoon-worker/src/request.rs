@@ -179,7 +179,7 @@ async fn serve(
             404,
             "invalid_request_error",
             &format!(
-                "unsupported path '{}': workers serve /v1/chat/completions and /v1/completions",
+                "unsupported path '{}': workers serve /v1/chat/completions, /v1/completions and /v1/embeddings",
                 request.url
             ),
         )?;

@@ -7,6 +7,7 @@
 
 use std::sync::LazyLock;
 
+use cocoon_net::sse::find_event_end;
 use cocoon_proto::TokensUsed;
 use memchr::memmem::Finder;
 use serde_json::Value;
@@ -52,22 +53,6 @@ pub struct SseUsageTracker {
 /// Prompt tokens guessed from prompt text when a backend reports none: OpenAI's rule of thumb
 /// of four bytes of English per token.
 pub const BYTES_PER_TOKEN_ESTIMATE: usize = 4;
-
-fn find_event_end(data: &[u8]) -> Option<(usize, usize)> {
-    // Events end with a blank line; backends use "\n\n", the spec also allows "\r\n\r\n".
-    // Searching for the newline with SIMD (memchr) keeps this off the profile.
-    let mut from = 0;
-    while let Some(offset) = memchr::memchr(b'\n', &data[from..]) {
-        let i = from + offset;
-        match (data.get(i + 1), data.get(i + 2)) {
-            (Some(b'\n'), _) => return Some((i, 2)),
-            (Some(b'\r'), Some(b'\n')) => return Some((i, 3)),
-            (None, _) => return None,
-            _ => from = i + 1,
-        }
-    }
-    None
-}
 
 impl SseUsageTracker {
     /// A tracker; `strip_usage_only_events` drops `choices: []` usage chunks from the output.

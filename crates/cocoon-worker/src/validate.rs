@@ -13,7 +13,12 @@ pub enum Endpoint {
     ChatCompletions,
     /// `/v1/completions`
     Completions,
+    /// `/v1/embeddings`
+    Embeddings,
 }
+
+/// Most inputs one embeddings request may carry (OpenAI's limit).
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
 
 impl Endpoint {
     /// The endpoint for a request path (query string ignored).
@@ -21,6 +26,7 @@ impl Endpoint {
         match path.split('?').next().unwrap_or_default() {
             "/v1/chat/completions" => Some(Endpoint::ChatCompletions),
             "/v1/completions" => Some(Endpoint::Completions),
+            "/v1/embeddings" => Some(Endpoint::Embeddings),
             _ => None,
         }
     }
@@ -30,6 +36,7 @@ impl Endpoint {
         match self {
             Endpoint::ChatCompletions => "/v1/chat/completions",
             Endpoint::Completions => "/v1/completions",
+            Endpoint::Embeddings => "/v1/embeddings",
         }
     }
 
@@ -80,6 +87,7 @@ impl Endpoint {
                 "top_p",
                 "user",
             ],
+            Endpoint::Embeddings => &["model", "input", "encoding_format", "dimensions", "user"],
         }
     }
 }
@@ -146,6 +154,7 @@ pub fn validate_request(endpoint: Endpoint, body: &[u8]) -> Result<ValidatedRequ
             Some(_) => return Err("'prompt' must be a string or an array".into()),
             None => return Err("'prompt' is required".into()),
         },
+        Endpoint::Embeddings => check_embeddings(&object)?,
     }
     check_types(&object)?;
     let prompt_bytes = match endpoint {
@@ -161,6 +170,7 @@ pub fn validate_request(endpoint: Endpoint, body: &[u8]) -> Result<ValidatedRequ
                 })
         }
         Endpoint::Completions => object.get("prompt").map_or(0, text_bytes),
+        Endpoint::Embeddings => object.get("input").map_or(0, text_bytes),
     };
     let stream = matches!(object.get("stream"), Some(Value::Bool(true)));
     let client_wants_usage = object
@@ -205,6 +215,53 @@ pub fn validate_request(endpoint: Endpoint, body: &[u8]) -> Result<ValidatedRequ
         body,
         prompt_bytes,
     })
+}
+
+/// The embeddings fields: `input` a non-empty string, or a non-empty array of at most
+/// [`MAX_EMBEDDING_INPUTS`] strings, token ids or arrays of token ids; `encoding_format`
+/// `float` or `base64`; `dimensions` a positive integer.
+fn check_embeddings(object: &Map<String, Value>) -> Result<(), String> {
+    const INPUT_RULE: &str = "'input' must be a string, an array of strings, an array of token ids or an array of arrays of token ids";
+    let is_token = |v: &Value| v.as_u64().is_some_and(|t| t <= u64::from(u32::MAX));
+    match object.get("input") {
+        Some(Value::String(text)) if !text.is_empty() => {}
+        Some(Value::String(_)) => return Err("'input' must not be empty".into()),
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err("'input' must not be empty".into());
+            }
+            if items.len() > MAX_EMBEDDING_INPUTS {
+                return Err(format!(
+                    "'input' holds {} inputs; at most {MAX_EMBEDDING_INPUTS}",
+                    items.len()
+                ));
+            }
+            let valid = items
+                .iter()
+                .all(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+                || items.iter().all(is_token)
+                || items.iter().all(|v| {
+                    v.as_array()
+                        .is_some_and(|ids| !ids.is_empty() && ids.iter().all(is_token))
+                });
+            if !valid {
+                return Err(INPUT_RULE.into());
+            }
+        }
+        Some(_) => return Err(INPUT_RULE.into()),
+        None => return Err("'input' is required".into()),
+    }
+    match object.get("encoding_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(f)) if f == "float" || f == "base64" => {}
+        Some(_) => return Err("'encoding_format' must be \"float\" or \"base64\"".into()),
+    }
+    match object.get("dimensions") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => {}
+        Some(_) => return Err("'dimensions' must be a positive integer".into()),
+    }
+    Ok(())
 }
 
 fn check_types(object: &Map<String, Value>) -> Result<(), String> {
