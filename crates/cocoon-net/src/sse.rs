@@ -3,6 +3,7 @@
 /// The end of the first complete event in `data`: (where it ends, the length of the blank-line
 /// separator after it). Events end with a blank line; backends use "\n\n", the spec also allows
 /// "\r\n\r\n". Searching for the newline with SIMD (memchr) keeps this off the profile.
+#[inline]
 pub fn find_event_end(data: &[u8]) -> Option<(usize, usize)> {
     let mut from = 0;
     while let Some(offset) = memchr::memchr(b'\n', &data[from..]) {
