@@ -35,6 +35,10 @@ def test_answers_the_capital_question_with_exact_usage(llm):
     assert r.choices[0].message.content == ANSWER
     assert r.choices[0].finish_reason == "stop"
     assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (16, 7, 23)
+    # The cost in nano-TON, as the reference's worker adds it: the devnet's root charges 20 a
+    # token and the worker's coefficient is 1.0×.
+    cost = r.usage.model_extra
+    assert (cost["prompt_total_cost"], cost["completion_total_cost"], cost["total_cost"]) == (16 * 20, 7 * 20, 23 * 20)
 
 
 def test_streams_token_by_token_with_usage(llm):
@@ -54,6 +58,7 @@ def test_streams_token_by_token_with_usage(llm):
     assert len(pieces) == 7, f"one piece per token: {pieces}"
     assert finish == "stop"
     assert (usage.prompt_tokens, usage.completion_tokens) == (16, 7)
+    assert usage.model_extra["total_cost"] == 23 * 20
 
 
 def test_max_tokens_cuts_the_answer_with_length(llm):
@@ -145,6 +150,7 @@ def test_responses_plain_translates_onto_chat(llm):
     assert r.status == "completed"
     assert r.output_text == ANSWER
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens) == (16, 7, 23)
+    assert r.usage.model_extra["total_cost"] == 23 * 20, "the cost travels into the Responses usage"
     cut = llm.responses.create(model=MODEL, input=CAPITAL, temperature=0, max_output_tokens=3)
     assert cut.status == "incomplete"
     assert cut.incomplete_details.reason == "max_output_tokens"

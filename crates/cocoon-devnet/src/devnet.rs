@@ -445,6 +445,10 @@ impl DevnetBuilder {
                 config.owner_address = chain.workers[index].address().to_hex();
                 config.payouts_dir = Some(setup.dir.join(PAYOUTS_DIR));
                 config.payout_check_secs = setup.settle_interval.as_secs_f64();
+                config.root_prices = Some((
+                    u64::try_from(chain.params.price_per_token.0).unwrap_or(u64::MAX),
+                    chain.params.multipliers(),
+                ));
             }
             let (trigger, shutdown) = ShutdownTrigger::new();
             let running = cocoon_worker::start(config.clone(), shutdown)

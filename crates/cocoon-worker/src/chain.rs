@@ -114,6 +114,15 @@ impl WorkerChain {
         self.params.multipliers()
     }
 
+    /// What the worker's tokens cost the client, for the cost fields it adds to `usage`.
+    pub fn pricing(&self, coefficient: u32) -> crate::usage::Pricing {
+        crate::usage::Pricing {
+            coefficient,
+            multipliers: self.params.multipliers(),
+            price_per_token: u64::try_from(self.params.price_per_token.0).unwrap_or(u64::MAX),
+        }
+    }
+
     /// Checks the contracts a proxy named and deploys the worker contract if allowed.
     pub async fn prepare(
         &self,

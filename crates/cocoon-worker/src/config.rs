@@ -56,6 +56,11 @@ pub struct WorkerConfig {
     /// (`payout-<worker contract>.boc`); `cocoon wallet payout` submits it. Unset: not kept.
     #[serde(default)]
     pub payouts_dir: Option<std::path::PathBuf>,
+    /// The root's prices when the worker runs without `[chain]` but its embedder knows them
+    /// (the devnet starts its workers in-process next to its chain): the cost fields in `usage`
+    /// come from them. Not a config key: with `[chain]` the worker reads the root itself.
+    #[serde(skip)]
+    pub root_prices: Option<(u64, cocoon_proto::Multipliers)>,
     /// Seconds between payment status updates (`worker.updatePaymentStatus`) from each paid
     /// proxy; each brings a payout signed for everything earned.
     #[serde(default = "default_payout_check")]
@@ -170,6 +175,7 @@ impl WorkerConfig {
             max_active_requests: DEFAULT_MAX_ACTIVE_REQUESTS,
             owner_address: String::new(),
             payouts_dir: None,
+            root_prices: None,
             payout_check_secs: DEFAULT_PAYOUT_CHECK_SECS,
             chain: None,
             http_listen: default_http_listen(),

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::{debug, info, warn};
 
-use crate::usage::{tokens_from_json_body, SseUsageTracker};
+use crate::usage::{tokens_from_json_body, Pricing, SseUsageTracker};
 use crate::validate::{validate_request, Endpoint};
 use crate::WorkerShared;
 
@@ -34,6 +34,9 @@ struct Reply<'a> {
     /// reported to the proxy is adjusted by them, as the protocol bills.
     coefficient: u32,
     multipliers: Multipliers,
+    /// With `[chain]`: the root's prices, for the cost the worker adds to `usage` (as the
+    /// reference's worker does).
+    pricing: Option<Pricing>,
 }
 
 impl Reply<'_> {
@@ -130,15 +133,25 @@ pub(crate) async fn run_request(
     query: ProxyRunQueryEx,
 ) {
     let started = Instant::now();
+    let coefficient = u32::try_from(shared.config.coefficient).unwrap_or(0);
     let reply = Reply {
         link: &link,
         request_id: query.request_id,
         start_time: unix_time_f64(),
-        coefficient: u32::try_from(shared.config.coefficient).unwrap_or(0),
+        coefficient,
         multipliers: shared
             .chain
             .as_ref()
             .map_or(Multipliers::ONE, |chain| chain.multipliers()),
+        pricing: match (&shared.chain, shared.config.root_prices) {
+            (Some(chain), _) => Some(chain.pricing(coefficient)),
+            (None, Some((price_per_token, multipliers))) => Some(Pricing {
+                coefficient,
+                multipliers,
+                price_per_token,
+            }),
+            (None, None) => None,
+        },
     };
     let id = short_id(&query.request_id);
     let stats = &shared.stats;
@@ -266,7 +279,10 @@ async fn serve(
                 if status.is_success() && tokens.total_tokens_used == 0 {
                     info!(request = %id, "backend answer carries no usage; nothing to bill");
                 }
-                head.payload = bytes;
+                head.payload = match reply.pricing.filter(|_| status.is_success()) {
+                    Some(pricing) => pricing.annotate_body(&bytes).unwrap_or(bytes),
+                    None => bytes,
+                };
                 reply.head(head, Some(tokens))?;
                 Ok(tokens)
             }
@@ -347,7 +363,7 @@ async fn stream_sse(
     deadline: tokio::time::Instant,
     id: &str,
 ) -> Result<TokensUsed, ()> {
-    let mut tracker = SseUsageTracker::new(strip_usage);
+    let mut tracker = SseUsageTracker::new(strip_usage, reply.pricing);
     let mut out = Vec::new();
     // The head travels with the first complete event, so the app's first byte is content.
     let mut head = Some(head);

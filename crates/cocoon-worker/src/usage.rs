@@ -8,9 +8,9 @@
 use std::sync::LazyLock;
 
 use cocoon_net::sse::find_event_end;
-use cocoon_proto::TokensUsed;
+use cocoon_proto::{Multipliers, TokensUsed};
 use memchr::memmem::Finder;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Converts an OpenAI `usage` object into the wire's four categories (raw counts, before the
 /// price adjustment). The total is their sum: the backend's `total_tokens` is not trusted, so a
@@ -33,6 +33,46 @@ pub fn tokens_from_usage(usage: &Value) -> Option<TokensUsed> {
     ))
 }
 
+/// What a worker's tokens cost the client: the reference's worker adds this to every `usage`
+/// it passes on (`prompt_total_cost`, `completion_total_cost`, `total_cost`, in nano-TON).
+#[derive(Clone, Copy, Debug)]
+pub struct Pricing {
+    /// This worker's coefficient (1000 = 1.0×).
+    pub coefficient: u32,
+    /// The root's multipliers.
+    pub multipliers: Multipliers,
+    /// The root's `price_per_token`, nano-TON.
+    pub price_per_token: u64,
+}
+
+impl Pricing {
+    /// Adds the cost of `tokens` to `usage`: each category adjusted by the coefficient and its
+    /// multiplier (as the proxy bills), prompt and cached tokens as the prompt's cost,
+    /// completion and reasoning tokens as the completion's, times the price per token
+    /// (saturating).
+    pub fn annotate(&self, usage: &mut Map<String, Value>, tokens: &TokensUsed) {
+        let [prompt, cached, completion, reasoning] = tokens
+            .adjusted(self.coefficient, &self.multipliers)
+            .categories();
+        let cost = |a: u64, b: u64| a.saturating_add(b).saturating_mul(self.price_per_token);
+        let (prompt_cost, completion_cost) = (cost(prompt, cached), cost(completion, reasoning));
+        usage.insert("prompt_total_cost".into(), prompt_cost.into());
+        usage.insert("completion_total_cost".into(), completion_cost.into());
+        usage.insert(
+            "total_cost".into(),
+            prompt_cost.saturating_add(completion_cost).into(),
+        );
+    }
+
+    /// A JSON answer body with the cost added to its `usage`; `None` when it has no usage.
+    pub fn annotate_body(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let mut value: Value = serde_json::from_slice(body).ok()?;
+        let tokens = tokens_from_usage(value.get("usage")?)?;
+        self.annotate(value.get_mut("usage")?.as_object_mut()?, &tokens);
+        serde_json::to_vec(&value).ok()
+    }
+}
+
 /// Usage from a complete JSON answer body.
 pub fn tokens_from_json_body(body: &[u8]) -> Option<TokensUsed> {
     let value: Value = serde_json::from_slice(body).ok()?;
@@ -48,6 +88,15 @@ pub struct SseUsageTracker {
     events: u64,
     /// Events carrying generated text (one per token on llama.cpp-family servers).
     content_events: u64,
+    /// When known, the usage event is passed on with its cost added.
+    pricing: Option<Pricing>,
+}
+
+/// What becomes of one event.
+enum Verdict {
+    Keep,
+    Drop,
+    Replace(Vec<u8>),
 }
 
 /// Prompt tokens guessed from prompt text when a backend reports none: OpenAI's rule of thumb
@@ -55,10 +104,12 @@ pub struct SseUsageTracker {
 pub const BYTES_PER_TOKEN_ESTIMATE: usize = 4;
 
 impl SseUsageTracker {
-    /// A tracker; `strip_usage_only_events` drops `choices: []` usage chunks from the output.
-    pub fn new(strip_usage_only_events: bool) -> SseUsageTracker {
+    /// A tracker; `strip_usage_only_events` drops `choices: []` usage chunks from the output;
+    /// with `pricing` the usage event is passed on with its cost (see [`Pricing::annotate`]).
+    pub fn new(strip_usage_only_events: bool, pricing: Option<Pricing>) -> SseUsageTracker {
         SseUsageTracker {
             strip_usage_only_events,
+            pricing,
             ..SseUsageTracker::default()
         }
     }
@@ -78,9 +129,17 @@ impl SseUsageTracker {
         while let Some((end, separator)) = find_event_end(&input[start..]) {
             let event_end = start + end + separator;
             self.events += 1;
-            if self.inspect(&input[start..event_end]) {
-                out.extend_from_slice(&input[kept_from..start]);
-                kept_from = event_end;
+            match self.inspect(&input[start..event_end]) {
+                Verdict::Keep => {}
+                Verdict::Drop => {
+                    out.extend_from_slice(&input[kept_from..start]);
+                    kept_from = event_end;
+                }
+                Verdict::Replace(event) => {
+                    out.extend_from_slice(&input[kept_from..start]);
+                    out.extend_from_slice(&event);
+                    kept_from = event_end;
+                }
             }
             start = event_end;
         }
@@ -91,38 +150,58 @@ impl SseUsageTracker {
     /// Flushes an unterminated trailing event, if any.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         let rest = std::mem::take(&mut self.pending);
-        if !rest.is_empty() && !self.inspect(&rest) {
-            out.extend_from_slice(&rest);
+        if rest.is_empty() {
+            return;
+        }
+        match self.inspect(&rest) {
+            Verdict::Keep => out.extend_from_slice(&rest),
+            Verdict::Drop => {}
+            Verdict::Replace(event) => out.extend_from_slice(&event),
         }
     }
 
-    /// Records usage from an event; returns true when the event should be dropped.
-    fn inspect(&mut self, event: &[u8]) -> bool {
+    /// Records usage from an event, and says what to pass on: the event, nothing (a usage-only
+    /// event the app did not ask for), or the event with its usage's cost added.
+    fn inspect(&mut self, event: &[u8]) -> Verdict {
         if carries_text(event) {
             self.content_events += 1;
         }
         // Cheap pre-filter: only events mentioning usage are parsed.
         if USAGE_KEY.find(event).is_none() {
-            return false;
+            return Verdict::Keep;
         }
-        let mut drop_event = false;
+        let mut verdict = Verdict::Keep;
         for line in event.split(|b| *b == b'\n') {
             let Some(data) = line.strip_prefix(b"data:") else {
                 continue;
             };
-            let Ok(value) = serde_json::from_slice::<Value>(data.trim_ascii()) else {
+            let Ok(mut value) = serde_json::from_slice::<Value>(data.trim_ascii()) else {
                 continue;
             };
-            if let Some(tokens) = value.get("usage").and_then(tokens_from_usage) {
-                self.usage = Some(tokens);
-                let no_choices = value
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(|c| c.is_empty());
-                drop_event = self.strip_usage_only_events && no_choices;
-            }
+            let Some(tokens) = value.get("usage").and_then(tokens_from_usage) else {
+                continue;
+            };
+            self.usage = Some(tokens);
+            let no_choices = value
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.is_empty());
+            verdict = if self.strip_usage_only_events && no_choices {
+                Verdict::Drop
+            } else if let Some(pricing) = &self.pricing {
+                if let Some(usage) = value.get_mut("usage").and_then(Value::as_object_mut) {
+                    pricing.annotate(usage, &tokens);
+                }
+                let mut event = b"data: ".to_vec();
+                // A Value always serialises.
+                serde_json::to_writer(&mut event, &value).unwrap_or_default();
+                event.extend_from_slice(b"\n\n");
+                Verdict::Replace(event)
+            } else {
+                Verdict::Keep
+            };
         }
-        drop_event
+        verdict
     }
 
     /// The last usage seen.
@@ -172,10 +251,60 @@ data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"t
 data: [DONE]\n\n";
 
     #[test]
+    fn the_usage_event_carries_its_cost_across_any_split() {
+        // 5 prompt tokens (1 cached), 2 completion; 1.5× coefficient, cached at 0.5×,
+        // 20 nano-TON a token: prompt floor(4 × 1.5) + floor(1 × 1.5 × 0.5) = 6 + 0 tokens.
+        let pricing = Pricing {
+            coefficient: 1500,
+            multipliers: Multipliers {
+                cached: 5_000,
+                ..Multipliers::ONE
+            },
+            price_per_token: 20,
+        };
+        for split in 0..=STREAM.len() {
+            let mut tracker = SseUsageTracker::new(false, Some(pricing));
+            let mut out = Vec::new();
+            tracker.push(&STREAM.as_bytes()[..split], &mut out);
+            tracker.push(&STREAM.as_bytes()[split..], &mut out);
+            tracker.finish(&mut out);
+            let text = String::from_utf8(out).unwrap();
+            let usage_line = text
+                .lines()
+                .find(|l| l.contains("\"usage\""))
+                .expect("the usage event is kept");
+            let event: Value = serde_json::from_str(&usage_line["data: ".len()..]).unwrap();
+            let usage = &event["usage"];
+            assert_eq!(usage["prompt_total_cost"], 6 * 20, "split {split}");
+            assert_eq!(usage["completion_total_cost"], 3 * 20);
+            assert_eq!(usage["total_cost"], 9 * 20);
+            assert_eq!(
+                usage["prompt_tokens"], 5,
+                "the counts stay as the backend said"
+            );
+            assert!(text.ends_with("data: [DONE]\n\n"));
+            assert_eq!(
+                text.matches("\n\n").count(),
+                4,
+                "every event kept, none merged"
+            );
+        }
+        // Stripped when the app did not ask for usage: no cost event either.
+        let mut tracker = SseUsageTracker::new(true, Some(pricing));
+        let mut out = Vec::new();
+        tracker.push(STREAM.as_bytes(), &mut out);
+        assert!(!String::from_utf8(out).unwrap().contains("usage"));
+        let body = br#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#;
+        let priced: Value = serde_json::from_slice(&pricing.annotate_body(body).unwrap()).unwrap();
+        assert_eq!(priced["usage"]["total_cost"], 20 * (7 + 3));
+        assert!(pricing.annotate_body(br#"{"choices":[]}"#).is_none());
+    }
+
+    #[test]
     fn counts_usage_across_any_split_and_strips_when_asked() {
         for strip in [false, true] {
             for split in 0..STREAM.len() {
-                let mut tracker = SseUsageTracker::new(strip);
+                let mut tracker = SseUsageTracker::new(strip, None);
                 let mut out = Vec::new();
                 tracker.push(&STREAM.as_bytes()[..split], &mut out);
                 tracker.push(&STREAM.as_bytes()[split..], &mut out);
@@ -205,7 +334,7 @@ data: {\"choices\": [{\"delta\": {\"content\": null}}]}\n\n\
 data: {\"choices\":[{\"text\":\" is\",\"index\":0}]}\n\n\
 data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
 data: [DONE]\n\n";
-        let mut tracker = SseUsageTracker::new(true);
+        let mut tracker = SseUsageTracker::new(true, None);
         let mut out = Vec::new();
         tracker.push(stream.as_bytes(), &mut out);
         tracker.finish(&mut out);
@@ -227,7 +356,7 @@ data: {\"choices\":[{\"text\":\"c\"}]}\n\n\
 data: {\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\n\
 data: {\"choices\":[{\"delta\":{\"content\":\"d\"}}]}";
         for split in 0..=stream.len() {
-            let mut tracker = SseUsageTracker::new(false);
+            let mut tracker = SseUsageTracker::new(false, None);
             let mut out = Vec::new();
             tracker.push(&stream.as_bytes()[..split], &mut out);
             tracker.push(&stream.as_bytes()[split..], &mut out);

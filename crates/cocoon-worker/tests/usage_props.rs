@@ -5,7 +5,7 @@ use cocoon_worker::usage::SseUsageTracker;
 use proptest::prelude::*;
 
 fn run(chunks: &[&[u8]], strip: bool) -> (Vec<u8>, Option<i64>, u64) {
-    let mut tracker = SseUsageTracker::new(strip);
+    let mut tracker = SseUsageTracker::new(strip, None);
     let mut out = Vec::new();
     for chunk in chunks {
         tracker.push(chunk, &mut out);
