@@ -1,12 +1,14 @@
 //! The COCOON client as a library: an OpenAI-compatible HTTP API on localhost whose requests
 //! travel to proxies over attested COCOON connections.
 //!
-//! Entry point: [`start`] binds the API port and returns a [`RunningClient`]; it stops on its
-//! [`Shutdown`].
+//! Entry points: [`start`] binds the API port and returns a [`RunningClient`]; [`Client`] is the
+//! same client embedded in an app's process, called directly (chat, streams, embeddings,
+//! responses) with no HTTP in between. Both stop on their [`Shutdown`].
 
 mod api;
 mod chain;
 mod config;
+mod embedded;
 mod guard;
 mod proxies;
 mod responses;
@@ -30,6 +32,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
 pub use crate::config::*;
+pub use crate::embedded::{ApiError, ChatStream, Client};
 use crate::proxies::ProxyPool;
 
 /// Request bodies above this are refused: a packet carries at most 16 MiB.
@@ -132,10 +135,28 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Checks the config, binds the API port, and starts connecting to proxies.
-pub async fn start(
+pub async fn start(config: ClientConfig, shutdown: Shutdown) -> Result<RunningClient, ClientError> {
+    let (_, api_addr, task) = launch(config, shutdown, true).await?;
+    Ok(RunningClient {
+        api_addr: api_addr.expect("an API was asked for"),
+        task: Some(task),
+    })
+}
+
+/// Starts the client: proxies, chain and identity renewal, and with `api` the HTTP API on
+/// `config.listen`. Returns its state, where the API listens, and the task that runs it all.
+pub(crate) async fn launch(
     mut config: ClientConfig,
     shutdown: Shutdown,
-) -> Result<RunningClient, ClientError> {
+    api: bool,
+) -> Result<
+    (
+        Arc<ClientShared>,
+        Option<SocketAddr>,
+        tokio::task::JoinHandle<()>,
+    ),
+    ClientError,
+> {
     let problems = config.problems();
     if !problems.is_empty() {
         return Err(ClientError::Config(problems));
@@ -189,16 +210,23 @@ pub async fn start(
     let built = config.proxy_policy.build_following(live_hashes.clone())?;
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ClientError::Bind {
-            address: config.listen,
-            source,
-        })?;
-    let api_addr = listener.local_addr().map_err(cocoon_net::NetError::Io)?;
-    if !api_addr.ip().is_loopback() && config.api_token.is_none() {
-        warn!(%api_addr, "the API listens beyond loopback without api_token: requests are served only under a loopback Host or allowed_hosts, and anyone who can send one spends your stake; set api_token");
-    }
+    let listener = if api {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ClientError::Bind {
+                    address: config.listen,
+                    source,
+                })?;
+        let api_addr = listener.local_addr().map_err(cocoon_net::NetError::Io)?;
+        if !api_addr.ip().is_loopback() && config.api_token.is_none() {
+            warn!(%api_addr, "the API listens beyond loopback without api_token: requests are served only under a loopback Host or allowed_hosts, and anyone who can send one spends your stake; set api_token");
+        }
+        Some((listener, api_addr))
+    } else {
+        None
+    };
+    let api_addr = listener.as_ref().map(|(_, addr)| *addr);
     let connector_for_renewal = connector.clone();
     let pool = Arc::new(ProxyPool::new(
         connector,
@@ -231,8 +259,15 @@ pub async fn start(
     if let Some(cors) = cors(&shared.config.cors_origins) {
         app = app.layer(cors);
     }
-    info!(%api_addr, proxies = ?shared.config.proxies, "client API listening");
+    match api_addr {
+        Some(api_addr) => {
+            info!(%api_addr, proxies = ?shared.config.proxies, "client API listening")
+        }
+        None => info!(proxies = ?shared.config.proxies, "client embedded (no HTTP API)"),
+    }
+    let task_shared = shared.clone();
     let task = tokio::spawn(async move {
+        let shared = task_shared;
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(fetcher) = collateral_fetcher {
             tasks.spawn(fetcher.run(shutdown.clone()));
@@ -276,12 +311,17 @@ pub async fn start(
             wait_for_drain(&drain_shutdown, grace, || drain_pool.in_flight()).await;
         };
         // Stop accepting at once; in-flight responses finish while `drained` waits.
-        let serve = serve::serve(
-            listener,
-            app,
-            Duration::from_secs_f64(shared.config.header_read_timeout_secs),
-            shutdown.clone(),
-        );
+        let serve = async {
+            if let Some((listener, _)) = listener {
+                serve::serve(
+                    listener,
+                    app,
+                    Duration::from_secs_f64(shared.config.header_read_timeout_secs),
+                    shutdown.clone(),
+                )
+                .await;
+            }
+        };
         tokio::select! {
             _ = async { tokio::join!(serve, drained) } => {}
             _ = shutdown.killed() => {}
@@ -289,10 +329,7 @@ pub async fn start(
         tasks.shutdown().await;
         info!("client stopped");
     });
-    Ok(RunningClient {
-        api_addr,
-        task: Some(task),
-    })
+    Ok((shared, api_addr, task))
 }
 
 fn load(counter: &AtomicU64) -> u64 {

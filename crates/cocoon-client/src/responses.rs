@@ -180,7 +180,11 @@ pub(crate) async fn responses(State(shared): State<Arc<ClientShared>>, body: Bod
     response
 }
 
-async fn run_response(shared: &Arc<ClientShared>, body: &[u8], client_start: f64) -> Response {
+pub(crate) async fn run_response(
+    shared: &Arc<ClientShared>,
+    body: &[u8],
+    client_start: f64,
+) -> Response {
     let request: Map<String, Value> = match serde_json::from_slice(body) {
         Ok(Value::Object(request)) => request,
         Ok(_) => return bad_request("request body must be a JSON object"),
