@@ -51,6 +51,7 @@ pub struct DevnetBuilder {
     wait_for_workers: bool,
     chain: Option<ChainSetup>,
     client_settings: Option<fn(&mut ClientConfig)>,
+    worker_settings: Option<fn(&mut WorkerConfig)>,
 }
 
 /// A devnet that is paid on a local chain (see [`DevnetBuilder::local_chain`]).
@@ -143,6 +144,7 @@ impl Default for DevnetBuilder {
             wait_for_workers: true,
             chain: None,
             client_settings: None,
+            worker_settings: None,
         }
     }
 }
@@ -280,6 +282,12 @@ impl DevnetBuilder {
     /// `allowed_hosts`, read timeouts…). The devnet's own helpers send the token.
     pub fn client_settings(mut self, settings: fn(&mut ClientConfig)) -> Self {
         self.client_settings = Some(settings);
+        self
+    }
+
+    /// Changes every worker's config before it starts (e.g. `admin_token`).
+    pub fn worker_settings(mut self, settings: fn(&mut WorkerConfig)) -> Self {
+        self.worker_settings = Some(settings);
         self
     }
 
@@ -449,6 +457,9 @@ impl DevnetBuilder {
                     u64::try_from(chain.params.price_per_token.0).unwrap_or(u64::MAX),
                     chain.params.multipliers(),
                 ));
+            }
+            if let Some(settings) = self.worker_settings {
+                settings(&mut config);
             }
             let (trigger, shutdown) = ShutdownTrigger::new();
             let running = cocoon_worker::start(config.clone(), shutdown)

@@ -61,6 +61,10 @@ pub struct WorkerConfig {
     /// come from them. Not a config key: with `[chain]` the worker reads the root itself.
     #[serde(skip)]
     pub root_prices: Option<(u64, cocoon_proto::Multipliers)>,
+    /// A bearer token that allows operator actions on the HTTP port (`POST /admin/enable`,
+    /// `/admin/disable`, `/admin/coefficient`), at least 16 characters. Unset: they are off.
+    #[serde(default)]
+    pub admin_token: Option<String>,
     /// Seconds between payment status updates (`worker.updatePaymentStatus`) from each paid
     /// proxy; each brings a payout signed for everything earned.
     #[serde(default = "default_payout_check")]
@@ -91,6 +95,9 @@ pub struct WorkerConfig {
 fn default_payout_check() -> f64 {
     DEFAULT_PAYOUT_CHECK_SECS
 }
+/// The highest coefficient a proxy accepts (1,000,000× the base price).
+pub const MAX_COEFFICIENT: i32 = 1_000_000_000;
+
 fn default_coefficient() -> i32 {
     DEFAULT_COEFFICIENT
 }
@@ -176,6 +183,7 @@ impl WorkerConfig {
             owner_address: String::new(),
             payouts_dir: None,
             root_prices: None,
+            admin_token: None,
             payout_check_secs: DEFAULT_PAYOUT_CHECK_SECS,
             chain: None,
             http_listen: default_http_listen(),
@@ -189,6 +197,10 @@ impl WorkerConfig {
     /// Every problem with the config; empty when usable.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.tee.problems();
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            problems.push("admin_token must be at least 16 characters".into());
+        }
+
         if let Some(chain) = &self.chain {
             use cocoon_ton::ton::NetworkKind;
             if self.owner_address.parse::<cocoon_ton::Address>().is_err() {
@@ -241,7 +253,7 @@ impl WorkerConfig {
         if self.model.trim().is_empty() {
             problems.push("model must not be empty".into());
         }
-        if !(0..=1_000_000_000).contains(&self.coefficient) {
+        if !(0..=MAX_COEFFICIENT).contains(&self.coefficient) {
             problems.push(format!(
                 "coefficient {} outside 0..=1000000000",
                 self.coefficient

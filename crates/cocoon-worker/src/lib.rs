@@ -3,6 +3,7 @@
 //!
 //! Entry point: [`start`] returns a [`RunningWorker`]; it stops on its [`Shutdown`].
 
+mod admin;
 mod backend;
 mod chain;
 mod config;
@@ -78,6 +79,11 @@ pub(crate) struct WorkerShared {
     pub connector: Connector,
     pub shutdown: Shutdown,
     pub backend_healthy: AtomicBool,
+    /// Disabled by its operator (`POST /admin/disable`): proxies send it nothing new.
+    pub operator_disabled: AtomicBool,
+    /// The price coefficient now (1000 = 1.0×): the config's, until the operator changes it
+    /// (`POST /admin/coefficient`).
+    pub coefficient: std::sync::atomic::AtomicI32,
     pub links: Mutex<HashMap<usize, ConnectionHandle>>,
     /// What this worker knows of its payments, per worker contract (one per paid proxy); kept
     /// across reconnects so a proxy that forgot earnings is told at the next handshake.
@@ -276,6 +282,11 @@ impl WorkerShared {
             ))
         } else if !self.backend_healthy.load(Ordering::Relaxed) {
             Some((codes::NO_WORKER_AVAILABLE, "worker's backend is down"))
+        } else if self.operator_disabled.load(Ordering::Relaxed) {
+            Some((
+                codes::NO_WORKER_AVAILABLE,
+                "worker is disabled by its operator",
+            ))
         } else {
             None
         };
@@ -337,6 +348,28 @@ impl WorkerShared {
     pub fn cancel(&self, link: &ConnectionHandle, request_id: [u8; 32]) {
         if let Some(cancel) = self.lock_cancels().remove(&(link.id(), request_id)) {
             let _ = cancel.send(());
+        }
+    }
+}
+
+impl WorkerShared {
+    /// Whether the worker takes requests: its backend is up and its operator has not disabled
+    /// it.
+    pub(crate) fn serving(&self) -> bool {
+        self.backend_healthy.load(Ordering::Relaxed)
+            && !self.operator_disabled.load(Ordering::Relaxed)
+    }
+
+    /// Tells every connected proxy whether the worker takes requests.
+    pub(crate) fn announce_serving(&self) {
+        let serving = self.serving();
+        for link in self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            announce_health(link, serving);
         }
     }
 }
@@ -410,6 +443,8 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         connector,
         shutdown: shutdown.clone(),
         backend_healthy: AtomicBool::new(false),
+        operator_disabled: AtomicBool::new(false),
+        coefficient: std::sync::atomic::AtomicI32::new(config.coefficient),
         links: Mutex::new(HashMap::new()),
         standings: Mutex::new(HashMap::new()),
         cancels: Mutex::new(HashMap::new()),
@@ -495,16 +530,12 @@ async fn check_backend(shared: &WorkerShared) {
             false
         }
     };
+    let was_serving = shared.serving();
     let was = shared.backend_healthy.swap(healthy, Ordering::Relaxed);
     if was != healthy {
         info!(healthy, "backend health changed");
-        for link in shared
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            announce_health(link, healthy);
+        if shared.serving() != was_serving {
+            shared.announce_serving();
         }
     }
 }
@@ -524,6 +555,7 @@ async fn serve_http(listener: TcpListener, shared: Arc<WorkerShared>) {
     let app = axum::Router::new()
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .merge(admin::routes())
         .with_state(shared);
     let result = axum::serve(listener.tap_io(|tcp| cocoon_net::tcp::tune(tcp)), app)
         .with_graceful_shutdown(async move { shutdown.killed().await })
@@ -565,7 +597,9 @@ async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
         "payments": payments,
         "uptime_secs": shared.started.elapsed().as_secs_f64(),
         "model": shared.config.model,
-        "coefficient": shared.config.coefficient,
+        "coefficient": shared.coefficient.load(Ordering::Relaxed),
+        "enabled": shared.serving(),
+        "operator_disabled": shared.operator_disabled.load(Ordering::Relaxed),
         "backend": { "url": shared.backend.url(), "healthy": shared.backend_healthy.load(Ordering::Relaxed) },
         "connections": { "proxies": proxies.len(), "configured": shared.proxy_count(), "links": proxies },
         "requests": {

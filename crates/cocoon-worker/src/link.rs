@@ -55,7 +55,7 @@ async fn handshake(
     let params = WorkerParams {
         worker_owner_address: config.owner_address.clone(),
         model: config.model.clone(),
-        coefficient: config.coefficient,
+        coefficient: shared.coefficient.load(Ordering::Relaxed),
         limits: Some(WorkerLimits {
             is_test: true,
             proxy_cnt: shared.proxy_count().min(i32::MAX as usize) as i32,
@@ -92,7 +92,7 @@ async fn handshake(
     };
     compare_balance(shared, handle, contract.as_ref()).await?;
     let complete = WorkerProxyHandshakeComplete {
-        is_disabled: !shared.backend_healthy.load(Ordering::Relaxed),
+        is_disabled: !shared.serving(),
     };
     let answer = handle.query(&complete.to_bytes(), QUERY_TIMEOUT).await?;
     WorkerProxyHandshakeCompleted::from_bytes(&answer)

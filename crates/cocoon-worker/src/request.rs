@@ -133,7 +133,7 @@ pub(crate) async fn run_request(
     query: ProxyRunQueryEx,
 ) {
     let started = Instant::now();
-    let coefficient = u32::try_from(shared.config.coefficient).unwrap_or(0);
+    let coefficient = u32::try_from(shared.coefficient.load(Ordering::Relaxed)).unwrap_or(0);
     let reply = Reply {
         link: &link,
         request_id: query.request_id,
