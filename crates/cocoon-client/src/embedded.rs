@@ -29,7 +29,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::response::Response;
 use cocoon_net::metrics::unix_time_f64;
-use cocoon_net::sse::find_event_end;
+use cocoon_net::sse::{event_data, take_event};
 use cocoon_net::Shutdown;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
@@ -275,18 +275,12 @@ impl std::fmt::Debug for ChatStream {
 }
 
 impl ChatStream {
-    fn take_event(&mut self, event: &[u8]) {
-        let text = String::from_utf8_lossy(event);
-        let data: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.trim_end_matches('\r').strip_prefix("data:"))
-            .map(str::trim)
-            .collect();
-        let data = data.join("\n");
+    fn on_event(&mut self, event: &[u8]) {
+        let data = event_data(event);
         if data.is_empty() {
             return;
         }
-        if data == "[DONE]" {
+        if data.trim() == "[DONE]" {
             self.done = true;
             return;
         }
@@ -319,11 +313,10 @@ impl ChatStream {
 
     fn split_events(&mut self) {
         while !self.done {
-            let Some((end, separator)) = find_event_end(&self.pending) else {
+            let Some(event) = take_event(&mut self.pending) else {
                 break;
             };
-            let event: Vec<u8> = self.pending.drain(..end + separator).take(end).collect();
-            self.take_event(&event);
+            self.on_event(&event);
         }
         if !self.done && self.pending.len() > MAX_EVENT_BYTES {
             self.done = true;
@@ -367,7 +360,7 @@ impl Stream for ChatStream {
                     self.done = true;
                     let rest = std::mem::take(&mut self.pending);
                     if !rest.iter().all(u8::is_ascii_whitespace) {
-                        self.take_event(&rest);
+                        self.on_event(&rest);
                     }
                 }
             }

@@ -22,7 +22,7 @@ use cocoon_net::metrics::unix_time_f64;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
-use cocoon_net::sse::find_event_end;
+use cocoon_net::sse::{event_data, take_event};
 
 use crate::api::{api_error, read_body, run_completion};
 use crate::ClientShared;
@@ -207,18 +207,7 @@ pub(crate) async fn run_response(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if stream && is_sse {
-        let state = EventStream {
-            shell,
-            body: body.into_data_stream(),
-            pending: Vec::new(),
-            out: std::collections::VecDeque::new(),
-            text: String::new(),
-            usage: None,
-            finish: None,
-            sequence: 0,
-            started: false,
-            done: false,
-        };
+        let state = EventStream::new(shell, body);
         let mut response =
             Body::from_stream(futures_util::stream::unfold(state, EventStream::next))
                 .into_response();
@@ -390,6 +379,21 @@ struct EventStream {
 }
 
 impl EventStream {
+    fn new(shell: Shell, body: Body) -> EventStream {
+        EventStream {
+            shell,
+            body: body.into_data_stream(),
+            pending: Vec::new(),
+            out: std::collections::VecDeque::new(),
+            text: String::new(),
+            usage: None,
+            finish: None,
+            sequence: 0,
+            started: false,
+            done: false,
+        }
+    }
+
     fn emit(&mut self, kind: &str, mut data: Value) {
         data["type"] = json!(kind);
         data["sequence_number"] = json!(self.sequence);
@@ -460,17 +464,11 @@ impl EventStream {
 
     /// Takes one complete chat SSE event.
     fn on_event(&mut self, event: &[u8]) {
-        let text = String::from_utf8_lossy(event);
-        let data: String = text
-            .lines()
-            .filter_map(|line| line.trim_end_matches('\r').strip_prefix("data:"))
-            .map(str::trim_start)
-            .collect::<Vec<_>>()
-            .join("\n");
+        let data = event_data(event);
         if data.is_empty() {
             return;
         }
-        if data == "[DONE]" {
+        if data.trim() == "[DONE]" {
             self.finish();
             return;
         }
@@ -526,10 +524,9 @@ impl EventStream {
     /// Splits the pending bytes into complete events.
     fn drain_events(&mut self) {
         while !self.done {
-            let Some((end, separator)) = find_event_end(&self.pending) else {
+            let Some(event) = take_event(&mut self.pending) else {
                 break;
             };
-            let event: Vec<u8> = self.pending.drain(..end + separator).take(end).collect();
             self.on_event(&event);
         }
         if !self.done && self.pending.len() > MAX_EVENT_BYTES {
@@ -644,18 +641,7 @@ mod tests {
 
     fn events(chunks: &[&[u8]]) -> Vec<Value> {
         let request = object(json!({"model": "m", "input": "hi", "stream": true}));
-        let mut stream = EventStream {
-            shell: Shell::new(&request),
-            body: Body::empty().into_data_stream(),
-            pending: Vec::new(),
-            out: Default::default(),
-            text: String::new(),
-            usage: None,
-            finish: None,
-            sequence: 0,
-            started: false,
-            done: false,
-        };
+        let mut stream = EventStream::new(Shell::new(&request), Body::empty());
         for chunk in chunks {
             stream.pending.extend_from_slice(chunk);
             stream.drain_events();
