@@ -29,6 +29,17 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+/// An answer with any status (see [`HttpClient::send`]).
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// Its status.
+    pub status: http::StatusCode,
+    /// Its headers.
+    pub headers: http::HeaderMap,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
 /// A client for one base URL (`http://` or `https://host[:port][/path]`).
 #[derive(Clone)]
 pub struct HttpClient {
@@ -148,6 +159,46 @@ impl HttpClient {
         self.request(http::Method::POST, path, &all, body).await
     }
 
+    /// Sends a request to `base path + path_and_query` and returns the answer whatever its
+    /// status (an API that explains its refusals in the body: a 429's retry delay), within the
+    /// client's timeout and size limit.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<HttpAnswer, HttpError> {
+        let what = format!("{method} {}{path_and_query}", self.base_path);
+        tokio::time::timeout(
+            self.timeout,
+            self.send_collected(method, path_and_query, headers, body),
+        )
+        .await
+        .map_err(|_| HttpError::Request(format!("{what} timed out after {:?}", self.timeout)))?
+        .map_err(|e| HttpError::Request(format!("{what}: {e}")))
+    }
+
+    /// Sends a request and returns as soon as the answer's head arrived (within the client's
+    /// timeout), whatever its status; the caller reads the body as it comes (a stream of
+    /// server-sent events) and bounds it.
+    pub async fn open(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<http::Response<hyper::body::Incoming>, HttpError> {
+        let what = format!("{method} {}{path_and_query}", self.base_path);
+        tokio::time::timeout(
+            self.timeout,
+            self.send_request(method, path_and_query, headers, body),
+        )
+        .await
+        .map_err(|_| HttpError::Request(format!("{what} timed out after {:?}", self.timeout)))?
+        .map_err(|e| HttpError::Request(format!("{what}: {e}")))
+    }
+
     /// GETs `base path + path_and_query` and hands the body to `sink` as it arrives, with
     /// `progress(received, total)` after each chunk; follows up to 5 redirects (to any
     /// http(s) origin). No size limit and no overall timeout (big files take long); a
@@ -263,6 +314,27 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<HttpResponse, String> {
+        let answer = self
+            .send_collected(method, path_and_query, headers, body)
+            .await?;
+        if !answer.status.is_success() {
+            let body = &answer.body;
+            let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Err(format!("answered {}: {excerpt}", answer.status));
+        }
+        Ok(HttpResponse {
+            headers: answer.headers,
+            body: answer.body,
+        })
+    }
+
+    async fn send_collected(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<HttpAnswer, String> {
         let response = self
             .send_request(method, path_and_query, headers, body)
             .await?;
@@ -273,11 +345,8 @@ impl HttpClient {
             .map_err(|e| format!("response: {e}"))?
             .to_bytes()
             .to_vec();
-        if !parts.status.is_success() {
-            let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return Err(format!("answered {}: {excerpt}", parts.status));
-        }
-        Ok(HttpResponse {
+        Ok(HttpAnswer {
+            status: parts.status,
             headers: parts.headers,
             body,
         })

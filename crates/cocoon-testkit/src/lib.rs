@@ -1,6 +1,8 @@
-//! Test support: the fake toncenter, the scripted backend, socket helpers, and (re-exported
-//! from `cocoon-devnet`, the shipped devnet) the devnet builder, its chain and the mock backend.
+//! Test support: the fake toncenter, the stand-in Telegram Bot API, the scripted backend,
+//! socket helpers, and (re-exported from `cocoon-devnet`, the shipped devnet) the devnet
+//! builder, its chain and the mock backend.
 
+pub mod fake_bot_api;
 pub mod fake_toncenter;
 pub mod scripted_backend;
 pub mod sockets;

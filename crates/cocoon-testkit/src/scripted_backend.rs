@@ -32,6 +32,16 @@ pub enum Script {
         /// Pause before each.
         delay: Duration,
     },
+    /// A stream of `text` in content events of `chunk_chars` characters, `delay` apart,
+    /// without usage, then `[DONE]`.
+    Text {
+        /// The whole answer.
+        text: String,
+        /// Characters per event (at least 1).
+        chunk_chars: usize,
+        /// Pause before each event.
+        delay: Duration,
+    },
 }
 
 struct Shared {
@@ -89,33 +99,51 @@ async fn complete(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         }))
         .into_response(),
         Script::Stream { parts, delay } => {
-            shared
-                .open_streams
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let guard = StreamGuard(shared.open_streams.clone());
-            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
-            tokio::spawn(async move {
-                let _guard = guard;
-                for n in 0..parts {
-                    tokio::time::sleep(delay).await;
-                    let event = json!({"choices": [{"index": 0, "delta": {"content": format!("part{n} ")}}]});
-                    if tx
-                        .send(Bytes::from(format!("data: {event}\n\n")))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-            });
-            Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "text/event-stream")
-                .body(Body::new(ChannelBody(rx)))
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            let contents = (0..parts).map(|n| format!("part{n} ")).collect();
+            stream(&shared, contents, delay)
+        }
+        Script::Text {
+            text,
+            chunk_chars,
+            delay,
+        } => {
+            let chars: Vec<char> = text.chars().collect();
+            let contents = chars
+                .chunks(chunk_chars.max(1))
+                .map(|chunk| chunk.iter().collect())
+                .collect();
+            stream(&shared, contents, delay)
         }
     }
+}
+
+/// An SSE answer of one content event per item of `contents`, each after `delay`.
+fn stream(shared: &Arc<Shared>, contents: Vec<String>, delay: Duration) -> Response {
+    shared
+        .open_streams
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let guard = StreamGuard(shared.open_streams.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    tokio::spawn(async move {
+        let _guard = guard;
+        for content in contents {
+            tokio::time::sleep(delay).await;
+            let event = json!({"choices": [{"index": 0, "delta": {"content": content}}]});
+            if tx
+                .send(Bytes::from(format!("data: {event}\n\n")))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::new(ChannelBody(rx)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// A response body fed by a channel: each message is one chunk on the wire.

@@ -7,6 +7,7 @@ mod bench_scale;
 mod devnet;
 mod model;
 mod root;
+mod telegram;
 mod wallet;
 
 /// mimalloc: the relay allocates a few small buffers per packet, and glibc's allocator showed up
@@ -92,6 +93,9 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Run a Telegram bot that answers chats with models on the network, through a client's
+    /// OpenAI-compatible API (long polling; no webhook, no public port).
+    TelegramBot(telegram::TelegramBotArgs),
     /// Serve the deterministic mock OpenAI backend (what `cocoon devnet` uses without
     /// --backend), e.g. to try a standalone worker.
     MockBackend {
@@ -208,6 +212,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Wallet(args) => wallet::run(args).await,
         Command::Root(args) => root::run(args).await,
         Command::Model(command) => model::run(command).await,
+        Command::TelegramBot(args) => telegram::run(args).await,
         Command::Proxy { config, tee } => {
             let mut config: cocoon_proxy::ProxyConfig = load_config(&config)?;
             if let Some(tee) = tee {
