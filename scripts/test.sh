@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust workspace (unit, property and in-process end-to-end tests), the
-# end-to-end test with the real `openai` Python SDK against `cocoon devnet`, the multi-host fault
+# end-to-end test with the real `openai` Python SDK against `cocoon devnet` (and each role's
+# dashboard rendered in headless chromium, installed with apt-get when root), the multi-host fault
 # harness (tests/netfaults: network namespaces, so root), and the Tolk
 # contracts (the deployed COCOON interface) on @ton/sandbox. Needs cargo, python3 and node/npm;
 # the Python packages go into ./.venv from PyPI, the npm packages into contracts/node_modules.
@@ -21,7 +22,7 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-echo "== openai SDK end to end"
+echo "== openai SDK end to end, and the dashboards in headless chromium"
 COCOON_BIN="$PWD/target/debug/cocoon" bash tests/e2e/run.sh
 
 echo "== faults between hosts (network namespaces; as root)"

@@ -8,8 +8,9 @@
 #   PYTHON      interpreter used to create the venv (default: python3)
 #
 # Creates/uses the venv $REPO/.venv, installs tests/e2e/requirements.txt into
-# it (only when the requirements changed since the last install), and runs
-# pytest -q. Exits non-zero on any failure, including "no tests collected".
+# it (only when the requirements changed since the last install), installs
+# chromium when missing (as root, with apt-get), and runs pytest -q. Exits
+# non-zero on any failure, including "no tests collected".
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +52,19 @@ if [[ "$want" != "$have" ]] || ! "$VENV/bin/python" -c 'import openai, pytest' 2
   CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     --no-cache-dir --force-reinstall -r "$REQ"
   echo "$want" > "$STAMP"
+fi
+
+# test_dashboards.py renders each role's dashboard in Debian's chromium (headless): installed
+# here when missing, as bench/relay.sh installs nginx; elsewhere that test skips, loudly.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "e2e: installing chromium with apt-get (for the dashboards' browser test)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+  else
+    echo "e2e: WARNING: chromium is missing and cannot be installed here (not root with apt-get):" >&2
+    echo "e2e: WARNING: the dashboards' browser test will SKIP (Debian: apt-get install -y chromium)" >&2
+  fi
 fi
 
 cd "$REPO"

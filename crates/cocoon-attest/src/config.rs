@@ -27,6 +27,18 @@ pub enum TeeKind {
     Tdx,
 }
 
+impl TeeKind {
+    /// The TEE a peer proved it runs in, from the name of the policy that accepted it
+    /// (`PeerIdentity::policy`): a TDX quote, a fake one, or none.
+    pub fn proven_by_policy(policy: &str) -> TeeKind {
+        match policy {
+            crate::policy::TDX_POLICY => TeeKind::Tdx,
+            crate::policy::FAKE_TDX_POLICY => TeeKind::DangerFake,
+            _ => TeeKind::None,
+        }
+    }
+}
+
 fn default_tsm_dir() -> PathBuf {
     PathBuf::from(provider::DEFAULT_TSM_REPORT_DIR)
 }
@@ -405,6 +417,19 @@ impl PeerPolicyConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_s_tee_is_the_one_its_accepting_policy_verified() {
+        let name = |policy: &dyn PeerPolicy| TeeKind::proven_by_policy(policy.name());
+        let fake = danger::fake_tdx(AllowLists::default());
+        assert_eq!(name(&fake), TeeKind::DangerFake);
+        assert_eq!(TeeKind::proven_by_policy("tdx"), TeeKind::Tdx);
+        assert_eq!(name(&cocoon_net::policy::UnattestedClients), TeeKind::None);
+        assert_eq!(
+            name(&cocoon_net::policy::danger::AcceptAnySelfSigned),
+            TeeKind::None
+        );
+    }
 
     /// A `tdx` table as a config file states it (JSON here; TOML maps to the same serde
     /// fields), `extra` being more `"key": value` pairs.

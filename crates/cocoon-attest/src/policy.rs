@@ -170,6 +170,11 @@ impl std::fmt::Debug for Evidence {
     }
 }
 
+/// The name of the policy that verifies TDX quotes with DCAP.
+pub(crate) const TDX_POLICY: &str = "tdx";
+/// The name of the policy that accepts fake quotes (development).
+pub(crate) const FAKE_TDX_POLICY: &str = "danger_fake_tdx";
+
 /// A policy that requires attestation (real or, in development, fake).
 #[derive(Debug)]
 pub struct AttestationPolicy {
@@ -257,8 +262,8 @@ impl AttestationPolicy {
 
     fn name(&self) -> &'static str {
         match self.evidence {
-            Evidence::Tdx(..) => "tdx",
-            Evidence::Fake => "danger_fake_tdx",
+            Evidence::Tdx(..) => TDX_POLICY,
+            Evidence::Fake => FAKE_TDX_POLICY,
         }
     }
 }

@@ -51,6 +51,8 @@ pub(crate) struct ClientChain {
     pub registered_proxies: Vec<String>,
     /// The root's `version` when it was read at start.
     pub root_version: u32,
+    /// Each client contract (by address) as last read, and when: for `/stats`.
+    seen: std::sync::Mutex<std::collections::HashMap<String, (ClientData, std::time::Instant)>>,
 }
 
 /// What the client follows of the root while it runs.
@@ -127,6 +129,7 @@ impl ClientChain {
             proxy_hashes: root_data.proxy_hashes.iter().copied().collect(),
             registered_proxies: client_endpoints(&root_data),
             root_version: root_data.version,
+            seen: Default::default(),
         };
         info!(
             network = %network.describe(),
@@ -300,10 +303,40 @@ impl ClientChain {
     }
 
     async fn read(&self, contract: &Address) -> Result<Option<ClientData>, String> {
-        self.cocoon
+        let data = self
+            .cocoon
             .client(contract)
             .await
-            .map_err(|e| format!("reading client contract {contract}: {e}"))
+            .map_err(|e| format!("reading client contract {contract}: {e}"))?;
+        if let Some(data) = &data {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(contract.to_hex(), (data.clone(), std::time::Instant::now()));
+        }
+        Ok(data)
+    }
+
+    /// A client contract as last read (at each handshake and balance check), for `/stats`:
+    /// its balance and stake, the tokens it was charged on chain, and what is left of it once
+    /// `charged_tokens` (what the proxy reported) are taken.
+    pub fn contract_json(&self, contract: &Address, charged_tokens: u64) -> serde_json::Value {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((data, at)) = seen.get(&contract.to_hex()) else {
+            return serde_json::json!({ "address": contract.to_hex() });
+        };
+        let owed = u128::from(charged_tokens.saturating_sub(data.tokens_used))
+            .saturating_mul(self.params.price_per_token.0);
+        serde_json::json!({
+            "address": contract.to_hex(),
+            "state": format!("{:?}", data.state).to_lowercase(),
+            "balance_nano": data.balance.0,
+            "stake_nano": data.stake.0,
+            "tokens_used_on_chain": data.tokens_used,
+            "owed_nano": owed,
+            "left_nano": data.balance.0.saturating_sub(owed),
+            "checked_secs_ago": at.elapsed().as_secs_f64(),
+        })
     }
 
     /// Deploys the client contract with the first deposit and the secret hash, as the C++

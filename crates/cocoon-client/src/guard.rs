@@ -3,7 +3,9 @@
 //! handler runs:
 //!
 //! - with `api_token`, the request must carry `Authorization: Bearer <api_token>` (401);
-//!   one that does is served from anywhere it can reach;
+//!   one that does is served from anywhere it can reach (but for the dashboard page, `GET /`:
+//!   it is static, a browser cannot add the header to a page load, and the page sends the
+//!   token on its `/stats` fetches);
 //! - without it, `Host` must be a loopback address, `localhost` or one of `allowed_hosts`
 //!   (421: DNS rebinding gives a page's own name to this machine, never one of these), and an
 //!   `Origin`, when present, must be loopback or one of `cors_origins` (403: cross-site
@@ -67,8 +69,9 @@ impl ApiGuard {
     ) -> Result<(), Refusal> {
         match &self.token_digest {
             Some(expected) => {
+                let page = (method == Method::GET || method == Method::HEAD) && uri.path() == "/";
                 let given = bearer_token(headers).map(|t| Sha256::digest(t.as_bytes()));
-                if !given.is_some_and(|given| same_digest(&given.into(), expected)) {
+                if !page && !given.is_some_and(|given| same_digest(&given.into(), expected)) {
                     return Err(Refusal::NoToken);
                 }
             }
@@ -323,6 +326,20 @@ mod tests {
     }
 
     const JSON: (&str, &str) = ("content-type", "application/json");
+
+    #[test]
+    fn with_a_token_the_dashboard_page_loads_without_it_and_its_data_does_not() {
+        let guard = guard_with(Some("secret"), &[], &[]);
+        let admitted = |method: Method, path: &str| {
+            let uri: Uri = path.parse().unwrap();
+            guard.admit(&method, &uri, &HeaderMap::new()).is_ok()
+        };
+        assert!(admitted(Method::GET, "/"));
+        assert!(admitted(Method::HEAD, "/"));
+        assert!(!admitted(Method::POST, "/"));
+        assert!(!admitted(Method::GET, "/stats"));
+        assert!(!admitted(Method::GET, "/v1/models"));
+    }
 
     #[test]
     fn loopback_hosts_are_served_and_others_refused() {

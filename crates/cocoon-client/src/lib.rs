@@ -248,6 +248,7 @@ pub(crate) async fn launch(
         .route("/v1/completions", post(api::completion))
         .route("/v1/embeddings", post(api::completion))
         .route("/v1/responses", post(responses::responses))
+        .route("/", get(dashboard))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
         .fallback(api::not_found)
@@ -336,8 +337,19 @@ fn load(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
 
+/// The operator dashboard: a static page (`dashboard.html`) that draws `/stats`.
+static DASHBOARD: std::sync::LazyLock<cocoon_net::dashboard::Dashboard> =
+    std::sync::LazyLock::new(|| {
+        cocoon_net::dashboard::Dashboard::new(include_str!("dashboard.html"))
+    });
+
+async fn dashboard() -> impl IntoResponse {
+    DASHBOARD.response()
+}
+
 async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
     let s = &shared.stats;
+    let price = shared.pool.price_per_token();
     let proxies: Vec<serde_json::Value> = shared
         .pool
         .status()
@@ -364,7 +376,9 @@ async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
             "billed_requests": load(&shared.pool.payments.billed_requests),
             "billed_tokens": load(&shared.pool.payments.billed_tokens),
             "charged_tokens": load(&shared.pool.payments.charged_tokens),
+            "spent_nano": price.map(|price| u128::from(load(&shared.pool.payments.charged_tokens)).saturating_mul(price)),
         },
+        "proxies": shared.pool.proxies_json(),
         "tokens": s.tokens.totals(),
         "chain": shared.pool.chain_status(),
     }))

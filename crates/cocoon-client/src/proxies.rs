@@ -342,6 +342,32 @@ impl ProxyPool {
             .collect()
     }
 
+    /// Each proxy slot for the dashboard (`/stats` `proxies`): address, whether connected or
+    /// retiring, requests running on it, its recent time to first answer, our contract there.
+    pub fn proxies_json(&self) -> Vec<serde_json::Value> {
+        // Slots before pending, as `pick` takes them.
+        let slots = self.slots();
+        let pending = self.pending();
+        slots
+            .iter()
+            .map(|slot| {
+                let live = slot.handle.as_ref().filter(|h| !h.is_closed());
+                serde_json::json!({
+                    "address": slot.address,
+                    "connected": live.is_some(),
+                    "retiring": slot.retiring,
+                    "running": live.map_or(0, |h| pending.load(h.id())),
+                    "latency_ms": slot
+                        .latency
+                        .filter(|(_, at)| at.elapsed() < LATENCY_TTL)
+                        .map(|(seconds, _)| seconds * 1000.0),
+                    "failures": slot.failures,
+                    "contract": slot.contract.as_ref().map(|a| a.to_hex()),
+                })
+            })
+            .collect()
+    }
+
     /// (address, connected, retiring) per slot, for `/stats`.
     pub fn status(&self) -> Vec<(String, bool, bool)> {
         self.slots()
@@ -577,10 +603,18 @@ impl ProxyPool {
             .iter()
             .map(|slot| slot.contract.as_ref().map(|a| a.to_hex()))
             .collect();
+        let charged = self.payments.charged_tokens.load(Ordering::Relaxed);
+        let seen: Vec<serde_json::Value> = self
+            .contracts()
+            .iter()
+            .map(|contract| chain.contract_json(contract, charged))
+            .collect();
         Some(serde_json::json!({
             "wallet": chain.owner_address(),
             "deposited_nano": chain.deposited(),
             "client_contracts": contracts,
+            "price_per_token_nano": chain.price_per_token(),
+            "contracts": seen,
         }))
     }
 

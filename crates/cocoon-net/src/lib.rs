@@ -9,6 +9,7 @@
 
 pub mod config;
 mod connection;
+pub mod dashboard;
 mod endpoint;
 pub mod http_client;
 mod identity;

@@ -54,6 +54,8 @@ pub(crate) struct WorkerEntry {
     pub served: u64,
     pub failed: u64,
     pub tokens: u64,
+    /// Tokens charged for this connection's answers (adjusted, as the ledger credits them).
+    pub earned_tokens: u64,
     /// Usage reports above the request's reservation (capped).
     pub overreported: u64,
     /// The worker stops a request on `proxy.cancelQuery`.
@@ -584,6 +586,7 @@ impl Router {
 
     /// A JSON view of the workers for `/stats`.
     pub fn workers_json(&self) -> Vec<serde_json::Value> {
+        let fee = self.payments.as_ref().map(|p| p.worker_fee_per_token());
         let state = self.lock();
         let mut workers: Vec<_> = state
             .workers
@@ -593,6 +596,8 @@ impl Router {
                     "connection": id,
                     "remote": w.handle.remote_addr().to_string(),
                     "image_hash": w.handle.peer().image_hash.map(|h| cocoon_attest::hex(&h)),
+                    "attestation_policy": w.handle.peer().policy,
+                    "tee": cocoon_attest::TeeKind::proven_by_policy(w.handle.peer().policy),
                     "owner": w.owner.as_ref(),
                     "model": w.model,
                     "coefficient": w.coefficient,
@@ -604,6 +609,8 @@ impl Router {
                     "served": w.served,
                     "failed": w.failed,
                     "tokens": w.tokens,
+                    "earned_tokens": w.earned_tokens,
+                    "earned_nano": fee.map(|fee| u128::from(w.earned_tokens).saturating_mul(fee)),
                     "overreported": w.overreported,
                     "supports_cancel": w.supports_cancel,
                 })
@@ -945,6 +952,9 @@ impl Router {
         } else {
             String::new()
         };
+        if let Some(worker) = state.workers.get_mut(&entry.worker) {
+            worker.earned_tokens = worker.earned_tokens.saturating_add(tokens);
+        }
         let worker = state.workers.get(&entry.worker);
         let worker_key: &str = &entry.worker_owner;
         let pending = match self

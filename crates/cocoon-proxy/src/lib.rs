@@ -93,6 +93,8 @@ struct Shared {
     started: Instant,
     public_key: [u8; 32],
     policy: &'static str,
+    /// This proxy's own evidence (`[tee]`).
+    tee: cocoon_attest::TeeKind,
     clients: PortLimits,
     workers: PortLimits,
 }
@@ -216,6 +218,7 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
         started: Instant::now(),
         public_key: identity.public_key,
         policy: policy_name,
+        tee: config.tee.kind,
         clients: client_limits.clone(),
         workers: worker_limits.clone(),
     });
@@ -406,6 +409,7 @@ async fn expire_loop(router: Arc<Router>, shutdown: Shutdown) {
 
 async fn serve_http(listener: TcpListener, shared: Arc<Shared>, shutdown: Shutdown) {
     let app = axum::Router::new()
+        .route("/", get(dashboard))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
         .with_state(shared);
@@ -417,6 +421,16 @@ async fn serve_http(listener: TcpListener, shared: Arc<Shared>, shutdown: Shutdo
     }
 }
 
+/// The operator dashboard: a static page (`dashboard.html`) that draws `/stats`.
+static DASHBOARD: std::sync::LazyLock<cocoon_net::dashboard::Dashboard> =
+    std::sync::LazyLock::new(|| {
+        cocoon_net::dashboard::Dashboard::new(include_str!("dashboard.html"))
+    });
+
+async fn dashboard() -> impl IntoResponse {
+    DASHBOARD.response()
+}
+
 async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let router = &shared.router;
     let c = &router.counters;
@@ -426,6 +440,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "uptime_secs": shared.started.elapsed().as_secs_f64(),
         "public_key": hex(&shared.public_key),
         "worker_policy": shared.policy,
+        "tee": shared.tee,
         "client_policy": "unattested_clients",
         "connections": { "clients": load(&c.client_connections), "workers": router.worker_count() },
         "limits": { "clients": shared.clients.json(), "workers": shared.workers.json() },

@@ -343,6 +343,32 @@ pub struct Payments {
     root_checked: Mutex<(Instant, u32)>,
     /// The root's allow-lists of models and worker images, followed at every re-read.
     pub rules: RootRules,
+    /// What the settle and commit loops did, for `/stats`.
+    activity: Activity,
+}
+
+/// What the settle and commit loops did, for the dashboard (`/stats`).
+#[derive(Debug, Default)]
+struct Activity {
+    settle_rounds: AtomicU64,
+    /// Signed charges (refund grants included) and payouts this process sent.
+    charges_sent: AtomicU64,
+    payouts_sent: AtomicU64,
+    /// When the last settle round ended, and when the ledger head was last committed.
+    last_settle: Mutex<Option<Instant>>,
+    last_commit: Mutex<Option<Instant>>,
+}
+
+impl Activity {
+    fn mark(slot: &Mutex<Option<Instant>>) {
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn seconds_since(slot: &Mutex<Option<Instant>>) -> Option<f64> {
+        slot.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|at| at.elapsed().as_secs_f64())
+    }
 }
 
 /// What the root allows of workers, as last read: the models (SHA-256 of the exact string a
@@ -558,6 +584,7 @@ impl Payments {
             any_closing: std::sync::atomic::AtomicBool::new(false),
             root_checked: Mutex::new((Instant::now(), root.params.params_version)),
             rules: RootRules::new(&root),
+            activity: Activity::default(),
         };
         // Everything up to now, so the newest commit is known before anything is served.
         let newest = loop {
@@ -608,6 +635,11 @@ impl Payments {
     /// The payment signing key's public half: the key the proxy contract holds.
     pub fn signer_public_key(&self) -> [u8; 32] {
         self.signer.public_key()
+    }
+
+    /// What a worker earns per (adjusted) token, nano-TON: the root's params.
+    pub fn worker_fee_per_token(&self) -> u128 {
+        self.params.worker_fee_per_token.0
     }
 
     fn client_address(&self, owner: &Address) -> Result<Address, CodecError> {
@@ -947,6 +979,8 @@ impl Payments {
         self.grant_refunds().await;
         self.resend_unlanded(payout_threshold).await;
         self.check_root().await;
+        self.activity.settle_rounds.fetch_add(1, Ordering::Relaxed);
+        Activity::mark(&self.activity.last_settle);
     }
 
     /// A client contract reported closing (its owner asked for a refund) or closed.
@@ -1058,6 +1092,16 @@ impl Payments {
             "root_params_version": root_version,
             "root_params_changed": root_version != self.params.params_version,
             "committed_seqno": self.committed.load(Ordering::Relaxed),
+            "uncommitted_records": self.ledger.head().seqno.saturating_sub(self.committed.load(Ordering::Relaxed)),
+            "price_per_token_nano": self.params.price_per_token.0,
+            "worker_fee_per_token_nano": self.params.worker_fee_per_token.0,
+            "settle_interval_secs": self.config.settle_interval_secs,
+            "commit_interval_secs": self.config.commit_interval_secs,
+            "settle_rounds": self.activity.settle_rounds.load(Ordering::Relaxed),
+            "last_settle_secs_ago": Activity::seconds_since(&self.activity.last_settle),
+            "last_commit_secs_ago": Activity::seconds_since(&self.activity.last_commit),
+            "charges_sent": self.activity.charges_sent.load(Ordering::Relaxed),
+            "payouts_sent": self.activity.payouts_sent.load(Ordering::Relaxed),
         })
     }
 
@@ -1094,6 +1138,11 @@ impl Payments {
                     (kind.action(0).op(), key.to_owned()),
                     (tokens, Instant::now()),
                 );
+                let counter = match kind {
+                    Kind::Payout => &self.activity.payouts_sent,
+                    Kind::Charge | Kind::GrantRefund => &self.activity.charges_sent,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 match executed.and_then(|tx| tx.exit_code).unwrap_or(0) {
                     0 => info!(contract = %key, tokens, "signed {what} sent"),
                     // The contract is already at or past this count: an earlier round, or the
@@ -1305,6 +1354,7 @@ impl Payments {
         {
             Ok(_) => {
                 self.committed.fetch_max(head.seqno, Ordering::Relaxed);
+                Activity::mark(&self.activity.last_commit);
                 info!(
                     seqno = head.seqno,
                     "ledger head committed to the proxy contract"

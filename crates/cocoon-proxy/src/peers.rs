@@ -565,6 +565,7 @@ fn register_worker(
             served: 0,
             failed: 0,
             tokens: 0,
+            earned_tokens: 0,
             overreported: 0,
             supports_cancel: params.supports_cancel,
         },

@@ -5,7 +5,9 @@
 //! the newest signed payout the proxy gave is submitted, repacked with the node wallet as the
 //! excess address (0.5 TON attached), once it is `submit_payout_tokens` ahead of the contract.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cocoon_proto::ProxyParams;
 use cocoon_ton::cocoon::{address, exit, Params, State, WorkerMessage};
@@ -31,6 +33,8 @@ pub(crate) struct WorkerChain {
     busy: tokio::sync::Mutex<()>,
     /// The root's registry at start.
     pub registry: Registry,
+    /// What each worker contract (by address) was paid, in tokens, as last read, and when.
+    paid: std::sync::Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 /// What the worker follows of the root.
@@ -100,6 +104,7 @@ impl WorkerChain {
             registry: Registry::of(&root),
             params: root.params,
             busy: tokio::sync::Mutex::new(()),
+            paid: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -121,6 +126,35 @@ impl WorkerChain {
             multipliers: self.params.multipliers(),
             price_per_token: u64::try_from(self.params.price_per_token.0).unwrap_or(u64::MAX),
         }
+    }
+
+    /// What a worker earns per (adjusted) token, nano-TON: the root's params.
+    pub fn worker_fee_per_token(&self) -> u128 {
+        self.params.worker_fee_per_token.0
+    }
+
+    /// Reads how many tokens `contract` has been paid on chain, for `/stats` (after each
+    /// payment status poll, so once a `payout_check_secs`).
+    pub async fn check_paid(&self, contract: &Address) {
+        match self.cocoon.worker(contract).await {
+            Ok(Some(data)) => {
+                self.paid
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(contract.to_hex(), (data.tokens, Instant::now()));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::debug!(%contract, %error, "cannot read the worker contract"),
+        }
+    }
+
+    /// Tokens `contract` was paid on chain as last read, and how many seconds ago that was.
+    pub fn paid(&self, contract: &str) -> Option<(u64, f64)> {
+        self.paid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(contract)
+            .map(|(tokens, at)| (*tokens, at.elapsed().as_secs_f64()))
     }
 
     /// Checks the contracts a proxy named and deploys the worker contract if allowed.

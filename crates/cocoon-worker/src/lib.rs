@@ -553,6 +553,7 @@ async fn health_loop(shared: Arc<WorkerShared>) {
 async fn serve_http(listener: TcpListener, shared: Arc<WorkerShared>) {
     let shutdown = shared.shutdown.clone();
     let app = axum::Router::new()
+        .route("/", get(dashboard))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
         .merge(admin::routes())
@@ -567,6 +568,16 @@ async fn serve_http(listener: TcpListener, shared: Arc<WorkerShared>) {
 
 fn load(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
+}
+
+/// The operator dashboard: a static page (`dashboard.html`) that draws `/stats`.
+static DASHBOARD: std::sync::LazyLock<cocoon_net::dashboard::Dashboard> =
+    std::sync::LazyLock::new(|| {
+        cocoon_net::dashboard::Dashboard::new(include_str!("dashboard.html"))
+    });
+
+async fn dashboard() -> impl IntoResponse {
+    DASHBOARD.response()
 }
 
 async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
@@ -585,16 +596,43 @@ async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
             })
         })
         .collect();
+    let chain = shared.chain.as_deref();
+    // Totals over the worker contracts (one per paid proxy), for the dashboard.
+    let (mut earned, mut durable, mut signed, mut paid) = (0u64, 0u64, 0u64, None::<u64>);
     let payments: serde_json::Map<String, serde_json::Value> = shared
         .standings
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|(contract, standing)| (contract.clone(), standing.to_json()))
+        .map(|(contract, standing)| {
+            let mut entry = standing.to_json();
+            let tokens = |count: i64| u64::try_from(count).unwrap_or(0);
+            earned = earned.saturating_add(tokens(standing.max_tokens));
+            durable = durable.saturating_add(tokens(standing.db_tokens));
+            signed = signed.saturating_add(tokens(standing.signed_tokens));
+            if let Some((tokens, checked)) = chain.and_then(|chain| chain.paid(contract)) {
+                paid = Some(paid.unwrap_or(0).saturating_add(tokens));
+                entry["paid_tokens"] = tokens.into();
+                entry["paid_checked_secs_ago"] = checked.into();
+            }
+            (contract.clone(), entry)
+        })
         .collect();
+    let fee = chain.map(|chain| chain.worker_fee_per_token());
+    let nano = |tokens: u64| fee.map(|fee| u128::from(tokens).saturating_mul(fee));
     axum::Json(serde_json::json!({
         "role": "worker",
         "payments": payments,
+        "earnings": {
+            "worker_fee_per_token_nano": fee,
+            "earned_tokens": earned,
+            "durable_tokens": durable,
+            "signed_payout_tokens": signed,
+            "paid_tokens": paid,
+            "earned_nano": nano(earned),
+            "paid_nano": paid.and_then(nano),
+        },
+        "tee": shared.config.tee.kind,
         "uptime_secs": shared.started.elapsed().as_secs_f64(),
         "model": shared.config.model,
         "coefficient": shared.coefficient.load(Ordering::Relaxed),

@@ -104,11 +104,11 @@ async fn handshake(
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Standing {
     /// Tokens of the newest signed payout (what can be committed to the chain).
-    signed_tokens: i64,
+    pub(crate) signed_tokens: i64,
     /// Tokens the proxy said its books hold durably.
-    db_tokens: i64,
+    pub(crate) db_tokens: i64,
     /// All tokens the proxy said it knows of.
-    max_tokens: i64,
+    pub(crate) max_tokens: i64,
     /// The newest signed payout's bytes, so an unchanged one is not parsed and kept again.
     last_signed: Vec<u8>,
 }
@@ -275,6 +275,9 @@ async fn serve(
                 tokio::spawn(async move {
                     if let Err(error) = update_payment_status(&shared, &handle, contract.as_ref()).await {
                         debug!(%error, "payment status update failed");
+                    }
+                    if let (Some(chain), Some(contract)) = (&shared.chain, &contract) {
+                        chain.check_paid(contract).await;
                     }
                     if let (Some(chain), Some(dir), Some(contract)) =
                         (&shared.chain, &shared.config.payouts_dir, &contract)

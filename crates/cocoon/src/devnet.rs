@@ -195,6 +195,15 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             worker.config.model, worker.config.backend_url, worker.http_addr
         );
     }
+    // Each daemon's HTTP port serves its dashboard at `/` (docs/dashboards.md).
+    let mut dashboards = vec![format!("client http://{}/", devnet.client_addr())];
+    let proxies =
+        std::iter::once(&devnet.proxy).chain(devnet.more_proxies.iter().map(|p| &p.proxy));
+    dashboards.extend(proxies.map(|proxy| format!("proxy http://{}/", proxy.http_addr)));
+    for (index, worker) in devnet.workers.iter().enumerate() {
+        dashboards.push(format!("worker {index} http://{}/", worker.http_addr));
+    }
+    println!("  dashboards   {}", dashboards.join("  "));
     match chain {
         Some(chain) => {
             println!(
