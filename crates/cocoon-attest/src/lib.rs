@@ -16,6 +16,7 @@ pub mod pccs;
 pub mod policy;
 pub mod provider;
 pub mod renewal;
+pub mod sealed;
 pub mod tdx;
 
 pub use cert::{generate_identity, parse_certificate, RaTlsIdentity};

@@ -37,6 +37,10 @@ pub enum BenchCommand {
     /// concurrent streaming requests through it; prints req/s, time to first and last byte,
     /// the proxy's RSS and CPU per (workers, streams).
     Scale(crate::bench_scale::ScaleArgs),
+    /// What sealing a request to its worker and its answer back costs (HPKE to the worker's
+    /// key, then AEAD records with padding), per request and per MB of answer, next to the
+    /// same bytes unsealed.
+    Seal(crate::bench_seal::SealBenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +137,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Paid(args) => paid(args).await,
         BenchCommand::Engine(args) => engine(args).await,
         BenchCommand::Scale(args) => crate::bench_scale::run(args).await,
+        BenchCommand::Seal(args) => crate::bench_seal::run(args).await,
     }
 }
 

@@ -4,6 +4,7 @@
 mod attest;
 mod bench;
 mod bench_scale;
+mod bench_seal;
 mod devnet;
 mod model;
 mod root;

@@ -1,0 +1,588 @@
+//! Requests sealed to the attested worker, and its answer sealed back (issue 14's record
+//! layer). A router in between sees only sizes.
+//!
+//! - The worker holds an HPKE key pair (RFC 9180: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+//!   ChaCha20-Poly1305) made inside its TEE; its public key goes into its attested claims.
+//! - The client seals a request body to that key in HPKE's base mode. The `info` binds the
+//!   request's context (model, request id), so a sealed body moved to another request or worker
+//!   does not open.
+//! - Both ends derive the answer's keys from that HPKE context (its exporter), so only the
+//!   client that sealed the request can open the answer.
+//! - The answer travels as AEAD records (ChaCha20-Poly1305). Each record's nonce carries its
+//!   sequence number and its plaintext says whether it is the last, so a reordered, dropped,
+//!   replayed or cut record is detected.
+//! - Every record's plaintext is padded to a size bucket ([`Padding`]), so the record sizes do
+//!   not tell the length of each piece of the answer.
+//!
+//! Record on the wire: `u32` little-endian ciphertext length, then the ciphertext (plaintext +
+//! 16-byte tag). Plaintext: `flags: u8` (bit 0: last), `length: u32` LE, the data, zeros.
+
+use hpke::aead::ChaCha20Poly1305;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+
+type Kem = X25519HkdfSha256;
+
+/// Bytes of a worker's public key.
+pub const PUBLIC_KEY_LEN: usize = 32;
+/// Bytes of the encapsulated key at the front of a sealed request.
+pub const ENCAPSULATED_LEN: usize = 32;
+/// Most data one answer record carries; longer pieces go in several records.
+pub const MAX_RECORD_DATA: usize = 16 * 1024;
+/// The AEAD tag.
+const TAG_LEN: usize = 16;
+/// `flags` and `length` in front of a record's data.
+const RECORD_HEADER: usize = 5;
+/// The largest plaintext of a record: a full record's header and data (no bucket is larger).
+const MAX_PLAINTEXT: usize = MAX_RECORD_DATA + RECORD_HEADER;
+/// The largest ciphertext a record may have.
+const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + TAG_LEN;
+const LAST: u8 = 1;
+
+/// Why sealing or opening failed. Each tampering has its own error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// A key or encapsulation of the wrong size or form.
+    #[error("malformed key: {0}")]
+    Key(&'static str),
+    /// The sealed request does not open with this key and context: sealed to another worker,
+    /// for another request, or changed.
+    #[error(
+        "the sealed request does not open here (another worker's, another request's, or changed)"
+    )]
+    Request,
+    /// An answer record failed authentication: changed, reordered, replayed or from another
+    /// request.
+    #[error("answer record {0} failed authentication (changed, reordered, replayed or foreign)")]
+    Record(u64),
+    /// A record whose header lies about its length.
+    #[error("answer record {0} is malformed: {1}")]
+    Malformed(u64, &'static str),
+    /// More after the last record.
+    #[error("data after the answer's last record")]
+    AfterLast,
+    /// The answer ended before its last record: cut short.
+    #[error("the answer was cut short: it ended before its last record")]
+    Truncated,
+}
+
+/// How answer records are padded: each record's plaintext is grown to the smallest bucket that
+/// holds it, so sizes on the wire come from a small set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// No padding: the exact size of every piece shows.
+    None,
+    /// Powers of two from `min` bytes (a token's text fits the smallest one, so a streamed
+    /// answer's records are all one size until a piece is larger), up to a full record.
+    PowersOfTwo {
+        /// The smallest bucket.
+        min: usize,
+    },
+}
+
+impl Default for Padding {
+    fn default() -> Self {
+        Padding::PowersOfTwo { min: 256 }
+    }
+}
+
+impl Padding {
+    /// The padded plaintext size for `len` bytes of header and data.
+    fn bucket(self, len: usize) -> usize {
+        match self {
+            Padding::None => len,
+            Padding::PowersOfTwo { min } => len
+                .max(min.max(1))
+                .next_power_of_two()
+                .min(MAX_PLAINTEXT)
+                .max(len),
+        }
+    }
+}
+
+/// What a request is sealed for: binds the sealed body to one request of one model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext<'a> {
+    /// The model the request names in the clear.
+    pub model: &'a str,
+    /// The request id.
+    pub request_id: [u8; 32],
+}
+
+impl RequestContext<'_> {
+    fn info(&self) -> Vec<u8> {
+        let mut info = b"cocoon sealed request v1\0".to_vec();
+        info.extend_from_slice(&(self.model.len() as u32).to_le_bytes());
+        info.extend_from_slice(self.model.as_bytes());
+        info.extend_from_slice(&self.request_id);
+        info
+    }
+}
+
+/// A worker's key pair for sealed requests.
+pub struct WorkerKey {
+    private: <Kem as hpke::Kem>::PrivateKey,
+    public: <Kem as hpke::Kem>::PublicKey,
+}
+
+impl std::fmt::Debug for WorkerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerKey")
+            .field("public", &crate::hex(&self.public_key()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerKey {
+    /// A fresh key pair from the operating system's randomness.
+    pub fn generate() -> WorkerKey {
+        let mut seed = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .expect("the system's randomness is available");
+        WorkerKey::from_seed(&seed)
+    }
+
+    /// The key pair derived from `seed` (HPKE's `DeriveKeyPair`), for tests and fixtures.
+    pub fn from_seed(seed: &[u8; 32]) -> WorkerKey {
+        let (private, public) = Kem::derive_keypair(seed);
+        WorkerKey { private, public }
+    }
+
+    /// The public key, what the worker's claims carry.
+    pub fn public_key(&self) -> [u8; PUBLIC_KEY_LEN] {
+        let mut out = [0u8; PUBLIC_KEY_LEN];
+        out.copy_from_slice(&self.public.to_bytes());
+        out
+    }
+
+    /// Opens a request sealed to this key for `context`: the body, and the sealer for its answer.
+    pub fn open_request(
+        &self,
+        context: &RequestContext<'_>,
+        sealed: &[u8],
+    ) -> Result<(Vec<u8>, AnswerSealer), SealError> {
+        if sealed.len() < ENCAPSULATED_LEN + TAG_LEN {
+            return Err(SealError::Request);
+        }
+        let (encapsulated, ciphertext) = sealed.split_at(ENCAPSULATED_LEN);
+        let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated)
+            .map_err(|_| SealError::Key("encapsulated key"))?;
+        let mut receiver = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &self.private,
+            &encapsulated,
+            &context.info(),
+        )
+        .map_err(|_| SealError::Request)?;
+        let body = receiver
+            .open(ciphertext, b"")
+            .map_err(|_| SealError::Request)?;
+        let keys = AnswerKeys::export(|label, out| receiver.export(label, out).is_ok())?;
+        Ok((body, AnswerSealer::new(keys)))
+    }
+}
+
+/// Seals `body` to the worker key `public_key` for `context`: the sealed request, and the
+/// opener for its answer.
+pub fn seal_request(
+    public_key: &[u8; PUBLIC_KEY_LEN],
+    context: &RequestContext<'_>,
+    body: &[u8],
+) -> Result<(Vec<u8>, AnswerOpener), SealError> {
+    let public = <Kem as hpke::Kem>::PublicKey::from_bytes(public_key)
+        .map_err(|_| SealError::Key("worker public key"))?;
+    let mut rng = rand::rngs::OsRng;
+    let (encapsulated, mut sender) = hpke::setup_sender::<ChaCha20Poly1305, HkdfSha256, Kem, _>(
+        &OpModeS::Base,
+        &public,
+        &context.info(),
+        &mut rng,
+    )
+    .map_err(|_| SealError::Key("worker public key"))?;
+    let ciphertext = sender
+        .seal(body, b"")
+        .map_err(|_| SealError::Key("sealing failed"))?;
+    let keys = AnswerKeys::export(|label, out| sender.export(label, out).is_ok())?;
+    let mut sealed = encapsulated.to_bytes().to_vec();
+    sealed.extend_from_slice(&ciphertext);
+    Ok((sealed, AnswerOpener::new(keys)))
+}
+
+/// The answer's key and nonce base, exported from the request's HPKE context by both ends.
+struct AnswerKeys {
+    key: LessSafeKey,
+    nonce: [u8; 12],
+}
+
+impl AnswerKeys {
+    fn export(mut export: impl FnMut(&[u8], &mut [u8]) -> bool) -> Result<AnswerKeys, SealError> {
+        let mut key = [0u8; 32];
+        let mut nonce = [0u8; 12];
+        if !export(b"cocoon answer key", &mut key) || !export(b"cocoon answer nonce", &mut nonce) {
+            return Err(SealError::Key("exporting the answer keys"));
+        }
+        let key =
+            UnboundKey::new(&CHACHA20_POLY1305, &key).map_err(|_| SealError::Key("answer key"))?;
+        Ok(AnswerKeys {
+            key: LessSafeKey::new(key),
+            nonce,
+        })
+    }
+
+    /// The nonce of record `seq`: the base with the sequence number XORed into its last 8 bytes.
+    fn nonce(&self, seq: u64) -> Nonce {
+        let mut nonce = self.nonce;
+        for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+            *n ^= s;
+        }
+        Nonce::assume_unique_for_key(nonce)
+    }
+}
+
+/// The worker's side of an answer: seals its pieces as records, in order.
+pub struct AnswerSealer {
+    keys: AnswerKeys,
+    seq: u64,
+    done: bool,
+    padding: Padding,
+}
+
+impl AnswerSealer {
+    fn new(keys: AnswerKeys) -> AnswerSealer {
+        AnswerSealer {
+            keys,
+            seq: 0,
+            done: false,
+            padding: Padding::default(),
+        }
+    }
+
+    /// Uses `padding` for the records sealed from now on.
+    pub fn with_padding(mut self, padding: Padding) -> AnswerSealer {
+        self.padding = padding;
+        self
+    }
+
+    /// Appends `data` to `out` as records (several when it is longer than
+    /// [`MAX_RECORD_DATA`]); `last` marks the answer's end. Nothing may follow the last record.
+    pub fn seal(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        assert!(!self.done, "an answer has one last record");
+        let mut pieces = data.chunks(MAX_RECORD_DATA).peekable();
+        if pieces.peek().is_none() {
+            self.seal_record(&[], last, out);
+        }
+        while let Some(piece) = pieces.next() {
+            let is_last = last && pieces.peek().is_none();
+            self.seal_record(piece, is_last, out);
+        }
+        self.done = last;
+    }
+
+    fn seal_record(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        let size = self.padding.bucket(RECORD_HEADER + data.len());
+        let mut record = Vec::with_capacity(size + TAG_LEN);
+        record.push(if last { LAST } else { 0 });
+        record.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        record.extend_from_slice(data);
+        record.resize(size, 0);
+        self.keys
+            .key
+            .seal_in_place_append_tag(self.keys.nonce(self.seq), Aad::empty(), &mut record)
+            .expect("a record is far below ChaCha20-Poly1305's limit");
+        self.seq += 1;
+        out.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        out.extend_from_slice(&record);
+    }
+}
+
+/// The client's side of an answer: takes the bytes as they arrive, in any split, and gives back
+/// the data of each record once it is authentic and in order.
+pub struct AnswerOpener {
+    keys: AnswerKeys,
+    seq: u64,
+    pending: Vec<u8>,
+    done: bool,
+}
+
+impl AnswerOpener {
+    fn new(keys: AnswerKeys) -> AnswerOpener {
+        AnswerOpener {
+            keys,
+            seq: 0,
+            pending: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// Takes more bytes; appends the data of every complete record to `out`.
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), SealError> {
+        if self.done && !bytes.is_empty() {
+            return Err(SealError::AfterLast);
+        }
+        self.pending.extend_from_slice(bytes);
+        let mut start = 0;
+        while self.pending.len() - start >= 4 {
+            let len = u32::from_le_bytes(
+                self.pending[start..start + 4]
+                    .try_into()
+                    .expect("four bytes"),
+            ) as usize;
+            if !(RECORD_HEADER + TAG_LEN..=MAX_CIPHERTEXT).contains(&len) {
+                return Err(SealError::Malformed(self.seq, "record length out of range"));
+            }
+            if self.pending.len() - start < 4 + len {
+                break;
+            }
+            if self.done {
+                return Err(SealError::AfterLast);
+            }
+            let record = &mut self.pending[start + 4..start + 4 + len];
+            let plain = self
+                .keys
+                .key
+                .open_in_place(self.keys.nonce(self.seq), Aad::empty(), record)
+                .map_err(|_| SealError::Record(self.seq))?;
+            let flags = plain[0];
+            let data_len =
+                u32::from_le_bytes(plain[1..RECORD_HEADER].try_into().expect("four bytes"))
+                    as usize;
+            if data_len > plain.len() - RECORD_HEADER || flags & !LAST != 0 {
+                return Err(SealError::Malformed(
+                    self.seq,
+                    "header does not fit the record",
+                ));
+            }
+            out.extend_from_slice(&plain[RECORD_HEADER..RECORD_HEADER + data_len]);
+            self.seq += 1;
+            self.done = flags & LAST != 0;
+            start += 4 + len;
+        }
+        self.pending.drain(..start);
+        if self.done && !self.pending.is_empty() {
+            return Err(SealError::AfterLast);
+        }
+        Ok(())
+    }
+
+    /// Whether the last record arrived.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Ends the answer: an error unless its last record arrived and nothing is left over.
+    pub fn finish(&self) -> Result<(), SealError> {
+        if self.done && self.pending.is_empty() {
+            Ok(())
+        } else {
+            Err(SealError::Truncated)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MODEL: &str = "SmolLM2-135M-Instruct";
+
+    fn context(id: u8) -> RequestContext<'static> {
+        RequestContext {
+            model: MODEL,
+            request_id: [id; 32],
+        }
+    }
+
+    /// A sealed request opened by the worker, and both ends of its answer.
+    fn pair(body: &[u8]) -> (Vec<u8>, AnswerSealer, AnswerOpener) {
+        let worker = WorkerKey::from_seed(&[7; 32]);
+        let (sealed, opener) = seal_request(&worker.public_key(), &context(1), body).unwrap();
+        let (opened, sealer) = worker.open_request(&context(1), &sealed).unwrap();
+        (opened, sealer, opener)
+    }
+
+    fn answer(sealer: &mut AnswerSealer, pieces: &[&[u8]]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            sealer.seal(piece, i + 1 == pieces.len(), &mut wire);
+        }
+        wire
+    }
+
+    #[test]
+    fn a_request_opens_only_for_its_worker_and_its_context() {
+        let worker = WorkerKey::from_seed(&[7; 32]);
+        let other = WorkerKey::from_seed(&[8; 32]);
+        let body = br#"{"model":"m","messages":[]}"#;
+        let (sealed, _) = seal_request(&worker.public_key(), &context(1), body).unwrap();
+        assert_eq!(worker.open_request(&context(1), &sealed).unwrap().0, body);
+        assert_eq!(
+            other.open_request(&context(1), &sealed).err(),
+            Some(SealError::Request),
+            "another worker's key"
+        );
+        assert_eq!(
+            worker.open_request(&context(2), &sealed).err(),
+            Some(SealError::Request),
+            "moved to another request"
+        );
+        let other_model = RequestContext {
+            model: "other",
+            request_id: [1; 32],
+        };
+        assert_eq!(
+            worker.open_request(&other_model, &sealed).err(),
+            Some(SealError::Request),
+            "re-targeted to another model"
+        );
+        let mut changed = sealed.clone();
+        *changed.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            worker.open_request(&context(1), &changed).err(),
+            Some(SealError::Request)
+        );
+        assert_eq!(
+            worker.open_request(&context(1), &sealed[..20]).err(),
+            Some(SealError::Request)
+        );
+        let (again, _) = seal_request(&worker.public_key(), &context(1), body).unwrap();
+        assert_ne!(again, sealed, "every sealing is fresh");
+    }
+
+    #[test]
+    fn padding_hides_piece_sizes_in_buckets() {
+        let (_, mut sealer, _) = pair(b"q");
+        let mut sizes = Vec::new();
+        for piece in [&b"a"[..], b"Paris", b" is the capital of France and more"] {
+            let mut wire = Vec::new();
+            sealer.seal(piece, false, &mut wire);
+            sizes.push(wire.len());
+        }
+        assert!(
+            sizes.iter().all(|s| *s == sizes[0]),
+            "one size for token-sized pieces: {sizes:?}"
+        );
+        let mut big = Vec::new();
+        sealer.seal(&[b'x'; 300], false, &mut big);
+        assert_eq!(big.len(), 4 + 512 + TAG_LEN, "the next power of two");
+        let mut full = Vec::new();
+        sealer.seal(&[b'x'; MAX_RECORD_DATA], false, &mut full);
+        assert_eq!(
+            full.len(),
+            4 + MAX_CIPHERTEXT,
+            "a full record is not padded further"
+        );
+        let (_, sealer, _) = pair(b"q");
+        let mut sealer = sealer.with_padding(Padding::None);
+        let mut exact = Vec::new();
+        sealer.seal(b"abc", true, &mut exact);
+        assert_eq!(exact.len(), 4 + RECORD_HEADER + 3 + TAG_LEN);
+    }
+
+    /// Three records of one answer, one wire chunk each, and the opener that matches them.
+    fn three_records() -> (Vec<Vec<u8>>, AnswerOpener) {
+        let (_, mut sealer, opener) = pair(b"q");
+        let records = [&b"one"[..], b"two", b"three"]
+            .iter()
+            .enumerate()
+            .map(|(i, piece)| {
+                let mut wire = Vec::new();
+                sealer.seal(piece, i == 2, &mut wire);
+                wire
+            })
+            .collect();
+        (records, opener)
+    }
+
+    fn open_in_order(order: &[usize]) -> Result<Vec<u8>, SealError> {
+        let (records, mut opener) = three_records();
+        let mut out = Vec::new();
+        for &i in order {
+            opener.push(&records[i], &mut out)?;
+        }
+        opener.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn reordered_dropped_replayed_cut_or_foreign_records_are_refused() {
+        assert_eq!(open_in_order(&[0, 1, 2]).unwrap(), b"onetwothree");
+        assert_eq!(
+            open_in_order(&[1, 0, 2]),
+            Err(SealError::Record(0)),
+            "reordered"
+        );
+        assert_eq!(open_in_order(&[0, 2]), Err(SealError::Record(1)), "dropped");
+        assert_eq!(
+            open_in_order(&[0, 0, 1, 2]),
+            Err(SealError::Record(1)),
+            "replayed"
+        );
+        assert_eq!(
+            open_in_order(&[0, 1]),
+            Err(SealError::Truncated),
+            "cut before the last"
+        );
+        assert_eq!(
+            open_in_order(&[0, 1, 2, 2]),
+            Err(SealError::AfterLast),
+            "replayed last"
+        );
+        // A record of another request's answer.
+        let (foreign, _) = three_records();
+        let (_, mut opener) = three_records();
+        let mut out = Vec::new();
+        assert_eq!(
+            opener.push(&foreign[0], &mut out),
+            Err(SealError::Record(0))
+        );
+        // A length that cannot be a record.
+        let (_, mut opener) = three_records();
+        assert!(matches!(
+            opener.push(&u32::MAX.to_le_bytes(), &mut out),
+            Err(SealError::Malformed(0, _))
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_split_of_an_answer_round_trips(
+            pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40_000), 1..5),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let (_, mut sealer, mut opener) = pair(b"q");
+            let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+            let wire = answer(&mut sealer, &refs);
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(wire.len() + 1)).collect();
+            at.push(0);
+            at.push(wire.len());
+            at.sort_unstable();
+            let mut out = Vec::new();
+            for window in at.windows(2) {
+                opener.push(&wire[window[0]..window[1]], &mut out).unwrap();
+            }
+            opener.finish().unwrap();
+            prop_assert_eq!(out, pieces.concat());
+        }
+
+        #[test]
+        fn any_changed_byte_is_caught(
+            pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2_000), 1..4),
+            position in any::<prop::sample::Index>(),
+            flip in 1u8..,
+        ) {
+            let (_, mut sealer, mut opener) = pair(b"q");
+            let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+            let mut wire = answer(&mut sealer, &refs);
+            let at = position.index(wire.len());
+            wire[at] ^= flip;
+            let mut out = Vec::new();
+            let result = opener.push(&wire, &mut out).and_then(|()| opener.finish());
+            prop_assert!(result.is_err(), "a change at byte {} went unnoticed", at);
+        }
+    }
+}
