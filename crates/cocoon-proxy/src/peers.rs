@@ -487,6 +487,12 @@ pub(crate) async fn serve_worker(
     }
     handle.close("proxy stopped serving the worker");
     let reason = handle.close_reason().unwrap_or_default();
+    if shutdown.is_killed() {
+        // Killed, the proxy goes as a crash would: its clients see their connections drop
+        // (and send again elsewhere), not a "worker disconnected" answer from a dying proxy.
+        info!(connection = id, "worker link dropped: the proxy was killed");
+        return;
+    }
     router.remove_worker(id, &reason);
     info!(connection = id, %reason, "worker disconnected");
 }
