@@ -2,14 +2,19 @@
 //!
 //! - [`ConfigFsTsm`]: a real TDX quote from the kernel's configfs-tsm interface, inside a TD
 //!   guest.
+//! - [`ConfigFsTsmSnp`]: real AMD SEV-SNP evidence (report and VCEK) from the same interface,
+//!   inside an SNP guest.
 //! - [`NoTee`]: no evidence (clients, which are not TEEs).
-//! - [`danger::FakeTdx`]: a fake quote for development machines without TDX.
+//! - [`danger::FakeTdx`] and [`danger::FakeSnp`]: fake evidence for development machines.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cocoon_net::policy::{OID_SNP_EVIDENCE, OID_TDX_QUOTE};
+
 use crate::policy::AttestError;
+use crate::snp::{CertificateTable, SnpEvidence};
 
 /// Where configfs-tsm lives in a TD guest.
 pub const DEFAULT_TSM_REPORT_DIR: &str = "/sys/kernel/config/tsm/report";
@@ -20,6 +25,11 @@ pub trait QuoteProvider: Send + Sync + Debug {
     fn name(&self) -> &'static str;
     /// A quote over `report_data`, or `None` when this node has no TEE.
     fn quote(&self, report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError>;
+    /// The certificate extension the quote goes into: the TDX quote's unless a provider says
+    /// otherwise (SEV-SNP evidence has its own).
+    fn extension_oid(&self) -> &'static str {
+        OID_TDX_QUOTE
+    }
 }
 
 /// No TEE: certificates carry no quote.
@@ -67,29 +77,131 @@ impl QuoteProvider for ConfigFsTsm {
     }
 
     fn quote(&self, report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
-        let entry = self.root.join(format!(
-            "cocoon-{}-{}",
-            std::process::id(),
-            NEXT_ENTRY.fetch_add(1, Ordering::Relaxed)
-        ));
-        let io = |what: &str, error: std::io::Error| {
-            AttestError::TeeUnavailable(format!("configfs-tsm {what} {}: {error}", entry.display()))
-        };
-        std::fs::create_dir(&entry).map_err(|e| io("mkdir", e))?;
-        let result = (|| {
-            std::fs::write(entry.join("inblob"), report_data).map_err(|e| io("write inblob", e))?;
-            let quote = std::fs::read(entry.join("outblob")).map_err(|e| io("read outblob", e))?;
-            if quote.is_empty() {
-                return Err(AttestError::TeeUnavailable(
-                    "configfs-tsm returned an empty quote".into(),
-                ));
-            }
-            Ok(Some(quote))
-        })();
-        // The entry must go even when reading failed, or the kernel keeps it.
-        let _ = std::fs::remove_dir(&entry);
-        result
+        let (quote, _) = tsm_report(&self.root, report_data, None)?;
+        Ok(Some(quote))
     }
+}
+
+/// One configfs-tsm report: create an entry, check its `provider` when `expected_provider` is
+/// given, write the report data to `inblob`, read `outblob` and `auxblob` (empty when the file
+/// is absent or the host supplied nothing), remove the entry.
+fn tsm_report(
+    root: &Path,
+    report_data: &[u8; 64],
+    expected_provider: Option<&str>,
+) -> Result<(Vec<u8>, Vec<u8>), AttestError> {
+    let entry = root.join(format!(
+        "cocoon-{}-{}",
+        std::process::id(),
+        NEXT_ENTRY.fetch_add(1, Ordering::Relaxed)
+    ));
+    let io = |what: &str, error: std::io::Error| {
+        AttestError::TeeUnavailable(format!("configfs-tsm {what} {}: {error}", entry.display()))
+    };
+    std::fs::create_dir(&entry).map_err(|e| io("mkdir", e))?;
+    let result = (|| {
+        if let Some(expected) = expected_provider {
+            let provider = std::fs::read_to_string(entry.join("provider"))
+                .map_err(|e| io("read provider", e))?;
+            if provider.trim() != expected {
+                return Err(AttestError::TeeUnavailable(format!(
+                    "configfs-tsm provider is '{}', expected '{expected}'",
+                    provider.trim()
+                )));
+            }
+        }
+        std::fs::write(entry.join("inblob"), report_data).map_err(|e| io("write inblob", e))?;
+        let quote = std::fs::read(entry.join("outblob")).map_err(|e| io("read outblob", e))?;
+        if quote.is_empty() {
+            return Err(AttestError::TeeUnavailable(
+                "configfs-tsm returned an empty quote".into(),
+            ));
+        }
+        let aux = match std::fs::read(entry.join("auxblob")) {
+            Ok(aux) => aux,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io("read auxblob", e)),
+        };
+        Ok((quote, aux))
+    })();
+    // The entry must go even when reading failed, or the kernel keeps it.
+    let _ = std::fs::remove_dir(&entry);
+    result
+}
+
+/// The configfs-tsm provider name of an SEV-SNP guest.
+pub const SNP_TSM_PROVIDER: &str = "sev_guest";
+
+/// Real SEV-SNP evidence through configfs-tsm in an SNP guest: the report from `outblob`, the
+/// VCEK (and ASK/ARK, if the host supplies them) from the certificate table in `auxblob`, else
+/// the VCEK given at construction (fetched by the operator from AMD's KDS for this chip and
+/// TCB). The evidence goes into the SNP extension (`1.3.6.1.4.1.12345.3`).
+#[derive(Debug)]
+pub struct ConfigFsTsmSnp {
+    root: PathBuf,
+    vcek_fallback: Option<Vec<u8>>,
+}
+
+impl ConfigFsTsmSnp {
+    /// Uses `root` (normally [`DEFAULT_TSM_REPORT_DIR`]); refuses at once if it is missing.
+    /// `vcek_fallback` (DER) is used when the host's certificate table has no VCEK.
+    pub fn new(root: &Path, vcek_fallback: Option<Vec<u8>>) -> Result<ConfigFsTsmSnp, AttestError> {
+        if !root.is_dir() {
+            return Err(AttestError::TeeUnavailable(format!(
+                "{} does not exist: this is not an AMD SEV-SNP guest, or its kernel lacks configfs-tsm (CONFIG_TSM_REPORTS); use kind = \"danger_fake_snp\" for development",
+                root.display()
+            )));
+        }
+        Ok(ConfigFsTsmSnp {
+            root: root.to_path_buf(),
+            vcek_fallback,
+        })
+    }
+}
+
+impl QuoteProvider for ConfigFsTsmSnp {
+    fn name(&self) -> &'static str {
+        "sev_snp"
+    }
+
+    fn quote(&self, report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
+        let (report, aux) = tsm_report(&self.root, report_data, Some(SNP_TSM_PROVIDER))?;
+        snp_evidence_from_tsm(report, &aux, self.vcek_fallback.as_deref()).map(Some)
+    }
+
+    fn extension_oid(&self) -> &'static str {
+        OID_SNP_EVIDENCE
+    }
+}
+
+/// The SNP evidence (encoded) from what configfs-tsm returned: the report (`outblob`) and the
+/// host's certificate table (`auxblob`, may be empty). The VCEK comes from the table, else
+/// from `vcek_fallback`; an ASK or ARK in the table is passed on (the verifier accepts only
+/// pinned ones).
+pub fn snp_evidence_from_tsm(
+    report: Vec<u8>,
+    auxblob: &[u8],
+    vcek_fallback: Option<&[u8]>,
+) -> Result<Vec<u8>, AttestError> {
+    let table = CertificateTable::parse(auxblob)
+        .map_err(|e| AttestError::TeeUnavailable(format!("configfs-tsm auxblob: {e}")))?;
+    let vcek = table
+        .vcek
+        .or_else(|| vcek_fallback.map(<[u8]>::to_vec))
+        .ok_or_else(|| {
+            AttestError::TeeUnavailable(
+                "the host supplies no VCEK in the certificate table and tee.snp_vcek_file is not set"
+                    .into(),
+            )
+        })?;
+    let evidence = SnpEvidence {
+        ask_der: table.ask,
+        ark_der: table.ark,
+        ..SnpEvidence::hardware(report, vcek)
+    };
+    evidence
+        .encode()
+        .map_err(|e| AttestError::TeeUnavailable(e.to_string()))
 }
 
 /// Evidence that proves nothing, for machines without TDX.
@@ -141,6 +253,60 @@ pub mod danger {
 
         fn quote(&self, _report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
             Ok(Some(self.0.clone()))
+        }
+    }
+
+    /// A fake SEV-SNP guest: an unsigned report (see [`crate::snp::danger::fake_report`])
+    /// carrying the report data and a configured MEASUREMENT (zero by default), in the SNP
+    /// extension. Only the `danger_fake_snp` policy accepts it; `sev_snp` never does.
+    #[derive(Debug, Clone)]
+    pub struct FakeSnp {
+        measurement: [u8; 48],
+    }
+
+    impl FakeSnp {
+        /// A fake SNP guest whose image is `measurement`.
+        pub fn new(measurement: Option<[u8; 48]>) -> FakeSnp {
+            tracing::warn!("danger: fake SEV-SNP in use; this node's attestation proves nothing");
+            FakeSnp {
+                measurement: measurement.unwrap_or([0; 48]),
+            }
+        }
+    }
+
+    impl QuoteProvider for FakeSnp {
+        fn name(&self) -> &'static str {
+            "danger_fake_snp"
+        }
+
+        fn quote(&self, report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
+            crate::snp::danger::fake_evidence(report_data, &self.measurement)
+                .encode()
+                .map(Some)
+                .map_err(|e| AttestError::TeeUnavailable(e.to_string()))
+        }
+
+        fn extension_oid(&self) -> &'static str {
+            OID_SNP_EVIDENCE
+        }
+    }
+
+    /// Presents fixed SNP evidence whatever it is asked to vouch for (tests: a real published
+    /// report in a certificate, which must fail the binding).
+    #[derive(Debug, Clone)]
+    pub struct ReplaySnpEvidence(pub Vec<u8>);
+
+    impl QuoteProvider for ReplaySnpEvidence {
+        fn name(&self) -> &'static str {
+            "danger_replay_snp"
+        }
+
+        fn quote(&self, _report_data: &[u8; 64]) -> Result<Option<Vec<u8>>, AttestError> {
+            Ok(Some(self.0.clone()))
+        }
+
+        fn extension_oid(&self) -> &'static str {
+            OID_SNP_EVIDENCE
         }
     }
 
