@@ -4,6 +4,7 @@
 //! `danger` fake, whose report data we choose.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use cocoon_attest::cert::{build_identity_in, generate_identity, parse_certificate};
@@ -16,7 +17,7 @@ use cocoon_attest::snp::{
 };
 use cocoon_attest::{PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind, UserClaims};
 use cocoon_net::policy::OID_SNP_EVIDENCE;
-use cocoon_net::PeerPolicy;
+use cocoon_net::{Acceptor, Connector, NetError, PeerPolicy};
 use proptest::prelude::*;
 use rcgen::{KeyPair, PKCS_ED25519};
 
@@ -581,6 +582,55 @@ fn config_tables_for_snp() {
         fake_policy.build().unwrap().policy.name(),
         "danger_fake_snp"
     );
+}
+
+/// One TLS handshake over loopback; the server's view of the client.
+async fn handshake(
+    server_cert: &cocoon_attest::RaTlsIdentity,
+    server_policy: Arc<dyn PeerPolicy>,
+    client_cert: &cocoon_attest::RaTlsIdentity,
+    client_policy: Arc<dyn PeerPolicy>,
+) -> Result<cocoon_net::PeerIdentity, NetError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let acceptor = Acceptor::new(&server_cert.tls, server_policy, 4).unwrap();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        acceptor
+            .accept(socket)
+            .await
+            .map(|c| c.handle.peer().clone())
+    });
+    let connector = Connector::new(&client_cert.tls, client_policy, 8).unwrap();
+    let client = connector.connect(&address).await;
+    let server = server.await.unwrap();
+    client?;
+    server
+}
+
+#[tokio::test]
+async fn snp_peers_handshake_through_the_transport_beside_tdx_ones() {
+    let now = SystemTime::now();
+    let proxy = generate_identity(&FakeTdx::new(None), "cocoon-proxy", now).unwrap();
+    let worker = generate_identity(&FakeSnp::new(Some([7; 48])), "cocoon-worker", now).unwrap();
+    // A TDX proxy and an SNP worker, each demanding the other's kind.
+    let snp = || -> Arc<dyn PeerPolicy> { Arc::new(danger::fake_snp(AllowLists::default())) };
+    let tdx = || -> Arc<dyn PeerPolicy> { Arc::new(danger::fake_tdx(AllowLists::default())) };
+    let seen = handshake(&proxy, snp(), &worker, tdx()).await.unwrap();
+    assert_eq!(seen.image_hash, Some(snp_image_hash(&[7; 48])));
+    assert_eq!(seen.policy, "danger_fake_snp");
+    assert_eq!(
+        TeeKind::proven_by_policy(seen.policy),
+        TeeKind::DangerFakeSnp
+    );
+    // The real policy never takes the fake worker.
+    let real: Arc<dyn PeerPolicy> = Arc::new(AttestationPolicy::sev_snp(
+        all_lines(),
+        AllowLists::default(),
+    ));
+    assert!(handshake(&proxy, real, &worker, tdx()).await.is_err());
+    // A worker that demands SNP refuses the TDX proxy.
+    assert!(handshake(&proxy, snp(), &worker, snp()).await.is_err());
 }
 
 proptest! {
