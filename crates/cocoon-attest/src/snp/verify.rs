@@ -13,7 +13,6 @@ use super::{
 struct PinnedLine {
     line: ProductLine,
     ark: Certificate,
-    ark_der: Vec<u8>,
     ask: Certificate,
 }
 
@@ -57,16 +56,7 @@ impl SnpVerifier {
             (&ark, &ask)
                 .verify()
                 .map_err(|e| SnpError::AskNotSignedByArk(format!("built-in {line} ASK: {e}")))?;
-            let ark_der = ark.to_der().map_err(|e| SnpError::CertificateMalformed {
-                which: "ARK",
-                reason: e.to_string(),
-            })?;
-            pinned.push(PinnedLine {
-                line,
-                ark,
-                ark_der,
-                ask,
-            });
+            pinned.push(PinnedLine { line, ark, ask });
         }
         Ok(SnpVerifier {
             lines: pinned,
@@ -143,13 +133,12 @@ impl SnpVerifier {
         evidence: &SnpEvidence,
         vcek: &Certificate,
     ) -> Result<ProductLine, SnpError> {
+        // An ARK from the peer only narrows the choice to the pinned line it equals (the
+        // whole certificate, signature included); it is never a root of its own.
         let lines: Vec<&PinnedLine> = match &evidence.ark_der {
             Some(ark_der) => {
-                let lines: Vec<_> = self
-                    .lines
-                    .iter()
-                    .filter(|l| &l.ark_der == ark_der)
-                    .collect();
+                let ark = parse_der("ARK", ark_der)?;
+                let lines: Vec<_> = self.lines.iter().filter(|l| l.ark == ark).collect();
                 if lines.is_empty() {
                     return Err(SnpError::ArkNotPinned);
                 }
@@ -194,16 +183,19 @@ fn parse_der(which: &'static str, der: &[u8]) -> Result<Certificate, SnpError> {
 
 /// The TCB and hardware id in a VCEK's extensions.
 fn vcek_extensions(der: &[u8]) -> Result<(SnpTcb, Vec<u8>), SnpError> {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| SnpError::CertificateMalformed {
-        which: "VCEK",
-        reason: e.to_string(),
-    })?;
+    use x509_cert_sev::der::Decode;
+    // Parsed by the same parser that the `sev` crate verified the signature with.
+    let cert =
+        x509_cert_sev::Certificate::from_der(der).map_err(|e| SnpError::CertificateMalformed {
+            which: "VCEK",
+            reason: e.to_string(),
+        })?;
+    let extensions = cert.tbs_certificate.extensions.as_deref().unwrap_or(&[]);
     let value = |oid: &str| {
-        cert.extensions()
+        extensions
             .iter()
-            .find(|e| e.oid.to_id_string() == oid)
-            .map(|e| e.value)
+            .find(|e| e.extn_id.to_string() == oid)
+            .map(|e| e.extn_value.as_bytes())
     };
     let svn = |oid: &str, name: &'static str| -> Result<Option<u8>, SnpError> {
         match value(oid) {
