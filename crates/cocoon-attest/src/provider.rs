@@ -82,9 +82,10 @@ impl QuoteProvider for ConfigFsTsm {
     }
 }
 
-/// One configfs-tsm report: create an entry, check its `provider` when `expected_provider` is
-/// given, write the report data to `inblob`, read `outblob` and `auxblob` (empty when the file
-/// is absent or the host supplied nothing), remove the entry.
+/// One configfs-tsm report: create an entry, write the report data to `inblob`, read
+/// `outblob`, remove the entry. With `expected_provider` (SEV-SNP), the entry's `provider` must
+/// name it, and `auxblob` is read too (empty when absent or when the host supplied nothing);
+/// the TDX path reads exactly what it always did.
 fn tsm_report(
     root: &Path,
     report_data: &[u8; 64],
@@ -99,34 +100,47 @@ fn tsm_report(
         AttestError::TeeUnavailable(format!("configfs-tsm {what} {}: {error}", entry.display()))
     };
     std::fs::create_dir(&entry).map_err(|e| io("mkdir", e))?;
-    let result = (|| {
-        if let Some(expected) = expected_provider {
-            let provider = std::fs::read_to_string(entry.join("provider"))
-                .map_err(|e| io("read provider", e))?;
-            if provider.trim() != expected {
-                return Err(AttestError::TeeUnavailable(format!(
-                    "configfs-tsm provider is '{}', expected '{expected}'",
-                    provider.trim()
-                )));
-            }
-        }
-        std::fs::write(entry.join("inblob"), report_data).map_err(|e| io("write inblob", e))?;
-        let quote = std::fs::read(entry.join("outblob")).map_err(|e| io("read outblob", e))?;
-        if quote.is_empty() {
-            return Err(AttestError::TeeUnavailable(
-                "configfs-tsm returned an empty quote".into(),
-            ));
-        }
-        let aux = match std::fs::read(entry.join("auxblob")) {
-            Ok(aux) => aux,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io("read auxblob", e)),
-        };
-        Ok((quote, aux))
-    })();
+    let result = read_tsm_entry(&entry, report_data, expected_provider);
     // The entry must go even when reading failed, or the kernel keeps it.
     let _ = std::fs::remove_dir(&entry);
     result
+}
+
+/// The file protocol inside one report entry (the kernel made its attribute files at mkdir).
+fn read_tsm_entry(
+    entry: &Path,
+    report_data: &[u8; 64],
+    expected_provider: Option<&str>,
+) -> Result<(Vec<u8>, Vec<u8>), AttestError> {
+    let io = |what: &str, error: std::io::Error| {
+        AttestError::TeeUnavailable(format!("configfs-tsm {what} {}: {error}", entry.display()))
+    };
+    if let Some(expected) = expected_provider {
+        let provider =
+            std::fs::read_to_string(entry.join("provider")).map_err(|e| io("read provider", e))?;
+        if provider.trim() != expected {
+            return Err(AttestError::TeeUnavailable(format!(
+                "configfs-tsm provider is '{}', expected '{expected}'",
+                provider.trim()
+            )));
+        }
+    }
+    std::fs::write(entry.join("inblob"), report_data).map_err(|e| io("write inblob", e))?;
+    let quote = std::fs::read(entry.join("outblob")).map_err(|e| io("read outblob", e))?;
+    if quote.is_empty() {
+        return Err(AttestError::TeeUnavailable(
+            "configfs-tsm returned an empty quote".into(),
+        ));
+    }
+    if expected_provider.is_none() {
+        return Ok((quote, Vec::new()));
+    }
+    let aux = match std::fs::read(entry.join("auxblob")) {
+        Ok(aux) => aux,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io("read auxblob", e)),
+    };
+    Ok((quote, aux))
 }
 
 /// The configfs-tsm provider name of an SEV-SNP guest.
@@ -322,5 +336,70 @@ pub mod danger {
             _ => return None,
         };
         Some((report_data, measurements))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry as the kernel lays it out for an SNP guest.
+    fn snp_entry(provider: &str, aux: Option<&[u8]>) -> tempfile::TempDir {
+        let entry = tempfile::tempdir().unwrap();
+        std::fs::write(entry.path().join("provider"), format!("{provider}\n")).unwrap();
+        std::fs::write(entry.path().join("outblob"), [7u8; 1184]).unwrap();
+        if let Some(aux) = aux {
+            std::fs::write(entry.path().join("auxblob"), aux).unwrap();
+        }
+        entry
+    }
+
+    #[test]
+    fn an_snp_entry_gives_the_report_and_the_certificate_table() {
+        let table = CertificateTable {
+            vcek: Some(vec![1, 2, 3]),
+            ..CertificateTable::default()
+        };
+        let entry = snp_entry("sev_guest", Some(&table.encode()));
+        let (report, aux) = read_tsm_entry(entry.path(), &[9; 64], Some(SNP_TSM_PROVIDER)).unwrap();
+        assert_eq!(report, vec![7u8; 1184]);
+        assert_eq!(CertificateTable::parse(&aux).unwrap(), table);
+        assert_eq!(
+            std::fs::read(entry.path().join("inblob")).unwrap(),
+            vec![9u8; 64],
+            "the report data went to inblob"
+        );
+        // No auxblob: an empty table.
+        let bare = snp_entry("sev_guest", None);
+        let (_, aux) = read_tsm_entry(bare.path(), &[9; 64], Some(SNP_TSM_PROVIDER)).unwrap();
+        assert!(aux.is_empty());
+    }
+
+    #[test]
+    fn another_provider_is_refused_and_the_tdx_path_reads_no_auxblob() {
+        let tdx = snp_entry("tdx_guest", None);
+        assert!(matches!(
+            read_tsm_entry(tdx.path(), &[0; 64], Some(SNP_TSM_PROVIDER)),
+            Err(AttestError::TeeUnavailable(message)) if message.contains("tdx_guest")
+        ));
+        // An unreadable auxblob (a directory here) fails SNP, and TDX never touches it.
+        std::fs::create_dir(tdx.path().join("auxblob")).unwrap();
+        assert!(read_tsm_entry(tdx.path(), &[0; 64], None).is_ok());
+        let snp = snp_entry("sev_guest", None);
+        std::fs::create_dir(snp.path().join("auxblob")).unwrap();
+        assert!(read_tsm_entry(snp.path(), &[0; 64], Some(SNP_TSM_PROVIDER)).is_err());
+    }
+
+    #[test]
+    fn a_failed_report_leaves_no_entry_behind() {
+        // A plain directory is not configfs: mkdir gives an empty entry, reading fails.
+        let root = tempfile::tempdir().unwrap();
+        let provider = ConfigFsTsmSnp::new(root.path(), None).unwrap();
+        assert!(matches!(
+            provider.quote(&[0; 64]),
+            Err(AttestError::TeeUnavailable(_))
+        ));
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+        assert_eq!(provider.extension_oid(), OID_SNP_EVIDENCE);
     }
 }
