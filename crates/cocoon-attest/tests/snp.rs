@@ -349,6 +349,15 @@ fn malformed_reports_and_evidence_are_refused_without_panicking() {
         parse_report(&tail_reserved).unwrap_err(),
         SnpError::ReportMalformed(reason) if reason.contains("zero")
     ));
+    // Another signature algorithm than ECDSA P-384 (SIGNATURE_ALGO at 0x34).
+    let mut algorithm = report.clone();
+    algorithm[0x34] = 2;
+    assert_eq!(
+        all_lines()
+            .verify_evidence(&SnpEvidence::hardware(algorithm, fixture("vcek_milan.der")))
+            .unwrap_err(),
+        SnpError::UnsupportedSignatureAlgorithm(2)
+    );
     // A VLEK-signed report (KEY_INFO.SIGNING_KEY = 1) is not for the VCEK.
     let mut vlek = report.clone();
     vlek[0x48] |= 1 << 2;

@@ -282,4 +282,37 @@ mod tests {
         assert_eq!(der_small_integer(&[2, 2, 0, 0x10]), None, "not minimal");
         assert_eq!(der_small_integer(&[4, 1, 1]), None);
     }
+
+    #[test]
+    fn the_hardware_id_must_be_the_chip_id() {
+        let chip = [0xab; 64];
+        assert_eq!(check_chip_id(&[0xab; 64], &chip), Ok(()));
+        let mut other = [0xab; 64];
+        other[63] = 0;
+        assert_eq!(check_chip_id(&other, &chip), Err(SnpError::ChipIdMismatch));
+        // A masked CHIP_ID is not compared; Turin's 8-byte id is the CHIP_ID's prefix.
+        assert_eq!(check_chip_id(&other, &[0; 64]), Ok(()));
+        let mut turin_chip = [0u8; 64];
+        turin_chip[..8].copy_from_slice(&[5; 8]);
+        assert_eq!(check_chip_id(&[5; 8], &turin_chip), Ok(()));
+        assert_eq!(
+            check_chip_id(&[5; 8], &[5; 64]),
+            Err(SnpError::ChipIdMismatch)
+        );
+    }
+
+    #[test]
+    fn a_certificate_without_amd_tcb_extensions_is_no_vcek() {
+        let ask = Certificate::from_pem(sev::certs::snp::builtin::milan::ASK)
+            .and_then(|c| c.to_der())
+            .unwrap();
+        assert_eq!(
+            vcek_extensions(&ask),
+            Err(SnpError::VcekTcbMissing("blSPL"))
+        );
+        assert!(matches!(
+            vcek_extensions(&[0x30, 0x00]),
+            Err(SnpError::CertificateMalformed { which: "VCEK", .. })
+        ));
+    }
 }
