@@ -3,11 +3,14 @@
 //! keyUsage digitalSignature, extendedKeyUsage serverAuth+clientAuth, subjectKeyIdentifier,
 //! TDX_QUOTE (1.3.6.1.4.1.12345.1, the raw quote) and TDX_USER_CLAIMS (1.3.6.1.4.1.12345.2,
 //! the serialised claims). The quote's report data is SHA-512 of the claims, which contain
-//! the certificate's key.
+//! the certificate's key. An AMD SEV-SNP node puts its evidence in SNP_EVIDENCE
+//! (1.3.6.1.4.1.12345.3, see [`crate::snp`]) instead of TDX_QUOTE, with the same claims.
 
 use std::time::{Duration, SystemTime};
 
-use cocoon_net::policy::{check_self_signed, CertificateFacts, OID_TDX_QUOTE, OID_TDX_USER_CLAIMS};
+use cocoon_net::policy::{
+    check_self_signed, CertificateFacts, OID_SNP_EVIDENCE, OID_TDX_QUOTE, OID_TDX_USER_CLAIMS,
+};
 use cocoon_net::{PolicyError, TlsIdentity};
 use rcgen::{
     CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, KeyPair, PKCS_ED25519,
@@ -28,8 +31,10 @@ const CLOCK_SKEW: Duration = Duration::from_secs(300);
 pub struct RaTlsIdentity {
     /// Certificate and key, ready for `cocoon-net`.
     pub tls: TlsIdentity,
-    /// The quote in the certificate, if any.
+    /// The TDX quote in the certificate, if any.
     pub quote: Option<Vec<u8>>,
+    /// The SEV-SNP evidence in the certificate, if any ([`crate::snp::SnpEvidence`] bytes).
+    pub snp_evidence: Option<Vec<u8>>,
     /// When the certificate expires.
     pub not_after: SystemTime,
 }
@@ -79,7 +84,7 @@ pub fn generate_identity(
         .map_err(|e| AttestError::Certificate(e.to_string()))?;
     let claims = UserClaims::for_key(raw_public_key(&key)?);
     let quote = provider.quote(&claims.report_data())?;
-    build_identity(key, quote, name, now, Vec::new())
+    build_identity_in(key, quote, provider.extension_oid(), name, now, Vec::new())
 }
 
 fn raw_public_key(key: &KeyPair) -> Result<[u8; 32], AttestError> {
@@ -97,6 +102,24 @@ pub fn build_identity(
     now: SystemTime,
     extra: Vec<CustomExtension>,
 ) -> Result<RaTlsIdentity, AttestError> {
+    build_identity_in(key, quote, OID_TDX_QUOTE, name, now, extra)
+}
+
+/// [`build_identity`] with the evidence in the extension `evidence_oid`: TDX_QUOTE or
+/// SNP_EVIDENCE.
+pub fn build_identity_in(
+    key: KeyPair,
+    quote: Option<Vec<u8>>,
+    evidence_oid: &str,
+    name: &str,
+    now: SystemTime,
+    extra: Vec<CustomExtension>,
+) -> Result<RaTlsIdentity, AttestError> {
+    if evidence_oid != OID_TDX_QUOTE && evidence_oid != OID_SNP_EVIDENCE {
+        return Err(AttestError::Certificate(format!(
+            "{evidence_oid} is not an evidence extension"
+        )));
+    }
     let public_key = raw_public_key(&key)?;
     let claims = UserClaims::for_key(public_key);
     let mut params = CertificateParams::default();
@@ -118,7 +141,7 @@ pub fn build_identity(
     if let Some(quote) = &quote {
         params
             .custom_extensions
-            .push(critical(OID_TDX_QUOTE, quote.clone()));
+            .push(critical(evidence_oid, quote.clone()));
         params
             .custom_extensions
             .push(critical(OID_TDX_USER_CLAIMS, claims.serialize()));
@@ -133,7 +156,8 @@ pub fn build_identity(
             key_der: key.serialize_der(),
             public_key,
         },
-        quote,
+        quote: quote.clone().filter(|_| evidence_oid == OID_TDX_QUOTE),
+        snp_evidence: quote.filter(|_| evidence_oid == OID_SNP_EVIDENCE),
         not_after,
     })
 }

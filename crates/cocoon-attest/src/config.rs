@@ -12,7 +12,8 @@ use crate::cert::{generate_identity, RaTlsIdentity};
 use crate::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
 use crate::pccs::{CollateralFetcher, PccsClient};
 use crate::policy::{danger, AllowLists, AttestError, AttestationPolicy, LiveImageHashes};
-use crate::provider::{self, ConfigFsTsm, NoTee, QuoteProvider};
+use crate::provider::{self, ConfigFsTsm, ConfigFsTsmSnp, NoTee, QuoteProvider};
+use crate::snp::{ProductLine, SnpTcb, SnpVerifier};
 use crate::tdx::TdxMeasurements;
 
 /// Where this node's evidence comes from.
@@ -25,6 +26,10 @@ pub enum TeeKind {
     DangerFake,
     /// Intel TDX through configfs-tsm.
     Tdx,
+    /// AMD SEV-SNP through configfs-tsm (`sev_snp`).
+    SevSnp,
+    /// A fake SEV-SNP guest for development: unsigned reports that prove nothing.
+    DangerFakeSnp,
 }
 
 impl TeeKind {
@@ -34,6 +39,8 @@ impl TeeKind {
         match policy {
             crate::policy::TDX_POLICY => TeeKind::Tdx,
             crate::policy::FAKE_TDX_POLICY => TeeKind::DangerFake,
+            crate::policy::SNP_POLICY => TeeKind::SevSnp,
+            crate::policy::FAKE_SNP_POLICY => TeeKind::DangerFakeSnp,
             _ => TeeKind::None,
         }
     }
@@ -47,15 +54,23 @@ fn default_tsm_dir() -> PathBuf {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeeConfig {
-    /// `none`, `danger_fake` or `tdx`.
+    /// `none`, `danger_fake`, `tdx`, `sev_snp` or `danger_fake_snp`.
     pub kind: TeeKind,
     /// With `danger_fake`: a fake MRTD (96 hex digits), so a development network can test
     /// image-hash allow-lists. Without it the fake quote is the reference's 64-byte form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub danger_fake_mrtd: Option<String>,
-    /// With `tdx`: the configfs-tsm report directory.
+    /// With `danger_fake_snp`: a fake SNP MEASUREMENT (96 hex digits), for image-hash
+    /// allow-lists on a development network. Zero without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger_fake_snp_measurement: Option<String>,
+    /// With `tdx` or `sev_snp`: the configfs-tsm report directory.
     #[serde(default = "default_tsm_dir")]
     pub tsm_report_dir: PathBuf,
+    /// With `sev_snp`: this chip's VCEK certificate (DER, from AMD's KDS for the current TCB),
+    /// used when the host supplies no certificate table with the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp_vcek_file: Option<PathBuf>,
 }
 
 fn parse_hex<const N: usize>(what: &str, text: &str) -> Result<[u8; N], String> {
@@ -76,7 +91,9 @@ impl TeeConfig {
         TeeConfig {
             kind,
             danger_fake_mrtd: None,
+            danger_fake_snp_measurement: None,
             tsm_report_dir: default_tsm_dir(),
+            snp_vcek_file: None,
         }
     }
 
@@ -91,6 +108,26 @@ impl TeeConfig {
             }
             if let Err(e) = parse_hex::<48>("tee.danger_fake_mrtd", mrtd) {
                 problems.push(e);
+            }
+        }
+        if let Some(measurement) = &self.danger_fake_snp_measurement {
+            if self.kind != TeeKind::DangerFakeSnp {
+                problems.push(
+                    "tee.danger_fake_snp_measurement only makes sense with kind = \"danger_fake_snp\"".into(),
+                );
+            }
+            if let Err(e) = parse_hex::<48>("tee.danger_fake_snp_measurement", measurement) {
+                problems.push(e);
+            }
+        }
+        if let Some(file) = &self.snp_vcek_file {
+            if self.kind != TeeKind::SevSnp {
+                problems.push("tee.snp_vcek_file only makes sense with kind = \"sev_snp\"".into());
+            } else if !file.is_file() {
+                problems.push(format!(
+                    "tee.snp_vcek_file {} is not a file",
+                    file.display()
+                ));
             }
         }
         problems
@@ -113,6 +150,25 @@ impl TeeConfig {
                 };
                 Box::new(provider::danger::FakeTdx::new(measurements))
             }
+            TeeKind::SevSnp => {
+                let vcek = match &self.snp_vcek_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| {
+                        AttestError::Config(format!("tee.snp_vcek_file {}: {e}", path.display()))
+                    })?),
+                    None => None,
+                };
+                Box::new(ConfigFsTsmSnp::new(&self.tsm_report_dir, vcek)?)
+            }
+            TeeKind::DangerFakeSnp => {
+                let measurement = match &self.danger_fake_snp_measurement {
+                    Some(text) => Some(
+                        parse_hex::<48>("tee.danger_fake_snp_measurement", text)
+                            .map_err(AttestError::Config)?,
+                    ),
+                    None => None,
+                };
+                Box::new(provider::danger::FakeSnp::new(measurement))
+            }
         })
     }
 
@@ -130,6 +186,10 @@ pub enum PolicyKind {
     Tdx,
     /// A fake quote (development only).
     DangerFakeTdx,
+    /// AMD SEV-SNP evidence verified against the pinned AMD roots.
+    SevSnp,
+    /// Fake SEV-SNP evidence (development only).
+    DangerFakeSnp,
     /// Nothing: any self-signed certificate (development only).
     DangerAny,
 }
@@ -142,7 +202,7 @@ fn default_statuses() -> Vec<String> {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerPolicyConfig {
-    /// `tdx`, `danger_fake_tdx` or `danger_any`.
+    /// `tdx`, `danger_fake_tdx`, `sev_snp`, `danger_fake_snp` or `danger_any`.
     pub policy: PolicyKind,
     /// Allowed image hashes (64 hex digits each); empty allows any. A client with `[chain]`
     /// fills an empty list from the root's `proxy_hashes`.
@@ -175,6 +235,23 @@ pub struct PeerPolicyConfig {
     /// traffic. Refused as a config error unless this is set; logged as a warning when it is.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub danger_accept_any_tdx_image: bool,
+    /// Allowed SEV-SNP MEASUREMENTs (96 hex digits each; `sev_snp` and `danger_fake_snp`);
+    /// empty allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snp_measurements: Vec<String>,
+    /// The AMD product lines whose built-in ARK and ASK are trusted (`sev_snp` only).
+    /// Default: all built in (`milan`, `genoa`, `turin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp_product_lines: Option<Vec<ProductLine>>,
+    /// The lowest REPORTED_TCB accepted (`sev_snp` only), e.g.
+    /// `{ bootloader = 3, tee = 0, snp = 8, microcode = 115 }` (`fmc` too on Turin). Default:
+    /// any TCB that AMD issued a VCEK for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp_minimum_tcb: Option<SnpTcb>,
+    /// The `sev_snp` counterpart of `danger_accept_any_tdx_image`: with no allow-list, accept
+    /// a genuine SNP guest running any code.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub danger_accept_any_snp_image: bool,
 }
 
 /// A built peer policy, and the collateral fetcher to run beside it when a PCCS is configured.
@@ -199,12 +276,23 @@ impl PeerPolicyConfig {
             pccs_url: None,
             pccs_ca_file: None,
             danger_accept_any_tdx_image: false,
+            snp_measurements: Vec::new(),
+            snp_product_lines: None,
+            snp_minimum_tcb: None,
+            danger_accept_any_snp_image: false,
         }
     }
 
     /// Whether no allow-list is set: any measurement is accepted.
     pub fn has_no_allow_list(&self) -> bool {
-        self.image_hashes.is_empty() && self.mrtd.is_empty() && self.rtmr_sets.is_empty()
+        self.image_hashes.is_empty()
+            && self.mrtd.is_empty()
+            && self.rtmr_sets.is_empty()
+            && self.snp_measurements.is_empty()
+    }
+
+    fn is_snp(&self) -> bool {
+        matches!(self.policy, PolicyKind::SevSnp | PolicyKind::DangerFakeSnp)
     }
 
     fn allow_lists(&self, table: &str) -> Result<AllowLists, Vec<String>> {
@@ -235,6 +323,12 @@ impl PeerPolicyConfig {
                 Err(e) => problems.push(e),
             }
         }
+        for measurement in &self.snp_measurements {
+            match parse_hex::<48>(&format!("{table}.snp_measurements"), measurement) {
+                Ok(m) => allow.snp_measurements.push(m),
+                Err(e) => problems.push(e),
+            }
+        }
         if problems.is_empty() {
             Ok(allow)
         } else {
@@ -254,6 +348,16 @@ impl PeerPolicyConfig {
                  add {table}.image_hashes (the image hashes you trust, 64 hex digits each; \
                  `cocoon attest` prints a node's), or {table}.mrtd / {table}.rtmr_sets, \
                  or set {table}.danger_accept_any_tdx_image = true to accept any image"
+            ));
+        }
+        if self.policy == PolicyKind::SevSnp
+            && self.has_no_allow_list()
+            && !self.danger_accept_any_snp_image
+        {
+            problems.push(format!(
+                "{table}: policy = \"sev_snp\" with no allow-list accepts any SEV-SNP guest running any code; \
+                 add {table}.image_hashes (SHA-256 of the MEASUREMENT, 64 hex digits each) or \
+                 {table}.snp_measurements, or set {table}.danger_accept_any_snp_image = true to accept any image"
             ));
         }
         problems
@@ -296,6 +400,38 @@ impl PeerPolicyConfig {
         {
             problems.push(format!(
                 "{table}: collateral_dir and pccs_url only apply to policy = \"tdx\""
+            ));
+        }
+        if self.danger_accept_any_snp_image
+            && (self.policy != PolicyKind::SevSnp || !self.has_no_allow_list())
+        {
+            problems.push(format!(
+                "{table}.danger_accept_any_snp_image only applies to policy = \"sev_snp\" with no allow-list"
+            ));
+        }
+        if self.is_snp() && (!self.mrtd.is_empty() || !self.rtmr_sets.is_empty()) {
+            problems.push(format!(
+                "{table}: mrtd and rtmr_sets are TDX measurements; an SEV-SNP policy lists snp_measurements"
+            ));
+        }
+        if !self.is_snp()
+            && self.policy != PolicyKind::DangerAny
+            && !self.snp_measurements.is_empty()
+        {
+            problems.push(format!(
+                "{table}.snp_measurements only applies to policy = \"sev_snp\" or \"danger_fake_snp\""
+            ));
+        }
+        if self.policy != PolicyKind::SevSnp
+            && (self.snp_product_lines.is_some() || self.snp_minimum_tcb.is_some())
+        {
+            problems.push(format!(
+                "{table}: snp_product_lines and snp_minimum_tcb only apply to policy = \"sev_snp\""
+            ));
+        }
+        if matches!(&self.snp_product_lines, Some(lines) if lines.is_empty()) {
+            problems.push(format!(
+                "{table}.snp_product_lines is empty: no SEV-SNP peer could ever connect"
             ));
         }
         if self.policy == PolicyKind::DangerAny && !self.has_no_allow_list() {
@@ -347,6 +483,7 @@ impl PeerPolicyConfig {
         if !self.image_hashes.is_empty()
             || self.policy == PolicyKind::DangerAny
             || self.danger_accept_any_tdx_image
+            || self.danger_accept_any_snp_image
         {
             return Ok(None);
         }
@@ -374,6 +511,28 @@ impl PeerPolicyConfig {
         let (policy, fetcher): (Arc<dyn PeerPolicy>, _) = match self.policy {
             PolicyKind::DangerAny => (danger::any(), None),
             PolicyKind::DangerFakeTdx => (Arc::new(danger::fake_tdx(allow)), None),
+            PolicyKind::DangerFakeSnp => (Arc::new(danger::fake_snp(allow)), None),
+            PolicyKind::SevSnp => {
+                if self.has_no_allow_list() {
+                    if !self.danger_accept_any_snp_image {
+                        return Err(AttestError::Config(
+                            "policy = \"sev_snp\" with no allow-list accepts any image: set image_hashes or snp_measurements (or danger_accept_any_snp_image)".into(),
+                        ));
+                    }
+                    tracing::warn!(
+                        "danger: peer policy sev_snp with danger_accept_any_snp_image accepts ANY SEV-SNP guest running ANY code; set image_hashes to say which images you trust"
+                    );
+                }
+                let lines = self
+                    .snp_product_lines
+                    .clone()
+                    .unwrap_or_else(|| ProductLine::ALL.to_vec());
+                let verifier = SnpVerifier::new(&lines, self.snp_minimum_tcb)?;
+                (
+                    Arc::new(AttestationPolicy::sev_snp(verifier, allow)) as Arc<dyn PeerPolicy>,
+                    None,
+                )
+            }
             PolicyKind::Tdx => {
                 if self.has_no_allow_list() {
                     if !self.danger_accept_any_tdx_image {

@@ -1,11 +1,14 @@
-//! Attestation for COCOON hops: RA-TLS certificates that carry an Intel TDX quote bound to the
-//! certificate's key, quote providers (TDX via configfs-tsm, and a fake for development), DCAP
-//! verification of peers' quotes against Intel's collateral, allow-lists of measurements and
-//! image hashes, and the policies that plug all of it into `cocoon-net`'s `PeerPolicy` seam.
+//! Attestation for COCOON hops: RA-TLS certificates that carry an Intel TDX quote or AMD SEV-SNP
+//! evidence bound to the certificate's key, quote providers (TDX and SEV-SNP via configfs-tsm,
+//! and fakes for development), DCAP verification of peers' quotes against Intel's collateral,
+//! verification of SNP reports against AMD's pinned roots ([`snp`]), allow-lists of
+//! measurements and image hashes, and the policies that plug all of it into `cocoon-net`'s
+//! `PeerPolicy` seam.
 //!
-//! **Architecture invariant:** this is the only crate that parses quotes. Everything that
-//! weakens security (the fake TEE, the `any` and `fake_tdx` policies) lives in a `danger`
-//! module and is logged loudly when used; a peer can never choose it.
+//! **Architecture invariant:** this is the only crate that parses quotes and reports.
+//! Everything that weakens security (the fake TEEs, the `any`, `fake_tdx` and `fake_snp`
+//! policies) lives in a `danger` module and is logged loudly when used; a peer can never
+//! choose it.
 
 mod cache;
 pub mod cert;
@@ -17,6 +20,7 @@ pub mod policy;
 pub mod provider;
 pub mod renewal;
 pub mod sealed;
+pub mod snp;
 pub mod tdx;
 
 pub use cert::{generate_identity, parse_certificate, RaTlsIdentity};

@@ -5,6 +5,10 @@
 //!   collateral with an accepted TCB status, whose report data is SHA-512 of the claims naming
 //!   the certificate's key, and whose measurements and image hash pass the allow-lists.
 //! - `danger_fake_tdx` (in [`danger`]): the same binding and allow-lists over a fake quote.
+//! - `sev_snp`: the certificate must carry AMD SEV-SNP evidence that verifies against the
+//!   pinned AMD roots ([`crate::snp`]), bound to the claims the same way, whose MEASUREMENT
+//!   and image hash (SHA-256 of it) pass the allow-lists.
+//! - `danger_fake_snp` (in [`danger`]): the same binding and allow-lists over a fake report.
 //! - `danger_any`: `cocoon-net`'s accept-any policy (no attestation).
 
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use crate::cert::{certificate_claims, parse_certificate};
 use crate::dcap::{DcapError, DcapVerifier};
 use crate::hex;
 use crate::pccs::FetchRequests;
+use crate::snp::{snp_image_hash, SnpError, SnpEvidence, SnpVerifier};
 use crate::tdx::TdxMeasurements;
 
 /// Why attestation failed (or could not be produced). Each refusal has its own variant so
@@ -51,6 +56,16 @@ pub enum AttestError {
     /// DCAP verification failed.
     #[error("quote verification failed: {0}")]
     Dcap(#[from] DcapError),
+    /// The policy needs SEV-SNP evidence and the certificate has none.
+    #[error("certificate carries no SEV-SNP evidence, but the policy requires it")]
+    MissingSnpEvidence,
+    /// SEV-SNP evidence was refused; the inner error says which check failed.
+    #[error("SEV-SNP evidence refused: {0}")]
+    Snp(#[from] SnpError),
+    /// The SNP MEASUREMENT is not in the allow-list (or the peer is not an SNP guest and the
+    /// policy lists SNP measurements).
+    #[error("SNP measurement {0} is not allowed")]
+    SnpMeasurementNotAllowed(String),
     /// The image hash is not in the allow-list.
     #[error("image hash {0} is not allowed")]
     ImageHashNotAllowed(String),
@@ -134,16 +149,64 @@ pub struct AllowLists {
     pub mrtd: Vec<[u8; 48]>,
     /// Allowed RTMR0..3 sets.
     pub rtmr_sets: Vec<[[u8; 48]; 4]>,
+    /// Allowed SEV-SNP MEASUREMENTs.
+    pub snp_measurements: Vec<[u8; 48]>,
+}
+
+/// What a peer's evidence measured: TDX registers or an SEV-SNP launch measurement.
+// One value per handshake: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerMeasurements {
+    /// MRTD, RTMRs and the rest, from a TDX quote (or a fake one).
+    Tdx(TdxMeasurements),
+    /// MEASUREMENT from an SEV-SNP report (or a fake one).
+    Snp([u8; 48]),
+}
+
+impl PeerMeasurements {
+    /// The image hash: the reference's hash over the TDX registers, or SHA-256 of the SNP
+    /// MEASUREMENT.
+    pub fn image_hash(&self) -> [u8; 32] {
+        match self {
+            PeerMeasurements::Tdx(m) => m.image_hash(),
+            PeerMeasurements::Snp(m) => snp_image_hash(m),
+        }
+    }
 }
 
 impl AllowLists {
-    fn check(&self, measurements: &TdxMeasurements) -> Result<[u8; 32], AttestError> {
+    /// Checks the lists of each kind; a list of another TEE's measurements refuses the peer
+    /// (it cannot be on it).
+    fn check(&self, measurements: &PeerMeasurements) -> Result<[u8; 32], AttestError> {
         let image_hash = measurements.image_hash();
-        if !self.mrtd.is_empty() && !self.mrtd.contains(&measurements.mrtd) {
-            return Err(AttestError::MrtdNotAllowed(hex(&measurements.mrtd)));
-        }
-        if !self.rtmr_sets.is_empty() && !self.rtmr_sets.contains(&measurements.rtmr) {
-            return Err(AttestError::RtmrNotAllowed);
+        match measurements {
+            PeerMeasurements::Tdx(m) => {
+                if !self.mrtd.is_empty() && !self.mrtd.contains(&m.mrtd) {
+                    return Err(AttestError::MrtdNotAllowed(hex(&m.mrtd)));
+                }
+                if !self.rtmr_sets.is_empty() && !self.rtmr_sets.contains(&m.rtmr) {
+                    return Err(AttestError::RtmrNotAllowed);
+                }
+                if !self.snp_measurements.is_empty() {
+                    return Err(AttestError::SnpMeasurementNotAllowed(
+                        "none (the peer is a TDX guest)".into(),
+                    ));
+                }
+            }
+            PeerMeasurements::Snp(m) => {
+                if !self.snp_measurements.is_empty() && !self.snp_measurements.contains(m) {
+                    return Err(AttestError::SnpMeasurementNotAllowed(hex(m)));
+                }
+                if !self.mrtd.is_empty() {
+                    return Err(AttestError::MrtdNotAllowed(
+                        "none (the peer is an SEV-SNP guest)".into(),
+                    ));
+                }
+                if !self.rtmr_sets.is_empty() {
+                    return Err(AttestError::RtmrNotAllowed);
+                }
+            }
         }
         let allowed = match &self.live_image_hashes {
             Some(live) => live.contains(&image_hash),
@@ -159,6 +222,8 @@ impl AllowLists {
 enum Evidence {
     Tdx(Box<DcapVerifier>, Option<FetchRequests>),
     Fake,
+    Snp(Box<SnpVerifier>),
+    FakeSnp,
 }
 
 impl std::fmt::Debug for Evidence {
@@ -166,6 +231,8 @@ impl std::fmt::Debug for Evidence {
         f.write_str(match self {
             Evidence::Tdx(..) => "Tdx(DcapVerifier)",
             Evidence::Fake => "Fake",
+            Evidence::Snp(_) => "Snp(SnpVerifier)",
+            Evidence::FakeSnp => "FakeSnp",
         })
     }
 }
@@ -174,6 +241,10 @@ impl std::fmt::Debug for Evidence {
 pub(crate) const TDX_POLICY: &str = "tdx";
 /// The name of the policy that accepts fake quotes (development).
 pub(crate) const FAKE_TDX_POLICY: &str = "danger_fake_tdx";
+/// The name of the policy that verifies SEV-SNP evidence.
+pub(crate) const SNP_POLICY: &str = "sev_snp";
+/// The name of the policy that accepts fake SEV-SNP evidence (development).
+pub(crate) const FAKE_SNP_POLICY: &str = "danger_fake_snp";
 
 /// A policy that requires attestation (real or, in development, fake).
 #[derive(Debug)]
@@ -190,8 +261,8 @@ pub struct AttestedPeer {
     /// The peer's image hash.
     pub image_hash: [u8; 32],
     /// Its measurements.
-    pub measurements: TdxMeasurements,
-    /// TCB status from DCAP ("fake" for fake quotes).
+    pub measurements: PeerMeasurements,
+    /// TCB status from DCAP, the reported TCB of an SNP report ("fake" for fake evidence).
     pub tcb_status: String,
 }
 
@@ -217,13 +288,29 @@ impl AttestationPolicy {
         }
     }
 
+    /// The `sev_snp` policy: SEV-SNP evidence verified by `verifier`, then the allow-lists.
+    pub fn sev_snp(verifier: SnpVerifier, allow: AllowLists) -> AttestationPolicy {
+        AttestationPolicy {
+            evidence: Evidence::Snp(Box::new(verifier)),
+            allow,
+        }
+    }
+
     /// Checks a certificate at `now`, with a specific error for each way it can fail.
     pub fn check(&self, cert_der: &[u8], now: SystemTime) -> Result<AttestedPeer, AttestError> {
         let facts = parse_certificate(cert_der, now)?;
         let claims = certificate_claims(&facts)?;
-        let quote = facts.quote.as_deref().ok_or(AttestError::MissingQuote)?;
+        let tdx_quote = || facts.quote.as_deref().ok_or(AttestError::MissingQuote);
+        let snp_evidence = || -> Result<SnpEvidence, AttestError> {
+            let bytes = facts
+                .snp_evidence
+                .as_deref()
+                .ok_or(AttestError::MissingSnpEvidence)?;
+            Ok(SnpEvidence::decode(bytes)?)
+        };
         let (report_data, measurements, tcb_status) = match &self.evidence {
             Evidence::Tdx(verifier, fetcher) => {
+                let quote = tdx_quote()?;
                 if crate::provider::danger::parse_fake_quote(quote).is_some() {
                     return Err(AttestError::FakeQuoteRefused);
                 }
@@ -238,14 +325,36 @@ impl AttestationPolicy {
                 };
                 (
                     verified.quote.report_data,
-                    verified.quote.measurements,
+                    PeerMeasurements::Tdx(verified.quote.measurements),
                     verified.tcb_status,
                 )
             }
             Evidence::Fake => {
+                let quote = tdx_quote()?;
                 let (report_data, measurements) = crate::provider::danger::parse_fake_quote(quote)
                     .ok_or(AttestError::NotAFakeQuote(quote.len()))?;
-                (report_data, measurements, "fake".to_string())
+                (
+                    report_data,
+                    PeerMeasurements::Tdx(measurements),
+                    "fake".to_string(),
+                )
+            }
+            Evidence::Snp(verifier) => {
+                let verified = verifier.verify_evidence(&snp_evidence()?)?;
+                let report = verified.report;
+                (
+                    report.report_data,
+                    PeerMeasurements::Snp(report.measurement),
+                    format!("{} {}", verified.product_line, report.reported_tcb),
+                )
+            }
+            Evidence::FakeSnp => {
+                let report = crate::snp::danger::verify_fake(&snp_evidence()?)?;
+                (
+                    report.report_data,
+                    PeerMeasurements::Snp(report.measurement),
+                    "fake".to_string(),
+                )
             }
         };
         if report_data != claims.report_data() {
@@ -264,6 +373,8 @@ impl AttestationPolicy {
         match self.evidence {
             Evidence::Tdx(..) => TDX_POLICY,
             Evidence::Fake => FAKE_TDX_POLICY,
+            Evidence::Snp(_) => SNP_POLICY,
+            Evidence::FakeSnp => FAKE_SNP_POLICY,
         }
     }
 }
@@ -304,6 +415,16 @@ pub mod danger {
         tracing::warn!("danger: peer policy danger_fake_tdx accepts FAKE attestation");
         AttestationPolicy {
             evidence: Evidence::Fake,
+            allow,
+        }
+    }
+
+    /// The `danger_fake_snp` policy: fake SEV-SNP evidence, bound to the certificate like real
+    /// evidence, with the same allow-lists. Never accepts real or missing evidence.
+    pub fn fake_snp(allow: AllowLists) -> AttestationPolicy {
+        tracing::warn!("danger: peer policy danger_fake_snp accepts FAKE SEV-SNP attestation");
+        AttestationPolicy {
+            evidence: Evidence::FakeSnp,
             allow,
         }
     }

@@ -61,6 +61,10 @@ pub trait PeerPolicy: Send + Sync + Debug {
 pub const OID_TDX_QUOTE: &str = "1.3.6.1.4.1.12345.1";
 /// RA-TLS extension carrying the serialised user claims (critical).
 pub const OID_TDX_USER_CLAIMS: &str = "1.3.6.1.4.1.12345.2";
+/// RA-TLS extension carrying AMD SEV-SNP evidence (critical): the attestation report and the
+/// VCEK certificate in `cocoon-attest`'s versioned encoding. Its report data is SHA-512 of the
+/// claims in [`OID_TDX_USER_CLAIMS`], as a TDX quote's is.
+pub const OID_SNP_EVIDENCE: &str = "1.3.6.1.4.1.12345.3";
 
 /// Parsed facts about a certificate that every policy needs.
 #[derive(Debug)]
@@ -71,6 +75,8 @@ pub struct CertificateFacts {
     pub quote: Option<Vec<u8>>,
     /// Contents of the TDX_USER_CLAIMS extension, when present.
     pub user_claims: Option<Vec<u8>>,
+    /// Contents of the SNP evidence extension, when present.
+    pub snp_evidence: Option<Vec<u8>>,
     /// Start of validity, Unix seconds.
     pub not_before: i64,
     /// End of validity, Unix seconds.
@@ -118,6 +124,7 @@ pub fn check_self_signed(
         public_key,
         quote: None,
         user_claims: None,
+        snp_evidence: None,
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
     };
@@ -127,6 +134,7 @@ pub fn check_self_signed(
         let slot = match oid.as_str() {
             OID_TDX_QUOTE => &mut facts.quote,
             OID_TDX_USER_CLAIMS => &mut facts.user_claims,
+            OID_SNP_EVIDENCE => &mut facts.snp_evidence,
             _ => {
                 if ext.critical && !is_standard_extension(&oid) {
                     unknown_critical.push(oid);
