@@ -80,11 +80,34 @@ pub fn generate_identity(
     name: &str,
     now: SystemTime,
 ) -> Result<RaTlsIdentity, AttestError> {
+    generate_identity_sealing(provider, name, now, None)
+}
+
+/// [`generate_identity`] whose claims also carry `sealing_key`, the HPKE public key of a
+/// worker's sealed requests, so the quote vouches for it too. Without a key the claims are the
+/// reference's bare form.
+pub fn generate_identity_sealing(
+    provider: &dyn QuoteProvider,
+    name: &str,
+    now: SystemTime,
+    sealing_key: Option<[u8; 32]>,
+) -> Result<RaTlsIdentity, AttestError> {
     let key = KeyPair::generate_for(&PKCS_ED25519)
         .map_err(|e| AttestError::Certificate(e.to_string()))?;
-    let claims = UserClaims::for_key(raw_public_key(&key)?);
+    let claims = UserClaims {
+        public_key: raw_public_key(&key)?,
+        hpke_public_key: sealing_key,
+    };
     let quote = provider.quote(&claims.report_data())?;
-    build_identity_in(key, quote, provider.extension_oid(), name, now, Vec::new())
+    build_with_claims(
+        key,
+        claims,
+        quote,
+        provider.extension_oid(),
+        name,
+        now,
+        Vec::new(),
+    )
 }
 
 fn raw_public_key(key: &KeyPair) -> Result<[u8; 32], AttestError> {
@@ -115,13 +138,25 @@ pub fn build_identity_in(
     now: SystemTime,
     extra: Vec<CustomExtension>,
 ) -> Result<RaTlsIdentity, AttestError> {
+    let claims = UserClaims::for_key(raw_public_key(&key)?);
+    build_with_claims(key, claims, quote, evidence_oid, name, now, extra)
+}
+
+fn build_with_claims(
+    key: KeyPair,
+    claims: UserClaims,
+    quote: Option<Vec<u8>>,
+    evidence_oid: &str,
+    name: &str,
+    now: SystemTime,
+    extra: Vec<CustomExtension>,
+) -> Result<RaTlsIdentity, AttestError> {
     if evidence_oid != OID_TDX_QUOTE && evidence_oid != OID_SNP_EVIDENCE {
         return Err(AttestError::Certificate(format!(
             "{evidence_oid} is not an evidence extension"
         )));
     }
-    let public_key = raw_public_key(&key)?;
-    let claims = UserClaims::for_key(public_key);
+    let public_key = claims.public_key;
     let mut params = CertificateParams::default();
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, name);
@@ -181,6 +216,14 @@ pub fn parse_certificate(
         ));
     }
     Ok(facts)
+}
+
+/// The HPKE key for sealed requests that a certificate's claims carry, if any. This reads the
+/// certificate only (a proxy lists the workers that take sealed requests); the attestation
+/// behind the key is checked by whoever seals to it, with [`crate::AttestationPolicy::check`].
+pub fn sealing_key_of(cert_der: &[u8], now: SystemTime) -> Option<[u8; 32]> {
+    let facts = parse_certificate(cert_der, now).ok()?;
+    certificate_claims(&facts).ok()?.hpke_public_key
 }
 
 /// The claims a certificate's quote must vouch for: from the TDX_USER_CLAIMS extension when

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use cocoon_net::PeerPolicy;
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{generate_identity, RaTlsIdentity};
+use crate::cert::{generate_identity_sealing, RaTlsIdentity};
 use crate::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
 use crate::pccs::{CollateralFetcher, PccsClient};
 use crate::policy::{danger, AllowLists, AttestError, AttestationPolicy, LiveImageHashes};
@@ -174,7 +174,21 @@ impl TeeConfig {
 
     /// A fresh RA-TLS identity named `name`.
     pub fn identity(&self, name: &str) -> Result<RaTlsIdentity, AttestError> {
-        generate_identity(self.provider()?.as_ref(), name, SystemTime::now())
+        self.identity_sealing(name, None)
+    }
+
+    /// A fresh RA-TLS identity whose claims carry `sealing_key` (a worker's HPKE key).
+    pub fn identity_sealing(
+        &self,
+        name: &str,
+        sealing_key: Option<[u8; 32]>,
+    ) -> Result<RaTlsIdentity, AttestError> {
+        generate_identity_sealing(
+            self.provider()?.as_ref(),
+            name,
+            SystemTime::now(),
+            sealing_key,
+        )
     }
 }
 

@@ -23,7 +23,9 @@ pub mod sealed;
 pub mod snp;
 pub mod tdx;
 
-pub use cert::{generate_identity, parse_certificate, RaTlsIdentity};
+pub use cert::{
+    generate_identity, generate_identity_sealing, parse_certificate, sealing_key_of, RaTlsIdentity,
+};
 pub use claims::UserClaims;
 pub use config::{BuiltPolicy, PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
 pub use policy::{AttestError, AttestationPolicy, LiveImageHashes};

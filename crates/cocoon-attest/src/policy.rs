@@ -264,6 +264,8 @@ pub struct AttestedPeer {
     pub measurements: PeerMeasurements,
     /// TCB status from DCAP, the reported TCB of an SNP report ("fake" for fake evidence).
     pub tcb_status: String,
+    /// The HPKE key for sealed requests its claims carry (workers that take them).
+    pub sealing_key: Option<[u8; 32]>,
 }
 
 impl AttestationPolicy {
@@ -366,6 +368,7 @@ impl AttestationPolicy {
             image_hash,
             measurements,
             tcb_status,
+            sealing_key: claims.hpke_public_key,
         })
     }
 
@@ -398,6 +401,7 @@ impl PeerPolicy for AttestationPolicy {
                 public_key: peer.public_key,
                 image_hash: Some(peer.image_hash),
                 policy: AttestationPolicy::name(self),
+                certificate: Default::default(),
             }),
             Err(AttestError::Rejected(error)) => Err(error),
             Err(error) => Err(PolicyError::Refused(error.to_string())),

@@ -102,6 +102,48 @@ impl Padding {
     }
 }
 
+/// How long a sealed request stays acceptable after the client sealed it (and, for clocks
+/// that run ahead, before): a worker refuses older ones, and remembers the ids of the newer ones
+/// it opened so a replay inside the window is refused too.
+pub const REQUEST_MAX_AGE_SECS: u64 = 300;
+
+/// Why a sealed request's plaintext was refused by the worker that opened it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FreshnessError {
+    /// Shorter than its header.
+    #[error("the sealed request is too short to carry its time")]
+    Short,
+    /// Sealed too long ago, or too far in the future: a replay, or a wrong clock.
+    #[error("the sealed request was made {age} s from now, outside ±{REQUEST_MAX_AGE_SECS} s (a replay, or a clock that is wrong)")]
+    Stale {
+        /// Seconds between its time and the worker's (negative: in the future).
+        age: i64,
+    },
+}
+
+/// The plaintext a client seals: the time it sealed it (Unix seconds, `u64` little-endian),
+/// then the boxed `http.request`.
+pub fn request_plaintext(sealed_at: u64, request: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + request.len());
+    out.extend_from_slice(&sealed_at.to_le_bytes());
+    out.extend_from_slice(request);
+    out
+}
+
+/// Splits an opened plaintext into its `http.request`, refusing one sealed outside
+/// [`REQUEST_MAX_AGE_SECS`] of `now` (Unix seconds).
+pub fn fresh_request(plaintext: &[u8], now: u64) -> Result<&[u8], FreshnessError> {
+    let (time, request) = plaintext
+        .split_first_chunk::<8>()
+        .ok_or(FreshnessError::Short)?;
+    let sealed_at = u64::from_le_bytes(*time);
+    let age = i64::try_from(now as i128 - sealed_at as i128).unwrap_or(i64::MIN);
+    if age.unsigned_abs() > REQUEST_MAX_AGE_SECS {
+        return Err(FreshnessError::Stale { age });
+    }
+    Ok(request)
+}
+
 /// What a request is sealed for: binds the sealed body to one request of one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext<'a> {
@@ -238,6 +280,21 @@ impl AnswerKeys {
             *n ^= s;
         }
         Nonce::assume_unique_for_key(nonce)
+    }
+}
+
+impl std::fmt::Debug for AnswerSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerSealer")
+            .field("seq", &self.seq)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AnswerOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerOpener").finish_non_exhaustive()
     }
 }
 
@@ -393,6 +450,28 @@ mod tests {
             model: MODEL,
             request_id: [id; 32],
         }
+    }
+
+    #[test]
+    fn a_request_is_fresh_only_within_its_window() {
+        let plaintext = request_plaintext(1_000, b"request");
+        assert_eq!(fresh_request(&plaintext, 1_000).unwrap(), b"request");
+        assert_eq!(fresh_request(&plaintext, 1_300).unwrap(), b"request");
+        assert_eq!(fresh_request(&plaintext, 700).unwrap(), b"request");
+        assert_eq!(
+            fresh_request(&plaintext, 1_301),
+            Err(FreshnessError::Stale { age: 301 })
+        );
+        assert_eq!(
+            fresh_request(&plaintext, 699),
+            Err(FreshnessError::Stale { age: -301 })
+        );
+        assert_eq!(fresh_request(&[1; 7], 0), Err(FreshnessError::Short));
+        let far = request_plaintext(u64::MAX, b"");
+        assert!(matches!(
+            fresh_request(&far, 0),
+            Err(FreshnessError::Stale { .. })
+        ));
     }
 
     /// A sealed request opened by the worker, and both ends of its answer.

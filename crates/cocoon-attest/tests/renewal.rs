@@ -15,6 +15,7 @@ async fn identities_are_replaced_on_schedule_until_shutdown() {
     let task = tokio::spawn(keep_renewed(
         TeeConfig::of(TeeKind::DangerFake),
         "renewal-test",
+        None,
         Duration::from_millis(30),
         shutdown,
         move |identity| {

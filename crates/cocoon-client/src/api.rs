@@ -15,13 +15,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use cocoon_attest::hex;
+use cocoon_attest::sealed::AnswerOpener;
 use cocoon_net::config::MAX_SECONDS;
 use cocoon_net::metrics::unix_time_f64;
 use cocoon_proto::{codes, *};
 use serde_json::Value;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::proxies::{Answers, PendingGuard, MAX_QUEUED_PER_STREAM};
+use crate::sealing::E2e;
 use crate::ClientShared;
 
 /// Extra time the client waits beyond the request timeout, so the proxy's precise timeout error
@@ -420,7 +422,7 @@ pub(crate) async fn run_completion(
     // A request whose proxy connection is lost before any answer came is sent again on another
     // proxy: nothing reached the app yet, and a proxy bills only what it relayed.
     let mut tried = Vec::new();
-    let (request_id, log_id, answers, guard, first) = loop {
+    let (request_id, log_id, answers, guard, first, mut opener) = loop {
         let Some(proxy) = shared.pool.pick(&tried) else {
             if !tried.is_empty() {
                 return api_error(
@@ -456,8 +458,39 @@ pub(crate) async fn run_completion(
             .map(log_safe)
             .unwrap_or_else(|| hex(&request_id[..6]));
         query.request_id = request_id;
+        // Sealed to a worker this client verified, when the proxy offers one (see `e2e`).
+        let sealed = match shared.sealer.mode {
+            E2e::Off => None,
+            mode => {
+                let workers = shared.sealer.workers(&proxy, &model).await;
+                match shared.sealer.seal(&workers, &query, path) {
+                    Some(Ok(sealed)) => Some(sealed),
+                    Some(Err(error)) => {
+                        return api_error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "server_error",
+                            "sealing_failed",
+                            format!("the request could not be sealed: {error}"),
+                        )
+                    }
+                    None if mode == E2e::Required => {
+                        return api_error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "service_unavailable",
+                            "no_sealing_worker",
+                            format!("e2e = \"required\": no worker for model '{}' that takes sealed requests and passes this client's worker_policy is offered now", log_safe(&model)),
+                        )
+                    }
+                    None => None,
+                }
+            }
+        };
+        let (packet, opener) = match sealed {
+            Some(sealed) => (sealed.query.to_bytes(), Some(sealed.opener)),
+            None => (query.to_bytes(), None),
+        };
         let (mut answers, guard) = shared.pool.register(request_id, proxy.id(), log_id.clone());
-        if let Err(error) = proxy.send_packet(&query.to_bytes()) {
+        if let Err(error) = proxy.send_packet(&packet) {
             if !last_try {
                 info!(request = %log_id, %error, "proxy connection failed; trying another proxy");
                 continue;
@@ -502,7 +535,7 @@ pub(crate) async fn run_completion(
                 )
             }
         };
-        break (request_id, log_id, answers, guard, first);
+        break (request_id, log_id, answers, guard, first, opener);
     };
     let head = match first {
         ClientQueryAnswer::Answer(head) => head,
@@ -519,7 +552,7 @@ pub(crate) async fn run_completion(
             )
         }
     };
-    let http_response = match HttpResponse::from_bytes(&head.answer) {
+    let mut http_response = match HttpResponse::from_bytes(&head.answer) {
         Ok(response) => response,
         Err(error) => {
             return api_error(
@@ -530,6 +563,25 @@ pub(crate) async fn run_completion(
             )
         }
     };
+    if let Some(opener) = opener.as_mut() {
+        let mut plain = Vec::with_capacity(http_response.payload.len());
+        let opened = opener
+            .push(&http_response.payload, &mut plain)
+            .and_then(|()| match head.final_info {
+                Some(_) => opener.finish(),
+                None => Ok(()),
+            });
+        if let Err(error) = opened {
+            warn!(request = %log_id, %error, "a sealed answer did not open");
+            return api_error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "sealed_answer",
+                format!("the worker's sealed answer did not open: {error}"),
+            );
+        }
+        http_response.payload = plain;
+    }
     let status = u16::try_from(http_response.status_code)
         .ok()
         .and_then(|s| StatusCode::from_u16(s).ok())
@@ -557,6 +609,10 @@ pub(crate) async fn run_completion(
     if let Ok(value) = HeaderValue::from_str(&hex(&request_id)) {
         headers.insert(HeaderName::from_static("x-cocoon-request-id"), value);
     }
+    headers.insert(
+        HeaderName::from_static("x-cocoon-e2e"),
+        HeaderValue::from_static(if opener.is_some() { "on" } else { "off" }),
+    );
     if let Some(info) = &head.final_info {
         shared.stats.tokens.add(&info.tokens_used);
         final_timing_headers(&mut headers, info);
@@ -571,6 +627,7 @@ pub(crate) async fn run_completion(
         );
     }
     let stream = AnswerStream {
+        opener,
         first: Some(http_response.payload),
         answers,
         _guard: guard,
@@ -590,6 +647,9 @@ pub(crate) async fn run_completion(
 
 /// The rest of a streamed answer, part by part as the proxy relays it.
 struct AnswerStream {
+    /// A sealed answer's opener: every part is opened before it goes to the app, and the end
+    /// must be the sealed last record.
+    opener: Option<AnswerOpener>,
     first: Option<Vec<u8>>,
     answers: Answers,
     _guard: PendingGuard,
@@ -656,13 +716,33 @@ impl AnswerStream {
             };
             match answer {
                 ClientQueryAnswer::Part(part) => {
+                    let mut data = part.answer;
+                    if let Some(opener) = self.opener.as_mut() {
+                        let mut plain = Vec::with_capacity(data.len());
+                        let opened =
+                            opener
+                                .push(&data, &mut plain)
+                                .and_then(|()| match part.final_info {
+                                    Some(_) => opener.finish(),
+                                    None => Ok(()),
+                                });
+                        if let Err(error) = opened {
+                            self.done = true;
+                            warn!(request = %self.log_id, %error, "a sealed answer did not open");
+                            let message =
+                                format!("the worker's sealed answer did not open: {error}");
+                            let event = self.error_event(codes::UPSTREAM_FAILED, &message);
+                            return Some((Ok(event), self));
+                        }
+                        data = plain;
+                    }
                     if let Some(info) = &part.final_info {
                         self.done = true;
                         self.shared.stats.tokens.add(&info.tokens_used);
                         debug!(request = %self.log_id, tokens = info.tokens_used.total_tokens_used, "stream done");
                     }
-                    if !part.answer.is_empty() {
-                        return Some((Ok(Bytes::from(part.answer)), self));
+                    if !data.is_empty() {
+                        return Some((Ok(Bytes::from(data)), self));
                     }
                 }
                 ClientQueryAnswer::Error(error) => {

@@ -47,6 +47,8 @@ pub(crate) struct ClientChain {
     busy: tokio::sync::Mutex<()>,
     /// The proxy images the root allows (`proxy_hashes`).
     pub proxy_hashes: Vec<[u8; 32]>,
+    /// The worker images the root allows (`worker_hashes`), read at start.
+    pub worker_hashes: Vec<[u8; 32]>,
     /// The client ports of the proxies the root lists (`registered_proxies`, by seqno).
     pub registered_proxies: Vec<String>,
     /// The root's `version` when it was read at start.
@@ -127,6 +129,7 @@ impl ClientChain {
             deposited: AtomicU64::new(0),
             busy: tokio::sync::Mutex::new(()),
             proxy_hashes: root_data.proxy_hashes.iter().copied().collect(),
+            worker_hashes: root_data.worker_hashes.iter().copied().collect(),
             registered_proxies: client_endpoints(&root_data),
             root_version: root_data.version,
             seen: Default::default(),

@@ -49,6 +49,17 @@ pub struct ClientConfig {
     pub proxies: Vec<String>,
     /// What proxies must prove, `[proxy_policy]`. Clients themselves are not TEEs.
     pub proxy_policy: PeerPolicyConfig,
+    /// Seal requests to the worker that runs them, so the proxy sees only the model and sizes:
+    /// `required` (no capable, verified worker: 503), `preferred` (sealed when a worker can take
+    /// it, in the clear otherwise) or `off` (the default for now: see [`crate::E2e`]).
+    #[serde(default)]
+    pub e2e: crate::sealing::E2e,
+    /// What a worker must prove before a request is sealed to it, `[worker_policy]`: checked
+    /// here, on the certificate the proxy hands over. Unset: `proxy_policy`'s checks, with the
+    /// root's worker images (`worker_hashes`) as the allow-list under `[chain]` when
+    /// `proxy_policy` lists no images itself.
+    #[serde(default)]
+    pub worker_policy: Option<PeerPolicyConfig>,
     /// Owner wallet address (identifies the client to proxies). With `[chain]` it is the
     /// address of `chain.wallet_key`'s wallet (leave it empty or set the same).
     #[serde(default)]
@@ -265,6 +276,8 @@ impl ClientConfig {
             listen: default_listen(),
             proxies,
             proxy_policy,
+            e2e: Default::default(),
+            worker_policy: None,
             owner_address: String::new(),
             secret: String::new(),
             chain: None,
@@ -291,6 +304,13 @@ impl ClientConfig {
         } else {
             self.proxy_policy.problems("proxy_policy")
         };
+        if let Some(policy) = &self.worker_policy {
+            problems.extend(if self.chain.is_some() {
+                policy.problems_with_allow_list_from_elsewhere("worker_policy")
+            } else {
+                policy.problems("worker_policy")
+            });
+        }
         if self.proxies.is_empty() && self.chain.is_none() {
             problems.push(
                 "proxies: at least one proxy address is needed (or a [chain] table: then the root's registered proxies)".into(),

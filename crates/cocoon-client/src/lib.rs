@@ -12,6 +12,7 @@ mod embedded;
 mod guard;
 mod proxies;
 mod responses;
+mod sealing;
 mod serve;
 
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ use tracing::{info, warn};
 pub use crate::config::*;
 pub use crate::embedded::{ApiError, ChatStream, Client};
 use crate::proxies::ProxyPool;
+pub use crate::sealing::E2e;
 
 /// Request bodies above this are refused: a packet carries at most 16 MiB.
 pub(crate) const MAX_BODY: usize = 15 << 20;
@@ -82,6 +84,8 @@ pub(crate) struct ClientShared {
     pub pool: Arc<ProxyPool>,
     pub stats: Stats,
     pub started: Instant,
+    /// Sealing requests to workers (`e2e`).
+    pub sealer: sealing::Sealer,
 }
 
 /// A started client.
@@ -208,6 +212,24 @@ pub(crate) async fn launch(
     // every RA-TLS certificate and renewed the same way.
     let identity = TeeConfig::none().identity("cocoon-client")?;
     let built = config.proxy_policy.build_following(live_hashes.clone())?;
+    // Workers are checked by this client before it seals to them.
+    let mut worker_policy = config
+        .worker_policy
+        .clone()
+        .unwrap_or_else(|| config.proxy_policy.clone());
+    let worker_images = match &chain {
+        Some(chain) => worker_policy
+            .follow_root_images(
+                cocoon_attest::LiveImageHashes::new(chain.worker_hashes.clone()),
+                "the root allows no worker image (its worker_hashes is empty): set worker_policy.image_hashes to trust images yourself",
+            )
+            .unwrap_or(None),
+        None => None,
+    };
+    let sealer = sealing::Sealer::new(
+        config.e2e,
+        worker_policy.build_following(worker_images)?.policy,
+    );
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = if api {
@@ -241,6 +263,7 @@ pub(crate) async fn launch(
         stats: Stats::default(),
         started: Instant::now(),
         config,
+        sealer,
     });
     let mut app = axum::Router::new()
         .route("/v1/models", get(api::models))
@@ -277,6 +300,7 @@ pub(crate) async fn launch(
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             TeeConfig::none(),
             "cocoon-client",
+            None,
             cocoon_attest::renewal::RENEW_EVERY,
             shutdown.clone(),
             move |identity| renewal_connector.renew_identity(identity),

@@ -31,7 +31,7 @@ pub use connection::{
 pub use endpoint::{Acceptor, Connector, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use identity::{TlsIdentity, CERTIFICATE_VALIDITY};
 pub use limits::{ConnectionCaps, ConnectionLimits, ConnectionPermit, LimitCounters};
-pub use policy::{PeerIdentity, PeerPolicy, PolicyError};
+pub use policy::{PeerCertificate, PeerIdentity, PeerPolicy, PolicyError};
 pub use shutdown::{AbortOnDrop, OwnedTasks, Shutdown, ShutdownTrigger};
 
 /// Everything that can go wrong on a connection.

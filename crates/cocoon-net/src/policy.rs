@@ -19,6 +19,32 @@ pub struct PeerIdentity {
     pub image_hash: Option<[u8; 32]>,
     /// Name of the policy that accepted the peer.
     pub policy: &'static str,
+    /// The certificate the peer presented (filled in by the transport after the handshake;
+    /// empty where a policy builds an identity itself).
+    pub certificate: PeerCertificate,
+}
+
+/// DER of a peer's certificate, shared: a proxy hands its workers' certificates to clients,
+/// which verify them themselves. Debug-prints its size only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PeerCertificate(std::sync::Arc<[u8]>);
+
+impl PeerCertificate {
+    /// Wraps `der`.
+    pub fn new(der: &[u8]) -> PeerCertificate {
+        PeerCertificate(der.into())
+    }
+
+    /// The DER bytes (empty when unknown).
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Debug for PeerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PeerCertificate({} bytes)", self.0.len())
+    }
 }
 
 /// Why a peer certificate was refused.
@@ -231,6 +257,7 @@ pub mod danger {
                 public_key: facts.public_key,
                 image_hash: None,
                 policy: self.name(),
+                certificate: PeerCertificate::default(),
             })
         }
     }

@@ -95,13 +95,19 @@ impl PolicyVerifier {
     ) -> Result<PeerIdentity, PolicyError> {
         let digest = cert_digest(cert_der);
         let mut verified = self.verified();
-        if let Some(index) = verified.entries.iter().position(|(d, _)| *d == digest) {
-            if let Some((_, identity)) = verified.entries.remove(index) {
-                return Ok(identity);
-            }
-        }
+        let cached = verified
+            .entries
+            .iter()
+            .position(|(d, _)| *d == digest)
+            .and_then(|index| verified.entries.remove(index))
+            .map(|(_, identity)| identity);
         drop(verified);
-        self.policy.verify_peer(cert_der, now)
+        let mut identity = match cached {
+            Some(identity) => identity,
+            None => self.policy.verify_peer(cert_der, now)?,
+        };
+        identity.certificate = crate::PeerCertificate::new(cert_der);
+        Ok(identity)
     }
 }
 

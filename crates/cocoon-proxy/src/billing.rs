@@ -134,6 +134,27 @@ fn insert_max_tokens(payload: &[u8], value: u64) -> Vec<u8> {
     out
 }
 
+/// The bound of a sealed request, from its clear fields only: the sealed bytes stand for the
+/// body (they are a little larger), `client_max_tokens` (0 or less: [`DEFAULT_MAX_TOKENS`]) for
+/// its completion, one choice (the worker refuses `n` > 1 in a sealed body and holds the body to
+/// the tokens reserved). Embeddings reserve their input only, as in the clear.
+pub fn sealed_bound(endpoint: &str, sealed_bytes: usize, client_max_tokens: i32) -> Bound {
+    let max_tokens = if endpoint.split('?').next() == Some("/v1/embeddings") {
+        0
+    } else {
+        u64::try_from(client_max_tokens)
+            .ok()
+            .filter(|&m| m > 0)
+            .unwrap_or(DEFAULT_MAX_TOKENS)
+    };
+    Bound {
+        body_bytes: sealed_bytes as u64,
+        max_tokens,
+        n: 1,
+        rewritten: None,
+    }
+}
+
 /// Reads the bound of a `client.runQueryEx` query (a boxed `http.request`), where the client
 /// said `client_max_tokens` (0 or less: not said).
 ///
@@ -230,6 +251,15 @@ impl Progress {
         self.events = self
             .events
             .saturating_add(SSE_DATA.find_iter(piece).count() as u64);
+    }
+
+    /// Counts a relayed piece of a sealed answer: the proxy cannot see its events, so each
+    /// non-empty piece (one worker part, at least one token in practice) counts as one.
+    pub fn relayed_sealed(&mut self, piece: &[u8]) {
+        self.bytes = self.bytes.saturating_add(piece.len() as u64);
+        if !piece.is_empty() {
+            self.events = self.events.saturating_add(1);
+        }
     }
 
     /// The documented estimate of what a cut answer used (raw counts): `prompt` tokens (see

@@ -60,6 +60,35 @@ pub(crate) struct WorkerEntry {
     pub overreported: u64,
     /// The worker stops a request on `proxy.cancelQuery`.
     pub supports_cancel: bool,
+    /// The HPKE key its attested claims carry: it takes sealed requests.
+    pub sealing_key: Option<[u8; 32]>,
+    /// Its certificate, handed to clients that seal requests (they verify it themselves).
+    pub certificate: cocoon_net::PeerCertificate,
+}
+
+/// Most workers listed to a client for sealing: each entry is a certificate (a few KiB with
+/// its quote), and a client needs only a few to choose from.
+pub(crate) const MAX_SEALING_WORKERS: usize = 16;
+
+/// A request as a client sent it, before it is bounded and placed.
+struct Start {
+    model: String,
+    max_coefficient: i32,
+    timeout: f64,
+    request_id: [u8; 32],
+    enable_debug: bool,
+    /// The `http.request`, or the sealed bytes.
+    query: Vec<u8>,
+    /// A sealed request's clear half and the certificate key of the worker it is sealed for.
+    sealed: Option<(SealedJob, [u8; 32])>,
+}
+
+/// The clear half of a sealed request (the sealed bytes are the entry's `query`).
+struct SealedJob {
+    endpoint: String,
+    client_request_id: [u8; 32],
+    /// The completion tokens reserved: the worker holds the body to them.
+    max_tokens: i32,
 }
 
 /// One request in flight.
@@ -92,6 +121,9 @@ struct RequestEntry {
     started: Instant,
     start_time: f64,
     enable_debug: bool,
+    /// A request sealed to one worker: it goes to that worker only and is never retried
+    /// elsewhere (no other worker can open it).
+    sealed: Option<SealedJob>,
 }
 
 /// How to bill a request that ends.
@@ -244,7 +276,7 @@ pub(crate) struct Router {
 /// What to send after the lock is released.
 enum Outgoing {
     ToClient(ConnectionHandle, ClientQueryAnswer),
-    ToWorker(ConnectionHandle, ProxyRunQueryEx),
+    ToWorker(ConnectionHandle, ProxyToWorkerMessage),
     Cancel(ConnectionHandle, ProxyCancelQuery),
     /// A request's last message, held until its charge is durable: a client never sees the end
     /// of an answer the ledger could forget.
@@ -291,8 +323,8 @@ fn send_all(
                     }
                 }
             }
-            Outgoing::ToWorker(handle, query) => {
-                if let Err(error) = send(&handle, &query.to_bytes()) {
+            Outgoing::ToWorker(handle, message) => {
+                if let Err(error) = send(&handle, &message.to_bytes()) {
                     tracing::warn!(connection = handle.id(), %error, "a request could not be queued for its worker");
                 }
             }
@@ -584,6 +616,41 @@ impl Router {
         ClientWorkerTypesV2 { types }
     }
 
+    /// The workers of `model` that take sealed requests, for a client to verify and seal to:
+    /// those that can take a request now first (best first), then the other live ones; at
+    /// most [`MAX_SEALING_WORKERS`].
+    pub fn sealing_workers(&self, model: &str) -> ClientSealingWorkers {
+        let state = self.lock();
+        let listed = |worker: &WorkerEntry| ClientSealingWorker {
+            certificate: worker.certificate.der().to_vec(),
+            coefficient: worker.coefficient,
+        };
+        let seals = |worker: &&WorkerEntry| {
+            worker.sealing_key.is_some() && !worker.certificate.der().is_empty()
+        };
+        let mut ids: Vec<u64> = state
+            .available
+            .get(model)
+            .map(|ranks| ranks.iter().map(|rank| rank.id).collect())
+            .unwrap_or_default();
+        let mut rest: Vec<u64> = state
+            .workers
+            .iter()
+            .filter(|(id, w)| w.ready && w.enabled && w.model == model && !ids.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        rest.sort_unstable();
+        ids.extend(rest);
+        let workers = ids
+            .iter()
+            .filter_map(|id| state.workers.get(id))
+            .filter(seals)
+            .take(MAX_SEALING_WORKERS)
+            .map(listed)
+            .collect();
+        ClientSealingWorkers { workers }
+    }
+
     /// A JSON view of the workers for `/stats`.
     pub fn workers_json(&self) -> Vec<serde_json::Value> {
         let fee = self.payments.as_ref().map(|p| p.worker_fee_per_token());
@@ -677,17 +744,105 @@ impl Router {
         client_key: &Arc<str>,
         query: ClientRunQueryEx,
     ) {
+        let bound = billing::bound(&query.query, query.max_tokens);
+        self.start(
+            client,
+            client_key,
+            Start {
+                model: query.model_name,
+                max_coefficient: query.max_coefficient,
+                timeout: query.timeout,
+                request_id: query.request_id,
+                enable_debug: query.enable_debug.unwrap_or(false),
+                query: query.query,
+                sealed: None,
+            },
+            bound,
+        );
+    }
+
+    /// A client sent a request sealed to one worker: bound it by its clear fields and send it
+    /// to that worker, if it can take it.
+    pub fn start_sealed_request(
+        &self,
+        client: &ConnectionHandle,
+        client_key: &Arc<str>,
+        query: ClientRunSealedQuery,
+    ) {
+        let bound = billing::sealed_bound(&query.endpoint, query.sealed.len(), query.max_tokens);
+        let max_tokens = i32::try_from(bound.max_tokens).unwrap_or(i32::MAX);
+        self.start(
+            client,
+            client_key,
+            Start {
+                model: query.model_name,
+                max_coefficient: query.max_coefficient,
+                timeout: query.timeout,
+                request_id: query.request_id,
+                enable_debug: query.enable_debug.unwrap_or(false),
+                query: query.sealed,
+                sealed: Some((
+                    SealedJob {
+                        endpoint: query.endpoint,
+                        client_request_id: query.request_id,
+                        max_tokens,
+                    },
+                    query.worker_key,
+                )),
+            },
+            Ok(bound),
+        );
+    }
+
+    /// The worker a sealed request names, if it can take it now: serving `model`, available,
+    /// asking no more than `max_coefficient`, and taking sealed requests with the key the
+    /// client sealed for (its certificate key identifies it).
+    fn pick_sealed_worker(
+        &self,
+        state: &State,
+        model: &str,
+        max_coefficient: i32,
+        worker_key: &[u8; 32],
+    ) -> Result<u64, (i32, String)> {
+        let found = state.available.get(model).and_then(|ranks| {
+            ranks.iter().map(|rank| rank.id).find(|id| {
+                state.workers.get(id).is_some_and(|worker| {
+                    worker.sealing_key.is_some() && worker.handle.peer().public_key == *worker_key
+                })
+            })
+        });
+        match found {
+            Some(id) if state.workers.get(&id).is_some_and(|w| w.coefficient <= max_coefficient) => Ok(id),
+            Some(_) => Err((
+                codes::NO_WORKER_AVAILABLE,
+                format!("the worker this request is sealed to asks more than max_coefficient {max_coefficient}"),
+            )),
+            None => Err((
+                codes::NO_WORKER_AVAILABLE,
+                format!("the worker this request is sealed to is not available for model '{model}' now (busy, disabled or gone): seal it to another"),
+            )),
+        }
+    }
+
+    fn start(
+        &self,
+        client: &ConnectionHandle,
+        client_key: &Arc<str>,
+        start: Start,
+        bound: Result<billing::Bound, billing::Refused>,
+    ) {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let request_id = start.request_id;
         let refuse = |code: i32, message: String| {
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(request = %short_id(&query.request_id), code, "request refused");
+            tracing::debug!(request = %short_id(&request_id), code, "request refused");
             let _ = send(
                 client,
-                &error_answer(query.request_id, code, message, TokensUsed::default()).to_bytes(),
+                &error_answer(request_id, code, message, TokensUsed::default()).to_bytes(),
             );
         };
-        let timeout_secs = if query.timeout.is_finite() && query.timeout > 0.0 {
-            query.timeout.min(self.max_request_timeout_secs)
+        let timeout_secs = if start.timeout.is_finite() && start.timeout > 0.0 {
+            start.timeout.min(self.max_request_timeout_secs)
         } else {
             self.max_request_timeout_secs
         };
@@ -701,21 +856,26 @@ impl Router {
                 "the client contract is closing: no new requests".into(),
             );
         }
-        let bound = match billing::bound(&query.query, query.max_tokens) {
+        let bound = match bound {
             Ok(bound) => bound,
             Err(billing::Refused(message)) => return refuse(codes::BAD_REQUEST, message),
         };
         let mut outgoing = Vec::new();
         {
             let mut state = self.lock();
-            let (worker_id, coefficient) =
-                match self.pick_worker(&state, &query.model_name, query.max_coefficient, &[]) {
-                    Ok(id) => (id, state.workers.get(&id).map_or(0, |w| w.coefficient)),
-                    Err((code, message)) => {
-                        drop(state);
-                        return refuse(code, message);
-                    }
-                };
+            let picked = match &start.sealed {
+                None => self.pick_worker(&state, &start.model, start.max_coefficient, &[]),
+                Some((_, worker_key)) => {
+                    self.pick_sealed_worker(&state, &start.model, start.max_coefficient, worker_key)
+                }
+            };
+            let (worker_id, coefficient) = match picked {
+                Ok(id) => (id, state.workers.get(&id).map_or(0, |w| w.coefficient)),
+                Err((code, message)) => {
+                    drop(state);
+                    return refuse(code, message);
+                }
+            };
             let reserved =
                 bound.reserve(u32::try_from(coefficient).unwrap_or(0), &self.multipliers);
             let reservation = match self.ledger.reserve(client_key, reserved) {
@@ -727,10 +887,10 @@ impl Router {
             };
             let entry = RequestEntry {
                 client: client.clone(),
-                client_request_id: query.request_id,
-                model: query.model_name,
-                query: Arc::new(bound.rewritten.unwrap_or(query.query)),
-                max_coefficient: query.max_coefficient,
+                client_request_id: request_id,
+                model: start.model,
+                query: Arc::new(bound.rewritten.unwrap_or(start.query)),
+                max_coefficient: start.max_coefficient,
                 timeout_secs,
                 deadline: Instant::now() + Duration::from_secs_f64(timeout_secs),
                 worker: worker_id,
@@ -745,9 +905,10 @@ impl Router {
                 ended: false,
                 started: Instant::now(),
                 start_time: unix_time_f64(),
-                enable_debug: query.enable_debug.unwrap_or(false),
+                enable_debug: start.enable_debug,
+                sealed: start.sealed.map(|(job, _)| job),
             };
-            tracing::debug!(request = %short_id(&entry.client_request_id), model = %entry.model, bytes = entry.query.len(), reserved, worker = worker_id, "request assigned");
+            tracing::debug!(request = %short_id(&entry.client_request_id), model = %entry.model, bytes = entry.query.len(), sealed = entry.sealed.is_some(), reserved, worker = worker_id, "request assigned");
             Self::assign(&mut state, entry, worker_id, &mut outgoing);
         }
         self.deliver(outgoing);
@@ -776,19 +937,31 @@ impl Router {
             .deadline
             .saturating_duration_since(Instant::now())
             .as_secs_f64();
-        outgoing.push(Outgoing::ToWorker(
-            handle,
-            ProxyRunQueryEx {
+        // The worker gets slightly less time so its own timeout fires first and we relay a
+        // precise error instead of a generic one.
+        let timeout = remaining * 0.95;
+        let message = match &entry.sealed {
+            None => ProxyToWorkerMessage::RunQuery(ProxyRunQueryEx {
                 query: entry.query.as_ref().clone(),
                 signed_payment: SignedPayment::Empty,
                 coefficient: coefficient as i64,
-                // The worker gets slightly less time so its own timeout fires first and we
-                // relay a precise error instead of a generic one.
-                timeout: remaining * 0.95,
+                timeout,
                 request_id: worker_request_id,
                 enable_debug: entry.enable_debug.then_some(true),
-            },
-        ));
+            }),
+            Some(job) => ProxyToWorkerMessage::RunSealed(ProxyRunSealedQuery {
+                endpoint: job.endpoint.clone(),
+                sealed: entry.query.as_ref().clone(),
+                client_request_id: job.client_request_id,
+                max_tokens: job.max_tokens,
+                signed_payment: SignedPayment::Empty,
+                coefficient: coefficient as i64,
+                timeout,
+                request_id: worker_request_id,
+                enable_debug: entry.enable_debug.then_some(true),
+            }),
+        };
+        outgoing.push(Outgoing::ToWorker(handle, message));
         state.requests.insert(worker_request_id, entry);
     }
 
@@ -815,6 +988,7 @@ impl Router {
         }
         // A timed-out attempt used up the request's time; another worker could not do better.
         let retryable = !entry.relayed_any
+            && entry.sealed.is_none()
             && code != codes::TIMEOUT
             && (entry.tried.len() as u32) < MAX_ATTEMPTS
             && Instant::now() < entry.deadline;
@@ -1136,7 +1310,11 @@ impl Router {
                     return;
                 };
                 entry.relayed_any = true;
-                entry.progress.relayed(&answer);
+                if entry.sealed.is_some() {
+                    entry.progress.relayed_sealed(&answer);
+                } else {
+                    entry.progress.relayed(&answer);
+                }
                 (entry.client.clone(), entry.client_request_id, None, None)
             }
         };

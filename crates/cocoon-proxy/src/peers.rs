@@ -264,6 +264,9 @@ pub(crate) async fn serve_client(
                     Ok(ClientToProxyQuery::GetWorkerTypesV2(_)) => {
                         Ok(router.worker_types().to_bytes())
                     }
+                    Ok(ClientToProxyQuery::GetSealingWorkers(get)) => {
+                        Ok(router.sealing_workers(&get.model_name).to_bytes())
+                    }
                     Ok(ClientToProxyQuery::UpdatePaymentStatus(_)) => match (&client_key, authorized) {
                         (Some(key), true) => {
                             let status = router
@@ -296,9 +299,16 @@ pub(crate) async fn serve_client(
                     handle.mark_authenticated();
                 }
             }
-            Incoming::Packet(data) => match ClientRunQueryEx::from_bytes(&data) {
+            Incoming::Packet(data) => match ClientToProxyPacket::from_bytes(&data) {
                 Ok(run) => match (&client_key, authorized) {
-                    (Some(key), true) => router.start_request(&handle, key, run),
+                    (Some(key), true) => match run {
+                        ClientToProxyPacket::RunQuery(run) => {
+                            router.start_request(&handle, key, run)
+                        }
+                        ClientToProxyPacket::RunSealed(run) => {
+                            router.start_sealed_request(&handle, key, run)
+                        }
+                    },
                     _ => {
                         warn!(
                             connection = connection_id,
@@ -574,6 +584,11 @@ fn register_worker(
             earned_tokens: 0,
             overreported: 0,
             supports_cancel: params.supports_cancel,
+            sealing_key: cocoon_attest::sealing_key_of(
+                handle.peer().certificate.der(),
+                std::time::SystemTime::now(),
+            ),
+            certificate: handle.peer().certificate.clone(),
         },
     );
     let worker_sc_address = if router.payments.is_some() {

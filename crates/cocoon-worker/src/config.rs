@@ -61,6 +61,11 @@ pub struct WorkerConfig {
     /// come from them. Not a config key: with `[chain]` the worker reads the root itself.
     #[serde(skip)]
     pub root_prices: Option<(u64, cocoon_proto::Multipliers)>,
+    /// Take requests sealed to this worker (issue 14): an HPKE key pair is made at start inside
+    /// the TEE and its public key is bound into the worker's attested claims; clients that
+    /// verify the attestation seal requests to it, so the proxy sees only sizes. Default on.
+    #[serde(default = "default_true")]
+    pub sealed_requests: bool,
     /// A bearer token that allows operator actions on the HTTP port (`POST /admin/enable`,
     /// `/admin/disable`, `/admin/coefficient`), at least 16 characters. Unset: they are off.
     #[serde(default)]
@@ -184,6 +189,7 @@ impl WorkerConfig {
             payouts_dir: None,
             root_prices: None,
             admin_token: None,
+            sealed_requests: true,
             payout_check_secs: DEFAULT_PAYOUT_CHECK_SECS,
             chain: None,
             http_listen: default_http_listen(),
@@ -277,4 +283,8 @@ impl WorkerConfig {
     pub(crate) fn backend_check(&self) -> Duration {
         Duration::from_secs_f64(self.backend_check_secs)
     }
+}
+
+fn default_true() -> bool {
+    true
 }

@@ -9,6 +9,7 @@ mod chain;
 mod config;
 mod link;
 mod request;
+mod sealing;
 pub mod usage;
 pub mod validate;
 
@@ -100,6 +101,8 @@ pub(crate) struct WorkerShared {
     /// The links' tasks: they end with the worker's task (which holds their abort guard), even
     /// when it is aborted.
     link_tasks: Arc<OwnedTasks>,
+    /// The key of sealed requests, when the worker takes them.
+    pub sealing: Option<sealing::Sealing>,
 }
 
 /// One proxy the worker dials.
@@ -269,7 +272,7 @@ impl WorkerShared {
 
     /// Starts a request unless the worker is full, draining or its backend is down; refusals go
     /// back as errors so the proxy can retry elsewhere.
-    pub fn admit(self: &Arc<Self>, link: &ConnectionHandle, query: ProxyRunQueryEx) {
+    pub fn admit(self: &Arc<Self>, link: &ConnectionHandle, query: request::Job) {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let refusal = if self.shutdown.is_draining() {
             Some((codes::SHUTTING_DOWN, "worker is shutting down"))
@@ -293,7 +296,7 @@ impl WorkerShared {
         if let Some((code, message)) = refusal {
             self.stats.rejected_busy.fetch_add(1, Ordering::Relaxed);
             let error = ProxyQueryAnswer::Error(ProxyQueryAnswerErrorEx {
-                request_id: query.request_id,
+                request_id: query.request_id(),
                 error_code: code,
                 error: message.into(),
                 final_info: Some(ProxyQueryFinalInfo {
@@ -309,7 +312,7 @@ impl WorkerShared {
         let guard = InFlight(self.clone());
         let shared = self.clone();
         let link = link.clone();
-        let key = (link.id(), query.request_id);
+        let key = (link.id(), query.request_id());
         let (cancel, cancelled) = tokio::sync::oneshot::channel();
         self.lock_cancels().insert(key, cancel);
         // Request tasks end with their request (bounded by its timeout), and a killed link
@@ -404,7 +407,9 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
     if !problems.is_empty() {
         return Err(WorkerError::Config(problems));
     }
-    let identity = config.tee.identity("cocoon-worker")?;
+    let sealing = config.sealed_requests.then(sealing::Sealing::generate);
+    let sealing_key = sealing.as_ref().map(sealing::Sealing::public_key);
+    let identity = config.tee.identity_sealing("cocoon-worker", sealing_key)?;
     let chain = match &config.chain {
         Some(chain_config) => Some(Arc::new(
             chain::WorkerChain::open(chain_config)
@@ -451,6 +456,7 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         proxy_slots: Mutex::new(Vec::new()),
         next_slot: AtomicUsize::new(0),
         link_tasks: Arc::default(),
+        sealing,
         stats: Stats::default(),
         started: Instant::now(),
         config,
@@ -480,6 +486,7 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             shared.config.tee.clone(),
             "cocoon-worker",
+            sealing_key,
             cocoon_attest::renewal::RENEW_EVERY,
             shutdown.clone(),
             move |identity| renewal_connector.renew_identity(identity),

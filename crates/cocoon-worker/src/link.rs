@@ -291,7 +291,12 @@ async fn serve(
         let Some(message) = message else { break };
         match message {
             Incoming::Packet(data) => match ProxyToWorkerMessage::from_bytes(&data) {
-                Ok(ProxyToWorkerMessage::RunQuery(query)) => shared.admit(&handle, query),
+                Ok(ProxyToWorkerMessage::RunQuery(query)) => {
+                    shared.admit(&handle, crate::request::Job::Plain(query))
+                }
+                Ok(ProxyToWorkerMessage::RunSealed(query)) => {
+                    shared.admit(&handle, crate::request::Job::Sealed(query))
+                }
                 Ok(ProxyToWorkerMessage::RequestPayment(payment)) => record_standing(
                     shared,
                     contract.as_ref(),

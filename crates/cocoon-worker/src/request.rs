@@ -15,6 +15,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::{debug, info, warn};
 
+use cocoon_attest::sealed::AnswerSealer;
+
 use crate::usage::{tokens_from_json_body, Pricing, SseUsageTracker};
 use crate::validate::{validate_request, Endpoint};
 use crate::WorkerShared;
@@ -25,6 +27,24 @@ use crate::WorkerShared;
 const MAX_JSON_ANSWER: usize = 15 << 20;
 /// Used when a proxy sends a nonsensical timeout.
 const FALLBACK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A request as the proxy sent it.
+pub(crate) enum Job {
+    /// `proxy.runQueryEx`.
+    Plain(ProxyRunQueryEx),
+    /// `proxy.runSealedQuery`: opened in the request's task.
+    Sealed(ProxyRunSealedQuery),
+}
+
+impl Job {
+    /// The id the worker answers under.
+    pub fn request_id(&self) -> [u8; 32] {
+        match self {
+            Job::Plain(query) => query.request_id,
+            Job::Sealed(query) => query.request_id,
+        }
+    }
+}
 
 struct Reply<'a> {
     link: &'a ConnectionHandle,
@@ -37,6 +57,9 @@ struct Reply<'a> {
     /// With `[chain]`: the root's prices, for the cost the worker adds to `usage` (as the
     /// reference's worker does).
     pricing: Option<Pricing>,
+    /// A sealed request's answer: every payload byte goes out as sealed records, the last one
+    /// with the final part.
+    sealer: Option<std::sync::Mutex<AnswerSealer>>,
 }
 
 impl Reply<'_> {
@@ -74,7 +97,26 @@ impl Reply<'_> {
         }
     }
 
-    fn head(&self, response: HttpResponse, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
+    /// `data` as it travels: itself, or sealed records (the last one when `last`).
+    fn seal(&self, data: Vec<u8>, last: bool) -> Vec<u8> {
+        match &self.sealer {
+            None => data,
+            Some(sealer) => {
+                let mut out = Vec::with_capacity(data.len() + 64);
+                sealer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .seal(&data, last, &mut out);
+                out
+            }
+        }
+    }
+
+    fn head(&self, mut response: HttpResponse, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
+        response.payload = self.seal(
+            std::mem::take(&mut response.payload),
+            final_tokens.is_some(),
+        );
         self.send(ProxyQueryAnswer::Answer(ProxyQueryAnswerEx {
             request_id: self.request_id,
             answer: response.to_bytes(),
@@ -85,7 +127,7 @@ impl Reply<'_> {
     fn part(&self, data: Vec<u8>, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
         self.send(ProxyQueryAnswer::Part(ProxyQueryAnswerPartEx {
             request_id: self.request_id,
-            answer: data,
+            answer: self.seal(data, final_tokens.is_some()),
             final_info: final_tokens.map(|t| self.final_info(t)),
         }))
     }
@@ -122,18 +164,43 @@ impl Reply<'_> {
     }
 }
 
+/// The query of a sealed request that did not open: only its id and timing are used, to
+/// answer the refusal.
+fn placeholder(sealed: &ProxyRunSealedQuery) -> ProxyRunQueryEx {
+    ProxyRunQueryEx {
+        query: Vec::new(),
+        signed_payment: SignedPayment::Empty,
+        coefficient: sealed.coefficient,
+        timeout: sealed.timeout,
+        request_id: sealed.request_id,
+        enable_debug: None,
+    }
+}
+
 pub(crate) fn short_id(id: &[u8; 32]) -> String {
     id[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Runs one `proxy.runQueryEx` to completion.
-pub(crate) async fn run_request(
-    shared: Arc<WorkerShared>,
-    link: ConnectionHandle,
-    query: ProxyRunQueryEx,
-) {
+pub(crate) async fn run_request(shared: Arc<WorkerShared>, link: ConnectionHandle, job: Job) {
     let started = Instant::now();
     let coefficient = u32::try_from(shared.coefficient.load(Ordering::Relaxed)).unwrap_or(0);
+    let (query, sealer, refusal) = match job {
+        Job::Plain(query) => (query, None, None),
+        Job::Sealed(sealed) => match shared
+            .sealing
+            .as_ref()
+            .map(|s| s.open(&sealed, &shared.config.model))
+        {
+            Some(Ok((query, sealer))) => (query, Some(sealer), None),
+            Some(Err(message)) => (placeholder(&sealed), None, Some(message)),
+            None => (
+                placeholder(&sealed),
+                None,
+                Some("this worker does not take sealed requests".to_string()),
+            ),
+        },
+    };
     let reply = Reply {
         link: &link,
         request_id: query.request_id,
@@ -152,10 +219,18 @@ pub(crate) async fn run_request(
             }),
             (None, None) => None,
         },
+        sealer: sealer.map(std::sync::Mutex::new),
     };
     let id = short_id(&query.request_id);
     let stats = &shared.stats;
-    let outcome = serve(&shared, &reply, &query, &id).await;
+    let outcome = match refusal {
+        None => serve(&shared, &reply, &query, &id).await,
+        Some(message) => {
+            info!(request = %id, %message, "sealed request refused");
+            let _ = reply.error(codes::BAD_REQUEST, message, TokensUsed::default());
+            Err(())
+        }
+    };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
         Ok(tokens) => {

@@ -306,6 +306,7 @@ impl PeerPolicy for Capture {
             public_key: facts.public_key,
             image_hash: None,
             policy: "probe",
+            certificate: Default::default(),
         })
     }
 }

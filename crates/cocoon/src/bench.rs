@@ -407,6 +407,7 @@ impl PeerPolicy for SampleQuotePolicy {
             public_key: facts.public_key,
             image_hash: Some(verified.image_hash),
             policy: "bench_tdx",
+            certificate: Default::default(),
         })
     }
 }

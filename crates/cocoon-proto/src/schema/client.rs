@@ -422,6 +422,9 @@ tl_enum! {
         UpdatePaymentStatus(ClientUpdatePaymentStatus),
         /// A refund of the client contract (defined by the schema; no runner handles it).
         RequestRefund(ClientRequestRefund),
+        /// The workers of a model that take sealed requests (an extension of this
+        /// implementation).
+        GetSealingWorkers(super::ClientGetSealingWorkers),
     }
 }
 

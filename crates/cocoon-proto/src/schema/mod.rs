@@ -163,11 +163,13 @@ pub(crate) fn flag(flags: u32, bit: u32) -> bool {
 mod client;
 mod common;
 mod proxy;
+mod sealed;
 mod tcp;
 mod worker;
 
 pub use client::*;
 pub use common::*;
 pub use proxy::*;
+pub use sealed::*;
 pub use tcp::*;
 pub use worker::*;

@@ -142,6 +142,8 @@ pub enum ProxyToWorkerMessage {
     SignedPayment(SignedPayment),
     /// Stop a running request (see [`ProxyCancelQuery`]).
     Cancel(ProxyCancelQuery),
+    /// A request sealed to this worker's key (an extension of this implementation).
+    RunSealed(super::ProxyRunSealedQuery),
 }
 
 impl TlBoxed for ProxyToWorkerMessage {
@@ -151,6 +153,7 @@ impl TlBoxed for ProxyToWorkerMessage {
             Self::RequestPayment(payment) => payment.write_boxed(out),
             Self::SignedPayment(payment) => payment.write_boxed(out),
             Self::Cancel(cancel) => cancel.write_boxed(out),
+            Self::RunSealed(query) => query.write_boxed(out),
         }
     }
 
@@ -166,6 +169,9 @@ impl TlBoxed for ProxyToWorkerMessage {
             }
             SignedPayment::EMPTY_CONSTRUCTOR => Self::SignedPayment(SignedPayment::Empty),
             ProxyCancelQuery::CONSTRUCTOR => Self::Cancel(ProxyCancelQuery::read_bare(r)?),
+            super::ProxyRunSealedQuery::CONSTRUCTOR => {
+                Self::RunSealed(super::ProxyRunSealedQuery::read_bare(r)?)
+            }
             found => {
                 return Err(TlError::UnknownConstructor {
                     type_name: "ProxyToWorkerMessage",

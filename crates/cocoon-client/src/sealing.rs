@@ -1,0 +1,178 @@
+//! Sealed requests from the client (issue 14): the workers of a model are asked of the proxy
+//! with their certificates, each certificate is verified here with the client's own worker
+//! policy (the same DCAP checks as for proxies), and the request is sealed to the HPKE key the
+//! verified claims carry. The proxy routes it by its clear fields and relays the answer as
+//! sealed records, which only this client can open.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cocoon_attest::sealed::{request_plaintext, seal_request, AnswerOpener, RequestContext};
+use cocoon_net::{ConnectionHandle, PeerPolicy};
+use cocoon_proto::*;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info};
+
+/// Whether requests are sealed to the worker (`e2e` in the client's config).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum E2e {
+    /// Every request is sealed; with no verified worker that takes sealed requests, it fails
+    /// with 503.
+    Required,
+    /// Sealed when a verified worker takes sealed requests, in the clear otherwise.
+    Preferred,
+    /// Never sealed: the proxy reads requests and answers (inside its TEE), as in the reference.
+    /// The default until a sealed request whose worker fails before answering is sealed again
+    /// to another worker by the client (the proxy cannot move it: no other worker can open it).
+    #[default]
+    Off,
+}
+
+/// How long a proxy's list of sealing workers for a model is used before it is asked again.
+const LIST_TTL: Duration = Duration::from_secs(10);
+/// How long the proxy may take to list them.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A worker whose certificate this client verified, and the key to seal to.
+#[derive(Clone, Debug)]
+pub(crate) struct SealingWorker {
+    /// Its certificate key: the proxy routes by it.
+    pub worker_key: [u8; 32],
+    /// The HPKE key its attested claims carry.
+    pub sealing_key: [u8; 32],
+    pub coefficient: i32,
+}
+
+/// Per (proxy connection, model): when listed, and the workers that passed the policy.
+type Lists = HashMap<(u64, String), (Instant, Arc<Vec<SealingWorker>>)>;
+
+/// A request sealed for one worker, and how to open its answer.
+pub(crate) struct Sealed {
+    pub query: ClientRunSealedQuery,
+    pub opener: AnswerOpener,
+}
+
+/// The client's side of sealing: its worker policy and what proxies listed lately.
+pub(crate) struct Sealer {
+    pub mode: E2e,
+    policy: Arc<dyn PeerPolicy>,
+    /// Per (proxy connection, model): when listed, and the workers that passed the policy.
+    lists: Mutex<Lists>,
+}
+
+impl Sealer {
+    pub fn new(mode: E2e, policy: Arc<dyn PeerPolicy>) -> Sealer {
+        Sealer {
+            mode,
+            policy,
+            lists: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The workers of `model` behind `proxy` whose certificates pass the worker policy and
+    /// carry a sealing key (asked of the proxy at most every [`LIST_TTL`]). A proxy that does
+    /// not know the query (the reference's) lists none.
+    pub async fn workers(&self, proxy: &ConnectionHandle, model: &str) -> Arc<Vec<SealingWorker>> {
+        let key = (proxy.id(), model.to_string());
+        if let Some((at, list)) = self.lock().get(&key) {
+            if at.elapsed() < LIST_TTL {
+                return list.clone();
+            }
+        }
+        let query = ClientGetSealingWorkers {
+            model_name: model.to_string(),
+        }
+        .to_bytes();
+        let listed = match proxy.query(&query, LIST_TIMEOUT).await {
+            Ok(answer) => ClientSealingWorkers::from_bytes(&answer).map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        let list = match listed {
+            Ok(listed) => self.verify(listed),
+            Err(error) => {
+                debug!(proxy = proxy.id(), %error, "the proxy lists no workers for sealed requests");
+                Vec::new()
+            }
+        };
+        let list = Arc::new(list);
+        let mut lists = self.lock();
+        // Lists of closed connections go when the map would grow past a few hundred.
+        if lists.len() > 256 {
+            lists.retain(|_, (at, _)| at.elapsed() < LIST_TTL);
+        }
+        lists.insert(key, (Instant::now(), list.clone()));
+        list
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lists> {
+        self.lists.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The listed workers whose certificates pass the policy and carry a sealing key.
+    fn verify(&self, listed: ClientSealingWorkers) -> Vec<SealingWorker> {
+        let now = SystemTime::now();
+        listed
+            .workers
+            .into_iter()
+            .take(32)
+            .filter_map(|worker| {
+                let identity = match self.policy.verify_peer(&worker.certificate, now) {
+                    Ok(identity) => identity,
+                    Err(error) => {
+                        info!(%error, "a worker the proxy listed for sealed requests failed this client's worker policy; not sealing to it");
+                        return None;
+                    }
+                };
+                // The policy checked the quote over these claims, the sealing key included.
+                let sealing_key = cocoon_attest::sealing_key_of(&worker.certificate, now)?;
+                Some(SealingWorker {
+                    worker_key: identity.public_key,
+                    sealing_key,
+                    coefficient: worker.coefficient,
+                })
+            })
+            .collect()
+    }
+
+    /// Seals `query` (its `http.request`) for the first of `workers` that asks no more than
+    /// the request's coefficient; `None` when none does.
+    pub fn seal(
+        &self,
+        workers: &[SealingWorker],
+        query: &ClientRunQueryEx,
+        endpoint: &str,
+    ) -> Option<Result<Sealed, String>> {
+        let worker = workers
+            .iter()
+            .find(|w| w.coefficient <= query.max_coefficient)?;
+        let context = RequestContext {
+            model: &query.model_name,
+            request_id: query.request_id,
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let plaintext = request_plaintext(now, &query.query);
+        Some(
+            seal_request(&worker.sealing_key, &context, &plaintext)
+                .map(|(sealed, opener)| Sealed {
+                    query: ClientRunSealedQuery {
+                        model_name: query.model_name.clone(),
+                        endpoint: endpoint.to_string(),
+                        worker_key: worker.worker_key,
+                        sealed,
+                        max_coefficient: query.max_coefficient,
+                        max_tokens: query.max_tokens,
+                        timeout: query.timeout,
+                        request_id: query.request_id,
+                        min_config_version: query.min_config_version,
+                        enable_debug: query.enable_debug,
+                    },
+                    opener,
+                })
+                .map_err(|e| e.to_string()),
+        )
+    }
+}

@@ -1,0 +1,139 @@
+//! Sealed requests through a whole devnet (issue 14): the client verifies the worker's
+//! certificate itself, seals the request to the HPKE key in its claims, the proxy routes it by
+//! the clear fields, and the answer comes back sealed. What the app sees is the same answer
+//! with the same usage, and `X-Cocoon-E2E` says whether it was sealed.
+
+use cocoon_client::E2e;
+use cocoon_testkit::mock_backend::{
+    mock_completion_text, mock_completion_tokens, mock_prompt_tokens,
+};
+use cocoon_testkit::{Devnet, MockBackendConfig};
+use http::Method;
+use serde_json::{json, Value};
+
+fn question(stream: bool) -> Value {
+    let mut body = json!({"model": "mock-model", "messages": [{"role": "user", "content": "seal these words"}]});
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+/// The text and usage of an SSE answer.
+fn read_stream(text: &str) -> (String, Value) {
+    let (mut content, mut usage) = (String::new(), Value::Null);
+    for line in text.lines() {
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            continue;
+        }
+        let event: Value = serde_json::from_str(data).unwrap();
+        assert!(event["error"].is_null(), "error event: {event}");
+        if let Some(piece) = event["choices"][0]["delta"]["content"].as_str() {
+            content.push_str(piece);
+        }
+        if !event["usage"].is_null() {
+            usage = event["usage"].clone();
+        }
+    }
+    (content, usage)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
+    let devnet = Devnet::builder()
+        .client_settings(|client| client.e2e = E2e::Preferred)
+        .start()
+        .await
+        .unwrap();
+    let http = devnet.client_http();
+    let mock = MockBackendConfig::default();
+    for stream in [false, true] {
+        let body = question(stream);
+        let answer = http
+            .request(
+                Method::POST,
+                devnet.client_addr(),
+                "/v1/chat/completions",
+                &[("content-type", "application/json")],
+                body.to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.header("x-cocoon-e2e"), Some("on"), "stream {stream}");
+        let completion = mock_completion_tokens(&mock, &body);
+        let (content, usage) = if stream {
+            read_stream(&answer.text())
+        } else {
+            let json = answer.json();
+            (
+                json["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                json["usage"].clone(),
+            )
+        };
+        assert_eq!(
+            content,
+            mock_completion_text(&mock, completion),
+            "stream {stream}"
+        );
+        assert_eq!(usage["prompt_tokens"], mock_prompt_tokens(&body), "{usage}");
+        assert_eq!(usage["completion_tokens"], completion, "{usage}");
+    }
+    let stats = devnet.proxy_stats().await;
+    assert_eq!(stats["requests"]["succeeded"], 2, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_sealing_without_a_capable_worker_is_a_clear_503_and_off_is_in_the_clear() {
+    let devnet = Devnet::builder()
+        .worker_settings(|worker| worker.sealed_requests = false)
+        .client_settings(|client| client.e2e = E2e::Required)
+        .start()
+        .await
+        .unwrap();
+    let http = devnet.client_http();
+    let body = question(false).to_string().into_bytes();
+    let answer = http
+        .request(
+            Method::POST,
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &[("content-type", "application/json")],
+            body.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(
+        answer.json()["error"]["code"],
+        "no_sealing_worker",
+        "{}",
+        answer.text()
+    );
+
+    let devnet = Devnet::builder()
+        .client_settings(|client| client.e2e = E2e::Off)
+        .start()
+        .await
+        .unwrap();
+    let answer = devnet
+        .client_http()
+        .request(
+            Method::POST,
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("x-cocoon-e2e"), Some("off"));
+}
