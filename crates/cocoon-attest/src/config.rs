@@ -8,11 +8,16 @@ use std::time::SystemTime;
 use cocoon_net::PeerPolicy;
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{generate_identity, RaTlsIdentity};
+use crate::cert::{generate_identity_with_gpus, RaTlsIdentity};
 use crate::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
+use crate::gpu::{nvml::DEFAULT_NVML_LIBRARY, GpuMeasurementPolicy, GpuVerifier, MAX_GPUS};
 use crate::pccs::{CollateralFetcher, PccsClient};
-use crate::policy::{danger, AllowLists, AttestError, AttestationPolicy, LiveImageHashes};
-use crate::provider::{self, ConfigFsTsm, ConfigFsTsmSnp, NoTee, QuoteProvider};
+use crate::policy::{
+    danger, AllowLists, AttestError, AttestationPolicy, GpuRequirement, LiveImageHashes,
+};
+use crate::provider::{
+    self, ConfigFsTsm, ConfigFsTsmSnp, GpuEvidenceSource, NoTee, NvidiaGpus, QuoteProvider,
+};
 use crate::snp::{ProductLine, SnpTcb, SnpVerifier};
 use crate::tdx::TdxMeasurements;
 
@@ -46,6 +51,36 @@ impl TeeKind {
     }
 }
 
+/// Which GPUs this node attests, beside its CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuKind {
+    /// No GPU evidence (the default).
+    #[default]
+    None,
+    /// NVIDIA confidential-computing GPUs, through NVML.
+    Nvidia,
+    /// Fake GPUs for development: unsigned reports that prove nothing.
+    DangerFakeGpu,
+}
+
+/// What a peer's GPUs must prove.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuPolicyKind {
+    /// NVIDIA GPU evidence verified against NVIDIA's pinned device identity root.
+    Nvidia,
+    /// Fake GPU evidence (development only).
+    DangerFakeGpu,
+}
+
+/// The default number of fake GPUs.
+const DEFAULT_FAKE_GPU_COUNT: usize = 1;
+
+fn is_no_gpu(kind: &GpuKind) -> bool {
+    *kind == GpuKind::None
+}
+
 fn default_tsm_dir() -> PathBuf {
     PathBuf::from(provider::DEFAULT_TSM_REPORT_DIR)
 }
@@ -71,6 +106,21 @@ pub struct TeeConfig {
     /// used when the host supplies no certificate table with the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snp_vcek_file: Option<PathBuf>,
+    /// GPUs attested beside the CPU: `none` (default), `nvidia` or `danger_fake_gpu`. Needs a
+    /// CPU TEE (`kind` other than `none`) to vouch for the GPU evidence.
+    #[serde(default, skip_serializing_if = "is_no_gpu")]
+    pub gpu: GpuKind,
+    /// With `gpu = "nvidia"`: the NVML library to load. Default `libnvidia-ml.so.1`, found
+    /// through the dynamic loader's search path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_library: Option<String>,
+    /// With `gpu = "danger_fake_gpu"`: how many fake GPUs (1 to 8, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger_fake_gpu_count: Option<usize>,
+    /// With `gpu = "danger_fake_gpu"`: the fake GPUs' measurement (hex, 1 to 64 bytes), for
+    /// GPU allow-lists on a development network. Default: 48 zero bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger_fake_gpu_measurement: Option<String>,
 }
 
 fn parse_hex<const N: usize>(what: &str, text: &str) -> Result<[u8; N], String> {
@@ -94,6 +144,10 @@ impl TeeConfig {
             danger_fake_snp_measurement: None,
             tsm_report_dir: default_tsm_dir(),
             snp_vcek_file: None,
+            gpu: GpuKind::None,
+            nvml_library: None,
+            danger_fake_gpu_count: None,
+            danger_fake_gpu_measurement: None,
         }
     }
 
@@ -130,7 +184,62 @@ impl TeeConfig {
                 ));
             }
         }
+        if self.gpu != GpuKind::None && self.kind == TeeKind::None {
+            problems.push(
+                "tee.gpu needs a CPU TEE to vouch for the GPU evidence: set tee.kind too".into(),
+            );
+        }
+        if self.nvml_library.is_some() && self.gpu != GpuKind::Nvidia {
+            problems.push("tee.nvml_library only makes sense with gpu = \"nvidia\"".into());
+        }
+        if (self.danger_fake_gpu_count.is_some() || self.danger_fake_gpu_measurement.is_some())
+            && self.gpu != GpuKind::DangerFakeGpu
+        {
+            problems.push(
+                "tee.danger_fake_gpu_count and tee.danger_fake_gpu_measurement only make sense with gpu = \"danger_fake_gpu\"".into(),
+            );
+        }
+        if let Some(count) = self.danger_fake_gpu_count {
+            if count == 0 || count > MAX_GPUS {
+                problems.push(format!(
+                    "tee.danger_fake_gpu_count is {count}; 1 to {MAX_GPUS} GPUs can be attested"
+                ));
+            }
+        }
+        if let Err(e) = self.fake_gpu_measurement() {
+            problems.push(e);
+        }
         problems
+    }
+
+    fn fake_gpu_measurement(&self) -> Result<Vec<u8>, String> {
+        let Some(text) = &self.danger_fake_gpu_measurement else {
+            return Ok(vec![0; 48]);
+        };
+        let bytes = hex::decode(text.trim())
+            .map_err(|e| format!("tee.danger_fake_gpu_measurement '{text}': {e}"))?;
+        if bytes.is_empty() || bytes.len() > 64 {
+            return Err(format!(
+                "tee.danger_fake_gpu_measurement is {} bytes, expected 1 to 64",
+                bytes.len()
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// The GPU evidence source this table describes, if any (fails at once when
+    /// `gpu = "nvidia"` and NVML cannot be loaded).
+    pub fn gpu_source(&self) -> Result<Option<Box<dyn GpuEvidenceSource>>, AttestError> {
+        Ok(match self.gpu {
+            GpuKind::None => None,
+            GpuKind::Nvidia => Some(Box::new(NvidiaGpus::new(
+                self.nvml_library.as_deref().unwrap_or(DEFAULT_NVML_LIBRARY),
+            )?)),
+            GpuKind::DangerFakeGpu => Some(Box::new(provider::danger::FakeGpus::new(
+                self.danger_fake_gpu_count.unwrap_or(DEFAULT_FAKE_GPU_COUNT),
+                self.fake_gpu_measurement().map_err(AttestError::Config)?,
+            ))),
+        })
     }
 
     /// The quote provider this table describes (fails at once when TDX is absent).
@@ -174,7 +283,13 @@ impl TeeConfig {
 
     /// A fresh RA-TLS identity named `name`.
     pub fn identity(&self, name: &str) -> Result<RaTlsIdentity, AttestError> {
-        generate_identity(self.provider()?.as_ref(), name, SystemTime::now())
+        let gpus = self.gpu_source()?;
+        generate_identity_with_gpus(
+            self.provider()?.as_ref(),
+            gpus.as_deref(),
+            name,
+            SystemTime::now(),
+        )
     }
 }
 
@@ -252,6 +367,19 @@ pub struct PeerPolicyConfig {
     /// a genuine SNP guest running any code.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub danger_accept_any_snp_image: bool,
+    /// What the peer's GPUs must prove, beside its CPU: `nvidia` or `danger_fake_gpu`. Absent:
+    /// no GPU evidence is demanded (any the peer sends is not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuPolicyKind>,
+    /// Allowed GPU measurement hashes (64 hex digits each: SHA-256 of an SPDM response's
+    /// measurement record, as `cocoon attest` prints it); every GPU must be on the list.
+    /// With `gpu = "danger_fake_gpu"` an empty list allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_measurements: Vec<String>,
+    /// With `gpu = "nvidia"` and no `gpu_measurements`: accept genuine NVIDIA GPUs running any
+    /// firmware and driver. Refused as a config error unless this is set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub danger_accept_any_gpu_measurements: bool,
 }
 
 /// A built peer policy, and the collateral fetcher to run beside it when a PCCS is configured.
@@ -280,6 +408,9 @@ impl PeerPolicyConfig {
             snp_product_lines: None,
             snp_minimum_tcb: None,
             danger_accept_any_snp_image: false,
+            gpu: None,
+            gpu_measurements: Vec::new(),
+            danger_accept_any_gpu_measurements: false,
         }
     }
 
@@ -439,7 +570,83 @@ impl PeerPolicyConfig {
                 "{table}: allow-lists need an attesting policy; danger_any checks no measurements"
             ));
         }
+        problems.extend(self.gpu_problems(table));
         problems
+    }
+
+    fn gpu_problems(&self, table: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.gpu_measurement_policy(table) {
+            problems.push(e);
+        }
+        match self.gpu {
+            None => {
+                if !self.gpu_measurements.is_empty() || self.danger_accept_any_gpu_measurements {
+                    problems.push(format!(
+                        "{table}: gpu_measurements and danger_accept_any_gpu_measurements need {table}.gpu"
+                    ));
+                }
+            }
+            Some(_) if self.policy == PolicyKind::DangerAny => problems.push(format!(
+                "{table}.gpu needs an attesting policy: danger_any checks no CPU evidence to vouch for the GPUs"
+            )),
+            Some(GpuPolicyKind::Nvidia) => {
+                if self.gpu_measurements.is_empty() && !self.danger_accept_any_gpu_measurements {
+                    problems.push(format!(
+                        "{table}: gpu = \"nvidia\" with no gpu_measurements accepts NVIDIA GPUs running any firmware; \
+                         add {table}.gpu_measurements (64 hex digits each; `cocoon attest` prints a node's), \
+                         or set {table}.danger_accept_any_gpu_measurements = true"
+                    ));
+                }
+                if !self.gpu_measurements.is_empty() && self.danger_accept_any_gpu_measurements {
+                    problems.push(format!(
+                        "{table}.danger_accept_any_gpu_measurements only applies with no gpu_measurements"
+                    ));
+                }
+            }
+            Some(GpuPolicyKind::DangerFakeGpu) => {
+                if self.danger_accept_any_gpu_measurements {
+                    problems.push(format!(
+                        "{table}.danger_accept_any_gpu_measurements only applies to gpu = \"nvidia\""
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    fn gpu_measurement_policy(&self, table: &str) -> Result<GpuMeasurementPolicy, String> {
+        let allowed = self
+            .gpu_measurements
+            .iter()
+            .map(|hash| parse_hex::<32>(&format!("{table}.gpu_measurements"), hash))
+            .collect::<Result<Vec<_>, _>>()?;
+        let danger_accept_any = self.danger_accept_any_gpu_measurements
+            || (self.gpu == Some(GpuPolicyKind::DangerFakeGpu) && allowed.is_empty());
+        Ok(GpuMeasurementPolicy {
+            allowed,
+            danger_accept_any,
+        })
+    }
+
+    /// `policy` with this table's GPU requirement, ready for `cocoon-net`.
+    fn with_gpus(&self, policy: AttestationPolicy) -> Result<Arc<dyn PeerPolicy>, AttestError> {
+        let measurements = self
+            .gpu_measurement_policy("policy")
+            .map_err(AttestError::Config)?;
+        let policy = match self.gpu {
+            None => policy,
+            Some(GpuPolicyKind::Nvidia) => {
+                if measurements.danger_accept_any {
+                    tracing::warn!(
+                        "danger: peer policy gpu = nvidia with danger_accept_any_gpu_measurements accepts NVIDIA GPUs running ANY firmware; set gpu_measurements"
+                    );
+                }
+                policy.with_gpus(GpuRequirement::nvidia(GpuVerifier::new()?, measurements))
+            }
+            Some(GpuPolicyKind::DangerFakeGpu) => policy.with_gpus(danger::fake_gpus(measurements)),
+        };
+        Ok(Arc::new(policy))
     }
 
     fn pccs_client(&self) -> Result<Option<PccsClient>, AttestError> {
@@ -510,8 +717,8 @@ impl PeerPolicyConfig {
         allow.live_image_hashes = live;
         let (policy, fetcher): (Arc<dyn PeerPolicy>, _) = match self.policy {
             PolicyKind::DangerAny => (danger::any(), None),
-            PolicyKind::DangerFakeTdx => (Arc::new(danger::fake_tdx(allow)), None),
-            PolicyKind::DangerFakeSnp => (Arc::new(danger::fake_snp(allow)), None),
+            PolicyKind::DangerFakeTdx => (self.with_gpus(danger::fake_tdx(allow))?, None),
+            PolicyKind::DangerFakeSnp => (self.with_gpus(danger::fake_snp(allow))?, None),
             PolicyKind::SevSnp => {
                 if self.has_no_allow_list() {
                     if !self.danger_accept_any_snp_image {
@@ -529,7 +736,7 @@ impl PeerPolicyConfig {
                     .unwrap_or_else(|| ProductLine::ALL.to_vec());
                 let verifier = SnpVerifier::new(&lines, self.snp_minimum_tcb)?;
                 (
-                    Arc::new(AttestationPolicy::sev_snp(verifier, allow)) as Arc<dyn PeerPolicy>,
+                    self.with_gpus(AttestationPolicy::sev_snp(verifier, allow))?,
                     None,
                 )
             }
@@ -556,14 +763,14 @@ impl PeerPolicyConfig {
                     Some(client) => {
                         let (fetcher, requests) = CollateralFetcher::new(client, dir);
                         (
-                            Arc::new(AttestationPolicy::tdx_with_fetcher(
+                            self.with_gpus(AttestationPolicy::tdx_with_fetcher(
                                 verifier, allow, requests,
-                            )) as Arc<dyn PeerPolicy>,
+                            ))?,
                             Some(fetcher),
                         )
                     }
                     None => (
-                        Arc::new(AttestationPolicy::tdx(verifier, allow)) as Arc<dyn PeerPolicy>,
+                        self.with_gpus(AttestationPolicy::tdx(verifier, allow))?,
                         None,
                     ),
                 }
