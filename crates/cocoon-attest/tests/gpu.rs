@@ -4,6 +4,7 @@
 //! the `danger` fake GPUs, whose nonce we choose, and with the sample, whose nonce we cannot.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cocoon_attest::cert::{build_identity_parts, generate_identity_with_gpus};
@@ -18,6 +19,7 @@ use cocoon_attest::provider::danger::{FakeGpus, FakeTdx, ReplayGpuEvidence};
 use cocoon_attest::provider::{GpuEvidenceSource, QuoteProvider};
 use cocoon_attest::{GpuKind, GpuPolicyKind, PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
 use cocoon_net::policy::OID_TDX_QUOTE;
+use cocoon_net::{Acceptor, Connector, NetError, PeerPolicy};
 use proptest::prelude::*;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
@@ -585,6 +587,52 @@ fn config_tables_for_gpus() {
     let mut any = PeerPolicyConfig::of(PolicyKind::DangerAny);
     any.gpu = Some(GpuPolicyKind::DangerFakeGpu);
     assert_eq!(any.problems("p").len(), 1);
+}
+
+/// One TLS handshake over loopback; the server's view of the client.
+async fn handshake(
+    server: &cocoon_attest::RaTlsIdentity,
+    server_policy: Arc<dyn PeerPolicy>,
+    client: &cocoon_attest::RaTlsIdentity,
+) -> Result<cocoon_net::PeerIdentity, NetError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let acceptor = Acceptor::new(&server.tls, server_policy, 4).unwrap();
+    let accepted = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        acceptor
+            .accept(socket)
+            .await
+            .map(|c| c.handle.peer().clone())
+    });
+    let client_policy: Arc<dyn PeerPolicy> = Arc::new(danger::fake_tdx(AllowLists::default()));
+    let connector = Connector::new(&client.tls, client_policy, 8).unwrap();
+    let connected = connector.connect(&address).await;
+    let accepted = accepted.await.unwrap();
+    connected?;
+    accepted
+}
+
+#[tokio::test]
+async fn a_worker_with_gpus_handshakes_through_the_transport() {
+    let now = SystemTime::now();
+    let proxy =
+        generate_identity_with_gpus(&FakeTdx::new(None), None, "cocoon-proxy", now).unwrap();
+    let gpus = FakeGpus::new(1, b"fake firmware".to_vec());
+    let worker =
+        generate_identity_with_gpus(&FakeTdx::new(None), Some(&gpus), "cocoon-worker", now)
+            .unwrap();
+    let seen = handshake(&proxy, Arc::new(fake_gpu_policy(vec![])), &worker)
+        .await
+        .expect("the fake GPU policy takes the fake worker");
+    assert_eq!(seen.public_key, worker.tls.public_key);
+    // The real GPU policy never takes it; a worker without GPUs fails a GPU policy.
+    assert!(handshake(&proxy, Arc::new(nvidia_gpu_policy()), &worker)
+        .await
+        .is_err());
+    assert!(handshake(&proxy, Arc::new(fake_gpu_policy(vec![])), &proxy)
+        .await
+        .is_err());
 }
 
 proptest! {
