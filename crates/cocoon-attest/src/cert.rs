@@ -4,12 +4,15 @@
 //! TDX_QUOTE (1.3.6.1.4.1.12345.1, the raw quote) and TDX_USER_CLAIMS (1.3.6.1.4.1.12345.2,
 //! the serialised claims). The quote's report data is SHA-512 of the claims, which contain
 //! the certificate's key. An AMD SEV-SNP node puts its evidence in SNP_EVIDENCE
-//! (1.3.6.1.4.1.12345.3, see [`crate::snp`]) instead of TDX_QUOTE, with the same claims.
+//! (1.3.6.1.4.1.12345.3, see [`crate::snp`]) instead of TDX_QUOTE, with the same claims. A node
+//! that attests NVIDIA GPUs adds GPU_EVIDENCE (1.3.6.1.4.1.12345.4, see [`crate::gpu`]), whose
+//! SHA-256 the claims carry.
 
 use std::time::{Duration, SystemTime};
 
 use cocoon_net::policy::{
-    check_self_signed, CertificateFacts, OID_SNP_EVIDENCE, OID_TDX_QUOTE, OID_TDX_USER_CLAIMS,
+    check_self_signed, CertificateFacts, OID_GPU_EVIDENCE, OID_SNP_EVIDENCE, OID_TDX_QUOTE,
+    OID_TDX_USER_CLAIMS,
 };
 use cocoon_net::{PolicyError, TlsIdentity};
 use rcgen::{
@@ -18,8 +21,9 @@ use rcgen::{
 use sha2::{Digest, Sha256};
 
 use crate::claims::UserClaims;
+use crate::gpu::{evidence_hash, gpu_nonce};
 use crate::policy::AttestError;
-use crate::provider::QuoteProvider;
+use crate::provider::{GpuEvidenceSource, QuoteProvider};
 
 /// The reference's certificate lifetime; certificates are renewed well before it ends.
 pub const RA_TLS_VALIDITY: Duration = Duration::from_secs(24 * 3600);
@@ -35,6 +39,8 @@ pub struct RaTlsIdentity {
     pub quote: Option<Vec<u8>>,
     /// The SEV-SNP evidence in the certificate, if any ([`crate::snp::SnpEvidence`] bytes).
     pub snp_evidence: Option<Vec<u8>>,
+    /// The GPU evidence in the certificate, if any ([`crate::gpu::GpuEvidence`] bytes).
+    pub gpu_evidence: Option<Vec<u8>>,
     /// When the certificate expires.
     pub not_after: SystemTime,
 }
@@ -80,30 +86,51 @@ pub fn generate_identity(
     name: &str,
     now: SystemTime,
 ) -> Result<RaTlsIdentity, AttestError> {
-    generate_identity_sealing(provider, name, now, None)
+    generate_identity_with_gpus(provider, None, name, now)
 }
 
-/// [`generate_identity`] whose claims also carry `sealing_key`, the HPKE public key of a
-/// worker's sealed requests, so the quote vouches for it too. Without a key the claims are the
-/// reference's bare form.
+/// [`generate_identity`] with GPU evidence from `gpus` when given: the GPUs answer the nonce
+/// derived from the new key ([`gpu_nonce`]), the claims carry SHA-256 of their evidence, and
+/// the CPU quote covers those claims.
+pub fn generate_identity_with_gpus(
+    provider: &dyn QuoteProvider,
+    gpus: Option<&dyn GpuEvidenceSource>,
+    name: &str,
+    now: SystemTime,
+) -> Result<RaTlsIdentity, AttestError> {
+    generate_identity_sealing(provider, gpus, name, now, None)
+}
+
+/// [`generate_identity_with_gpus`] whose claims also carry `sealing_key`, the HPKE public key
+/// of a worker's sealed requests, so the quote vouches for it too. Without a key and GPUs the
+/// claims are the reference's bare form.
 pub fn generate_identity_sealing(
     provider: &dyn QuoteProvider,
+    gpus: Option<&dyn GpuEvidenceSource>,
     name: &str,
     now: SystemTime,
     sealing_key: Option<[u8; 32]>,
 ) -> Result<RaTlsIdentity, AttestError> {
     let key = KeyPair::generate_for(&PKCS_ED25519)
         .map_err(|e| AttestError::Certificate(e.to_string()))?;
-    let claims = UserClaims {
-        public_key: raw_public_key(&key)?,
-        hpke_public_key: sealing_key,
+    let public_key = raw_public_key(&key)?;
+    let mut claims = UserClaims::for_key(public_key);
+    claims.hpke_public_key = sealing_key;
+    let gpu_evidence = match gpus {
+        Some(gpus) => {
+            let evidence = gpus.evidence(&gpu_nonce(&public_key))?;
+            claims.gpu_evidence_hash = Some(evidence_hash(&evidence));
+            Some(evidence)
+        }
+        None => None,
     };
     let quote = provider.quote(&claims.report_data())?;
-    build_with_claims(
+    build_identity_parts(
         key,
-        claims,
         quote,
         provider.extension_oid(),
+        claims,
+        gpu_evidence,
         name,
         now,
         Vec::new(),
@@ -139,14 +166,21 @@ pub fn build_identity_in(
     extra: Vec<CustomExtension>,
 ) -> Result<RaTlsIdentity, AttestError> {
     let claims = UserClaims::for_key(raw_public_key(&key)?);
-    build_with_claims(key, claims, quote, evidence_oid, name, now, extra)
+    build_identity_parts(key, quote, evidence_oid, claims, None, name, now, extra)
 }
 
-fn build_with_claims(
+/// The certificate for `key` from all its parts: the CPU evidence `quote` in `evidence_oid`,
+/// the `claims` it vouches for (which must name `key`), and GPU evidence in GPU_EVIDENCE.
+/// Whether the claims match the GPU evidence is not checked: tests build certificates with
+/// spliced evidence from this, which policies must refuse.
+// Each part is one field of the certificate; a parameter struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+pub fn build_identity_parts(
     key: KeyPair,
-    claims: UserClaims,
     quote: Option<Vec<u8>>,
     evidence_oid: &str,
+    claims: UserClaims,
+    gpu_evidence: Option<Vec<u8>>,
     name: &str,
     now: SystemTime,
     extra: Vec<CustomExtension>,
@@ -156,7 +190,12 @@ fn build_with_claims(
             "{evidence_oid} is not an evidence extension"
         )));
     }
-    let public_key = claims.public_key;
+    let public_key = raw_public_key(&key)?;
+    if claims.public_key != public_key {
+        return Err(AttestError::Certificate(
+            "the claims name another key than the certificate's".into(),
+        ));
+    }
     let mut params = CertificateParams::default();
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, name);
@@ -177,9 +216,16 @@ fn build_with_claims(
         params
             .custom_extensions
             .push(critical(evidence_oid, quote.clone()));
+    }
+    if quote.is_some() || gpu_evidence.is_some() {
         params
             .custom_extensions
             .push(critical(OID_TDX_USER_CLAIMS, claims.serialize()));
+    }
+    if let Some(gpu_evidence) = &gpu_evidence {
+        params
+            .custom_extensions
+            .push(critical(OID_GPU_EVIDENCE, gpu_evidence.clone()));
     }
     params.custom_extensions.extend(extra);
     let cert = params
@@ -193,6 +239,7 @@ fn build_with_claims(
         },
         quote: quote.clone().filter(|_| evidence_oid == OID_TDX_QUOTE),
         snp_evidence: quote.filter(|_| evidence_oid == OID_SNP_EVIDENCE),
+        gpu_evidence,
         not_after,
     })
 }

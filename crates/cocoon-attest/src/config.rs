@@ -10,11 +10,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::cert::{generate_identity_sealing, RaTlsIdentity};
 use crate::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
+use crate::gpu::MAX_GPUS;
 use crate::pccs::{CollateralFetcher, PccsClient};
 use crate::policy::{danger, AllowLists, AttestError, AttestationPolicy, LiveImageHashes};
 use crate::provider::{self, ConfigFsTsm, ConfigFsTsmSnp, NoTee, QuoteProvider};
 use crate::snp::{ProductLine, SnpTcb, SnpVerifier};
 use crate::tdx::TdxMeasurements;
+
+mod gpu;
+
+use gpu::is_no_gpu;
+pub use gpu::{GpuKind, GpuPolicyKind};
 
 /// Where this node's evidence comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -71,6 +77,21 @@ pub struct TeeConfig {
     /// used when the host supplies no certificate table with the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snp_vcek_file: Option<PathBuf>,
+    /// GPUs attested beside the CPU: `none` (default), `nvidia` or `danger_fake_gpu`. Needs a
+    /// CPU TEE (`kind` other than `none`) to vouch for the GPU evidence.
+    #[serde(default, skip_serializing_if = "is_no_gpu")]
+    pub gpu: GpuKind,
+    /// With `gpu = "nvidia"`: the NVML library to load. Default `libnvidia-ml.so.1`, found
+    /// through the dynamic loader's search path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_library: Option<String>,
+    /// With `gpu = "danger_fake_gpu"`: how many fake GPUs (1 to 8, default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger_fake_gpu_count: Option<usize>,
+    /// With `gpu = "danger_fake_gpu"`: the fake GPUs' measurement (hex, 1 to 64 bytes), for
+    /// GPU allow-lists on a development network. Default: 48 zero bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger_fake_gpu_measurement: Option<String>,
 }
 
 fn parse_hex<const N: usize>(what: &str, text: &str) -> Result<[u8; N], String> {
@@ -94,6 +115,10 @@ impl TeeConfig {
             danger_fake_snp_measurement: None,
             tsm_report_dir: default_tsm_dir(),
             snp_vcek_file: None,
+            gpu: GpuKind::None,
+            nvml_library: None,
+            danger_fake_gpu_count: None,
+            danger_fake_gpu_measurement: None,
         }
     }
 
@@ -129,6 +154,31 @@ impl TeeConfig {
                     file.display()
                 ));
             }
+        }
+        if self.gpu != GpuKind::None && self.kind == TeeKind::None {
+            problems.push(
+                "tee.gpu needs a CPU TEE to vouch for the GPU evidence: set tee.kind too".into(),
+            );
+        }
+        if self.nvml_library.is_some() && self.gpu != GpuKind::Nvidia {
+            problems.push("tee.nvml_library only makes sense with gpu = \"nvidia\"".into());
+        }
+        if (self.danger_fake_gpu_count.is_some() || self.danger_fake_gpu_measurement.is_some())
+            && self.gpu != GpuKind::DangerFakeGpu
+        {
+            problems.push(
+                "tee.danger_fake_gpu_count and tee.danger_fake_gpu_measurement only make sense with gpu = \"danger_fake_gpu\"".into(),
+            );
+        }
+        if let Some(count) = self.danger_fake_gpu_count {
+            if count == 0 || count > MAX_GPUS {
+                problems.push(format!(
+                    "tee.danger_fake_gpu_count is {count}; 1 to {MAX_GPUS} GPUs can be attested"
+                ));
+            }
+        }
+        if let Err(e) = self.fake_gpu_measurement() {
+            problems.push(e);
         }
         problems
     }
@@ -183,8 +233,10 @@ impl TeeConfig {
         name: &str,
         sealing_key: Option<[u8; 32]>,
     ) -> Result<RaTlsIdentity, AttestError> {
+        let gpus = self.gpu_source()?;
         generate_identity_sealing(
             self.provider()?.as_ref(),
+            gpus.as_deref(),
             name,
             SystemTime::now(),
             sealing_key,
@@ -266,6 +318,19 @@ pub struct PeerPolicyConfig {
     /// a genuine SNP guest running any code.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub danger_accept_any_snp_image: bool,
+    /// What the peer's GPUs must prove, beside its CPU: `nvidia` or `danger_fake_gpu`. Absent:
+    /// no GPU evidence is demanded (any the peer sends is not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuPolicyKind>,
+    /// Allowed GPU measurement hashes (64 hex digits each: SHA-256 of an SPDM response's
+    /// measurement record, as `cocoon attest` prints it); every GPU must be on the list.
+    /// With `gpu = "danger_fake_gpu"` an empty list allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_measurements: Vec<String>,
+    /// With `gpu = "nvidia"` and no `gpu_measurements`: accept genuine NVIDIA GPUs running any
+    /// firmware and driver. Refused as a config error unless this is set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub danger_accept_any_gpu_measurements: bool,
 }
 
 /// A built peer policy, and the collateral fetcher to run beside it when a PCCS is configured.
@@ -294,6 +359,9 @@ impl PeerPolicyConfig {
             snp_product_lines: None,
             snp_minimum_tcb: None,
             danger_accept_any_snp_image: false,
+            gpu: None,
+            gpu_measurements: Vec::new(),
+            danger_accept_any_gpu_measurements: false,
         }
     }
 
@@ -453,6 +521,7 @@ impl PeerPolicyConfig {
                 "{table}: allow-lists need an attesting policy; danger_any checks no measurements"
             ));
         }
+        problems.extend(self.gpu_problems(table));
         problems
     }
 
@@ -524,8 +593,8 @@ impl PeerPolicyConfig {
         allow.live_image_hashes = live;
         let (policy, fetcher): (Arc<dyn PeerPolicy>, _) = match self.policy {
             PolicyKind::DangerAny => (danger::any(), None),
-            PolicyKind::DangerFakeTdx => (Arc::new(danger::fake_tdx(allow)), None),
-            PolicyKind::DangerFakeSnp => (Arc::new(danger::fake_snp(allow)), None),
+            PolicyKind::DangerFakeTdx => (self.with_gpus(danger::fake_tdx(allow))?, None),
+            PolicyKind::DangerFakeSnp => (self.with_gpus(danger::fake_snp(allow))?, None),
             PolicyKind::SevSnp => {
                 if self.has_no_allow_list() {
                     if !self.danger_accept_any_snp_image {
@@ -543,7 +612,7 @@ impl PeerPolicyConfig {
                     .unwrap_or_else(|| ProductLine::ALL.to_vec());
                 let verifier = SnpVerifier::new(&lines, self.snp_minimum_tcb)?;
                 (
-                    Arc::new(AttestationPolicy::sev_snp(verifier, allow)) as Arc<dyn PeerPolicy>,
+                    self.with_gpus(AttestationPolicy::sev_snp(verifier, allow))?,
                     None,
                 )
             }
@@ -570,14 +639,14 @@ impl PeerPolicyConfig {
                     Some(client) => {
                         let (fetcher, requests) = CollateralFetcher::new(client, dir);
                         (
-                            Arc::new(AttestationPolicy::tdx_with_fetcher(
+                            self.with_gpus(AttestationPolicy::tdx_with_fetcher(
                                 verifier, allow, requests,
-                            )) as Arc<dyn PeerPolicy>,
+                            ))?,
                             Some(fetcher),
                         )
                     }
                     None => (
-                        Arc::new(AttestationPolicy::tdx(verifier, allow)) as Arc<dyn PeerPolicy>,
+                        self.with_gpus(AttestationPolicy::tdx(verifier, allow))?,
                         None,
                     ),
                 }

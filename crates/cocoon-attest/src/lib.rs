@@ -1,20 +1,22 @@
 //! Attestation for COCOON hops: RA-TLS certificates that carry an Intel TDX quote or AMD SEV-SNP
 //! evidence bound to the certificate's key, quote providers (TDX and SEV-SNP via configfs-tsm,
 //! and fakes for development), DCAP verification of peers' quotes against Intel's collateral,
-//! verification of SNP reports against AMD's pinned roots ([`snp`]), allow-lists of
-//! measurements and image hashes, and the policies that plug all of it into `cocoon-net`'s
-//! `PeerPolicy` seam.
+//! verification of SNP reports against AMD's pinned roots ([`snp`]), NVIDIA
+//! confidential-computing GPU evidence collected through NVML and verified against NVIDIA's
+//! pinned root ([`gpu`]), allow-lists of measurements and image hashes, and the policies that
+//! plug all of it into `cocoon-net`'s `PeerPolicy` seam.
 //!
 //! **Architecture invariant:** this is the only crate that parses quotes and reports.
-//! Everything that weakens security (the fake TEEs, the `any`, `fake_tdx` and `fake_snp`
-//! policies) lives in a `danger` module and is logged loudly when used; a peer can never
-//! choose it.
+//! Everything that weakens security (the fake TEEs and GPUs, the `any`, `fake_tdx`, `fake_snp`
+//! and `fake_gpus` policies) lives in a `danger` module and is logged loudly when used; a peer
+//! can never choose it.
 
 mod cache;
 pub mod cert;
 pub mod claims;
 pub mod config;
 pub mod dcap;
+pub mod gpu;
 pub mod pccs;
 pub mod policy;
 pub mod provider;
@@ -27,7 +29,9 @@ pub use cert::{
     generate_identity, generate_identity_sealing, parse_certificate, sealing_key_of, RaTlsIdentity,
 };
 pub use claims::UserClaims;
-pub use config::{BuiltPolicy, PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
+pub use config::{
+    BuiltPolicy, GpuKind, GpuPolicyKind, PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind,
+};
 pub use policy::{AttestError, AttestationPolicy, LiveImageHashes};
 pub use provider::QuoteProvider;
 

@@ -10,6 +10,10 @@
 //!   and image hash (SHA-256 of it) pass the allow-lists.
 //! - `danger_fake_snp` (in [`danger`]): the same binding and allow-lists over a fake report.
 //! - `danger_any`: `cocoon-net`'s accept-any policy (no attestation).
+//!
+//! Any attesting policy may also demand GPUs ([`GpuRequirement`]): NVIDIA evidence verified
+//! against NVIDIA's pinned root ([`crate::gpu`]), or, in [`danger`], fake GPU evidence; both
+//! bound to the claims the CPU evidence vouches for and to the certificate's key.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,6 +22,9 @@ use cocoon_net::{PeerIdentity, PeerPolicy, PolicyError};
 
 use crate::cert::{certificate_claims, parse_certificate};
 use crate::dcap::{DcapError, DcapVerifier};
+use crate::gpu::{
+    check_certificate_gpus, GpuError, GpuMeasurementPolicy, GpuVerifier, VerifiedGpu,
+};
 use crate::hex;
 use crate::pccs::FetchRequests;
 use crate::snp::{snp_image_hash, SnpError, SnpEvidence, SnpVerifier};
@@ -62,6 +69,9 @@ pub enum AttestError {
     /// SEV-SNP evidence was refused; the inner error says which check failed.
     #[error("SEV-SNP evidence refused: {0}")]
     Snp(#[from] SnpError),
+    /// GPU evidence was missing or refused; the inner error says which check failed.
+    #[error("GPU evidence refused: {0}")]
+    Gpu(#[from] GpuError),
     /// The SNP MEASUREMENT is not in the allow-list (or the peer is not an SNP guest and the
     /// policy lists SNP measurements).
     #[error("SNP measurement {0} is not allowed")]
@@ -246,11 +256,31 @@ pub(crate) const SNP_POLICY: &str = "sev_snp";
 /// The name of the policy that accepts fake SEV-SNP evidence (development).
 pub(crate) const FAKE_SNP_POLICY: &str = "danger_fake_snp";
 
+/// What a policy demands of a peer's GPUs: NVIDIA evidence through a verifier, or (built by
+/// [`danger::fake_gpus`]) fake evidence; and which measurements.
+#[derive(Debug)]
+pub struct GpuRequirement {
+    /// None: fake evidence only.
+    verifier: Option<GpuVerifier>,
+    measurements: GpuMeasurementPolicy,
+}
+
+impl GpuRequirement {
+    /// NVIDIA GPUs, verified by `verifier`, whose measurements pass `measurements`.
+    pub fn nvidia(verifier: GpuVerifier, measurements: GpuMeasurementPolicy) -> GpuRequirement {
+        GpuRequirement {
+            verifier: Some(verifier),
+            measurements,
+        }
+    }
+}
+
 /// A policy that requires attestation (real or, in development, fake).
 #[derive(Debug)]
 pub struct AttestationPolicy {
     evidence: Evidence,
     allow: AllowLists,
+    gpus: Option<GpuRequirement>,
 }
 
 /// The outcome of checking a certificate.
@@ -266,6 +296,8 @@ pub struct AttestedPeer {
     pub tcb_status: String,
     /// The HPKE key for sealed requests its claims carry (workers that take them).
     pub sealing_key: Option<[u8; 32]>,
+    /// The peer's verified GPUs, when the policy demands GPUs (empty otherwise).
+    pub gpus: Vec<VerifiedGpu>,
 }
 
 impl AttestationPolicy {
@@ -274,6 +306,7 @@ impl AttestationPolicy {
         AttestationPolicy {
             evidence: Evidence::Tdx(Box::new(verifier), None),
             allow,
+            gpus: None,
         }
     }
 
@@ -287,6 +320,7 @@ impl AttestationPolicy {
         AttestationPolicy {
             evidence: Evidence::Tdx(Box::new(verifier), Some(fetcher)),
             allow,
+            gpus: None,
         }
     }
 
@@ -295,6 +329,15 @@ impl AttestationPolicy {
         AttestationPolicy {
             evidence: Evidence::Snp(Box::new(verifier)),
             allow,
+            gpus: None,
+        }
+    }
+
+    /// This policy, also demanding GPU evidence as `gpus` says.
+    pub fn with_gpus(self, gpus: GpuRequirement) -> AttestationPolicy {
+        AttestationPolicy {
+            gpus: Some(gpus),
+            ..self
         }
     }
 
@@ -362,6 +405,18 @@ impl AttestationPolicy {
         if report_data != claims.report_data() {
             return Err(AttestError::ReportDataMismatch);
         }
+        // The CPU evidence vouches for the claims; the claims for the GPU evidence.
+        let gpus = match &self.gpus {
+            Some(required) => check_certificate_gpus(
+                required.verifier.as_ref(),
+                &required.measurements,
+                facts.gpu_evidence.as_deref(),
+                claims.gpu_evidence_hash.as_ref(),
+                &facts.public_key,
+                now,
+            )?,
+            None => Vec::new(),
+        };
         let image_hash = self.allow.check(&measurements)?;
         Ok(AttestedPeer {
             public_key: facts.public_key,
@@ -369,6 +424,7 @@ impl AttestationPolicy {
             measurements,
             tcb_status,
             sealing_key: claims.hpke_public_key,
+            gpus,
         })
     }
 
@@ -420,6 +476,7 @@ pub mod danger {
         AttestationPolicy {
             evidence: Evidence::Fake,
             allow,
+            gpus: None,
         }
     }
 
@@ -430,6 +487,17 @@ pub mod danger {
         AttestationPolicy {
             evidence: Evidence::FakeSnp,
             allow,
+            gpus: None,
+        }
+    }
+
+    /// Fake GPU evidence ([`crate::gpu::danger`]), bound to the certificate like real evidence,
+    /// whose measurements pass `measurements`. Never accepts real or missing GPU evidence.
+    pub fn fake_gpus(measurements: GpuMeasurementPolicy) -> GpuRequirement {
+        tracing::warn!("danger: peer policy gpu = danger_fake_gpu accepts FAKE GPU attestation");
+        GpuRequirement {
+            verifier: None,
+            measurements,
         }
     }
 

@@ -6,6 +6,9 @@
 //!   inside an SNP guest.
 //! - [`NoTee`]: no evidence (clients, which are not TEEs).
 //! - [`danger::FakeTdx`] and [`danger::FakeSnp`]: fake evidence for development machines.
+//!
+//! Beside the CPU's evidence, a node may attest its GPUs ([`GpuEvidenceSource`]):
+//! [`NvidiaGpus`] through NVML, [`danger::FakeGpus`] for development.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use cocoon_net::policy::{OID_SNP_EVIDENCE, OID_TDX_QUOTE};
 
+use crate::gpu::nvml::Nvml;
 use crate::policy::AttestError;
 use crate::snp::{CertificateTable, SnpEvidence};
 
@@ -29,6 +33,51 @@ pub trait QuoteProvider: Send + Sync + Debug {
     /// otherwise (SEV-SNP evidence has its own).
     fn extension_oid(&self) -> &'static str {
         OID_TDX_QUOTE
+    }
+}
+
+/// Produces this node's GPU evidence: the GPU evidence extension's bytes
+/// ([`crate::gpu::GpuEvidence`]) answering a nonce.
+pub trait GpuEvidenceSource: Send + Sync + Debug {
+    /// Short name for logs.
+    fn name(&self) -> &'static str;
+    /// Every GPU's evidence for `nonce`, encoded.
+    fn evidence(&self, nonce: &[u8; 32]) -> Result<Vec<u8>, AttestError>;
+}
+
+/// Real NVIDIA confidential-computing GPUs, through NVML loaded at run time
+/// ([`crate::gpu::nvml`]).
+#[derive(Debug)]
+pub struct NvidiaGpus {
+    nvml: Nvml,
+}
+
+impl NvidiaGpus {
+    /// Loads NVML from `library`; refuses at once when the driver is absent, so a daemon
+    /// configured with `gpu = "nvidia"` on a machine without one stops with a clear message.
+    pub fn new(library: &str) -> Result<NvidiaGpus, AttestError> {
+        let nvml = Nvml::open(library).map_err(|e| {
+            AttestError::TeeUnavailable(format!(
+                "{e}; tee.gpu = \"nvidia\" needs the NVIDIA driver (use \"danger_fake_gpu\" for development)"
+            ))
+        })?;
+        Ok(NvidiaGpus { nvml })
+    }
+}
+
+impl GpuEvidenceSource for NvidiaGpus {
+    fn name(&self) -> &'static str {
+        "nvidia"
+    }
+
+    fn evidence(&self, nonce: &[u8; 32]) -> Result<Vec<u8>, AttestError> {
+        let evidence = self
+            .nvml
+            .collect(nonce)
+            .map_err(|e| AttestError::TeeUnavailable(e.to_string()))?;
+        evidence
+            .encode()
+            .map_err(|e| AttestError::TeeUnavailable(e.to_string()))
     }
 }
 
@@ -321,6 +370,53 @@ pub mod danger {
 
         fn extension_oid(&self) -> &'static str {
             OID_SNP_EVIDENCE
+        }
+    }
+
+    /// Fake NVIDIA GPUs: unsigned SPDM reports answering the nonce (see
+    /// [`crate::gpu::danger::fake_report`]), without certificates. Only a peer policy with
+    /// `gpu = "danger_fake_gpu"` accepts them; `gpu = "nvidia"` never does.
+    #[derive(Debug, Clone)]
+    pub struct FakeGpus {
+        count: usize,
+        measurement: Vec<u8>,
+    }
+
+    impl FakeGpus {
+        /// `count` fake GPUs (1 to 8) whose one measurement block is `measurement`.
+        pub fn new(count: usize, measurement: Vec<u8>) -> FakeGpus {
+            tracing::warn!(
+                count,
+                "danger: fake NVIDIA GPUs in use; this node's GPU attestation proves nothing"
+            );
+            FakeGpus { count, measurement }
+        }
+    }
+
+    impl GpuEvidenceSource for FakeGpus {
+        fn name(&self) -> &'static str {
+            "danger_fake_gpu"
+        }
+
+        fn evidence(&self, nonce: &[u8; 32]) -> Result<Vec<u8>, AttestError> {
+            crate::gpu::danger::fake_evidence(nonce, &self.measurement, self.count)
+                .encode()
+                .map_err(|e| AttestError::TeeUnavailable(e.to_string()))
+        }
+    }
+
+    /// Presents fixed GPU evidence whatever nonce it is asked for (tests: NVIDIA's published
+    /// sample, or another node's evidence, in a certificate, which policies must refuse).
+    #[derive(Debug, Clone)]
+    pub struct ReplayGpuEvidence(pub Vec<u8>);
+
+    impl GpuEvidenceSource for ReplayGpuEvidence {
+        fn name(&self) -> &'static str {
+            "danger_replay_gpu"
+        }
+
+        fn evidence(&self, _nonce: &[u8; 32]) -> Result<Vec<u8>, AttestError> {
+            Ok(self.0.clone())
         }
     }
 

@@ -91,6 +91,11 @@ pub const OID_TDX_USER_CLAIMS: &str = "1.3.6.1.4.1.12345.2";
 /// VCEK certificate in `cocoon-attest`'s versioned encoding. Its report data is SHA-512 of the
 /// claims in [`OID_TDX_USER_CLAIMS`], as a TDX quote's is.
 pub const OID_SNP_EVIDENCE: &str = "1.3.6.1.4.1.12345.3";
+/// RA-TLS extension carrying NVIDIA confidential-computing GPU evidence (critical): each GPU's
+/// SPDM attestation report and certificate chain in `cocoon-attest`'s versioned encoding. Its
+/// SHA-256 is a field of the claims in [`OID_TDX_USER_CLAIMS`], so the CPU's evidence vouches
+/// for it.
+pub const OID_GPU_EVIDENCE: &str = "1.3.6.1.4.1.12345.4";
 
 /// Parsed facts about a certificate that every policy needs.
 #[derive(Debug)]
@@ -103,6 +108,8 @@ pub struct CertificateFacts {
     pub user_claims: Option<Vec<u8>>,
     /// Contents of the SNP evidence extension, when present.
     pub snp_evidence: Option<Vec<u8>>,
+    /// Contents of the GPU evidence extension, when present.
+    pub gpu_evidence: Option<Vec<u8>>,
     /// Start of validity, Unix seconds.
     pub not_before: i64,
     /// End of validity, Unix seconds.
@@ -151,6 +158,7 @@ pub fn check_self_signed(
         quote: None,
         user_claims: None,
         snp_evidence: None,
+        gpu_evidence: None,
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
     };
@@ -161,6 +169,7 @@ pub fn check_self_signed(
             OID_TDX_QUOTE => &mut facts.quote,
             OID_TDX_USER_CLAIMS => &mut facts.user_claims,
             OID_SNP_EVIDENCE => &mut facts.snp_evidence,
+            OID_GPU_EVIDENCE => &mut facts.gpu_evidence,
             _ => {
                 if ext.critical && !is_standard_extension(&oid) {
                     unknown_critical.push(oid);

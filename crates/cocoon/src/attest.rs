@@ -199,6 +199,9 @@ fn inspect_bytes(bytes: &[u8], args: &VerifyArgs) -> Result<()> {
                 }
                 None => println!("  quote            none (not attested)"),
             }
+            if let Some(extension) = &facts.gpu_evidence {
+                print_gpus(extension, &claims, &facts.public_key, now);
+            }
             Ok(())
         }
         Err(PolicyError::Malformed(_)) => {
@@ -206,6 +209,67 @@ fn inspect_bytes(bytes: &[u8], args: &VerifyArgs) -> Result<()> {
             print_quote(&der, args, now)
         }
         Err(error) => bail!("certificate refused: {error}"),
+    }
+}
+
+/// Prints a certificate's GPU evidence: its binding, and per GPU the chain and signature check
+/// and the measurement hash that `gpu_measurements` lists.
+fn print_gpus(
+    extension: &[u8],
+    claims: &cocoon_attest::UserClaims,
+    public_key: &[u8; 32],
+    now: SystemTime,
+) {
+    use cocoon_attest::gpu::{
+        check_evidence_hash, gpu_nonce, parse_report, GpuEvidence, GpuEvidenceKind, GpuVerifier,
+    };
+    println!("GPU evidence ({} bytes)", extension.len());
+    match check_evidence_hash(extension, claims.gpu_evidence_hash.as_ref()) {
+        Ok(()) => println!("  bound to claims  yes (claims carry SHA-256 of the evidence)"),
+        Err(error) => println!("  bound to claims  NO: {error}"),
+    }
+    let evidence = match GpuEvidence::decode(extension) {
+        Ok(evidence) => evidence,
+        Err(error) => {
+            println!("  MALFORMED        {error}");
+            return;
+        }
+    };
+    let fake = evidence.kind == GpuEvidenceKind::DangerFake;
+    if fake {
+        println!("  kind             FAKE (development only: proves nothing)");
+    }
+    let nonce = gpu_nonce(public_key);
+    let verifier = GpuVerifier::new();
+    for (gpu, attestation) in evidence.gpus.iter().enumerate() {
+        match parse_report(gpu, &attestation.report) {
+            Ok(report) => {
+                println!(
+                    "  GPU {gpu}            {} measurement blocks, measurement hash {}",
+                    report.measurements.len(),
+                    hex(&report.measurements_hash())
+                );
+                println!(
+                    "    nonce          {}",
+                    if report.requester_nonce == nonce {
+                        "this certificate's key"
+                    } else {
+                        "NOT this certificate's key"
+                    }
+                );
+            }
+            Err(error) => println!("  GPU {gpu}            MALFORMED: {error}"),
+        }
+        if !fake {
+            let checked = verifier
+                .as_ref()
+                .map_err(|e| e.clone())
+                .and_then(|v| v.verify_gpu(gpu, attestation, &nonce, now));
+            match checked {
+                Ok(_) => println!("    NVIDIA chain   valid, report signature valid"),
+                Err(error) => println!("    NVIDIA chain   FAILED: {error}"),
+            }
+        }
     }
 }
 
