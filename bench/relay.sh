@@ -115,10 +115,10 @@ start_bg() {  # name logfile cmd...
 }
 
 # Distinct free loopback ports (held open together while choosing).
-read -r P_DIRECT P_HOP P_FREE P_PAID < <(python3 - <<'EOF'
+read -r P_DIRECT P_HOP P_FREE P_PAID P_SEALED < <(python3 - <<'EOF'
 import socket
 socks = []
-for _ in range(4):
+for _ in range(5):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(*(s.getsockname()[1] for s in socks))
 EOF
@@ -429,9 +429,14 @@ start_cocoon() {  # key label port extra-args...
 if (( ! NGINX_ONLY )); then
   # The free proxy keeps no books; the paid one is the devnet's default (durable
   # ledger with group commit, local chain): its last part waits for the fsync.
-  start_cocoon cocoon-free "cocoon free" "$P_FREE" --free
+  # Both in the clear (--e2e off): the relay's own cost, comparable with earlier runs.
+  start_cocoon cocoon-free "cocoon free" "$P_FREE" --free --e2e off
   # shellcheck disable=SC2086 # word splitting of the extra arguments is wanted
-  start_cocoon cocoon-paid "cocoon paid" "$P_PAID" ${BENCH_PAID_ARGS:-}
+  start_cocoon cocoon-paid "cocoon paid" "$P_PAID" --e2e off ${BENCH_PAID_ARGS:-}
+  # The devnet's default client seals each request to the worker (issue 14): the paid row
+  # again with every request sealed (--e2e required), to show what sealing costs.
+  # shellcheck disable=SC2086
+  start_cocoon cocoon-sealed "cocoon sealed" "$P_SEALED" --e2e required ${BENCH_PAID_ARGS:-}
 fi
 
 echo "measuring (1 s warm-up, then -t1 -c1, -t1 -c4 and -t2 -c32, ${BENCH_SECONDS}s each):"
@@ -472,6 +477,12 @@ MISSED=()
   if (( ! NGINX_ONLY )); then
     awk -v h="${CPU[hop/32]}" -v f="${CPU[cocoon-free/32]}" -v p="${CPU[cocoon-paid/32]}" \
       'BEGIN{if (h > 0) printf "relay CPU per request at 32 conns: nginx hop %.1f us, chain (free) %.1f us (%.1fx), chain (paid) %.1f us (%.1fx)\n", h, f, f/h, p, p/h}'
+    for c in 1 4; do
+      awk -v c="$c" -v a="${P50[cocoon-sealed/$c]}" -v b="${P50[cocoon-paid/$c]}" -v x="${P99[cocoon-sealed/$c]}" -v y="${P99[cocoon-paid/$c]}" \
+        'BEGIN{printf "sealing adds:     p50 %+.3f ms, p99 %+.3f ms over paid in the clear at %d conn(s)\n", a-b, x-y, c}'
+    done
+    awk -v s="${CPU[cocoon-sealed/32]}" -v p="${CPU[cocoon-paid/32]}" -v r="${RPS[cocoon-sealed/32]}" -v q="${RPS[cocoon-paid/32]}" \
+      'BEGIN{if (p > 0) printf "sealing at 32 conns: %+.1f us CPU per request, throughput sealed / clear = %.2f\n", s-p, r/q}'
   fi
   if (( NGINX_ONLY )); then
     echo "chain adds: (not measured: --nginx-only)"

@@ -341,3 +341,30 @@ def test_still_serving_after_errors(client):
     resp = client.chat.completions.create(model=MODEL, messages=CAPITAL, max_tokens=1)
     _assert_usage(resp.usage, 6, 1)
     assert resp.choices[0].finish_reason == "length"
+
+
+# ------------------------------------------------- sealed to the worker (e2e)
+
+
+def test_requests_are_sealed_to_the_worker_by_default(client):
+    """The devnet's client seals each request to the worker (e2e = "preferred"): the answer says
+    so in X-Cocoon-E2E, and is what an unsealed one would be, usage exact."""
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=CAPITAL)
+    assert raw.headers.get("x-cocoon-e2e") == "on"
+    resp = raw.parse()
+    assert resp.choices[0].message.content
+    _assert_usage(resp.usage, 6, 8)
+
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=CAPITAL,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    assert raw.headers.get("x-cocoon-e2e") == "on"
+    chunks = list(raw.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    usage = [c.usage for c in chunks if c.usage]
+    assert len(usage) == 1
+    _assert_usage(usage[0], 6, 8)

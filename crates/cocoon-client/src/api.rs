@@ -191,10 +191,15 @@ struct RequestProbe {
     timeout: Option<Value>,
     request_guid: Option<Value>,
     enable_debug: Option<Value>,
+    n: Option<Value>,
 }
 
 /// What a valid `timeout` extra is.
 const TIMEOUT_RULE: &str = "'timeout' must be a number of seconds above 0 and at most 86400";
+
+/// Workers a sealed request is tried on before it is given up (or, with `e2e = "preferred"`,
+/// sent in the clear).
+const MAX_SEALED_TRIES: usize = 3;
 
 /// Body fields that belong to the client, not to the worker.
 const EXTRA_FIELDS: [&str; 4] = ["max_coefficient", "timeout", "request_guid", "enable_debug"];
@@ -422,8 +427,35 @@ pub(crate) async fn run_completion(
     // A request whose proxy connection is lost before any answer came is sent again on another
     // proxy: nothing reached the app yet, and a proxy bills only what it relayed.
     let mut tried = Vec::new();
+    // A request with several choices is not sealed: the proxy reserves one choice for a sealed
+    // request (it cannot read `n`), and the worker refuses more.
+    let several_choices = probe
+        .n
+        .as_ref()
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 1);
+    let e2e = match shared.sealer.mode {
+        E2e::Required if several_choices => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_value",
+                "'n' above 1 cannot be sealed (e2e = \"required\"): ask for one choice",
+            )
+        }
+        E2e::Preferred if several_choices => E2e::Off,
+        mode => mode,
+    };
+    // Workers a sealed attempt failed on before answering: the next attempt seals to another.
+    let mut failed_workers: Vec<[u8; 32]> = Vec::new();
+    // A proxy that had no worker for the request: its refusal, answered if no other proxy can
+    // serve it.
+    let mut refused: Option<(i32, String)> = None;
     let (request_id, log_id, answers, guard, first, mut opener) = loop {
         let Some(proxy) = shared.pool.pick(&tried) else {
+            if let Some((code, message)) = refused {
+                return proxy_error(code, &message);
+            }
             if !tried.is_empty() {
                 return api_error(
                     StatusCode::BAD_GATEWAY,
@@ -458,12 +490,14 @@ pub(crate) async fn run_completion(
             .map(log_safe)
             .unwrap_or_else(|| hex(&request_id[..6]));
         query.request_id = request_id;
+        // Registered first: the proxy counts as busier at once, while the sealing list is asked.
+        let (mut answers, guard) = shared.pool.register(request_id, proxy.id(), log_id.clone());
         // Sealed to a worker this client verified, when the proxy offers one (see `e2e`).
-        let sealed = match shared.sealer.mode {
+        let sealed = match e2e {
             E2e::Off => None,
             mode => {
                 let workers = shared.sealer.workers(&proxy, &model).await;
-                match shared.sealer.seal(&workers, &query, path) {
+                match shared.sealer.seal(&workers, &query, path, &failed_workers) {
                     Some(Ok(sealed)) => Some(sealed),
                     Some(Err(error)) => {
                         return api_error(
@@ -485,11 +519,11 @@ pub(crate) async fn run_completion(
                 }
             }
         };
+        let sealed_to = sealed.as_ref().map(|sealed| sealed.query.worker_key);
         let (packet, opener) = match sealed {
             Some(sealed) => (sealed.query.to_bytes(), Some(sealed.opener)),
             None => (query.to_bytes(), None),
         };
-        let (mut answers, guard) = shared.pool.register(request_id, proxy.id(), log_id.clone());
         if let Err(error) = proxy.send_packet(&packet) {
             if !last_try {
                 info!(request = %log_id, %error, "proxy connection failed; trying another proxy");
@@ -507,6 +541,33 @@ pub(crate) async fn run_completion(
         let first = match tokio::time::timeout_at(deadline, answers.recv()).await {
             Ok(Some(ClientQueryAnswer::Error(_))) | Ok(None) if proxy.is_closed() && !last_try => {
                 info!(request = %log_id, "proxy connection lost before the answer began; trying another proxy");
+                continue;
+            }
+            // The proxy cannot move a sealed request to another worker (none other can open
+            // it): one that failed before answering is sealed again, to another worker.
+            Ok(Some(ClientQueryAnswer::Error(error)))
+                if sealed_to.is_some()
+                    && matches!(
+                        error.error_code,
+                        codes::UPSTREAM_FAILED | codes::NO_WORKER_AVAILABLE
+                    )
+                    && failed_workers.len() < MAX_SEALED_TRIES =>
+            {
+                let worker = sealed_to.unwrap_or_default();
+                info!(request = %log_id, code = error.error_code, "the worker a request was sealed to failed before answering; sealing it to another");
+                shared.sealer.forget(proxy.id(), &model, &worker);
+                failed_workers.push(worker);
+                // The same proxy may serve the next attempt.
+                tried.pop();
+                continue;
+            }
+            // A proxy with no worker that can take it now (one just registered, whose workers
+            // have not connected yet): another proxy may have one. Nothing was relayed.
+            Ok(Some(ClientQueryAnswer::Error(error)))
+                if error.error_code == codes::NO_WORKER_AVAILABLE && !last_try =>
+            {
+                debug!(request = %log_id, proxy = proxy.id(), "no worker available on this proxy; trying another");
+                refused = Some((error.error_code, error.error));
                 continue;
             }
             Ok(Some(answer)) => {

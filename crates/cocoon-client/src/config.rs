@@ -50,8 +50,8 @@ pub struct ClientConfig {
     /// What proxies must prove, `[proxy_policy]`. Clients themselves are not TEEs.
     pub proxy_policy: PeerPolicyConfig,
     /// Seal requests to the worker that runs them, so the proxy sees only the model and sizes:
-    /// `required` (no capable, verified worker: 503), `preferred` (sealed when a worker can take
-    /// it, in the clear otherwise) or `off` (the default for now: see [`crate::E2e`]).
+    /// `required` (no capable, verified worker: 503), `preferred` (the default: sealed when a
+    /// worker can take it, in the clear otherwise) or `off`.
     #[serde(default)]
     pub e2e: crate::sealing::E2e,
     /// What a worker must prove before a request is sealed to it, `[worker_policy]`: checked

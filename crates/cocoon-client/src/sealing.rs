@@ -21,12 +21,11 @@ pub enum E2e {
     /// Every request is sealed; with no verified worker that takes sealed requests, it fails
     /// with 503.
     Required,
-    /// Sealed when a verified worker takes sealed requests, in the clear otherwise.
+    /// Sealed when a verified worker takes sealed requests, in the clear otherwise (also for
+    /// `n` > 1, which a sealed request cannot ask). The default.
+    #[default]
     Preferred,
     /// Never sealed: the proxy reads requests and answers (inside its TEE), as in the reference.
-    /// The default until a sealed request whose worker fails before answering is sealed again
-    /// to another worker by the client (the proxy cannot move it: no other worker can open it).
-    #[default]
     Off,
 }
 
@@ -136,17 +135,35 @@ impl Sealer {
             .collect()
     }
 
-    /// Seals `query` (its `http.request`) for the first of `workers` that asks no more than
-    /// the request's coefficient; `None` when none does.
+    /// Drops a worker that failed a sealed request from the proxy's cached list, so the next
+    /// requests seal to the others until the list is asked for again.
+    pub fn forget(&self, proxy: u64, model: &str, worker_key: &[u8; 32]) {
+        if let Some((_, list)) = self.lock().get_mut(&(proxy, model.to_string())) {
+            *list = Arc::new(
+                list.iter()
+                    .filter(|w| w.worker_key != *worker_key)
+                    .cloned()
+                    .collect(),
+            );
+        }
+    }
+
+    /// Seals `query` (its `http.request`) for one of `workers` that asks no more than the
+    /// request's coefficient and is not in `excluded`, chosen at random so sealed requests
+    /// spread over the workers (the proxy cannot move them); `None` when none qualifies.
     pub fn seal(
         &self,
         workers: &[SealingWorker],
         query: &ClientRunQueryEx,
         endpoint: &str,
+        excluded: &[[u8; 32]],
     ) -> Option<Result<Sealed, String>> {
-        let worker = workers
+        let eligible: Vec<&SealingWorker> = workers
             .iter()
-            .find(|w| w.coefficient <= query.max_coefficient)?;
+            .filter(|w| w.coefficient <= query.max_coefficient && !excluded.contains(&w.worker_key))
+            .collect();
+        let pick = rand::Rng::gen_range(&mut rand::thread_rng(), 0..eligible.len().max(1));
+        let worker = *eligible.get(pick)?;
         let context = RequestContext {
             model: &query.model_name,
             request_id: query.request_id,
@@ -163,6 +180,13 @@ impl Sealer {
                         endpoint: endpoint.to_string(),
                         worker_key: worker.worker_key,
                         sealed,
+                        prompt_estimate: i64::try_from(cocoon_proto::estimate::prompt_estimate(
+                            HttpRequest::from_bytes(&query.query)
+                                .map(|r| r.payload)
+                                .unwrap_or_default()
+                                .as_slice(),
+                        ))
+                        .unwrap_or(i64::MAX),
                         max_coefficient: query.max_coefficient,
                         max_tokens: query.max_tokens,
                         timeout: query.timeout,

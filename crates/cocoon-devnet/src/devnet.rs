@@ -51,6 +51,7 @@ pub struct DevnetBuilder {
     wait_for_workers: bool,
     chain: Option<ChainSetup>,
     client_settings: Option<fn(&mut ClientConfig)>,
+    e2e: Option<cocoon_client::E2e>,
     worker_settings: Option<fn(&mut WorkerConfig)>,
 }
 
@@ -144,6 +145,7 @@ impl Default for DevnetBuilder {
             wait_for_workers: true,
             chain: None,
             client_settings: None,
+            e2e: None,
             worker_settings: None,
         }
     }
@@ -275,6 +277,12 @@ impl DevnetBuilder {
         if let Some(setup) = &mut self.chain {
             setup.payout_threshold_tokens = tokens;
         }
+        self
+    }
+
+    /// Whether the client seals requests to the worker (its `e2e`; default `preferred`).
+    pub fn e2e(mut self, e2e: cocoon_client::E2e) -> Self {
+        self.e2e = Some(e2e);
         self
     }
 
@@ -500,6 +508,9 @@ impl DevnetBuilder {
             on_chain.top_up_amount = cocoon_ton::Coins::ton(5);
             on_chain.max_top_up = cocoon_ton::Coins::ton(50);
             client_config.chain = Some(on_chain);
+        }
+        if let Some(e2e) = self.e2e {
+            client_config.e2e = e2e;
         }
         if let Some(settings) = self.client_settings {
             settings(&mut client_config);

@@ -2,6 +2,7 @@
 //! proof-of-work gate and a sans-io session state machine. Time is always passed in.
 
 pub mod codes;
+pub mod estimate;
 pub mod frame;
 pub mod pow;
 pub mod schema;

@@ -29,7 +29,7 @@ pub const PROMPT_SLACK_TOKENS: u64 = 256;
 /// The largest `n` (choices per request) the proxy admits.
 pub const MAX_N: u64 = 128;
 /// Bytes of text per token in the estimates (OpenAI's rule of thumb for English).
-pub const BYTES_PER_TOKEN: u64 = 4;
+pub use cocoon_proto::estimate::BYTES_PER_TOKEN;
 
 /// A request's bound, read from its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,8 +134,8 @@ fn insert_max_tokens(payload: &[u8], value: u64) -> Vec<u8> {
     out
 }
 
-/// The bound of a sealed request, from its clear fields only: the sealed bytes stand for the
-/// body (they are a little larger), `client_max_tokens` (0 or less: [`DEFAULT_MAX_TOKENS`]) for
+/// The bound of a sealed request, from its clear fields only: the sealed bytes less
+/// [`SEALED_OVERHEAD`] stand for the body, `client_max_tokens` (0 or less: [`DEFAULT_MAX_TOKENS`]) for
 /// its completion, one choice (the worker refuses `n` > 1 in a sealed body and holds the body to
 /// the tokens reserved). Embeddings reserve their input only, as in the clear.
 pub fn sealed_bound(endpoint: &str, sealed_bytes: usize, client_max_tokens: i32) -> Bound {
@@ -148,11 +148,28 @@ pub fn sealed_bound(endpoint: &str, sealed_bytes: usize, client_max_tokens: i32)
             .unwrap_or(DEFAULT_MAX_TOKENS)
     };
     Bound {
-        body_bytes: sealed_bytes as u64,
+        body_bytes: (sealed_bytes as u64).saturating_sub(SEALED_OVERHEAD),
         max_tokens,
         n: 1,
         rewritten: None,
     }
+}
+
+/// Bytes of a sealed request that are not the JSON body: the sealing's time (8), encapsulated
+/// key (32) and tag (16), and the `http.request` around the body (constructor, `POST`, a
+/// `/v1/chat/completions` path, `HTTP/1.1`, one Content-Type header, the body's length: 92).
+pub const SEALED_OVERHEAD: u64 = SEALING_OVERHEAD + 92;
+
+/// Bytes every sealed request carries besides its `http.request`: the sealing's time (8),
+/// encapsulated key (32) and tag (16).
+pub const SEALING_OVERHEAD: u64 = 8 + 32 + 16;
+
+/// The most a sealed request's declared prompt estimate may be: its `http.request`'s bytes (more
+/// than its body's, whatever its path) at [`BYTES_PER_TOKEN`] a token.
+pub fn sealed_prompt_ceiling(sealed_bytes: usize) -> u64 {
+    (sealed_bytes as u64)
+        .saturating_sub(SEALING_OVERHEAD)
+        .div_ceil(BYTES_PER_TOKEN)
 }
 
 /// Reads the bound of a `client.runQueryEx` query (a boxed `http.request`), where the client
@@ -275,62 +292,14 @@ impl Progress {
     }
 }
 
-/// Tokens OpenAI counts per chat message beyond its text, and to prime the reply ("How to count
-/// tokens with tiktoken", for its chat models).
-const TOKENS_PER_MESSAGE: u64 = 3;
-const TOKENS_PER_REPLY: u64 = 3;
-
-/// The prompt tokens of a query (a boxed `http.request`) when the worker never said: a chat
-/// body's messages by OpenAI's rule (text at [`BYTES_PER_TOKEN`] bytes a token, plus
-/// [`TOKENS_PER_MESSAGE`] each and [`TOKENS_PER_REPLY`]), a completions body's `prompt` text at
-/// [`BYTES_PER_TOKEN`] bytes a token, anything else its whole body so; never more than the whole
-/// body so. Tool definitions and non-text parts count as their JSON. Runs only for an answer cut
-/// short (and for its crash checkpoints), never on the relay path.
+/// The prompt tokens of a query (a boxed `http.request`) when the worker never said: its body
+/// by [`cocoon_proto::estimate::prompt_estimate`]; a query that is not an `http.request`, its
+/// whole size at [`BYTES_PER_TOKEN`] bytes a token.
 pub fn prompt_estimate(query: &[u8]) -> u64 {
-    fn text_bytes(value: &Value) -> u64 {
-        match value {
-            Value::Null => 0,
-            Value::String(text) => text.len() as u64,
-            // Content parts: the text of text parts, the JSON of the rest (an image URL…).
-            Value::Array(parts) => parts
-                .iter()
-                .map(|part| match part.get("text") {
-                    Some(Value::String(text)) => text.len() as u64,
-                    _ => json_bytes(part),
-                })
-                .sum(),
-            other => json_bytes(other),
-        }
+    match HttpRequest::from_bytes(query) {
+        Ok(request) => cocoon_proto::estimate::prompt_estimate(&request.payload),
+        Err(_) => (query.len() as u64).div_ceil(BYTES_PER_TOKEN),
     }
-    fn json_bytes(value: &Value) -> u64 {
-        serde_json::to_vec(value).map_or(0, |v| v.len() as u64)
-    }
-    let (body_bytes, body) = match HttpRequest::from_bytes(query) {
-        Ok(request) => (
-            request.payload.len() as u64,
-            serde_json::from_slice::<Value>(&request.payload).ok(),
-        ),
-        Err(_) => (query.len() as u64, None),
-    };
-    let whole = body_bytes.div_ceil(BYTES_PER_TOKEN);
-    let Some(Value::Object(body)) = body else {
-        return whole;
-    };
-    let tools = body.get("tools").map_or(0, json_bytes);
-    let counted = if let Some(Value::Array(messages)) = body.get("messages") {
-        let text: u64 = messages
-            .iter()
-            .map(|m| text_bytes(m.get("content").unwrap_or(&Value::Null)))
-            .sum();
-        (text + tools).div_ceil(BYTES_PER_TOKEN)
-            + TOKENS_PER_MESSAGE * messages.len() as u64
-            + TOKENS_PER_REPLY
-    } else if let Some(prompt) = body.get("prompt") {
-        (text_bytes(prompt) + tools).div_ceil(BYTES_PER_TOKEN)
-    } else {
-        whole
-    };
-    counted.min(whole)
 }
 
 /// What a request is billed.
@@ -366,6 +335,44 @@ pub fn told(report: &TokensUsed, billed: Billed) -> TokensUsed {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_sealed_request_is_bounded_by_its_body_bytes_whatever_its_path() {
+        // The client's form of a request, as sealed: time, encapsulation, tag, request.
+        let body =
+            br#"{"model":"m","messages":[{"role":"user","content":"a long answer please"}]}"#;
+        for path in ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"] {
+            let request = HttpRequest {
+                method: "POST".into(),
+                url: path.into(),
+                http_version: "HTTP/1.1".into(),
+                headers: vec![cocoon_proto::HttpHeader {
+                    name: "Content-Type".into(),
+                    value: "application/json".into(),
+                }],
+                payload: body.to_vec(),
+            };
+            let sealed = SEALING_OVERHEAD as usize + request.to_bytes().len();
+            // A declared estimate is never cut below the whole body's.
+            let ceiling = sealed_prompt_ceiling(sealed);
+            assert!(
+                ceiling >= (body.len() as u64).div_ceil(4),
+                "{path}: {ceiling}"
+            );
+            // The reservation counts about the body's bytes (the slack covers a shorter path).
+            let bound = sealed_bound(path, sealed, 0);
+            assert!(
+                bound.body_bytes.abs_diff(body.len() as u64) <= 12,
+                "{path}: {}",
+                bound.body_bytes
+            );
+        }
+        assert_eq!(sealed_prompt_ceiling(10), 0);
+        let bound = sealed_bound("/v1/chat/completions", 400, 0);
+        assert_eq!((bound.max_tokens, bound.n), (DEFAULT_MAX_TOKENS, 1));
+        assert_eq!(sealed_bound("/v1/chat/completions", 400, 77).max_tokens, 77);
+        assert_eq!(sealed_bound("/v1/embeddings", 400, 77).max_tokens, 0);
+    }
+
     use super::*;
     use cocoon_proto::TlBoxed;
 

@@ -89,6 +89,9 @@ struct SealedJob {
     client_request_id: [u8; 32],
     /// The completion tokens reserved: the worker holds the body to them.
     max_tokens: i32,
+    /// The client's declared prompt estimate (the worker refuses one below its body's), never
+    /// above the sealed size's.
+    prompt_estimate: u64,
 }
 
 /// One request in flight.
@@ -771,6 +774,9 @@ impl Router {
     ) {
         let bound = billing::sealed_bound(&query.endpoint, query.sealed.len(), query.max_tokens);
         let max_tokens = i32::try_from(bound.max_tokens).unwrap_or(i32::MAX);
+        let prompt_estimate = u64::try_from(query.prompt_estimate)
+            .unwrap_or(0)
+            .min(billing::sealed_prompt_ceiling(query.sealed.len()));
         self.start(
             client,
             client_key,
@@ -783,6 +789,7 @@ impl Router {
                 query: query.sealed,
                 sealed: Some((
                     SealedJob {
+                        prompt_estimate,
                         endpoint: query.endpoint,
                         client_request_id: query.request_id,
                         max_tokens,
@@ -953,6 +960,7 @@ impl Router {
                 endpoint: job.endpoint.clone(),
                 sealed: entry.query.as_ref().clone(),
                 client_request_id: job.client_request_id,
+                prompt_estimate: i64::try_from(job.prompt_estimate).unwrap_or(i64::MAX),
                 max_tokens: job.max_tokens,
                 signed_payment: SignedPayment::Empty,
                 coefficient: coefficient as i64,
@@ -1152,7 +1160,10 @@ impl Router {
         let coefficient = u32::try_from(entry.reserved_coefficient).unwrap_or(0);
         entry
             .progress
-            .estimate(billing::prompt_estimate(&entry.query))
+            .estimate(match &entry.sealed {
+                None => billing::prompt_estimate(&entry.query),
+                Some(job) => job.prompt_estimate,
+            })
             .adjusted(coefficient, &self.multipliers)
     }
 

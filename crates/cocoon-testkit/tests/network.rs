@@ -340,8 +340,10 @@ async fn errors_are_openai_shaped_with_the_right_status() {
     devnet.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_killed_before_first_byte_is_retried_on_another() {
+/// A worker killed before its answer's first byte: the request is sent again to the other
+/// worker, by the proxy in the clear, by the client when it was sealed (the proxy cannot move a
+/// sealed request: no other worker can open it). The app sees one plain 200 either way.
+async fn worker_killed_before_first_byte(e2e: fn(&mut cocoon_client::ClientConfig)) -> Value {
     let mock = MockBackendConfig {
         headers_delay: Duration::from_millis(700),
         ..MockBackendConfig::default()
@@ -349,6 +351,7 @@ async fn worker_killed_before_first_byte_is_retried_on_another() {
     let mut devnet = Devnet::builder()
         .workers(2)
         .mock(mock.clone())
+        .client_settings(e2e)
         .start()
         .await
         .unwrap();
@@ -374,7 +377,6 @@ async fn worker_killed_before_first_byte_is_retried_on_another() {
     );
     assert_eq!(answer.json()["usage"]["prompt_tokens"], 3);
     let proxy = devnet.proxy_stats().await;
-    assert_eq!(proxy["requests"]["retried"], 1);
     assert_eq!(proxy["requests"]["succeeded"], 1);
     let other = 1 - busy;
     assert_eq!(
@@ -382,6 +384,27 @@ async fn worker_killed_before_first_byte_is_retried_on_another() {
         1
     );
     devnet.stop().await;
+    json!({"e2e": answer.header("x-cocoon-e2e"), "requests": proxy["requests"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_before_first_byte_is_retried_on_another() {
+    let seen = worker_killed_before_first_byte(|c| c.e2e = cocoon_client::E2e::Off).await;
+    assert_eq!(seen["e2e"], "off");
+    assert_eq!(seen["requests"]["retried"], 1, "the proxy retried: {seen}");
+    assert_eq!(seen["requests"]["total"], 1, "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_request_whose_worker_dies_before_answering_is_sealed_to_another() {
+    let seen = worker_killed_before_first_byte(|c| c.e2e = cocoon_client::E2e::Required).await;
+    assert_eq!(seen["e2e"], "on");
+    assert_eq!(seen["requests"]["retried"], 0, "the proxy cannot: {seen}");
+    assert_eq!(
+        seen["requests"]["total"], 2,
+        "the client sent it again: {seen}"
+    );
+    assert_eq!(seen["requests"]["failed"], 1, "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,20 @@ fn question(stream: bool) -> Value {
     body
 }
 
+async fn post_chat(devnet: &Devnet, body: Vec<u8>) -> cocoon_testkit::http::HttpAnswer {
+    devnet
+        .client_http()
+        .request(
+            Method::POST,
+            devnet.client_addr(),
+            "/v1/chat/completions",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+        .unwrap()
+}
+
 /// The text and usage of an SSE answer.
 fn read_stream(text: &str) -> (String, Value) {
     let (mut content, mut usage) = (String::new(), Value::Null);
@@ -49,20 +63,10 @@ async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
         .start()
         .await
         .unwrap();
-    let http = devnet.client_http();
     let mock = MockBackendConfig::default();
     for stream in [false, true] {
         let body = question(stream);
-        let answer = http
-            .request(
-                Method::POST,
-                devnet.client_addr(),
-                "/v1/chat/completions",
-                &[("content-type", "application/json")],
-                body.to_string().into_bytes(),
-            )
-            .await
-            .unwrap();
+        let answer = post_chat(&devnet, body.to_string().into_bytes()).await;
         assert_eq!(answer.status, 200, "{}", answer.text());
         assert_eq!(answer.header("x-cocoon-e2e"), Some("on"), "stream {stream}");
         let completion = mock_completion_tokens(&mock, &body);
@@ -98,18 +102,8 @@ async fn required_sealing_without_a_capable_worker_is_a_clear_503_and_off_is_in_
         .start()
         .await
         .unwrap();
-    let http = devnet.client_http();
     let body = question(false).to_string().into_bytes();
-    let answer = http
-        .request(
-            Method::POST,
-            devnet.client_addr(),
-            "/v1/chat/completions",
-            &[("content-type", "application/json")],
-            body.clone(),
-        )
-        .await
-        .unwrap();
+    let answer = post_chat(&devnet, body.clone()).await;
     assert_eq!(answer.status, 503, "{}", answer.text());
     assert_eq!(
         answer.json()["error"]["code"],
@@ -123,17 +117,7 @@ async fn required_sealing_without_a_capable_worker_is_a_clear_503_and_off_is_in_
         .start()
         .await
         .unwrap();
-    let answer = devnet
-        .client_http()
-        .request(
-            Method::POST,
-            devnet.client_addr(),
-            "/v1/chat/completions",
-            &[("content-type", "application/json")],
-            body,
-        )
-        .await
-        .unwrap();
+    let answer = post_chat(&devnet, body).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("x-cocoon-e2e"), Some("off"));
 }

@@ -68,6 +68,15 @@ impl Sealing {
                 request.url, query.endpoint
             ));
         }
+        // The proxy bills a cut answer by the client's declared estimate: it may not be below
+        // what the body counts (the clamp at the proxy keeps it from being above its size).
+        let counted = cocoon_proto::estimate::prompt_estimate(&request.payload);
+        if u64::try_from(query.prompt_estimate).unwrap_or(0) < counted {
+            return Err(format!(
+                "the sealed request declares a prompt estimate of {} tokens, below its body's {counted}",
+                query.prompt_estimate
+            ));
+        }
         if query.endpoint != "/v1/embeddings" {
             request.payload = hold_to(&request.payload, query.max_tokens)?;
         }
@@ -160,6 +169,7 @@ mod tests {
             endpoint: "/v1/chat/completions".into(),
             sealed,
             client_request_id: [4; 32],
+            prompt_estimate: 100,
             max_tokens: 16,
             signed_payment: SignedPayment::Empty,
             coefficient: 1000,
@@ -216,6 +226,17 @@ mod tests {
         let fresh = Sealing::generate();
         let many = sealed_query(&fresh, r#"{"model":"m","n":2}"#, now());
         assert!(fresh.open(&many, "m").unwrap_err().contains("'n' above 1"));
+        // A declared prompt estimate below the body's would have the proxy bill a cut answer
+        // too little.
+        let fresh = Sealing::generate();
+        let mut low = sealed_query(
+            &fresh,
+            r#"{"model":"m","messages":[{"role":"user","content":"a fairly long question, forty-four bytes"}]}"#,
+            now(),
+        );
+        low.prompt_estimate = 3;
+        let low = fresh.open(&low, "m").unwrap_err();
+        assert!(low.contains("below its body's 16"), "{low}");
     }
 
     #[test]

@@ -61,6 +61,28 @@ pub struct DevnetArgs {
     /// devnet pays for every request on its chain.
     #[arg(long, conflicts_with_all = ["prices", "settle_secs", "payout_threshold", "commit_secs"])]
     free: bool,
+    /// Whether the client seals each request to the worker that runs it (the proxy then sees
+    /// only the model and sizes): preferred, required or off.
+    #[arg(long, value_enum, default_value = "preferred")]
+    e2e: E2eArg,
+}
+
+/// `--e2e`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum E2eArg {
+    Preferred,
+    Required,
+    Off,
+}
+
+impl From<E2eArg> for cocoon_client::E2e {
+    fn from(arg: E2eArg) -> Self {
+        match arg {
+            E2eArg::Preferred => cocoon_client::E2e::Preferred,
+            E2eArg::Required => cocoon_client::E2e::Required,
+            E2eArg::Off => cocoon_client::E2e::Off,
+        }
+    }
 }
 
 fn write_toml<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<PathBuf> {
@@ -112,6 +134,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     let mut builder = builder
         .client_listen(SocketAddr::from(([127, 0, 0, 1], args.client_port)))
         .pow_difficulty(args.pow_difficulty)
+        .e2e(args.e2e.into())
         .backend_check(std::time::Duration::from_secs(1))
         .grace_period(std::time::Duration::from_secs(10));
     // Kept alive for the devnet's lifetime.

@@ -43,7 +43,7 @@ tl_struct! {
 tl_struct_flag0! {
     /// `client.runSealedQuery` (one-way, as `tcp.packet`): run a sealed request on one worker.
     #[derive(Debug, Clone, PartialEq)]
-    ClientRunSealedQuery = "client.runSealedQuery model_name:string endpoint:string worker_key:int256 sealed:bytes max_coefficient:int max_tokens:int timeout:double request_id:int256 min_config_version:int flags:# enable_debug:flags.0?Bool = client.QueryAnswerEx" {
+    ClientRunSealedQuery = "client.runSealedQuery model_name:string endpoint:string worker_key:int256 sealed:bytes prompt_estimate:long max_coefficient:int max_tokens:int timeout:double request_id:int256 min_config_version:int flags:# enable_debug:flags.0?Bool = client.QueryAnswerEx" {
         model_name: String,
         /// The API path, e.g. `/v1/chat/completions` (the proxy bounds embeddings differently).
         endpoint: String,
@@ -51,6 +51,9 @@ tl_struct_flag0! {
         worker_key: [u8; 32],
         /// HPKE encapsulated key and ciphertext of the request.
         sealed: Vec<u8>,
+        /// The body's prompt tokens by [`crate::estimate::prompt_estimate`], declared for billing
+        /// an answer cut short; the worker refuses a request that declares less than its body.
+        prompt_estimate: i64,
         max_coefficient: i32,
         /// The most completion tokens the worker may produce (0: the proxy's default).
         max_tokens: i32,
@@ -66,13 +69,15 @@ tl_struct_flag0! {
 tl_struct_flag0! {
     /// `proxy.runSealedQuery` (one-way, as `tcp.packet`): a sealed request for this worker.
     #[derive(Debug, Clone, PartialEq)]
-    ProxyRunSealedQuery = "proxy.runSealedQuery endpoint:string sealed:bytes client_request_id:int256 max_tokens:int signed_payment:proxy.SignedPayment coefficient:long timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = proxy.QueryAnswer" {
+    ProxyRunSealedQuery = "proxy.runSealedQuery endpoint:string sealed:bytes client_request_id:int256 prompt_estimate:long max_tokens:int signed_payment:proxy.SignedPayment coefficient:long timeout:double request_id:int256 flags:# enable_debug:flags.0?Bool = proxy.QueryAnswer" {
         endpoint: String,
         /// As the client sealed it.
         sealed: Vec<u8>,
         /// The client's request id, bound into the sealing: a body moved to another request
         /// does not open.
         client_request_id: [u8; 32],
+        /// As the client declared it: the worker checks it against the body.
+        prompt_estimate: i64,
         /// The completion tokens reserved for the request: the worker holds the body to them.
         max_tokens: i32,
         signed_payment: super::SignedPayment,
@@ -131,6 +136,7 @@ mod tests {
             endpoint: "/v1/chat/completions".into(),
             worker_key: [3; 32],
             sealed,
+            prompt_estimate: 12,
             max_coefficient: 4000,
             max_tokens: 64,
             timeout: 30.0,
@@ -203,6 +209,7 @@ mod tests {
                 endpoint: "/v1/completions".into(),
                 sealed,
                 client_request_id: [5; 32],
+                prompt_estimate: 9,
                 max_tokens: 7,
                 signed_payment: SignedPayment::Empty,
                 coefficient: 1000,
