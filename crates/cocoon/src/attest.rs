@@ -9,6 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use cocoon_attest::cert::certificate_claims;
 use cocoon_attest::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
 use cocoon_attest::provider::danger::parse_fake_quote;
+use cocoon_attest::snp::{parse_report, ProductLine, SnpEvidence, SnpVerifier};
 use cocoon_attest::tdx::parse_tdx_quote;
 use cocoon_attest::{hex, TeeConfig, TeeKind};
 use cocoon_net::policy::check_self_signed;
@@ -32,6 +33,10 @@ pub enum TeeChoice {
     Fake,
     /// Intel TDX via configfs-tsm (inside a TD guest).
     Tdx,
+    /// A fake AMD SEV-SNP report (development only).
+    FakeSnp,
+    /// AMD SEV-SNP via configfs-tsm (inside an SNP guest).
+    SevSnp,
     /// No evidence.
     None,
 }
@@ -41,6 +46,8 @@ impl TeeChoice {
         match self {
             TeeChoice::Fake => TeeKind::DangerFake,
             TeeChoice::Tdx => TeeKind::Tdx,
+            TeeChoice::FakeSnp => TeeKind::DangerFakeSnp,
+            TeeChoice::SevSnp => TeeKind::SevSnp,
             TeeChoice::None => TeeKind::None,
         }
     }
@@ -128,7 +135,11 @@ fn gen_cert(args: GenCertArgs) -> Result<()> {
     let image_hash = identity
         .quote
         .as_deref()
-        .and_then(|q| quote_measurements(q).map(|m| m.image_hash()));
+        .and_then(|q| quote_measurements(q).map(|m| m.image_hash()))
+        .or_else(|| {
+            let evidence = SnpEvidence::decode(identity.snp_evidence.as_deref()?).ok()?;
+            Some(parse_report(&evidence.report).ok()?.image_hash())
+        });
     std::fs::write(
         &hash_path,
         image_hash.map(|h| hex(&h)).unwrap_or_default() + "\n",
@@ -197,7 +208,16 @@ fn inspect_bytes(bytes: &[u8], args: &VerifyArgs) -> Result<()> {
                         }
                     );
                 }
-                None => println!("  quote            none (not attested)"),
+                None => match &facts.snp_evidence {
+                    Some(evidence) => print_snp(evidence, &claims.report_data()),
+                    None => println!("  quote            none (not attested)"),
+                },
+            }
+            if let Some(key) = &claims.hpke_public_key {
+                println!(
+                    "  sealing key      {} (HPKE X25519: takes sealed requests)",
+                    hex(key)
+                );
             }
             if let Some(extension) = &facts.gpu_evidence {
                 print_gpus(extension, &claims, &facts.public_key, now);
@@ -210,6 +230,61 @@ fn inspect_bytes(bytes: &[u8], args: &VerifyArgs) -> Result<()> {
         }
         Err(error) => bail!("certificate refused: {error}"),
     }
+}
+
+/// Prints a certificate's AMD SEV-SNP evidence: the report's identity, whether AMD's pinned
+/// chain and the VCEK's signature vouch for it (or that it is a fake), and its binding.
+fn print_snp(bytes: &[u8], claims_report_data: &[u8; 64]) {
+    let evidence = match SnpEvidence::decode(bytes) {
+        Ok(evidence) => evidence,
+        Err(error) => {
+            println!("  SEV-SNP          MALFORMED: {error}");
+            return;
+        }
+    };
+    let report = match parse_report(&evidence.report) {
+        Ok(report) => report,
+        Err(error) => {
+            println!("  SEV-SNP report   MALFORMED: {error}");
+            return;
+        }
+    };
+    let fake = matches!(evidence.kind, cocoon_attest::snp::EvidenceKind::DangerFake);
+    println!(
+        "  SEV-SNP report   version {}{}",
+        report.version,
+        if fake { " (FAKE: proves nothing)" } else { "" }
+    );
+    println!("  measurement      {}", hex(&report.measurement));
+    println!("  image hash       {}", hex(&report.image_hash()));
+    println!("  reported TCB     {}", report.reported_tcb);
+    println!(
+        "  guest policy     {:#x}{}",
+        report.policy,
+        match cocoon_attest::snp::check_guest_policy(&report) {
+            Ok(()) => String::new(),
+            Err(error) => format!(" ({error})"),
+        }
+    );
+    if !fake {
+        let checked = SnpVerifier::new(&ProductLine::ALL, None)
+            .and_then(|verifier| verifier.verify_evidence(&evidence));
+        match checked {
+            Ok(verified) => println!(
+                "  AMD chain        ok ({}: ARK -> ASK -> VCEK -> report signature)",
+                verified.product_line
+            ),
+            Err(error) => println!("  AMD chain        REFUSED: {error}"),
+        }
+    }
+    println!(
+        "  bound to key     {}",
+        if report.report_data == *claims_report_data {
+            "yes (report data = SHA-512(claims))"
+        } else {
+            "NO: report data does not match this certificate"
+        }
+    );
 }
 
 /// Prints a certificate's GPU evidence: its binding, and per GPU the chain and signature check

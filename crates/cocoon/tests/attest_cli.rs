@@ -140,3 +140,26 @@ async fn probe_prints_what_a_live_proxy_presents() {
     }
     devnet.stop().await;
 }
+
+#[test]
+fn an_snp_certificate_inspects_as_its_report_with_its_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let text = stdout(&cocoon(&[
+        "attest", "gen-cert", "--tee", "fake-snp", "--name", "s1", "--out", out,
+    ]));
+    let hash = std::fs::read_to_string(dir.path().join("s1_image_hash.hex")).unwrap();
+    assert_eq!(hash.trim().len(), 64, "{text}");
+    let text = stdout(&cocoon(&[
+        "attest",
+        "inspect",
+        &format!("{out}/s1_cert.pem"),
+    ]));
+    assert!(text.contains("SEV-SNP report   version 2 (FAKE"), "{text}");
+    assert!(
+        text.contains(&format!("image hash       {}", hash.trim())),
+        "{text}"
+    );
+    assert!(text.contains("bound to key     yes"), "{text}");
+    assert!(!text.contains("quote            none"), "{text}");
+}
