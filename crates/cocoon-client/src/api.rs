@@ -625,23 +625,18 @@ pub(crate) async fn run_completion(
         }
     };
     if let Some(opener) = opener.as_mut() {
-        let mut plain = Vec::with_capacity(http_response.payload.len());
-        let opened = opener
-            .push(&http_response.payload, &mut plain)
-            .and_then(|()| match head.final_info {
-                Some(_) => opener.finish(),
-                None => Ok(()),
-            });
-        if let Err(error) = opened {
-            warn!(request = %log_id, %error, "a sealed answer did not open");
-            return api_error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "sealed_answer",
-                format!("the worker's sealed answer did not open: {error}"),
-            );
+        match open_sealed(opener, &http_response.payload, head.final_info.is_some()) {
+            Ok(plain) => http_response.payload = plain,
+            Err(message) => {
+                warn!(request = %log_id, %message, "a sealed answer did not open");
+                return api_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "sealed_answer",
+                    message,
+                );
+            }
         }
-        http_response.payload = plain;
     }
     let status = u16::try_from(http_response.status_code)
         .ok()
@@ -704,6 +699,17 @@ pub(crate) async fn run_completion(
         Body::from_stream(futures_util::stream::unfold(stream, AnswerStream::next)),
     )
         .into_response()
+}
+
+/// Opens a piece of a sealed answer; the one that ends the answer (`last`) must close its
+/// records. The error is the message the app gets.
+fn open_sealed(opener: &mut AnswerOpener, data: &[u8], last: bool) -> Result<Vec<u8>, String> {
+    let mut plain = Vec::with_capacity(data.len());
+    opener
+        .push(data, &mut plain)
+        .and_then(|()| if last { opener.finish() } else { Ok(()) })
+        .map_err(|error| format!("the worker's sealed answer did not open: {error}"))?;
+    Ok(plain)
 }
 
 /// The rest of a streamed answer, part by part as the proxy relays it.
@@ -779,23 +785,15 @@ impl AnswerStream {
                 ClientQueryAnswer::Part(part) => {
                     let mut data = part.answer;
                     if let Some(opener) = self.opener.as_mut() {
-                        let mut plain = Vec::with_capacity(data.len());
-                        let opened =
-                            opener
-                                .push(&data, &mut plain)
-                                .and_then(|()| match part.final_info {
-                                    Some(_) => opener.finish(),
-                                    None => Ok(()),
-                                });
-                        if let Err(error) = opened {
-                            self.done = true;
-                            warn!(request = %self.log_id, %error, "a sealed answer did not open");
-                            let message =
-                                format!("the worker's sealed answer did not open: {error}");
-                            let event = self.error_event(codes::UPSTREAM_FAILED, &message);
-                            return Some((Ok(event), self));
+                        match open_sealed(opener, &data, part.final_info.is_some()) {
+                            Ok(plain) => data = plain,
+                            Err(message) => {
+                                self.done = true;
+                                warn!(request = %self.log_id, %message, "a sealed answer did not open");
+                                let event = self.error_event(codes::UPSTREAM_FAILED, &message);
+                                return Some((Ok(event), self));
+                            }
                         }
-                        data = plain;
                     }
                     if let Some(info) = &part.final_info {
                         self.done = true;

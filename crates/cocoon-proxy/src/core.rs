@@ -86,7 +86,6 @@ struct Start {
 /// The clear half of a sealed request (the sealed bytes are the entry's `query`).
 struct SealedJob {
     endpoint: String,
-    client_request_id: [u8; 32],
     /// The completion tokens reserved: the worker holds the body to them.
     max_tokens: i32,
     /// The client's declared prompt estimate (the worker refuses one below its body's), never
@@ -791,7 +790,6 @@ impl Router {
                     SealedJob {
                         prompt_estimate,
                         endpoint: query.endpoint,
-                        client_request_id: query.request_id,
                         max_tokens,
                     },
                     query.worker_key,
@@ -959,7 +957,8 @@ impl Router {
             Some(job) => ProxyToWorkerMessage::RunSealed(ProxyRunSealedQuery {
                 endpoint: job.endpoint.clone(),
                 sealed: entry.query.as_ref().clone(),
-                client_request_id: job.client_request_id,
+                // The client's id: the sealing binds it, so the worker opens with it.
+                client_request_id: entry.client_request_id,
                 prompt_estimate: i64::try_from(job.prompt_estimate).unwrap_or(i64::MAX),
                 max_tokens: job.max_tokens,
                 signed_payment: SignedPayment::Empty,
