@@ -20,6 +20,7 @@ pub mod gpu;
 pub mod pccs;
 pub mod policy;
 pub mod provider;
+pub mod receipt;
 pub mod renewal;
 pub mod sealed;
 pub mod snp;

@@ -22,6 +22,7 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use sha2::{Digest, Sha256};
 
 type Kem = X25519HkdfSha256;
 
@@ -252,17 +253,24 @@ pub fn seal_request(
     Ok((sealed, AnswerOpener::new(keys)))
 }
 
-/// The answer's key and nonce base, exported from the request's HPKE context by both ends.
+/// The answer's key and nonce base, exported from the request's HPKE context by both ends, and
+/// the salt of its hash in a receipt ([`crate::receipt`]): a proxy that relays the receipt cannot
+/// test a guessed answer against it.
 struct AnswerKeys {
     key: LessSafeKey,
     nonce: [u8; 12],
+    salt: [u8; 32],
 }
 
 impl AnswerKeys {
     fn export(mut export: impl FnMut(&[u8], &mut [u8]) -> bool) -> Result<AnswerKeys, SealError> {
         let mut key = [0u8; 32];
         let mut nonce = [0u8; 12];
-        if !export(b"cocoon answer key", &mut key) || !export(b"cocoon answer nonce", &mut nonce) {
+        let mut salt = [0u8; 32];
+        if !export(b"cocoon answer key", &mut key)
+            || !export(b"cocoon answer nonce", &mut nonce)
+            || !export(b"cocoon receipt salt", &mut salt)
+        {
             return Err(SealError::Key("exporting the answer keys"));
         }
         let key =
@@ -270,7 +278,15 @@ impl AnswerKeys {
         Ok(AnswerKeys {
             key: LessSafeKey::new(key),
             nonce,
+            salt,
         })
+    }
+
+    /// The running hash of an answer's plaintext, salted.
+    fn answer_hasher(&self) -> Sha256 {
+        let mut hasher = Sha256::new();
+        hasher.update(self.salt);
+        hasher
     }
 
     /// The nonce of record `seq`: the base with the sequence number XORed into its last 8 bytes.
@@ -304,16 +320,28 @@ pub struct AnswerSealer {
     seq: u64,
     done: bool,
     padding: Padding,
+    hasher: Sha256,
 }
 
 impl AnswerSealer {
     fn new(keys: AnswerKeys) -> AnswerSealer {
         AnswerSealer {
+            hasher: keys.answer_hasher(),
             keys,
             seq: 0,
             done: false,
             padding: Padding::default(),
         }
+    }
+
+    /// Whether the answer's last record was sealed.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// SHA-256 of the receipt salt and every byte sealed so far: a receipt's answer hash.
+    pub fn answer_hash(&self) -> [u8; 32] {
+        self.hasher.clone().finalize().into()
     }
 
     /// Uses `padding` for the records sealed from now on.
@@ -326,6 +354,7 @@ impl AnswerSealer {
     /// [`MAX_RECORD_DATA`]); `last` marks the answer's end. Nothing may follow the last record.
     pub fn seal(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
         assert!(!self.done, "an answer has one last record");
+        self.hasher.update(data);
         let mut pieces = data.chunks(MAX_RECORD_DATA).peekable();
         if pieces.peek().is_none() {
             self.seal_record(&[], last, out);
@@ -361,16 +390,24 @@ pub struct AnswerOpener {
     seq: u64,
     pending: Vec<u8>,
     done: bool,
+    hasher: Sha256,
 }
 
 impl AnswerOpener {
     fn new(keys: AnswerKeys) -> AnswerOpener {
         AnswerOpener {
+            hasher: keys.answer_hasher(),
             keys,
             seq: 0,
             pending: Vec::new(),
             done: false,
         }
+    }
+
+    /// SHA-256 of the receipt salt and every byte opened so far: what a receipt's answer hash
+    /// must be once the answer is done.
+    pub fn answer_hash(&self) -> [u8; 32] {
+        self.hasher.clone().finalize().into()
     }
 
     /// Takes more bytes; appends the data of every complete record to `out`.
@@ -411,7 +448,9 @@ impl AnswerOpener {
                     "header does not fit the record",
                 ));
             }
-            out.extend_from_slice(&plain[RECORD_HEADER..RECORD_HEADER + data_len]);
+            let data = &plain[RECORD_HEADER..RECORD_HEADER + data_len];
+            self.hasher.update(data);
+            out.extend_from_slice(data);
             self.seq += 1;
             self.done = flags & LAST != 0;
             start += 4 + len;
@@ -531,6 +570,22 @@ mod tests {
     }
 
     #[test]
+    fn the_answer_hash_is_salted_per_request() {
+        let (_, mut first, _) = pair(b"q");
+        let (_, mut second, _) = pair(b"q");
+        let mut wire = Vec::new();
+        first.seal(b"Paris", true, &mut wire);
+        second.seal(b"Paris", true, &mut wire);
+        assert_ne!(
+            first.answer_hash(),
+            second.answer_hash(),
+            "the same answer hashes differently in each request"
+        );
+        let plain: [u8; 32] = Sha256::digest(b"Paris").into();
+        assert_ne!(first.answer_hash(), plain, "not the bare hash");
+    }
+
+    #[test]
     fn padding_hides_piece_sizes_in_buckets() {
         let (_, mut sealer, _) = pair(b"q");
         let mut sizes = Vec::new();
@@ -645,6 +700,7 @@ mod tests {
                 opener.push(&wire[window[0]..window[1]], &mut out).unwrap();
             }
             opener.finish().unwrap();
+            prop_assert_eq!(opener.answer_hash(), sealer.answer_hash(), "both ends hash the same answer");
             prop_assert_eq!(out, pieces.concat());
         }
 

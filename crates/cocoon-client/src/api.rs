@@ -23,7 +23,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use crate::proxies::{Answers, PendingGuard, MAX_QUEUED_PER_STREAM};
-use crate::sealing::E2e;
+use crate::sealing::{E2e, ReceiptCheck, SealedAnswer};
 use crate::ClientShared;
 
 /// Extra time the client waits beyond the request timeout, so the proxy's precise timeout error
@@ -192,6 +192,7 @@ struct RequestProbe {
     request_guid: Option<Value>,
     enable_debug: Option<Value>,
     n: Option<Value>,
+    stream_options: Option<Value>,
 }
 
 /// What a valid `timeout` extra is.
@@ -451,7 +452,7 @@ pub(crate) async fn run_completion(
     // A proxy that had no worker for the request: its refusal, answered if no other proxy can
     // serve it.
     let mut refused: Option<(i32, String)> = None;
-    let (request_id, log_id, answers, guard, first, mut opener) = loop {
+    let (request_id, log_id, answers, guard, first, mut sealed_answer) = loop {
         let Some(proxy) = shared.pool.pick(&tried) else {
             if let Some((code, message)) = refused {
                 return proxy_error(code, &message);
@@ -520,8 +521,11 @@ pub(crate) async fn run_completion(
             }
         };
         let sealed_to = sealed.as_ref().map(|sealed| sealed.query.worker_key);
-        let (packet, opener) = match sealed {
-            Some(sealed) => (sealed.query.to_bytes(), Some(sealed.opener)),
+        let (packet, sealed_answer) = match sealed {
+            Some(sealed) => {
+                let (packet, answer) = sealed.into_parts();
+                (packet, Some(answer))
+            }
             None => (query.to_bytes(), None),
         };
         if let Err(error) = proxy.send_packet(&packet) {
@@ -596,7 +600,7 @@ pub(crate) async fn run_completion(
                 )
             }
         };
-        break (request_id, log_id, answers, guard, first, opener);
+        break (request_id, log_id, answers, guard, first, sealed_answer);
     };
     let head = match first {
         ClientQueryAnswer::Answer(head) => head,
@@ -624,8 +628,12 @@ pub(crate) async fn run_completion(
             )
         }
     };
-    if let Some(opener) = opener.as_mut() {
-        match open_sealed(opener, &http_response.payload, head.final_info.is_some()) {
+    if let Some(sealed) = sealed_answer.as_mut() {
+        match open_sealed(
+            &mut sealed.opener,
+            &http_response.payload,
+            head.final_info.is_some(),
+        ) {
             Ok(plain) => http_response.payload = plain,
             Err(message) => {
                 warn!(request = %log_id, %message, "a sealed answer did not open");
@@ -667,10 +675,15 @@ pub(crate) async fn run_completion(
     }
     headers.insert(
         HeaderName::from_static("x-cocoon-e2e"),
-        HeaderValue::from_static(if opener.is_some() { "on" } else { "off" }),
+        HeaderValue::from_static(if sealed_answer.is_some() { "on" } else { "off" }),
     );
     if let Some(info) = &head.final_info {
         shared.stats.tokens.add(&info.tokens_used);
+        if let Some(sealed) = &sealed_answer {
+            let check = sealed.check_receipt(info);
+            shared.stats.count_receipt(&check, &log_id);
+            receipt_headers(&mut headers, &check);
+        }
         final_timing_headers(&mut headers, info);
         timing_header(&mut headers, "x-cocoon-client-end", unix_time_f64());
         debug!(request = %log_id, status = status.as_u16(), bytes = http_response.payload.len(), tokens = info.tokens_used.total_tokens_used, "request done");
@@ -682,8 +695,16 @@ pub(crate) async fn run_completion(
             HeaderValue::from_static("no-cache"),
         );
     }
+    let wants_usage = probe
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let stream = AnswerStream {
-        opener,
+        sealed: sealed_answer,
+        receipt_event: is_sse && wants_usage,
+        held_done: false,
         first: Some(http_response.payload),
         answers,
         _guard: guard,
@@ -701,6 +722,49 @@ pub(crate) async fn run_completion(
         .into_response()
 }
 
+/// `X-Cocoon-Receipt` (the worker's signed receipt, base64) and `X-Cocoon-Receipt-Check` (`ok`,
+/// `missing`, or why it was refused) of a sealed answer.
+fn receipt_headers(headers: &mut HeaderMap, check: &ReceiptCheck) {
+    if let Some(Ok(value)) = check.base64().map(HeaderValue::from_str) {
+        headers.insert(HeaderName::from_static("x-cocoon-receipt"), value);
+    }
+    headers.insert(
+        HeaderName::from_static("x-cocoon-receipt-check"),
+        HeaderValue::from_static(check.verdict()),
+    );
+}
+
+/// The SSE event that carries a sealed stream's receipt, before its `[DONE]`: a chunk with no
+/// choices (as the usage chunk is), so SDKs that ask for usage read it like that one.
+fn receipt_event(check: &ReceiptCheck) -> Vec<u8> {
+    let event = serde_json::json!({
+        "object": "chat.completion.chunk",
+        "choices": [],
+        "cocoon_receipt": check.base64(),
+        "cocoon_receipt_check": check.verdict(),
+    });
+    format!("data: {event}\n\n").into_bytes()
+}
+
+/// An SSE stream's last event.
+const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
+
+/// Takes a trailing `data: [DONE]` event off `data`: whether there was one.
+fn take_done(data: &mut Vec<u8>) -> bool {
+    const DONE: &[u8] = b"data: [DONE]";
+    let trimmed = data.len()
+        - data
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+    if !data[..trimmed].ends_with(DONE) {
+        return false;
+    }
+    data.truncate(trimmed - DONE.len());
+    true
+}
+
 /// Opens a piece of a sealed answer; the one that ends the answer (`last`) must close its
 /// records. The error is the message the app gets.
 fn open_sealed(opener: &mut AnswerOpener, data: &[u8], last: bool) -> Result<Vec<u8>, String> {
@@ -714,9 +778,13 @@ fn open_sealed(opener: &mut AnswerOpener, data: &[u8], last: bool) -> Result<Vec
 
 /// The rest of a streamed answer, part by part as the proxy relays it.
 struct AnswerStream {
-    /// A sealed answer's opener: every part is opened before it goes to the app, and the end
-    /// must be the sealed last record.
-    opener: Option<AnswerOpener>,
+    /// A sealed answer: every part is opened before it goes to the app, the end must be the
+    /// sealed last record, and the worker's receipt is checked against it.
+    sealed: Option<SealedAnswer>,
+    /// Whether the receipt goes to the app as an SSE event (a stream that asked for usage).
+    receipt_event: bool,
+    /// A `data: [DONE]` held back until the final part: the receipt event goes before it.
+    held_done: bool,
     first: Option<Vec<u8>>,
     answers: Answers,
     _guard: PendingGuard,
@@ -784,8 +852,8 @@ impl AnswerStream {
             match answer {
                 ClientQueryAnswer::Part(part) => {
                     let mut data = part.answer;
-                    if let Some(opener) = self.opener.as_mut() {
-                        match open_sealed(opener, &data, part.final_info.is_some()) {
+                    if let Some(sealed) = self.sealed.as_mut() {
+                        match open_sealed(&mut sealed.opener, &data, part.final_info.is_some()) {
                             Ok(plain) => data = plain,
                             Err(message) => {
                                 self.done = true;
@@ -798,7 +866,20 @@ impl AnswerStream {
                     if let Some(info) = &part.final_info {
                         self.done = true;
                         self.shared.stats.tokens.add(&info.tokens_used);
+                        if let Some(sealed) = &self.sealed {
+                            let check = sealed.check_receipt(info);
+                            self.shared.stats.count_receipt(&check, &self.log_id);
+                            if self.receipt_event {
+                                let done = take_done(&mut data) || self.held_done;
+                                data.extend_from_slice(&receipt_event(&check));
+                                if done {
+                                    data.extend_from_slice(DONE_EVENT);
+                                }
+                            }
+                        }
                         debug!(request = %self.log_id, tokens = info.tokens_used.total_tokens_used, "stream done");
+                    } else if self.receipt_event && self.sealed.is_some() {
+                        self.held_done |= take_done(&mut data);
                     }
                     if !data.is_empty() {
                         return Some((Ok(Bytes::from(data)), self));

@@ -75,6 +75,38 @@ pub(crate) struct Stats {
     /// Requests refused before any handler ran (`guard.rs`).
     pub refused: AtomicU64,
     pub tokens: TokenCounters,
+    /// Sealed answers by how their worker's receipt checked out.
+    pub receipts_valid: AtomicU64,
+    pub receipts_refused: AtomicU64,
+    pub receipts_missing: AtomicU64,
+    /// Receipts refused because the proxy charged more than they state.
+    pub over_charged: AtomicU64,
+}
+
+impl Stats {
+    /// Counts a sealed answer's receipt check, and logs a refused or missing one.
+    pub fn count_receipt(&self, check: &sealing::ReceiptCheck, request: &str) {
+        use sealing::ReceiptCheck;
+        match check {
+            ReceiptCheck::Valid(_) => {
+                self.receipts_valid.fetch_add(1, Ordering::Relaxed);
+            }
+            ReceiptCheck::Refused(error, _) => {
+                self.receipts_refused.fetch_add(1, Ordering::Relaxed);
+                if matches!(
+                    error,
+                    cocoon_attest::receipt::ReceiptError::OverCharged { .. }
+                ) {
+                    self.over_charged.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::warn!(%request, %error, "a sealed answer's receipt was refused");
+            }
+            ReceiptCheck::Missing => {
+                self.receipts_missing.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%request, "a sealed answer came without its worker's receipt");
+            }
+        }
+    }
 }
 
 /// State shared by the API handlers.
@@ -391,6 +423,12 @@ async fn stats(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
             "failed_streams": load(&s.failed_streams),
             "refused": load(&s.refused),
         },
+        "receipts": {
+            "valid": load(&s.receipts_valid),
+            "refused": load(&s.receipts_refused),
+            "missing": load(&s.receipts_missing),
+            "over_charged": load(&s.over_charged),
+        },
         "streams": {
             "cut_slow_reader": load(&shared.pool.streams.cut_slow_reader),
             "queued_peak_bytes": load(&shared.pool.streams.queued_peak_bytes),
@@ -435,6 +473,26 @@ async fn metrics(State(shared): State<Arc<ClientShared>>) -> impl IntoResponse {
         "cocoon_client_requests_refused_total",
         "API requests refused before any handler ran (token, Host, Origin, Content-Type).",
         load(&s.refused),
+    )
+    .counter(
+        "cocoon_client_receipts_valid_total",
+        "Sealed answers whose worker's signed receipt verified and covered the charge.",
+        load(&s.receipts_valid),
+    )
+    .counter(
+        "cocoon_client_receipts_refused_total",
+        "Sealed answers whose receipt was refused (forged, another request's or answer's, or below the charge).",
+        load(&s.receipts_refused),
+    )
+    .counter(
+        "cocoon_client_receipts_missing_total",
+        "Sealed answers that came without a receipt.",
+        load(&s.receipts_missing),
+    )
+    .counter(
+        "cocoon_client_over_charged_total",
+        "Sealed answers the proxy charged more tokens for than the worker's receipt states.",
+        load(&s.over_charged),
     )
     .counter(
         "cocoon_client_streams_failed_total",

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cocoon_attest::receipt::{request_hash, Expected, Receipt, ReceiptError};
 use cocoon_attest::sealed::{request_plaintext, seal_request, AnswerOpener, RequestContext};
 use cocoon_net::{ConnectionHandle, PeerPolicy};
 use cocoon_proto::*;
@@ -51,6 +52,89 @@ type Lists = HashMap<(u64, String), (Instant, Arc<Vec<SealingWorker>>)>;
 pub(crate) struct Sealed {
     pub query: ClientRunSealedQuery,
     pub opener: AnswerOpener,
+    /// The HPKE key it is sealed to.
+    pub sealing_key: [u8; 32],
+}
+
+impl Sealed {
+    /// Splits into the packet to send and the reader of its answer.
+    pub fn into_parts(self) -> (Vec<u8>, SealedAnswer) {
+        let answer = SealedAnswer {
+            worker_key: self.query.worker_key,
+            sealing_key: self.sealing_key,
+            request_id: self.query.request_id,
+            request_hash: request_hash(&self.query.sealed),
+            model: self.query.model_name.clone(),
+            opener: self.opener,
+        };
+        (self.query.to_bytes(), answer)
+    }
+}
+
+/// A sealed request's answer as it arrives: its opener, and what the worker's receipt must say.
+pub(crate) struct SealedAnswer {
+    pub opener: AnswerOpener,
+    worker_key: [u8; 32],
+    sealing_key: [u8; 32],
+    request_id: [u8; 32],
+    request_hash: [u8; 32],
+    model: String,
+}
+
+/// How a sealed answer's receipt checked out.
+pub(crate) enum ReceiptCheck {
+    /// It verifies and covers the charge: its base64 for the app.
+    Valid(String),
+    /// It was refused: why (its base64 too, when it parsed, so the app can keep the evidence).
+    Refused(ReceiptError, Option<String>),
+    /// None came with the answer.
+    Missing,
+}
+
+impl ReceiptCheck {
+    /// `X-Cocoon-Receipt-Check`'s value.
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            ReceiptCheck::Valid(_) => "ok",
+            ReceiptCheck::Refused(error, _) => error.kind(),
+            ReceiptCheck::Missing => "missing",
+        }
+    }
+
+    /// The receipt's base64, when there is one.
+    pub fn base64(&self) -> Option<&str> {
+        match self {
+            ReceiptCheck::Valid(text) | ReceiptCheck::Refused(_, Some(text)) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl SealedAnswer {
+    /// Checks the receipt in the answer's final info against this request, its opened answer
+    /// (call once the answer is done) and what the proxy charged.
+    pub fn check_receipt(&self, info: &ClientQueryFinalInfo) -> ReceiptCheck {
+        let Some(bytes) = &info.receipt else {
+            return ReceiptCheck::Missing;
+        };
+        let receipt = match Receipt::from_bytes(bytes) {
+            Ok(receipt) => receipt,
+            Err(error) => return ReceiptCheck::Refused(error, None),
+        };
+        let expected = Expected {
+            worker_key: self.worker_key,
+            sealing_key: self.sealing_key,
+            client_request_id: self.request_id,
+            request_hash: self.request_hash,
+            answer_hash: self.opener.answer_hash(),
+            model: &self.model,
+            billed_total: u64::try_from(info.tokens_used.total_tokens_used).unwrap_or(u64::MAX),
+        };
+        match receipt.check_for(&expected) {
+            Ok(()) => ReceiptCheck::Valid(receipt.to_base64()),
+            Err(error) => ReceiptCheck::Refused(error, Some(receipt.to_base64())),
+        }
+    }
 }
 
 /// The client's side of sealing: its worker policy and what proxies listed lately.
@@ -195,6 +279,7 @@ impl Sealer {
                         enable_debug: query.enable_debug,
                     },
                     opener,
+                    sealing_key: worker.sealing_key,
                 })
                 .map_err(|e| e.to_string()),
         )

@@ -165,11 +165,14 @@ fn client_final_info() -> impl Strategy<Value = Option<ClientQueryFinalInfo>> {
         },
     ));
     prop::option::of(
-        (tokens(), debug, timings).prop_map(|(tokens_used, debug, timings)| ClientQueryFinalInfo {
-            tokens_used,
-            debug,
-            timings,
-        }),
+        (tokens(), debug, timings, prop::option::of(blob())).prop_map(
+            |(tokens_used, debug, timings, receipt)| ClientQueryFinalInfo {
+                tokens_used,
+                debug,
+                timings,
+                receipt,
+            },
+        ),
     )
 }
 
@@ -180,13 +183,22 @@ fn proxy_final_info() -> impl Strategy<Value = Option<ProxyQueryFinalInfo>> {
             worker_end_time,
         },
     ));
-    prop::option::of((tokens(), prop::option::of(text()), timings).prop_map(
-        |(tokens_used, worker_debug, timings)| ProxyQueryFinalInfo {
-            tokens_used,
-            worker_debug,
+    prop::option::of(
+        (
+            tokens(),
+            prop::option::of(text()),
             timings,
-        },
-    ))
+            prop::option::of(blob()),
+        )
+            .prop_map(|(tokens_used, worker_debug, timings, receipt)| {
+                ProxyQueryFinalInfo {
+                    tokens_used,
+                    worker_debug,
+                    timings,
+                    receipt,
+                }
+            }),
+    )
 }
 
 fn client_answer() -> impl Strategy<Value = ClientQueryAnswer> {

@@ -255,6 +255,10 @@ pub(crate) struct Counters {
     pub failed: AtomicU64,
     pub retried: AtomicU64,
     pub timed_out: AtomicU64,
+    /// Sealed answers relayed with their worker's receipt, and receipts dropped because they
+    /// did not match the worker or its report.
+    pub receipts: AtomicU64,
+    pub receipts_refused: AtomicU64,
     pub client_connections: AtomicU64,
     pub tokens: TokenCounters,
 }
@@ -436,6 +440,7 @@ fn error_answer(
             tokens_used: tokens,
             debug: None,
             timings: None,
+            receipt: None,
         }),
     })
 }
@@ -1297,7 +1302,11 @@ impl Router {
                         .map(|t| t.worker_end_time)
                         .unwrap_or(0.0),
                 }),
+                receipt: None,
             };
+            if entry.sealed.is_some() {
+                client_info.receipt = self.relayed_receipt(state, &entry, worker_id, &info);
+            }
             let (pending, told) = self.settle(state, &mut entry, request_id, Bill::Report(&tokens));
             client_info.tokens_used = told;
             state.with_worker(worker_id, |worker| {
@@ -1343,6 +1352,69 @@ impl Router {
             })
         };
         outgoing.push(Self::final_message(client, message, pending));
+    }
+
+    /// The receipt of a sealed answer, relayed when it names this worker and the tokens it
+    /// reported (the proxy bills the report, the client holds the charge to the receipt). A
+    /// worker renews its certificate hourly: a receipt with another certificate must carry the
+    /// same sealing key.
+    fn relayed_receipt(
+        &self,
+        state: &State,
+        entry: &RequestEntry,
+        worker_id: u64,
+        info: &ProxyQueryFinalInfo,
+    ) -> Option<Vec<u8>> {
+        let bytes = info.receipt.as_ref()?;
+        let worker = state.workers.get(&worker_id)?;
+        let problem = match cocoon_attest::receipt::Receipt::from_bytes(bytes) {
+            Err(error) => Some(error.to_string()),
+            Ok(receipt) => {
+                let t = &info.tokens_used;
+                let signed = &receipt.body.tokens;
+                let count = |n: i64| u64::try_from(n).unwrap_or(u64::MAX);
+                let same_worker = receipt.certificate == worker.certificate.der()
+                    || cocoon_attest::sealing_key_of(&receipt.certificate, receipt.signed_at())
+                        .is_some_and(|key| Some(key) == worker.sealing_key);
+                if !same_worker {
+                    Some("its certificate is not this worker's".into())
+                } else if receipt.body.client_request_id != entry.client_request_id {
+                    Some("it is for another request".into())
+                } else if [
+                    signed.prompt,
+                    signed.cached,
+                    signed.completion,
+                    signed.reasoning,
+                    signed.total,
+                ] != [
+                    count(t.prompt_tokens_used),
+                    count(t.cached_tokens_used),
+                    count(t.completion_tokens_used),
+                    count(t.reasoning_tokens_used),
+                    count(t.total_tokens_used),
+                ] {
+                    Some(format!(
+                        "it signs {} tokens where the worker reported {}",
+                        signed.total, t.total_tokens_used
+                    ))
+                } else {
+                    None
+                }
+            }
+        };
+        match problem {
+            None => {
+                self.counters.receipts.fetch_add(1, Ordering::Relaxed);
+                Some(bytes.clone())
+            }
+            Some(problem) => {
+                self.counters
+                    .receipts_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(request = %short_id(&entry.client_request_id), worker = worker_id, %problem, "dropped a worker's receipt");
+                None
+            }
+        }
     }
 
     /// Ends requests whose deadline passed (billing what they relayed and telling their

@@ -452,6 +452,8 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "failed": load(&c.failed),
             "retried": load(&c.retried),
             "timed_out": load(&c.timed_out),
+            "receipts_relayed": load(&c.receipts),
+            "receipts_refused": load(&c.receipts_refused),
         },
         "tokens": c.tokens.totals(),
         "workers": router.workers_json(),
@@ -520,6 +522,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         "cocoon_proxy_requests_timed_out_total",
         "Requests that hit their timeout.",
         load(&c.timed_out),
+    )
+    .counter(
+        "cocoon_proxy_receipts_relayed_total",
+        "Sealed answers relayed with their worker's signed receipt.",
+        load(&c.receipts),
+    )
+    .counter(
+        "cocoon_proxy_receipts_refused_total",
+        "Worker receipts dropped: another worker's, another request's, or tokens unlike the report.",
+        load(&c.receipts_refused),
     )
     .gauge(
         "cocoon_proxy_requests_in_flight",

@@ -3,6 +3,7 @@
 //! the clear fields, and the answer comes back sealed. What the app sees is the same answer
 //! with the same usage, and `X-Cocoon-E2E` says whether it was sealed.
 
+use cocoon_attest::receipt::Receipt;
 use cocoon_client::E2e;
 use cocoon_testkit::mock_backend::{
     mock_completion_text, mock_completion_tokens, mock_prompt_tokens,
@@ -34,18 +35,28 @@ async fn post_chat(devnet: &Devnet, body: Vec<u8>) -> cocoon_testkit::http::Http
         .unwrap()
 }
 
-/// The text and usage of an SSE answer.
-fn read_stream(text: &str) -> (String, Value) {
-    let (mut content, mut usage) = (String::new(), Value::Null);
+/// The text, usage and receipt event (`cocoon_receipt`, `cocoon_receipt_check`) of an SSE
+/// answer; the receipt event must come before `[DONE]`.
+fn read_stream_with_receipt(text: &str) -> (String, Value, Value) {
+    let (mut content, mut usage, mut receipt) = (String::new(), Value::Null, Value::Null);
     for line in text.lines() {
         let Some(data) = line.strip_prefix("data: ") else {
             continue;
         };
         if data == "[DONE]" {
+            assert!(
+                !receipt.is_null() || usage.is_null(),
+                "the receipt event comes before [DONE]"
+            );
             continue;
         }
         let event: Value = serde_json::from_str(data).unwrap();
         assert!(event["error"].is_null(), "error event: {event}");
+        if event.get("cocoon_receipt_check").is_some() {
+            assert_eq!(event["choices"], json!([]), "{event}");
+            receipt = event;
+            continue;
+        }
         if let Some(piece) = event["choices"][0]["delta"]["content"].as_str() {
             content.push_str(piece);
         }
@@ -53,7 +64,7 @@ fn read_stream(text: &str) -> (String, Value) {
             usage = event["usage"].clone();
         }
     }
-    (content, usage)
+    (content, usage, receipt)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,9 +81,16 @@ async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
         assert_eq!(answer.status, 200, "{}", answer.text());
         assert_eq!(answer.header("x-cocoon-e2e"), Some("on"), "stream {stream}");
         let completion = mock_completion_tokens(&mock, &body);
-        let (content, usage) = if stream {
-            read_stream(&answer.text())
+        let (content, usage, receipt) = if stream {
+            let (content, usage, event) = read_stream_with_receipt(&answer.text());
+            assert_eq!(event["cocoon_receipt_check"], "ok", "{event}");
+            (
+                content,
+                usage,
+                event["cocoon_receipt"].as_str().unwrap().to_owned(),
+            )
         } else {
+            assert_eq!(answer.header("x-cocoon-receipt-check"), Some("ok"));
             let json = answer.json();
             (
                 json["choices"][0]["message"]["content"]
@@ -80,8 +98,17 @@ async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
                     .unwrap()
                     .to_owned(),
                 json["usage"].clone(),
+                answer.header("x-cocoon-receipt").unwrap().to_owned(),
             )
         };
+        // The worker's signed receipt, as the app gets it: it verifies on its own and states
+        // the request's model and usage.
+        let receipt = Receipt::from_base64(&receipt).unwrap();
+        receipt.verify_signature().unwrap();
+        assert_eq!(receipt.body.model, "mock-model");
+        assert_eq!(receipt.body.client_request_id, request_id(&answer));
+        assert_eq!(usage["total_tokens"], receipt.body.tokens.total, "{usage}");
+        assert_eq!(receipt.body.tokens.completion, completion);
         assert_eq!(
             content,
             mock_completion_text(&mock, completion),
@@ -92,6 +119,35 @@ async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
     }
     let stats = devnet.proxy_stats().await;
     assert_eq!(stats["requests"]["succeeded"], 2, "{stats}");
+    assert_eq!(stats["requests"]["receipts_relayed"], 2, "{stats}");
+    let stats = devnet.client_stats().await;
+    assert_eq!(
+        stats["receipts"],
+        json!({"valid": 2, "refused": 0, "missing": 0, "over_charged": 0}),
+        "{stats}"
+    );
+    // A stream that does not ask for usage gets no extra event (apps that read
+    // `choices[0]` of every chunk keep working); the receipt is still checked.
+    let mut body = question(true);
+    body.as_object_mut().unwrap().remove("stream_options");
+    let answer = post_chat(&devnet, body.to_string().into_bytes()).await;
+    assert!(
+        !answer.text().contains("cocoon_receipt"),
+        "{}",
+        answer.text()
+    );
+    let stats = devnet.client_stats().await;
+    assert_eq!(stats["receipts"]["valid"], 3, "{stats}");
+}
+
+/// The request id the client gave a request (`X-Cocoon-Request-Id`).
+fn request_id(answer: &cocoon_testkit::http::HttpAnswer) -> [u8; 32] {
+    let hex = answer.header("x-cocoon-request-id").unwrap();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    bytes.try_into().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

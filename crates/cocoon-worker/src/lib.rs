@@ -303,6 +303,7 @@ impl WorkerShared {
                     tokens_used: TokensUsed::default(),
                     worker_debug: None,
                     timings: None,
+                    receipt: None,
                 }),
             });
             let _ = link.send_packet(&error.to_bytes());
@@ -333,6 +334,7 @@ impl WorkerShared {
                             tokens_used: TokensUsed::default(),
                             worker_debug: None,
                             timings: None,
+                            receipt: None,
                         }),
                     });
                     let _ = link.send_packet(&end.to_bytes());
@@ -410,6 +412,9 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
     let sealing = config.sealed_requests.then(sealing::Sealing::generate);
     let sealing_key = sealing.as_ref().map(sealing::Sealing::public_key);
     let identity = config.tee.identity_sealing("cocoon-worker", sealing_key)?;
+    if let Some(sealing) = &sealing {
+        sealing.use_identity(&identity.tls);
+    }
     let chain = match &config.chain {
         Some(chain_config) => Some(Arc::new(
             chain::WorkerChain::open(chain_config)
@@ -482,14 +487,20 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         if let Some(fetcher) = collateral_fetcher {
             tasks.spawn(fetcher.run(shutdown.clone()));
         }
-        let renewal_connector = shared.connector.clone();
+        let renewed = shared.clone();
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             shared.config.tee.clone(),
             "cocoon-worker",
             sealing_key,
             cocoon_attest::renewal::RENEW_EVERY,
             shutdown.clone(),
-            move |identity| renewal_connector.renew_identity(identity),
+            move |identity| {
+                renewed.connector.renew_identity(identity)?;
+                if let Some(sealing) = &renewed.sealing {
+                    sealing.use_identity(identity);
+                }
+                Ok(())
+            },
         ));
         let _link_tasks = shared.link_tasks.abort_on_drop();
         shared.set_proxies(&proxies);

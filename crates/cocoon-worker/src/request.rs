@@ -15,7 +15,10 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::{debug, info, warn};
 
+use cocoon_attest::receipt::{ReceiptBody, ReceiptTokens};
 use cocoon_attest::sealed::AnswerSealer;
+
+use crate::sealing::ReceiptContext;
 
 use crate::usage::{tokens_from_json_body, Pricing, SseUsageTracker};
 use crate::validate::{validate_request, Endpoint};
@@ -60,18 +63,57 @@ struct Reply<'a> {
     /// A sealed request's answer: every payload byte goes out as sealed records, the last one
     /// with the final part.
     sealer: Option<std::sync::Mutex<AnswerSealer>>,
+    /// A sealed request's receipt inputs: a whole answer ends with the signed receipt.
+    receipt: Option<ReceiptContext>,
+    /// The model the request ran on, for its receipt.
+    model: &'a str,
 }
 
 impl Reply<'_> {
     fn final_info(&self, tokens: TokensUsed) -> ProxyQueryFinalInfo {
+        let tokens_used = tokens.adjusted(self.coefficient, &self.multipliers);
         ProxyQueryFinalInfo {
-            tokens_used: tokens.adjusted(self.coefficient, &self.multipliers),
+            tokens_used,
             worker_debug: None,
             timings: Some(WorkerTimings {
                 worker_start_time: self.start_time,
                 worker_end_time: unix_time_f64(),
             }),
+            receipt: self.receipt(&tokens_used),
         }
+    }
+
+    /// The signed receipt of a sealed answer whose last record went out; none otherwise.
+    fn receipt(&self, tokens: &TokensUsed) -> Option<Vec<u8>> {
+        let context = self.receipt.as_ref()?;
+        let sealer = self
+            .sealer
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !sealer.is_done() {
+            return None;
+        }
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let receipt = context.signer.sign(ReceiptBody {
+            worker_key: context.signer.public_key(),
+            client_request_id: context.client_request_id,
+            request_hash: context.request_hash,
+            answer_hash: sealer.answer_hash(),
+            model: self.model.to_string(),
+            tokens: ReceiptTokens {
+                prompt: count(tokens.prompt_tokens_used),
+                cached: count(tokens.cached_tokens_used),
+                completion: count(tokens.completion_tokens_used),
+                reasoning: count(tokens.reasoning_tokens_used),
+                total: count(tokens.total_tokens_used),
+            },
+            coefficient: self.coefficient,
+            finished_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        });
+        Some(receipt.to_bytes())
     }
 
     fn send(&self, message: ProxyQueryAnswer) -> Result<(), ()> {
@@ -185,17 +227,18 @@ pub(crate) fn short_id(id: &[u8; 32]) -> String {
 pub(crate) async fn run_request(shared: Arc<WorkerShared>, link: ConnectionHandle, job: Job) {
     let started = Instant::now();
     let coefficient = u32::try_from(shared.coefficient.load(Ordering::Relaxed)).unwrap_or(0);
-    let (query, sealer, refusal) = match job {
-        Job::Plain(query) => (query, None, None),
+    let (query, sealer, receipt, refusal) = match job {
+        Job::Plain(query) => (query, None, None, None),
         Job::Sealed(sealed) => match shared
             .sealing
             .as_ref()
             .map(|s| s.open(&sealed, &shared.config.model))
         {
-            Some(Ok((query, sealer))) => (query, Some(sealer), None),
-            Some(Err(message)) => (placeholder(&sealed), None, Some(message)),
+            Some(Ok((query, sealer, receipt))) => (query, Some(sealer), receipt, None),
+            Some(Err(message)) => (placeholder(&sealed), None, None, Some(message)),
             None => (
                 placeholder(&sealed),
+                None,
                 None,
                 Some("this worker does not take sealed requests".to_string()),
             ),
@@ -220,6 +263,8 @@ pub(crate) async fn run_request(shared: Arc<WorkerShared>, link: ConnectionHandl
             (None, None) => None,
         },
         sealer: sealer.map(std::sync::Mutex::new),
+        receipt,
+        model: &shared.config.model,
     };
     let id = short_id(&query.request_id);
     let stats = &shared.stats;

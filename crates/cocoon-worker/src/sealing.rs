@@ -8,9 +8,10 @@
 //! when it asks for more than one choice.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cocoon_attest::receipt::{request_hash, ReceiptSigner};
 use cocoon_attest::sealed::{
     fresh_request, AnswerSealer, RequestContext, WorkerKey, REQUEST_MAX_AGE_SECS,
 };
@@ -21,10 +22,20 @@ use serde_json::Value;
 /// requests are refused until old ids expire (a flood cannot grow the set).
 const MAX_REMEMBERED: usize = 200_000;
 
-/// This worker's sealing key and the requests it opened lately.
+/// This worker's sealing key, the requests it opened lately, and the signer of their receipts.
 pub(crate) struct Sealing {
     key: WorkerKey,
     seen: Mutex<HashMap<[u8; 32], Instant>>,
+    /// The key of the current certificate, which signs receipts (replaced on renewal).
+    signer: RwLock<Option<Arc<ReceiptSigner>>>,
+}
+
+/// What a sealed request's receipt is made of, besides its answer and usage.
+#[derive(Debug)]
+pub(crate) struct ReceiptContext {
+    pub signer: Arc<ReceiptSigner>,
+    pub client_request_id: [u8; 32],
+    pub request_hash: [u8; 32],
 }
 
 impl Sealing {
@@ -33,7 +44,35 @@ impl Sealing {
         Sealing {
             key: WorkerKey::generate(),
             seen: Mutex::new(HashMap::new()),
+            signer: RwLock::new(None),
         }
+    }
+
+    /// Signs receipts with `identity`'s key from now on (at start and after each renewal).
+    pub fn use_identity(&self, identity: &cocoon_net::TlsIdentity) {
+        match ReceiptSigner::new(identity) {
+            Ok(signer) => {
+                *self.signer.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(signer))
+            }
+            // Answers stay sealed; only their receipts are missing, and the client says so.
+            Err(error) => {
+                tracing::error!(%error, "receipts cannot be signed with this certificate")
+            }
+        }
+    }
+
+    /// The receipt inputs of an opened request.
+    fn receipt(&self, query: &ProxyRunSealedQuery) -> Option<ReceiptContext> {
+        let signer = self
+            .signer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some(ReceiptContext {
+            signer,
+            client_request_id: query.client_request_id,
+            request_hash: request_hash(&query.sealed),
+        })
     }
 
     /// The public key the claims carry.
@@ -46,7 +85,7 @@ impl Sealing {
         &self,
         query: &ProxyRunSealedQuery,
         model: &str,
-    ) -> Result<(ProxyRunQueryEx, AnswerSealer), String> {
+    ) -> Result<(ProxyRunQueryEx, AnswerSealer, Option<ReceiptContext>), String> {
         let context = RequestContext {
             model,
             request_id: query.client_request_id,
@@ -90,6 +129,7 @@ impl Sealing {
                 enable_debug: query.enable_debug,
             },
             sealer,
+            self.receipt(query),
         ))
     }
 
@@ -190,7 +230,7 @@ mod tests {
     fn an_opened_request_is_held_to_its_reservation_and_opens_once() {
         let sealing = Sealing::generate();
         let query = sealed_query(&sealing, r#"{"model":"m","max_tokens":500}"#, now());
-        let (plain, _) = sealing.open(&query, "m").unwrap();
+        let (plain, _, _) = sealing.open(&query, "m").unwrap();
         assert_eq!(plain.request_id, [8; 32]);
         let request = HttpRequest::from_bytes(&plain.query).unwrap();
         let body: Value = serde_json::from_slice(&request.payload).unwrap();

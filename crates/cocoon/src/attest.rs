@@ -77,7 +77,7 @@ pub struct VerifyArgs {
     collateral: Option<PathBuf>,
     /// Verify as of this Unix time instead of now (for old samples).
     #[arg(long)]
-    now: Option<u64>,
+    pub now: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -175,7 +175,7 @@ fn unix(secs: i64) -> String {
 }
 
 /// Prints a certificate's or a raw quote's attestation.
-fn inspect_bytes(bytes: &[u8], args: &VerifyArgs) -> Result<()> {
+pub(crate) fn inspect_bytes(bytes: &[u8], args: &VerifyArgs) -> Result<()> {
     let der = if bytes.starts_with(b"-----BEGIN") {
         pem::parse(bytes).context("invalid PEM")?.into_contents()
     } else {

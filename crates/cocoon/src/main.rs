@@ -7,6 +7,7 @@ mod bench_scale;
 mod bench_seal;
 mod devnet;
 mod model;
+mod receipt;
 mod root;
 mod telegram;
 mod wallet;
@@ -72,6 +73,9 @@ enum Command {
     /// RA-TLS certificates: generate, inspect, probe a live port.
     #[command(subcommand)]
     Attest(attest::AttestCommand),
+    /// Signed receipts of sealed requests: verify one and print what it proves.
+    #[command(subcommand)]
+    Receipt(receipt::ReceiptCommand),
     /// Benchmarks that print figures (the relay benchmark is bench/relay.sh).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -209,6 +213,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Devnet(args) => devnet::run(args).await,
         Command::Attest(command) => attest::run(command).await,
+        Command::Receipt(command) => receipt::run(command).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Wallet(args) => wallet::run(args).await,
         Command::Root(args) => root::run(args).await,

@@ -229,14 +229,20 @@ pub struct ClientQueryFinalInfo {
     pub debug: Option<FinalInfoDebug>,
     /// Timestamps (`flags.1`).
     pub timings: Option<ClientTimings>,
+    /// The worker's signed receipt of a sealed request, relayed unchanged (`flags.2`, this
+    /// implementation's extension: only in answers to `client.runSealedQuery`).
+    pub receipt: Option<Vec<u8>>,
 }
 
 impl TlObject for ClientQueryFinalInfo {
+    // The reference's constructor: the receipt hides behind a flag it never sets.
     const CONSTRUCTOR: u32 = crc32(Self::SCHEMA.as_bytes());
     const SCHEMA: &'static str = "client.queryFinalInfo flags:# tokens_used:tokensUsed worker_debug:flags.0?string proxy_debug:flags.0?string proxy_start_time:flags.1?double proxy_end_time:flags.1?double worker_start_time:flags.1?double worker_end_time:flags.1?double = client.QueryFinalInfo";
 
     fn write_bare(&self, out: &mut Vec<u8>) {
-        let flags = u32::from(self.debug.is_some()) | u32::from(self.timings.is_some()) << 1;
+        let flags = u32::from(self.debug.is_some())
+            | u32::from(self.timings.is_some()) << 1
+            | u32::from(self.receipt.is_some()) << 2;
         write_u32(out, flags);
         self.tokens_used.write_bare(out);
         if let Some(debug) = &self.debug {
@@ -248,6 +254,9 @@ impl TlObject for ClientQueryFinalInfo {
             write_f64(out, timings.proxy_end_time);
             write_f64(out, timings.worker_start_time);
             write_f64(out, timings.worker_end_time);
+        }
+        if let Some(receipt) = &self.receipt {
+            receipt.write_field(out);
         }
     }
 
@@ -272,10 +281,16 @@ impl TlObject for ClientQueryFinalInfo {
         } else {
             None
         };
+        let receipt = if flag(flags, 2) {
+            Some(r.bytes()?)
+        } else {
+            None
+        };
         Ok(Self {
             tokens_used,
             debug,
             timings,
+            receipt,
         })
     }
 }

@@ -40,14 +40,21 @@ pub struct ProxyQueryFinalInfo {
     pub worker_debug: Option<String>,
     /// Timestamps (`flags.1`).
     pub timings: Option<WorkerTimings>,
+    /// The worker's signed receipt of a sealed request (`flags.2`, this implementation's
+    /// extension: sent only for `proxy.runSealedQuery`, which reference proxies never send).
+    pub receipt: Option<Vec<u8>>,
 }
 
 impl TlObject for ProxyQueryFinalInfo {
+    // The constructor is the reference's: the receipt is an extension behind a flag it never
+    // sets, so the schema it hashes stays the reference's text.
     const CONSTRUCTOR: u32 = crc32(Self::SCHEMA.as_bytes());
     const SCHEMA: &'static str = "proxy.queryFinalInfo flags:# tokens_used:tokensUsed worker_debug:flags.0?string worker_start_time:flags.1?double worker_end_time:flags.1?double = proxy.QueryFinalInfo";
 
     fn write_bare(&self, out: &mut Vec<u8>) {
-        let flags = u32::from(self.worker_debug.is_some()) | u32::from(self.timings.is_some()) << 1;
+        let flags = u32::from(self.worker_debug.is_some())
+            | u32::from(self.timings.is_some()) << 1
+            | u32::from(self.receipt.is_some()) << 2;
         write_u32(out, flags);
         self.tokens_used.write_bare(out);
         if let Some(debug) = &self.worker_debug {
@@ -56,6 +63,9 @@ impl TlObject for ProxyQueryFinalInfo {
         if let Some(timings) = &self.timings {
             write_f64(out, timings.worker_start_time);
             write_f64(out, timings.worker_end_time);
+        }
+        if let Some(receipt) = &self.receipt {
+            receipt.write_field(out);
         }
     }
 
@@ -75,10 +85,16 @@ impl TlObject for ProxyQueryFinalInfo {
         } else {
             None
         };
+        let receipt = if flag(flags, 2) {
+            Some(r.bytes()?)
+        } else {
+            None
+        };
         Ok(Self {
             tokens_used,
             worker_debug,
             timings,
+            receipt,
         })
     }
 }

@@ -81,6 +81,7 @@ pub(super) fn templates(parts: u32) -> Result<Templates> {
             },
             worker_debug: None,
             timings: None,
+            receipt: None,
         }),
     });
     let http = HttpRequest {
