@@ -368,3 +368,36 @@ def test_requests_are_sealed_to_the_worker_by_default(client):
     usage = [c.usage for c in chunks if c.usage]
     assert len(usage) == 1
     _assert_usage(usage[0], 6, 8)
+
+
+def test_sealed_answers_carry_the_workers_signed_receipt(client):
+    """Each sealed answer comes with the worker's signed receipt: in X-Cocoon-Receipt for a
+    whole answer, in a last chunk (before [DONE]) for a stream that asks for usage. The client
+    checked it (X-Cocoon-Receipt-Check: ok), and `cocoon receipt verify` proves it on its own."""
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=CAPITAL)
+    assert raw.headers.get("x-cocoon-receipt-check") == "ok"
+    receipt = raw.headers["x-cocoon-receipt"]
+    total = raw.parse().usage.total_tokens
+    verified = subprocess.run(
+        [str(_cocoon_bin()), "receipt", "verify", receipt, "--charged", str(total)],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "COCOON_LOG": "error"},
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "signature        valid" in verified.stdout
+    assert f"total {total} (as billed)" in verified.stdout
+    over = subprocess.run(
+        [str(_cocoon_bin()), "receipt", "verify", receipt, "--charged", str(total + 1)],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "COCOON_LOG": "error"},
+    )
+    assert over.returncode != 0 and "OVER-CHARGED" in over.stdout
+
+    stream = client.chat.completions.create(
+        model=MODEL, messages=CAPITAL, stream=True, stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    receipts = [c for c in chunks if (c.model_extra or {}).get("cocoon_receipt")]
+    assert len(receipts) == 1 and receipts[0] is chunks[-1], [c.model_extra for c in chunks]
+    assert receipts[0].model_extra["cocoon_receipt_check"] == "ok"
+    assert receipts[0].choices == []
