@@ -69,28 +69,78 @@ pub enum SealError {
     Truncated,
 }
 
-/// How answer records are padded: each record's plaintext is grown to the smallest bucket that
-/// holds it, so sizes on the wire come from a small set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How sealed plaintexts are padded: each is grown to the smallest bucket that holds it, so
+/// sizes on the wire come from a small set. Answer records use it (a worker's `answer_padding`),
+/// and so do sealed requests (a client's `request_padding`). In a config: `"none"`, `"pow2"`
+/// (the default smallest bucket) or `"pow2:BYTES"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Padding {
     /// No padding: the exact size of every piece shows.
     None,
     /// Powers of two from `min` bytes (a token's text fits the smallest one, so a streamed
-    /// answer's records are all one size until a piece is larger), up to a full record.
+    /// answer's records are all one size until a piece is larger), up to a full record; for a
+    /// request, powers of two up to [`LARGE_REQUEST_STEP`], then multiples of it.
     PowersOfTwo {
         /// The smallest bucket.
         min: usize,
     },
 }
 
+/// The smallest bucket of answer records by default: a streamed token's record fits it.
+pub const DEFAULT_ANSWER_BUCKET: usize = 256;
+/// The smallest bucket of sealed requests by default: a short chat fits it.
+pub const DEFAULT_REQUEST_BUCKET: usize = 1024;
+/// Requests above this size are padded to a multiple of it, not to the next power of two.
+pub const LARGE_REQUEST_STEP: usize = 64 << 10;
+/// The largest smallest-bucket a config may ask for.
+const MAX_MIN_BUCKET: usize = 1 << 20;
+
 impl Default for Padding {
     fn default() -> Self {
-        Padding::PowersOfTwo { min: 256 }
+        Padding::PowersOfTwo {
+            min: DEFAULT_ANSWER_BUCKET,
+        }
+    }
+}
+
+impl TryFrom<String> for Padding {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Padding, String> {
+        let rule =
+            "padding is \"none\", \"pow2\" or \"pow2:BYTES\" (the smallest bucket, 1 to 1048576)";
+        match text.as_str() {
+            "none" => Ok(Padding::None),
+            "pow2" => Ok(Padding::default()),
+            other => match other.strip_prefix("pow2:").map(str::parse::<usize>) {
+                Some(Ok(min)) if (1..=MAX_MIN_BUCKET).contains(&min) => {
+                    Ok(Padding::PowersOfTwo { min })
+                }
+                _ => Err(format!("{rule}, not \"{other}\"")),
+            },
+        }
+    }
+}
+
+impl From<Padding> for String {
+    fn from(padding: Padding) -> String {
+        match padding {
+            Padding::None => "none".into(),
+            Padding::PowersOfTwo { min } => format!("pow2:{min}"),
+        }
     }
 }
 
 impl Padding {
-    /// The padded plaintext size for `len` bytes of header and data.
+    /// The default for sealed requests.
+    pub fn requests() -> Padding {
+        Padding::PowersOfTwo {
+            min: DEFAULT_REQUEST_BUCKET,
+        }
+    }
+
+    /// The padded plaintext size for `len` bytes of a record's header and data.
     fn bucket(self, len: usize) -> usize {
         match self {
             Padding::None => len,
@@ -99,6 +149,17 @@ impl Padding {
                 .next_power_of_two()
                 .min(MAX_PLAINTEXT)
                 .max(len),
+        }
+    }
+
+    /// The padded size of a request plaintext of `len` bytes.
+    pub fn request_bucket(self, len: usize) -> usize {
+        match self {
+            Padding::None => len,
+            Padding::PowersOfTwo { .. } if len > LARGE_REQUEST_STEP => {
+                len.div_ceil(LARGE_REQUEST_STEP) * LARGE_REQUEST_STEP
+            }
+            Padding::PowersOfTwo { min } => len.max(min.max(1)).next_power_of_two(),
         }
     }
 }
@@ -112,8 +173,11 @@ pub const REQUEST_MAX_AGE_SECS: u64 = 300;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FreshnessError {
     /// Shorter than its header.
-    #[error("the sealed request is too short to carry its time")]
+    #[error("the sealed request is too short to carry its time and length")]
     Short,
+    /// A length beyond the plaintext, or padding that is not zeros.
+    #[error("the sealed request's length or padding is wrong")]
+    Padding,
     /// Sealed too long ago, or too far in the future: a replay, or a wrong clock.
     #[error("the sealed request was made {age} s from now, outside ±{REQUEST_MAX_AGE_SECS} s (a replay, or a clock that is wrong)")]
     Stale {
@@ -123,26 +187,35 @@ pub enum FreshnessError {
 }
 
 /// The plaintext a client seals: the time it sealed it (Unix seconds, `u64` little-endian),
-/// then the boxed `http.request`.
-pub fn request_plaintext(sealed_at: u64, request: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + request.len());
+/// the request's length (`u32` little-endian), the boxed `http.request`, then zeros up to
+/// `padding`'s bucket, so the sealed size tells the proxy only the bucket.
+pub fn request_plaintext(sealed_at: u64, request: &[u8], padding: Padding) -> Vec<u8> {
+    let size = padding.request_bucket(12 + request.len());
+    let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&sealed_at.to_le_bytes());
+    out.extend_from_slice(&(request.len() as u32).to_le_bytes());
     out.extend_from_slice(request);
+    out.resize(size, 0);
     out
 }
 
 /// Splits an opened plaintext into its `http.request`, refusing one sealed outside
-/// [`REQUEST_MAX_AGE_SECS`] of `now` (Unix seconds).
+/// [`REQUEST_MAX_AGE_SECS`] of `now` (Unix seconds), or whose length or padding is wrong.
 pub fn fresh_request(plaintext: &[u8], now: u64) -> Result<&[u8], FreshnessError> {
-    let (time, request) = plaintext
+    let (time, rest) = plaintext
         .split_first_chunk::<8>()
         .ok_or(FreshnessError::Short)?;
+    let (length, rest) = rest.split_first_chunk::<4>().ok_or(FreshnessError::Short)?;
+    let length = u32::from_le_bytes(*length) as usize;
+    if length > rest.len() || rest[length..].iter().any(|&b| b != 0) {
+        return Err(FreshnessError::Padding);
+    }
     let sealed_at = u64::from_le_bytes(*time);
     let age = i64::try_from(now as i128 - sealed_at as i128).unwrap_or(i64::MIN);
     if age.unsigned_abs() > REQUEST_MAX_AGE_SECS {
         return Err(FreshnessError::Stale { age });
     }
-    Ok(request)
+    Ok(&rest[..length])
 }
 
 /// What a request is sealed for: binds the sealed body to one request of one model.
@@ -493,7 +566,7 @@ mod tests {
 
     #[test]
     fn a_request_is_fresh_only_within_its_window() {
-        let plaintext = request_plaintext(1_000, b"request");
+        let plaintext = request_plaintext(1_000, b"request", Padding::None);
         assert_eq!(fresh_request(&plaintext, 1_000).unwrap(), b"request");
         assert_eq!(fresh_request(&plaintext, 1_300).unwrap(), b"request");
         assert_eq!(fresh_request(&plaintext, 700).unwrap(), b"request");
@@ -506,7 +579,7 @@ mod tests {
             Err(FreshnessError::Stale { age: -301 })
         );
         assert_eq!(fresh_request(&[1; 7], 0), Err(FreshnessError::Short));
-        let far = request_plaintext(u64::MAX, b"");
+        let far = request_plaintext(u64::MAX, b"", Padding::None);
         assert!(matches!(
             fresh_request(&far, 0),
             Err(FreshnessError::Stale { .. })
@@ -567,6 +640,43 @@ mod tests {
         );
         let (again, _) = seal_request(&worker.public_key(), &context(1), body).unwrap();
         assert_ne!(again, sealed, "every sealing is fresh");
+    }
+
+    #[test]
+    fn requests_are_padded_to_buckets_and_their_padding_is_checked() {
+        let sizes: Vec<usize> = [1usize, 500, 1_000, 1_013, 5_000, 70_000, 200_000]
+            .iter()
+            .map(|n| request_plaintext(7, &vec![b'x'; *n], Padding::requests()).len())
+            .collect();
+        assert_eq!(
+            sizes,
+            [1024, 1024, 1024, 2048, 8192, 131_072, 262_144],
+            "powers of two from 1 KiB, then multiples of 64 KiB"
+        );
+        for n in [0usize, 3, 1_000, 70_000] {
+            let request = vec![b'r'; n];
+            let plaintext = request_plaintext(7, &request, Padding::requests());
+            assert_eq!(fresh_request(&plaintext, 7).unwrap(), request);
+        }
+        let mut dirty = request_plaintext(7, b"abc", Padding::requests());
+        *dirty.last_mut().unwrap() = 1;
+        assert_eq!(fresh_request(&dirty, 7), Err(FreshnessError::Padding));
+        let mut long = request_plaintext(7, b"abc", Padding::None);
+        long[8..12].copy_from_slice(&4u32.to_le_bytes());
+        assert_eq!(fresh_request(&long, 7), Err(FreshnessError::Padding));
+        assert_eq!(fresh_request(&[0; 11], 7), Err(FreshnessError::Short));
+    }
+
+    #[test]
+    fn padding_reads_from_configs() {
+        let parse = |text: &str| Padding::try_from(text.to_string());
+        assert_eq!(parse("none"), Ok(Padding::None));
+        assert_eq!(parse("pow2"), Ok(Padding::default()));
+        assert_eq!(parse("pow2:4096"), Ok(Padding::PowersOfTwo { min: 4096 }));
+        for bad in ["pow2:0", "pow2:x", "pow3", "", "pow2:2000000"] {
+            assert!(parse(bad).unwrap_err().contains("padding is"), "{bad}");
+        }
+        assert_eq!(String::from(Padding::PowersOfTwo { min: 512 }), "pow2:512");
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub struct ClientConfig {
     /// worker can take it, in the clear otherwise) or `off`.
     #[serde(default)]
     pub e2e: crate::sealing::E2e,
+    /// How sealed requests are padded, so their size tells the proxy only a bucket: `"pow2"`
+    /// (powers of two from 1 KiB, then multiples of 64 KiB; the default), `"pow2:BYTES"` (another
+    /// smallest bucket) or `"none"`.
+    #[serde(default = "cocoon_attest::sealed::Padding::requests")]
+    pub request_padding: cocoon_attest::sealed::Padding,
     /// What a worker must prove before a request is sealed to it, `[worker_policy]`: checked
     /// here, on the certificate the proxy hands over. Unset: `proxy_policy`'s checks, with the
     /// root's worker images (`worker_hashes`) as the allow-list under `[chain]` when
@@ -277,6 +282,7 @@ impl ClientConfig {
             proxies,
             proxy_policy,
             e2e: Default::default(),
+            request_padding: cocoon_attest::sealed::Padding::requests(),
             worker_policy: None,
             owner_address: String::new(),
             secret: String::new(),

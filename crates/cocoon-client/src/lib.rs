@@ -261,6 +261,7 @@ pub(crate) async fn launch(
     let sealer = sealing::Sealer::new(
         config.e2e,
         worker_policy.build_following(worker_images)?.policy,
+        config.request_padding,
     );
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cocoon_attest::receipt::{request_hash, Expected, Receipt, ReceiptError};
-use cocoon_attest::sealed::{request_plaintext, seal_request, AnswerOpener, RequestContext};
+use cocoon_attest::sealed::{
+    request_plaintext, seal_request, AnswerOpener, Padding, RequestContext,
+};
 use cocoon_net::{ConnectionHandle, PeerPolicy};
 use cocoon_proto::*;
 use serde::{Deserialize, Serialize};
@@ -141,15 +143,18 @@ impl SealedAnswer {
 pub(crate) struct Sealer {
     pub mode: E2e,
     policy: Arc<dyn PeerPolicy>,
+    /// How sealed requests are padded (`request_padding`).
+    padding: Padding,
     /// Per (proxy connection, model): when listed, and the workers that passed the policy.
     lists: Mutex<Lists>,
 }
 
 impl Sealer {
-    pub fn new(mode: E2e, policy: Arc<dyn PeerPolicy>) -> Sealer {
+    pub fn new(mode: E2e, policy: Arc<dyn PeerPolicy>, padding: Padding) -> Sealer {
         Sealer {
             mode,
             policy,
+            padding,
             lists: Mutex::new(HashMap::new()),
         }
     }
@@ -255,7 +260,7 @@ impl Sealer {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let plaintext = request_plaintext(now, &query.query);
+        let plaintext = request_plaintext(now, &query.query, self.padding);
         Some(
             seal_request(&worker.sealing_key, &context, &plaintext)
                 .map(|(sealed, opener)| Sealed {

@@ -66,6 +66,11 @@ pub struct WorkerConfig {
     /// verify the attestation seal requests to it, so the proxy sees only sizes. Default on.
     #[serde(default = "default_true")]
     pub sealed_requests: bool,
+    /// How a sealed answer's records are padded, so their sizes do not tell each token's
+    /// length: `"pow2"` (powers of two from 256 bytes up to a full 16 KiB record; the
+    /// default), `"pow2:BYTES"` (another smallest bucket) or `"none"`.
+    #[serde(default)]
+    pub answer_padding: cocoon_attest::sealed::Padding,
     /// A bearer token that allows operator actions on the HTTP port (`POST /admin/enable`,
     /// `/admin/disable`, `/admin/coefficient`), at least 16 characters. Unset: they are off.
     #[serde(default)]
@@ -190,6 +195,7 @@ impl WorkerConfig {
             root_prices: None,
             admin_token: None,
             sealed_requests: true,
+            answer_padding: Default::default(),
             payout_check_secs: DEFAULT_PAYOUT_CHECK_SECS,
             chain: None,
             http_listen: default_http_listen(),

@@ -234,7 +234,12 @@ pub(crate) async fn run_request(shared: Arc<WorkerShared>, link: ConnectionHandl
             .as_ref()
             .map(|s| s.open(&sealed, &shared.config.model))
         {
-            Some(Ok((query, sealer, receipt))) => (query, Some(sealer), receipt, None),
+            Some(Ok((query, sealer, receipt))) => (
+                query,
+                Some(sealer.with_padding(shared.config.answer_padding)),
+                receipt,
+                None,
+            ),
             Some(Err(message)) => (placeholder(&sealed), None, None, Some(message)),
             None => (
                 placeholder(&sealed),

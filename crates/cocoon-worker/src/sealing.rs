@@ -185,7 +185,7 @@ fn hold_to(body: &[u8], max_tokens: i32) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cocoon_attest::sealed::{request_plaintext, seal_request};
+    use cocoon_attest::sealed::{request_plaintext, seal_request, Padding};
 
     fn sealed_query(sealing: &Sealing, body: &str, sealed_at: u64) -> ProxyRunSealedQuery {
         let request = HttpRequest {
@@ -202,7 +202,7 @@ mod tests {
         let (sealed, _) = seal_request(
             &sealing.public_key(),
             &context,
-            &request_plaintext(sealed_at, &request.to_bytes()),
+            &request_plaintext(sealed_at, &request.to_bytes(), Padding::requests()),
         )
         .unwrap();
         ProxyRunSealedQuery {
