@@ -587,9 +587,24 @@ async fn usage_reports_beyond_what_a_request_could_use_are_capped() {
     assert_eq!(client_account(&devnet).await["charged_tokens"], 6);
 
     // Counts beyond the bound (and one that would wrap a sum) are cut to the reservation:
-    // the body's bytes, the template's allowance and max_tokens.
+    // the body's bytes, the template's allowance and max_tokens. The request is sealed, so the
+    // proxy sees the body's bytes only as its padded size.
     let body = short_chat(1);
-    let bound = serde_json::to_vec(&body).unwrap().len() as u64 + 256 + 1;
+    let request = cocoon_proto::HttpRequest {
+        method: "POST".into(),
+        url: "/v1/chat/completions".into(),
+        http_version: "HTTP/1.1".into(),
+        headers: vec![cocoon_proto::HttpHeader {
+            name: "Content-Type".into(),
+            value: "application/json".into(),
+        }],
+        payload: serde_json::to_vec(&body).unwrap(),
+    };
+    use cocoon_proto::tl::TlBoxed as _;
+    let padded =
+        cocoon_attest::sealed::Padding::requests().request_bucket(12 + request.to_bytes().len());
+    let bound = cocoon_proxy::billing::sealed_bound("/v1/chat/completions", padded + 32 + 16, 1)
+        .raw_tokens();
     for usage in [
         json!({"prompt_tokens": 100_000_000, "completion_tokens": 1}),
         json!({"prompt_tokens": i64::MAX, "completion_tokens": i64::MAX}),
