@@ -8,6 +8,7 @@ mod backend;
 mod chain;
 mod config;
 mod link;
+pub mod model_identity;
 mod request;
 mod sealing;
 pub mod usage;
@@ -57,6 +58,9 @@ pub enum WorkerError {
     /// `[chain]`: the network, the root or the node wallet's key.
     #[error("chain: {0}")]
     Chain(String),
+    /// The weights file could not be hashed for the attested claims.
+    #[error(transparent)]
+    Weights(#[from] model_identity::WeightsError),
 }
 
 /// Counters for `/metrics` and `/stats`.
@@ -409,7 +413,15 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
     }
     let sealing = config.sealed_requests.then(sealing::Sealing::generate);
     let sealing_key = sealing.as_ref().map(sealing::Sealing::public_key);
-    let identity = config.tee.identity_sealing("cocoon-worker", sealing_key)?;
+    let weights = model_identity::weights_digest(&config).await?;
+    let extras = model_identity::claims_extras(&config, sealing_key, weights);
+    info!(
+        model = %config.model,
+        model_hash = %cocoon_attest::hex(&cocoon_attest::model_hash(&config.model)),
+        weights_digest = %weights.map(|d| cocoon_attest::hex(&d)).unwrap_or_else(|| "none".into()),
+        "model identity in the attested claims"
+    );
+    let identity = config.tee.identity_with_extras("cocoon-worker", &extras)?;
     let chain = match &config.chain {
         Some(chain_config) => Some(Arc::new(
             chain::WorkerChain::open(chain_config)
@@ -486,7 +498,7 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             shared.config.tee.clone(),
             "cocoon-worker",
-            sealing_key,
+            extras,
             cocoon_attest::renewal::RENEW_EVERY,
             shutdown.clone(),
             move |identity| renewal_connector.renew_identity(identity),
