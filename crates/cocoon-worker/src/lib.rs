@@ -107,6 +107,10 @@ pub(crate) struct WorkerShared {
     link_tasks: Arc<OwnedTasks>,
     /// The key of sealed requests, when the worker takes them.
     pub sealing: Option<sealing::Sealing>,
+    /// What the worker's attested claims carry beyond its key (sealing key, model identity).
+    pub claims: cocoon_attest::ClaimsExtras,
+    /// DER of the certificate presented now (replaced on renewal), for `GET /certificate`.
+    pub certificate: Mutex<Vec<u8>>,
 }
 
 /// One proxy the worker dials.
@@ -469,6 +473,8 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         next_slot: AtomicUsize::new(0),
         link_tasks: Arc::default(),
         sealing,
+        claims: extras,
+        certificate: Mutex::new(identity.tls.cert_der.clone()),
         stats: Stats::default(),
         started: Instant::now(),
         config,
@@ -494,14 +500,21 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         if let Some(fetcher) = collateral_fetcher {
             tasks.spawn(fetcher.run(shutdown.clone()));
         }
-        let renewal_connector = shared.connector.clone();
+        let renewed = shared.clone();
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             shared.config.tee.clone(),
             "cocoon-worker",
             extras,
             cocoon_attest::renewal::RENEW_EVERY,
             shutdown.clone(),
-            move |identity| renewal_connector.renew_identity(identity),
+            move |identity| {
+                renewed.connector.renew_identity(identity)?;
+                *renewed
+                    .certificate
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = identity.cert_der.clone();
+                Ok(())
+            },
         ));
         let _link_tasks = shared.link_tasks.abort_on_drop();
         shared.set_proxies(&proxies);
@@ -575,6 +588,7 @@ async fn serve_http(listener: TcpListener, shared: Arc<WorkerShared>) {
         .route("/", get(dashboard))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route("/certificate", get(certificate))
         .merge(admin::routes())
         .with_state(shared);
     let result = axum::serve(listener.tap_io(|tcp| cocoon_net::tcp::tune(tcp)), app)
@@ -597,6 +611,17 @@ static DASHBOARD: std::sync::LazyLock<cocoon_net::dashboard::Dashboard> =
 
 async fn dashboard() -> impl IntoResponse {
     DASHBOARD.response()
+}
+
+/// The RA-TLS certificate the worker presents now (DER; `cocoon attest inspect` reads it). It
+/// is public: every proxy sees it, and clients are sent it to verify sealing workers.
+async fn certificate(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
+    let der = shared
+        .certificate
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    ([(http::header::CONTENT_TYPE, "application/pkix-cert")], der)
 }
 
 async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
@@ -654,6 +679,11 @@ async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
         "tee": shared.config.tee.kind,
         "uptime_secs": shared.started.elapsed().as_secs_f64(),
         "model": shared.config.model,
+        "attested_claims": {
+            "model_hash": shared.claims.model_hash.map(|h| cocoon_attest::hex(&h)),
+            "weights_digest": shared.claims.weights_digest.map(|d| cocoon_attest::hex(&d)),
+            "sealing_key": shared.claims.sealing_key.map(|k| cocoon_attest::hex(&k)),
+        },
         "coefficient": shared.coefficient.load(Ordering::Relaxed),
         "enabled": shared.serving(),
         "operator_disabled": shared.operator_disabled.load(Ordering::Relaxed),
