@@ -8,9 +8,12 @@ use cocoon_attest::renewal::keep_renewed;
 use cocoon_attest::{claims_of, model_hash, ClaimsExtras, TeeConfig, TeeKind};
 use cocoon_net::ShutdownTrigger;
 
+/// Each installed identity's key and certificate (DER).
+type Installed = Arc<Mutex<Vec<([u8; 32], Vec<u8>)>>>;
+
 #[tokio::test]
 async fn identities_are_replaced_on_schedule_until_shutdown() {
-    let installed: Arc<Mutex<Vec<([u8; 32], Vec<u8>)>>> = Arc::default();
+    let installed: Installed = Arc::default();
     let extras = ClaimsExtras {
         sealing_key: Some([1; 32]),
         model_hash: Some(model_hash("renewed-model")),
