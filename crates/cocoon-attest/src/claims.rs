@@ -30,9 +30,9 @@ const WEIGHTS_DIGEST_TAG: u8 = 4;
 pub struct UserClaims {
     /// The certificate's Ed25519 public key.
     pub public_key: [u8; 32],
-    /// A key for end-to-end encryption of prompts (reserved; not sent yet). The reference
-    /// serialises the claims as the 32-byte key alone, so claims without this field stay
-    /// byte-identical and verify on both implementations.
+    /// The HPKE key of a worker's sealed requests. The reference serialises the claims as the
+    /// 32-byte key alone, so claims without this field (and the others) stay byte-identical
+    /// and verify on both implementations.
     pub hpke_public_key: Option<[u8; 32]>,
     /// SHA-256 of the certificate's GPU evidence extension ([`crate::gpu::evidence_hash`]),
     /// when the node attests GPUs: the CPU's quote thereby vouches for the GPUs' evidence.
