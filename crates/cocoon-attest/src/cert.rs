@@ -20,7 +20,7 @@ use rcgen::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::claims::UserClaims;
+use crate::claims::{ClaimsExtras, UserClaims};
 use crate::gpu::{evidence_hash, gpu_nonce};
 use crate::policy::AttestError;
 use crate::provider::{GpuEvidenceSource, QuoteProvider};
@@ -111,11 +111,27 @@ pub fn generate_identity_sealing(
     now: SystemTime,
     sealing_key: Option<[u8; 32]>,
 ) -> Result<RaTlsIdentity, AttestError> {
+    let extras = ClaimsExtras {
+        sealing_key,
+        ..ClaimsExtras::default()
+    };
+    generate_identity_with_extras(provider, gpus, name, now, &extras)
+}
+
+/// [`generate_identity_with_gpus`] whose claims also carry `extras` (a worker's sealing key,
+/// model hash and weights digest), so the quote vouches for them too. With no extras and no
+/// GPUs the claims are the reference's bare form.
+pub fn generate_identity_with_extras(
+    provider: &dyn QuoteProvider,
+    gpus: Option<&dyn GpuEvidenceSource>,
+    name: &str,
+    now: SystemTime,
+    extras: &ClaimsExtras,
+) -> Result<RaTlsIdentity, AttestError> {
     let key = KeyPair::generate_for(&PKCS_ED25519)
         .map_err(|e| AttestError::Certificate(e.to_string()))?;
     let public_key = raw_public_key(&key)?;
-    let mut claims = UserClaims::for_key(public_key);
-    claims.hpke_public_key = sealing_key;
+    let mut claims = UserClaims::with_extras(public_key, extras);
     let gpu_evidence = match gpus {
         Some(gpus) => {
             let evidence = gpus.evidence(&gpu_nonce(&public_key))?;
@@ -269,8 +285,34 @@ pub fn parse_certificate(
 /// certificate only (a proxy lists the workers that take sealed requests); the attestation
 /// behind the key is checked by whoever seals to it, with [`crate::AttestationPolicy::check`].
 pub fn sealing_key_of(cert_der: &[u8], now: SystemTime) -> Option<[u8; 32]> {
+    claims_of(cert_der, now)?.hpke_public_key
+}
+
+/// The claims a certificate carries, if it parses and they name its key. Like
+/// [`sealing_key_of`] this reads the certificate only: what the claims are worth depends on
+/// the policy that accepted it (a proxy compares a worker's claimed model hash with the model
+/// it announces; the quote over the claims was checked at the handshake).
+pub fn claims_of(cert_der: &[u8], now: SystemTime) -> Option<UserClaims> {
     let facts = parse_certificate(cert_der, now).ok()?;
-    certificate_claims(&facts).ok()?.hpke_public_key
+    certificate_claims(&facts).ok()
+}
+
+/// Checks that a certificate's claims agree with the model its worker announces: they carry no
+/// model hash (the reference's workers never do) or SHA-256 of exactly `model`. The error says
+/// which hash they carry instead, or that the claims do not parse: a worker cannot claim one
+/// model and serve another.
+pub fn check_claimed_model(cert_der: &[u8], now: SystemTime, model: &str) -> Result<(), String> {
+    let claims = claims_of(cert_der, now)
+        .ok_or_else(|| "its certificate's claims do not parse".to_string())?;
+    match claims.model_hash {
+        None => Ok(()),
+        Some(claimed) if claimed == crate::claims::model_hash(model) => Ok(()),
+        Some(claimed) => Err(format!(
+            "its attested claims carry model hash {}, not SHA-256 of {model:?} ({})",
+            crate::hex(&claimed),
+            crate::hex(&crate::claims::model_hash(model))
+        )),
+    }
 }
 
 /// The claims a certificate's quote must vouch for: from the TDX_USER_CLAIMS extension when

@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use cocoon_net::PeerPolicy;
 use serde::{Deserialize, Serialize};
 
-use crate::cert::{generate_identity_sealing, RaTlsIdentity};
+use crate::cert::{generate_identity_with_extras, RaTlsIdentity};
+use crate::claims::ClaimsExtras;
 use crate::dcap::{CollateralSource, DcapVerifier, TcbPolicy};
 use crate::gpu::MAX_GPUS;
 use crate::pccs::{CollateralFetcher, PccsClient};
@@ -233,13 +234,27 @@ impl TeeConfig {
         name: &str,
         sealing_key: Option<[u8; 32]>,
     ) -> Result<RaTlsIdentity, AttestError> {
+        let extras = ClaimsExtras {
+            sealing_key,
+            ..ClaimsExtras::default()
+        };
+        self.identity_with_extras(name, &extras)
+    }
+
+    /// A fresh RA-TLS identity whose claims carry `extras` (a worker's HPKE key and model
+    /// identity).
+    pub fn identity_with_extras(
+        &self,
+        name: &str,
+        extras: &ClaimsExtras,
+    ) -> Result<RaTlsIdentity, AttestError> {
         let gpus = self.gpu_source()?;
-        generate_identity_sealing(
+        generate_identity_with_extras(
             self.provider()?.as_ref(),
             gpus.as_deref(),
             name,
             SystemTime::now(),
-            sealing_key,
+            extras,
         )
     }
 }
@@ -331,6 +346,24 @@ pub struct PeerPolicyConfig {
     /// firmware and driver. Refused as a config error unless this is set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub danger_accept_any_gpu_measurements: bool,
+    /// Allowed model hashes (64 hex digits each: SHA-256 of the model name, as the root's
+    /// `model_hashes` and `cocoon attest inspect` print it). Not empty: a peer's claims must
+    /// carry one of them. Empty (default): any, or none unless `require_model_hash`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_hashes: Vec<String>,
+    /// A peer's claims must carry a model hash (any, unless `model_hashes` lists some).
+    /// Default off: the reference's workers carry none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_model_hash: bool,
+    /// Allowed weights digests (64 hex digits each: SHA-256 of the weights file, or the
+    /// dm-verity root hash of the volume that holds it). Not empty: a peer's claims must carry
+    /// one of them. Empty (default): any, or none unless `require_weights_digest`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights_sha256: Vec<String>,
+    /// A peer's claims must carry a weights digest (any, unless `weights_sha256` lists some).
+    /// Default off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_weights_digest: bool,
 }
 
 /// A built peer policy, and the collateral fetcher to run beside it when a PCCS is configured.
@@ -362,7 +395,19 @@ impl PeerPolicyConfig {
             gpu: None,
             gpu_measurements: Vec::new(),
             danger_accept_any_gpu_measurements: false,
+            model_hashes: Vec::new(),
+            require_model_hash: false,
+            weights_sha256: Vec::new(),
+            require_weights_digest: false,
         }
+    }
+
+    /// Whether the table demands anything of a peer's model identity.
+    fn demands_model_identity(&self) -> bool {
+        !self.model_hashes.is_empty()
+            || self.require_model_hash
+            || !self.weights_sha256.is_empty()
+            || self.require_weights_digest
     }
 
     /// Whether no allow-list is set: any measurement is accepted.
@@ -411,6 +456,20 @@ impl PeerPolicyConfig {
                 Err(e) => problems.push(e),
             }
         }
+        for hash in &self.model_hashes {
+            match parse_hex::<32>(&format!("{table}.model_hashes"), hash) {
+                Ok(h) => allow.model_hashes.push(h),
+                Err(e) => problems.push(e),
+            }
+        }
+        for digest in &self.weights_sha256 {
+            match parse_hex::<32>(&format!("{table}.weights_sha256"), digest) {
+                Ok(d) => allow.weights_digests.push(d),
+                Err(e) => problems.push(e),
+            }
+        }
+        allow.require_model_hash = self.require_model_hash;
+        allow.require_weights_digest = self.require_weights_digest;
         if problems.is_empty() {
             Ok(allow)
         } else {
@@ -519,6 +578,11 @@ impl PeerPolicyConfig {
         if self.policy == PolicyKind::DangerAny && !self.has_no_allow_list() {
             problems.push(format!(
                 "{table}: allow-lists need an attesting policy; danger_any checks no measurements"
+            ));
+        }
+        if self.policy == PolicyKind::DangerAny && self.demands_model_identity() {
+            problems.push(format!(
+                "{table}: model_hashes, require_model_hash, weights_sha256 and require_weights_digest need an attesting policy; danger_any checks no claims"
             ));
         }
         problems.extend(self.gpu_problems(table));

@@ -27,9 +27,10 @@ pub mod snp;
 pub mod tdx;
 
 pub use cert::{
-    generate_identity, generate_identity_sealing, parse_certificate, sealing_key_of, RaTlsIdentity,
+    check_claimed_model, claims_of, generate_identity, generate_identity_sealing,
+    generate_identity_with_extras, parse_certificate, sealing_key_of, RaTlsIdentity,
 };
-pub use claims::UserClaims;
+pub use claims::{model_hash, ClaimsExtras, UserClaims};
 pub use config::{
     BuiltPolicy, GpuKind, GpuPolicyKind, PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind,
 };

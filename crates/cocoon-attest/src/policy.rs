@@ -14,6 +14,10 @@
 //! Any attesting policy may also demand GPUs ([`GpuRequirement`]): NVIDIA evidence verified
 //! against NVIDIA's pinned root ([`crate::gpu`]), or, in [`danger`], fake GPU evidence; both
 //! bound to the claims the CPU evidence vouches for and to the certificate's key.
+//!
+//! Any attesting policy may also demand a worker's model identity from its claims
+//! ([`AllowLists::model_hashes`], [`AllowLists::weights_digests`] and the `require_` switches):
+//! the hash of the model name it serves and the digest of the weights it loaded.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,6 +25,7 @@ use std::time::SystemTime;
 use cocoon_net::{PeerIdentity, PeerPolicy, PolicyError};
 
 use crate::cert::{certificate_claims, parse_certificate};
+use crate::claims::UserClaims;
 use crate::dcap::{DcapError, DcapVerifier};
 use crate::gpu::{
     check_certificate_gpus, GpuError, GpuMeasurementPolicy, GpuVerifier, VerifiedGpu,
@@ -85,6 +90,18 @@ pub enum AttestError {
     /// The RTMR set is not in the allow-list.
     #[error("RTMR set is not allowed")]
     RtmrNotAllowed,
+    /// The policy requires a model hash (claims tag 3) and the peer's claims carry none.
+    #[error("the peer's claims carry no model hash, but the policy requires one")]
+    MissingModelHash,
+    /// The model hash the peer's claims carry is not in the allow-list.
+    #[error("model hash {0} is not allowed")]
+    ModelHashNotAllowed(String),
+    /// The policy requires a weights digest (claims tag 4) and the peer's claims carry none.
+    #[error("the peer's claims carry no weights digest, but the policy requires one")]
+    MissingWeightsDigest,
+    /// The weights digest the peer's claims carry is not in the allow-list.
+    #[error("weights digest {0} is not allowed")]
+    WeightsDigestNotAllowed(String),
     /// The policy configuration is invalid.
     #[error("attestation config: {0}")]
     Config(String),
@@ -161,6 +178,16 @@ pub struct AllowLists {
     pub rtmr_sets: Vec<[[u8; 48]; 4]>,
     /// Allowed SEV-SNP MEASUREMENTs.
     pub snp_measurements: Vec<[u8; 48]>,
+    /// Allowed model hashes (claims tag 3: SHA-256 of the model name). Not empty: the claims
+    /// must carry one of them.
+    pub model_hashes: Vec<[u8; 32]>,
+    /// The claims must carry a model hash, whichever (implied by a `model_hashes` list).
+    pub require_model_hash: bool,
+    /// Allowed weights digests (claims tag 4: SHA-256 of the weights file, or a dm-verity
+    /// root). Not empty: the claims must carry one of them.
+    pub weights_digests: Vec<[u8; 32]>,
+    /// The claims must carry a weights digest, whichever (implied by a `weights_digests` list).
+    pub require_weights_digest: bool,
 }
 
 /// What a peer's evidence measured: TDX registers or an SEV-SNP launch measurement.
@@ -185,7 +212,43 @@ impl PeerMeasurements {
     }
 }
 
+/// Checks one optional claim against its requirement: present when `required` or the list is
+/// not empty, and on the list when it is not empty.
+fn check_claim(
+    claim: Option<&[u8; 32]>,
+    allowed: &[[u8; 32]],
+    required: bool,
+    missing: AttestError,
+    not_allowed: fn(String) -> AttestError,
+) -> Result<(), AttestError> {
+    match claim {
+        None if required || !allowed.is_empty() => Err(missing),
+        Some(value) if !allowed.is_empty() && !allowed.contains(value) => {
+            Err(not_allowed(hex(value)))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl AllowLists {
+    /// Checks the model identity in the peer's claims (which its evidence vouches for).
+    fn check_model(&self, claims: &UserClaims) -> Result<(), AttestError> {
+        check_claim(
+            claims.model_hash.as_ref(),
+            &self.model_hashes,
+            self.require_model_hash,
+            AttestError::MissingModelHash,
+            AttestError::ModelHashNotAllowed,
+        )?;
+        check_claim(
+            claims.weights_digest.as_ref(),
+            &self.weights_digests,
+            self.require_weights_digest,
+            AttestError::MissingWeightsDigest,
+            AttestError::WeightsDigestNotAllowed,
+        )
+    }
+
     /// Checks the lists of each kind; a list of another TEE's measurements refuses the peer
     /// (it cannot be on it).
     fn check(&self, measurements: &PeerMeasurements) -> Result<[u8; 32], AttestError> {
@@ -296,6 +359,10 @@ pub struct AttestedPeer {
     pub tcb_status: String,
     /// The HPKE key for sealed requests its claims carry (workers that take them).
     pub sealing_key: Option<[u8; 32]>,
+    /// The model hash its claims carry (SHA-256 of the model name a worker serves).
+    pub model_hash: Option<[u8; 32]>,
+    /// The weights digest its claims carry (SHA-256 of the weights file, or a dm-verity root).
+    pub weights_digest: Option<[u8; 32]>,
     /// The peer's verified GPUs, when the policy demands GPUs (empty otherwise).
     pub gpus: Vec<VerifiedGpu>,
 }
@@ -418,12 +485,15 @@ impl AttestationPolicy {
             None => Vec::new(),
         };
         let image_hash = self.allow.check(&measurements)?;
+        self.allow.check_model(&claims)?;
         Ok(AttestedPeer {
             public_key: facts.public_key,
             image_hash,
             measurements,
             tcb_status,
             sealing_key: claims.hpke_public_key,
+            model_hash: claims.model_hash,
+            weights_digest: claims.weights_digest,
             gpus,
         })
     }

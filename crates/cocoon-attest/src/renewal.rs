@@ -6,19 +6,20 @@ use std::time::Duration;
 
 use cocoon_net::{NetError, Shutdown, TlsIdentity};
 
+use crate::claims::ClaimsExtras;
 use crate::config::TeeConfig;
 
 /// How often the certificate is replaced.
 pub const RENEW_EVERY: Duration = Duration::from_secs(3600);
 
 /// Until `shutdown` drains: every `every`, builds a new identity from `tee` and hands it to
-/// `install` (which loads it into acceptors and connectors); its claims carry `sealing_key` (a
-/// worker keeps its HPKE key across renewals). A failed renewal is logged and
+/// `install` (which loads it into acceptors and connectors); its claims carry `extras` (a
+/// worker keeps its HPKE key and model identity across renewals). A failed renewal is logged and
 /// retried a minute later; the current certificate stays valid for the rest of its day.
 pub async fn keep_renewed(
     tee: TeeConfig,
     name: &'static str,
-    sealing_key: Option<[u8; 32]>,
+    extras: ClaimsExtras,
     every: Duration,
     shutdown: Shutdown,
     install: impl Fn(&TlsIdentity) -> Result<(), NetError>,
@@ -32,7 +33,7 @@ pub async fn keep_renewed(
         let tee = tee.clone();
         // Quote generation is blocking file I/O against configfs.
         let identity =
-            tokio::task::spawn_blocking(move || tee.identity_sealing(name, sealing_key)).await;
+            tokio::task::spawn_blocking(move || tee.identity_with_extras(name, &extras)).await;
         let outcome = match identity {
             Ok(Ok(identity)) => install(&identity.tls).map_err(|e| e.to_string()),
             Ok(Err(error)) => Err(error.to_string()),

@@ -333,7 +333,7 @@ pub(crate) async fn launch(
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             TeeConfig::none(),
             "cocoon-client",
-            None,
+            cocoon_attest::ClaimsExtras::default(),
             cocoon_attest::renewal::RENEW_EVERY,
             shutdown.clone(),
             move |identity| renewal_connector.renew_identity(identity),

@@ -178,7 +178,7 @@ impl Sealer {
             Err(error) => Err(error.to_string()),
         };
         let list = match listed {
-            Ok(listed) => self.verify(listed),
+            Ok(listed) => self.verify(listed, model),
             Err(error) => {
                 debug!(proxy = proxy.id(), %error, "the proxy lists no workers for sealed requests");
                 Vec::new()
@@ -198,8 +198,9 @@ impl Sealer {
         self.lists.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The listed workers whose certificates pass the policy and carry a sealing key.
-    fn verify(&self, listed: ClientSealingWorkers) -> Vec<SealingWorker> {
+    /// The listed workers whose certificates pass the policy and carry a sealing key, and
+    /// whose claims, when they name a model, name `model`.
+    fn verify(&self, listed: ClientSealingWorkers, model: &str) -> Vec<SealingWorker> {
         let now = SystemTime::now();
         listed
             .workers
@@ -213,6 +214,12 @@ impl Sealer {
                         return None;
                     }
                 };
+                // The policy checked the quote over these claims, the model hash included: a
+                // worker attested for another model is not sealed to.
+                if let Err(why) = cocoon_attest::check_claimed_model(&worker.certificate, now, model) {
+                    info!(model, %why, "a worker the proxy listed for sealed requests is attested for another model; not sealing to it");
+                    return None;
+                }
                 // The policy checked the quote over these claims, the sealing key included.
                 let sealing_key = cocoon_attest::sealing_key_of(&worker.certificate, now)?;
                 Some(SealingWorker {
@@ -288,5 +295,52 @@ impl Sealer {
                 })
                 .map_err(|e| e.to_string()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cocoon_attest::{ClaimsExtras, PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
+
+    fn worker(model_hash: Option<[u8; 32]>) -> ClientSealingWorker {
+        let extras = ClaimsExtras {
+            sealing_key: Some([3; 32]),
+            model_hash,
+            weights_digest: None,
+        };
+        let identity = TeeConfig::of(TeeKind::DangerFake)
+            .identity_with_extras("cocoon-worker", &extras)
+            .unwrap();
+        ClientSealingWorker {
+            certificate: identity.tls.cert_der,
+            coefficient: 1000,
+        }
+    }
+
+    #[test]
+    fn a_worker_attested_for_another_model_is_not_sealed_to() {
+        let policy = PeerPolicyConfig::of(PolicyKind::DangerFakeTdx)
+            .build()
+            .unwrap()
+            .policy;
+        let sealer = Sealer::new(E2e::Preferred, policy, Padding::requests());
+        let listed = ClientSealingWorkers {
+            workers: vec![
+                worker(Some(cocoon_attest::model_hash("other/model"))),
+                worker(Some(cocoon_attest::model_hash("the/model"))),
+                worker(None),
+            ],
+        };
+        let verified = sealer.verify(listed.clone(), "the/model");
+        let keys: Vec<[u8; 32]> = verified.iter().map(|w| w.worker_key).collect();
+        let key_of = |index: usize| {
+            cocoon_attest::claims_of(&listed.workers[index].certificate, SystemTime::now())
+                .unwrap()
+                .public_key
+        };
+        assert_eq!(keys, vec![key_of(1), key_of(2)]);
+        assert!(verified.iter().all(|w| w.sealing_key == [3; 32]));
+        assert_eq!(sealer.verify(listed, "other/model").len(), 2);
     }
 }

@@ -47,6 +47,7 @@ pub struct DevnetBuilder {
     max_active_requests: u32,
     grace_period: Duration,
     worker_fake_mrtd: Option<String>,
+    worker_weights_file: Option<std::path::PathBuf>,
     required_worker_image_hashes: Vec<String>,
     wait_for_workers: bool,
     chain: Option<ChainSetup>,
@@ -141,6 +142,7 @@ impl Default for DevnetBuilder {
             max_active_requests: 64,
             grace_period: Duration::from_secs(5),
             worker_fake_mrtd: None,
+            worker_weights_file: None,
             required_worker_image_hashes: Vec::new(),
             wait_for_workers: true,
             chain: None,
@@ -218,6 +220,13 @@ impl DevnetBuilder {
     /// Gives every worker's fake TEE this MRTD (96 hex digits), changing its image hash.
     pub fn worker_fake_mrtd(mut self, mrtd: &str) -> Self {
         self.worker_fake_mrtd = Some(mrtd.to_string());
+        self
+    }
+
+    /// Tells every worker the weights file its backend serves (the built-in engine's GGUF): its
+    /// SHA-256 goes into the workers' attested claims.
+    pub fn worker_weights_file(mut self, path: &std::path::Path) -> Self {
+        self.worker_weights_file = Some(path.to_path_buf());
         self
     }
 
@@ -457,6 +466,7 @@ impl DevnetBuilder {
             config.max_active_requests = self.max_active_requests;
             config.grace_period_secs = grace;
             config.max_reconnect_secs = 1.0;
+            config.weights_file = self.worker_weights_file.clone();
             if let (Some(chain), Some(setup)) = (&chain, &self.chain) {
                 config.owner_address = chain.workers[index].address().to_hex();
                 config.payouts_dir = Some(setup.dir.join(PAYOUTS_DIR));

@@ -258,7 +258,7 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             tee,
             "cocoon-proxy",
-            None,
+            cocoon_attest::ClaimsExtras::default(),
             cocoon_attest::renewal::RENEW_EVERY,
             shutdown.clone(),
             move |identity| {

@@ -528,6 +528,18 @@ fn register_worker(
             "worker announced an empty model name".into(),
         ));
     }
+    // A worker cannot claim one model in its attested claims and announce another.
+    if let Err(why) = cocoon_attest::check_claimed_model(
+        handle.peer().certificate.der(),
+        std::time::SystemTime::now(),
+        &params.model,
+    ) {
+        warn!(connection = handle.id(), model = %params.model, %why, "refusing a worker whose attested model is not the one it announces");
+        return Err((
+            codes::BAD_REQUEST,
+            format!("worker announced model {:?}, but {why}", params.model),
+        ));
+    }
     if let Some(payments) = &router.payments {
         if !payments.rules.allows_model(&params.model) {
             return Err((

@@ -36,8 +36,19 @@ pub struct WorkerConfig {
     /// Optional bearer token for the backend.
     #[serde(default)]
     pub backend_api_key: Option<String>,
-    /// The model name this worker serves (as the backend calls it).
+    /// The model name this worker serves (as the backend calls it). Its SHA-256 (the model
+    /// hash the root lists in `model_hashes`) is bound into the worker's attested claims.
     pub model: String,
+    /// The weights file the backend serves (e.g. the GGUF the built-in engine loaded): hashed
+    /// (SHA-256) at start, and the digest bound into the attested claims, so policies can
+    /// require those exact weights. `cocoon worker --model` sets it to the file it loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_file: Option<std::path::PathBuf>,
+    /// The weights digest to bind into the claims as is (64 hex digits), for weights this
+    /// worker cannot read: the dm-verity root hash of the volume holding them, or the file's
+    /// SHA-256 behind a remote backend such as vLLM. Exclusive with `weights_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_digest: Option<String>,
     /// This worker's own evidence, `[tee]`.
     pub tee: TeeConfig,
     /// What proxies must prove, `[proxy_policy]`.
@@ -186,6 +197,8 @@ impl WorkerConfig {
             backend_url: backend_url.to_string(),
             backend_api_key: None,
             model: model.to_string(),
+            weights_file: None,
+            weights_digest: None,
             tee,
             proxy_policy,
             coefficient: DEFAULT_COEFFICIENT,
@@ -265,6 +278,21 @@ impl WorkerConfig {
         if self.model.trim().is_empty() {
             problems.push("model must not be empty".into());
         }
+        if self.weights_file.is_some() && self.weights_digest.is_some() {
+            problems.push(
+                "weights_file and weights_digest both name the weights: set one (weights_digest for a dm-verity root or a remote backend's file)".into(),
+            );
+        }
+        if let Some(path) = &self.weights_file {
+            if !path.is_file() {
+                problems.push(format!("weights_file {} is not a file", path.display()));
+            }
+        }
+        if let Some(text) = &self.weights_digest {
+            if let Err(problem) = parse_digest(text) {
+                problems.push(problem);
+            }
+        }
         if !(0..=MAX_COEFFICIENT).contains(&self.coefficient) {
             problems.push(format!(
                 "coefficient {} outside 0..=1000000000",
@@ -289,6 +317,17 @@ impl WorkerConfig {
     pub(crate) fn backend_check(&self) -> Duration {
         Duration::from_secs_f64(self.backend_check_secs)
     }
+}
+
+/// A `weights_digest`: 32 bytes in hex.
+pub(crate) fn parse_digest(text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("weights_digest '{text}': {e}"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        format!(
+            "weights_digest '{text}' is {} bytes, expected 32 (64 hex digits)",
+            b.len()
+        )
+    })
 }
 
 fn default_true() -> bool {

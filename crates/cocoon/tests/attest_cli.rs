@@ -51,6 +51,44 @@ fn gen_cert_then_inspect_shows_the_fake_measurements_and_binding() {
         "{text}"
     );
     assert!(text.contains("bound to key     yes"), "{text}");
+    assert!(!text.contains("model hash"), "no model claimed: {text}");
+}
+
+#[test]
+fn a_worker_s_model_identity_is_bound_and_inspected() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let weights = "5a".repeat(32);
+    stdout(&cocoon(&[
+        "attest",
+        "gen-cert",
+        "--tee",
+        "fake",
+        "--name",
+        "m1",
+        "--out",
+        out,
+        "--model",
+        "Qwen/Qwen3-0.6B",
+        "--weights-digest",
+        &weights,
+    ]));
+    let text = stdout(&cocoon(&[
+        "attest",
+        "inspect",
+        &format!("{out}/m1_cert.pem"),
+    ]));
+    // SHA-256("Qwen/Qwen3-0.6B").
+    let model_hash = cocoon_attest::hex(&cocoon_attest::model_hash("Qwen/Qwen3-0.6B"));
+    assert!(
+        text.contains(&format!("model hash       {model_hash}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("weights digest   {weights}")),
+        "{text}"
+    );
+    assert!(text.contains("bound to key     yes"), "{text}");
 }
 
 #[test]
