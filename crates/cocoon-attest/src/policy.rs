@@ -113,22 +113,45 @@ pub enum AttestError {
 /// An image allow-list that can be replaced while the policy is in use: a client following
 /// the root's `proxy_hashes`. Unlike the configured list, an empty one allows nothing.
 #[derive(Clone, Debug, Default)]
-pub struct LiveImageHashes(Arc<std::sync::RwLock<Vec<[u8; 32]>>>);
+pub struct LiveImageHashes(Arc<LiveInner>);
+
+#[derive(Debug, Default)]
+struct LiveInner {
+    hashes: std::sync::RwLock<Vec<[u8; 32]>>,
+    /// Bumped by every replacement, so users that cached what the list allowed can tell.
+    generation: std::sync::atomic::AtomicU64,
+}
 
 impl LiveImageHashes {
     /// A list holding `hashes`.
     pub fn new(hashes: Vec<[u8; 32]>) -> LiveImageHashes {
-        LiveImageHashes(Arc::new(std::sync::RwLock::new(hashes)))
+        LiveImageHashes(Arc::new(LiveInner {
+            hashes: std::sync::RwLock::new(hashes),
+            generation: Default::default(),
+        }))
     }
 
     /// The hashes allowed now.
     pub fn get(&self) -> Vec<[u8; 32]> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .hashes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the list; handshakes from now on are checked against `hashes`.
     pub fn set(&self, hashes: Vec<[u8; 32]>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = hashes;
+        *self.0.hashes.write().unwrap_or_else(|p| p.into_inner()) = hashes;
+        self.0
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How many times the list was replaced: what was checked against an older generation
+    /// must be checked again.
+    pub fn generation(&self) -> u64 {
+        self.0.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Replaces the list (the root changed it) and closes those of `connections` whose peer
@@ -159,6 +182,7 @@ impl LiveImageHashes {
     /// Whether `hash` is allowed.
     pub fn contains(&self, hash: &[u8; 32]) -> bool {
         self.0
+            .hashes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .contains(hash)

@@ -47,7 +47,8 @@ pub(crate) struct ClientChain {
     busy: tokio::sync::Mutex<()>,
     /// The proxy images the root allows (`proxy_hashes`).
     pub proxy_hashes: Vec<[u8; 32]>,
-    /// The worker images the root allows (`worker_hashes`), read at start.
+    /// The worker images the root allows (`worker_hashes`) when it was read at start (the
+    /// sealing policy follows them after: `ProxyPool::follow_root`).
     pub worker_hashes: Vec<[u8; 32]>,
     /// The client ports of the proxies the root lists (`registered_proxies`, by seqno).
     pub registered_proxies: Vec<String>,
@@ -65,6 +66,8 @@ pub(crate) struct Registry {
     pub proxies: Vec<String>,
     /// The proxy images the root allows.
     pub proxy_hashes: Vec<[u8; 32]>,
+    /// The worker images the root allows.
+    pub worker_hashes: Vec<[u8; 32]>,
 }
 
 /// The client address of a registry entry (facts §4): `ip:port` serves both, or
@@ -159,6 +162,7 @@ impl ClientChain {
             version: root.version,
             proxies: client_endpoints(&root),
             proxy_hashes: root.proxy_hashes.iter().copied().collect(),
+            worker_hashes: root.worker_hashes.iter().copied().collect(),
         })
     }
 

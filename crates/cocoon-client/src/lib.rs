@@ -201,6 +201,13 @@ pub(crate) async fn launch(
     // the client runs.
     let mut from_root = false;
     let mut live_hashes = None;
+    // Workers are checked by this client before it seals to them: by `worker_policy`, or the
+    // proxy policy's checks as configured (taken before the proxy images from the root fill
+    // it in: workers run other images than proxies).
+    let mut worker_policy = config
+        .worker_policy
+        .clone()
+        .unwrap_or_else(|| config.proxy_policy.clone());
     let chain = match &config.chain {
         Some(chain_config) => {
             let chain = chain::ClientChain::open(chain_config, &config.secret)
@@ -244,25 +251,31 @@ pub(crate) async fn launch(
     // every RA-TLS certificate and renewed the same way.
     let identity = TeeConfig::none().identity("cocoon-client")?;
     let built = config.proxy_policy.build_following(live_hashes.clone())?;
-    // Workers are checked by this client before it seals to them.
-    let mut worker_policy = config
-        .worker_policy
-        .clone()
-        .unwrap_or_else(|| config.proxy_policy.clone());
+    // With `[chain]` and no image allow-list of its own, the worker policy follows the root's
+    // `worker_hashes` while the client runs. An empty root list allows no worker (requests go
+    // in the clear with `e2e = "preferred"`) until the root allows one.
     let worker_images = match &chain {
-        Some(chain) => worker_policy
-            .follow_root_images(
-                cocoon_attest::LiveImageHashes::new(chain.worker_hashes.clone()),
-                "the root allows no worker image (its worker_hashes is empty): set worker_policy.image_hashes to trust images yourself",
-            )
-            .unwrap_or(None),
+        Some(chain) => {
+            let root = cocoon_attest::LiveImageHashes::new(chain.worker_hashes.clone());
+            match worker_policy.follow_root_images(
+                root.clone(),
+                "the root allows no worker image (its worker_hashes is empty): no worker is sealed to until it allows one, or set worker_policy.image_hashes to trust images yourself",
+            ) {
+                Ok(live) => live,
+                Err(why) => {
+                    warn!("{why}");
+                    Some(root)
+                }
+            }
+        }
         None => None,
     };
     let sealer = sealing::Sealer::new(
         config.e2e,
-        worker_policy.build_following(worker_images)?.policy,
+        worker_policy.build_following(worker_images.clone())?.policy,
         config.request_padding,
-    );
+    )
+    .following(worker_images.clone());
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = if api {
@@ -346,12 +359,13 @@ pub(crate) async fn launch(
         let _pool_tasks = pool.tasks.abort_on_drop();
         pool.set_members(shared.config.proxies.clone(), target, &shutdown);
         if let Some(chain) = &shared.config.chain {
-            if from_root || live_hashes.is_some() {
+            if from_root || live_hashes.is_some() || worker_images.is_some() {
                 tasks.spawn(pool.clone().follow_root(
                     Duration::from_secs_f64(chain.root_refresh_secs),
                     shutdown.clone(),
                     from_root,
                     live_hashes,
+                    worker_images,
                 ));
             }
         }

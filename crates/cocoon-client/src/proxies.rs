@@ -647,6 +647,7 @@ impl ProxyPool {
         shutdown: Shutdown,
         members: bool,
         images: Option<cocoon_attest::LiveImageHashes>,
+        worker_images: Option<cocoon_attest::LiveImageHashes>,
     ) {
         let Some(chain) = self.chain.clone() else {
             return;
@@ -676,6 +677,17 @@ impl ProxyPool {
                                 self.connected(),
                                 "proxy",
                             );
+                        }
+                        // Sealing lists checked against the old worker images are checked
+                        // again on their next use (their generation changed).
+                        if let Some(workers) = &worker_images {
+                            if workers.get() != registry.worker_hashes {
+                                info!(
+                                    worker_images = registry.worker_hashes.len(),
+                                    "the root's worker images changed; sealing follows them"
+                                );
+                                workers.set(registry.worker_hashes);
+                            }
                         }
                         if !members {
                             continue;

@@ -47,8 +47,9 @@ pub(crate) struct SealingWorker {
     pub coefficient: i32,
 }
 
-/// Per (proxy connection, model): when listed, and the workers that passed the policy.
-type Lists = HashMap<(u64, String), (Instant, Arc<Vec<SealingWorker>>)>;
+/// Per (proxy connection, model): when listed, the generation of the root's worker images it
+/// was checked against, and the workers that passed the policy.
+type Lists = HashMap<(u64, String), (Instant, u64, Arc<Vec<SealingWorker>>)>;
 
 /// A request sealed for one worker, and how to open its answer.
 pub(crate) struct Sealed {
@@ -145,6 +146,9 @@ pub(crate) struct Sealer {
     policy: Arc<dyn PeerPolicy>,
     /// How sealed requests are padded (`request_padding`).
     padding: Padding,
+    /// The root's worker images, when the policy follows them: a list checked before they
+    /// changed is checked again.
+    worker_images: Option<cocoon_attest::LiveImageHashes>,
     /// Per (proxy connection, model): when listed, and the workers that passed the policy.
     lists: Mutex<Lists>,
 }
@@ -155,8 +159,21 @@ impl Sealer {
             mode,
             policy,
             padding,
+            worker_images: None,
             lists: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This sealer, whose policy takes its worker images from `images` (the root's, followed).
+    pub fn following(mut self, images: Option<cocoon_attest::LiveImageHashes>) -> Sealer {
+        self.worker_images = images;
+        self
+    }
+
+    fn images_generation(&self) -> u64 {
+        self.worker_images
+            .as_ref()
+            .map_or(0, cocoon_attest::LiveImageHashes::generation)
     }
 
     /// The workers of `model` behind `proxy` whose certificates pass the worker policy and
@@ -164,8 +181,9 @@ impl Sealer {
     /// not know the query (the reference's) lists none.
     pub async fn workers(&self, proxy: &ConnectionHandle, model: &str) -> Arc<Vec<SealingWorker>> {
         let key = (proxy.id(), model.to_string());
-        if let Some((at, list)) = self.lock().get(&key) {
-            if at.elapsed() < LIST_TTL {
+        let generation = self.images_generation();
+        if let Some((at, checked, list)) = self.lock().get(&key) {
+            if at.elapsed() < LIST_TTL && *checked == generation {
                 return list.clone();
             }
         }
@@ -188,9 +206,9 @@ impl Sealer {
         let mut lists = self.lock();
         // Lists of closed connections go when the map would grow past a few hundred.
         if lists.len() > 256 {
-            lists.retain(|_, (at, _)| at.elapsed() < LIST_TTL);
+            lists.retain(|_, (at, _, _)| at.elapsed() < LIST_TTL);
         }
-        lists.insert(key, (Instant::now(), list.clone()));
+        lists.insert(key, (Instant::now(), generation, list.clone()));
         list
     }
 
@@ -234,7 +252,7 @@ impl Sealer {
     /// Drops a worker that failed a sealed request from the proxy's cached list, so the next
     /// requests seal to the others until the list is asked for again.
     pub fn forget(&self, proxy: u64, model: &str, worker_key: &[u8; 32]) {
-        if let Some((_, list)) = self.lock().get_mut(&(proxy, model.to_string())) {
+        if let Some((_, _, list)) = self.lock().get_mut(&(proxy, model.to_string())) {
             *list = Arc::new(
                 list.iter()
                     .filter(|w| w.worker_key != *worker_key)

@@ -753,3 +753,78 @@ async fn a_paid_proxy_serves_only_the_models_and_worker_images_the_root_allows()
     devnet_chat_ok(&devnet).await;
     devnet.stop().await;
 }
+
+/// A client with `[chain]` seals only to worker images the root allows, and follows the root
+/// while it runs: an image dropped from `worker_hashes` is not sealed to from the client's next
+/// read of the root (here the proxy keeps the worker: its own allow-list names the image), and
+/// allowed again, it is sealed to again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_seals_only_to_the_worker_images_the_root_allows_now() {
+    use cocoon_ton::cocoon::root::HashList;
+    use cocoon_ton::cocoon::RootMessage;
+    let dir = tempfile::tempdir().unwrap();
+    let image = cocoon_attest::tdx::TdxMeasurements::zero().image_hash();
+    let devnet = Devnet::builder()
+        .mock(MockBackendConfig::default())
+        .require_worker_image_hashes(vec![cocoon_attest::hex(&image)])
+        .local_chain(
+            dir.path(),
+            &dir.path().join("prices.toml"),
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+        )
+        .start()
+        .await
+        .expect("paid devnet starts");
+    let dev = devnet.chain.as_ref().unwrap();
+    let key = cocoon_testkit::devchain::key_path(dir.path(), "client");
+    let mut config = client_config(&devnet, &key, &dev.client_secret);
+    config.e2e = cocoon_client::E2e::Required;
+    config.chain.as_mut().unwrap().root_refresh_secs = 0.2;
+    let (client, trigger) = start(config).await;
+    let (status, body) = chat(&client).await;
+    assert_eq!(status, 200, "sealed to the allowed worker: {body}");
+
+    root_op(
+        dev,
+        RootMessage::AddHash {
+            query_id: 1,
+            list: HashList::Worker,
+            hash: [7; 32],
+        },
+    )
+    .await;
+    root_op(
+        dev,
+        RootMessage::DelHash {
+            query_id: 2,
+            list: HashList::Worker,
+            hash: image,
+        },
+    )
+    .await;
+    wait_until(
+        "the client to stop sealing to the dropped image",
+        || async {
+            let (status, body) = chat_once(&client).await;
+            status == 503 && body["error"]["code"] == "no_sealing_worker"
+        },
+    )
+    .await;
+
+    root_op(
+        dev,
+        RootMessage::AddHash {
+            query_id: 3,
+            list: HashList::Worker,
+            hash: image,
+        },
+    )
+    .await;
+    wait_until("the client to seal to the image allowed again", || async {
+        chat_once(&client).await.0 == 200
+    })
+    .await;
+    trigger.kill();
+    devnet.stop().await;
+}
