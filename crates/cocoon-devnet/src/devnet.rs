@@ -49,6 +49,8 @@ pub struct DevnetBuilder {
     worker_fake_mrtd: Option<String>,
     worker_weights_file: Option<std::path::PathBuf>,
     required_worker_image_hashes: Vec<String>,
+    /// Fake GPUs per worker, attested beside the fake CPU quote (0: none).
+    fake_gpus: usize,
     wait_for_workers: bool,
     chain: Option<ChainSetup>,
     client_settings: Option<fn(&mut ClientConfig)>,
@@ -144,6 +146,7 @@ impl Default for DevnetBuilder {
             worker_fake_mrtd: None,
             worker_weights_file: None,
             required_worker_image_hashes: Vec::new(),
+            fake_gpus: 0,
             wait_for_workers: true,
             chain: None,
             client_settings: None,
@@ -227,6 +230,13 @@ impl DevnetBuilder {
     /// SHA-256 goes into the workers' attested claims.
     pub fn worker_weights_file(mut self, path: &std::path::Path) -> Self {
         self.worker_weights_file = Some(path.to_path_buf());
+        self
+    }
+
+    /// Gives every worker `count` fake GPUs (1 to 8; `danger_fake_gpu`), their evidence bound
+    /// into its claims, and makes the proxy and the client (before sealing) demand them.
+    pub fn fake_gpus(mut self, count: usize) -> Self {
+        self.fake_gpus = count;
         self
     }
 
@@ -368,6 +378,9 @@ impl DevnetBuilder {
         };
         let mut worker_policy = PeerPolicyConfig::of(PolicyKind::DangerFakeTdx);
         worker_policy.image_hashes = self.required_worker_image_hashes.clone();
+        if self.fake_gpus > 0 {
+            worker_policy.gpu = Some(cocoon_attest::GpuPolicyKind::DangerFakeGpu);
+        }
         let mut proxy_config = ProxyConfig::new(TeeConfig::of(TeeKind::DangerFake), worker_policy);
         if let BackendChoice::MockPerWorker(mock) = &self.backend {
             proxy_config.models = mock.models.clone();
@@ -454,6 +467,10 @@ impl DevnetBuilder {
         for (index, (url, model, backend)) in backends.into_iter().enumerate() {
             let mut tee = TeeConfig::of(TeeKind::DangerFake);
             tee.danger_fake_mrtd = self.worker_fake_mrtd.clone();
+            if self.fake_gpus > 0 {
+                tee.gpu = cocoon_attest::GpuKind::DangerFakeGpu;
+                tee.danger_fake_gpu_count = Some(self.fake_gpus);
+            }
             let mut config = WorkerConfig::new(
                 worker_addrs.clone(),
                 &url,
@@ -521,6 +538,12 @@ impl DevnetBuilder {
         }
         if let Some(e2e) = self.e2e {
             client_config.e2e = e2e;
+        }
+        if self.fake_gpus > 0 {
+            // The client demands the GPUs too, before it seals a request to a worker.
+            let mut policy = PeerPolicyConfig::of(PolicyKind::DangerFakeTdx);
+            policy.gpu = Some(cocoon_attest::GpuPolicyKind::DangerFakeGpu);
+            client_config.worker_policy = Some(policy);
         }
         if let Some(settings) = self.client_settings {
             settings(&mut client_config);

@@ -177,3 +177,37 @@ async fn required_sealing_without_a_capable_worker_is_a_clear_503_and_off_is_in_
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("x-cocoon-e2e"), Some("off"));
 }
+
+/// A devnet whose workers have fake GPUs: each worker's certificate carries their evidence,
+/// bound into its claims; the proxy admits it and the client seals to it while both demand
+/// GPUs (a peer without them is refused by such a policy: cocoon-attest's tests/gpu.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_devnet_with_fake_gpus_attests_them_and_demands_them() {
+    let devnet = Devnet::builder()
+        .fake_gpus(2)
+        .e2e(E2e::Required)
+        .start()
+        .await
+        .unwrap();
+    let answer = post_chat(&devnet, question(false).to_string().into_bytes()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("x-cocoon-e2e"), Some("on"));
+    // The worker's certificate, as it presents it: two GPUs in its evidence.
+    let certificate = devnet
+        .client_http()
+        .request(
+            Method::GET,
+            devnet.workers[0].http_addr,
+            "/certificate",
+            &[],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(certificate.status, 200);
+    let facts =
+        cocoon_attest::parse_certificate(&certificate.body, std::time::SystemTime::now()).unwrap();
+    let evidence =
+        cocoon_attest::gpu::GpuEvidence::decode(facts.gpu_evidence.as_deref().unwrap()).unwrap();
+    assert_eq!(evidence.gpus.len(), 2);
+}

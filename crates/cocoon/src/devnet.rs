@@ -65,6 +65,11 @@ pub struct DevnetArgs {
     /// only the model and sizes): preferred, required or off.
     #[arg(long, value_enum, default_value = "preferred")]
     e2e: E2eArg,
+    /// Give every worker this many FAKE GPUs (1 to 8), their evidence bound into its attested
+    /// claims, and make the proxy and the client demand them (`danger_fake_gpu`): what a node
+    /// with NVIDIA confidential-computing GPUs looks like, without one. 0: no GPUs.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
+    fake_gpus: u8,
 }
 
 /// `--e2e`.
@@ -135,6 +140,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         .client_listen(SocketAddr::from(([127, 0, 0, 1], args.client_port)))
         .pow_difficulty(args.pow_difficulty)
         .e2e(args.e2e.into())
+        .fake_gpus(usize::from(args.fake_gpus))
         .backend_check(std::time::Duration::from_secs(1))
         .grace_period(std::time::Duration::from_secs(10));
     // Kept alive for the devnet's lifetime.
@@ -218,6 +224,12 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         println!(
             "  worker {index}     model {}  backend {}  stats http://{}/stats",
             worker.config.model, worker.config.backend_url, worker.http_addr
+        );
+    }
+    if args.fake_gpus > 0 {
+        println!(
+            "  gpus         {} FAKE GPU(s) per worker, attested and demanded by the proxy and the client (`cocoon attest inspect` on a worker's /certificate shows them)",
+            args.fake_gpus
         );
     }
     // Each daemon's HTTP port serves its dashboard at `/` (docs/dashboards.md).
