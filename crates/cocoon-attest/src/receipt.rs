@@ -25,6 +25,12 @@
 //! | model length, model (UTF-8, at most [`MAX_MODEL_LEN`]) | 2 + n |
 //! | signature over `"cocoon receipt v1\0"` ‖ all of the above | 64 |
 //! | certificate length, certificate DER (at most [`MAX_CERTIFICATE_LEN`]) | 4 + n |
+//!
+//! The proxy answers with its own signed **charge** ([`ChargeStatement`]), made with the key of
+//! its attested certificate: the request id, SHA-256 of the worker's receipt, the tokens it
+//! charged the client and the time, in the same frame (version, fields, signature over
+//! `"cocoon charge v1\0"` ‖ the fields, certificate). A charge above its receipt is then an
+//! over-charge signed by the proxy itself.
 
 use std::time::SystemTime;
 
@@ -39,8 +45,6 @@ pub const VERSION: u8 = 1;
 pub const MAX_MODEL_LEN: usize = 256;
 /// Largest certificate a receipt carries (a TDX quote with its PCK chain is about 5 KiB).
 pub const MAX_CERTIFICATE_LEN: usize = 64 << 10;
-/// What a signature covers first, so no other signed message of a worker reads as a receipt.
-const DOMAIN: &[u8] = b"cocoon receipt v1\0";
 const SIGNATURE_LEN: usize = 64;
 
 /// Token counts as the worker reported them for billing (after its coefficient).
@@ -79,15 +83,54 @@ pub struct ReceiptBody {
     pub finished_at: u64,
 }
 
-/// A signed receipt with the certificate whose key signed it.
+/// A signed statement with the certificate whose key signed it: a worker's [`Receipt`] or a
+/// proxy's [`ChargeStatement`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Receipt {
+pub struct Signed<B> {
     /// What it states.
-    pub body: ReceiptBody,
-    /// Ed25519 signature by `body.worker_key`.
+    pub body: B,
+    /// Ed25519 signature by the body's key.
     pub signature: [u8; 64],
-    /// DER of the worker's RA-TLS certificate.
+    /// DER of the signer's RA-TLS certificate.
     pub certificate: Vec<u8>,
+}
+
+/// A worker's signed receipt.
+pub type Receipt = Signed<ReceiptBody>;
+/// A proxy's signed charge.
+pub type ChargeStatement = Signed<ChargeBody>;
+
+/// What a proxy states about what it charged for one sealed request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeBody {
+    /// The Ed25519 key of the proxy's certificate (the one that signs).
+    pub proxy_key: [u8; 32],
+    /// The client's id of the request.
+    pub client_request_id: [u8; 32],
+    /// SHA-256 of the worker's receipt ([`Signed::hash`]) the charge is for.
+    pub receipt_hash: [u8; 32],
+    /// The tokens charged to the client.
+    pub tokens: ReceiptTokens,
+    /// When the proxy charged it (Unix seconds).
+    pub charged_at: u64,
+}
+
+/// The body of a signed statement: how it is written, read and signed.
+pub trait Statement: Sized {
+    /// What the signature covers first.
+    const DOMAIN: &'static [u8];
+    /// What the statement is, in errors.
+    const NAME: &'static str;
+    /// The fields, after the version byte.
+    fn write(&self, out: &mut Vec<u8>);
+    /// Reads what [`Statement::write`] wrote.
+    fn read(r: &mut Reader<'_>) -> Result<Self, ReceiptError>;
+    /// The key that must have signed.
+    fn key(&self) -> [u8; 32];
+    /// Sets the signing key.
+    fn set_key(&mut self, key: [u8; 32]);
+    /// When it was signed (Unix seconds).
+    fn time(&self) -> u64;
 }
 
 /// Why a receipt was refused. Each failure has its own variant.
@@ -117,6 +160,14 @@ pub enum ReceiptError {
     /// For another model.
     #[error("the receipt names model '{0}', not the request's")]
     Model(String),
+    /// The proxy's signed charge states other tokens than it told the client.
+    #[error("the proxy's signed charge states {signed} tokens, but it told the client {told}")]
+    ChargeMismatch {
+        /// Tokens in the signed charge.
+        signed: u64,
+        /// Tokens in the final info.
+        told: u64,
+    },
     /// The proxy charged more tokens than the worker signed for.
     #[error("over-charged: billed {billed} tokens, the worker's receipt says {signed}")]
     OverCharged {
@@ -139,21 +190,37 @@ impl ReceiptError {
             ReceiptError::Answer => "another_answer",
             ReceiptError::Model(_) => "another_model",
             ReceiptError::OverCharged { .. } => "over_charged",
+            ReceiptError::ChargeMismatch { .. } => "charge_mismatch",
         }
     }
 }
 
-impl ReceiptBody {
+fn write_tokens(t: &ReceiptTokens, out: &mut Vec<u8>) {
+    for count in [t.prompt, t.cached, t.completion, t.reasoning, t.total] {
+        out.extend_from_slice(&count.to_le_bytes());
+    }
+}
+
+fn read_tokens(r: &mut Reader<'_>) -> Result<ReceiptTokens, ReceiptError> {
+    Ok(ReceiptTokens {
+        prompt: r.u64("tokens")?,
+        cached: r.u64("tokens")?,
+        completion: r.u64("tokens")?,
+        reasoning: r.u64("tokens")?,
+        total: r.u64("tokens")?,
+    })
+}
+
+impl Statement for ReceiptBody {
+    const DOMAIN: &'static [u8] = b"cocoon receipt v1\0";
+    const NAME: &'static str = "receipt";
+
     fn write(&self, out: &mut Vec<u8>) {
-        out.push(VERSION);
         out.extend_from_slice(&self.worker_key);
         out.extend_from_slice(&self.client_request_id);
         out.extend_from_slice(&self.request_hash);
         out.extend_from_slice(&self.answer_hash);
-        let t = &self.tokens;
-        for count in [t.prompt, t.cached, t.completion, t.reasoning, t.total] {
-            out.extend_from_slice(&count.to_le_bytes());
-        }
+        write_tokens(&self.tokens, out);
         out.extend_from_slice(&self.coefficient.to_le_bytes());
         out.extend_from_slice(&self.finished_at.to_le_bytes());
         let model = &self.model.as_bytes()[..self.model.len().min(MAX_MODEL_LEN)];
@@ -161,25 +228,92 @@ impl ReceiptBody {
         out.extend_from_slice(model);
     }
 
-    fn signed_message(&self) -> Vec<u8> {
-        let mut message = DOMAIN.to_vec();
-        self.write(&mut message);
-        message
+    fn read(r: &mut Reader<'_>) -> Result<Self, ReceiptError> {
+        let worker_key = r.array("worker key")?;
+        let client_request_id = r.array("request id")?;
+        let request_hash = r.array("request hash")?;
+        let answer_hash = r.array("answer hash")?;
+        let tokens = read_tokens(r)?;
+        let coefficient = u32::from_le_bytes(r.array("coefficient")?);
+        let finished_at = r.u64("time")?;
+        let model_len = u16::from_le_bytes(r.array("model length")?) as usize;
+        if model_len > MAX_MODEL_LEN {
+            return Err(ReceiptError::Malformed(format!(
+                "a model name of {model_len} bytes (at most {MAX_MODEL_LEN})"
+            )));
+        }
+        let model = std::str::from_utf8(r.take(model_len, "model")?)
+            .map_err(|_| ReceiptError::Malformed("the model name is not UTF-8".into()))?
+            .to_string();
+        Ok(ReceiptBody {
+            worker_key,
+            client_request_id,
+            request_hash,
+            answer_hash,
+            model,
+            tokens,
+            coefficient,
+            finished_at,
+        })
     }
 
-    /// Signs with `key` (the worker's certificate key, PKCS#8) and attaches `certificate`.
-    pub fn sign(self, key: &Ed25519KeyPair, certificate: &[u8]) -> Receipt {
-        let mut signature = [0u8; SIGNATURE_LEN];
-        signature.copy_from_slice(key.sign(&self.signed_message()).as_ref());
-        Receipt {
-            body: self,
-            signature,
-            certificate: certificate.to_vec(),
-        }
+    fn key(&self) -> [u8; 32] {
+        self.worker_key
+    }
+
+    fn set_key(&mut self, key: [u8; 32]) {
+        self.worker_key = key;
+    }
+
+    fn time(&self) -> u64 {
+        self.finished_at
     }
 }
 
-/// A worker's means to sign receipts: the key of its current certificate, and that certificate.
+impl Statement for ChargeBody {
+    const DOMAIN: &'static [u8] = b"cocoon charge v1\0";
+    const NAME: &'static str = "charge";
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.proxy_key);
+        out.extend_from_slice(&self.client_request_id);
+        out.extend_from_slice(&self.receipt_hash);
+        write_tokens(&self.tokens, out);
+        out.extend_from_slice(&self.charged_at.to_le_bytes());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, ReceiptError> {
+        Ok(ChargeBody {
+            proxy_key: r.array("proxy key")?,
+            client_request_id: r.array("request id")?,
+            receipt_hash: r.array("receipt hash")?,
+            tokens: read_tokens(r)?,
+            charged_at: r.u64("time")?,
+        })
+    }
+
+    fn key(&self) -> [u8; 32] {
+        self.proxy_key
+    }
+
+    fn set_key(&mut self, key: [u8; 32]) {
+        self.proxy_key = key;
+    }
+
+    fn time(&self) -> u64 {
+        self.charged_at
+    }
+}
+
+fn signed_message<B: Statement>(body: &B) -> Vec<u8> {
+    let mut message = B::DOMAIN.to_vec();
+    message.push(VERSION);
+    body.write(&mut message);
+    message
+}
+
+/// A node's means to sign statements (a worker's receipts, a proxy's charges): the key of its
+/// current certificate, and that certificate.
 pub struct ReceiptSigner {
     key: Ed25519KeyPair,
     certificate: Vec<u8>,
@@ -217,10 +351,16 @@ impl ReceiptSigner {
         self.public_key
     }
 
-    /// Signs `body` (its `worker_key` is set to this signer's).
-    pub fn sign(&self, mut body: ReceiptBody) -> Receipt {
-        body.worker_key = self.public_key;
-        body.sign(&self.key, &self.certificate)
+    /// Signs `body` (its key is set to this signer's).
+    pub fn sign<B: Statement>(&self, mut body: B) -> Signed<B> {
+        body.set_key(self.public_key);
+        let mut signature = [0u8; SIGNATURE_LEN];
+        signature.copy_from_slice(self.key.sign(&signed_message(&body)).as_ref());
+        Signed {
+            body,
+            signature,
+            certificate: self.certificate.clone(),
+        }
     }
 }
 
@@ -229,8 +369,8 @@ pub fn request_hash(sealed: &[u8]) -> [u8; 32] {
     Sha256::digest(sealed).into()
 }
 
-/// Reads bytes front to back, refusing to read past the end.
-struct Reader<'a>(&'a [u8]);
+/// Reads a statement's bytes front to back, refusing to read past the end.
+pub struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], ReceiptError> {
@@ -251,10 +391,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-impl Receipt {
+impl<B: Statement> Signed<B> {
     /// The wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(300 + self.certificate.len());
+        out.push(VERSION);
         self.body.write(&mut out);
         out.extend_from_slice(&self.signature);
         out.extend_from_slice(&(self.certificate.len() as u32).to_le_bytes());
@@ -262,37 +403,17 @@ impl Receipt {
         out
     }
 
-    /// Parses the wire form (nothing is verified yet: see [`Receipt::verify_signature`]).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Receipt, ReceiptError> {
+    /// Parses the wire form (nothing is verified yet: see [`Signed::verify_signature`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Signed<B>, ReceiptError> {
         let mut r = Reader(bytes);
         let version = r.take(1, "version")?[0];
         if version != VERSION {
             return Err(ReceiptError::Malformed(format!(
-                "version {version}, this build reads {VERSION}"
+                "{} version {version}, this build reads {VERSION}",
+                B::NAME
             )));
         }
-        let worker_key = r.array("worker key")?;
-        let client_request_id = r.array("request id")?;
-        let request_hash = r.array("request hash")?;
-        let answer_hash = r.array("answer hash")?;
-        let tokens = ReceiptTokens {
-            prompt: r.u64("tokens")?,
-            cached: r.u64("tokens")?,
-            completion: r.u64("tokens")?,
-            reasoning: r.u64("tokens")?,
-            total: r.u64("tokens")?,
-        };
-        let coefficient = u32::from_le_bytes(r.array("coefficient")?);
-        let finished_at = r.u64("time")?;
-        let model_len = u16::from_le_bytes(r.array("model length")?) as usize;
-        if model_len > MAX_MODEL_LEN {
-            return Err(ReceiptError::Malformed(format!(
-                "a model name of {model_len} bytes (at most {MAX_MODEL_LEN})"
-            )));
-        }
-        let model = std::str::from_utf8(r.take(model_len, "model")?)
-            .map_err(|_| ReceiptError::Malformed("the model name is not UTF-8".into()))?
-            .to_string();
+        let body = B::read(&mut r)?;
         let signature = r.array("signature")?;
         let cert_len = u32::from_le_bytes(r.array("certificate length")?) as usize;
         if cert_len > MAX_CERTIFICATE_LEN {
@@ -303,39 +424,31 @@ impl Receipt {
         let certificate = r.take(cert_len, "certificate")?.to_vec();
         if !r.0.is_empty() {
             return Err(ReceiptError::Malformed(format!(
-                "{} bytes after its end",
-                r.0.len()
+                "{} bytes after the {}'s end",
+                r.0.len(),
+                B::NAME
             )));
         }
-        Ok(Receipt {
-            body: ReceiptBody {
-                worker_key,
-                client_request_id,
-                request_hash,
-                answer_hash,
-                model,
-                tokens,
-                coefficient,
-                finished_at,
-            },
+        Ok(Signed {
+            body,
             signature,
             certificate,
         })
     }
 
-    /// The wire form in standard base64, as `X-Cocoon-Receipt` carries it.
+    /// The wire form in standard base64, as `X-Cocoon-Receipt` / `X-Cocoon-Charge` carry it.
     pub fn to_base64(&self) -> String {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(self.to_bytes())
     }
 
-    /// Parses [`Receipt::to_base64`]'s form (surrounding whitespace is ignored).
-    pub fn from_base64(text: &str) -> Result<Receipt, ReceiptError> {
+    /// Parses [`Signed::to_base64`]'s form (surrounding whitespace is ignored).
+    pub fn from_base64(text: &str) -> Result<Signed<B>, ReceiptError> {
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .map_err(|e| ReceiptError::Malformed(format!("not base64: {e}")))?;
-        Receipt::from_bytes(&bytes)
+        Signed::from_bytes(&bytes)
     }
 
     /// SHA-256 of the wire form: how a charge refers to its receipt.
@@ -344,29 +457,59 @@ impl Receipt {
     }
 
     /// Checks that the certificate carries the signing key (and that its claims name it) and
-    /// that the signature verifies under it. The certificate is read as of the receipt's time:
-    /// a receipt outlives the one-day certificate that signed it. Its attestation is judged by
+    /// that the signature verifies under it. The certificate is read as of the statement's
+    /// time: it outlives the one-day certificate that signed it. Its attestation is judged by
     /// a policy, separately.
     pub fn verify_signature(&self) -> Result<(), ReceiptError> {
         let facts = parse_certificate(&self.certificate, self.signed_at())
             .map_err(|e| ReceiptError::Certificate(format!("does not parse: {e}")))?;
         let claims = certificate_claims(&facts)
             .map_err(|e| ReceiptError::Certificate(format!("has bad claims: {e}")))?;
-        if claims.public_key != self.body.worker_key {
+        if claims.public_key != self.body.key() {
             return Err(ReceiptError::Certificate(
                 "is another key's than the one that signed".into(),
             ));
         }
-        UnparsedPublicKey::new(&ED25519, &self.body.worker_key)
-            .verify(&self.body.signed_message(), &self.signature)
+        UnparsedPublicKey::new(&ED25519, &self.body.key())
+            .verify(&signed_message(&self.body), &self.signature)
             .map_err(|_| ReceiptError::Signature)
     }
 
-    /// When the worker signed it.
+    /// When it was signed.
     pub fn signed_at(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(self.body.finished_at)
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(self.body.time())
     }
+}
 
+impl ChargeStatement {
+    /// Checks a proxy's charge against the receipt it names and what the client was told: its
+    /// signature, the receipt's hash and request, the tokens (`told_total`), and that it is not
+    /// above the receipt. Whose key signed (the proxy the client is connected to) is the
+    /// caller's check.
+    pub fn check_against(&self, receipt: &Receipt, told_total: u64) -> Result<(), ReceiptError> {
+        self.verify_signature()?;
+        if self.body.receipt_hash != receipt.hash()
+            || self.body.client_request_id != receipt.body.client_request_id
+        {
+            return Err(ReceiptError::Request);
+        }
+        if self.body.tokens.total != told_total {
+            return Err(ReceiptError::ChargeMismatch {
+                signed: self.body.tokens.total,
+                told: told_total,
+            });
+        }
+        if self.body.tokens.total > receipt.body.tokens.total {
+            return Err(ReceiptError::OverCharged {
+                billed: self.body.tokens.total,
+                signed: receipt.body.tokens.total,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Receipt {
     /// The client's check of a receipt for its own request: the signature, the key it sealed
     /// to (or, after the worker renewed its certificate, the same sealing key in the new
     /// certificate: `sealing_key`), its request, its answer and its model, and that `billed`
