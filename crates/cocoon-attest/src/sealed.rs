@@ -41,6 +41,9 @@ const MAX_PLAINTEXT: usize = MAX_RECORD_DATA + RECORD_HEADER;
 /// The largest ciphertext a record may have.
 const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + TAG_LEN;
 const LAST: u8 = 1;
+/// Records tried before and after the due one when a record does not open, to say what
+/// happened to it (replayed, or later than due). Only a failing answer pays for it, once.
+const DIAGNOSE_WINDOW: u64 = 64;
 
 /// Why sealing or opening failed. Each tampering has its own error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,10 +57,27 @@ pub enum SealError {
         "the sealed request does not open here (another worker's, another request's, or changed)"
     )]
     Request,
-    /// An answer record failed authentication: changed, reordered, replayed or from another
-    /// request.
-    #[error("answer record {0} failed authentication (changed, reordered, replayed or foreign)")]
+    /// An answer record failed authentication as this and as every nearby record of this
+    /// answer: changed, or from another request's answer.
+    #[error("answer record {0} failed authentication (changed, or from another answer)")]
     Record(u64),
+    /// Where record `at` was due came a copy of record `copy_of`, opened before: replayed.
+    #[error("answer record {at} is a copy of record {copy_of}, which arrived before (replayed)")]
+    Replayed {
+        /// The record that was due.
+        at: u64,
+        /// The earlier record it is a copy of.
+        copy_of: u64,
+    },
+    /// Where record `at` was due came record `found`, a later one: the records between were
+    /// dropped, or the answer's records were reordered.
+    #[error("answer record {at} is record {found} of this answer: records before it were dropped or reordered")]
+    OutOfOrder {
+        /// The record that was due.
+        at: u64,
+        /// The later record that came instead.
+        found: u64,
+    },
     /// A record whose header lies about its length.
     #[error("answer record {0} is malformed: {1}")]
     Malformed(u64, &'static str),
@@ -387,6 +407,30 @@ impl std::fmt::Debug for AnswerOpener {
     }
 }
 
+/// Why `ciphertext`, due as record `at`, did not open: it opens as a record that came before
+/// (replayed) or as a later one (the ones between dropped, or reordered), or as none near
+/// (changed, or another answer's).
+fn diagnose(keys: &AnswerKeys, at: u64, ciphertext: &[u8]) -> SealError {
+    let opens_as = |seq: u64| {
+        let mut copy = ciphertext.to_vec();
+        keys.key
+            .open_in_place(keys.nonce(seq), Aad::empty(), &mut copy)
+            .is_ok()
+    };
+    if let Some(copy_of) = (at.saturating_sub(DIAGNOSE_WINDOW)..at)
+        .rev()
+        .find(|&seq| opens_as(seq))
+    {
+        return SealError::Replayed { at, copy_of };
+    }
+    if let Some(found) =
+        (at.saturating_add(1)..=at.saturating_add(DIAGNOSE_WINDOW)).find(|&seq| opens_as(seq))
+    {
+        return SealError::OutOfOrder { at, found };
+    }
+    SealError::Record(at)
+}
+
 /// The worker's side of an answer: seals its pieces as records, in order.
 pub struct AnswerSealer {
     keys: AnswerKeys,
@@ -506,11 +550,13 @@ impl AnswerOpener {
                 return Err(SealError::AfterLast);
             }
             let record = &mut self.pending[start + 4..start + 4 + len];
+            // Kept to say what a record that fails was: opening overwrites it.
+            let ciphertext = record.to_vec();
             let plain = self
                 .keys
                 .key
                 .open_in_place(self.keys.nonce(self.seq), Aad::empty(), record)
-                .map_err(|_| SealError::Record(self.seq))?;
+                .map_err(|_| diagnose(&self.keys, self.seq, &ciphertext))?;
             let flags = plain[0];
             let data_len =
                 u32::from_le_bytes(plain[1..RECORD_HEADER].try_into().expect("four bytes"))
@@ -755,14 +801,23 @@ mod tests {
         assert_eq!(open_in_order(&[0, 1, 2]).unwrap(), b"onetwothree");
         assert_eq!(
             open_in_order(&[1, 0, 2]),
-            Err(SealError::Record(0)),
+            Err(SealError::OutOfOrder { at: 0, found: 1 }),
             "reordered"
         );
-        assert_eq!(open_in_order(&[0, 2]), Err(SealError::Record(1)), "dropped");
+        assert_eq!(
+            open_in_order(&[0, 2]),
+            Err(SealError::OutOfOrder { at: 1, found: 2 }),
+            "dropped"
+        );
         assert_eq!(
             open_in_order(&[0, 0, 1, 2]),
-            Err(SealError::Record(1)),
+            Err(SealError::Replayed { at: 1, copy_of: 0 }),
             "replayed"
+        );
+        assert_eq!(
+            open_in_order(&[0, 1, 1, 2]),
+            Err(SealError::Replayed { at: 2, copy_of: 1 }),
+            "replayed later"
         );
         assert_eq!(
             open_in_order(&[0, 1]),
@@ -782,6 +837,11 @@ mod tests {
             opener.push(&foreign[0], &mut out),
             Err(SealError::Record(0))
         );
+        // A changed record opens as no record of its answer.
+        let (mut records, mut opener) = three_records();
+        *records[1].last_mut().unwrap() ^= 1;
+        opener.push(&records[0], &mut out).unwrap();
+        assert_eq!(opener.push(&records[1], &mut out), Err(SealError::Record(1)));
         // A length that cannot be a record.
         let (_, mut opener) = three_records();
         assert!(matches!(
