@@ -841,7 +841,10 @@ mod tests {
         let (mut records, mut opener) = three_records();
         *records[1].last_mut().unwrap() ^= 1;
         opener.push(&records[0], &mut out).unwrap();
-        assert_eq!(opener.push(&records[1], &mut out), Err(SealError::Record(1)));
+        assert_eq!(
+            opener.push(&records[1], &mut out),
+            Err(SealError::Record(1))
+        );
         // A length that cannot be a record.
         let (_, mut opener) = three_records();
         assert!(matches!(

@@ -513,7 +513,7 @@ pub(crate) async fn run_completion(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "service_unavailable",
                             "no_sealing_worker",
-                            format!("e2e = \"required\": no worker for model '{}' that takes sealed requests and passes this client's worker_policy is offered now", log_safe(&model)),
+                            format!("e2e = \"required\": no worker for model '{}' that takes sealed requests and passes this client's worker_policy is offered now{}", log_safe(&model), shared.sealer.refusal(proxy.id(), &model)),
                         )
                     }
                     None => None,

@@ -217,13 +217,15 @@ async fn start_with(
     let http_addr = http_listener
         .local_addr()
         .map_err(cocoon_net::NetError::Io)?;
-    let router = Arc::new(Router::new(
-        ledger,
-        payments.clone(),
-        config.max_request_timeout_secs,
-        config.models.clone(),
-    )
-    .with_danger_tamper(danger_tamper));
+    let router = Arc::new(
+        Router::new(
+            ledger,
+            payments.clone(),
+            config.max_request_timeout_secs,
+            config.models.clone(),
+        )
+        .with_danger_tamper(danger_tamper),
+    );
     let shared = Arc::new(Shared {
         router: router.clone(),
         started: Instant::now(),
