@@ -18,6 +18,7 @@ use cocoon_attest::sealed::WorkerKey;
 use cocoon_client::E2e;
 use cocoon_proto::*;
 use cocoon_proxy::danger::DangerTamper;
+use cocoon_testkit::devchain::CLIENT_DEPOSIT;
 use cocoon_testkit::http::{sse_events, HttpAnswer};
 use cocoon_testkit::{wait_until, Devnet, MockBackendConfig};
 use http::Method;
@@ -79,6 +80,8 @@ struct Seen {
     first_query: Option<ProxyRunSealedQuery>,
     /// The client request id of the first sealed request.
     first_id: Option<[u8; 32]>,
+    /// The client request ids of every sealed request: only their answers are touched.
+    sealed_ids: Vec<[u8; 32]>,
     /// The first request's answer messages, as relayed.
     first_answer: Vec<ClientQueryAnswer>,
     /// Answer messages relayed so far, per client request id.
@@ -185,6 +188,7 @@ impl DangerTamper for Malicious {
 
     fn client_sealed_query(&self, query: &mut ClientRunSealedQuery) {
         let mut seen = self.seen();
+        seen.sealed_ids.push(query.request_id);
         if seen.first_id.is_none() {
             seen.first_id = Some(query.request_id);
             return;
@@ -225,7 +229,7 @@ impl DangerTamper for Malicious {
             seen.first_answer.push(answer.clone());
             return vec![answer];
         }
-        if matches!(answer, ClientQueryAnswer::Error(_)) {
+        if matches!(answer, ClientQueryAnswer::Error(_)) || !seen.sealed_ids.contains(&id) {
             return vec![answer];
         }
         let index = {
@@ -478,6 +482,85 @@ async fn refused_by_policy(attack: Attack, reason: &str) {
     );
 }
 
+/// On a paid devnet: the first (honest) request, then one under `attack`; the client contract
+/// pays exactly what the proxy's books charged it, `charged_answers` answers' worth, and that is
+/// what the worker was paid plus the proxy's commission, to the nano-TON.
+async fn paid(attack: Attack, status: u16, charged_answers: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::builder()
+        .mock(long_answers())
+        .client_settings(|client| client.e2e = E2e::Required)
+        .local_chain(
+            dir.path(),
+            &dir.path().join("prices.toml"),
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+        )
+        .danger_tamper(Malicious::new(attack))
+        .start()
+        .await
+        .unwrap();
+    let dev = devnet.chain.as_ref().unwrap();
+    let (price, fee) = (
+        dev.params.price_per_token.0,
+        dev.params.worker_fee_per_token.0,
+    );
+    let worker = dev.worker_contract(dev.workers[0].address()).unwrap();
+    let wallet_before = dev.balance(dev.workers[0].address()).await.unwrap();
+    let first = post_chat(&devnet, false).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let tokens = first.json()["usage"]["total_tokens"].as_u64().unwrap();
+    let tampered = post_chat(&devnet, false).await;
+    assert_eq!(tampered.status, status, "{attack:?}: {}", tampered.text());
+    settled(&devnet).await;
+    let charged = charged_answers * tokens;
+    let ledger = &devnet.proxy_stats().await["ledger"];
+    let account = ledger["clients"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(account["charged_tokens"], charged, "{attack:?}: {ledger}");
+    let on_chain = || async {
+        let client = dev
+            .cocoon
+            .client(&dev.client_contract(dev.client.address()).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let proxy = dev
+            .cocoon
+            .proxy(&dev.proxy_contract().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let worker = dev.cocoon.worker(&worker).await.unwrap().unwrap();
+        let wallet = dev.balance(dev.workers[0].address()).await.unwrap();
+        (
+            client.tokens_used,
+            client.balance.0,
+            worker.tokens,
+            wallet,
+            proxy.balance.0,
+        )
+    };
+    wait_until("the charge and the payout on chain", || async {
+        let (used, _, paid, _, _) = on_chain().await;
+        used == charged && paid == charged
+    })
+    .await;
+    let (_, balance, _, wallet, commission) = on_chain().await;
+    let t = u128::from(charged);
+    assert_eq!(
+        balance,
+        CLIENT_DEPOSIT.0 - t * price,
+        "client paid tokens × price"
+    );
+    assert_eq!(wallet, wallet_before + t * fee, "worker got tokens × fee");
+    assert_eq!(commission, t * (price - fee), "the proxy kept the rest");
+}
+
 async fn bounded(test: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(TEST_TIMEOUT, test)
         .await
@@ -510,6 +593,25 @@ async fn a_certificate_with_a_changed_sealing_key_is_refused_by_the_client_polic
         Attack::ChangedSealingKey,
         "certificate is not validly self-signed",
     ))
+    .await;
+}
+
+/// With `e2e = "preferred"` (the default) a client that can verify no listed worker sends the
+/// request in the clear, as documented: a proxy that forges the list reads that request, and
+/// the app sees it in `X-Cocoon-E2E: off`. `required` is what refuses the downgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_list_downgrades_a_preferred_client_to_the_clear_and_says_so() {
+    bounded(async {
+        let devnet = Devnet::builder()
+            .client_settings(|client| client.e2e = E2e::Preferred)
+            .danger_tamper(Malicious::new(Attack::UnattestedCertificate))
+            .start()
+            .await
+            .unwrap();
+        let answer = post_chat(&devnet, false).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.header("x-cocoon-e2e"), Some("off"));
+    })
     .await;
 }
 
@@ -649,4 +751,18 @@ async fn an_answer_the_proxy_writes_itself_is_refused() {
         "answer record 0 is malformed: record length out of range",
     ))
     .await;
+}
+
+// ---- money ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_worker_refuses_costs_nothing_on_chain() {
+    bounded(paid(Attack::ReplayFirst, 400, 1)).await;
+}
+
+/// The client cannot refuse a charge, only the answer: the proxy bills the usage the worker
+/// reported in the clear. Paid and earned still match exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_the_client_could_not_open_is_charged_as_reported_and_the_books_balance() {
+    bounded(paid(Attack::Cut, 502, 2)).await;
 }
