@@ -13,9 +13,13 @@
 //!   replayed or cut record is detected.
 //! - Every record's plaintext is padded to a size bucket ([`Padding`]), so the record sizes do
 //!   not tell the length of each piece of the answer.
+//! - The answer's head travels in the clear (status, reason, headers: the proxy relays it as an
+//!   `http.response` around the records), so its first record is a head record carrying the
+//!   SHA-256 of that head ([`AnswerSealer::seal_head`]): a status or header changed on the way
+//!   is refused ([`AnswerOpener::expect_head`]).
 //!
 //! Record on the wire: `u32` little-endian ciphertext length, then the ciphertext (plaintext +
-//! 16-byte tag). Plaintext: `flags: u8` (bit 0: last), `length: u32` LE, the data, zeros.
+//! 16-byte tag). Plaintext: `flags: u8` (bit 0: last, bit 1: head), `length: u32` LE, the data, zeros.
 
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
@@ -41,6 +45,8 @@ const MAX_PLAINTEXT: usize = MAX_RECORD_DATA + RECORD_HEADER;
 /// The largest ciphertext a record may have.
 const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + TAG_LEN;
 const LAST: u8 = 1;
+/// A head record: its data is [`head_digest`] of the answer's clear head.
+const HEAD: u8 = 2;
 /// Records tried before and after the due one when a record does not open, to say what
 /// happened to it (replayed, or later than due). Only a failing answer pays for it, once.
 const DIAGNOSE_WINDOW: u64 = 64;
@@ -84,6 +90,13 @@ pub enum SealError {
     /// More after the last record.
     #[error("data after the answer's last record")]
     AfterLast,
+    /// The answer's clear head (status, reason, headers) is not the one the worker sealed the
+    /// digest of: changed on the way.
+    #[error("the answer's status or headers were changed on the way (they are not what the worker sealed)")]
+    HeadChanged,
+    /// The answer did not begin with the head record the opener expects.
+    #[error("the answer's first record does not vouch for its status and headers")]
+    HeadMissing,
     /// The answer ended before its last record: cut short.
     #[error("the answer was cut short: it ended before its last record")]
     Truncated,
@@ -407,6 +420,17 @@ impl std::fmt::Debug for AnswerOpener {
     }
 }
 
+/// SHA-256 of an answer's head as it travels in the clear: the `http.response` without its
+/// payload (status, reason, headers, version).
+fn head_digest(head: &cocoon_proto::HttpResponse) -> [u8; 32] {
+    use cocoon_proto::TlBoxed as _;
+    let clear = cocoon_proto::HttpResponse {
+        payload: Vec::new(),
+        ..head.clone()
+    };
+    Sha256::digest(clear.to_bytes()).into()
+}
+
 /// Why `ciphertext`, due as record `at`, did not open: it opens as a record that came before
 /// (replayed) or as a later one (the ones between dropped, or reordered), or as none near
 /// (changed, or another answer's).
@@ -467,6 +491,13 @@ impl AnswerSealer {
         self
     }
 
+    /// Appends the head record to `out`: it vouches for `head`'s status, reason and headers
+    /// (its payload is not read), which travel in the clear. It is an answer's first record.
+    pub fn seal_head(&mut self, head: &cocoon_proto::HttpResponse, out: &mut Vec<u8>) {
+        assert!(self.seq == 0, "the head record is an answer's first");
+        self.seal_record_flagged(&head_digest(head), HEAD, out);
+    }
+
     /// Appends `data` to `out` as records (several when it is longer than
     /// [`MAX_RECORD_DATA`]); `last` marks the answer's end. Nothing may follow the last record.
     pub fn seal(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
@@ -484,9 +515,13 @@ impl AnswerSealer {
     }
 
     fn seal_record(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        self.seal_record_flagged(data, if last { LAST } else { 0 }, out);
+    }
+
+    fn seal_record_flagged(&mut self, data: &[u8], flags: u8, out: &mut Vec<u8>) {
         let size = self.padding.bucket(RECORD_HEADER + data.len());
         let mut record = Vec::with_capacity(size + TAG_LEN);
-        record.push(if last { LAST } else { 0 });
+        record.push(flags);
         record.extend_from_slice(&(data.len() as u32).to_le_bytes());
         record.extend_from_slice(data);
         record.resize(size, 0);
@@ -508,6 +543,9 @@ pub struct AnswerOpener {
     pending: Vec<u8>,
     done: bool,
     hasher: Sha256,
+    /// The digest the head record must carry, once [`AnswerOpener::expect_head`] was told the
+    /// head; `None` after the head record opened (or when no head is expected).
+    head: Option<[u8; 32]>,
 }
 
 impl AnswerOpener {
@@ -518,6 +556,16 @@ impl AnswerOpener {
             seq: 0,
             pending: Vec::new(),
             done: false,
+            head: None,
+        }
+    }
+
+    /// The answer's head as it arrived in the clear: its first record must be the head record
+    /// vouching for it (status, reason, headers; the payload is not read). Called before the
+    /// first bytes are pushed.
+    pub fn expect_head(&mut self, head: &cocoon_proto::HttpResponse) {
+        if self.seq == 0 {
+            self.head = Some(head_digest(head));
         }
     }
 
@@ -561,15 +609,28 @@ impl AnswerOpener {
             let data_len =
                 u32::from_le_bytes(plain[1..RECORD_HEADER].try_into().expect("four bytes"))
                     as usize;
-            if data_len > plain.len() - RECORD_HEADER || flags & !LAST != 0 {
+            if data_len > plain.len() - RECORD_HEADER || flags & !(LAST | HEAD) != 0 {
                 return Err(SealError::Malformed(
                     self.seq,
                     "header does not fit the record",
                 ));
             }
             let data = &plain[RECORD_HEADER..RECORD_HEADER + data_len];
-            self.hasher.update(data);
-            out.extend_from_slice(data);
+            match (self.head.take(), flags & HEAD != 0) {
+                (Some(expected), true) if flags & LAST == 0 => {
+                    if data != expected {
+                        return Err(SealError::HeadChanged);
+                    }
+                }
+                (Some(_), _) => return Err(SealError::HeadMissing),
+                (None, true) => {
+                    return Err(SealError::Malformed(self.seq, "a head record out of place"))
+                }
+                (None, false) => {
+                    self.hasher.update(data);
+                    out.extend_from_slice(data);
+                }
+            }
             self.seq += 1;
             self.done = flags & LAST != 0;
             start += 4 + len;
@@ -849,6 +910,69 @@ mod tests {
         let (_, mut opener) = three_records();
         assert!(matches!(
             opener.push(&u32::MAX.to_le_bytes(), &mut out),
+            Err(SealError::Malformed(0, _))
+        ));
+    }
+
+    fn response(status: i32, content_type: &str) -> cocoon_proto::HttpResponse {
+        cocoon_proto::HttpResponse {
+            http_version: "HTTP/1.1".into(),
+            status_code: status,
+            reason: "OK".into(),
+            headers: vec![cocoon_proto::HttpHeader {
+                name: "Content-Type".into(),
+                value: content_type.into(),
+            }],
+            payload: b"not read".to_vec(),
+        }
+    }
+
+    /// An answer with a head record for `head`, opened as arriving with `arrived`.
+    fn open_with_head(
+        head: Option<&cocoon_proto::HttpResponse>,
+        arrived: Option<&cocoon_proto::HttpResponse>,
+    ) -> Result<Vec<u8>, SealError> {
+        let (_, mut sealer, mut opener) = pair(b"q");
+        let mut wire = Vec::new();
+        if let Some(head) = head {
+            sealer.seal_head(head, &mut wire);
+        }
+        sealer.seal(b"{}", true, &mut wire);
+        if let Some(arrived) = arrived {
+            opener.expect_head(arrived);
+        }
+        let mut out = Vec::new();
+        opener.push(&wire, &mut out)?;
+        opener.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn the_head_record_vouches_for_the_clear_status_and_headers() {
+        let head = response(200, "application/json");
+        let mut other_payload = head.clone();
+        other_payload.payload.clear();
+        assert_eq!(
+            open_with_head(Some(&head), Some(&other_payload)).unwrap(),
+            b"{}"
+        );
+        assert_eq!(
+            open_with_head(Some(&head), Some(&response(500, "application/json"))),
+            Err(SealError::HeadChanged),
+            "status"
+        );
+        assert_eq!(
+            open_with_head(Some(&head), Some(&response(200, "text/event-stream"))),
+            Err(SealError::HeadChanged),
+            "header"
+        );
+        assert_eq!(
+            open_with_head(None, Some(&head)),
+            Err(SealError::HeadMissing),
+            "no head record"
+        );
+        assert!(matches!(
+            open_with_head(Some(&head), None),
             Err(SealError::Malformed(0, _))
         ));
     }

@@ -629,6 +629,8 @@ pub(crate) async fn run_completion(
         }
     };
     if let Some(sealed) = sealed_answer.as_mut() {
+        // The status and headers came in the clear: the first record vouches for them.
+        sealed.opener.expect_head(&http_response);
         match open_sealed(
             &mut sealed.opener,
             &http_response.payload,

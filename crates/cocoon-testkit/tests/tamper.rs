@@ -64,6 +64,8 @@ enum Attack {
     AfterLast,
     /// Answers itself, in the clear, in place of the worker's sealed answer.
     Unsealed,
+    /// Changes the answer's status, which travels in the clear.
+    ChangedStatus,
 }
 
 /// A proxy that performs `attack` on every sealed request but the first.
@@ -238,6 +240,13 @@ impl DangerTamper for Malicious {
             *count - 1
         };
         if let ClientQueryAnswer::Answer(head) = &mut answer {
+            if self.attack == Attack::ChangedStatus {
+                let mut response = HttpResponse::from_bytes(&head.answer).unwrap();
+                response.status_code = 500;
+                response.reason = "Internal Server Error".into();
+                head.answer = response.to_bytes();
+                return vec![answer];
+            }
             if head.final_info.is_some() {
                 // The whole answer in one message: the attack moves its records.
                 let foreign = seen.first_answer.first().cloned();
@@ -246,7 +255,8 @@ impl DangerTamper for Malicious {
                 return vec![answer];
             }
         }
-        // A streamed answer: the head (record 0), then a part per record.
+        // A streamed answer: the head (the head record 0 and an empty record 1), then a part
+        // per record.
         match (self.attack, index) {
             (Attack::Reorder, 1) => {
                 seen.held = Some(answer);
@@ -425,7 +435,8 @@ async fn refused_by_client(attack: Attack, stream: bool, reason: &str) {
     let devnet = devnet(attack, 1).await;
     let billed = honest_first(&devnet, stream).await;
     let answer = post_chat(&devnet, stream).await;
-    let message = if stream {
+    // A changed head is refused before a stream begins: a 502 either way.
+    let message = if stream && attack != Attack::ChangedStatus {
         assert_eq!(answer.status, 200, "{attack:?}: {}", answer.text());
         let events = sse_events(answer.text().as_bytes());
         let last = events.last().unwrap();
@@ -684,7 +695,7 @@ async fn reordered_answer_records_are_refused() {
     bounded(async {
         let reason = "answer record 0 is record 1 of this answer: records before it were dropped or reordered";
         refused_by_client(Attack::Reorder, false, reason).await;
-        let reason = "answer record 1 is record 2 of this answer";
+        let reason = "answer record 2 is record 3 of this answer";
         refused_by_client(Attack::Reorder, true, reason).await;
     })
     .await;
@@ -695,7 +706,7 @@ async fn a_dropped_answer_record_is_refused() {
     bounded(async {
         let reason = "answer record 1 is record 2 of this answer: records before it were dropped or reordered";
         refused_by_client(Attack::Drop, false, reason).await;
-        let reason = "answer record 2 is record 3 of this answer";
+        let reason = "answer record 3 is record 4 of this answer";
         refused_by_client(Attack::Drop, true, reason).await;
     })
     .await;
@@ -706,7 +717,7 @@ async fn a_replayed_answer_record_is_refused() {
     bounded(async {
         let reason = "answer record 1 is a copy of record 0, which arrived before (replayed)";
         refused_by_client(Attack::Duplicate, false, reason).await;
-        let reason = "answer record 2 is a copy of record 1, which arrived before (replayed)";
+        let reason = "answer record 3 is a copy of record 2, which arrived before (replayed)";
         refused_by_client(Attack::Duplicate, true, reason).await;
     })
     .await;
@@ -727,7 +738,7 @@ async fn a_record_of_another_answer_is_refused() {
     bounded(async {
         let reason = "answer record 0 failed authentication (changed, or from another answer)";
         refused_by_client(Attack::ForeignRecord, false, reason).await;
-        let reason = "answer record 1 failed authentication (changed, or from another answer)";
+        let reason = "answer record 2 failed authentication (changed, or from another answer)";
         refused_by_client(Attack::ForeignRecord, true, reason).await;
     })
     .await;
@@ -765,4 +776,14 @@ async fn a_request_the_worker_refuses_costs_nothing_on_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_the_client_could_not_open_is_charged_as_reported_and_the_books_balance() {
     bounded(paid(Attack::Cut, 502, 2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_status_is_refused() {
+    bounded(async {
+        let reason = "the answer's status or headers were changed on the way (they are not what the worker sealed)";
+        refused_by_client(Attack::ChangedStatus, false, reason).await;
+        refused_by_client(Attack::ChangedStatus, true, reason).await;
+    })
+    .await;
 }
