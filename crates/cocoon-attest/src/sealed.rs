@@ -5,7 +5,8 @@
 //!   ChaCha20-Poly1305) made inside its TEE; its public key goes into its attested claims.
 //! - The client seals a request body to that key in HPKE's base mode. The `info` binds the
 //!   request's context (model, request id), so a sealed body moved to another request or worker
-//!   does not open.
+//!   does not open. A key id in front names the key it is sealed to, so a worker tells a request
+//!   sent to the wrong worker from one that does not open for its context.
 //! - Both ends derive the answer's keys from that HPKE context (its exporter), so only the
 //!   client that sealed the request can open the answer.
 //! - The answer travels as AEAD records (ChaCha20-Poly1305). Each record's nonce carries its
@@ -17,6 +18,9 @@
 //!   `http.response` around the records), so its first record is a head record carrying the
 //!   SHA-256 of that head ([`AnswerSealer::seal_head`]): a status or header changed on the way
 //!   is refused ([`AnswerOpener::expect_head`]).
+//!
+//! Sealed request on the wire: key id (8 bytes, [`key_id`]), HPKE encapsulated key (32), HPKE
+//! ciphertext (the plaintext of [`request_plaintext`] + 16-byte tag).
 //!
 //! Record on the wire: `u32` little-endian ciphertext length, then the ciphertext (plaintext +
 //! 16-byte tag). Plaintext: `flags: u8` (bit 0: last, bit 1: head), `length: u32` LE, the data, zeros.
@@ -32,8 +36,13 @@ type Kem = X25519HkdfSha256;
 
 /// Bytes of a worker's public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
-/// Bytes of the encapsulated key at the front of a sealed request.
+/// Bytes of the encapsulated key in a sealed request (after the key id).
 pub const ENCAPSULATED_LEN: usize = 32;
+/// Bytes of the key id at the front of a sealed request.
+pub const KEY_ID_LEN: usize = 8;
+/// Bytes a sealed request carries besides the plaintext sealed in it: key id, encapsulated
+/// key and tag.
+pub const REQUEST_OVERHEAD: usize = KEY_ID_LEN + ENCAPSULATED_LEN + TAG_LEN;
 /// Most data one answer record carries; longer pieces go in several records.
 pub const MAX_RECORD_DATA: usize = 16 * 1024;
 /// The AEAD tag.
@@ -57,12 +66,16 @@ pub enum SealError {
     /// A key or encapsulation of the wrong size or form.
     #[error("malformed key: {0}")]
     Key(&'static str),
-    /// The sealed request does not open with this key and context: sealed to another worker,
-    /// for another request, or changed.
+    /// The sealed request does not open with this key and context: sealed for another request
+    /// or model, or changed.
     #[error(
-        "the sealed request does not open here (another worker's, another request's, or changed)"
+        "the sealed request does not open here (sealed for another request or model, or changed)"
     )]
     Request,
+    /// The sealed request names another key than this worker's: it was sent to the wrong
+    /// worker.
+    #[error("the sealed request is sealed to another worker's key, not this worker's")]
+    OtherKey,
     /// An answer record failed authentication as this and as every nearby record of this
     /// answer: changed, or from another request's answer.
     #[error("answer record {0} failed authentication (changed, or from another answer)")]
@@ -312,8 +325,12 @@ impl WorkerKey {
         context: &RequestContext<'_>,
         sealed: &[u8],
     ) -> Result<(Vec<u8>, AnswerSealer), SealError> {
-        if sealed.len() < ENCAPSULATED_LEN + TAG_LEN {
+        if sealed.len() < REQUEST_OVERHEAD {
             return Err(SealError::Request);
+        }
+        let (id, sealed) = sealed.split_at(KEY_ID_LEN);
+        if id != key_id(&self.public_key()) {
+            return Err(SealError::OtherKey);
         }
         let (encapsulated, ciphertext) = sealed.split_at(ENCAPSULATED_LEN);
         let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated)
@@ -354,9 +371,23 @@ pub fn seal_request(
         .seal(body, b"")
         .map_err(|_| SealError::Key("sealing failed"))?;
     let keys = AnswerKeys::export(|label, out| sender.export(label, out).is_ok())?;
-    let mut sealed = encapsulated.to_bytes().to_vec();
+    let mut sealed = key_id(public_key).to_vec();
+    sealed.extend_from_slice(&encapsulated.to_bytes());
     sealed.extend_from_slice(&ciphertext);
     Ok((sealed, AnswerOpener::new(keys)))
+}
+
+/// The id a sealed request names its worker key by: the first bytes of its SHA-256 under a
+/// label. Not secret (the proxy knows which worker a request is sealed to); it only lets the
+/// worker tell "not for my key" from "not for this request".
+pub fn key_id(public_key: &[u8; PUBLIC_KEY_LEN]) -> [u8; KEY_ID_LEN] {
+    let digest = Sha256::new()
+        .chain_update(b"cocoon sealing key id\0")
+        .chain_update(public_key)
+        .finalize();
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&digest[..KEY_ID_LEN]);
+    id
 }
 
 /// The answer's key and nonce base, exported from the request's HPKE context by both ends, and
@@ -718,8 +749,15 @@ mod tests {
         assert_eq!(worker.open_request(&context(1), &sealed).unwrap().0, body);
         assert_eq!(
             other.open_request(&context(1), &sealed).err(),
-            Some(SealError::Request),
+            Some(SealError::OtherKey),
             "another worker's key"
+        );
+        let mut renamed = sealed.clone();
+        renamed[..KEY_ID_LEN].copy_from_slice(&key_id(&other.public_key()));
+        assert_eq!(
+            other.open_request(&context(1), &renamed).err(),
+            Some(SealError::Request),
+            "another worker's request under this worker's key id"
         );
         assert_eq!(
             worker.open_request(&context(2), &sealed).err(),

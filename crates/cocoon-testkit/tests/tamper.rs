@@ -633,7 +633,7 @@ async fn a_request_sent_to_another_worker_does_not_open_there() {
     bounded(refused_by_worker(
         Attack::OtherWorker,
         2,
-        "the sealed request does not open here",
+        "the sealed request is sealed to another worker's key, not this worker's",
     ))
     .await;
 }
@@ -643,7 +643,7 @@ async fn a_request_moved_to_another_id_does_not_open() {
     bounded(refused_by_worker(
         Attack::OtherRequestId,
         1,
-        "the sealed request does not open here",
+        "the sealed request does not open here (sealed for another request or model, or changed)",
     ))
     .await;
 }
@@ -653,7 +653,7 @@ async fn another_requests_sealed_body_does_not_open() {
     bounded(refused_by_worker(
         Attack::SwapSealedBody,
         1,
-        "the sealed request does not open here",
+        "the sealed request does not open here (sealed for another request or model, or changed)",
     ))
     .await;
 }
