@@ -22,7 +22,7 @@ use cocoon_testkit::devchain::CLIENT_DEPOSIT;
 use cocoon_testkit::http::{sse_events, HttpAnswer};
 use cocoon_testkit::{wait_until, Devnet, MockBackendConfig};
 use http::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// Bound on every test: a tampered answer must end in an error, never in a hang.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -66,6 +66,8 @@ enum Attack {
     Unsealed,
     /// Changes the answer's status, which travels in the clear.
     ChangedStatus,
+    /// Never sends the answer's last message.
+    Withhold,
 }
 
 /// A proxy that performs `attack` on every sealed request but the first.
@@ -247,6 +249,9 @@ impl DangerTamper for Malicious {
                 head.answer = response.to_bytes();
                 return vec![answer];
             }
+            if head.final_info.is_some() && self.attack == Attack::Withhold {
+                return vec![];
+            }
             if head.final_info.is_some() {
                 // The whole answer in one message: the attack moves its records.
                 let foreign = seen.first_answer.first().cloned();
@@ -267,6 +272,7 @@ impl DangerTamper for Malicious {
                 vec![answer, held]
             }
             (Attack::Drop, 2) => vec![],
+            (Attack::Withhold, _) if is_final(&answer) => vec![],
             (Attack::Duplicate, 1) => vec![answer.clone(), answer],
             (Attack::Cut, _) if is_final(&answer) => {
                 answer_bytes(&mut answer).clear();
@@ -784,6 +790,49 @@ async fn a_changed_status_is_refused() {
         let reason = "the answer's status or headers were changed on the way (they are not what the worker sealed)";
         refused_by_client(Attack::ChangedStatus, false, reason).await;
         refused_by_client(Attack::ChangedStatus, true, reason).await;
+    })
+    .await;
+}
+
+/// A proxy that never sends an answer's end leaves the client waiting only until the request's
+/// own timeout (here 1 s, plus the client's 2 s of slack): a 504, or a stream's last event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_end_ends_at_the_request_timeout() {
+    bounded(async {
+        for stream in [false, true] {
+            let devnet = devnet(Attack::Withhold, 1).await;
+            let billed = honest_first(&devnet, stream).await;
+            let mut body: Value = serde_json::from_slice(&question(stream)).unwrap();
+            body["timeout"] = json!(1);
+            let answer = devnet
+                .client_http()
+                .request(
+                    Method::POST,
+                    devnet.client_addr(),
+                    "/v1/chat/completions",
+                    &[("content-type", "application/json")],
+                    body.to_string().into_bytes(),
+                )
+                .await
+                .unwrap();
+            if stream {
+                assert_eq!(answer.status, 200, "{}", answer.text());
+                let events = sse_events(answer.text().as_bytes());
+                let last = &events.last().unwrap()["error"];
+                assert_eq!(last["type"], "timeout", "{last}");
+                assert_eq!(last["message"], "request timed out", "{last}");
+            } else {
+                assert_eq!(answer.status, 504, "{}", answer.text());
+                let error = &answer.json()["error"];
+                assert_eq!(error["message"], "no answer within 1.0 s", "{error}");
+            }
+            settled(&devnet).await;
+            assert_eq!(
+                booked_tokens(&devnet).await,
+                2 * billed,
+                "the proxy billed the answer it withheld"
+            );
+        }
     })
     .await;
 }
