@@ -5,7 +5,8 @@
 //!   ChaCha20-Poly1305) made inside its TEE; its public key goes into its attested claims.
 //! - The client seals a request body to that key in HPKE's base mode. The `info` binds the
 //!   request's context (model, request id), so a sealed body moved to another request or worker
-//!   does not open.
+//!   does not open. A key id in front names the key it is sealed to, so a worker tells a request
+//!   sent to the wrong worker from one that does not open for its context.
 //! - Both ends derive the answer's keys from that HPKE context (its exporter), so only the
 //!   client that sealed the request can open the answer.
 //! - The answer travels as AEAD records (ChaCha20-Poly1305). Each record's nonce carries its
@@ -13,9 +14,16 @@
 //!   replayed or cut record is detected.
 //! - Every record's plaintext is padded to a size bucket ([`Padding`]), so the record sizes do
 //!   not tell the length of each piece of the answer.
+//! - The answer's head travels in the clear (status, reason, headers: the proxy relays it as an
+//!   `http.response` around the records), so its first record is a head record carrying the
+//!   SHA-256 of that head ([`AnswerSealer::seal_head`]): a status or header changed on the way
+//!   is refused ([`AnswerOpener::expect_head`]).
+//!
+//! Sealed request on the wire: key id (8 bytes, [`key_id`]), HPKE encapsulated key (32), HPKE
+//! ciphertext (the plaintext of [`request_plaintext`] + 16-byte tag).
 //!
 //! Record on the wire: `u32` little-endian ciphertext length, then the ciphertext (plaintext +
-//! 16-byte tag). Plaintext: `flags: u8` (bit 0: last), `length: u32` LE, the data, zeros.
+//! 16-byte tag). Plaintext: `flags: u8` (bit 0: last, bit 1: head), `length: u32` LE, the data, zeros.
 
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
@@ -28,8 +36,13 @@ type Kem = X25519HkdfSha256;
 
 /// Bytes of a worker's public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
-/// Bytes of the encapsulated key at the front of a sealed request.
+/// Bytes of the encapsulated key in a sealed request (after the key id).
 pub const ENCAPSULATED_LEN: usize = 32;
+/// Bytes of the key id at the front of a sealed request.
+pub const KEY_ID_LEN: usize = 8;
+/// Bytes a sealed request carries besides the plaintext sealed in it: key id, encapsulated
+/// key and tag.
+pub const REQUEST_OVERHEAD: usize = KEY_ID_LEN + ENCAPSULATED_LEN + TAG_LEN;
 /// Most data one answer record carries; longer pieces go in several records.
 pub const MAX_RECORD_DATA: usize = 16 * 1024;
 /// The AEAD tag.
@@ -41,6 +54,11 @@ const MAX_PLAINTEXT: usize = MAX_RECORD_DATA + RECORD_HEADER;
 /// The largest ciphertext a record may have.
 const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + TAG_LEN;
 const LAST: u8 = 1;
+/// A head record: its data is [`head_digest`] of the answer's clear head.
+const HEAD: u8 = 2;
+/// Records tried before and after the due one when a record does not open, to say what
+/// happened to it (replayed, or later than due). Only a failing answer pays for it, once.
+const DIAGNOSE_WINDOW: u64 = 64;
 
 /// Why sealing or opening failed. Each tampering has its own error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,22 +66,50 @@ pub enum SealError {
     /// A key or encapsulation of the wrong size or form.
     #[error("malformed key: {0}")]
     Key(&'static str),
-    /// The sealed request does not open with this key and context: sealed to another worker,
-    /// for another request, or changed.
+    /// The sealed request does not open with this key and context: sealed for another request
+    /// or model, or changed.
     #[error(
-        "the sealed request does not open here (another worker's, another request's, or changed)"
+        "the sealed request does not open here (sealed for another request or model, or changed)"
     )]
     Request,
-    /// An answer record failed authentication: changed, reordered, replayed or from another
-    /// request.
-    #[error("answer record {0} failed authentication (changed, reordered, replayed or foreign)")]
+    /// The sealed request names another key than this worker's: it was sent to the wrong
+    /// worker.
+    #[error("the sealed request is sealed to another worker's key, not this worker's")]
+    OtherKey,
+    /// An answer record failed authentication as this and as every nearby record of this
+    /// answer: changed, or from another request's answer.
+    #[error("answer record {0} failed authentication (changed, or from another answer)")]
     Record(u64),
+    /// Where record `at` was due came a copy of record `copy_of`, opened before: replayed.
+    #[error("answer record {at} is a copy of record {copy_of}, which arrived before (replayed)")]
+    Replayed {
+        /// The record that was due.
+        at: u64,
+        /// The earlier record it is a copy of.
+        copy_of: u64,
+    },
+    /// Where record `at` was due came record `found`, a later one: the records between were
+    /// dropped, or the answer's records were reordered.
+    #[error("answer record {at} is record {found} of this answer: records before it were dropped or reordered")]
+    OutOfOrder {
+        /// The record that was due.
+        at: u64,
+        /// The later record that came instead.
+        found: u64,
+    },
     /// A record whose header lies about its length.
     #[error("answer record {0} is malformed: {1}")]
     Malformed(u64, &'static str),
     /// More after the last record.
     #[error("data after the answer's last record")]
     AfterLast,
+    /// The answer's clear head (status, reason, headers) is not the one the worker sealed the
+    /// digest of: changed on the way.
+    #[error("the answer's status or headers were changed on the way (they are not what the worker sealed)")]
+    HeadChanged,
+    /// The answer did not begin with the head record the opener expects.
+    #[error("the answer's first record does not vouch for its status and headers")]
+    HeadMissing,
     /// The answer ended before its last record: cut short.
     #[error("the answer was cut short: it ended before its last record")]
     Truncated,
@@ -279,8 +325,12 @@ impl WorkerKey {
         context: &RequestContext<'_>,
         sealed: &[u8],
     ) -> Result<(Vec<u8>, AnswerSealer), SealError> {
-        if sealed.len() < ENCAPSULATED_LEN + TAG_LEN {
+        if sealed.len() < REQUEST_OVERHEAD {
             return Err(SealError::Request);
+        }
+        let (id, sealed) = sealed.split_at(KEY_ID_LEN);
+        if id != key_id(&self.public_key()) {
+            return Err(SealError::OtherKey);
         }
         let (encapsulated, ciphertext) = sealed.split_at(ENCAPSULATED_LEN);
         let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapsulated)
@@ -321,9 +371,23 @@ pub fn seal_request(
         .seal(body, b"")
         .map_err(|_| SealError::Key("sealing failed"))?;
     let keys = AnswerKeys::export(|label, out| sender.export(label, out).is_ok())?;
-    let mut sealed = encapsulated.to_bytes().to_vec();
+    let mut sealed = key_id(public_key).to_vec();
+    sealed.extend_from_slice(&encapsulated.to_bytes());
     sealed.extend_from_slice(&ciphertext);
     Ok((sealed, AnswerOpener::new(keys)))
+}
+
+/// The id a sealed request names its worker key by: the first bytes of its SHA-256 under a
+/// label. Not secret (the proxy knows which worker a request is sealed to); it only lets the
+/// worker tell "not for my key" from "not for this request".
+pub fn key_id(public_key: &[u8; PUBLIC_KEY_LEN]) -> [u8; KEY_ID_LEN] {
+    let digest = Sha256::new()
+        .chain_update(b"cocoon sealing key id\0")
+        .chain_update(public_key)
+        .finalize();
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&digest[..KEY_ID_LEN]);
+    id
 }
 
 /// The answer's key and nonce base, exported from the request's HPKE context by both ends, and
@@ -387,6 +451,41 @@ impl std::fmt::Debug for AnswerOpener {
     }
 }
 
+/// SHA-256 of an answer's head as it travels in the clear: the `http.response` without its
+/// payload (status, reason, headers, version).
+fn head_digest(head: &cocoon_proto::HttpResponse) -> [u8; 32] {
+    use cocoon_proto::TlBoxed as _;
+    let clear = cocoon_proto::HttpResponse {
+        payload: Vec::new(),
+        ..head.clone()
+    };
+    Sha256::digest(clear.to_bytes()).into()
+}
+
+/// Why `ciphertext`, due as record `at`, did not open: it opens as a record that came before
+/// (replayed) or as a later one (the ones between dropped, or reordered), or as none near
+/// (changed, or another answer's).
+fn diagnose(keys: &AnswerKeys, at: u64, ciphertext: &[u8]) -> SealError {
+    let opens_as = |seq: u64| {
+        let mut copy = ciphertext.to_vec();
+        keys.key
+            .open_in_place(keys.nonce(seq), Aad::empty(), &mut copy)
+            .is_ok()
+    };
+    if let Some(copy_of) = (at.saturating_sub(DIAGNOSE_WINDOW)..at)
+        .rev()
+        .find(|&seq| opens_as(seq))
+    {
+        return SealError::Replayed { at, copy_of };
+    }
+    if let Some(found) =
+        (at.saturating_add(1)..=at.saturating_add(DIAGNOSE_WINDOW)).find(|&seq| opens_as(seq))
+    {
+        return SealError::OutOfOrder { at, found };
+    }
+    SealError::Record(at)
+}
+
 /// The worker's side of an answer: seals its pieces as records, in order.
 pub struct AnswerSealer {
     keys: AnswerKeys,
@@ -423,6 +522,13 @@ impl AnswerSealer {
         self
     }
 
+    /// Appends the head record to `out`: it vouches for `head`'s status, reason and headers
+    /// (its payload is not read), which travel in the clear. It is an answer's first record.
+    pub fn seal_head(&mut self, head: &cocoon_proto::HttpResponse, out: &mut Vec<u8>) {
+        assert!(self.seq == 0, "the head record is an answer's first");
+        self.seal_record_flagged(&head_digest(head), HEAD, out);
+    }
+
     /// Appends `data` to `out` as records (several when it is longer than
     /// [`MAX_RECORD_DATA`]); `last` marks the answer's end. Nothing may follow the last record.
     pub fn seal(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
@@ -440,9 +546,13 @@ impl AnswerSealer {
     }
 
     fn seal_record(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        self.seal_record_flagged(data, if last { LAST } else { 0 }, out);
+    }
+
+    fn seal_record_flagged(&mut self, data: &[u8], flags: u8, out: &mut Vec<u8>) {
         let size = self.padding.bucket(RECORD_HEADER + data.len());
         let mut record = Vec::with_capacity(size + TAG_LEN);
-        record.push(if last { LAST } else { 0 });
+        record.push(flags);
         record.extend_from_slice(&(data.len() as u32).to_le_bytes());
         record.extend_from_slice(data);
         record.resize(size, 0);
@@ -464,6 +574,9 @@ pub struct AnswerOpener {
     pending: Vec<u8>,
     done: bool,
     hasher: Sha256,
+    /// The digest the head record must carry, once [`AnswerOpener::expect_head`] was told the
+    /// head; `None` after the head record opened (or when no head is expected).
+    head: Option<[u8; 32]>,
 }
 
 impl AnswerOpener {
@@ -474,6 +587,16 @@ impl AnswerOpener {
             seq: 0,
             pending: Vec::new(),
             done: false,
+            head: None,
+        }
+    }
+
+    /// The answer's head as it arrived in the clear: its first record must be the head record
+    /// vouching for it (status, reason, headers; the payload is not read). Called before the
+    /// first bytes are pushed.
+    pub fn expect_head(&mut self, head: &cocoon_proto::HttpResponse) {
+        if self.seq == 0 {
+            self.head = Some(head_digest(head));
         }
     }
 
@@ -506,24 +629,39 @@ impl AnswerOpener {
                 return Err(SealError::AfterLast);
             }
             let record = &mut self.pending[start + 4..start + 4 + len];
+            // Kept to say what a record that fails was: opening overwrites it.
+            let ciphertext = record.to_vec();
             let plain = self
                 .keys
                 .key
                 .open_in_place(self.keys.nonce(self.seq), Aad::empty(), record)
-                .map_err(|_| SealError::Record(self.seq))?;
+                .map_err(|_| diagnose(&self.keys, self.seq, &ciphertext))?;
             let flags = plain[0];
             let data_len =
                 u32::from_le_bytes(plain[1..RECORD_HEADER].try_into().expect("four bytes"))
                     as usize;
-            if data_len > plain.len() - RECORD_HEADER || flags & !LAST != 0 {
+            if data_len > plain.len() - RECORD_HEADER || flags & !(LAST | HEAD) != 0 {
                 return Err(SealError::Malformed(
                     self.seq,
                     "header does not fit the record",
                 ));
             }
             let data = &plain[RECORD_HEADER..RECORD_HEADER + data_len];
-            self.hasher.update(data);
-            out.extend_from_slice(data);
+            match (self.head.take(), flags & HEAD != 0) {
+                (Some(expected), true) if flags & LAST == 0 => {
+                    if data != expected {
+                        return Err(SealError::HeadChanged);
+                    }
+                }
+                (Some(_), _) => return Err(SealError::HeadMissing),
+                (None, true) => {
+                    return Err(SealError::Malformed(self.seq, "a head record out of place"))
+                }
+                (None, false) => {
+                    self.hasher.update(data);
+                    out.extend_from_slice(data);
+                }
+            }
             self.seq += 1;
             self.done = flags & LAST != 0;
             start += 4 + len;
@@ -611,8 +749,15 @@ mod tests {
         assert_eq!(worker.open_request(&context(1), &sealed).unwrap().0, body);
         assert_eq!(
             other.open_request(&context(1), &sealed).err(),
-            Some(SealError::Request),
+            Some(SealError::OtherKey),
             "another worker's key"
+        );
+        let mut renamed = sealed.clone();
+        renamed[..KEY_ID_LEN].copy_from_slice(&key_id(&other.public_key()));
+        assert_eq!(
+            other.open_request(&context(1), &renamed).err(),
+            Some(SealError::Request),
+            "another worker's request under this worker's key id"
         );
         assert_eq!(
             worker.open_request(&context(2), &sealed).err(),
@@ -755,14 +900,23 @@ mod tests {
         assert_eq!(open_in_order(&[0, 1, 2]).unwrap(), b"onetwothree");
         assert_eq!(
             open_in_order(&[1, 0, 2]),
-            Err(SealError::Record(0)),
+            Err(SealError::OutOfOrder { at: 0, found: 1 }),
             "reordered"
         );
-        assert_eq!(open_in_order(&[0, 2]), Err(SealError::Record(1)), "dropped");
+        assert_eq!(
+            open_in_order(&[0, 2]),
+            Err(SealError::OutOfOrder { at: 1, found: 2 }),
+            "dropped"
+        );
         assert_eq!(
             open_in_order(&[0, 0, 1, 2]),
-            Err(SealError::Record(1)),
+            Err(SealError::Replayed { at: 1, copy_of: 0 }),
             "replayed"
+        );
+        assert_eq!(
+            open_in_order(&[0, 1, 1, 2]),
+            Err(SealError::Replayed { at: 2, copy_of: 1 }),
+            "replayed later"
         );
         assert_eq!(
             open_in_order(&[0, 1]),
@@ -782,10 +936,81 @@ mod tests {
             opener.push(&foreign[0], &mut out),
             Err(SealError::Record(0))
         );
+        // A changed record opens as no record of its answer.
+        let (mut records, mut opener) = three_records();
+        *records[1].last_mut().unwrap() ^= 1;
+        opener.push(&records[0], &mut out).unwrap();
+        assert_eq!(
+            opener.push(&records[1], &mut out),
+            Err(SealError::Record(1))
+        );
         // A length that cannot be a record.
         let (_, mut opener) = three_records();
         assert!(matches!(
             opener.push(&u32::MAX.to_le_bytes(), &mut out),
+            Err(SealError::Malformed(0, _))
+        ));
+    }
+
+    fn response(status: i32, content_type: &str) -> cocoon_proto::HttpResponse {
+        cocoon_proto::HttpResponse {
+            http_version: "HTTP/1.1".into(),
+            status_code: status,
+            reason: "OK".into(),
+            headers: vec![cocoon_proto::HttpHeader {
+                name: "Content-Type".into(),
+                value: content_type.into(),
+            }],
+            payload: b"not read".to_vec(),
+        }
+    }
+
+    /// An answer with a head record for `head`, opened as arriving with `arrived`.
+    fn open_with_head(
+        head: Option<&cocoon_proto::HttpResponse>,
+        arrived: Option<&cocoon_proto::HttpResponse>,
+    ) -> Result<Vec<u8>, SealError> {
+        let (_, mut sealer, mut opener) = pair(b"q");
+        let mut wire = Vec::new();
+        if let Some(head) = head {
+            sealer.seal_head(head, &mut wire);
+        }
+        sealer.seal(b"{}", true, &mut wire);
+        if let Some(arrived) = arrived {
+            opener.expect_head(arrived);
+        }
+        let mut out = Vec::new();
+        opener.push(&wire, &mut out)?;
+        opener.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn the_head_record_vouches_for_the_clear_status_and_headers() {
+        let head = response(200, "application/json");
+        let mut other_payload = head.clone();
+        other_payload.payload.clear();
+        assert_eq!(
+            open_with_head(Some(&head), Some(&other_payload)).unwrap(),
+            b"{}"
+        );
+        assert_eq!(
+            open_with_head(Some(&head), Some(&response(500, "application/json"))),
+            Err(SealError::HeadChanged),
+            "status"
+        );
+        assert_eq!(
+            open_with_head(Some(&head), Some(&response(200, "text/event-stream"))),
+            Err(SealError::HeadChanged),
+            "header"
+        );
+        assert_eq!(
+            open_with_head(None, Some(&head)),
+            Err(SealError::HeadMissing),
+            "no head record"
+        );
+        assert!(matches!(
+            open_with_head(Some(&head), None),
             Err(SealError::Malformed(0, _))
         ));
     }

@@ -513,7 +513,7 @@ pub(crate) async fn run_completion(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "service_unavailable",
                             "no_sealing_worker",
-                            format!("e2e = \"required\": no worker for model '{}' that takes sealed requests and passes this client's worker_policy is offered now", log_safe(&model)),
+                            format!("e2e = \"required\": no worker for model '{}' that takes sealed requests and passes this client's worker_policy is offered now{}", log_safe(&model), shared.sealer.refusal(proxy.id(), &model)),
                         )
                     }
                     None => None,
@@ -629,6 +629,8 @@ pub(crate) async fn run_completion(
         }
     };
     if let Some(sealed) = sealed_answer.as_mut() {
+        // The status and headers came in the clear: the first record vouches for them.
+        sealed.opener.expect_head(&http_response);
         match open_sealed(
             &mut sealed.opener,
             &http_response.payload,

@@ -151,6 +151,9 @@ pub(crate) struct Sealer {
     worker_images: Option<cocoon_attest::LiveImageHashes>,
     /// Per (proxy connection, model): when listed, and the workers that passed the policy.
     lists: Mutex<Lists>,
+    /// Per (proxy connection, model): why the policy refused a worker of the latest list, if
+    /// it refused one (an app that gets no sealed request learns why).
+    refusals: Mutex<HashMap<(u64, String), String>>,
 }
 
 impl Sealer {
@@ -161,6 +164,7 @@ impl Sealer {
             padding,
             worker_images: None,
             lists: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(HashMap::new()),
         }
     }
 
@@ -195,13 +199,23 @@ impl Sealer {
             Ok(answer) => ClientSealingWorkers::from_bytes(&answer).map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),
         };
-        let list = match listed {
+        let (list, refusal) = match listed {
             Ok(listed) => self.verify(listed, model),
             Err(error) => {
                 debug!(proxy = proxy.id(), %error, "the proxy lists no workers for sealed requests");
-                Vec::new()
+                (Vec::new(), None)
             }
         };
+        {
+            let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+            if refusals.len() > 256 {
+                refusals.clear();
+            }
+            match refusal {
+                Some(refusal) => refusals.insert(key.clone(), refusal),
+                None => refusals.remove(&key),
+            };
+        }
         let list = Arc::new(list);
         let mut lists = self.lock();
         // Lists of closed connections go when the map would grow past a few hundred.
@@ -216,11 +230,28 @@ impl Sealer {
         self.lists.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Why this client refused a worker that `proxy` listed for `model` lately, as a clause
+    /// for an error message; empty when it refused none.
+    pub fn refusal(&self, proxy: u64, model: &str) -> String {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(proxy, model.to_string()))
+            .map(|why| format!(" (the proxy listed a worker whose certificate failed it: {why})"))
+            .unwrap_or_default()
+    }
+
     /// The listed workers whose certificates pass the policy and carry a sealing key, and
-    /// whose claims, when they name a model, name `model`.
-    fn verify(&self, listed: ClientSealingWorkers, model: &str) -> Vec<SealingWorker> {
+    /// whose claims, when they name a model, name `model`; and why the policy refused the first
+    /// one it refused.
+    fn verify(
+        &self,
+        listed: ClientSealingWorkers,
+        model: &str,
+    ) -> (Vec<SealingWorker>, Option<String>) {
         let now = SystemTime::now();
-        listed
+        let mut refusal = None;
+        let verified = listed
             .workers
             .into_iter()
             .take(32)
@@ -229,6 +260,7 @@ impl Sealer {
                     Ok(identity) => identity,
                     Err(error) => {
                         info!(%error, "a worker the proxy listed for sealed requests failed this client's worker policy; not sealing to it");
+                        refusal.get_or_insert_with(|| error.to_string());
                         return None;
                     }
                 };
@@ -236,6 +268,7 @@ impl Sealer {
                 // worker attested for another model is not sealed to.
                 if let Err(why) = cocoon_attest::check_claimed_model(&worker.certificate, now, model) {
                     info!(model, %why, "a worker the proxy listed for sealed requests is attested for another model; not sealing to it");
+                    refusal.get_or_insert_with(|| why.to_string());
                     return None;
                 }
                 // The policy checked the quote over these claims, the sealing key included.
@@ -246,7 +279,8 @@ impl Sealer {
                     coefficient: worker.coefficient,
                 })
             })
-            .collect()
+            .collect();
+        (verified, refusal)
     }
 
     /// Drops a worker that failed a sealed request from the proxy's cached list, so the next
@@ -350,7 +384,12 @@ mod tests {
                 worker(None),
             ],
         };
-        let verified = sealer.verify(listed.clone(), "the/model");
+        let (verified, refusal) = sealer.verify(listed.clone(), "the/model");
+        // The reason the app gets when no worker is left to seal to.
+        assert!(
+            refusal.as_deref().is_some_and(|why| why.contains("model")),
+            "{refusal:?}"
+        );
         let keys: Vec<[u8; 32]> = verified.iter().map(|w| w.worker_key).collect();
         let key_of = |index: usize| {
             cocoon_attest::claims_of(&listed.workers[index].certificate, SystemTime::now())
@@ -359,6 +398,6 @@ mod tests {
         };
         assert_eq!(keys, vec![key_of(1), key_of(2)]);
         assert!(verified.iter().all(|w| w.sealing_key == [3; 32]));
-        assert_eq!(sealer.verify(listed, "other/model").len(), 2);
+        assert_eq!(sealer.verify(listed, "other/model").0.len(), 2);
     }
 }

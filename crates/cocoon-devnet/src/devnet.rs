@@ -56,6 +56,17 @@ pub struct DevnetBuilder {
     client_settings: Option<fn(&mut ClientConfig)>,
     e2e: Option<cocoon_client::E2e>,
     worker_settings: Option<fn(&mut WorkerConfig)>,
+    danger_tamper: Option<DangerTamperHook>,
+}
+
+/// A test's tampering proxy ([`DevnetBuilder::danger_tamper`]).
+#[derive(Clone)]
+struct DangerTamperHook(std::sync::Arc<dyn cocoon_proxy::danger::DangerTamper>);
+
+impl std::fmt::Debug for DangerTamperHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DangerTamperHook")
+    }
 }
 
 /// A devnet that is paid on a local chain (see [`DevnetBuilder::local_chain`]).
@@ -152,6 +163,7 @@ impl Default for DevnetBuilder {
             client_settings: None,
             e2e: None,
             worker_settings: None,
+            danger_tamper: None,
         }
     }
 }
@@ -318,6 +330,17 @@ impl DevnetBuilder {
         self
     }
 
+    /// **Tests only:** the first proxy tampers with sealed requests as `tamper` says (see
+    /// `cocoon_proxy::danger`), so tests can play a malicious proxy on the wire. A proxy
+    /// restarted by [`Devnet::restart_proxy`] is honest.
+    pub fn danger_tamper(
+        mut self,
+        tamper: std::sync::Arc<dyn cocoon_proxy::danger::DangerTamper>,
+    ) -> Self {
+        self.danger_tamper = Some(DangerTamperHook(tamper));
+        self
+    }
+
     /// Whether `start` waits for every worker to be ready (off when a test expects a worker
     /// to be refused).
     pub fn wait_for_workers(mut self, wait: bool) -> Self {
@@ -425,9 +448,18 @@ impl DevnetBuilder {
                 proxy_config.payments = Some(payments);
             }
             let (trigger, shutdown) = ShutdownTrigger::new();
-            let proxy = cocoon_proxy::start(proxy_config.clone(), shutdown)
-                .await
-                .map_err(|e| e.to_string())?;
+            let proxy = match (&self.danger_tamper, started.is_empty()) {
+                (Some(DangerTamperHook(tamper)), true) => {
+                    cocoon_proxy::danger::start_tampering(
+                        proxy_config.clone(),
+                        shutdown,
+                        tamper.clone(),
+                    )
+                    .await
+                }
+                _ => cocoon_proxy::start(proxy_config.clone(), shutdown).await,
+            }
+            .map_err(|e| e.to_string())?;
             proxy_config.client_listen = proxy.client_addr;
             proxy_config.worker_listen = proxy.worker_addr;
             proxy_config.http_listen = proxy.http_addr;

@@ -155,14 +155,16 @@ pub fn sealed_bound(endpoint: &str, sealed_bytes: usize, client_max_tokens: i32)
     }
 }
 
-/// Bytes of a sealed request that are not the JSON body: [`SEALING_OVERHEAD`], and the `http.request` around the body (constructor, `POST`, a
-/// `/v1/chat/completions` path, `HTTP/1.1`, one Content-Type header, the body's length: 92).
+/// Bytes of a sealed request that are not the JSON body: [`SEALING_OVERHEAD`], and the
+/// `http.request` around the body (constructor, `POST`, a `/v1/chat/completions` path,
+/// `HTTP/1.1`, one Content-Type header, the body's length: 92).
 pub const SEALED_OVERHEAD: u64 = SEALING_OVERHEAD + 92;
 
 /// Bytes every sealed request carries besides its `http.request`: the sealing's time (8), the
-/// request's length (4), encapsulated key (32) and tag (16). (Its padding counts as body: the
-/// proxy cannot tell it apart, so a padded request reserves up to its bucket.)
-pub const SEALING_OVERHEAD: u64 = 8 + 4 + 32 + 16;
+/// request's length (4), and the key id, encapsulated key and tag of the sealing
+/// ([`cocoon_attest::sealed::REQUEST_OVERHEAD`]). (Its padding counts as body: the proxy cannot
+/// tell it apart, so a padded request reserves up to its bucket.)
+pub const SEALING_OVERHEAD: u64 = 8 + 4 + cocoon_attest::sealed::REQUEST_OVERHEAD as u64;
 
 /// The most a sealed request's declared prompt estimate may be: its `http.request`'s bytes (more
 /// than its body's, whatever its path) at [`BYTES_PER_TOKEN`] a token.

@@ -277,10 +277,12 @@ pub(crate) struct Router {
     multipliers: Multipliers,
     /// The version of the root's allow-lists the workers were last checked against.
     rules_seen: AtomicU64,
+    /// A test's tampering with sealed requests ([`crate::danger`]); `None` outside tests.
+    danger_tamper: Option<crate::danger::Tamper>,
 }
 
 /// What to send after the lock is released.
-enum Outgoing {
+pub(crate) enum Outgoing {
     ToClient(ConnectionHandle, ClientQueryAnswer),
     ToWorker(ConnectionHandle, ProxyToWorkerMessage),
     Cancel(ConnectionHandle, ProxyCancelQuery),
@@ -464,13 +466,23 @@ impl Router {
             max_request_timeout_secs,
             known_models,
             rules_seen: AtomicU64::new(0),
+            danger_tamper: None,
         }
+    }
+
+    /// Installs a test's tampering with sealed requests ([`crate::danger`]).
+    pub fn with_danger_tamper(mut self, tamper: Option<crate::danger::Tamper>) -> Router {
+        self.danger_tamper = tamper;
+        self
     }
 
     /// Sends what a critical section produced (after the lock is released), and ends alone
     /// each request whose client refused a part for backpressure: a client that does not read
     /// (or one part larger than its connection may queue) fails that request, never the link.
-    fn deliver(&self, outgoing: Vec<Outgoing>) {
+    fn deliver(&self, mut outgoing: Vec<Outgoing>) {
+        if let Some(tamper) = &self.danger_tamper {
+            outgoing = crate::danger::tamper_outgoing(tamper.as_ref(), outgoing);
+        }
         let refused = send_all(self.payments.as_ref(), outgoing);
         if refused.is_empty() {
             return;
@@ -655,7 +667,12 @@ impl Router {
             .take(MAX_SEALING_WORKERS)
             .map(listed)
             .collect();
-        ClientSealingWorkers { workers }
+        drop(state);
+        let mut listed = ClientSealingWorkers { workers };
+        if let Some(tamper) = &self.danger_tamper {
+            tamper.sealing_workers(model, &mut listed);
+        }
+        listed
     }
 
     /// A JSON view of the workers for `/stats`.
@@ -774,8 +791,11 @@ impl Router {
         &self,
         client: &ConnectionHandle,
         client_key: &Arc<str>,
-        query: ClientRunSealedQuery,
+        mut query: ClientRunSealedQuery,
     ) {
+        if let Some(tamper) = &self.danger_tamper {
+            tamper.client_sealed_query(&mut query);
+        }
         let bound = billing::sealed_bound(&query.endpoint, query.sealed.len(), query.max_tokens);
         let max_tokens = i32::try_from(bound.max_tokens).unwrap_or(i32::MAX);
         let prompt_estimate = u64::try_from(query.prompt_estimate)

@@ -8,6 +8,7 @@
 pub mod billing;
 mod config;
 mod core;
+pub mod danger;
 pub mod ledger;
 pub mod payments;
 mod peers;
@@ -136,6 +137,15 @@ async fn bind(what: &'static str, address: SocketAddr) -> Result<TcpListener, Pr
 /// Checks the config, opens the ledger and the chain (with `[payments]`), binds every port and
 /// starts serving.
 pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningProxy, ProxyError> {
+    start_with(config, shutdown, None).await
+}
+
+/// [`start`], with a test's tampering ([`danger::start_tampering`]) or none.
+async fn start_with(
+    config: ProxyConfig,
+    shutdown: Shutdown,
+    danger_tamper: Option<danger::Tamper>,
+) -> Result<RunningProxy, ProxyError> {
     let problems = config.problems();
     if !problems.is_empty() {
         return Err(ProxyError::Config(problems));
@@ -207,12 +217,15 @@ pub async fn start(config: ProxyConfig, shutdown: Shutdown) -> Result<RunningPro
     let http_addr = http_listener
         .local_addr()
         .map_err(cocoon_net::NetError::Io)?;
-    let router = Arc::new(Router::new(
-        ledger,
-        payments.clone(),
-        config.max_request_timeout_secs,
-        config.models.clone(),
-    ));
+    let router = Arc::new(
+        Router::new(
+            ledger,
+            payments.clone(),
+            config.max_request_timeout_secs,
+            config.models.clone(),
+        )
+        .with_danger_tamper(danger_tamper),
+    );
     let shared = Arc::new(Shared {
         router: router.clone(),
         started: Instant::now(),

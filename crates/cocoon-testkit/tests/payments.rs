@@ -603,8 +603,12 @@ async fn usage_reports_beyond_what_a_request_could_use_are_capped() {
     use cocoon_proto::tl::TlBoxed as _;
     let padded =
         cocoon_attest::sealed::Padding::requests().request_bucket(12 + request.to_bytes().len());
-    let bound = cocoon_proxy::billing::sealed_bound("/v1/chat/completions", padded + 32 + 16, 1)
-        .raw_tokens();
+    let bound = cocoon_proxy::billing::sealed_bound(
+        "/v1/chat/completions",
+        padded + cocoon_attest::sealed::REQUEST_OVERHEAD,
+        1,
+    )
+    .raw_tokens();
     for usage in [
         json!({"prompt_tokens": 100_000_000, "completion_tokens": 1}),
         json!({"prompt_tokens": i64::MAX, "completion_tokens": i64::MAX}),

@@ -155,15 +155,26 @@ impl Reply<'_> {
     }
 
     fn head(&self, mut response: HttpResponse, final_tokens: Option<TokensUsed>) -> Result<(), ()> {
-        response.payload = self.seal(
-            std::mem::take(&mut response.payload),
-            final_tokens.is_some(),
-        );
+        let payload = std::mem::take(&mut response.payload);
+        response.payload = self.seal_head(&response, payload, final_tokens.is_some());
         self.send(ProxyQueryAnswer::Answer(ProxyQueryAnswerEx {
             request_id: self.request_id,
             answer: response.to_bytes(),
             final_info: final_tokens.map(|t| self.final_info(t)),
         }))
+    }
+
+    /// A head's payload as it travels: itself, or the head record (vouching for the status and
+    /// headers the proxy relays in the clear) and the payload's sealed records.
+    fn seal_head(&self, head: &HttpResponse, payload: Vec<u8>, last: bool) -> Vec<u8> {
+        let Some(sealer) = &self.sealer else {
+            return payload;
+        };
+        let mut sealer = sealer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::with_capacity(payload.len() + 320);
+        sealer.seal_head(head, &mut out);
+        sealer.seal(&payload, last, &mut out);
+        out
     }
 
     fn part(&self, data: Vec<u8>, final_tokens: Option<TokensUsed>) -> Result<(), ()> {

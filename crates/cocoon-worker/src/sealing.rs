@@ -2,10 +2,10 @@
 //! worker's attested claims), opening a `proxy.runSealedQuery`, and holding the opened body to
 //! what the proxy reserved for it.
 //!
-//! A sealed request is refused (with its own message) when it does not open with this key for
-//! the request it came with, when it was sealed outside the freshness window, when its id was
-//! opened before (a replay), when its path is not the one the proxy was told in the clear, or
-//! when it asks for more than one choice.
+//! A sealed request is refused (with its own message) when it is sealed to another worker's
+//! key, when it does not open with this key for the request it came with, when it was sealed
+//! outside the freshness window, when its id was opened before (a replay), when its path is not
+//! the one the proxy was told in the clear, or when it asks for more than one choice.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -253,7 +253,7 @@ mod tests {
         assert!(sealing
             .open(&foreign, "m")
             .unwrap_err()
-            .contains("does not open"));
+            .contains("sealed to another worker's key"));
         let stale = sealed_query(&sealing, r#"{"model":"m"}"#, now() - 3600);
         let stale = sealing.open(&stale, "m").unwrap_err();
         assert!(stale.contains("replay, or a clock"), "{stale}");
