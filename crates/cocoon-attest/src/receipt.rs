@@ -168,6 +168,14 @@ pub enum ReceiptError {
         /// Tokens in the final info.
         told: u64,
     },
+    /// A receipt came without the proxy's signed charge for it.
+    #[error("the proxy relayed the receipt without its signed charge for it")]
+    NoCharge,
+    /// The charge is signed by a key the client cannot tie to an attested proxy.
+    #[error(
+        "the proxy's charge is signed by a certificate this client's proxy policy refuses: {0}"
+    )]
+    ChargeSigner(String),
     /// The proxy charged more tokens than the worker signed for.
     #[error("over-charged: billed {billed} tokens, the worker's receipt says {signed}")]
     OverCharged {
@@ -191,6 +199,8 @@ impl ReceiptError {
             ReceiptError::Model(_) => "another_model",
             ReceiptError::OverCharged { .. } => "over_charged",
             ReceiptError::ChargeMismatch { .. } => "charge_mismatch",
+            ReceiptError::NoCharge => "charge_missing",
+            ReceiptError::ChargeSigner(_) => "charge_signer",
         }
     }
 }

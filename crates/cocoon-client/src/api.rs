@@ -523,7 +523,7 @@ pub(crate) async fn run_completion(
         let sealed_to = sealed.as_ref().map(|sealed| sealed.query.worker_key);
         let (packet, sealed_answer) = match sealed {
             Some(sealed) => {
-                let (packet, answer) = sealed.into_parts();
+                let (packet, answer) = sealed.into_parts(&proxy);
                 (packet, Some(answer))
             }
             None => (query.to_bytes(), None),
@@ -682,7 +682,7 @@ pub(crate) async fn run_completion(
     if let Some(info) = &head.final_info {
         shared.stats.tokens.add(&info.tokens_used);
         if let Some(sealed) = &sealed_answer {
-            let check = sealed.check_receipt(info);
+            let check = sealed.check_receipt(info, &shared.sealer);
             shared.stats.count_receipt(&check, &log_id);
             receipt_headers(&mut headers, &check);
         }
@@ -727,8 +727,11 @@ pub(crate) async fn run_completion(
 /// `X-Cocoon-Receipt` (the worker's signed receipt, base64) and `X-Cocoon-Receipt-Check` (`ok`,
 /// `missing`, or why it was refused) of a sealed answer.
 fn receipt_headers(headers: &mut HeaderMap, check: &ReceiptCheck) {
-    if let Some(Ok(value)) = check.base64().map(HeaderValue::from_str) {
+    if let Some(Ok(value)) = check.receipt.as_deref().map(HeaderValue::from_str) {
         headers.insert(HeaderName::from_static("x-cocoon-receipt"), value);
+    }
+    if let Some(Ok(value)) = check.charge.as_deref().map(HeaderValue::from_str) {
+        headers.insert(HeaderName::from_static("x-cocoon-charge"), value);
     }
     headers.insert(
         HeaderName::from_static("x-cocoon-receipt-check"),
@@ -742,7 +745,8 @@ fn receipt_event(check: &ReceiptCheck) -> Vec<u8> {
     let event = serde_json::json!({
         "object": "chat.completion.chunk",
         "choices": [],
-        "cocoon_receipt": check.base64(),
+        "cocoon_receipt": check.receipt,
+        "cocoon_charge": check.charge,
         "cocoon_receipt_check": check.verdict(),
     });
     format!("data: {event}\n\n").into_bytes()
@@ -869,7 +873,7 @@ impl AnswerStream {
                         self.done = true;
                         self.shared.stats.tokens.add(&info.tokens_used);
                         if let Some(sealed) = &self.sealed {
-                            let check = sealed.check_receipt(info);
+                            let check = sealed.check_receipt(info, &self.shared.sealer);
                             self.shared.stats.count_receipt(&check, &self.log_id);
                             if self.receipt_event {
                                 let done = take_done(&mut data) || self.held_done;

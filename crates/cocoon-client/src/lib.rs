@@ -86,12 +86,11 @@ pub(crate) struct Stats {
 impl Stats {
     /// Counts a sealed answer's receipt check, and logs a refused or missing one.
     pub fn count_receipt(&self, check: &sealing::ReceiptCheck, request: &str) {
-        use sealing::ReceiptCheck;
-        match check {
-            ReceiptCheck::Valid(_) => {
+        match &check.outcome {
+            Ok(()) => {
                 self.receipts_valid.fetch_add(1, Ordering::Relaxed);
             }
-            ReceiptCheck::Refused(error, _) => {
+            Err(Some(error)) => {
                 self.receipts_refused.fetch_add(1, Ordering::Relaxed);
                 if matches!(
                     error,
@@ -101,7 +100,7 @@ impl Stats {
                 }
                 tracing::warn!(%request, %error, "a sealed answer's receipt was refused");
             }
-            ReceiptCheck::Missing => {
+            Err(None) => {
                 self.receipts_missing.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%request, "a sealed answer came without its worker's receipt");
             }
@@ -276,6 +275,7 @@ pub(crate) async fn launch(
         config.request_padding,
     )
     .following(worker_images.clone());
+    let sealer = sealer.with_proxy_policy(built.policy.clone());
     let collateral_fetcher = built.fetcher;
     let connector = Connector::new(&identity.tls, built.policy, config.max_pow_difficulty)?;
     let listener = if api {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cocoon_attest::receipt::{request_hash, Expected, Receipt, ReceiptError};
+use cocoon_attest::receipt::{request_hash, ChargeStatement, Expected, Receipt, ReceiptError};
 use cocoon_attest::sealed::{
     request_plaintext, seal_request, AnswerOpener, Padding, RequestContext,
 };
@@ -60,8 +60,9 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    /// Splits into the packet to send and the reader of its answer.
-    pub fn into_parts(self) -> (Vec<u8>, SealedAnswer) {
+    /// Splits into the packet to send and the reader of its answer; `proxy` is the connection
+    /// it goes to (its certificate's key signs the proxy's charge).
+    pub fn into_parts(self, proxy: &ConnectionHandle) -> (Vec<u8>, SealedAnswer) {
         let answer = SealedAnswer {
             worker_key: self.query.worker_key,
             sealing_key: self.sealing_key,
@@ -69,12 +70,14 @@ impl Sealed {
             request_hash: request_hash(&self.query.sealed),
             model: self.query.model_name.clone(),
             opener: self.opener,
+            proxy_certificate: proxy.peer().certificate.clone(),
         };
         (self.query.to_bytes(), answer)
     }
 }
 
-/// A sealed request's answer as it arrives: its opener, and what the worker's receipt must say.
+/// A sealed request's answer as it arrives: its opener, and what the worker's receipt and the
+/// proxy's charge must say.
 pub(crate) struct SealedAnswer {
     pub opener: AnswerOpener,
     worker_key: [u8; 32],
@@ -82,48 +85,54 @@ pub(crate) struct SealedAnswer {
     request_id: [u8; 32],
     request_hash: [u8; 32],
     model: String,
+    /// The certificate the proxy presented on this connection.
+    proxy_certificate: cocoon_net::PeerCertificate,
 }
 
-/// How a sealed answer's receipt checked out.
-pub(crate) enum ReceiptCheck {
-    /// It verifies and covers the charge: its base64 for the app.
-    Valid(String),
-    /// It was refused: why (its base64 too, when it parsed, so the app can keep the evidence).
-    Refused(ReceiptError, Option<String>),
-    /// None came with the answer.
-    Missing,
+/// How a sealed answer's receipt and charge checked out, and their base64 for the app.
+pub(crate) struct ReceiptCheck {
+    /// `Ok`: both verify and the charge is covered; `Err(None)`: no receipt came.
+    pub outcome: Result<(), Option<ReceiptError>>,
+    /// The worker's receipt, when it parsed (kept as evidence even when refused).
+    pub receipt: Option<String>,
+    /// The proxy's signed charge, when it parsed.
+    pub charge: Option<String>,
 }
 
 impl ReceiptCheck {
     /// `X-Cocoon-Receipt-Check`'s value.
     pub fn verdict(&self) -> &'static str {
-        match self {
-            ReceiptCheck::Valid(_) => "ok",
-            ReceiptCheck::Refused(error, _) => error.kind(),
-            ReceiptCheck::Missing => "missing",
-        }
-    }
-
-    /// The receipt's base64, when there is one.
-    pub fn base64(&self) -> Option<&str> {
-        match self {
-            ReceiptCheck::Valid(text) | ReceiptCheck::Refused(_, Some(text)) => Some(text),
-            _ => None,
+        match &self.outcome {
+            Ok(()) => "ok",
+            Err(Some(error)) => error.kind(),
+            Err(None) => "missing",
         }
     }
 }
 
 impl SealedAnswer {
     /// Checks the receipt in the answer's final info against this request, its opened answer
-    /// (call once the answer is done) and what the proxy charged.
-    pub fn check_receipt(&self, info: &ClientQueryFinalInfo) -> ReceiptCheck {
+    /// (call once the answer is done) and what the proxy charged, and the proxy's signed charge
+    /// against the receipt and the connection's proxy (or, after the proxy renewed its
+    /// certificate, against `sealer`'s proxy policy).
+    pub fn check_receipt(&self, info: &ClientQueryFinalInfo, sealer: &Sealer) -> ReceiptCheck {
+        let mut check = ReceiptCheck {
+            outcome: Err(None),
+            receipt: None,
+            charge: None,
+        };
         let Some(bytes) = &info.receipt else {
-            return ReceiptCheck::Missing;
+            return check;
         };
         let receipt = match Receipt::from_bytes(bytes) {
             Ok(receipt) => receipt,
-            Err(error) => return ReceiptCheck::Refused(error, None),
+            Err(error) => {
+                check.outcome = Err(Some(error));
+                return check;
+            }
         };
+        check.receipt = Some(receipt.to_base64());
+        let told = u64::try_from(info.tokens_used.total_tokens_used).unwrap_or(u64::MAX);
         let expected = Expected {
             worker_key: self.worker_key,
             sealing_key: self.sealing_key,
@@ -131,12 +140,28 @@ impl SealedAnswer {
             request_hash: self.request_hash,
             answer_hash: self.opener.answer_hash(),
             model: &self.model,
-            billed_total: u64::try_from(info.tokens_used.total_tokens_used).unwrap_or(u64::MAX),
+            billed_total: told,
         };
-        match receipt.check_for(&expected) {
-            Ok(()) => ReceiptCheck::Valid(receipt.to_base64()),
-            Err(error) => ReceiptCheck::Refused(error, Some(receipt.to_base64())),
-        }
+        let charge = info
+            .charge
+            .as_deref()
+            .map(ChargeStatement::from_bytes)
+            .transpose();
+        check.outcome = receipt
+            .check_for(&expected)
+            .and(charge)
+            .and_then(|charge| {
+                let charge = charge.ok_or(ReceiptError::NoCharge)?;
+                check.charge = Some(charge.to_base64());
+                charge.check_against(&receipt, told)?;
+                sealer.check_proxy_signer(
+                    &charge.certificate,
+                    &self.proxy_certificate,
+                    charge.signed_at(),
+                )
+            })
+            .map_err(Some);
+        check
     }
 }
 
@@ -149,6 +174,11 @@ pub(crate) struct Sealer {
     /// The root's worker images, when the policy follows them: a list checked before they
     /// changed is checked again.
     worker_images: Option<cocoon_attest::LiveImageHashes>,
+    /// The client's proxy policy, for the certificate of a charge signed after the proxy
+    /// renewed its certificate (the connection still shows the old one).
+    proxy_policy: Option<Arc<dyn PeerPolicy>>,
+    /// SHA-256 of proxy certificates the proxy policy accepted for signing charges (bounded).
+    charge_signers: Mutex<std::collections::HashSet<[u8; 32]>>,
     /// Per (proxy connection, model): when listed, and the workers that passed the policy.
     lists: Mutex<Lists>,
     /// Per (proxy connection, model): why the policy refused a worker of the latest list, if
@@ -163,6 +193,8 @@ impl Sealer {
             policy,
             padding,
             worker_images: None,
+            proxy_policy: None,
+            charge_signers: Mutex::new(std::collections::HashSet::new()),
             lists: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
         }
@@ -172,6 +204,45 @@ impl Sealer {
     pub fn following(mut self, images: Option<cocoon_attest::LiveImageHashes>) -> Sealer {
         self.worker_images = images;
         self
+    }
+
+    /// This sealer, checking charges signed under renewed proxy certificates with `policy`.
+    pub fn with_proxy_policy(mut self, policy: Arc<dyn PeerPolicy>) -> Sealer {
+        self.proxy_policy = Some(policy);
+        self
+    }
+
+    /// Whether `signer` (a charge's certificate) is this connection's proxy: the certificate
+    /// it presented, or one the proxy policy accepts (a renewal; remembered once accepted).
+    fn check_proxy_signer(
+        &self,
+        signer: &[u8],
+        connection: &cocoon_net::PeerCertificate,
+        at: SystemTime,
+    ) -> Result<(), ReceiptError> {
+        if signer == connection.der() {
+            return Ok(());
+        }
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(signer).into();
+        let mut known = self
+            .charge_signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if known.contains(&digest) {
+            return Ok(());
+        }
+        let policy = self
+            .proxy_policy
+            .as_ref()
+            .ok_or_else(|| ReceiptError::ChargeSigner("no proxy policy to check it with".into()))?;
+        policy
+            .verify_peer(signer, at)
+            .map_err(|e| ReceiptError::ChargeSigner(e.to_string()))?;
+        if known.len() >= 64 {
+            known.clear();
+        }
+        known.insert(digest);
+        Ok(())
     }
 
     fn images_generation(&self) -> u64 {

@@ -317,6 +317,7 @@ fn query_answer_with_and_without_final_info() {
             debug: None,
             timings: None,
             receipt: None,
+            charge: None,
         }),
         ..answer
     };

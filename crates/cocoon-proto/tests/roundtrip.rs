@@ -165,14 +165,22 @@ fn client_final_info() -> impl Strategy<Value = Option<ClientQueryFinalInfo>> {
         },
     ));
     prop::option::of(
-        (tokens(), debug, timings, prop::option::of(blob())).prop_map(
-            |(tokens_used, debug, timings, receipt)| ClientQueryFinalInfo {
-                tokens_used,
-                debug,
-                timings,
-                receipt,
-            },
-        ),
+        (
+            tokens(),
+            debug,
+            timings,
+            prop::option::of(blob()),
+            prop::option::of(blob()),
+        )
+            .prop_map(|(tokens_used, debug, timings, receipt, charge)| {
+                ClientQueryFinalInfo {
+                    tokens_used,
+                    debug,
+                    timings,
+                    receipt,
+                    charge,
+                }
+            }),
     )
 }
 

@@ -279,6 +279,9 @@ pub(crate) struct Router {
     rules_seen: AtomicU64,
     /// A test's tampering with sealed requests ([`crate::danger`]); `None` outside tests.
     danger_tamper: Option<crate::danger::Tamper>,
+    /// The key of this proxy's current certificate, which signs its charges of sealed requests
+    /// (replaced on renewal).
+    charge_signer: std::sync::RwLock<Option<Arc<cocoon_attest::receipt::ReceiptSigner>>>,
 }
 
 /// What to send after the lock is released.
@@ -443,6 +446,7 @@ fn error_answer(
             debug: None,
             timings: None,
             receipt: None,
+            charge: None,
         }),
     })
 }
@@ -467,7 +471,54 @@ impl Router {
             known_models,
             rules_seen: AtomicU64::new(0),
             danger_tamper: None,
+            charge_signer: std::sync::RwLock::new(None),
         }
+    }
+
+    /// Signs charges with `identity`'s key from now on (at start and after each renewal).
+    pub fn use_identity(&self, identity: &cocoon_net::TlsIdentity) {
+        match cocoon_attest::receipt::ReceiptSigner::new(identity) {
+            Ok(signer) => {
+                *self
+                    .charge_signer
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(signer))
+            }
+            Err(error) => tracing::error!(%error, "charges cannot be signed with this certificate"),
+        }
+    }
+
+    /// This proxy's signed charge of `told` tokens for a sealed request whose worker's receipt
+    /// is `receipt`.
+    fn signed_charge(
+        &self,
+        client_request_id: [u8; 32],
+        receipt: &[u8],
+        told: &TokensUsed,
+    ) -> Option<Vec<u8>> {
+        use cocoon_attest::receipt::{ChargeBody, ReceiptTokens};
+        let signer = self
+            .charge_signer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let charge = signer.sign(ChargeBody {
+            proxy_key: [0; 32],
+            client_request_id,
+            receipt_hash: <sha2::Sha256 as sha2::Digest>::digest(receipt).into(),
+            tokens: ReceiptTokens {
+                prompt: count(told.prompt_tokens_used),
+                cached: count(told.cached_tokens_used),
+                completion: count(told.completion_tokens_used),
+                reasoning: count(told.reasoning_tokens_used),
+                total: count(told.total_tokens_used),
+            },
+            charged_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        });
+        Some(charge.to_bytes())
     }
 
     /// Installs a test's tampering with sealed requests ([`crate::danger`]).
@@ -1323,12 +1374,16 @@ impl Router {
                         .unwrap_or(0.0),
                 }),
                 receipt: None,
+                charge: None,
             };
             if entry.sealed.is_some() {
                 client_info.receipt = self.relayed_receipt(state, &entry, worker_id, &info);
             }
             let (pending, told) = self.settle(state, &mut entry, request_id, Bill::Report(&tokens));
             client_info.tokens_used = told;
+            if let Some(receipt) = &client_info.receipt {
+                client_info.charge = self.signed_charge(entry.client_request_id, receipt, &told);
+            }
             state.with_worker(worker_id, |worker| {
                 worker.running = worker.running.saturating_sub(1);
                 worker.served += 1;

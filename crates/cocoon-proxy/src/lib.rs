@@ -226,6 +226,7 @@ async fn start_with(
         )
         .with_danger_tamper(danger_tamper),
     );
+    router.use_identity(&identity);
     let shared = Arc::new(Shared {
         router: router.clone(),
         started: Instant::now(),
@@ -267,7 +268,11 @@ async fn start_with(
         if let Some(fetcher) = collateral_fetcher {
             tasks.spawn(fetcher.run(shutdown.clone()));
         }
-        let renewal_acceptors = (worker_acceptor.clone(), client_acceptor.clone());
+        let renewal_acceptors = (
+            worker_acceptor.clone(),
+            client_acceptor.clone(),
+            router.clone(),
+        );
         tasks.spawn(cocoon_attest::renewal::keep_renewed(
             tee,
             "cocoon-proxy",
@@ -276,7 +281,9 @@ async fn start_with(
             shutdown.clone(),
             move |identity| {
                 renewal_acceptors.0.renew_identity(identity)?;
-                renewal_acceptors.1.renew_identity(identity)
+                renewal_acceptors.1.renew_identity(identity)?;
+                renewal_acceptors.2.use_identity(identity);
+                Ok(())
             },
         ));
         let mut peer_loops = JoinSet::new();

@@ -3,7 +3,7 @@
 //! the clear fields, and the answer comes back sealed. What the app sees is the same answer
 //! with the same usage, and `X-Cocoon-E2E` says whether it was sealed.
 
-use cocoon_attest::receipt::Receipt;
+use cocoon_attest::receipt::{ChargeStatement, Receipt};
 use cocoon_client::E2e;
 use cocoon_testkit::mock_backend::{
     mock_completion_text, mock_completion_tokens, mock_prompt_tokens,
@@ -81,13 +81,14 @@ async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
         assert_eq!(answer.status, 200, "{}", answer.text());
         assert_eq!(answer.header("x-cocoon-e2e"), Some("on"), "stream {stream}");
         let completion = mock_completion_tokens(&mock, &body);
-        let (content, usage, receipt) = if stream {
+        let (content, usage, receipt, charge) = if stream {
             let (content, usage, event) = read_stream_with_receipt(&answer.text());
             assert_eq!(event["cocoon_receipt_check"], "ok", "{event}");
             (
                 content,
                 usage,
                 event["cocoon_receipt"].as_str().unwrap().to_owned(),
+                event["cocoon_charge"].as_str().unwrap().to_owned(),
             )
         } else {
             assert_eq!(answer.header("x-cocoon-receipt-check"), Some("ok"));
@@ -99,6 +100,7 @@ async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
                     .to_owned(),
                 json["usage"].clone(),
                 answer.header("x-cocoon-receipt").unwrap().to_owned(),
+                answer.header("x-cocoon-charge").unwrap().to_owned(),
             )
         };
         // The worker's signed receipt, as the app gets it: it verifies on its own and states
@@ -109,6 +111,13 @@ async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
         assert_eq!(receipt.body.client_request_id, request_id(&answer));
         assert_eq!(usage["total_tokens"], receipt.body.tokens.total, "{usage}");
         assert_eq!(receipt.body.tokens.completion, completion);
+        // The proxy's signed charge names that receipt and states what the app was billed,
+        // signed by the proxy the client is connected to.
+        let charge = ChargeStatement::from_base64(&charge).unwrap();
+        charge
+            .check_against(&receipt, receipt.body.tokens.total)
+            .unwrap();
+        assert_eq!(charge.body.proxy_key, devnet.proxy.public_key);
         assert_eq!(
             content,
             mock_completion_text(&mock, completion),

@@ -68,6 +68,32 @@ enum Attack {
     ChangedStatus,
     /// Never sends the answer's last message.
     Withhold,
+    /// Raises the token count in the worker's receipt.
+    ReceiptTokens,
+    /// Relays the first request's receipt (the same worker's, genuine) with this answer.
+    ForeignReceipt,
+    /// Charges more tokens than the worker's receipt states.
+    OverCharge,
+    /// Drops its own signed charge.
+    NoCharge,
+}
+
+impl Attack {
+    fn on_receipts(self) -> bool {
+        matches!(
+            self,
+            Attack::ReceiptTokens | Attack::ForeignReceipt | Attack::OverCharge | Attack::NoCharge
+        )
+    }
+}
+
+/// The final info of an answer message, if it is the last.
+fn final_info(answer: &mut ClientQueryAnswer) -> Option<&mut ClientQueryFinalInfo> {
+    match answer {
+        ClientQueryAnswer::Answer(head) => head.final_info.as_mut(),
+        ClientQueryAnswer::Part(part) => part.final_info.as_mut(),
+        ClientQueryAnswer::Error(error) => error.final_info.as_mut(),
+    }
 }
 
 /// A proxy that performs `attack` on every sealed request but the first.
@@ -241,6 +267,29 @@ impl DangerTamper for Malicious {
             *count += 1;
             *count - 1
         };
+        if self.attack.on_receipts() {
+            let first_receipt = seen
+                .first_answer
+                .iter()
+                .cloned()
+                .find_map(|mut a| final_info(&mut a).and_then(|f| f.receipt.clone()));
+            if let Some(info) = final_info(&mut answer) {
+                match self.attack {
+                    Attack::ReceiptTokens => {
+                        let bytes = info.receipt.as_mut().unwrap();
+                        let mut receipt =
+                            cocoon_attest::receipt::Receipt::from_bytes(bytes).unwrap();
+                        receipt.body.tokens.total += 100;
+                        *bytes = receipt.to_bytes();
+                    }
+                    Attack::ForeignReceipt => info.receipt = first_receipt,
+                    Attack::OverCharge => info.tokens_used.total_tokens_used += 100,
+                    Attack::NoCharge => info.charge = None,
+                    _ => {}
+                }
+            }
+            return vec![answer];
+        }
         if let ClientQueryAnswer::Answer(head) = &mut answer {
             if self.attack == Attack::ChangedStatus {
                 let mut response = HttpResponse::from_bytes(&head.answer).unwrap();
@@ -409,6 +458,65 @@ async fn honest_first(devnet: &Devnet, stream: bool) -> u64 {
     let tokens = booked_tokens(devnet).await;
     assert!(tokens > 0);
     tokens
+}
+
+/// A receipt or charge the proxy changed: the answer itself is the worker's and reaches the app,
+/// whose receipt check names what is wrong (`X-Cocoon-Receipt-Check`, or the stream's receipt
+/// event), and the client counts it.
+async fn receipt_refused(attack: Attack, stream: bool, verdict: &str) {
+    let devnet = devnet(attack, 1).await;
+    honest_first(&devnet, stream).await;
+    let answer = post_chat(&devnet, stream).await;
+    assert_eq!(answer.status, 200, "{attack:?}: {}", answer.text());
+    let seen = if stream {
+        let events = sse_events(answer.text().as_bytes());
+        let event = events
+            .iter()
+            .find(|e| e.get("cocoon_receipt_check").is_some())
+            .unwrap_or_else(|| panic!("{attack:?}: no receipt event in {events:?}"))
+            .clone();
+        event["cocoon_receipt_check"].as_str().unwrap().to_owned()
+    } else {
+        answer.header("x-cocoon-receipt-check").unwrap().to_owned()
+    };
+    assert_eq!(seen, verdict, "{attack:?} (stream {stream})");
+    let stats = devnet.client_stats().await;
+    assert_eq!(stats["receipts"]["valid"], 1, "{attack:?}: {stats}");
+    assert_eq!(stats["receipts"]["refused"], 1, "{attack:?}: {stats}");
+    assert_eq!(
+        stats["receipts"]["over_charged"],
+        u64::from(verdict == "over_charged"),
+        "{attack:?}: {stats}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_with_a_changed_token_count_is_refused() {
+    for stream in [false, true] {
+        bounded(receipt_refused(Attack::ReceiptTokens, stream, "signature")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_requests_receipt_is_refused() {
+    bounded(receipt_refused(
+        Attack::ForeignReceipt,
+        false,
+        "another_request",
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_above_the_receipt_is_an_over_charge() {
+    for stream in [false, true] {
+        bounded(receipt_refused(Attack::OverCharge, stream, "over_charged")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_without_the_proxys_signed_charge_is_flagged() {
+    bounded(receipt_refused(Attack::NoCharge, false, "charge_missing")).await;
 }
 
 /// A request the worker refused because the proxy changed it: the app gets the worker's

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use cocoon_attest::hex;
-use cocoon_attest::receipt::Receipt;
+use cocoon_attest::receipt::{ChargeBody, Receipt, Signed, Statement};
 use cocoon_client::ClientConfig;
 
 #[derive(Subcommand, Debug)]
@@ -28,8 +28,13 @@ pub struct VerifyReceiptArgs {
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// The tokens the proxy charged for the request: refused when above the receipt's total.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "charge")]
     charged: Option<u64>,
+    /// The proxy's signed charge for the request (`X-Cocoon-Charge`, a stream's
+    /// `cocoon_charge`; base64 or a file): checked against the receipt, so a charge above it
+    /// is an over-charge signed by the proxy.
+    #[arg(long)]
+    charge: Option<String>,
     #[command(flatten)]
     verify: crate::attest::VerifyArgs,
 }
@@ -41,6 +46,11 @@ pub async fn run(command: ReceiptCommand) -> Result<()> {
 }
 
 fn read_receipt(arg: &str) -> Result<Receipt> {
+    read_statement(arg)
+}
+
+/// A signed statement from its base64, a file holding it, or `-` (standard input).
+fn read_statement<B: Statement>(arg: &str) -> Result<Signed<B>> {
     let text = if arg == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -52,7 +62,7 @@ fn read_receipt(arg: &str) -> Result<Receipt> {
     } else {
         arg.to_string()
     };
-    Receipt::from_base64(&text).map_err(|e| anyhow::anyhow!("{e}"))
+    Signed::from_base64(&text).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn verify(args: VerifyReceiptArgs) -> Result<()> {
@@ -100,6 +110,33 @@ async fn verify(args: VerifyReceiptArgs) -> Result<()> {
             failed = true;
         } else {
             println!("  charge           {charged} tokens charged: covered by the receipt");
+        }
+    }
+    if let Some(text) = &args.charge {
+        let charge = read_statement::<ChargeBody>(text)?;
+        let b = &charge.body;
+        println!("charge ({} bytes)", charge.to_bytes().len());
+        match charge.verify_signature() {
+            Ok(()) => println!("  signature        valid: the proxy key below signed every field"),
+            Err(error) => {
+                println!("  signature        REFUSED: {error}");
+                failed = true;
+            }
+        }
+        println!("  proxy key        {}", hex(&b.proxy_key));
+        println!(
+            "  tokens charged   total {} (prompt {}, completion {})",
+            b.tokens.total, b.tokens.prompt, b.tokens.completion
+        );
+        println!("  charged          {} (unix)", b.charged_at);
+        match charge.check_against(&receipt, b.tokens.total) {
+            Ok(()) => {
+                println!("  against receipt  covered: names this receipt, at most its tokens")
+            }
+            Err(error) => {
+                println!("  against receipt  REFUSED: {error}");
+                failed = true;
+            }
         }
     }
     println!("worker certificate (as it was when it signed)");

@@ -8,8 +8,9 @@ use cocoon_testkit::Devnet;
 use http::Method;
 use support::{cocoon, stdout};
 
-/// A sealed request through a devnet: its receipt's base64 and the tokens the usage reports.
-async fn a_receipt(devnet: &Devnet) -> (String, u64) {
+/// A sealed request through a devnet: its receipt's and charge's base64 and the tokens the
+/// usage reports.
+async fn a_receipt(devnet: &Devnet) -> (String, String, u64) {
     let body = serde_json::json!({"model": "mock-model", "messages": [{"role": "user", "content": "a receipt please"}]});
     let answer = devnet
         .client_http()
@@ -25,13 +26,17 @@ async fn a_receipt(devnet: &Devnet) -> (String, u64) {
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("x-cocoon-receipt-check"), Some("ok"));
     let total = answer.json()["usage"]["total_tokens"].as_u64().unwrap();
-    (answer.header("x-cocoon-receipt").unwrap().to_owned(), total)
+    (
+        answer.header("x-cocoon-receipt").unwrap().to_owned(),
+        answer.header("x-cocoon-charge").unwrap().to_owned(),
+        total,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_devnet_receipt_verifies_and_a_changed_one_or_an_over_charge_is_refused() {
     let devnet = Devnet::builder().start().await.unwrap();
-    let (receipt, total) = a_receipt(&devnet).await;
+    let (receipt, charge, total) = a_receipt(&devnet).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("receipt.b64");
     std::fs::write(&file, &receipt).unwrap();
@@ -57,6 +62,15 @@ async fn a_devnet_receipt_verifies_and_a_changed_one_or_an_over_charge_is_refuse
     assert!(text.contains("covered by the receipt"), "{text}");
     assert!(text.contains("acceptable       yes"), "{text}");
     assert!(text.contains("bound to key     yes"), "{text}");
+
+    // With the proxy's signed charge: covered. A charge for another request's receipt is not.
+    let text = stdout(&cocoon(&["receipt", "verify", file, "--charge", &charge]));
+    assert!(text.contains("against receipt  covered"), "{text}");
+    let (other_receipt, _, _) = a_receipt(&devnet).await;
+    let mismatch = cocoon(&["receipt", "verify", &other_receipt, "--charge", &charge]);
+    assert!(!mismatch.status.success());
+    let text = String::from_utf8_lossy(&mismatch.stdout);
+    assert!(text.contains("against receipt  REFUSED"), "{text}");
 
     // The base64 given directly works the same; an over-charge is refused.
     let over = cocoon(&[

@@ -232,6 +232,9 @@ pub struct ClientQueryFinalInfo {
     /// The worker's signed receipt of a sealed request, relayed unchanged (`flags.2`, this
     /// implementation's extension: only in answers to `client.runSealedQuery`).
     pub receipt: Option<Vec<u8>>,
+    /// The proxy's signed charge for that receipt (`flags.3`, our extension, only with a
+    /// receipt): what it charged, signed with its attested certificate's key.
+    pub charge: Option<Vec<u8>>,
 }
 
 impl TlObject for ClientQueryFinalInfo {
@@ -242,7 +245,8 @@ impl TlObject for ClientQueryFinalInfo {
     fn write_bare(&self, out: &mut Vec<u8>) {
         let flags = u32::from(self.debug.is_some())
             | u32::from(self.timings.is_some()) << 1
-            | u32::from(self.receipt.is_some()) << 2;
+            | u32::from(self.receipt.is_some()) << 2
+            | u32::from(self.charge.is_some()) << 3;
         write_u32(out, flags);
         self.tokens_used.write_bare(out);
         if let Some(debug) = &self.debug {
@@ -257,6 +261,9 @@ impl TlObject for ClientQueryFinalInfo {
         }
         if let Some(receipt) = &self.receipt {
             receipt.write_field(out);
+        }
+        if let Some(charge) = &self.charge {
+            charge.write_field(out);
         }
     }
 
@@ -286,11 +293,17 @@ impl TlObject for ClientQueryFinalInfo {
         } else {
             None
         };
+        let charge = if flag(flags, 3) {
+            Some(r.bytes()?)
+        } else {
+            None
+        };
         Ok(Self {
             tokens_used,
             debug,
             timings,
             receipt,
+            charge,
         })
     }
 }
