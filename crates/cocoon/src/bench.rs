@@ -109,7 +109,7 @@ pub struct LedgerBenchArgs {
     dir: Option<PathBuf>,
 }
 
-const FIXTURES: &str = concat!(
+pub(crate) const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../cocoon-attest/tests/fixtures"
 );
