@@ -534,48 +534,95 @@ impl PeerPolicy for SampleQuoteTdx {
 }
 
 /// Policies for one handshake: the server's (judging the client), the client's.
-type Policies<'a> = &'a dyn Fn() -> (Arc<dyn PeerPolicy>, Arc<dyn PeerPolicy>);
+type Policies<'a> = Box<dyn Fn() -> (Arc<dyn PeerPolicy>, Arc<dyn PeerPolicy>) + 'a>;
 
-/// Sequential handshakes on loopback (TCP, TLS 1.3 with both certificates checked,
-/// `tcp.connect`), PoW off; with `fresh`, new endpoints and policies for each (made outside
+/// Handshakes taken between rows, in turn, so that a swing in the machine's load (other
+/// processes on a shared machine) falls on every row alike rather than on one.
+const HANDSHAKES_PER_TURN: usize = 20;
+
+/// One row of sequential handshakes on loopback (TCP, TLS 1.3 with both certificates checked,
+/// `tcp.connect`), PoW off; with `fresh`, new endpoints and policies before each (made outside
 /// the timing), so nothing from an earlier handshake is reused.
-async fn handshake_samples(
-    count: usize,
-    limit: Duration,
-    server: &RaTlsIdentity,
-    client: &RaTlsIdentity,
-    policies: Policies<'_>,
+struct HandshakeRow<'a> {
+    label: &'static str,
+    server: &'a RaTlsIdentity,
+    client: &'a RaTlsIdentity,
+    policies: Policies<'a>,
     fresh: bool,
-) -> Result<Samples> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?.to_string();
-    let endpoints = || -> Result<(Acceptor, Connector)> {
-        let (server_policy, client_policy) = policies();
+    /// The endpoints of the last handshake, reused unless `fresh`.
+    endpoints: Option<(Acceptor, Connector)>,
+    /// Time spent on this row so far, setup included, for `--row-seconds`.
+    spent: Duration,
+    samples: Vec<Duration>,
+}
+
+impl<'a> HandshakeRow<'a> {
+    fn new(
+        label: &'static str,
+        server: &'a RaTlsIdentity,
+        client: &'a RaTlsIdentity,
+        policies: Policies<'a>,
+        fresh: bool,
+    ) -> HandshakeRow<'a> {
+        HandshakeRow {
+            label,
+            server,
+            client,
+            policies,
+            fresh,
+            endpoints: None,
+            spent: Duration::ZERO,
+            samples: Vec::new(),
+        }
+    }
+
+    fn done(&self, count: usize, limit: Duration) -> bool {
+        self.samples.len() >= count.max(1) || (!self.samples.is_empty() && self.spent >= limit)
+    }
+
+    fn endpoints(&self) -> Result<(Acceptor, Connector)> {
+        let (server_policy, client_policy) = (self.policies)();
         // No proof of work: the bench measures TLS and attestation, not the anti-DoS gate.
         Ok((
-            Acceptor::new(&server.tls, server_policy, 0)?,
-            Connector::new(&client.tls, client_policy, 0)?,
+            Acceptor::new(&self.server.tls, server_policy, 0)?,
+            Connector::new(&self.client.tls, client_policy, 0)?,
         ))
-    };
-    let (mut acceptor, mut connector) = endpoints()?;
-    let started = Instant::now();
-    let mut samples = Vec::with_capacity(count);
-    while samples.len() < count.max(1) && (samples.is_empty() || started.elapsed() < limit) {
-        if fresh && !samples.is_empty() {
-            (acceptor, connector) = endpoints()?;
-        }
-        let server = async {
-            let (socket, _) = listener.accept().await?;
-            acceptor.accept(socket).await.map_err(anyhow::Error::from)
-        };
-        let start = Instant::now();
-        let (server, client) = tokio::join!(server, connector.connect(&address));
-        let client = client.context("client handshake")?;
-        samples.push(start.elapsed());
-        server.context("server handshake")?;
-        client.handle.close("bench");
     }
-    Ok(Samples(samples))
+
+    /// Up to `turn` more handshakes, stopping when the row is done.
+    async fn take(
+        &mut self,
+        listener: &tokio::net::TcpListener,
+        turn: usize,
+        count: usize,
+        limit: Duration,
+    ) -> Result<()> {
+        let address = listener.local_addr()?.to_string();
+        let started = Instant::now();
+        let spent_before = self.spent;
+        for _ in 0..turn {
+            if self.done(count, limit) {
+                break;
+            }
+            let (acceptor, connector) = match self.endpoints.take() {
+                Some(endpoints) if !self.fresh => endpoints,
+                _ => self.endpoints()?,
+            };
+            let server = async {
+                let (socket, _) = listener.accept().await?;
+                acceptor.accept(socket).await.map_err(anyhow::Error::from)
+            };
+            let start = Instant::now();
+            let (server, client) = tokio::join!(server, connector.connect(&address));
+            let client = client.with_context(|| format!("client handshake, {}", self.label))?;
+            self.samples.push(start.elapsed());
+            server.with_context(|| format!("server handshake, {}", self.label))?;
+            client.handle.close("bench");
+            self.endpoints = Some((acceptor, connector));
+            self.spent = spent_before + started.elapsed();
+        }
+        Ok(())
+    }
 }
 
 /// Handshakes with and without attestation, cold and cached.
@@ -601,76 +648,64 @@ async fn handshakes(
             public_key: real_worker.tls.public_key,
         })
     };
-    let n = args.handshakes;
-    println!();
-    println!("handshakes: up to {n} sequential per row on loopback (TCP + TLS 1.3 + tcp.connect, PoW off)");
-    let mut rows: Vec<(&str, Samples)> = Vec::new();
-    rows.push((
-        "unattested (danger_any both ways)",
-        handshake_samples(
-            n,
-            limit,
-            &plain_server,
-            &plain_client,
-            &|| (any(), any()),
-            false,
-        )
-        .await?,
-    ));
-    rows.push((
-        "fake TDX both ways, cold (new endpoints each)",
-        handshake_samples(
-            n,
-            limit,
-            fake_worker,
-            &fake_client,
-            &|| (fake(), fake()),
-            true,
-        )
-        .await?,
-    ));
-    rows.push((
-        "fake TDX both ways, again (the same endpoints)",
-        handshake_samples(
-            n,
-            limit,
-            fake_worker,
-            &fake_client,
-            &|| (fake(), fake()),
-            false,
-        )
-        .await?,
-    ));
-    rows.push((
-        "client checks TDX + DCAP, cold (cache off)",
-        handshake_samples(
-            n,
-            limit,
-            real_worker,
-            &plain_client,
-            &|| (any(), sample_tdx(Some(0))),
-            false,
-        )
-        .await?,
-    ));
+    let cold = sample_tdx(Some(0));
     let warm = sample_tdx(None);
     warm.verify_peer(&real_worker.tls.cert_der, now)?;
-    rows.push((
-        "client checks TDX + DCAP, cached",
-        handshake_samples(
-            n,
-            limit,
+    let row = HandshakeRow::new;
+    let mut rows = vec![
+        row(
+            "unattested (danger_any both ways)",
+            &plain_server,
+            &plain_client,
+            Box::new(|| (any(), any())),
+            false,
+        ),
+        row(
+            "fake TDX both ways, cold (new endpoints each)",
+            fake_worker,
+            &fake_client,
+            Box::new(|| (fake(), fake())),
+            true,
+        ),
+        row(
+            "fake TDX both ways, again (the same endpoints)",
+            fake_worker,
+            &fake_client,
+            Box::new(|| (fake(), fake())),
+            false,
+        ),
+        row(
+            "client checks TDX + DCAP, cold (cache off)",
             real_worker,
             &plain_client,
-            &|| (any(), warm.clone()),
+            Box::new(|| (any(), cold.clone())),
             false,
-        )
-        .await?,
-    ));
+        ),
+        row(
+            "client checks TDX + DCAP, cached",
+            real_worker,
+            &plain_client,
+            Box::new(|| (any(), warm.clone())),
+            false,
+        ),
+    ];
+    let n = args.handshakes;
+    println!();
+    println!("handshakes: up to {n} sequential per row on loopback (TCP + TLS 1.3 + tcp.connect, PoW off), the rows taking turns of {HANDSHAKES_PER_TURN}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    while rows.iter().any(|row| !row.done(n, limit)) {
+        for row in &mut rows {
+            row.take(&listener, HANDSHAKES_PER_TURN, n, limit).await?;
+        }
+    }
     println!(
         "{:<48} {:>6} {:>10} {:>10} {:>10} {:>10} {:>13}",
         "handshake", "n", "handsh./s", "µs mean", "µs p50", "µs p99", "p50 vs unatt"
     );
+    let rows: Vec<(&str, Samples)> = rows
+        .into_iter()
+        .map(|row| (row.label, Samples(row.samples)))
+        .collect();
     let base = rows[0].1.quantile_us(0.5);
     for (label, samples) in &rows {
         let p50 = samples.quantile_us(0.5);
