@@ -471,6 +471,27 @@ impl<B: Statement> Signed<B> {
     /// time: it outlives the one-day certificate that signed it. Its attestation is judged by
     /// a policy, separately.
     pub fn verify_signature(&self) -> Result<(), ReceiptError> {
+        self.verify_signature_known(None)
+    }
+
+    /// [`Signed::verify_signature`], skipping the certificate's parse when it is `known`: the
+    /// same DER as a certificate the caller already checked, whose key is the body's.
+    pub fn verify_signature_known(
+        &self,
+        known: Option<(&[u8], [u8; 32])>,
+    ) -> Result<(), ReceiptError> {
+        let trusted = known
+            .is_some_and(|(der, key)| key == self.body.key() && der == self.certificate.as_slice());
+        if !trusted {
+            self.check_certificate()?;
+        }
+        UnparsedPublicKey::new(&ED25519, &self.body.key())
+            .verify(&signed_message(&self.body), &self.signature)
+            .map_err(|_| ReceiptError::Signature)
+    }
+
+    /// The certificate parses and its claims name the body's key.
+    fn check_certificate(&self) -> Result<(), ReceiptError> {
         let facts = parse_certificate(&self.certificate, self.signed_at())
             .map_err(|e| ReceiptError::Certificate(format!("does not parse: {e}")))?;
         let claims = certificate_claims(&facts)
@@ -480,9 +501,7 @@ impl<B: Statement> Signed<B> {
                 "is another key's than the one that signed".into(),
             ));
         }
-        UnparsedPublicKey::new(&ED25519, &self.body.key())
-            .verify(&signed_message(&self.body), &self.signature)
-            .map_err(|_| ReceiptError::Signature)
+        Ok(())
     }
 
     /// When it was signed.
@@ -495,9 +514,15 @@ impl ChargeStatement {
     /// Checks a proxy's charge against the receipt it names and what the client was told: its
     /// signature, the receipt's hash and request, the tokens (`told_total`), and that it is not
     /// above the receipt. Whose key signed (the proxy the client is connected to) is the
-    /// caller's check.
-    pub fn check_against(&self, receipt: &Receipt, told_total: u64) -> Result<(), ReceiptError> {
-        self.verify_signature()?;
+    /// caller's check; `known` spares the parse of a certificate the caller already checked
+    /// ([`Signed::verify_signature_known`]).
+    pub fn check_against(
+        &self,
+        receipt: &Receipt,
+        told_total: u64,
+        known: Option<(&[u8], [u8; 32])>,
+    ) -> Result<(), ReceiptError> {
+        self.verify_signature_known(known)?;
         if self.body.receipt_hash != receipt.hash()
             || self.body.client_request_id != receipt.body.client_request_id
         {
@@ -525,7 +550,11 @@ impl Receipt {
     /// certificate: `sealing_key`), its request, its answer and its model, and that `billed`
     /// tokens are not above the receipt's.
     pub fn check_for(&self, expected: &Expected<'_>) -> Result<(), ReceiptError> {
-        self.verify_signature()?;
+        self.verify_signature_known(
+            expected
+                .worker_certificate
+                .map(|der| (der, expected.worker_key)),
+        )?;
         if self.body.worker_key != expected.worker_key {
             let renewed = crate::sealing_key_of(&self.certificate, self.signed_at())
                 .is_some_and(|key| key == expected.sealing_key);
@@ -561,6 +590,9 @@ impl Receipt {
 pub struct Expected<'a> {
     /// The certificate key of the worker the request was sealed to.
     pub worker_key: [u8; 32],
+    /// That worker's certificate as the client verified it, if at hand (a receipt carrying
+    /// the same one is not parsed again).
+    pub worker_certificate: Option<&'a [u8]>,
     /// The HPKE key it was sealed to (the same worker after a certificate renewal).
     pub sealing_key: [u8; 32],
     /// The request's id.

@@ -68,6 +68,7 @@ fn served(worker: &Worker, answer: &[u8], billed: u64) -> (Receipt, Expected<'st
     });
     let expected = Expected {
         worker_key: worker.signer.public_key(),
+        worker_certificate: None,
         sealing_key: worker.sealing.public_key(),
         client_request_id: context.request_id,
         request_hash: request_hash(&sealed),

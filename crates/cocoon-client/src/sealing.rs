@@ -45,6 +45,8 @@ pub(crate) struct SealingWorker {
     /// The HPKE key its attested claims carry.
     pub sealing_key: [u8; 32],
     pub coefficient: i32,
+    /// The certificate verified: a receipt signed under it is not parsed again.
+    pub certificate: cocoon_net::PeerCertificate,
 }
 
 /// Per (proxy connection, model): when listed, the generation of the root's worker images it
@@ -57,6 +59,8 @@ pub(crate) struct Sealed {
     pub opener: AnswerOpener,
     /// The HPKE key it is sealed to.
     pub sealing_key: [u8; 32],
+    /// The certificate of the worker it is sealed to, as verified.
+    pub worker_certificate: cocoon_net::PeerCertificate,
 }
 
 impl Sealed {
@@ -70,7 +74,9 @@ impl Sealed {
             request_hash: request_hash(&self.query.sealed),
             model: self.query.model_name.clone(),
             opener: self.opener,
+            worker_certificate: self.worker_certificate,
             proxy_certificate: proxy.peer().certificate.clone(),
+            proxy_key: proxy.peer().public_key,
         };
         (self.query.to_bytes(), answer)
     }
@@ -85,8 +91,11 @@ pub(crate) struct SealedAnswer {
     request_id: [u8; 32],
     request_hash: [u8; 32],
     model: String,
-    /// The certificate the proxy presented on this connection.
+    /// The certificate of the worker it is sealed to, as verified.
+    worker_certificate: cocoon_net::PeerCertificate,
+    /// The certificate the proxy presented on this connection, and its key.
     proxy_certificate: cocoon_net::PeerCertificate,
+    proxy_key: [u8; 32],
 }
 
 /// How a sealed answer's receipt and charge checked out, and their base64 for the app.
@@ -135,6 +144,7 @@ impl SealedAnswer {
         let told = u64::try_from(info.tokens_used.total_tokens_used).unwrap_or(u64::MAX);
         let expected = Expected {
             worker_key: self.worker_key,
+            worker_certificate: Some(self.worker_certificate.der()),
             sealing_key: self.sealing_key,
             client_request_id: self.request_id,
             request_hash: self.request_hash,
@@ -153,7 +163,11 @@ impl SealedAnswer {
             .and_then(|charge| {
                 let charge = charge.ok_or(ReceiptError::NoCharge)?;
                 check.charge = Some(charge.to_base64());
-                charge.check_against(&receipt, told)?;
+                charge.check_against(
+                    &receipt,
+                    told,
+                    Some((self.proxy_certificate.der(), self.proxy_key)),
+                )?;
                 sealer.check_proxy_signer(
                     &charge.certificate,
                     &self.proxy_certificate,
@@ -348,6 +362,7 @@ impl Sealer {
                     worker_key: identity.public_key,
                     sealing_key,
                     coefficient: worker.coefficient,
+                    certificate: cocoon_net::PeerCertificate::new(&worker.certificate),
                 })
             })
             .collect();
@@ -415,6 +430,7 @@ impl Sealer {
                     },
                     opener,
                     sealing_key: worker.sealing_key,
+                    worker_certificate: worker.certificate.clone(),
                 })
                 .map_err(|e| e.to_string()),
         )

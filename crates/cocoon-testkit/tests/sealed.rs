@@ -115,7 +115,7 @@ async fn requests_are_sealed_to_the_verified_worker_with_exact_usage() {
         // signed by the proxy the client is connected to.
         let charge = ChargeStatement::from_base64(&charge).unwrap();
         charge
-            .check_against(&receipt, receipt.body.tokens.total)
+            .check_against(&receipt, receipt.body.tokens.total, None)
             .unwrap();
         assert_eq!(charge.body.proxy_key, devnet.proxy.public_key);
         assert_eq!(

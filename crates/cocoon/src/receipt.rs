@@ -129,7 +129,7 @@ async fn verify(args: VerifyReceiptArgs) -> Result<()> {
             b.tokens.total, b.tokens.prompt, b.tokens.completion
         );
         println!("  charged          {} (unix)", b.charged_at);
-        match charge.check_against(&receipt, b.tokens.total) {
+        match charge.check_against(&receipt, b.tokens.total, None) {
             Ok(()) => {
                 println!("  against receipt  covered: names this receipt, at most its tokens")
             }
