@@ -706,7 +706,7 @@ pub(crate) async fn run_completion(
     let stream = AnswerStream {
         sealed: sealed_answer,
         receipt_event: is_sse && wants_usage,
-        held_done: false,
+        held: Vec::new(),
         first: Some(http_response.payload),
         answers,
         _guard: guard,
@@ -739,36 +739,80 @@ fn receipt_headers(headers: &mut HeaderMap, check: &ReceiptCheck) {
     );
 }
 
-/// The SSE event that carries a sealed stream's receipt, before its `[DONE]`: a chunk with no
-/// choices (as the usage chunk is), so SDKs that ask for usage read it like that one.
-fn receipt_event(check: &ReceiptCheck) -> Vec<u8> {
-    let event = serde_json::json!({
-        "object": "chat.completion.chunk",
-        "choices": [],
-        "cocoon_receipt": check.receipt,
-        "cocoon_charge": check.charge,
-        "cocoon_receipt_check": check.verdict(),
-    });
-    format!("data: {event}\n\n").into_bytes()
+/// The fields a sealed stream's receipt adds to its usage chunk (the final event before
+/// `[DONE]`, which a stream that asks for usage ends with).
+fn receipt_fields(check: &ReceiptCheck) -> [(&'static str, Value); 3] {
+    [
+        ("cocoon_receipt", check.receipt.clone().into()),
+        ("cocoon_charge", check.charge.clone().into()),
+        ("cocoon_receipt_check", check.verdict().into()),
+    ]
 }
 
-/// An SSE stream's last event.
-const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
-
-/// Takes a trailing `data: [DONE]` event off `data`: whether there was one.
-fn take_done(data: &mut Vec<u8>) -> bool {
-    const DONE: &[u8] = b"data: [DONE]";
-    let trimmed = data.len()
-        - data
+/// Where the tail of an SSE buffer starts that must wait for the answer's final info: its
+/// trailing usage event and `data: [DONE]`.
+fn tail_start(data: &[u8]) -> usize {
+    let mut start = data.len();
+    loop {
+        let Some(end) = data[..start]
             .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count();
-    if !data[..trimmed].ends_with(DONE) {
-        return false;
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map(|i| i + 1)
+        else {
+            return 0;
+        };
+        let begin = data[..end]
+            .windows(2)
+            .rposition(|w| w == b"\n\n")
+            .map_or(0, |i| i + 2);
+        let event = &data[begin..end];
+        if event == b"data: [DONE]" || is_usage_event(event) {
+            start = begin;
+        } else {
+            return start;
+        }
     }
-    data.truncate(trimmed - DONE.len());
-    true
+}
+
+/// Whether an SSE event is a chunk that carries usage.
+fn is_usage_event(event: &[u8]) -> bool {
+    event.starts_with(b"data: {")
+        && (event.windows(9).any(|w| w == b"\"usage\":{")
+            || event.windows(10).any(|w| w == b"\"usage\": {"))
+}
+
+/// Adds the receipt's fields to the usage chunk in `tail` (what [`tail_start`] held back), or,
+/// with none there, a chunk of its own (no choices, as the usage chunk has) before `[DONE]`.
+fn with_receipt(tail: &[u8], check: &ReceiptCheck) -> Vec<u8> {
+    let mut out = Vec::with_capacity(tail.len() + 4096);
+    let mut added = false;
+    for event in tail.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+        if !added && event == b"data: [DONE]" {
+            let mut chunk = serde_json::json!({"object": "chat.completion.chunk", "choices": []});
+            for (name, value) in receipt_fields(check) {
+                chunk[name] = value;
+            }
+            out.extend_from_slice(format!("data: {chunk}\n\n").as_bytes());
+            added = true;
+        }
+        let parsed = is_usage_event(event)
+            .then(|| serde_json::from_slice::<Value>(&event[6..]).ok())
+            .flatten();
+        match parsed {
+            Some(Value::Object(mut chunk)) if !added => {
+                for (name, value) in receipt_fields(check) {
+                    chunk.insert(name.into(), value);
+                }
+                out.extend_from_slice(format!("data: {}\n\n", Value::Object(chunk)).as_bytes());
+                added = true;
+            }
+            _ => {
+                out.extend_from_slice(event);
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+    }
+    out
 }
 
 /// Opens a piece of a sealed answer; the one that ends the answer (`last`) must close its
@@ -789,8 +833,9 @@ struct AnswerStream {
     sealed: Option<SealedAnswer>,
     /// Whether the receipt goes to the app as an SSE event (a stream that asked for usage).
     receipt_event: bool,
-    /// A `data: [DONE]` held back until the final part: the receipt event goes before it.
-    held_done: bool,
+    /// The usage event and `data: [DONE]` held back until the final part: the receipt goes
+    /// into the usage chunk.
+    held: Vec<u8>,
     first: Option<Vec<u8>>,
     answers: Answers,
     _guard: PendingGuard,
@@ -876,16 +921,22 @@ impl AnswerStream {
                             let check = sealed.check_receipt(info, &self.shared.sealer);
                             self.shared.stats.count_receipt(&check, &self.log_id);
                             if self.receipt_event {
-                                let done = take_done(&mut data) || self.held_done;
-                                data.extend_from_slice(&receipt_event(&check));
-                                if done {
-                                    data.extend_from_slice(DONE_EVENT);
-                                }
+                                let mut all = std::mem::take(&mut self.held);
+                                all.extend_from_slice(&data);
+                                let tail = tail_start(&all);
+                                let finished = with_receipt(&all[tail..], &check);
+                                all.truncate(tail);
+                                all.extend_from_slice(&finished);
+                                data = all;
                             }
                         }
                         debug!(request = %self.log_id, tokens = info.tokens_used.total_tokens_used, "stream done");
                     } else if self.receipt_event && self.sealed.is_some() {
-                        self.held_done |= take_done(&mut data);
+                        let mut all = std::mem::take(&mut self.held);
+                        all.extend_from_slice(&data);
+                        let tail = tail_start(&all);
+                        self.held = all.split_off(tail);
+                        data = all;
                     }
                     if !data.is_empty() {
                         return Some((Ok(Bytes::from(data)), self));
@@ -921,7 +972,43 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::log_safe;
+    use super::*;
+
+    fn check() -> ReceiptCheck {
+        ReceiptCheck {
+            outcome: Ok(()),
+            receipt: Some("UkVD".into()),
+            charge: Some("Q0hH".into()),
+        }
+    }
+
+    #[test]
+    fn the_usage_chunk_and_done_wait_for_the_receipt_which_joins_the_usage_chunk() {
+        let token = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}\n\n";
+        let usage = b"data: {\"choices\":[],\"usage\":{\"total_tokens\":9}}\n\n";
+        let done = b"data: [DONE]\n\n";
+        let all = [&token[..], usage, done].concat();
+        assert_eq!(tail_start(&all), token.len(), "usage and [DONE] wait");
+        assert_eq!(tail_start(token), token.len(), "a token chunk goes at once");
+        assert_eq!(tail_start(usage), 0);
+        let finished = with_receipt(&all[token.len()..], &check());
+        let text = String::from_utf8(finished).unwrap();
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 2, "{text}");
+        let chunk: Value = serde_json::from_str(&events[0][6..]).unwrap();
+        assert_eq!(chunk["usage"]["total_tokens"], 9);
+        assert_eq!(chunk["cocoon_receipt"], "UkVD");
+        assert_eq!(chunk["cocoon_charge"], "Q0hH");
+        assert_eq!(chunk["cocoon_receipt_check"], "ok");
+        assert_eq!(events[1], "data: [DONE]");
+        // No usage chunk: a chunk of its own, before [DONE].
+        let text = String::from_utf8(with_receipt(done, &check())).unwrap();
+        assert!(
+            text.starts_with("data: {") && text.ends_with("data: [DONE]\n\n"),
+            "{text}"
+        );
+        assert!(text.contains("\"cocoon_receipt_check\":\"ok\""), "{text}");
+    }
 
     #[test]
     fn client_text_in_logs_cannot_break_lines_and_is_bounded() {

@@ -53,9 +53,10 @@ fn read_stream_with_receipt(text: &str) -> (String, Value, Value) {
         let event: Value = serde_json::from_str(data).unwrap();
         assert!(event["error"].is_null(), "error event: {event}");
         if event.get("cocoon_receipt_check").is_some() {
+            // In the usage chunk: the stream still ends with usage, as apps expect.
             assert_eq!(event["choices"], json!([]), "{event}");
-            receipt = event;
-            continue;
+            assert!(!event["usage"].is_null(), "{event}");
+            receipt = event.clone();
         }
         if let Some(piece) = event["choices"][0]["delta"]["content"].as_str() {
             content.push_str(piece);
