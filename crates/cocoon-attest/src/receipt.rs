@@ -62,6 +62,23 @@ pub struct ReceiptTokens {
     pub total: u64,
 }
 
+impl ReceiptTokens {
+    /// From a usage report's four categories (prompt, cached, completion, reasoning) and its
+    /// total.
+    pub fn from_categories(
+        [prompt, cached, completion, reasoning]: [u64; 4],
+        total: u64,
+    ) -> ReceiptTokens {
+        ReceiptTokens {
+            prompt,
+            cached,
+            completion,
+            reasoning,
+            total,
+        }
+    }
+}
+
 /// What a worker states about one sealed request it served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiptBody {

@@ -502,18 +502,14 @@ impl Router {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()?;
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let charge = signer.sign(ChargeBody {
             proxy_key: [0; 32],
             client_request_id,
             receipt_hash: <sha2::Sha256 as sha2::Digest>::digest(receipt).into(),
-            tokens: ReceiptTokens {
-                prompt: count(told.prompt_tokens_used),
-                cached: count(told.cached_tokens_used),
-                completion: count(told.completion_tokens_used),
-                reasoning: count(told.reasoning_tokens_used),
-                total: count(told.total_tokens_used),
-            },
+            tokens: ReceiptTokens::from_categories(
+                told.categories(),
+                u64::try_from(told.total_tokens_used).unwrap_or(0),
+            ),
             charged_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -1447,7 +1443,6 @@ impl Router {
             Ok(receipt) => {
                 let t = &info.tokens_used;
                 let signed = &receipt.body.tokens;
-                let count = |n: i64| u64::try_from(n).unwrap_or(u64::MAX);
                 let same_worker = receipt.certificate == worker.certificate.der()
                     || cocoon_attest::sealing_key_of(&receipt.certificate, receipt.signed_at())
                         .is_some_and(|key| Some(key) == worker.sealing_key);
@@ -1455,19 +1450,12 @@ impl Router {
                     Some("its certificate is not this worker's".into())
                 } else if receipt.body.client_request_id != entry.client_request_id {
                     Some("it is for another request".into())
-                } else if [
-                    signed.prompt,
-                    signed.cached,
-                    signed.completion,
-                    signed.reasoning,
-                    signed.total,
-                ] != [
-                    count(t.prompt_tokens_used),
-                    count(t.cached_tokens_used),
-                    count(t.completion_tokens_used),
-                    count(t.reasoning_tokens_used),
-                    count(t.total_tokens_used),
-                ] {
+                } else if *signed
+                    != cocoon_attest::receipt::ReceiptTokens::from_categories(
+                        t.categories(),
+                        u64::try_from(t.total_tokens_used).unwrap_or(u64::MAX),
+                    )
+                {
                     Some(format!(
                         "it signs {} tokens where the worker reported {}",
                         signed.total, t.total_tokens_used

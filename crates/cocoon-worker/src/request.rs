@@ -94,20 +94,16 @@ impl Reply<'_> {
         if !sealer.is_done() {
             return None;
         }
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let receipt = context.signer.sign(ReceiptBody {
             worker_key: context.signer.public_key(),
             client_request_id: context.client_request_id,
             request_hash: context.request_hash,
             answer_hash: sealer.answer_hash(),
             model: self.model.to_string(),
-            tokens: ReceiptTokens {
-                prompt: count(tokens.prompt_tokens_used),
-                cached: count(tokens.cached_tokens_used),
-                completion: count(tokens.completion_tokens_used),
-                reasoning: count(tokens.reasoning_tokens_used),
-                total: count(tokens.total_tokens_used),
-            },
+            tokens: ReceiptTokens::from_categories(
+                tokens.categories(),
+                u64::try_from(tokens.total_tokens_used).unwrap_or(0),
+            ),
             coefficient: self.coefficient,
             finished_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
