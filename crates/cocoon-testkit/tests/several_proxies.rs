@@ -10,8 +10,10 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_proxies_share_the_load_and_each_settles_exactly() {
     let dir = tempfile::tempdir().unwrap();
+    // Slow enough that all six requests are running at once even on a loaded machine (they
+    // are spread by what is running at each proxy when they start).
     let slow = MockBackendConfig {
-        headers_delay: Duration::from_millis(400),
+        headers_delay: Duration::from_millis(1500),
         ..MockBackendConfig::default()
     };
     let devnet = Devnet::builder()
