@@ -479,8 +479,17 @@ impl<B: Statement> Signed<B> {
     }
 
     /// SHA-256 of the wire form: how a charge refers to its receipt.
+    /// Hashed piece by piece, so the certificate (most of the bytes) is not copied.
     pub fn hash(&self) -> [u8; 32] {
-        Sha256::digest(self.to_bytes()).into()
+        let mut body = Vec::with_capacity(256);
+        body.push(VERSION);
+        self.body.write(&mut body);
+        let mut hasher = Sha256::new();
+        hasher.update(&body);
+        hasher.update(self.signature);
+        hasher.update((self.certificate.len() as u32).to_le_bytes());
+        hasher.update(&self.certificate);
+        hasher.finalize().into()
     }
 
     /// Checks that the certificate carries the signing key (and that its claims name it) and
@@ -657,6 +666,8 @@ mod tests {
         };
         let bytes = receipt.to_bytes();
         assert_eq!(Receipt::from_bytes(&bytes).unwrap(), receipt);
+        // The hash is taken piece by piece: it must be the wire form's.
+        assert_eq!(receipt.hash(), <[u8; 32]>::from(Sha256::digest(&bytes)));
         for cut in [0, 1, 40, bytes.len() - 101, bytes.len() - 1] {
             assert!(matches!(
                 Receipt::from_bytes(&bytes[..cut]),
@@ -689,7 +700,9 @@ mod tests {
             b.model = model;
             b.tokens = ReceiptTokens { prompt: counts[0], cached: counts[1], completion: counts[2], reasoning: counts[3], total: counts[4] };
             let receipt = Receipt { body: b, signature: [5; 64], certificate };
-            prop_assert_eq!(Receipt::from_bytes(&receipt.to_bytes()).unwrap(), receipt);
+            let bytes = receipt.to_bytes();
+            prop_assert_eq!(receipt.hash(), <[u8; 32]>::from(Sha256::digest(&bytes)));
+            prop_assert_eq!(Receipt::from_bytes(&bytes).unwrap(), receipt);
         }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use cocoon_attest::receipt::{request_hash, ChargeStatement, Expected, Receipt, ReceiptError};
 use cocoon_attest::sealed::{
     request_plaintext, seal_request, AnswerOpener, Padding, RequestContext,
@@ -140,7 +141,7 @@ impl SealedAnswer {
                 return check;
             }
         };
-        check.receipt = Some(receipt.to_base64());
+        check.receipt = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
         let told = u64::try_from(info.tokens_used.total_tokens_used).unwrap_or(u64::MAX);
         let expected = Expected {
             worker_key: self.worker_key,
@@ -155,14 +156,14 @@ impl SealedAnswer {
         let charge = info
             .charge
             .as_deref()
-            .map(ChargeStatement::from_bytes)
+            .map(|bytes| ChargeStatement::from_bytes(bytes).map(|charge| (charge, bytes)))
             .transpose();
         check.outcome = receipt
             .check_for(&expected)
             .and(charge)
             .and_then(|charge| {
-                let charge = charge.ok_or(ReceiptError::NoCharge)?;
-                check.charge = Some(charge.to_base64());
+                let (charge, bytes) = charge.ok_or(ReceiptError::NoCharge)?;
+                check.charge = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
                 charge.check_against(
                     &receipt,
                     told,
