@@ -24,11 +24,29 @@ use serde_json::json;
 const KILLS: usize = 20;
 const LOAD_TASKS: usize = 4;
 
+/// A free port for a listener that is killed and started again on the same port. Taken below
+/// the kernel's ephemeral range (`ip_local_port_range`, 32768 and up by default): a port from
+/// `bind(…:0)` is free again while its proxy is down, and any other test's `bind(…:0)` or
+/// outgoing connection may take it then, so the restarted proxy could not listen (seen once
+/// in a full parallel run: "cannot listen on 127.0.0.1:43229 (http): Address already in use").
+/// Nothing is handed ports below that range unless it names them.
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    let (low, _) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| {
+            let mut parts = range.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let (from, to) = (low.saturating_sub(12_000).max(10_000), low);
+    assert!(from < to, "no room below the ephemeral port range ({low})");
+    for _ in 0..1000 {
+        let port = from + (rand::random::<u16>() % (to - from));
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().unwrap();
+        }
+    }
+    panic!("no free port in {from}..{to}");
 }
 
 /// The proxy process, killed when dropped (a failed assertion must not leave it running).
@@ -204,14 +222,17 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
     let succeeded = Arc::new(AtomicU64::new(0));
     let attempted = Arc::new(AtomicU64::new(0));
     let tokens_per_request = Arc::new(AtomicU64::new(0));
+    // The newest refusal the load saw, for the message of a failed wait.
+    let last_refusal = Arc::new(std::sync::Mutex::new(String::new()));
     let (stop_load, load_stopped) = tokio::sync::watch::channel(false);
     let mut load = Vec::new();
     for _ in 0..LOAD_TASKS {
-        let (body, succeeded, attempted, per) = (
+        let (body, succeeded, attempted, per, refusal) = (
             body.clone(),
             succeeded.clone(),
             attempted.clone(),
             tokens_per_request.clone(),
+            last_refusal.clone(),
         );
         let stopped = load_stopped.clone();
         load.push(tokio::spawn(async move {
@@ -225,7 +246,18 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
                         assert!(before == 0 || before == tokens, "token counts differ");
                         succeeded.fetch_add(1, Ordering::Relaxed);
                     }
-                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                    other => {
+                        let why = match other {
+                            Ok(answer) => format!(
+                                "HTTP {}: {}",
+                                answer.status,
+                                String::from_utf8_lossy(&answer.body)
+                            ),
+                            Err(error) => format!("no answer: {error}"),
+                        };
+                        *refusal.lock().unwrap() = why;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
                 }
             }
         }));
@@ -238,7 +270,8 @@ async fn a_proxy_killed_twenty_times_under_load_keeps_exact_books() {
         while succeeded.load(Ordering::Relaxed) < before + 2 {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "no request got through after restart {kill}; proxy log:\n{}",
+                "no request got through after restart {kill}; the last refusal: {}; proxy log:\n{}",
+                last_refusal.lock().unwrap(),
                 std::fs::read_to_string(&proxy_log).unwrap_or_default()
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
