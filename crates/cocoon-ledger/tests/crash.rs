@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
@@ -15,6 +16,8 @@ use cocoon_ledger::{Ledger, LedgerConfig, LedgerError, Record};
 use rand::Rng;
 
 const CHILD_ENV: &str = "COCOON_LEDGER_CRASH_CHILD";
+/// The signal `Child::kill` sends on Unix.
+const SIGKILL: i32 = 9;
 const ITERATIONS: usize = 24;
 const CLIENTS: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];
 const WORKERS: [&str; 3] = ["w0", "w1", "w2"];
@@ -55,10 +58,10 @@ fn child(path: &Path) {
                 .expect("sync");
         }
         say("READY");
-        let mut tasks = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
         for task in 0..64usize {
             let ledger = ledger.clone();
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 let mut n = task;
                 loop {
                     n += 1;
@@ -73,10 +76,10 @@ fn child(path: &Path) {
                         .expect("charge");
                     say(&format!("ACK {}", hex::encode(id)));
                 }
-            }));
+            });
         }
         let signer = ledger.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 for (client, tokens) in signer.clients_over_threshold(500) {
                     ignore_races(signer.record_signed_charge(&client, tokens).await);
@@ -86,10 +89,14 @@ fn child(path: &Path) {
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-        }));
-        for task in tasks {
-            task.await.expect("task");
+        });
+        // The tasks never end on their own: the first to finish has panicked, and the child
+        // must die of it (the parent then sees an exit, not its SIGKILL) rather than charge on
+        // without it.
+        if let Some(ended) = tasks.join_next().await {
+            ended.expect("a charging task panicked");
         }
+        panic!("a charging task stopped");
     });
 }
 
@@ -167,7 +174,13 @@ fn crash_at_random_points() {
             std::thread::sleep(Duration::from_millis(rng.gen_range(5..60)));
         }
         child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
+        let status = child.wait().expect("reap");
+        // Only our SIGKILL may end it: an exit (a panic, an error) is a failure of its own.
+        assert_eq!(
+            status.signal(),
+            Some(SIGKILL),
+            "the child died before the kill: {status}"
+        );
         let acks = reader.join().expect("reader");
         acknowledged.extend(acks);
         verify(&path, &acknowledged);
