@@ -39,6 +39,14 @@ fn crash_child() {
 /// Charges from 64 tasks forever, printing `ACK <hex id>` once each commit resolves; also
 /// syncs and records signed charges and payouts so every record kind is in flight.
 fn child(path: &Path) {
+    // A panic anywhere in the child (a charging task, the signer, the ledger's writer) must not
+    // pass for our kill: it tells the parent on the pipe the parent reads, and aborts at once
+    // (the default hook's backtrace takes longer than the parent waits before killing).
+    std::panic::set_hook(Box::new(|info| {
+        say(&format!("PANIC {}", info.to_string().replace('\n', " ")));
+        eprintln!("crash child: {info}");
+        std::process::abort();
+    }));
     let ledger = Arc::new(Ledger::open(path, config()).expect("child open"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -138,6 +146,7 @@ fn crash_at_random_points() {
         let reader = std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut acks = Vec::new();
+            let mut panics = Vec::new();
             let mut line = Vec::new();
             loop {
                 line.clear();
@@ -158,9 +167,11 @@ fn crash_at_random_points() {
                         .and_then(|id| id.try_into().ok())
                         .expect("well-formed ACK");
                     acks.push(id);
+                } else if let Some(panic) = text.strip_prefix(b"PANIC ") {
+                    panics.push(String::from_utf8_lossy(panic).into_owned());
                 }
             }
-            acks
+            (acks, panics)
         });
         // Every fourth run dies at a random point of its start (open, verify, sync); the rest
         // at a random point while charging.
@@ -175,13 +186,15 @@ fn crash_at_random_points() {
         }
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("reap");
-        // Only our SIGKILL may end it: an exit (a panic, an error) is a failure of its own.
+        let (acks, panics) = reader.join().expect("reader");
+        assert_eq!(panics, Vec::<String>::new(), "the child panicked");
+        // Only our SIGKILL may end it: an exit or an abort (a panic, an error) is a failure of
+        // its own.
         assert_eq!(
             status.signal(),
             Some(SIGKILL),
             "the child died before the kill: {status}"
         );
-        let acks = reader.join().expect("reader");
         acknowledged.extend(acks);
         verify(&path, &acknowledged);
     }
