@@ -22,6 +22,9 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+echo "== doctests (nextest does not run them)"
+cargo test --workspace --doc --locked --no-fail-fast
+
 echo "== openai SDK end to end, and the dashboards in headless chromium"
 COCOON_BIN="$PWD/target/debug/cocoon" bash tests/e2e/run.sh
 

@@ -264,12 +264,16 @@ fn a_flipped_quote_byte_in_a_certificate_is_refused() {
     ));
 }
 
+/// Both sides of one handshake over loopback: (client, server).
 async fn handshake(
     server_cert: &cocoon_attest::RaTlsIdentity,
     server_policy: Arc<dyn PeerPolicy>,
     client_cert: &cocoon_attest::RaTlsIdentity,
     client_policy: Arc<dyn PeerPolicy>,
-) -> Result<cocoon_net::PeerIdentity, NetError> {
+) -> (
+    Result<cocoon_net::PeerIdentity, NetError>,
+    Result<cocoon_net::PeerIdentity, NetError>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let acceptor = Acceptor::new(&server_cert.tls, server_policy, 4).unwrap();
@@ -281,10 +285,11 @@ async fn handshake(
             .map(|c| c.handle.peer().clone())
     });
     let connector = Connector::new(&client_cert.tls, client_policy, 8).unwrap();
-    let client = connector.connect(&address).await;
-    let server = server.await.unwrap();
-    client?;
-    server
+    let client = connector
+        .connect(&address)
+        .await
+        .map(|c| c.handle.peer().clone());
+    (client, server.await.unwrap())
 }
 
 #[tokio::test]
@@ -293,7 +298,9 @@ async fn attested_handshakes_through_the_transport() {
     let proxy = generate_identity(&FakeTdx::new(None), "cocoon-proxy", now).unwrap();
     let worker = generate_identity(&FakeTdx::new(Some(mrtd(7))), "cocoon-worker", now).unwrap();
     let fake = || -> Arc<dyn PeerPolicy> { Arc::new(danger::fake_tdx(AllowLists::default())) };
-    let seen = handshake(&proxy, fake(), &worker, fake()).await.unwrap();
+    let (worker_side, proxy_side) = handshake(&proxy, fake(), &worker, fake()).await;
+    worker_side.unwrap();
+    let seen = proxy_side.unwrap();
     assert_eq!(
         seen.image_hash,
         Some(mrtd(7).image_hash()),
@@ -301,19 +308,33 @@ async fn attested_handshakes_through_the_transport() {
     );
     assert_eq!(seen.policy, "danger_fake_tdx");
 
+    // The proxy's allow-list names another image: the proxy refuses the worker's certificate
+    // for exactly that reason, and the worker's handshake fails with it.
     let only_other_image: Arc<dyn PeerPolicy> = Arc::new(danger::fake_tdx(AllowLists {
         image_hashes: vec![mrtd(8).image_hash()],
         ..AllowLists::default()
     }));
-    let refused = handshake(&proxy, only_other_image, &worker, fake()).await;
-    assert!(
-        refused.is_err(),
-        "a worker with another image is refused at the handshake"
+    let (worker_side, proxy_side) = handshake(&proxy, only_other_image, &worker, fake()).await;
+    let refusal = proxy_side.expect_err("a worker with another image is refused");
+    let expected = AttestError::ImageHashNotAllowed(cocoon_attest::hex(&mrtd(7).image_hash()));
+    assert_eq!(
+        refusal.policy_refusal(),
+        Some(&PolicyError::Refused(expected.to_string())),
+        "{refusal:?}"
     );
+    let refused = worker_side.expect_err("the worker learns it was refused");
+    assert!(refused.policy_refusal().is_none(), "{refused:?}");
 
+    // A client with the tdx policy refuses the fake proxy because its quote is fake, before
+    // the proxy judges anything.
     let tdx: Arc<dyn PeerPolicy> = Arc::new(tdx_policy(AllowLists::default()));
-    assert!(
-        handshake(&proxy, fake(), &worker, tdx).await.is_err(),
-        "a tdx client never accepts a fake proxy"
+    let (worker_side, _) = handshake(&proxy, fake(), &worker, tdx).await;
+    let refusal = worker_side.expect_err("a tdx client never accepts a fake proxy");
+    assert_eq!(
+        refusal.policy_refusal(),
+        Some(&PolicyError::Refused(
+            AttestError::FakeQuoteRefused.to_string()
+        )),
+        "{refusal:?}"
     );
 }

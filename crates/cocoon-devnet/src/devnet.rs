@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() {
-//! let devnet = cocoon_testkit::Devnet::builder().workers(2).start().await.unwrap();
+//! let devnet = cocoon_devnet::Devnet::builder().workers(2).start().await.unwrap();
 //! println!("{}", devnet.client_base_url());
 //! devnet.stop().await;
 //! # }

@@ -90,11 +90,14 @@ pub struct MockBackend {
     server: Option<JoinHandle<()>>,
 }
 
-/// State read by every request; atomics only, so requests never wait on each other.
+/// State read by every request; atomics only, so requests never wait on each other (except on
+/// [`MockBackend::hold_answers`], which is what it is for).
 #[derive(Debug)]
 struct Shared {
     config: MockBackendConfig,
     down: AtomicBool,
+    /// `true` while completions are held (see [`MockBackend::hold_answers`]).
+    held: watch::Sender<bool>,
     requests_served: AtomicU64,
     next_response_id: AtomicU64,
 }
@@ -115,6 +118,7 @@ impl MockBackend {
         let shared = Arc::new(Shared {
             config,
             down: AtomicBool::new(false),
+            held: watch::Sender::new(false),
             requests_served: AtomicU64::new(0),
             next_response_id: AtomicU64::new(1),
         });
@@ -143,6 +147,14 @@ impl MockBackend {
     /// restarting vLLM behind a healthy port would.
     pub fn set_down(&self, down: bool) {
         self.shared.down.store(down, Ordering::SeqCst);
+    }
+
+    /// While held, completion requests wait before their answer (headers included) until
+    /// released; `/v1/models` and `/health` stay prompt. Tests use it to keep a request running
+    /// for exactly as long as they need (until a worker is killed, until every request is
+    /// placed) instead of a delay that a slow machine may outlast.
+    pub fn hold_answers(&self, hold: bool) {
+        self.shared.held.send_replace(hold);
     }
 
     /// Completion requests (chat or text) answered in full: a stream counts once its
@@ -409,6 +421,8 @@ async fn handle_request(shared: &Arc<Shared>, request: Request<Incoming>) -> Res
     if !config.headers_delay.is_zero() {
         tokio::time::sleep(config.headers_delay).await;
     }
+    // The sender lives in `shared`, so this only returns once released.
+    let _ = shared.held.subscribe().wait_for(|held| !held).await;
     completion_response(shared, endpoint, &body)
 }
 

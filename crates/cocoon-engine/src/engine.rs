@@ -901,6 +901,44 @@ mod tests {
         // Both likely tokens come up; the unlikely one (p ≈ 0.3%) rarely or never.
         assert!(a.iter().filter(|&&t| t == 1).count() > 50);
         assert!(a.iter().filter(|&&t| t == 2).count() > 50);
+        let other_seed = SamplingParams {
+            seed: 43,
+            ..params.clone()
+        };
+        assert_ne!(a, draws(&other_seed), "another seed draws other tokens");
+        // Over many draws each token comes up as often as its softmax probability says, to
+        // within five standard deviations (the seed is fixed, so this never flakes).
+        let mut sampler = Sampler::new(&params);
+        let n = 20_000;
+        let mut counts = [0usize; 4];
+        for _ in 0..n {
+            counts[sampler.sample(&logits) as usize] += 1;
+        }
+        let weights: Vec<f64> = logits.iter().map(|&l| f64::from(l - 2.0).exp()).collect();
+        let sum: f64 = weights.iter().sum();
+        for (token, weight) in weights.iter().enumerate() {
+            let p = weight / sum;
+            let expected = p * n as f64;
+            let sigma = (n as f64 * p * (1.0 - p)).sqrt();
+            assert!(
+                (counts[token] as f64 - expected).abs() < 5.0 * sigma,
+                "token {token}: {} draws, expected {expected:.0} ± {sigma:.0}",
+                counts[token]
+            );
+        }
+        // Temperature sharpens: at 0.25 the second token (logit 0.1 lower) is drawn less
+        // often than at 1.0.
+        let cold = SamplingParams {
+            temperature: 0.25,
+            ..params.clone()
+        };
+        let mut cold_sampler = Sampler::new(&cold);
+        let cold_second = (0..n).filter(|_| cold_sampler.sample(&logits) == 2).count();
+        assert!(
+            cold_second < counts[2],
+            "{cold_second} at 0.25 vs {} at 1.0",
+            counts[2]
+        );
         // top_p 0.4 keeps only the most likely token (p ≈ 0.49).
         let nucleus = SamplingParams {
             top_p: 0.4,

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc};
@@ -15,6 +16,8 @@ use cocoon_ledger::{Ledger, LedgerConfig, LedgerError, Record};
 use rand::Rng;
 
 const CHILD_ENV: &str = "COCOON_LEDGER_CRASH_CHILD";
+/// The signal `Child::kill` sends on Unix.
+const SIGKILL: i32 = 9;
 const ITERATIONS: usize = 24;
 const CLIENTS: [&str; 6] = ["c0", "c1", "c2", "c3", "c4", "c5"];
 const WORKERS: [&str; 3] = ["w0", "w1", "w2"];
@@ -36,6 +39,14 @@ fn crash_child() {
 /// Charges from 64 tasks forever, printing `ACK <hex id>` once each commit resolves; also
 /// syncs and records signed charges and payouts so every record kind is in flight.
 fn child(path: &Path) {
+    // A panic anywhere in the child (a charging task, the signer, the ledger's writer) must not
+    // pass for our kill: it tells the parent on the pipe the parent reads, and aborts at once
+    // (the default hook's backtrace takes longer than the parent waits before killing).
+    std::panic::set_hook(Box::new(|info| {
+        say(&format!("PANIC {}", info.to_string().replace('\n', " ")));
+        eprintln!("crash child: {info}");
+        std::process::abort();
+    }));
     let ledger = Arc::new(Ledger::open(path, config()).expect("child open"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -55,10 +66,10 @@ fn child(path: &Path) {
                 .expect("sync");
         }
         say("READY");
-        let mut tasks = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
         for task in 0..64usize {
             let ledger = ledger.clone();
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 let mut n = task;
                 loop {
                     n += 1;
@@ -73,10 +84,10 @@ fn child(path: &Path) {
                         .expect("charge");
                     say(&format!("ACK {}", hex::encode(id)));
                 }
-            }));
+            });
         }
         let signer = ledger.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 for (client, tokens) in signer.clients_over_threshold(500) {
                     ignore_races(signer.record_signed_charge(&client, tokens).await);
@@ -86,10 +97,14 @@ fn child(path: &Path) {
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-        }));
-        for task in tasks {
-            task.await.expect("task");
+        });
+        // The tasks never end on their own: the first to finish has panicked, and the child
+        // must die of it (the parent then sees an exit, not its SIGKILL) rather than charge on
+        // without it.
+        if let Some(ended) = tasks.join_next().await {
+            ended.expect("a charging task panicked");
         }
+        panic!("a charging task stopped");
     });
 }
 
@@ -131,6 +146,7 @@ fn crash_at_random_points() {
         let reader = std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut acks = Vec::new();
+            let mut panics = Vec::new();
             let mut line = Vec::new();
             loop {
                 line.clear();
@@ -151,9 +167,11 @@ fn crash_at_random_points() {
                         .and_then(|id| id.try_into().ok())
                         .expect("well-formed ACK");
                     acks.push(id);
+                } else if let Some(panic) = text.strip_prefix(b"PANIC ") {
+                    panics.push(String::from_utf8_lossy(panic).into_owned());
                 }
             }
-            acks
+            (acks, panics)
         });
         // Every fourth run dies at a random point of its start (open, verify, sync); the rest
         // at a random point while charging.
@@ -167,8 +185,16 @@ fn crash_at_random_points() {
             std::thread::sleep(Duration::from_millis(rng.gen_range(5..60)));
         }
         child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
-        let acks = reader.join().expect("reader");
+        let status = child.wait().expect("reap");
+        let (acks, panics) = reader.join().expect("reader");
+        assert_eq!(panics, Vec::<String>::new(), "the child panicked");
+        // Only our SIGKILL may end it: an exit or an abort (a panic, an error) is a failure of
+        // its own.
+        assert_eq!(
+            status.signal(),
+            Some(SIGKILL),
+            "the child died before the kill: {status}"
+        );
         acknowledged.extend(acks);
         verify(&path, &acknowledged);
     }

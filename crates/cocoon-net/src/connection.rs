@@ -17,11 +17,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cocoon_proto::session::{Session, SessionEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+// Session time and deadlines read tokio's clock (the system's monotonic clock, unless a test
+// paused it), the one the timers sleep on: tests then move it on with `tokio::time::advance`.
+use tokio::time::Instant;
 
 use crate::limits::{ConnectionLimits, LimitCounters, UNAUTHENTICATED_MAX_QUEUED_OUTPUT};
 use crate::{NetError, PeerIdentity};
@@ -499,7 +502,7 @@ async fn sleep_until_ms(handle: &ConnectionHandle, at: Option<u64>) {
 /// Sleeps until `at`, forever for `None`.
 async fn sleep_until(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
+        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -2,8 +2,9 @@
 //! (challenge PoW, TLS server). Both finish the `tcp.connect` handshake before handing the
 //! connection to the daemon, so a daemon only ever sees authenticated, ready peers.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use cocoon_proto::session::{Session, SessionConfig};
 use rustls::pki_types::ServerName;
@@ -112,16 +113,26 @@ impl Acceptor {
     /// Runs the server side of the handshake on an accepted socket. The authentication
     /// deadline of [`ConnectionLimits::auth_timeout`] counts from this call.
     pub async fn accept(&self, tcp: TcpStream) -> Result<Connection, NetError> {
-        let accepted_at = Instant::now();
-        tokio::time::timeout(self.handshake_timeout, self.accept_inner(tcp, accepted_at))
-            .await
-            .map_err(|_| NetError::Timeout)?
+        let accepted_at = tokio::time::Instant::now();
+        let result =
+            tokio::time::timeout(self.handshake_timeout, self.accept_inner(tcp, accepted_at))
+                .await
+                .map_err(|_| NetError::Timeout)?;
+        if result
+            .as_ref()
+            .is_err_and(|error| error.policy_refusal().is_some())
+        {
+            self.counters
+                .refused_by_policy
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     async fn accept_inner(
         &self,
         mut tcp: TcpStream,
-        accepted_at: Instant,
+        accepted_at: tokio::time::Instant,
     ) -> Result<Connection, NetError> {
         let remote = tcp.peer_addr()?;
         crate::tcp::tune(&tcp);
@@ -221,7 +232,7 @@ impl Connector {
         let bounds = Bounds {
             limits: self.limits,
             counters: self.counters.clone(),
-            accepted_at: Instant::now(),
+            accepted_at: tokio::time::Instant::now(),
         };
         finish_handshake(spawn_connection(stream, session, peer, remote, bounds)).await
     }

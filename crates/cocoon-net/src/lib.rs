@@ -95,3 +95,26 @@ pub enum NetError {
         limit: usize,
     },
 }
+
+impl NetError {
+    /// The peer policy's refusal, when that is why a handshake failed. rustls carries it inside
+    /// a certificate error (which tokio-rustls wraps in an i/o error); an expired certificate
+    /// arrives as rustls' own `Expired`.
+    pub fn policy_refusal(&self) -> Option<&PolicyError> {
+        let tls = match self {
+            NetError::Policy(refusal) => return Some(refusal),
+            NetError::Tls(tls) => tls,
+            NetError::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+            _ => return None,
+        };
+        match tls {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+                other.0.downcast_ref::<PolicyError>()
+            }
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired) => {
+                Some(&PolicyError::Expired)
+            }
+            _ => None,
+        }
+    }
+}

@@ -69,6 +69,9 @@ pub struct LimitCounters {
     pub stalled_peers_cut: AtomicU64,
     /// Connections closed because the daemon did not authenticate them in time.
     pub auth_timeouts: AtomicU64,
+    /// Handshakes failed because our peer policy refused the peer's certificate (an image not
+    /// allowed, a quote that does not verify); counted by the acceptor.
+    pub refused_by_policy: AtomicU64,
     /// The most output ever queued for one connection, in bytes (a high-water mark).
     pub max_queued_output: AtomicU64,
 }
@@ -81,6 +84,7 @@ impl LimitCounters {
             refused_sends: load(&self.refused_sends),
             stalled_peers_cut: load(&self.stalled_peers_cut),
             auth_timeouts: load(&self.auth_timeouts),
+            refused_by_policy: load(&self.refused_by_policy),
             max_queued_output_bytes: load(&self.max_queued_output),
         }
     }
@@ -95,6 +99,8 @@ pub struct LimitSnapshot {
     pub stalled_peers_cut: u64,
     /// See [`LimitCounters::auth_timeouts`].
     pub auth_timeouts: u64,
+    /// See [`LimitCounters::refused_by_policy`].
+    pub refused_by_policy: u64,
     /// See [`LimitCounters::max_queued_output`].
     pub max_queued_output_bytes: u64,
 }

@@ -387,11 +387,14 @@ async fn a_silent_server_hits_the_connect_timeout() {
     holder.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The clock is paused and held (`hold_the_clock`): PoW and TLS take the real time they take
+/// without the deadline moving, then the test moves the clock to just before the deadline and
+/// onto it.
+#[tokio::test(start_paused = true)]
 async fn a_client_that_stalls_after_tls_is_cut_off_at_the_handshake_deadline() {
-    let baseline = tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks();
+    let _hold = hold_the_clock();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
     let mut acceptor = acceptor(&identity(), any_policy());
     acceptor.handshake_timeout = Duration::from_millis(500);
     let (listener, address) = listener().await;
@@ -401,8 +404,12 @@ async fn a_client_that_stalls_after_tls_is_cut_off_at_the_handshake_deadline() {
         rustls::crypto::ring::default_provider().cipher_suites,
         &client_identity,
     );
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        acceptor.accept(tcp).await
+    });
     // Completes PoW and TLS, then never sends `tcp.connect`.
-    let client = async {
+    let mut stalled = within_real_time("PoW and TLS", async {
         let mut tcp = TcpStream::connect(&address).await.expect("tcp connect");
         solve_pow_by_hand(&mut tcp).await;
         let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
@@ -410,17 +417,26 @@ async fn a_client_that_stalls_after_tls_is_cut_off_at_the_handshake_deadline() {
             .connect(name, tcp)
             .await
             .expect("tls handshake")
-    };
-    let server = async {
-        let (tcp, _) = listener.accept().await.expect("accept");
-        acceptor.accept(tcp).await
-    };
-    let (mut stalled, result) = within("handshake", async { tokio::join!(client, server) }).await;
+    })
+    .await;
+    tokio::time::advance(Duration::from_millis(499)).await;
+    settle().await;
+    assert!(
+        !server.is_finished(),
+        "the server gave up before its deadline"
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let result = within_real_time("the deadline", server)
+        .await
+        .expect("server task");
     assert!(matches!(result, Err(NetError::Timeout)), "{result:?}");
     // The half-made connection must not outlive the deadline: its socket closes and its
     // tasks exit, rather than lingering until the session's idle timeout.
     let mut byte = [0u8; 1];
-    let read = within("server drops the stalled client", stalled.read(&mut byte)).await;
+    let read = within_real_time("server drops the stalled client", stalled.read(&mut byte)).await;
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    wait_for_tasks_to_exit(baseline).await;
+    until_real_time("connection tasks exit", || {
+        metrics.num_alive_tasks() <= baseline
+    })
+    .await;
 }

@@ -345,8 +345,13 @@ async fn dropping_the_incoming_stream_does_not_wedge_the_sender() {
 // Keepalive
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The clock is paused and held (`hold_the_clock`): the sockets are real, but only the test moves
+// time, one step at a time, after what was due at the last step has arrived.
+
+#[tokio::test(start_paused = true)]
 async fn pings_keep_an_idle_connection_open() {
+    let _hold = hold_the_clock();
+    let ping_interval = Duration::from_millis(200);
     let connector = connector(&identity(), any_policy()).with_session_config(SessionConfig {
         idle_timeout_ms: 1_000,
         ping_interval_ms: Some(200),
@@ -355,34 +360,51 @@ async fn pings_keep_an_idle_connection_open() {
         idle_timeout_ms: 1_200,
         ping_interval_ms: None,
     });
-    let (client, server) = establish(&connector, &acceptor).await;
+    let (listener, address) = listener().await;
+    let accepting = async {
+        let (tcp, _) = listener.accept().await.expect("accepting tcp");
+        acceptor.accept(tcp).await
+    };
+    let (client, server) = within_real_time("handshake", async {
+        tokio::join!(connector.connect(&address), accepting)
+    })
+    .await;
     let (client, server) = (client.expect("client"), server.expect("server"));
-    let before = server.handle.stats().bytes_received.load(Ordering::Relaxed);
     let _client_packets = serve(client.incoming);
     let _server_packets = serve(server.incoming);
+    let received =
+        |handle: &ConnectionHandle| handle.stats().bytes_received.load(Ordering::Relaxed);
 
-    // Several idle timeouts long, with no application traffic at all.
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
-    assert!(
-        !client.handle.is_closed(),
-        "client closed: {:?}",
-        client.handle.close_reason()
-    );
-    assert!(
-        !server.handle.is_closed(),
-        "server closed: {:?}",
-        server.handle.close_reason()
-    );
-    let after = server.handle.stats().bytes_received.load(Ordering::Relaxed);
-    assert!(after > before, "pings reached the server");
-    let answer = within("query", client.handle.query(b"ping?", QUERY_TIMEOUT))
+    // Fifteen ping intervals, three of the client's idle timeouts and more than two of the
+    // server's, with no application traffic at all: each interval a ping goes out and its pong
+    // comes back, and that alone keeps both sides open.
+    for step in 1..=15 {
+        let (server_before, client_before) = (received(&server.handle), received(&client.handle));
+        tokio::time::advance(ping_interval).await;
+        until_real_time(&format!("ping and pong of interval {step}"), || {
+            received(&server.handle) > server_before && received(&client.handle) > client_before
+        })
+        .await;
+        assert!(
+            !client.handle.is_closed(),
+            "client closed at interval {step}: {:?}",
+            client.handle.close_reason()
+        );
+        assert!(
+            !server.handle.is_closed(),
+            "server closed at interval {step}: {:?}",
+            server.handle.close_reason()
+        );
+    }
+    let answer = within_real_time("query", client.handle.query(b"ping?", QUERY_TIMEOUT))
         .await
         .expect("still works");
     assert_eq!(answer, b"re:ping?");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_server_closes_a_peer_that_never_pings() {
+    let _hold = hold_the_clock();
     let connector = connector(&identity(), any_policy()).with_session_config(SessionConfig {
         idle_timeout_ms: 600_000,
         ping_interval_ms: None,
@@ -391,20 +413,33 @@ async fn a_server_closes_a_peer_that_never_pings() {
         idle_timeout_ms: 500,
         ping_interval_ms: None,
     });
-    let (client, server) = establish(&connector, &acceptor).await;
+    let (listener, address) = listener().await;
+    let accepting = async {
+        let (tcp, _) = listener.accept().await.expect("accepting tcp");
+        acceptor.accept(tcp).await
+    };
+    let (client, server) = within_real_time("handshake", async {
+        tokio::join!(connector.connect(&address), accepting)
+    })
+    .await;
     let (client, server) = (client.expect("client"), server.expect("server"));
     let _client_packets = serve(client.incoming);
     let _server_packets = serve(server.incoming);
 
-    let bound = Duration::from_secs(10);
-    tokio::time::timeout(bound, server.handle.closed())
-        .await
-        .expect("server closes an idle peer");
+    // The client's last bytes (its `tcp.connect`) arrived at the start: the server keeps it
+    // 500 ms and not a millisecond less.
+    tokio::time::advance(Duration::from_millis(499)).await;
+    settle().await;
+    assert!(
+        !server.handle.is_closed(),
+        "closed early: {:?}",
+        server.handle.close_reason()
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+    within_real_time("server closes an idle peer", server.handle.closed()).await;
     let reason = server.handle.close_reason().expect("a reason");
     assert!(reason.contains("idle timeout"), "reason: {reason}");
-    tokio::time::timeout(bound, client.handle.closed())
-        .await
-        .expect("client sees the server go");
+    within_real_time("client sees the server go", client.handle.closed()).await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ use crate::peers::{hex, ProxyIdentity};
 /// How often deadlines are checked. Timeouts are seconds long, so 100 ms is precise enough
 /// and costs nothing.
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
+/// How long a stopping proxy waits for its HTTP connections (`/stats`, `/metrics`) to finish
+/// the request they are on; a reader slower than this does not hold the proxy up.
+const HTTP_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Failures that stop a proxy from starting.
 #[non_exhaustive]
@@ -117,6 +120,7 @@ impl PortLimits {
             "refused_total_cap": caps.refused_total_cap,
             "refused_per_ip_cap": caps.refused_per_source_cap,
             "auth_timeouts": counters.auth_timeouts,
+            "refused_by_policy": counters.refused_by_policy,
             "stalled_peers_cut": counters.stalled_peers_cut,
             "refused_sends": counters.refused_sends,
             "max_queued_output_bytes": counters.max_queued_output_bytes,
@@ -259,8 +263,12 @@ async fn start_with(
         // peer (each holds the books) has ended before this task does: the ledger is then
         // closed and its file free for a restart.
         let (end_peers, peer_shutdown) = shutdown.child();
+        // The HTTP server ends last, and gracefully: each of its connections holds the books
+        // (through `shared`) in a task of its own, which aborting the server would leave behind.
+        let (end_http, http_shutdown) = shutdown.child();
+        let mut http = JoinSet::new();
+        http.spawn(serve_http(http_listener, shared.clone(), http_shutdown));
         let mut tasks = JoinSet::new();
-        tasks.spawn(serve_http(http_listener, shared.clone(), shutdown.clone()));
         tasks.spawn(expire_loop(router.clone(), shutdown.clone()));
         if let Some(payments) = payments.clone() {
             tasks.spawn(payments.run(shutdown.clone()));
@@ -317,6 +325,14 @@ async fn start_with(
         tasks.shutdown().await;
         end_peers.kill();
         while peer_loops.join_next().await.is_some() {}
+        end_http.kill();
+        if tokio::time::timeout(HTTP_CLOSE_GRACE, http.join_next())
+            .await
+            .is_err()
+        {
+            warn!("an HTTP connection outlived the proxy's grace; closing the server anyway");
+            http.shutdown().await;
+        }
         drop(router);
         drop(payments);
         info!("proxy stopped");

@@ -7,6 +7,7 @@
 //! rather than a hung one, and nothing asserts how fast anything is.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cocoon_attest::{PeerPolicyConfig, PolicyKind, TeeConfig, TeeKind};
@@ -23,10 +24,37 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 const POW_BITS: i32 = 8;
 
+/// Fails the test when `future` hangs: the guard is real time, so it also holds on a paused
+/// clock.
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(HANG_GUARD, future)
+    let (expired, expiry) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(HANG_GUARD);
+        let _ = expired.send(());
+    });
+    tokio::select! {
+        value = future => value,
+        _ = expiry => panic!("{what}: nothing happened within {HANG_GUARD:?}"),
+    }
+}
+
+/// Keeps tokio's paused clock where it is until dropped: on a current-thread runtime the clock
+/// does not jump to the next timer while a blocking task runs, so handshakes take what real
+/// time they need and only `tokio::time::advance` moves the clock.
+struct ClockHold(#[allow(dead_code)] std::sync::mpsc::Sender<()>);
+
+fn hold_the_clock() -> ClockHold {
+    let (hold, released) = std::sync::mpsc::channel::<()>();
+    // Ends when the sender is dropped (`recv` fails).
+    tokio::task::spawn_blocking(move || released.recv());
+    ClockHold(hold)
+}
+
+/// Waits a little real time without blocking the runtime or moving a paused clock.
+async fn pause_a_moment() {
+    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(20)))
         .await
-        .unwrap_or_else(|_| panic!("{what}: nothing happened within {HANG_GUARD:?}"))
+        .expect("sleeping");
 }
 
 /// A free proxy on loopback ports with the fake TEE, after `adjust`.
@@ -70,7 +98,7 @@ async fn stats_until(proxy: &RunningProxy, what: &str, check: impl Fn(&Value) ->
             if check(&stats) {
                 return stats;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            pause_a_moment().await;
         }
     })
     .await
@@ -179,10 +207,14 @@ async fn a_raw_socket_flood_beyond_the_per_source_cap_is_refused_while_a_client_
     assert_eq!(stats["limits"]["workers"]["refused_connections"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The clock is paused and held: the handshakes and the authorisation take what real time they
+/// take, then the test moves the clock in ping intervals up to the deadline.
+#[tokio::test(start_paused = true)]
 async fn a_client_that_never_authorizes_is_closed_after_the_deadline() {
     let (proxy, _trigger) = start_proxy(|config| config.auth_timeout_secs = 1.0).await;
+    let _hold = hold_the_clock();
     // Both ping far more often than the deadline.
+    let ping_interval = Duration::from_millis(100);
     let connector = client_connector().with_session_config(SessionConfig {
         idle_timeout_ms: 60_000,
         ping_interval_ms: Some(100),
@@ -206,6 +238,35 @@ async fn a_client_that_never_authorizes_is_closed_after_the_deadline() {
     .await;
     assert!(types.is_ok(), "{types:?}");
 
+    // Nine ping intervals: each time the silent client pings and the proxy answers, and the
+    // connection stays; 999 ms after the accept it is still there.
+    let received = || silent.handle.stats().bytes_received.load(Ordering::Relaxed);
+    for step in 1..=9 {
+        let before = received();
+        tokio::time::advance(ping_interval).await;
+        within(&format!("the pong of interval {step}"), async {
+            while received() == before {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(
+            !silent.handle.is_closed(),
+            "cut at {step}00 ms: {:?}",
+            silent.handle.close_reason()
+        );
+    }
+    tokio::time::advance(Duration::from_millis(99)).await;
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !silent.handle.is_closed(),
+        "cut before the deadline: {:?}",
+        silent.handle.close_reason()
+    );
+    // At the deadline it goes.
+    tokio::time::advance(Duration::from_millis(1)).await;
     within("the silent client is cut", silent.handle.closed()).await;
     let stats = stats_until(&proxy, "the timeout is counted", |stats| {
         stats["limits"]["clients"]["auth_timeouts"] == 1

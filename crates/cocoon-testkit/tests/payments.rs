@@ -64,6 +64,22 @@ async fn on_chain(devnet: &Devnet) -> (u64, u128, u128, u128, u64, i32) {
     )
 }
 
+/// Waits until the proxy's settle loop has run two whole rounds from now: whatever was owed
+/// when this was called has been sent by then, so "nothing on chain" means nothing was sent,
+/// not that the loop has not come round yet.
+async fn two_settle_rounds(devnet: &Devnet) {
+    let rounds = |stats: Value| {
+        stats["chain"]["settle_rounds"]
+            .as_u64()
+            .expect("settle_rounds")
+    };
+    let before = rounds(devnet.proxy_stats().await);
+    wait_until("two settle rounds", || async {
+        rounds(devnet.proxy_stats().await) >= before + 2
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_request_moves_nano_ton_and_a_failed_one_costs_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -178,7 +194,7 @@ async fn a_paid_request_moves_nano_ton_and_a_failed_one_costs_nothing() {
         .await
         .unwrap();
     assert!(failed.status >= 500, "{} {}", failed.status, failed.text());
-    tokio::time::sleep(SETTLE * 5).await;
+    two_settle_rounds(&devnet).await;
     let ledger = &devnet.proxy_stats().await["ledger"];
     let client = ledger["clients"]
         .as_object()
@@ -261,19 +277,26 @@ async fn a_client_with_a_wrong_secret_or_no_contract_is_refused() {
         config.secret = secret;
         let (_trigger, shutdown) = cocoon_net::ShutdownTrigger::new();
         let client = cocoon_client::start(config, shutdown).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let stats = http.get(client.api_addr, "/stats").await.unwrap().json();
-        assert_eq!(stats["connections"]["proxies"], 0, "{stats}");
-        let answer = http
-            .post(
+        let ask = || async {
+            http.post(
                 client.api_addr,
                 "/v1/chat/completions",
                 &chat("free lunch?", false),
             )
             .await
-            .unwrap();
+            .unwrap()
+        };
+        // Until its first attempt the client only says it is not connected yet; then it says
+        // why the proxy refused it.
+        wait_until("the client's attempt to be refused", || async {
+            ask().await.text().contains(why)
+        })
+        .await;
+        let answer = ask().await;
         assert_eq!(answer.status, 503, "{}", answer.text());
         assert!(answer.text().contains(why), "{}", answer.text());
+        let stats = http.get(client.api_addr, "/stats").await.unwrap().json();
+        assert_eq!(stats["connections"]["proxies"], 0, "{stats}");
     }
     // Nothing was charged to anyone.
     let ledger = &devnet.proxy_stats().await["ledger"];
@@ -404,7 +427,7 @@ async fn a_signed_payout_nobody_sent_is_sent_by_the_settle_loop() {
         devnet.proxy_stats().await["ledger"]["workers"][&worker_key]["paid_tokens"] == tokens
     })
     .await;
-    tokio::time::sleep(SETTLE * 5).await;
+    two_settle_rounds(&devnet).await;
     assert_eq!(
         on_chain(&devnet).await.4,
         0,
@@ -858,7 +881,7 @@ async fn a_closing_client_gets_its_final_charge_with_the_refund_grant() {
         .as_u64()
         .unwrap();
     assert!(owed > 0);
-    tokio::time::sleep(SETTLE * 5).await;
+    two_settle_rounds(&devnet).await;
     assert_eq!(
         on_chain(&devnet).await.0,
         0,

@@ -10,16 +10,10 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_proxies_share_the_load_and_each_settles_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    // Slow enough that all six requests are running at once even on a loaded machine (they
-    // are spread by what is running at each proxy when they start).
-    let slow = MockBackendConfig {
-        headers_delay: Duration::from_millis(1500),
-        ..MockBackendConfig::default()
-    };
     let devnet = Devnet::builder()
         .proxies(3)
         .workers(2)
-        .mock(slow)
+        .mock(MockBackendConfig::default())
         .local_chain(
             dir.path(),
             &dir.path().join("prices.toml"),
@@ -49,21 +43,44 @@ async fn three_proxies_share_the_load_and_each_settles_exactly() {
         .collect();
     assert_eq!(registered, expected);
 
-    // Six at once: two through each proxy (the least busy is chosen).
+    // Six running at once: two through each proxy (the least busy is chosen). The backends
+    // hold every answer, and each request is sent once the ones before it are running at a
+    // proxy, so every choice sees the load the earlier ones put there.
+    for worker in &devnet.workers {
+        worker.backend.as_ref().unwrap().hold_answers(true);
+    }
     let http = devnet.client_http();
     let address = devnet.client_addr();
     let body = json!({"model": "mock-model", "messages": [{"role": "user", "content": "hi"}]});
-    let requests: Vec<_> = (0..6)
-        .map(|_| {
-            let (http, body) = (http.clone(), body.clone());
-            tokio::spawn(async move {
-                http.post(address, "/v1/chat/completions", &body)
-                    .await
-                    .unwrap()
-                    .status
-            })
+    let in_flight =
+        |stats: &serde_json::Value| stats["requests"]["in_flight"].as_u64().unwrap_or(0);
+    let running = || async {
+        let mut each = Vec::new();
+        for proxy in &proxies {
+            each.push(in_flight(
+                &cocoon_testkit::http::get_json(proxy.http_addr, "/stats").await,
+            ));
+        }
+        each
+    };
+    let mut requests = Vec::new();
+    for sent in 1..=6u64 {
+        let (http, body) = (http.clone(), body.clone());
+        requests.push(tokio::spawn(async move {
+            http.post(address, "/v1/chat/completions", &body)
+                .await
+                .unwrap()
+                .status
+        }));
+        wait_until("the request to run at a proxy", || async {
+            running().await.iter().sum::<u64>() == sent
         })
-        .collect();
+        .await;
+    }
+    assert_eq!(running().await, vec![2, 2, 2]);
+    for worker in &devnet.workers {
+        worker.backend.as_ref().unwrap().hold_answers(false);
+    }
     for request in requests {
         assert_eq!(request.await.unwrap(), 200);
     }

@@ -40,6 +40,59 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// A paused clock that only the test moves
+// ---------------------------------------------------------------------------------------------
+
+/// Keeps tokio's paused clock where it is until dropped: on a current-thread runtime the clock
+/// does not jump to the next timer while a blocking task runs, so sockets and TLS take what
+/// real time they need and only `tokio::time::advance` moves the clock. Deadlines then fire at
+/// the instant the test chooses, however loaded the machine.
+pub struct ClockHold(std::sync::mpsc::Sender<()>);
+
+pub fn hold_the_clock() -> ClockHold {
+    let (hold, released) = std::sync::mpsc::channel::<()>();
+    // Ends when the sender is dropped (`recv` fails).
+    tokio::task::spawn_blocking(move || released.recv());
+    ClockHold(hold)
+}
+
+/// Like [`within`], for a held clock: the deadline is real time, so a hang fails the test.
+pub async fn within_real_time<T>(what: &str, future: impl Future<Output = T>) -> T {
+    let (expired, expiry) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(GENEROUS);
+        let _ = expired.send(());
+    });
+    tokio::select! {
+        value = future => value,
+        _ = expiry => panic!("{what}: nothing happened within {GENEROUS:?} of real time"),
+    }
+}
+
+/// Lets the runtime run (sockets, connection tasks) without moving a held clock until `done`
+/// holds; fails after [`GENEROUS`] of real time.
+pub async fn until_real_time(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < GENEROUS,
+            "{what}: nothing happened within {GENEROUS:?} of real time"
+        );
+        // A yield lets the runtime poll its sockets; the short sleep keeps the spin cheap.
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Lets the runtime run a while (a few hundred turns) without moving a held clock: long enough
+/// for anything already due to happen.
+pub async fn settle() {
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+}
+
 pub fn any_policy() -> Arc<dyn PeerPolicy> {
     Arc::new(AcceptAnySelfSigned)
 }
