@@ -439,6 +439,33 @@ if (( ! NGINX_ONLY )); then
   start_cocoon cocoon-sealed "cocoon sealed" "$P_SEALED" --e2e required ${BENCH_PAID_ARGS:-}
 fi
 
+# The floor under the paid rows: what one group commit's flush costs on the disk that holds the
+# ledgers (RUN_DIR), measured the way the ledger commits (a small pwrite into space written and
+# synced beforehand, then fdatasync). A paid request's last part waits for at least one.
+FLUSH=""
+if (( ! NGINX_ONLY )); then
+  FLUSH="$(python3 - "$RUN_DIR/flush-probe" <<'EOF'
+import os, sys, time
+path, n, size = sys.argv[1], 400, 300
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+try:
+    os.write(fd, b"\0" * (n * size + 4096))
+    os.fsync(fd)
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        os.pwrite(fd, b"x" * size, i * size)
+        os.fdatasync(fd)
+        times.append(time.perf_counter() - t)
+finally:
+    os.close(fd)
+    os.unlink(path)
+times.sort()
+print("%.3f %.3f" % (times[n // 2] * 1e3, times[int(n * 0.99)] * 1e3))
+EOF
+)" || FLUSH=""
+fi
+
 echo "measuring (1 s warm-up, then -t1 -c1, -t1 -c4 and -t2 -c32, ${BENCH_SECONDS}s each):"
 for t in "${TARGETS[@]}"; do
   IFS='|' read -r key label port pid <<<"$t"
@@ -483,6 +510,10 @@ MISSED=()
     done
     awk -v s="${CPU[cocoon-sealed/32]}" -v p="${CPU[cocoon-paid/32]}" -v r="${RPS[cocoon-sealed/32]}" -v q="${RPS[cocoon-paid/32]}" \
       'BEGIN{if (p > 0) printf "sealing at 32 conns: %+.1f us CPU per request, throughput sealed / clear = %.2f\n", s-p, r/q}'
+    if [[ -n "$FLUSH" ]]; then
+      read -r flush_p50 flush_p99 <<<"$FLUSH"
+      echo "disk under the ledgers: one commit's flush (300 B pwrite + fdatasync) p50 ${flush_p50} ms, p99 ${flush_p99} ms; a paid request's end waits for its record's commit, often for the end of the one in flight first"
+    fi
   fi
   if (( NGINX_ONLY )); then
     echo "chain adds: (not measured: --nginx-only)"
