@@ -24,7 +24,7 @@ edges found and bitmap coverage, queue size, crashes and hangs per target, then 
   --seconds N       fuzz each target for N seconds (default 90: a full run, >= 10M executions)
   --target NAME     run only this target (the names are the directories of fuzz/corpus/)
   --jobs J          targets run at once (default 2, one per core)
-  --update-corpus   afterwards, minimise each target's queue with `cargo afl cmin` into
+  --update-corpus   afterwards, minimise each target's queue with afl-cmin into
                     fuzz/corpus/<target>/ (commit the result if it stays small)
 
 Exits 1 if any target crashed or hung; the inputs are copied to fuzz/regressions/<target>/,
@@ -121,13 +121,15 @@ done
 printf '%-16s %12s   (%s s wall)\n' total "$total_execs" "$elapsed"
 
 if [ "$UPDATE_CORPUS" = 1 ]; then
+  AFL_BIN_DIR=$(dirname "$(ls -d "${XDG_DATA_HOME:-$HOME/.local/share}"/afl.rs/rustc-*/afl.rs-*/afl/bin/afl-fuzz | tail -1)")
   for target in $TARGETS; do
     queue="fuzz/out/$target/default/queue"
     [ -d "$queue" ] || continue
     minimised="fuzz/out/$target.cmin"
     rm -rf "$minimised"
-    COCOON_FUZZ_TARGET="$target" cargo afl cmin -i "$queue" -o "$minimised" -t 2000 -m none -- "$BIN" \
-      >"fuzz/out/$target.cmin.log" 2>&1 || continue
+    # The bash afl-cmin: the Python one `cargo afl cmin` runs found no tuples in this harness.
+    COCOON_FUZZ_TARGET="$target" "$AFL_BIN_DIR/afl-cmin.bash" -i "$queue" -o "$minimised" \
+      -t 2000 -m none -- "$BIN" >"fuzz/out/$target.cmin.log" 2>&1 || continue
     for file in "$minimised"/*; do
       cp "$file" "fuzz/corpus/$target/afl-$(sha256sum "$file" | cut -c1-16)"
     done
