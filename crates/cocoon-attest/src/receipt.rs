@@ -530,9 +530,13 @@ impl<B: Statement> Signed<B> {
         Ok(())
     }
 
-    /// When it was signed.
+    /// When it was signed. The time is the signer's word: one past the end of year 9999 reads
+    /// as that end (adding it unchecked would overflow `SystemTime` and panic), and no
+    /// certificate is valid then.
     pub fn signed_at(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(self.body.time())
+        /// 9999-12-31T23:59:59Z.
+        const LATEST_SECS: u64 = 253_402_300_799;
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(self.body.time().min(LATEST_SECS))
     }
 }
 
@@ -680,6 +684,24 @@ mod tests {
         let mut version = bytes.clone();
         version[0] = 2;
         assert!(Receipt::from_bytes(&version).is_err());
+    }
+
+    /// Found by fuzzing: a receipt dated past `SystemTime`'s range panicked in `signed_at` when
+    /// its signature was checked (a worker could crash the client that checks its receipts).
+    #[test]
+    fn a_receipt_dated_past_the_year_9999_is_refused_not_a_panic() {
+        let mut far = body();
+        far.finished_at = u64::MAX;
+        let receipt = Receipt {
+            body: far,
+            signature: [9; 64],
+            certificate: vec![7; 100],
+        };
+        assert!(receipt.signed_at() > SystemTime::UNIX_EPOCH);
+        assert!(matches!(
+            receipt.verify_signature(),
+            Err(ReceiptError::Certificate(_))
+        ));
     }
 
     proptest! {

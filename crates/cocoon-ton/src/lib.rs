@@ -6,6 +6,7 @@
 //! The contracts themselves are the Tolk sources in `contracts/`, tested in `@ton/sandbox`;
 //! their compiled code (`contracts/build/*.json`) is embedded by [`cocoon::codes`].
 
+mod boc;
 pub mod cocoon;
 pub mod coins;
 pub mod keyfile;

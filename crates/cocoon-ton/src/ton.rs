@@ -253,9 +253,9 @@ pub fn to_boc(cell: &ArcCell) -> Result<Vec<u8>, TonError> {
 
 /// The one root of a BOC.
 pub fn from_boc(boc: &[u8]) -> Result<ArcCell, TonError> {
-    BagOfCells::parse(boc)
-        .and_then(|b| b.single_root())
-        .map_err(|e| TonError::Cell(e.to_string()))
+    crate::boc::parse(boc)
+        .and_then(|b| b.single_root().map_err(|e| e.to_string()))
+        .map_err(TonError::Cell)
 }
 
 fn hash_of(address: &TonAddress) -> [u8; 32] {

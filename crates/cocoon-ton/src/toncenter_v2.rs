@@ -266,8 +266,8 @@ fn decode_base64(s: &str, what: &str) -> Result<Vec<u8>, TonError> {
 
 fn boc_root(b64: &str, what: &str) -> Result<ArcCell, TonError> {
     let bytes = decode_base64(b64, what)?;
-    BagOfCells::parse(&bytes)
-        .and_then(|b| b.single_root())
+    crate::boc::parse(&bytes)
+        .and_then(|b| b.single_root().map_err(|e| e.to_string()))
         .map_err(|e| api(format!("{what}: not a one-root bag of cells: {e}")))
 }
 

@@ -212,7 +212,7 @@ pub fn from_boc(bytes: &[u8]) -> Result<ArcCell, CodecError> {
     if bytes.len() > MAX_BOC_BYTES {
         return Err(CodecError::Boc(format!("{} bytes", bytes.len())));
     }
-    BagOfCells::parse(bytes)
-        .and_then(|b| b.single_root())
-        .map_err(|e| CodecError::Boc(e.to_string()))
+    crate::boc::parse(bytes)
+        .and_then(|b| b.single_root().map_err(|e| e.to_string()))
+        .map_err(CodecError::Boc)
 }
