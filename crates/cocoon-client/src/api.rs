@@ -213,9 +213,10 @@ impl RequestProbe {
             || self.enable_debug.is_some()
     }
 
-    fn extras(&self, shared: &ClientShared) -> Result<Extras, String> {
+    /// The client's extras, with these defaults for the ones the app left out.
+    fn extras(&self, default_max_coefficient: i32, default_timeout: f64) -> Result<Extras, String> {
         let max_coefficient = match &self.max_coefficient {
-            None | Some(Value::Null) => shared.config.default_max_coefficient,
+            None | Some(Value::Null) => default_max_coefficient,
             Some(Value::Number(n)) => n
                 .as_i64()
                 .and_then(|n| i32::try_from(n).ok())
@@ -226,7 +227,7 @@ impl RequestProbe {
             }
         };
         let timeout = match &self.timeout {
-            None | Some(Value::Null) => shared.config.default_timeout_secs,
+            None | Some(Value::Null) => default_timeout,
             Some(Value::Number(n)) => n
                 .as_f64()
                 .filter(|t| t.is_finite() && *t > 0.0 && *t <= MAX_SECONDS)
@@ -376,7 +377,10 @@ pub(crate) async fn run_completion(
         .find_map(|v| v.as_ref().and_then(Value::as_u64))
         .map(|n| n.min(i32::MAX as u64) as i32)
         .unwrap_or(0);
-    let extras = match probe.extras(shared) {
+    let extras = match probe.extras(
+        shared.config.default_max_coefficient,
+        shared.config.default_timeout_secs,
+    ) {
         Ok(extras) => extras,
         Err(message) => {
             return api_error(
@@ -968,6 +972,28 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
         "unknown_url",
         format!("unknown path {}; this API serves /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /stats and /metrics", uri.path()),
     )
+}
+
+/// What the API reads from an app's body before it picks a proxy (for `cocoon-fuzz`): the
+/// probe of the fields the client looks at, its extras, and the body without them. Returns
+/// the body that would be forwarded, or why it would be refused.
+pub(crate) fn read_app_body(body: &[u8]) -> Result<Vec<u8>, String> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("request body must be a JSON object".into());
+    }
+    let probe: RequestProbe = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if !matches!(&probe.model, Some(Value::String(model)) if !model.is_empty()) {
+        return Err("'model' must be a non-empty string".into());
+    }
+    probe.extras(
+        crate::config::DEFAULT_MAX_COEFFICIENT,
+        crate::config::DEFAULT_TIMEOUT_SECS,
+    )?;
+    if probe.has_extras() {
+        strip_extras(body)
+    } else {
+        Ok(body.to_vec())
+    }
 }
 
 #[cfg(test)]

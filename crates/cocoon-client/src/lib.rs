@@ -37,6 +37,22 @@ pub use crate::embedded::{ApiError, ChatStream, Client};
 use crate::proxies::ProxyPool;
 pub use crate::sealing::E2e;
 
+/// The app-facing readers, for the fuzz targets (`cocoon-fuzz`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// What the API reads from a chat or completions body before it picks a proxy: the body it
+    /// would forward, or why it refuses it.
+    pub fn app_body(body: &[u8]) -> Result<Vec<u8>, String> {
+        crate::api::read_app_body(body)
+    }
+
+    /// A Responses API body translated to the chat completion request it becomes, and whether
+    /// it streams; or why it is refused.
+    pub fn responses_body(body: &[u8]) -> Result<(serde_json::Value, bool), String> {
+        crate::responses::translate_body(body)
+    }
+}
+
 /// Request bodies above this are refused: a packet carries at most 16 MiB.
 pub(crate) const MAX_BODY: usize = 15 << 20;
 

@@ -574,6 +574,16 @@ impl EventStream {
     }
 }
 
+/// The Responses request `body` read and translated as the API does (for `cocoon-fuzz`): the
+/// chat completion request it becomes and whether it streams, or why it is refused.
+pub(crate) fn translate_body(body: &[u8]) -> Result<(Value, bool), String> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(request)) => translate(&request),
+        Ok(_) => Err("request body must be a JSON object".into()),
+        Err(error) => Err(format!("request body is not valid JSON: {error}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

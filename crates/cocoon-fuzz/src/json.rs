@@ -57,4 +57,21 @@ pub(crate) fn json_request(data: &[u8]) {
         }
     }
     let _ = cocoon_proto::estimate::prompt_estimate(data);
+    // What the client's API reads from an app (any web page can POST to it): what it forwards
+    // it would forward again unchanged (its extras are gone). (Not "strict JSON": the probe
+    // skips the fields it does not read without checking their escapes, so a lone surrogate
+    // there is forwarded and the worker refuses it.)
+    if let Ok(forwarded) = cocoon_client::fuzzing::app_body(data) {
+        let again = cocoon_client::fuzzing::app_body(&forwarded)
+            .unwrap_or_else(|error| panic!("a forwarded body is refused: {error}"));
+        assert!(again == forwarded, "reading a forwarded body changes it");
+    }
+    // A Responses request becomes a chat completion request: an object with messages.
+    if let Ok((chat, _stream)) = cocoon_client::fuzzing::responses_body(data) {
+        assert!(
+            chat.get("messages")
+                .is_some_and(serde_json::Value::is_array),
+            "a translated Responses request has no messages"
+        );
+    }
 }

@@ -103,7 +103,7 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "json_request",
-        about: "OpenAI request bodies the worker validates, and the prompt estimate",
+        about: "OpenAI request bodies the worker validates, the client reads from apps (chat, completions, Responses), and the prompt estimate",
         run: json::json_request,
     },
 ];

@@ -584,6 +584,16 @@ fn json() -> Vec<Seed> {
             "json_request",
             br#"{"model":"m","input":["a","b"],"encoding_format":"float"}"#.to_vec(),
         ),
+        // The client's extras, which it strips before forwarding.
+        (
+            "json_request",
+            br#"{"model":"m","messages":[{"role":"user","content":"Hi"}],"max_coefficient":2000,"timeout":30.5,"request_guid":"g","enable_debug":true,"n":1}"#.to_vec(),
+        ),
+        // A Responses API request, which the client translates into a chat completion.
+        (
+            "json_request",
+            br#"{"model":"m","instructions":"Be brief","input":[{"role":"developer","content":"x"},{"role":"user","content":[{"type":"input_text","text":"Hi"}]}],"max_output_tokens":16,"stream":true,"temperature":0.2}"#.to_vec(),
+        ),
     ]
 }
 
