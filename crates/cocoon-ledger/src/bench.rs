@@ -256,6 +256,7 @@ fn run_one(
                 .map(|(a, b)| a - b)
                 .collect(),
             delayed: after.delayed - before.delayed,
+            by_caller: after.by_caller - before.by_caller,
         },
     })
 }

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,7 +26,7 @@ use crate::chain::{PublicKey, Signer};
 use crate::error::{LedgerError, OpenError, RollbackError};
 use crate::record::{Charge, Progress, Record};
 use crate::store::{self, Head, Log, StoredRecord};
-use crate::writer::Writer;
+use crate::writer::{Core, Writer};
 
 /// Most records in one commit unless configured otherwise. Large enough that a commit's
 /// fixed cost (fsync, signature) is spread thin under load; small enough that one
@@ -129,16 +129,65 @@ pub struct Pending {
     state: PendingState,
 }
 
-#[derive(Debug)]
 enum PendingState {
     Ready(Option<Result<Receipt, LedgerError>>),
-    Waiting(oneshot::Receiver<Result<Receipt, LedgerError>>),
+    Waiting {
+        receiver: oneshot::Receiver<Result<Receipt, LedgerError>>,
+        /// Set while nobody was told of the record: its caller commits it itself when it
+        /// first waits, if nobody else is committing (see [`Shared::lead`]); otherwise, or
+        /// if it never waits, the writer thread is told then.
+        deferred: Option<(Arc<Shared>, u64)>,
+    },
+}
+
+impl std::fmt::Debug for PendingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PendingState::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            PendingState::Waiting { deferred, .. } => f
+                .debug_struct("Waiting")
+                .field("seqno", &deferred.as_ref().map(|(_, seqno)| seqno))
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Pending {
     fn ready(result: Result<Receipt, LedgerError>) -> Pending {
         Pending {
             state: PendingState::Ready(Some(result)),
+        }
+    }
+
+    /// The result now, if the record's commit is over, committing it in this thread first
+    /// when it was appended with no request running and nobody else is committing; `None`
+    /// while it is still on its way, when it can be awaited as usual. The commit writes and syncs the file: this blocks for about one
+    /// `fdatasync`, once, in the thread that calls it.
+    pub fn commit_now(&mut self) -> Option<Result<Receipt, LedgerError>> {
+        self.lead();
+        match &mut self.state {
+            PendingState::Ready(result) => result.take(),
+            PendingState::Waiting { receiver, .. } => match receiver.try_recv() {
+                Ok(result) => {
+                    self.state = PendingState::Ready(None);
+                    Some(result)
+                }
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    self.state = PendingState::Ready(None);
+                    Some(Err(writer_stopped()))
+                }
+            },
+        }
+    }
+
+    /// Commits the record in this thread if it was deferred and nobody else is committing;
+    /// else makes sure the writer thread takes it.
+    fn lead(&mut self) {
+        if let PendingState::Waiting { deferred, .. } = &mut self.state {
+            if let Some((shared, seqno)) = deferred.take() {
+                shared.lead(seqno);
+            }
         }
     }
 
@@ -167,21 +216,39 @@ impl Future for Pending {
     type Output = Result<Receipt, LedgerError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.lead();
         match &mut self.state {
             PendingState::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| {
                 Err(LedgerError::Unavailable {
                     reason: "polled after completion".into(),
                 })
             })),
-            PendingState::Waiting(receiver) => match Pin::new(receiver).poll(cx) {
+            PendingState::Waiting { receiver, .. } => match Pin::new(receiver).poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(result)) => Poll::Ready(result),
-                // The writer dropped the reply without answering: it died.
-                Poll::Ready(Err(_)) => Poll::Ready(Err(LedgerError::Unavailable {
-                    reason: "the ledger writer stopped".into(),
-                })),
+                // The committer dropped the reply without answering: it died.
+                Poll::Ready(Err(_)) => Poll::Ready(Err(writer_stopped())),
             },
         }
+    }
+}
+
+impl Drop for Pending {
+    /// A record nobody waits for is still committed: the writer thread is told of it.
+    fn drop(&mut self) {
+        if let PendingState::Waiting {
+            deferred: Some((shared, _)),
+            ..
+        } = &self.state
+        {
+            shared.notify_writer(&mut shared.lock());
+        }
+    }
+}
+
+fn writer_stopped() -> LedgerError {
+    LedgerError::Unavailable {
+        reason: "the ledger writer stopped".into(),
     }
 }
 
@@ -249,6 +316,8 @@ pub struct WriterStats {
     pub histogram: Vec<u64>,
     /// Commits held open for more records (see [`LedgerConfig::commit_delay`]).
     pub delayed: u64,
+    /// Commits made by a waiting caller itself, at light load (see [`Pending::commit_now`]).
+    pub by_caller: u64,
 }
 
 const HISTOGRAM_BUCKETS: usize = 16;
@@ -256,6 +325,7 @@ const HISTOGRAM_BUCKETS: usize = 16;
 #[derive(Debug, Default)]
 pub(crate) struct StatsCounters {
     pub(crate) delayed: AtomicU64,
+    pub(crate) by_caller: AtomicU64,
     batches: AtomicU64,
     records: AtomicU64,
     histogram: [AtomicU64; HISTOGRAM_BUCKETS],
@@ -272,6 +342,12 @@ impl StatsCounters {
 
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Held by whoever commits: the writer thread or a leader (see `writer.rs`). Taken only
+    /// without `state` held, or with `try_lock`, so the two locks never wait on each other.
+    core: Mutex<Core>,
+    /// Wakes the writer thread (with `state`'s lock; see [`State::writer_waiting`]).
+    wake: Condvar,
+    max_batch: usize,
     price_per_token: u128,
     worker_fee_per_token: u128,
     pub(crate) stats: StatsCounters,
@@ -288,16 +364,85 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// The committing side. A commit interrupted by a panic leaves the core marked failed,
+    /// so a poisoned lock still refuses to write after it.
+    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn wait<'a>(&self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.wake
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn wait_timeout<'a>(
+        &self,
+        state: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        match self.wake.wait_timeout(state, timeout) {
+            Ok((state, _)) => state,
+            Err(poisoned) => poisoned.into_inner().0,
+        }
+    }
+
+    /// Wakes the writer thread if it sleeps (a wake-up costs a syscall; skipped otherwise).
+    pub(crate) fn notify_writer(&self, state: &mut State) {
+        if std::mem::take(&mut state.writer_waiting) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Commits the queue, up to and past record `seqno`, in the calling thread, if that
+    /// record is still queued and nobody is committing; otherwise makes sure the writer
+    /// thread will. Either way the record's reply carries the result.
+    fn lead(&self, seqno: u64) {
+        let mut batch = {
+            let mut state = self.lock();
+            let Some(first) = state.queue.first().map(|job| job.seqno) else {
+                return; // taken by another committer
+            };
+            if first > seqno {
+                return;
+            }
+            let position = usize::try_from(seqno - first).unwrap_or(usize::MAX);
+            let core = match self.core.try_lock() {
+                Ok(core) if position < self.max_batch => core,
+                _ => {
+                    self.notify_writer(&mut state);
+                    return;
+                }
+            };
+            let count = state.queue.len().min(self.max_batch);
+            let batch: Vec<Job> = state.queue.drain(..count).collect();
+            if !state.queue.is_empty() {
+                self.notify_writer(&mut state);
+            }
+            drop(state);
+            (core, batch)
+        };
+        let (core, jobs) = &mut batch;
+        self.stats.by_caller.fetch_add(1, Ordering::Relaxed);
+        core.commit_and_answer(self, jobs);
+    }
 }
 
 pub(crate) struct State {
     books: Books,
-    /// Seqno of the last record handed to the writer.
+    /// Seqno of the last record queued.
     appended: u64,
     /// The last committed record.
     pub(crate) committed: Head,
-    /// The writer's queue; `None` once closed or stopped.
-    pub(crate) sender: Option<mpsc::Sender<Job>>,
+    /// Records applied to the books and not yet taken by a committer, in seqno order.
+    pub(crate) queue: Vec<Job>,
+    /// Set at close or after a failed commit: the writer thread ends once the queue is empty.
+    pub(crate) closed: bool,
+    /// The writer thread sleeps on [`Shared::wake`] (whoever wakes it clears this).
+    pub(crate) writer_waiting: bool,
     /// Why the ledger stopped accepting records.
     pub(crate) stopped: Option<Arc<str>>,
 }
@@ -346,33 +491,34 @@ impl Ledger {
             "ledger verified"
         );
         let log = appender.log();
-        let (sender, receiver) = mpsc::channel();
+        let durable = config.durability == Durability::Durable;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 books: replayed.books,
                 appended: replayed.head.seqno,
                 committed: replayed.head,
-                sender: Some(sender),
+                queue: Vec::new(),
+                closed: false,
+                writer_waiting: false,
                 stopped: None,
             }),
+            core: Mutex::new(Core::new(appender, signer, replayed.head, durable)),
+            wake: Condvar::new(),
+            max_batch: config.max_batch,
             price_per_token: config.price_per_token,
             worker_fee_per_token: config.worker_fee_per_token,
             stats: StatsCounters::default(),
             open_reservations: AtomicUsize::new(0),
         });
         let writer = Writer {
-            appender,
             shared: Arc::clone(&shared),
-            signer,
-            durable: config.durability == Durability::Durable,
             max_batch: config.max_batch,
             commit_delay: config.commit_delay,
             commit_siblings: config.commit_siblings,
-            head: replayed.head,
         };
         let writer = std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer.run(receiver))
+            .spawn(move || writer.run())
             .map_err(OpenError::Thread)?;
         Ok(Ledger {
             shared,
@@ -465,7 +611,7 @@ impl Ledger {
             price_per_token: self.shared.price_per_token,
             worker_fee_per_token: self.shared.worker_fee_per_token,
         });
-        append(&mut state, record)
+        append(&self.shared, &mut state, record)
     }
 
     /// Releases a reservation without charging (the request failed before any answer).
@@ -558,7 +704,7 @@ impl Ledger {
     }
 
     fn append(&self, record: Record) -> Pending {
-        append(&mut self.shared.lock(), record)
+        append(&self.shared, &mut self.shared.lock(), record)
     }
 
     /// Clients whose charged tokens exceed their signed ones by at least `min_tokens`, or by
@@ -708,6 +854,7 @@ impl Ledger {
                 .map(|c| c.load(Ordering::Relaxed))
                 .collect(),
             delayed: stats.delayed.load(Ordering::Relaxed),
+            by_caller: stats.by_caller.load(Ordering::Relaxed),
         }
     }
 
@@ -720,8 +867,9 @@ impl Ledger {
     fn shutdown(&mut self) -> Result<(), LedgerError> {
         {
             let mut state = self.shared.lock();
-            state.sender = None;
+            state.closed = true;
             state.stopped.get_or_insert_with(|| "closed".into());
+            self.shared.notify_writer(&mut state);
         }
         let Some(writer) = self.writer.take() else {
             return Ok(());
@@ -758,7 +906,14 @@ impl Drop for Ledger {
 
 /// Checks and applies `record`, then queues it with the next seqno. The caller holds the lock,
 /// which is what makes the books' order the file's order.
-fn append(state: &mut State, record: Record) -> Pending {
+///
+/// With no other request running nobody is told yet: the caller may commit the record itself
+/// when it first waits for it (see [`Shared::lead`]), saving the two wake-ups of a hand-off to
+/// the writer thread and back. Otherwise the writer thread is woken to commit it, gathered
+/// with others: a caller that committed itself would hold its thread for a flush while other
+/// requests wait to run on it (measured: at 4 connections the relay's p50 went from 0.88 to
+/// 1.44 ms when every caller committed itself).
+fn append(shared: &Arc<Shared>, state: &mut State, record: Record) -> Pending {
     if let Some(reason) = &state.stopped {
         return Pending::ready(Err(LedgerError::Unavailable {
             reason: reason.clone(),
@@ -769,25 +924,20 @@ fn append(state: &mut State, record: Record) -> Pending {
     }
     let seqno = state.appended + 1;
     let (reply, receiver) = oneshot::channel();
-    let job = Job {
+    state.queue.push(Job {
         seqno,
         record,
         reply,
-    };
-    let sent = match &state.sender {
-        Some(sender) => sender.send(job).is_ok(),
-        None => false,
-    };
-    if !sent {
-        // Only reachable if the writer died without saying why (a panic): the record is in
-        // the books but will never be written, so stop.
-        let reason: Arc<str> = "the ledger writer stopped".into();
-        state.stopped = Some(reason.clone());
-        state.sender = None;
-        return Pending::ready(Err(LedgerError::Unavailable { reason }));
-    }
+    });
     state.appended = seqno;
+    let alone = shared.open_reservations.load(Ordering::Relaxed) == 0;
+    let deferred = if alone {
+        Some((Arc::clone(shared), seqno))
+    } else {
+        shared.notify_writer(state);
+        None
+    };
     Pending {
-        state: PendingState::Waiting(receiver),
+        state: PendingState::Waiting { receiver, deferred },
     }
 }

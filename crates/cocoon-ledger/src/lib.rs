@@ -4,8 +4,9 @@
 //! and signed, and what running requests hold; per worker, what it earned and what was signed
 //! for payout. Every change is a [`Record`] appended to a log file, with a seqno and a
 //! SHA-256 hash chain; every committed batch carries the proxy's Ed25519 signature over the
-//! `(seqno, hash)` of its last record. One writer thread commits everything queued as one
-//! frame, one write and one `fdatasync` (group commit), so one sync serves many charges.
+//! `(seqno, hash)` of its last record. One committer at a time (a writer thread, or at light
+//! load the caller itself) commits everything queued as one frame, one write and one
+//! `fdatasync` (group commit), so one sync serves many charges.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {

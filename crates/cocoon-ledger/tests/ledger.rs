@@ -603,3 +603,103 @@ fn progress_of_a_request_a_crash_ended_is_found_and_charged_once() {
     // And after another open the books are the same: nothing unfinished.
     assert!(open(&dir).unfinished().is_empty());
 }
+
+#[test]
+fn a_lone_charge_is_committed_by_its_caller_and_with_others_running_by_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir);
+    ledger
+        .sync_client("alice", 1_000_000, 1_000_000, 0)
+        .wait()
+        .unwrap();
+    let start = ledger.writer_stats();
+
+    // No other request running: the record waits for its caller, who commits it in this
+    // thread, so the result is there the moment commit_now returns.
+    let reservation = ledger.reserve("alice", 10).unwrap();
+    let mut lone = ledger.charge(reservation, "w", 3, id(1));
+    let receipt = lone.commit_now().expect("committed by the caller").unwrap();
+    assert_eq!(receipt.seqno, 2);
+    assert_eq!(ledger.head().seqno, 2);
+    let after_lone = ledger.writer_stats();
+    assert_eq!(after_lone.by_caller - start.by_caller, 1, "{after_lone:?}");
+    assert_eq!(after_lone.batches - start.batches, 1);
+
+    // Another request still running: the writer thread is told at once and commits it; the
+    // caller only waits (commit_now leaves it to the writer).
+    let running = ledger.reserve("alice", 10).unwrap();
+    let reservation = ledger.reserve("alice", 10).unwrap();
+    let mut busy = ledger.charge(reservation, "w", 4, id(2));
+    let receipt = match busy.commit_now() {
+        Some(result) => result.unwrap(),
+        None => busy.wait().unwrap(),
+    };
+    assert_eq!(receipt.seqno, 3);
+    let after_busy = ledger.writer_stats();
+    assert_eq!(after_busy.by_caller, after_lone.by_caller, "{after_busy:?}");
+    assert_eq!(after_busy.batches - after_lone.batches, 1);
+    drop(running);
+
+    // A record nobody waits for is committed all the same: dropping its Pending tells the
+    // writer.
+    let reservation = ledger.reserve("alice", 10).unwrap();
+    drop(ledger.charge(reservation, "w", 5, id(3)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ledger.head().seqno < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a dropped record was never committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    ledger.close().unwrap();
+    let reopened = open(&dir);
+    assert_eq!(reopened.head().seqno, 4);
+    assert_eq!(reopened.snapshot().clients["alice"].charged_tokens, 12);
+}
+
+#[test]
+fn callers_and_the_writer_taking_turns_commit_every_record_once_in_order() {
+    // Threads charging one at a time (each alone for a moment, so its caller commits) and in
+    // bursts (the writer commits) at once: every record lands once, in seqno order, and the
+    // reopened file holds the same books.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = std::sync::Arc::new(open(&dir));
+    ledger
+        .sync_client("alice", u128::MAX / 2, u128::MAX / 2, 0)
+        .wait()
+        .unwrap();
+    let threads: Vec<_> = (0..4u64)
+        .map(|thread| {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || {
+                let mut seqnos = Vec::new();
+                for n in 0..200u64 {
+                    let reservation = ledger.reserve("alice", 10).unwrap();
+                    let mut pending = ledger.charge(reservation, "w", 1, id(thread * 1000 + n));
+                    let receipt = match pending.commit_now() {
+                        Some(result) => result.unwrap(),
+                        None => pending.wait().unwrap(),
+                    };
+                    seqnos.push(receipt.seqno);
+                }
+                seqnos
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (2..=801).collect::<Vec<u64>>());
+    let stats = ledger.writer_stats();
+    assert_eq!(stats.records, 801);
+    let head = ledger.head();
+    let snapshot = ledger.snapshot();
+    drop(ledger);
+    let reopened = open(&dir);
+    assert_eq!(reopened.head(), head);
+    assert_eq!(reopened.snapshot(), snapshot);
+    assert_eq!(snapshot.clients["alice"].charged_tokens, 800);
+}

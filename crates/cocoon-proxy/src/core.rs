@@ -342,51 +342,63 @@ fn send_all(
             Outgoing::Cancel(handle, cancel) => {
                 let _ = send(&handle, &cancel.to_bytes());
             }
-            Outgoing::AfterCharge(handle, answer, wait) => {
+            Outgoing::AfterCharge(handle, answer, mut wait) => {
+                // At light load the charge is committed right here, in this thread, and the
+                // end goes out at once; otherwise a task waits for the writer's commit.
+                if let Some(result) = wait.pending.commit_now() {
+                    after_charge(payments, &handle, &answer, &wait, result);
+                    continue;
+                }
                 let payments = payments.cloned();
                 tokio::spawn(async move {
-                    let ChargeWait {
-                        pending,
-                        client_key,
-                        worker,
-                        worker_request_id,
-                        tokens,
-                    } = wait;
-                    let request_id = *answer.request_id();
-                    match pending.await {
-                        Ok(_) => {
-                            if let Err(error) = send(&handle, &answer.to_bytes()) {
-                                tracing::warn!(connection = handle.id(), %error, "a request's last message could not be queued");
-                            }
-                            if let Some(payments) = payments {
-                                tell_payment(
-                                    &payments,
-                                    (&handle, &client_key, request_id),
-                                    worker
-                                        .as_ref()
-                                        .map(|(h, k)| (h, k.as_str(), worker_request_id)),
-                                    tokens,
-                                );
-                            }
-                        }
-                        Err(error) => {
-                            // Not durable, so not billed: the client gets an error instead of
-                            // an end it would not be charged for.
-                            tracing::error!(%error, "a charge could not be recorded");
-                            let failed = error_answer(
-                                request_id,
-                                codes::INTERNAL,
-                                "the proxy could not record the charge".into(),
-                                TokensUsed::default(),
-                            );
-                            let _ = send(&handle, &failed.to_bytes());
-                        }
-                    }
+                    let result = (&mut wait.pending).await;
+                    after_charge(payments.as_ref(), &handle, &answer, &wait, result);
                 });
             }
         }
     }
     refused
+}
+
+/// Sends a paid request's last message once its charge is durable, and tells the client and
+/// the worker what it cost; if the charge could not be recorded, an error instead.
+fn after_charge(
+    payments: Option<&Arc<Payments>>,
+    handle: &ConnectionHandle,
+    answer: &ClientQueryAnswer,
+    wait: &ChargeWait,
+    result: Result<cocoon_ledger::Receipt, cocoon_ledger::LedgerError>,
+) {
+    let request_id = *answer.request_id();
+    match result {
+        Ok(_) => {
+            if let Err(error) = send(handle, &answer.to_bytes()) {
+                tracing::warn!(connection = handle.id(), %error, "a request's last message could not be queued");
+            }
+            if let Some(payments) = payments {
+                tell_payment(
+                    payments,
+                    (handle, &wait.client_key, request_id),
+                    wait.worker
+                        .as_ref()
+                        .map(|(h, k)| (h, k.as_str(), wait.worker_request_id)),
+                    wait.tokens,
+                );
+            }
+        }
+        Err(error) => {
+            // Not durable, so not billed: the client gets an error instead of an end it would
+            // not be charged for.
+            tracing::error!(%error, "a charge could not be recorded");
+            let failed = error_answer(
+                request_id,
+                codes::INTERNAL,
+                "the proxy could not record the charge".into(),
+                TokensUsed::default(),
+            );
+            let _ = send(handle, &failed.to_bytes());
+        }
+    }
 }
 
 /// Tells the client (`proxy.clientRequestPayment`, after the last part, in the same write) and

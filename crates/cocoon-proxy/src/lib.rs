@@ -499,6 +499,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "records": w.records,
             "records_per_commit": if w.batches == 0 { 0.0 } else { w.records as f64 / w.batches as f64 },
             "delayed_commits": w.delayed,
+            "caller_commits": w.by_caller,
         })),
         "chain": router.payments.as_ref().map(|p| p.chain_json()),
     }))
@@ -589,6 +590,11 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "cocoon_proxy_ledger_delayed_commits_total",
             "Commits held open up to the commit delay for more records, many requests running.",
             writer.delayed,
+        )
+        .counter(
+            "cocoon_proxy_ledger_caller_commits_total",
+            "Commits made by the request that waited for them, no other request running.",
+            writer.by_caller,
         );
     }
     c.tokens.write_prometheus(
