@@ -336,76 +336,20 @@ pub(crate) async fn run_completion(
     body: Bytes,
     client_start: f64,
 ) -> Response {
-    // serde would read a JSON array into the probe struct field by field; refuse it first.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_json",
-            "request body must be a JSON object",
-        );
-    }
-    let probe: RequestProbe = match serde_json::from_slice(&body) {
-        Ok(probe) => probe,
-        Err(error) => {
-            let message = if error.is_data() {
-                format!("invalid request body: {error}")
-            } else {
-                format!("request body is not valid JSON: {error}")
-            };
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_json",
-                message,
-            );
-        }
-    };
-    let model = match &probe.model {
-        Some(Value::String(model)) if !model.is_empty() => model.clone(),
-        _ => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "missing_model",
-                "'model' must be a non-empty string",
-            )
-        }
-    };
-    let max_tokens = [&probe.max_completion_tokens, &probe.max_tokens]
-        .iter()
-        .find_map(|v| v.as_ref().and_then(Value::as_u64))
-        .map(|n| n.min(i32::MAX as u64) as i32)
-        .unwrap_or(0);
-    let extras = match probe.extras(
+    let AppBody {
+        model,
+        max_tokens,
+        extras,
+        several_choices,
+        wants_usage,
+        payload,
+    } = match read_app_body(
+        &body,
         shared.config.default_max_coefficient,
         shared.config.default_timeout_secs,
     ) {
-        Ok(extras) => extras,
-        Err(message) => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_extra",
-                message,
-            )
-        }
-    };
-    // Forward the app's bytes untouched unless extras had to be removed.
-    let payload = if probe.has_extras() {
-        match strip_extras(&body) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                return api_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "internal",
-                    error,
-                )
-            }
-        }
-    } else {
-        body.to_vec()
+        Ok(app) => app,
+        Err(refused) => return refused.response(),
     };
     let http_request = HttpRequest {
         method: "POST".into(),
@@ -434,11 +378,6 @@ pub(crate) async fn run_completion(
     let mut tried = Vec::new();
     // A request with several choices is not sealed: the proxy reserves one choice for a sealed
     // request (it cannot read `n`), and the worker refuses more.
-    let several_choices = probe
-        .n
-        .as_ref()
-        .and_then(Value::as_u64)
-        .is_some_and(|n| n > 1);
     let e2e = match shared.sealer.mode {
         E2e::Required if several_choices => {
             return api_error(
@@ -701,12 +640,6 @@ pub(crate) async fn run_completion(
             HeaderValue::from_static("no-cache"),
         );
     }
-    let wants_usage = probe
-        .stream_options
-        .as_ref()
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
     let stream = AnswerStream {
         sealed: sealed_answer,
         receipt_event: is_sse && wants_usage,
@@ -974,26 +907,124 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
     )
 }
 
-/// What the API reads from an app's body before it picks a proxy (for `cocoon-fuzz`): the
-/// probe of the fields the client looks at, its extras, and the body without them. Returns
-/// the body that would be forwarded, or why it would be refused.
-pub(crate) fn read_app_body(body: &[u8]) -> Result<Vec<u8>, String> {
+/// What the API reads from an app's chat or completions body before it picks a proxy.
+pub(crate) struct AppBody {
+    model: String,
+    /// `max_completion_tokens` or `max_tokens`, capped to the wire's `int32`; 0 when absent.
+    max_tokens: i32,
+    extras: Extras,
+    /// `n` above 1: several choices, which are never sealed.
+    several_choices: bool,
+    /// `stream_options.include_usage`: the app reads the usage chunk, where the receipt goes.
+    wants_usage: bool,
+    /// The bytes to forward: the app's own, less the client's extras when it sent any.
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Why an app's body is refused, each with its API error.
+pub(crate) enum AppBodyRefused {
+    NotAnObject,
+    Json(serde_json::Error),
+    Model,
+    Extra(String),
+    Strip(String),
+}
+
+impl AppBodyRefused {
+    pub(crate) fn response(self) -> Response {
+        let invalid = |code, message: String| {
+            api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                code,
+                message,
+            )
+        };
+        match self {
+            AppBodyRefused::NotAnObject => {
+                invalid("invalid_json", "request body must be a JSON object".into())
+            }
+            AppBodyRefused::Json(error) if error.is_data() => {
+                invalid("invalid_json", format!("invalid request body: {error}"))
+            }
+            AppBodyRefused::Json(error) => invalid(
+                "invalid_json",
+                format!("request body is not valid JSON: {error}"),
+            ),
+            AppBodyRefused::Model => {
+                invalid("missing_model", "'model' must be a non-empty string".into())
+            }
+            AppBodyRefused::Extra(message) => invalid("invalid_extra", message),
+            AppBodyRefused::Strip(error) => api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal",
+                error,
+            ),
+        }
+    }
+
+    /// The refusal's message, as the app reads it in the error body.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            AppBodyRefused::NotAnObject => "request body must be a JSON object".into(),
+            AppBodyRefused::Json(error) => error.to_string(),
+            AppBodyRefused::Model => "'model' must be a non-empty string".into(),
+            AppBodyRefused::Extra(message) | AppBodyRefused::Strip(message) => message.clone(),
+        }
+    }
+}
+
+/// Reads an app's chat or completions body: the probe of the fields the client looks at, its
+/// extras (with these defaults), and the body to forward. The request path and the
+/// `json_request` fuzz target both go through here.
+pub(crate) fn read_app_body(
+    body: &[u8],
+    default_max_coefficient: i32,
+    default_timeout: f64,
+) -> Result<AppBody, AppBodyRefused> {
+    // serde would read a JSON array into the probe struct field by field; refuse it first.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err("request body must be a JSON object".into());
+        return Err(AppBodyRefused::NotAnObject);
     }
-    let probe: RequestProbe = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    if !matches!(&probe.model, Some(Value::String(model)) if !model.is_empty()) {
-        return Err("'model' must be a non-empty string".into());
-    }
-    probe.extras(
-        crate::config::DEFAULT_MAX_COEFFICIENT,
-        crate::config::DEFAULT_TIMEOUT_SECS,
-    )?;
-    if probe.has_extras() {
-        strip_extras(body)
+    let probe: RequestProbe = serde_json::from_slice(body).map_err(AppBodyRefused::Json)?;
+    let model = match &probe.model {
+        Some(Value::String(model)) if !model.is_empty() => model.clone(),
+        _ => return Err(AppBodyRefused::Model),
+    };
+    let max_tokens = [&probe.max_completion_tokens, &probe.max_tokens]
+        .iter()
+        .find_map(|v| v.as_ref().and_then(Value::as_u64))
+        .map(|n| n.min(i32::MAX as u64) as i32)
+        .unwrap_or(0);
+    let extras = probe
+        .extras(default_max_coefficient, default_timeout)
+        .map_err(AppBodyRefused::Extra)?;
+    let several_choices = probe
+        .n
+        .as_ref()
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 1);
+    let wants_usage = probe
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    // Forward the app's bytes untouched unless extras had to be removed.
+    let payload = if probe.has_extras() {
+        strip_extras(body).map_err(AppBodyRefused::Strip)?
     } else {
-        Ok(body.to_vec())
-    }
+        body.to_vec()
+    };
+    Ok(AppBody {
+        model,
+        max_tokens,
+        extras,
+        several_choices,
+        wants_usage,
+        payload,
+    })
 }
 
 #[cfg(test)]

@@ -43,7 +43,13 @@ pub mod fuzzing {
     /// What the API reads from a chat or completions body before it picks a proxy: the body it
     /// would forward, or why it refuses it.
     pub fn app_body(body: &[u8]) -> Result<Vec<u8>, String> {
-        crate::api::read_app_body(body)
+        crate::api::read_app_body(
+            body,
+            crate::config::DEFAULT_MAX_COEFFICIENT,
+            crate::config::DEFAULT_TIMEOUT_SECS,
+        )
+        .map(|app| app.payload)
+        .map_err(|refused| refused.message())
     }
 
     /// A Responses API body translated to the chat completion request it becomes, and whether
