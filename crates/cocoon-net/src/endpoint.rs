@@ -137,7 +137,7 @@ impl Acceptor {
         let remote = tcp.peer_addr()?;
         crate::tcp::tune(&tcp);
         pow_gate::server_gate(&mut tcp, self.pow_difficulty).await?;
-        let stream = self.tls.accept(tcp).await?;
+        let stream = self.tls.accept(crate::tcp::ReadAhead::new(tcp)).await?;
         let peer = peer_from_certs(&self.verifier, stream.get_ref().1.peer_certificates())?;
         let session = Session::server(self.session, 0);
         let bounds = Bounds {
@@ -226,7 +226,10 @@ impl Connector {
         // The name is not checked (identity comes from the certificate policy); an IP name
         // also keeps SNI out of the handshake.
         let name = ServerName::IpAddress(remote.ip().into());
-        let stream = self.tls.connect(name, tcp).await?;
+        let stream = self
+            .tls
+            .connect(name, crate::tcp::ReadAhead::new(tcp))
+            .await?;
         let peer = peer_from_certs(&self.verifier, stream.get_ref().1.peer_certificates())?;
         let session = Session::client(self.session, 0, rand::random());
         let bounds = Bounds {
