@@ -128,13 +128,14 @@ impl Core {
 /// now on and tell every waiting caller, this batch's and the queue's.
 fn stop(shared: &Shared, reason: Arc<str>, batch: &mut Vec<Job>) {
     tracing::error!(%reason, "ledger stopped");
-    let queued = {
+    let (queued, wake) = {
         let mut state = shared.lock();
         state.stopped = Some(reason.clone());
         state.closed = true;
-        shared.notify_writer(&mut state);
-        std::mem::take(&mut state.queue)
+        let wake = Shared::claim_wake(&mut state);
+        (std::mem::take(&mut state.queue), wake)
     };
+    shared.wake_writer(wake);
     let error = LedgerError::Unavailable { reason };
     for job in batch.drain(..).chain(queued) {
         let _ = job.reply.send(Err(error.clone()));

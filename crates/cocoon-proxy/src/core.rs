@@ -343,12 +343,10 @@ fn send_all(
                 let _ = send(&handle, &cancel.to_bytes());
             }
             Outgoing::AfterCharge(handle, answer, mut wait) => {
-                // At light load the charge is committed right here, in this thread, and the
-                // end goes out at once; otherwise a task waits for the writer's commit.
-                if let Some(result) = wait.pending.commit_now() {
-                    after_charge(payments, &handle, &answer, &wait, result);
-                    continue;
-                }
+                // A task of its own waits for the charge. At light load it commits the charge
+                // itself when first polled (right after this task yields, on this thread), so
+                // this task, which reads a worker's answers for every request on that worker,
+                // is never held for a flush.
                 let payments = payments.cloned();
                 tokio::spawn(async move {
                     let result = (&mut wait.pending).await;
