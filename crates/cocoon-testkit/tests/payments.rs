@@ -143,6 +143,14 @@ async fn a_paid_request_moves_nano_ton_and_a_failed_one_costs_nothing() {
         "the proxy keeps tokens × (price − fee): {}",
         stats["ledger"]
     );
+    // One request at a time: the ledger was idle at each charge, so its waiting caller
+    // committed it itself (no hand-off to the writer thread and back).
+    let writer = &stats["ledger_writer"];
+    assert!(
+        writer["caller_commits"].as_u64().is_some_and(|n| n >= 2)
+            && writer["caller_commits"].as_u64() <= writer["commits"].as_u64(),
+        "{writer}"
+    );
 
     // After each request the proxy told the client what it cost (proxy.clientRequestPayment)
     // and the worker what it earned (proxy.workerRequestPayment), in the numbers of its books.
