@@ -344,12 +344,15 @@ fn send_all(
             }
             Outgoing::AfterCharge(handle, answer, mut wait) => {
                 // A task of its own waits for the charge. At light load it commits the charge
-                // itself when first polled (right after this task yields, on this thread), so
-                // this task, which reads a worker's answers for every request on that worker,
-                // is never held for a flush.
+                // itself (`commit_now`) when it first runs, right after this task yields, on
+                // this thread; so this task, which reads a worker's answers for every request
+                // on that worker, is never held for a flush.
                 let payments = payments.cloned();
                 tokio::spawn(async move {
-                    let result = (&mut wait.pending).await;
+                    let result = match wait.pending.commit_now() {
+                        Some(result) => result,
+                        None => (&mut wait.pending).await,
+                    };
                     after_charge(payments.as_ref(), &handle, &answer, &wait, result);
                 });
             }
