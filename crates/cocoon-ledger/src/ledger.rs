@@ -133,9 +133,9 @@ enum PendingState {
     Ready(Option<Result<Receipt, LedgerError>>),
     Waiting {
         receiver: oneshot::Receiver<Result<Receipt, LedgerError>>,
-        /// Set while nobody was told of the record: its caller commits it itself when it
-        /// first waits, if nobody else is committing (see [`Shared::lead`]); otherwise, or
-        /// if it never waits, the writer thread is told then.
+        /// Set while nobody was told of the record: its caller commits it itself if it asks
+        /// ([`Pending::commit_now`], [`Pending::wait`]) and nobody else is committing (see
+        /// [`Shared::lead`]); otherwise, when it awaits or drops it, the writer is told.
         deferred: Option<(Arc<Shared>, u64)>,
     },
 }
@@ -936,7 +936,7 @@ impl Drop for Ledger {
 /// which is what makes the books' order the file's order.
 ///
 /// With no other request running nobody is told yet: the caller may commit the record itself
-/// when it first waits for it (see [`Shared::lead`]), saving the two wake-ups of a hand-off to
+/// when it asks to (see [`Pending::commit_now`]), saving the two wake-ups of a hand-off to
 /// the writer thread and back. Otherwise the writer thread is woken to commit it, gathered
 /// with others: a caller that committed itself would hold its thread for a flush while other
 /// requests wait to run on it (measured: at 4 connections the relay's p50 went from 0.88 to

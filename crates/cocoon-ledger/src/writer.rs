@@ -5,8 +5,8 @@
 //! Two kinds of committer take turns, one at a time, holding [`Core`]:
 //! - the writer thread, which commits whatever is queued and, with many requests running,
 //!   holds a commit open a little for more (group commit);
-//! - at light load, the caller itself when it first waits for its record and nobody is
-//!   committing (the *leader*, see [`Shared::lead`]). Its record reaches the disk without two
+//! - at light load, the caller itself when it asks to ([`crate::Pending::commit_now`]) and
+//!   nobody is committing (the *leader*, see [`Shared::lead`]). Its record reaches the disk without two
 //!   hand-offs between threads, each a wake-up of an idle CPU, which at one request at a time
 //!   cost about as much as the flush.
 //!
