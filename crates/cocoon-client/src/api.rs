@@ -932,36 +932,32 @@ pub(crate) enum AppBodyRefused {
 
 impl AppBodyRefused {
     pub(crate) fn response(self) -> Response {
-        let invalid = |code, message: String| {
-            api_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                code,
-                message,
-            )
+        let code = match &self {
+            AppBodyRefused::NotAnObject | AppBodyRefused::Json(_) => "invalid_json",
+            AppBodyRefused::Model => "missing_model",
+            AppBodyRefused::Extra(_) => "invalid_extra",
+            AppBodyRefused::Strip(error) => {
+                return api_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal",
+                    error.clone(),
+                )
+            }
         };
-        match self {
-            AppBodyRefused::NotAnObject => {
-                invalid("invalid_json", "request body must be a JSON object".into())
-            }
+        let message = match &self {
             AppBodyRefused::Json(error) if error.is_data() => {
-                invalid("invalid_json", format!("invalid request body: {error}"))
+                format!("invalid request body: {error}")
             }
-            AppBodyRefused::Json(error) => invalid(
-                "invalid_json",
-                format!("request body is not valid JSON: {error}"),
-            ),
-            AppBodyRefused::Model => {
-                invalid("missing_model", "'model' must be a non-empty string".into())
-            }
-            AppBodyRefused::Extra(message) => invalid("invalid_extra", message),
-            AppBodyRefused::Strip(error) => api_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal",
-                error,
-            ),
-        }
+            AppBodyRefused::Json(error) => format!("request body is not valid JSON: {error}"),
+            _ => self.message(),
+        };
+        api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            message,
+        )
     }
 
     /// The refusal's message, as the app reads it in the error body.

@@ -244,8 +244,7 @@ impl Pending {
     fn hand_to_writer(&mut self) {
         if let PendingState::Waiting { deferred, .. } = &mut self.state {
             if let Some((shared, _)) = deferred.take() {
-                let wake = Shared::claim_wake(&mut shared.lock());
-                shared.wake_writer(wake);
+                shared.unlock_and_wake(shared.lock());
             }
         }
     }
@@ -417,6 +416,13 @@ impl Shared {
         }
     }
 
+    /// Releases the books' lock, then wakes the writer thread if it sleeps.
+    pub(crate) fn unlock_and_wake(&self, mut state: MutexGuard<'_, State>) {
+        let wake = Self::claim_wake(&mut state);
+        drop(state);
+        self.wake_writer(wake);
+    }
+
     /// Commits the queue, up to and past record `seqno`, in the calling thread, if that
     /// record is still queued and nobody is committing; otherwise makes sure the writer
     /// thread will. Either way the record's reply carries the result.
@@ -433,17 +439,17 @@ impl Shared {
             let core = match self.core.try_lock() {
                 Ok(core) if position < self.max_batch => core,
                 _ => {
-                    let wake = Self::claim_wake(&mut state);
-                    drop(state);
-                    self.wake_writer(wake);
+                    self.unlock_and_wake(state);
                     return;
                 }
             };
-            let count = state.queue.len().min(self.max_batch);
-            let batch: Vec<Job> = state.queue.drain(..count).collect();
-            let wake = !state.queue.is_empty() && Self::claim_wake(&mut state);
-            drop(state);
-            self.wake_writer(wake);
+            let mut batch = Vec::new();
+            state.take_batch(self.max_batch, &mut batch);
+            if state.queue.is_empty() {
+                drop(state);
+            } else {
+                self.unlock_and_wake(state);
+            }
             (core, batch)
         };
         let (core, jobs) = &mut batch;
@@ -466,6 +472,14 @@ pub(crate) struct State {
     pub(crate) writer_waiting: bool,
     /// Why the ledger stopped accepting records.
     pub(crate) stopped: Option<Arc<str>>,
+}
+
+impl State {
+    /// Moves the oldest queued records, at most `max`, to the end of `batch`.
+    pub(crate) fn take_batch(&mut self, max: usize, batch: &mut Vec<Job>) {
+        let count = self.queue.len().min(max);
+        batch.extend(self.queue.drain(..count));
+    }
 }
 
 pub(crate) struct Job {
@@ -895,9 +909,7 @@ impl Ledger {
             let mut state = self.shared.lock();
             state.closed = true;
             state.stopped.get_or_insert_with(|| "closed".into());
-            let wake = Shared::claim_wake(&mut state);
-            drop(state);
-            self.shared.wake_writer(wake);
+            self.shared.unlock_and_wake(state);
         }
         let Some(writer) = self.writer.take() else {
             return Ok(());

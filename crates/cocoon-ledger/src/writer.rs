@@ -128,14 +128,14 @@ impl Core {
 /// now on and tell every waiting caller, this batch's and the queue's.
 fn stop(shared: &Shared, reason: Arc<str>, batch: &mut Vec<Job>) {
     tracing::error!(%reason, "ledger stopped");
-    let (queued, wake) = {
+    let queued = {
         let mut state = shared.lock();
         state.stopped = Some(reason.clone());
         state.closed = true;
-        let wake = Shared::claim_wake(&mut state);
-        (std::mem::take(&mut state.queue), wake)
+        let queued = std::mem::take(&mut state.queue);
+        shared.unlock_and_wake(state);
+        queued
     };
-    shared.wake_writer(wake);
     let error = LedgerError::Unavailable { reason };
     for job in batch.drain(..).chain(queued) {
         let _ = job.reply.send(Err(error.clone()));
@@ -187,11 +187,7 @@ impl Writer {
                 }
             }
             let mut core = self.shared.core();
-            {
-                let mut state = self.shared.lock();
-                let count = state.queue.len().min(self.max_batch);
-                batch.extend(state.queue.drain(..count));
-            }
+            self.shared.lock().take_batch(self.max_batch, &mut batch);
             // Empty when a leader took the queue while this thread waited for the core.
             if !batch.is_empty() {
                 core.commit_and_answer(&self.shared, &mut batch);
