@@ -2,7 +2,9 @@
 # Relay benchmark: how much latency and throughput does the cocoon chain
 # (client -> proxy -> worker) cost compared with a plain nginx hop, in front of
 # the same fast fixed-answer backend? Free proxy and paid proxy (durable
-# ledger, local chain), at 1 keep-alive connection, 4 and 32. See bench/README.md.
+# ledger, local chain), at 1 keep-alive connection, 4 and 32. Peers of the
+# chain's own shape run too: three nginx hops in a row, in the clear and with
+# TLS on the two inner links as the chain has. See bench/README.md.
 #
 #   bench/relay.sh [--nginx-only] [--help]
 #
@@ -28,7 +30,7 @@ for arg in "$@"; do
   case "$arg" in
     --nginx-only) NGINX_ONLY=1 ;;
     -h|--help)
-      sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0 ;;
     *) echo "relay: unknown argument: $arg (try --help)" >&2; exit 1 ;;
   esac
@@ -58,6 +60,7 @@ need=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if (( ${#need[@]} )); then
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "relay: installing ${need[*]} with apt-get"
@@ -115,10 +118,10 @@ start_bg() {  # name logfile cmd...
 }
 
 # Distinct free loopback ports (held open together while choosing).
-read -r P_DIRECT P_HOP P_FREE P_PAID P_SEALED < <(python3 - <<'EOF'
+read -r P_DIRECT P_HOP P_FREE P_PAID P_SEALED P_H3A P_H3B P_H3C P_T3A P_T3B P_T3C < <(python3 - <<'EOF'
 import socket
 socks = []
-for _ in range(5):
+for _ in range(11):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(*(s.getsockname()[1] for s in socks))
 EOF
@@ -234,6 +237,45 @@ EOF
 }
 EOF
 } >"$RUN_DIR/hop.conf"
+
+# Three nginx hops in a row, the chain's shape (app -> client -> proxy -> worker -> backend):
+# HTTP in, two inner links, HTTP out to the backend; with "tls", the inner links are TLS 1.3
+# (one P-256 key, sessions reused, upstream connections kept alive) as the chain's are.
+# Two workers: the devnet runs its three parts in one process on two threads.
+nginx_chain3() {  # name tls(0|1) port_in port_mid port_last
+  local name=$1 tls=$2 a=$3 b=$4 c=$5 scheme=http ssl="" reuse=""
+  if (( tls )); then
+    scheme=https ssl=" ssl" reuse=" proxy_ssl_session_reuse on;"
+  fi
+  nginx_common "$name" | sed 's/^worker_processes 1;/worker_processes 2;/'
+  echo "http {"
+  nginx_http_common "$name"
+  if (( tls )); then
+    cat <<EOF
+    ssl_certificate $RUN_DIR/tls.crt;
+    ssl_certificate_key $RUN_DIR/tls.key;
+    ssl_protocols TLSv1.3;
+    proxy_ssl_protocols TLSv1.3;
+EOF
+  fi
+  cat <<EOF
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_buffering off;
+    upstream backend { server 127.0.0.1:$P_DIRECT; keepalive 64; }
+    upstream last { server 127.0.0.1:$c; keepalive 64; }
+    upstream mid { server 127.0.0.1:$b; keepalive 64; }
+    server { listen 127.0.0.1:$c$ssl; location / { proxy_pass http://backend; } }
+    server { listen 127.0.0.1:$b$ssl; location / { proxy_pass $scheme://last;$reuse } }
+    server { listen 127.0.0.1:$a; location / { proxy_pass $scheme://mid;$reuse } }
+}
+EOF
+}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$RUN_DIR/tls.key" -out "$RUN_DIR/tls.crt" >/dev/null 2>&1 \
+  || { echo "relay: openssl could not make the TLS key for the nginx peers" >&2; exit 1; }
+nginx_chain3 hop3 0 "$P_H3A" "$P_H3B" "$P_H3C" >"$RUN_DIR/hop3.conf"
+nginx_chain3 hop3tls 1 "$P_T3A" "$P_T3B" "$P_T3C" >"$RUN_DIR/hop3tls.conf"
 
 start_nginx() {  # name
   local name=$1
@@ -410,6 +452,16 @@ wait_models "nginx 1 hop" "$P_HOP" bench-model "${PIDS[-1]}"
 preflight "nginx 1 hop" "$P_HOP"
 TARGETS+=("hop|nginx 1 hop|$P_HOP|${PIDS[-1]}")
 
+start_nginx hop3
+wait_models "nginx 3 hops" "$P_H3A" bench-model "${PIDS[-1]}"
+preflight "nginx 3 hops" "$P_H3A"
+TARGETS+=("hop3|nginx 3 hops|$P_H3A|${PIDS[-1]}")
+
+start_nginx hop3tls
+wait_models "nginx 3 hops TLS" "$P_T3A" bench-model "${PIDS[-1]}"
+preflight "nginx 3 hops TLS" "$P_T3A"
+TARGETS+=("hop3tls|nginx 3 hops TLS|$P_T3A|${PIDS[-1]}")
+
 start_cocoon() {  # key label port extra-args...
   local key=$1 label=$2 port=$3; shift 3
   mkdir -p "$RUN_DIR/$key-data"
@@ -501,9 +553,18 @@ MISSED=()
   done
   awk -v r="${RPS[hop/32]}" -v s="${RPS[direct/32]}" \
     'BEGIN{printf "nginx hop at 32 conns: throughput ratio hop / direct = %.2f\n", r/s}'
+  # The chain's shape in nginx: what three relays cost, with and without TLS inside.
+  for c in 1 4; do
+    awk -v c="$c" -v a="${P50[hop3tls/$c]}" -v b="${P50[direct/$c]}" -v x="${P99[hop3tls/$c]}" -v y="${P99[direct/$c]}" \
+      'BEGIN{printf "nginx 3 hops TLS adds: p50 %+.3f ms, p99 %+.3f ms over direct at %d conn(s)\n", a-b, x-y, c}'
+  done
+  awk -v p="${RPS[hop3/32]}" -v t="${RPS[hop3tls/32]}" -v s="${RPS[hop/32]}" \
+    'BEGIN{printf "nginx 3 hops at 32 conns: throughput ratio / nginx hop = %.2f in the clear, %.2f with TLS inside\n", p/s, t/s}'
   if (( ! NGINX_ONLY )); then
     awk -v h="${CPU[hop/32]}" -v f="${CPU[cocoon-free/32]}" -v p="${CPU[cocoon-paid/32]}" \
       'BEGIN{if (h > 0) printf "relay CPU per request at 32 conns: nginx hop %.1f us, chain (free) %.1f us (%.1fx), chain (paid) %.1f us (%.1fx)\n", h, f, f/h, p, p/h}'
+    awk -v t="${CPU[hop3tls/32]}" -v f="${CPU[cocoon-free/32]}" -v r="${RPS[cocoon-free/32]}" -v s="${RPS[hop3tls/32]}" \
+      'BEGIN{if (t > 0) printf "chain (free) against nginx 3 hops TLS at 32 conns: throughput %.2fx, CPU per request %.1f against %.1f us\n", r/s, f, t}'
     for c in 1 4; do
       awk -v c="$c" -v a="${P50[cocoon-sealed/$c]}" -v b="${P50[cocoon-paid/$c]}" -v x="${P99[cocoon-sealed/$c]}" -v y="${P99[cocoon-paid/$c]}" \
         'BEGIN{printf "sealing adds:     p50 %+.3f ms, p99 %+.3f ms over paid in the clear at %d conn(s)\n", a-b, x-y, c}'
