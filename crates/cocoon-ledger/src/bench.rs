@@ -257,6 +257,7 @@ fn run_one(
                 .collect(),
             delayed: after.delayed - before.delayed,
             by_caller: after.by_caller - before.by_caller,
+            caller_pauses: after.caller_pauses - before.caller_pauses,
         },
     })
 }

@@ -659,6 +659,73 @@ fn a_lone_charge_is_committed_by_its_caller_and_with_others_running_by_the_write
 }
 
 #[test]
+fn a_caller_commit_overlapped_by_a_new_request_leaves_commits_to_the_writer_for_a_while() {
+    let dir = tempfile::tempdir().unwrap();
+    let paused_for = |pause| {
+        let ledger = Ledger::open(
+            dir.path().join("ledger"),
+            LedgerConfig {
+                caller_commit_pause: pause,
+                ..config()
+            },
+        )
+        .unwrap();
+        ledger
+            .sync_client("alice", 1_000_000, 1_000_000, 0)
+            .wait()
+            .unwrap();
+        ledger
+    };
+    // commit_now, and if the commit was left to the writer, wait for it.
+    let commit = |mut pending: cocoon_ledger::Pending| match pending.commit_now() {
+        Some(result) => result.unwrap(),
+        None => pending.wait().unwrap(),
+    };
+
+    // A request arrives (its reservation opens) after a lone charge was appended and before
+    // its caller committed it: the caller still commits it, but then steps aside.
+    let ledger = paused_for(std::time::Duration::from_secs(3600));
+    let start = ledger.writer_stats();
+    let reservation = ledger.reserve("alice", 10).unwrap();
+    let lone = ledger.charge(reservation, "w", 3, id(1));
+    let arrived = ledger.reserve("alice", 10).unwrap();
+    commit(lone);
+    let stats = ledger.writer_stats();
+    assert_eq!(stats.by_caller - start.by_caller, 1, "{stats:?}");
+    assert_eq!(stats.caller_pauses - start.caller_pauses, 1, "{stats:?}");
+    drop(arrived);
+
+    // Alone again, but within the pause: the writer thread commits.
+    let reservation = ledger.reserve("alice", 10).unwrap();
+    let next = ledger.charge(reservation, "w", 4, id(2));
+    commit(next);
+    let paused = ledger.writer_stats();
+    assert_eq!(paused.by_caller, stats.by_caller, "{paused:?}");
+    assert_eq!(paused.batches - stats.batches, 1);
+    ledger.close().unwrap();
+
+    // With a short pause, once it is over callers commit their own records again; a caller
+    // commit nobody overlapped pauses nothing.
+    let ledger = paused_for(std::time::Duration::from_millis(1));
+    let reservation = ledger.reserve("alice", 10).unwrap();
+    let lone = ledger.charge(reservation, "w", 5, id(3));
+    let arrived = ledger.reserve("alice", 10).unwrap();
+    commit(lone);
+    drop(arrived);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let before = ledger.writer_stats();
+    let reservation = ledger.reserve("alice", 10).unwrap();
+    let again = ledger.charge(reservation, "w", 6, id(4));
+    commit(again);
+    let after = ledger.writer_stats();
+    assert_eq!(after.by_caller - before.by_caller, 1, "{after:?}");
+    assert_eq!(after.caller_pauses, before.caller_pauses, "{after:?}");
+    ledger.close().unwrap();
+    let reopened = open(&dir);
+    assert_eq!(reopened.snapshot().clients["alice"].charged_tokens, 18);
+}
+
+#[test]
 fn callers_and_the_writer_taking_turns_commit_every_record_once_in_order() {
     // Threads charging one at a time (each alone for a moment, so its caller commits) and in
     // bursts (the writer commits) at once: every record lands once, in seqno order, and the

@@ -500,6 +500,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "records_per_commit": if w.batches == 0 { 0.0 } else { w.records as f64 / w.batches as f64 },
             "delayed_commits": w.delayed,
             "caller_commits": w.by_caller,
+            "caller_commit_pauses": w.caller_pauses,
         })),
         "chain": router.payments.as_ref().map(|p| p.chain_json()),
     }))
