@@ -353,7 +353,7 @@ if not events or events[-1].strip() != "data: [DONE]":
 if content != 50:
     problems.append(f"{content} content chunks, expected 50")
 note = "; ".join(problems) if problems else "ok"
-print(f"  preflight {name:<13} HTTP {status}, {len(raw)} bytes, {content} content chunks, "
+print(f"  preflight {name:<16} HTTP {status}, {len(raw)} bytes, {content} content chunks, "
       f"usage chunk {'yes' if usage else 'no'}: {note}")
 sys.exit(1 if problems else 0)
 EOF
@@ -442,25 +442,18 @@ echo "  raw output: $OUT_DIR"
 
 TARGETS=()
 
-start_nginx direct
-wait_models "nginx direct" "$P_DIRECT" bench-model "${PIDS[-1]}"
-preflight "nginx direct" "$P_DIRECT"
-TARGETS+=("direct|nginx direct|$P_DIRECT|${PIDS[-1]}")
+start_nginx_target() {  # name label port: start nginx with name.conf, check it, measure it
+  local name=$1 label=$2 port=$3
+  start_nginx "$name"
+  wait_models "$label" "$port" bench-model "${PIDS[-1]}"
+  preflight "$label" "$port"
+  TARGETS+=("$name|$label|$port|${PIDS[-1]}")
+}
 
-start_nginx hop
-wait_models "nginx 1 hop" "$P_HOP" bench-model "${PIDS[-1]}"
-preflight "nginx 1 hop" "$P_HOP"
-TARGETS+=("hop|nginx 1 hop|$P_HOP|${PIDS[-1]}")
-
-start_nginx hop3
-wait_models "nginx 3 hops" "$P_H3A" bench-model "${PIDS[-1]}"
-preflight "nginx 3 hops" "$P_H3A"
-TARGETS+=("hop3|nginx 3 hops|$P_H3A|${PIDS[-1]}")
-
-start_nginx hop3tls
-wait_models "nginx 3 hops TLS" "$P_T3A" bench-model "${PIDS[-1]}"
-preflight "nginx 3 hops TLS" "$P_T3A"
-TARGETS+=("hop3tls|nginx 3 hops TLS|$P_T3A|${PIDS[-1]}")
+start_nginx_target direct "nginx direct" "$P_DIRECT"
+start_nginx_target hop "nginx 1 hop" "$P_HOP"
+start_nginx_target hop3 "nginx 3 hops" "$P_H3A"
+start_nginx_target hop3tls "nginx 3 hops TLS" "$P_T3A"
 
 start_cocoon() {  # key label port extra-args...
   local key=$1 label=$2 port=$3; shift 3

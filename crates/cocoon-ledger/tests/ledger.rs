@@ -21,6 +21,16 @@ fn open(dir: &tempfile::TempDir) -> Ledger {
     Ledger::open(dir.path().join("ledger"), config()).expect("open")
 }
 
+/// Opens the ledger in `dir` with `config` and gives alice a million tokens.
+fn open_funded(dir: &tempfile::TempDir, config: LedgerConfig) -> Ledger {
+    let ledger = Ledger::open(dir.path().join("ledger"), config).expect("open");
+    ledger
+        .sync_client("alice", 1_000_000, 1_000_000, 0)
+        .wait()
+        .unwrap();
+    ledger
+}
+
 #[test]
 fn reserve_charge_release_arithmetic() {
     let dir = tempfile::tempdir().unwrap();
@@ -448,8 +458,8 @@ fn concurrent_async_charges_batch_and_add_up() {
 #[test]
 fn with_many_requests_running_a_commit_waits_for_more_charges_and_alone_it_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(
-        dir.path().join("ledger"),
+    let ledger = open_funded(
+        &dir,
         LedgerConfig {
             // Longer than any test run: the commit below ends because its batch is full.
             commit_delay: std::time::Duration::from_secs(60),
@@ -457,12 +467,7 @@ fn with_many_requests_running_a_commit_waits_for_more_charges_and_alone_it_does_
             max_batch: 3,
             ..config()
         },
-    )
-    .unwrap();
-    ledger
-        .sync_client("alice", 1_000_000, 1_000_000, 0)
-        .wait()
-        .unwrap();
+    );
     let before = ledger.writer_stats();
     assert_eq!(before.delayed, 0, "no request running: no reason to wait");
 
@@ -607,11 +612,7 @@ fn progress_of_a_request_a_crash_ended_is_found_and_charged_once() {
 #[test]
 fn a_lone_charge_is_committed_by_its_caller_and_with_others_running_by_the_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = open(&dir);
-    ledger
-        .sync_client("alice", 1_000_000, 1_000_000, 0)
-        .wait()
-        .unwrap();
+    let ledger = open_funded(&dir, config());
     let start = ledger.writer_stats();
 
     // No other request running: the record waits for its caller, who commits it in this
@@ -662,19 +663,11 @@ fn a_lone_charge_is_committed_by_its_caller_and_with_others_running_by_the_write
 fn a_caller_commit_overlapped_by_a_new_request_leaves_commits_to_the_writer_for_a_while() {
     let dir = tempfile::tempdir().unwrap();
     let paused_for = |pause| {
-        let ledger = Ledger::open(
-            dir.path().join("ledger"),
-            LedgerConfig {
-                caller_commit_pause: pause,
-                ..config()
-            },
-        )
-        .unwrap();
-        ledger
-            .sync_client("alice", 1_000_000, 1_000_000, 0)
-            .wait()
-            .unwrap();
-        ledger
+        let config = LedgerConfig {
+            caller_commit_pause: pause,
+            ..config()
+        };
+        open_funded(&dir, config)
     };
     // commit_now, and if the commit was left to the writer, wait for it.
     let commit = |mut pending: cocoon_ledger::Pending| match pending.commit_now() {
