@@ -282,9 +282,12 @@ impl Drop for Pending {
     }
 }
 
+/// Why a record's commit never came: its committer died (see `writer.rs`).
+pub(crate) const WRITER_STOPPED: &str = "the ledger writer stopped";
+
 fn writer_stopped() -> LedgerError {
     LedgerError::Unavailable {
-        reason: "the ledger writer stopped".into(),
+        reason: WRITER_STOPPED.into(),
     }
 }
 
@@ -387,7 +390,7 @@ pub(crate) struct Shared {
     core: Mutex<Core>,
     /// Wakes the writer thread (with `state`'s lock; see [`State::writer_waiting`]).
     wake: Condvar,
-    max_batch: usize,
+    pub(crate) max_batch: usize,
     price_per_token: u128,
     worker_fee_per_token: u128,
     pub(crate) stats: StatsCounters,
@@ -606,7 +609,6 @@ impl Ledger {
         });
         let writer = Writer {
             shared: Arc::clone(&shared),
-            max_batch: config.max_batch,
             commit_delay: config.commit_delay,
             commit_siblings: config.commit_siblings,
         };

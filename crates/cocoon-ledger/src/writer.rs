@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::chain::{next_hash, Signer};
 use crate::error::LedgerError;
-use crate::ledger::{Job, Receipt, Shared};
+use crate::ledger::{Job, Receipt, Shared, WRITER_STOPPED};
 use crate::store::{Appender, FrameBuilder, Head};
 
 /// What a commit needs, held by one committer at a time.
@@ -84,13 +84,10 @@ impl Core {
         let mut head = self.head;
         for job in batch {
             if job.seqno != head.seqno + 1 {
-                let reason: Arc<str> = format!(
+                return self.fail(format!(
                     "internal error: seqno {} queued after {}",
                     job.seqno, head.seqno
-                )
-                .into();
-                self.failed = Some(reason.clone());
-                return Err(reason);
+                ));
             }
             // Each row is seqno, len, h_n ‖ encoding; the hash is filled in once the encoding
             // exists.
@@ -107,20 +104,23 @@ impl Core {
         let signature = self.signer.sign_batch(head.seqno, &head.hash);
         FrameBuilder::finish(&mut self.frame, batch.len() as u32, head.seqno, &signature);
         let Some(appender) = self.appender.as_mut() else {
-            let reason: Arc<str> = "the ledger is closed".into();
-            self.failed = Some(reason.clone());
-            return Err(reason);
+            return self.fail("the ledger is closed");
         };
         if let Err(e) = appender.append(&self.frame, self.head.seqno + 1) {
-            let reason: Arc<str> = format!("commit failed: {e}").into();
-            self.failed = Some(reason.clone());
-            return Err(reason);
+            return self.fail(format!("commit failed: {e}"));
         }
         self.failed = None;
         self.head = head;
         shared.lock().committed = head;
         shared.stats.record(batch.len());
         Ok(())
+    }
+
+    /// Stops committing for good, for `reason`.
+    fn fail(&mut self, reason: impl Into<Arc<str>>) -> Result<(), Arc<str>> {
+        let reason = reason.into();
+        self.failed = Some(reason.clone());
+        Err(reason)
     }
 }
 
@@ -145,7 +145,6 @@ fn stop(shared: &Shared, reason: Arc<str>, batch: &mut Vec<Job>) {
 /// The thread that commits what no caller commits itself.
 pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) max_batch: usize,
     pub(crate) commit_delay: Duration,
     pub(crate) commit_siblings: usize,
 }
@@ -157,7 +156,8 @@ impl Writer {
         // If this thread ends any other way (a panic), nobody would commit what is queued:
         // the guard stops the ledger instead, so callers get an error and no hang.
         let _guard = StopOnExit(&self.shared);
-        let mut batch: Vec<Job> = Vec::with_capacity(self.max_batch.min(1024));
+        let max_batch = self.shared.max_batch;
+        let mut batch: Vec<Job> = Vec::with_capacity(max_batch.min(1024));
         loop {
             {
                 let mut state = self.shared.lock();
@@ -175,7 +175,7 @@ impl Writer {
                 if self.should_wait(state.queue.len()) {
                     self.shared.stats.delayed.fetch_add(1, Ordering::Relaxed);
                     let until = taken + self.commit_delay;
-                    while state.queue.len() < self.max_batch && !state.closed {
+                    while state.queue.len() < max_batch && !state.closed {
                         let left = until.saturating_duration_since(Instant::now());
                         if left.is_zero() {
                             break;
@@ -187,7 +187,7 @@ impl Writer {
                 }
             }
             let mut core = self.shared.core();
-            self.shared.lock().take_batch(self.max_batch, &mut batch);
+            self.shared.lock().take_batch(max_batch, &mut batch);
             // Empty when a leader took the queue while this thread waited for the core.
             if !batch.is_empty() {
                 core.commit_and_answer(&self.shared, &mut batch);
@@ -199,7 +199,7 @@ impl Writer {
     /// room in the batch, and enough requests running that more charges are due soon.
     fn should_wait(&self, queued: usize) -> bool {
         !self.commit_delay.is_zero()
-            && queued < self.max_batch
+            && queued < self.shared.max_batch
             && self.shared.open_reservations.load(Ordering::Relaxed) >= self.commit_siblings
     }
 
@@ -231,6 +231,6 @@ impl Drop for StopOnExit<'_> {
             return;
         }
         let mut batch = Vec::new();
-        stop(self.0, "the ledger writer stopped".into(), &mut batch);
+        stop(self.0, WRITER_STOPPED.into(), &mut batch);
     }
 }
