@@ -92,9 +92,13 @@ class Devnet:
         return f"http://127.0.0.1:{self.port}/v1"
 
 
+# What `cocoon devnet` prints once everything is started and its configs are written.
+READY_BANNER = b"Cocoon devnet is up"
+
+
 def run_devnet(tmp_path_factory, pytestconfig, extra_args, model):
-    """Starts `cocoon devnet EXTRA_ARGS`, waits until it lists MODEL, yields a Devnet, then
-    stops it with SIGTERM and checks it exits cleanly."""
+    """Starts `cocoon devnet EXTRA_ARGS`, waits until it lists MODEL and has printed its
+    ready banner, yields a Devnet, then stops it with SIGTERM and checks it exits cleanly."""
     binary = _cocoon_bin()
     if not binary.is_file():
         pytest.fail(
@@ -138,9 +142,14 @@ def run_devnet(tmp_path_factory, pytestconfig, extra_args, model):
             _abort(f"cocoon devnet exited early with code {proc.returncode}")
         try:
             status, _, body = _http("GET", f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            if status == 200 and model in _model_ids(body):
+            if status != 200 or model not in _model_ids(body):
+                last = f"HTTP {status}: {body[:300]!r}"
+            elif READY_BANNER not in log_path.read_bytes():
+                # The client API answers before the devnet has written its configs
+                # (data/*.toml); the banner comes after them, as a user sees it.
+                last = f"{model!r} is listed but the log has no {READY_BANNER!r} yet"
+            else:
                 break
-            last = f"HTTP {status}: {body[:300]!r}"
         except (OSError, ValueError) as e:  # not listening yet / not JSON yet
             last = repr(e)
         if time.monotonic() > deadline:
