@@ -56,18 +56,28 @@ pub fn parse_payout(bytes: &[u8], worker_contract: &Address) -> Result<SignedMes
 }
 
 /// Keeps `boc` as the latest payout for `worker_contract` in `dir` if it pays more tokens than
-/// the one there, and more than none (written to a temporary file, synced, then renamed). Returns the tokens of
-/// the payout now kept, or `None` if `boc` is not a payout for this contract.
+/// the one there, and more than none: written to a temporary file, synced, renamed over the
+/// kept one, and the directory synced, so that a crash leaves the old payout or the new one,
+/// whole. Returns the tokens of the payout now kept, or `None` if `boc` is not a payout for
+/// this contract.
+///
+/// Calls in one process take turns: two at once would otherwise share the temporary file, or
+/// each read the kept payout before the other replaced it and put back the lower one. It
+/// blocks for a few `fsync`s (milliseconds, far more while the disk is busy): from async code,
+/// call it on a blocking thread.
 pub fn keep_latest(dir: &Path, worker_contract: &Address, boc: &[u8]) -> io::Result<Option<u64>> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let Ok(new) = parse_payout(boc, worker_contract) else {
         return Ok(None);
     };
+    let new_tokens = payout_tokens(&new);
     let path = payout_path(dir, worker_contract);
+    // Only files are touched under it, so a panic cannot leave anything half-done in memory.
+    let _turn = TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let kept = std::fs::read(&path)
         .ok()
         .and_then(|bytes| parse_payout(&bytes, worker_contract).ok())
         .map(|m| payout_tokens(&m));
-    let new_tokens = payout_tokens(&new);
     if kept.is_some_and(|tokens| tokens >= new_tokens) {
         return Ok(kept);
     }
@@ -85,6 +95,8 @@ pub fn keep_latest(dir: &Path, worker_contract: &Address, boc: &[u8]) -> io::Res
         file.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
+    // The rename is durable once the directory is.
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(Some(new_tokens))
 }
 
@@ -146,5 +158,43 @@ mod tests {
             parse_payout(&kept, &other),
             Err(PayoutError::OtherContract(..))
         ));
+    }
+
+    #[test]
+    fn payouts_kept_at_once_from_many_threads_leave_the_highest_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = crate::Wallet::from_seed(&[8; 32]).address().clone();
+        const THREADS: u64 = 8;
+        const EACH: u64 = 25;
+        // Thread t keeps t+1, t+1+THREADS, ...: every thread's payouts interleave with the
+        // others', and the highest of all is the last of the last thread.
+        let payouts: Vec<Vec<Vec<u8>>> = (0..THREADS)
+            .map(|t| {
+                (0..EACH)
+                    .map(|i| payout(&mine, t + 1 + i * THREADS))
+                    .collect()
+            })
+            .collect();
+        std::thread::scope(|scope| {
+            for own in &payouts {
+                let (dir, mine) = (dir.path(), &mine);
+                scope.spawn(move || {
+                    let mut highest_seen = 0;
+                    for bytes in own {
+                        let kept = keep_latest(dir, mine, bytes).unwrap().unwrap();
+                        assert!(kept >= highest_seen, "the kept payout went down");
+                        highest_seen = kept;
+                    }
+                });
+            }
+        });
+        let kept = std::fs::read(payout_path(dir.path(), &mine)).unwrap();
+        let message = parse_payout(&kept, &mine).expect("the kept file is one whole payout");
+        assert_eq!(payout_tokens(&message), THREADS * EACH);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file left behind: {left:?}");
     }
 }

@@ -28,7 +28,7 @@ pub(crate) async fn maintain_link(
     shutdown: Shutdown,
 ) {
     let max_backoff = Duration::from_secs_f64(shared.config.max_reconnect_secs);
-    let worker = &*shared;
+    let worker = &shared;
     let address = address.as_str();
     let link_shutdown = &shutdown;
     keep_connected(
@@ -47,7 +47,7 @@ pub(crate) async fn maintain_link(
 
 /// Registers with the proxy; returns the worker contract a paid proxy pays through.
 async fn handshake(
-    shared: &WorkerShared,
+    shared: &Arc<WorkerShared>,
     connection: &Connection,
 ) -> Result<Option<Address>, NetError> {
     let handle = &connection.handle;
@@ -124,9 +124,11 @@ impl Standing {
     }
 }
 
-/// Records what a proxy said; keeps a newer signed payout (see `payouts_dir`).
+/// Records what a proxy said; keeps a newer signed payout (see `payouts_dir`) on a blocking
+/// thread: writing it syncs the disk, which must not hold the runtime's threads (and the
+/// streams they serve) for milliseconds, or for as long as the disk is busy.
 fn record_standing(
-    shared: &WorkerShared,
+    shared: &Arc<WorkerShared>,
     contract: Option<&Address>,
     signed_payment: &SignedPayment,
     db_tokens: i64,
@@ -147,17 +149,28 @@ fn record_standing(
             _ => return,
         }
     };
+    if shared.config.payouts_dir.is_none() {
+        return;
+    }
+    let (shared, contract) = (Arc::clone(shared), contract.clone());
+    // Not awaited: `keep_latest` lets one write at a time and never replaces a payout with a
+    // lower one, so payouts kept out of order still leave the highest.
+    tokio::task::spawn_blocking(move || keep_payout(&shared, &contract, &data));
+}
+
+/// Keeps a signed payout in `payouts_dir` if it pays more than the one kept there.
+fn keep_payout(shared: &WorkerShared, contract: &Address, data: &[u8]) {
     let Some(dir) = &shared.config.payouts_dir else {
         return;
     };
-    match cocoon_ton::payout::keep_latest(dir, contract, &data) {
+    match cocoon_ton::payout::keep_latest(dir, contract, data) {
         Ok(Some(tokens)) => {
             let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
             let mut standings = shared.standings.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(standing) = standings.get_mut(&contract.to_hex()) {
                 standing.signed_tokens = standing.signed_tokens.max(tokens);
             }
-            debug!(contract = %contract, tokens, earned = db_tokens, "signed payout kept");
+            debug!(contract = %contract, tokens, "signed payout kept");
         }
         Ok(None) => {
             warn!(contract = %contract, "the proxy sent a payout that is not for this worker's contract")
@@ -170,7 +183,7 @@ fn record_standing(
 /// proxy answers, and when the proxy knows less, asks it to reconcile
 /// (`extendedCompareBalanceWithProxy`); a non-zero answer to that ends the link.
 async fn compare_balance(
-    shared: &WorkerShared,
+    shared: &Arc<WorkerShared>,
     handle: &ConnectionHandle,
     contract: Option<&Address>,
 ) -> Result<(), NetError> {
@@ -224,7 +237,7 @@ async fn compare_balance(
 
 /// Asks the proxy for this worker's payment standing (`worker.updatePaymentStatus`).
 async fn update_payment_status(
-    shared: &WorkerShared,
+    shared: &Arc<WorkerShared>,
     handle: &ConnectionHandle,
     contract: Option<&Address>,
 ) -> Result<(), NetError> {
