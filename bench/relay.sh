@@ -4,7 +4,9 @@
 # the same fast fixed-answer backend? Free proxy and paid proxy (durable
 # ledger, local chain), at 1 keep-alive connection, 4 and 32. Peers of the
 # chain's own shape run too: three nginx hops in a row, in the clear and with
-# TLS on the two inner links as the chain has. See bench/README.md.
+# TLS on the two inner links as the chain has. Before timing it writes back
+# the dirty page cache (`sync`): a build's writeback stalls the ledgers'
+# fdatasync for tens of ms. See bench/README.md.
 #
 #   bench/relay.sh [--nginx-only] [--help]
 #
@@ -30,7 +32,7 @@ for arg in "$@"; do
   case "$arg" in
     --nginx-only) NGINX_ONLY=1 ;;
     -h|--help)
-      sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0 ;;
     *) echo "relay: unknown argument: $arg (try --help)" >&2; exit 1 ;;
   esac
