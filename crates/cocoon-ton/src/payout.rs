@@ -95,7 +95,9 @@ pub fn keep_latest(dir: &Path, worker_contract: &Address, boc: &[u8]) -> io::Res
         file.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
-    // The rename is durable once the directory is.
+    // The rename is durable once the directory is (on unix; elsewhere a directory cannot be
+    // opened to sync it).
+    #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
     Ok(Some(new_tokens))
 }
