@@ -258,6 +258,10 @@ fn run_one(
             delayed: after.delayed - before.delayed,
             by_caller: after.by_caller - before.by_caller,
             caller_pauses: after.caller_pauses - before.caller_pauses,
+            flush_micros: after.flush_micros - before.flush_micros,
+            slow_flushes: after.slow_flushes - before.slow_flushes,
+            // The longest since the ledger opened: the bench's own run opened it.
+            flush_max_micros: after.flush_max_micros,
         },
     })
 }
@@ -266,7 +270,7 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<12} {:>7} {:>9} {:>12} {:>10} {:>9} {:>11} {:>11} {:>11} {:>14}",
+            "{:<12} {:>7} {:>9} {:>12} {:>10} {:>9} {:>11} {:>11} {:>11} {:>11} {:>14}",
             "durability",
             "threads",
             "in flight",
@@ -274,6 +278,7 @@ impl fmt::Display for BenchReport {
             "charges",
             "commits",
             "mean batch",
+            "mean flush",
             "wait p50",
             "wait p99",
             "reopen+verify"
@@ -281,7 +286,7 @@ impl fmt::Display for BenchReport {
         for row in &self.rows {
             writeln!(
                 f,
-                "{:<12} {:>7} {:>9} {:>12.0} {:>10} {:>9} {:>11.1} {:>8.2} ms {:>8.2} ms {:>11.0} ms",
+                "{:<12} {:>7} {:>9} {:>12.0} {:>10} {:>9} {:>11.1} {:>8.3} ms {:>8.2} ms {:>8.2} ms {:>11.0} ms",
                 durability_name(row.durability),
                 row.threads,
                 row.in_flight,
@@ -289,6 +294,7 @@ impl fmt::Display for BenchReport {
                 row.charges,
                 row.batches.batches,
                 row.mean_batch(),
+                row.batches.flush_micros as f64 / row.batches.batches.max(1) as f64 / 1000.0,
                 row.wait_p50.as_secs_f64() * 1000.0,
                 row.wait_p99.as_secs_f64() * 1000.0,
                 row.reopen.as_secs_f64() * 1000.0

@@ -42,6 +42,7 @@ pub use error::{CorruptReason, LedgerError, OpenError, RollbackError};
 pub use ledger::{
     ChargeReceipt, Durability, Ledger, LedgerConfig, Pending, Receipt, Reservation, WriterStats,
     DEFAULT_CALLER_COMMIT_PAUSE, DEFAULT_COMMIT_DELAY, DEFAULT_COMMIT_SIBLINGS, DEFAULT_MAX_BATCH,
+    SLOW_FLUSH,
 };
 pub use record::{Charge, DecodeError, Progress, Record, MAX_KEY_LEN, RECORD_VERSION};
 pub use store::{Head, StoredRecord};

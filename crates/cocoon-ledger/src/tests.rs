@@ -596,3 +596,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn flush_times_add_up_keep_their_maximum_and_count_the_slow_ones() {
+    use std::time::Duration;
+    let stats = crate::ledger::StatsCounters::default();
+    for took in [
+        Duration::from_micros(200),
+        crate::SLOW_FLUSH + Duration::from_millis(1),
+        Duration::from_millis(5),
+        crate::SLOW_FLUSH, // not over it: not slow
+    ] {
+        stats.record_flush(took);
+    }
+    let ledger_stats = stats.snapshot();
+    assert_eq!(ledger_stats.flush_micros, 200 + 11_000 + 5_000 + 10_000);
+    assert_eq!(ledger_stats.flush_max_micros, 11_000);
+    assert_eq!(ledger_stats.slow_flushes, 1);
+}

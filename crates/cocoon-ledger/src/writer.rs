@@ -106,9 +106,11 @@ impl Core {
         let Some(appender) = self.appender.as_mut() else {
             return self.fail("the ledger is closed");
         };
+        let started = Instant::now();
         if let Err(e) = appender.append(&self.frame, self.head.seqno + 1) {
             return self.fail(format!("commit failed: {e}"));
         }
+        shared.stats.record_flush(started.elapsed());
         self.failed = None;
         self.head = head;
         shared.lock().committed = head;

@@ -453,6 +453,13 @@ fn concurrent_async_charges_batch_and_add_up() {
     let stats = ledger.writer_stats();
     assert_eq!(stats.records, 3201);
     assert!(stats.batches < stats.records, "no batching: {stats:?}");
+    // Every commit's flush is timed: the longest is at least the mean, and no more commits
+    // were slow than were made.
+    assert!(
+        stats.flush_max_micros * stats.batches >= stats.flush_micros,
+        "{stats:?}"
+    );
+    assert!(stats.slow_flushes <= stats.batches, "{stats:?}");
 }
 
 #[test]

@@ -501,6 +501,9 @@ async fn stats(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "delayed_commits": w.delayed,
             "caller_commits": w.by_caller,
             "caller_commit_pauses": w.caller_pauses,
+            "flush_ms_mean": if w.batches == 0 { 0.0 } else { w.flush_micros as f64 / w.batches as f64 / 1000.0 },
+            "flush_ms_max": w.flush_max_micros as f64 / 1000.0,
+            "slow_flushes": w.slow_flushes,
         })),
         "chain": router.payments.as_ref().map(|p| p.chain_json()),
     }))
@@ -596,6 +599,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             "cocoon_proxy_ledger_caller_commits_total",
             "Commits made by the request that waited for them, no other request running.",
             writer.by_caller,
+        )
+        .counter(
+            "cocoon_proxy_ledger_flush_microseconds_total",
+            "Time spent writing and syncing ledger commits; over commits, one flush's cost.",
+            writer.flush_micros,
+        )
+        .counter(
+            "cocoon_proxy_ledger_slow_flushes_total",
+            "Ledger commits whose write and sync took over 10 ms: the disk stalled, and paid answers waited.",
+            writer.slow_flushes,
         );
     }
     c.tokens.write_prometheus(

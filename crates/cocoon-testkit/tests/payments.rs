@@ -151,6 +151,17 @@ async fn a_paid_request_moves_nano_ton_and_a_failed_one_costs_nothing() {
             && writer["caller_commits"].as_u64() <= writer["commits"].as_u64(),
         "{writer}"
     );
+    // Each commit's flush is timed, and none of these few took anywhere near 10 s.
+    let (mean, max) = (
+        writer["flush_ms_mean"].as_f64(),
+        writer["flush_ms_max"].as_f64(),
+    );
+    assert!(
+        mean.zip(max)
+            .is_some_and(|(mean, max)| 0.0 <= mean && mean <= max && max < 10_000.0),
+        "{writer}"
+    );
+    assert!(writer["slow_flushes"].as_u64().is_some(), "{writer}");
 
     // After each request the proxy told the client what it cost (proxy.clientRequestPayment)
     // and the worker what it earned (proxy.workerRequestPayment), in the numbers of its books.
